@@ -1,0 +1,1 @@
+//! DWARF: types, package variables, frame locals.

@@ -1,0 +1,18 @@
+//! rdlv-analyze: everything the `rdlv` binary knows about Go processes,
+//! computed offline from a snapshot.
+//!
+//! Layers, bottom up: [`memory`] (one trait over all target memory),
+//! [`binary`] and [`pclntab`] (static facts from the executable),
+//! [`runtime`] (goroutines, threads, stacks as the Go runtime sees them),
+//! [`dwarf`] and [`value`] (typed variables and expressions).
+#![deny(missing_docs)]
+
+pub mod binary;
+pub mod dwarf;
+pub mod error;
+pub mod memory;
+pub mod pclntab;
+pub mod runtime;
+pub mod value;
+
+pub use error::{AnalyzeError, Result};

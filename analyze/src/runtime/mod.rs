@@ -1,0 +1,1 @@
+//! The Go runtime model: goroutines, Ms, Ps, stacks.

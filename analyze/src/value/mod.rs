@@ -1,0 +1,1 @@
+//! Typed Go values, their text and JSON forms, and expressions.

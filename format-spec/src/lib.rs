@@ -1,0 +1,23 @@
+//! Reading and writing rdlv snapshot files.
+//!
+//! The byte layout is specified normatively in `format-spec/SPEC.md`; this crate
+//! is its reference implementation. A snapshot is a sequence of checksummed
+//! blocks (metadata, memory chunks, embedded files) followed by an index and a
+//! fixed-size footer, so it can be written as a stream (`-o -`) and read with
+//! random access: reading one address decompresses only the chunk that holds it.
+#![deny(missing_docs)]
+
+pub mod meta;
+mod error;
+mod writer;
+mod reader;
+
+pub use error::{FormatError, Result};
+pub use meta::*;
+pub use reader::{MemoryRange, RangeKind, Snapshot, VerifyReport};
+pub use writer::{MemoryRegion, SnapshotWriter, WriteOptions, WriteProgress, WriteStats};
+
+/// Current major format version. Readers reject any other major version.
+pub const FORMAT_MAJOR: u16 = 1;
+/// Current minor format version. Minor bumps only add optional block kinds or fields.
+pub const FORMAT_MINOR: u16 = 0;
