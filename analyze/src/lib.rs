@@ -13,6 +13,8 @@ pub mod error;
 pub mod memory;
 pub mod pclntab;
 pub mod runtime;
+pub mod target;
 pub mod value;
 
 pub use error::{AnalyzeError, Result};
+pub use target::Target;

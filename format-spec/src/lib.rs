@@ -9,8 +9,9 @@
 
 pub mod meta;
 mod error;
-mod writer;
+mod layout;
 mod reader;
+mod writer;
 
 pub use error::{FormatError, Result};
 pub use meta::*;

@@ -1,0 +1,218 @@
+//! An opened snapshot with its executable: the root object every command uses.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use rdlv_format::{FileRole, MappingCapture, Snapshot};
+
+use crate::binary::Binary;
+use crate::error::{AnalyzeError, Result};
+use crate::memory::Memory;
+use crate::pclntab::Pclntab;
+
+/// auxv tag of the program entry point.
+const AT_ENTRY: u64 = 9;
+
+/// A snapshot plus the executable it was taken from.
+pub struct Target {
+    snapshot: Snapshot,
+    binary: Arc<Binary>,
+    bias: u64,
+    pclntab: OnceLock<std::result::Result<Pclntab, String>>,
+    /// Mappings whose bytes come from the executable: (start, end, file offset).
+    exe_ranges: Vec<(u64, u64, u64)>,
+    /// Captured anonymous mappings, sorted: pages absent from the snapshot were
+    /// never touched (or released) and read as zero, as they would in the process.
+    zero_fill: Vec<(u64, u64)>,
+}
+
+impl Target {
+    /// Opens `snapshot_path`. The executable is the one embedded in the
+    /// snapshot, or `exe` (e.g. an unstripped twin of a stripped binary),
+    /// which must have the same build id.
+    pub fn open(snapshot_path: &Path, exe: Option<&Path>) -> Result<Target> {
+        let snapshot = Snapshot::open(snapshot_path)?;
+        let embedded = snapshot.embedded_file(FileRole::Executable)?;
+        let bytes: Vec<u8> = match exe {
+            Some(path) => std::fs::read(path).map_err(|e| {
+                AnalyzeError::Binary(format!("cannot read --exe {}: {e}", path.display()))
+            })?,
+            None => embedded.clone().ok_or_else(|| {
+                AnalyzeError::Binary(
+                    "the snapshot has no embedded executable (captured with --no-exe); \
+                     pass the binary with --exe PATH"
+                        .to_string(),
+                )
+            })?,
+        };
+        let binary = Binary::parse(Arc::from(bytes.into_boxed_slice()))?;
+        Self::check_same_build(&snapshot, &binary, exe)?;
+        let at_entry = snapshot
+            .metadata()
+            .auxv
+            .iter()
+            .find(|(k, _)| *k == AT_ENTRY)
+            .map(|(_, v)| *v)
+            .unwrap_or(0);
+        let bias = binary.load_bias(at_entry);
+        let exe_path = snapshot.metadata().process.exe_path.clone();
+        let exe_path = exe_path.trim_end_matches(" (deleted)");
+        let exe_ranges = snapshot
+            .metadata()
+            .mappings
+            .iter()
+            .filter(|m| {
+                matches!(m.capture, MappingCapture::FromExecutable)
+                    || (m.path == exe_path && !m.path.is_empty())
+            })
+            .map(|m| (m.start, m.end, m.offset))
+            .collect();
+        let mut zero_fill: Vec<(u64, u64)> = snapshot
+            .metadata()
+            .mappings
+            .iter()
+            .filter(|m| m.inode == 0 && matches!(m.capture, MappingCapture::Captured { .. }))
+            .map(|m| (m.start, m.end))
+            .collect();
+        zero_fill.sort_unstable();
+        Ok(Target {
+            snapshot,
+            binary: Arc::new(binary),
+            bias,
+            pclntab: OnceLock::new(),
+            exe_ranges,
+            zero_fill,
+        })
+    }
+
+    fn check_same_build(snapshot: &Snapshot, binary: &Binary, exe: Option<&Path>) -> Result<()> {
+        let process = &snapshot.metadata().process;
+        let source = exe
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the embedded executable".to_string());
+        if let (Some(want), Some(got)) = (&process.go_build_id, binary.go_build_id()) {
+            if want != got {
+                return Err(AnalyzeError::Mismatch(format!(
+                    "{source} is not the binary this snapshot was taken from: \
+                     Go build id {got} != {want} recorded at capture"
+                )));
+            }
+        }
+        if let (Some(want), Some(got)) = (&process.gnu_build_id, binary.gnu_build_id()) {
+            if want != got {
+                return Err(AnalyzeError::Mismatch(format!(
+                    "{source} is not the binary this snapshot was taken from: \
+                     GNU build id {got} != {want} recorded at capture"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The snapshot.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// The executable.
+    pub fn binary(&self) -> &Arc<Binary> {
+        &self.binary
+    }
+
+    /// Load bias: runtime address = link-time address + bias.
+    pub fn bias(&self) -> u64 {
+        self.bias
+    }
+
+    /// The pclntab, parsed on first use.
+    pub fn pclntab(&self) -> Result<&Pclntab> {
+        self.pclntab
+            .get_or_init(|| Pclntab::new(&self.binary, self.bias).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| AnalyzeError::Binary(e.clone()))
+    }
+
+    /// Target memory: captured pages, then the executable's file-backed mappings.
+    pub fn memory(&self) -> &dyn Memory {
+        self
+    }
+
+    fn read_from_exe(&self, addr: u64, buf: &mut [u8]) -> bool {
+        let len = buf.len() as u64;
+        let Some(end) = addr.checked_add(len) else {
+            return false;
+        };
+        for &(start, map_end, offset) in &self.exe_ranges {
+            if addr >= start && end <= map_end {
+                let file_off = offset + (addr - start);
+                let data = self.binary.data();
+                let (Ok(lo), Ok(hi)) = (usize::try_from(file_off), usize::try_from(file_off + len))
+                else {
+                    return false;
+                };
+                if let Some(src) = data.get(lo..hi) {
+                    buf.copy_from_slice(src);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn in_zero_fill(&self, addr: u64, len: u64) -> bool {
+        let idx = self.zero_fill.partition_point(|r| r.0 <= addr);
+        idx > 0 && {
+            let (_, end) = self.zero_fill[idx - 1];
+            addr.checked_add(len).is_some_and(|e| e <= end)
+        }
+    }
+
+    /// Reads one piece that lies within a single page.
+    fn read_piece(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        match self.snapshot.read_memory(addr, buf) {
+            Ok(()) => Ok(()),
+            Err(rdlv_format::FormatError::Unmapped { .. }) => {
+                if self.read_from_exe(addr, buf) {
+                    Ok(())
+                } else if self.in_zero_fill(addr, buf.len() as u64) {
+                    buf.fill(0);
+                    Ok(())
+                } else {
+                    Err(AnalyzeError::Unreadable {
+                        addr,
+                        len: buf.len() as u64,
+                    })
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Granularity at which a read may switch between sources.
+const PAGE: u64 = 4096;
+
+impl Memory for Target {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        match self.snapshot.read_memory(addr, buf) {
+            Ok(()) => return Ok(()),
+            Err(rdlv_format::FormatError::Unmapped { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // Slow path: the range mixes captured pages, executable bytes and
+        // untouched anonymous pages; resolve it page by page.
+        let total = buf.len() as u64;
+        let mut done = 0u64;
+        while done < total {
+            let cur = addr
+                .checked_add(done)
+                .ok_or(AnalyzeError::Unreadable { addr, len: total })?;
+            let piece = (PAGE - cur % PAGE).min(total - done) as usize;
+            let start = done as usize;
+            self.read_piece(cur, &mut buf[start..start + piece])
+                .map_err(|_| AnalyzeError::Unreadable { addr, len: total })?;
+            done += piece as u64;
+        }
+        Ok(())
+    }
+}

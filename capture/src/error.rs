@@ -1,0 +1,192 @@
+//! Typed capture errors. Every message says what failed and what to do next,
+//! because the person reading it is usually on call with a stuck service.
+
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+
+/// Everything that can make a capture fail.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// No process with this pid is visible in our pid namespace.
+    #[error("no process {pid}: /proc/{pid} does not exist (is the pid from another pid namespace or container?)")]
+    NoSuchProcess {
+        /// The pid asked for.
+        pid: u32,
+    },
+    /// The target disappeared while we were stopping or copying it.
+    #[error("process {pid} exited during capture; nothing written")]
+    Exited {
+        /// The pid.
+        pid: u32,
+    },
+    /// The kernel refused ptrace or memory access; `hint` lists the ways out.
+    #[error("permission denied to trace process {pid} ({what}): {hint}")]
+    Permission {
+        /// The pid.
+        pid: u32,
+        /// Which operation was refused.
+        what: String,
+        /// Actionable explanation (ptrace_scope, capabilities, tracer).
+        hint: String,
+    },
+    /// Reading or parsing a `/proc` file failed.
+    #[error("reading {path}: {source}")]
+    Proc {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A `/proc` file had content we do not understand.
+    #[error("cannot parse {what}: {detail}")]
+    Parse {
+        /// Which file or record.
+        what: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A ptrace request failed for a reason other than the thread exiting.
+    #[error("ptrace {op} on thread {tid} failed: {errno}; the target was resumed")]
+    Ptrace {
+        /// The request (`SEIZE`, `INTERRUPT`, `GETREGS`, …).
+        op: &'static str,
+        /// Thread id.
+        tid: u32,
+        /// The error.
+        errno: Errno,
+    },
+    /// The set of threads never stopped changing.
+    #[error("process {pid} kept creating threads: not every thread stopped after {passes} scans of /proc/{pid}/task; the target was resumed")]
+    ThreadsUnstable {
+        /// The pid.
+        pid: u32,
+        /// Scans made.
+        passes: u32,
+    },
+    /// Stopping or copying took longer than `--max-pause`.
+    #[error("pause budget exceeded after {elapsed_ms} ms ({stage}); nothing written; raise --max-pause")]
+    PauseBudget {
+        /// Milliseconds the target had been stopped when we gave up.
+        elapsed_ms: u64,
+        /// What we were doing.
+        stage: &'static str,
+    },
+    /// SIGINT, SIGTERM or SIGHUP arrived.
+    #[error("interrupted by signal {signal}; nothing written; the target was resumed")]
+    Interrupted {
+        /// The signal number.
+        signal: i32,
+    },
+    /// Copying target memory failed in a way no fallback could handle.
+    #[error("reading memory of process {pid} at 0x{addr:x} (+{len} bytes): {errno}; nothing written; the target was resumed")]
+    Memory {
+        /// The pid.
+        pid: u32,
+        /// Address.
+        addr: u64,
+        /// Length.
+        len: u64,
+        /// The error.
+        errno: Errno,
+    },
+    /// The output exists and `--force` was not given.
+    #[error("{file} already exists; pass --force to overwrite it")]
+    Exists {
+        /// The path.
+        file: PathBuf,
+    },
+    /// The disk filled up while writing.
+    #[error("no space left on device writing {file}; nothing written; the target was resumed")]
+    NoSpace {
+        /// The path (or `-`).
+        file: String,
+    },
+    /// Any other failure creating, writing or linking the output.
+    #[error("writing {file}: {source}; nothing written")]
+    Output {
+        /// The path (or `-`).
+        file: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The snapshot library refused what we gave it.
+    #[error("encoding the snapshot for {file}: {source}; nothing written")]
+    Format {
+        /// The path (or `-`).
+        file: String,
+        /// The cause.
+        source: rdlv_format::FormatError,
+    },
+    /// The finished file did not read back correctly.
+    #[error("the written snapshot {file} failed verification: {source}; it was removed")]
+    Verify {
+        /// The path.
+        file: String,
+        /// The cause.
+        source: rdlv_format::FormatError,
+    },
+    /// Bad command-line usage detected after parsing (e.g. snapshot to a terminal).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl CaptureError {
+    /// Process exit code for this error: 2 for usage errors, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CaptureError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// Wraps an I/O error from writing `file`, turning ENOSPC/EDQUOT into [`CaptureError::NoSpace`].
+    pub fn output(file: &str, source: std::io::Error) -> CaptureError {
+        match source.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => CaptureError::NoSpace {
+                file: file.to_string(),
+            },
+            _ => CaptureError::Output {
+                file: file.to_string(),
+                source,
+            },
+        }
+    }
+
+    /// Wraps a snapshot-library error from writing `file`, keeping ENOSPC recognisable.
+    pub fn format(file: &str, source: rdlv_format::FormatError) -> CaptureError {
+        match source {
+            rdlv_format::FormatError::Io(io) => CaptureError::output(file, io),
+            other => CaptureError::Format {
+                file: file.to_string(),
+                source: other,
+            },
+        }
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = CaptureError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enospc_becomes_no_space() {
+        let err = CaptureError::output("x.snap", std::io::Error::from_raw_os_error(libc::ENOSPC));
+        assert!(matches!(err, CaptureError::NoSpace { .. }));
+        assert_eq!(
+            err.to_string(),
+            "no space left on device writing x.snap; nothing written; the target was resumed"
+        );
+        let other = CaptureError::output("x.snap", std::io::Error::from_raw_os_error(libc::EACCES));
+        assert!(matches!(other, CaptureError::Output { .. }));
+    }
+
+    #[test]
+    fn usage_exit_code_is_two() {
+        assert_eq!(CaptureError::Usage("x".into()).exit_code(), 2);
+        assert_eq!(CaptureError::Exited { pid: 1 }.exit_code(), 1);
+    }
+}

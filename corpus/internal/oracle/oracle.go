@@ -1,0 +1,299 @@
+// Package oracle implements the corpus side of the oracle protocol
+// (CONTRACT.md, "Corpus oracle protocol").
+//
+// A corpus program starts its goroutines, registers the values it wants
+// compared, then calls Ready (or ReadyAndPark). Ready waits in a background
+// goroutine until every other goroutine is parked and stable, prints
+// "READY <pid>" on stdout, and from then on answers each SIGUSR1 by writing
+// into $ORACLE_DIR:
+//
+//   - stacks.txt: runtime.Stack(buf, true), buffer grown until it fits;
+//   - values.json: [{"expr": ..., "value": <canonical JSON>}] for every
+//     registered global, in registration order, computed at signal time;
+//   - locals.json (when Locals was called): {"goroutine", "func", "locals", "args"};
+//   - done: written last; it holds the number of signals answered so far.
+//
+// Every file is written to a temporary name and renamed, so a reader never
+// sees a partial file. The harness removes `done` before signalling and waits
+// for it to reappear.
+package oracle
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Named is a value with the name it is compared under (a local or argument).
+type Named struct {
+	name  string
+	value reflect.Value
+}
+
+// V captures v under name, keeping its static type T: an interface-typed
+// local is encoded as an interface ({"$type", "$value"}), not as its dynamic
+// value. The value is copied now; the caller's variable is not referenced,
+// so it does not escape to the heap because of the oracle.
+func V[T any](name string, v T) Named {
+	p := &v
+	return Named{name: name, value: reflect.ValueOf(p).Elem()}
+}
+
+type global struct {
+	expr string
+	ptr  reflect.Value
+}
+
+type localsRecord struct {
+	goroutine int64
+	fn        string
+	args      []Named
+	locals    []Named
+}
+
+var (
+	mu           sync.Mutex
+	globals      []global
+	locals       *localsRecord
+	allowRunning []string
+	answered     int
+	readyOnce    sync.Once
+)
+
+// Value registers a global to be reported in values.json under expr (e.g.
+// "main.cfg"). ptr must point to the variable; the value is read when the
+// signal arrives, through the pointer, so the variable's static type (an
+// interface type included) is what gets encoded.
+func Value(expr string, ptr any) {
+	v := reflect.ValueOf(ptr)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		panic(fmt.Sprintf("oracle.Value(%q): want a non-nil pointer to the variable, got %T", expr, ptr))
+	}
+	mu.Lock()
+	globals = append(globals, global{expr: expr, ptr: v})
+	mu.Unlock()
+}
+
+// Locals records the arguments and locals of the calling goroutine's
+// function fn (e.g. "main.parkLocals") for locals.json. Call it from the
+// function itself, just before it parks.
+func Locals(fn string, args []Named, locs []Named) {
+	rec := &localsRecord{goroutine: CurrentGoroutineID(), fn: fn, args: args, locals: locs}
+	mu.Lock()
+	locals = rec
+	mu.Unlock()
+}
+
+// AllowRunning names a function whose goroutines are expected to be running
+// (busy loops): Ready does not wait for them to park.
+func AllowRunning(fn string) {
+	mu.Lock()
+	allowRunning = append(allowRunning, fn)
+	mu.Unlock()
+}
+
+// CurrentGoroutineID returns the calling goroutine's id, read from its own
+// traceback header ("goroutine N [...").
+func CurrentGoroutineID() int64 {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	fields := strings.Fields(string(buf))
+	if len(fields) < 2 {
+		return -1
+	}
+	id, err := strconv.ParseInt(fields[1], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return id
+}
+
+// Ready installs the SIGUSR1 handler and starts the goroutine that waits for
+// the process to settle, prints "READY <pid>" and then serves oracle
+// requests. It returns at once; the caller should park (see ReadyAndPark).
+func Ready() {
+	readyOnce.Do(func() {
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGUSR1)
+		go serve(sigs)
+	})
+}
+
+// ReadyAndPark calls Ready and blocks the calling goroutine forever in
+// `select {}` (its wait reason is "select (no cases)").
+func ReadyAndPark() {
+	Ready()
+	select {}
+}
+
+func serve(sigs chan os.Signal) {
+	settle()
+	fmt.Fprintf(os.Stdout, "READY %d\n", os.Getpid())
+	for range sigs {
+		if err := answer(); err != nil {
+			fmt.Fprintf(os.Stderr, "oracle: %v\n", err)
+		}
+	}
+}
+
+// AllStacks returns runtime.Stack(buf, true), growing buf until the text fits.
+func AllStacks() []byte {
+	buf := make([]byte, 1<<16)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return buf[:n]
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+func answer() error {
+	dir := os.Getenv("ORACLE_DIR")
+	if dir == "" {
+		return fmt.Errorf("SIGUSR1 received but ORACLE_DIR is not set")
+	}
+	// Stacks first: computing values allocates, and the dump should be as
+	// close as possible to the instant of the capture that preceded it.
+	if err := writeAtomic(dir, "stacks.txt", AllStacks()); err != nil {
+		return err
+	}
+	mu.Lock()
+	gs := append([]global(nil), globals...)
+	rec := locals
+	answered++
+	seq := answered
+	mu.Unlock()
+
+	var b bytes.Buffer
+	b.WriteString("[")
+	for i, g := range gs {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString("\n{\"expr\":")
+		writeString(&b, g.expr)
+		b.WriteString(",\"value\":")
+		text, err := Canonical(g.ptr.Elem())
+		if err != nil {
+			return fmt.Errorf("value %s: %w", g.expr, err)
+		}
+		b.Write(text)
+		b.WriteString("}")
+	}
+	b.WriteString("\n]\n")
+	if err := writeAtomic(dir, "values.json", b.Bytes()); err != nil {
+		return err
+	}
+	if rec != nil {
+		text, err := encodeLocals(rec)
+		if err != nil {
+			return err
+		}
+		if err := writeAtomic(dir, "locals.json", text); err != nil {
+			return err
+		}
+	}
+	return writeAtomic(dir, "done", []byte(strconv.Itoa(seq)+"\n"))
+}
+
+func encodeLocals(rec *localsRecord) ([]byte, error) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "{\"goroutine\":%d,\"func\":", rec.goroutine)
+	writeString(&b, rec.fn)
+	for _, part := range []struct {
+		key  string
+		vars []Named
+	}{{"locals", rec.locals}, {"args", rec.args}} {
+		fmt.Fprintf(&b, ",\n\"%s\":{", part.key)
+		for i, n := range part.vars {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			b.WriteString("\n")
+			writeString(&b, n.name)
+			b.WriteString(":")
+			text, err := Canonical(n.value)
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: %w", part.key, n.name, err)
+			}
+			b.Write(text)
+		}
+		b.WriteString("}")
+	}
+	b.WriteString("}\n")
+	return b.Bytes(), nil
+}
+
+func writeAtomic(dir, name string, data []byte) error {
+	tmp := filepath.Join(dir, "."+name+".tmp")
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, name))
+}
+
+// settle waits until every goroutine but this one (and those running an
+// AllowRunning function) is blocked, and two dumps taken a little apart are
+// identical, so that a capture taken after READY sees the same stacks the
+// oracle will print. It gives up after 20 s and announces anyway; the test
+// comparing stacks will then report the difference.
+func settle() {
+	self := strconv.FormatInt(CurrentGoroutineID(), 10)
+	mu.Lock()
+	running := append([]string(nil), allowRunning...)
+	mu.Unlock()
+	deadline := time.Now().Add(20 * time.Second)
+	var previous string
+	for time.Now().Before(deadline) {
+		current, ok := parkedView(AllStacks(), self, running)
+		if ok && current == previous {
+			return
+		}
+		previous = current
+		time.Sleep(30 * time.Millisecond)
+	}
+	fmt.Fprintln(os.Stderr, "oracle: goroutines did not settle within 20s")
+}
+
+// parkedView returns the dump without the excluded goroutines, and whether
+// every remaining goroutine is blocked (neither running nor runnable).
+func parkedView(dump []byte, self string, running []string) (string, bool) {
+	var kept []string
+	allParked := true
+	for _, block := range strings.Split(string(dump), "\n\n") {
+		header, _, _ := strings.Cut(block, "\n")
+		fields := strings.Fields(header)
+		if len(fields) < 3 || fields[0] != "goroutine" {
+			continue
+		}
+		if fields[1] == self {
+			continue
+		}
+		expected := false
+		for _, fn := range running {
+			if strings.Contains(block, "\n"+fn+"(") {
+				expected = true
+				break
+			}
+		}
+		if expected {
+			continue
+		}
+		status := strings.TrimPrefix(strings.Join(fields[2:], " "), "[")
+		if strings.HasPrefix(status, "running") || strings.HasPrefix(status, "runnable") {
+			allParked = false
+		}
+		kept = append(kept, block)
+	}
+	return strings.Join(kept, "\n\n"), allParked
+}
