@@ -2,9 +2,15 @@
 //! build info. Addresses here are link-time addresses; add the load bias
 //! (see [`Binary::load_bias`]) for addresses in a PIE process.
 
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
-use crate::error::Result;
+use object::read::elf::{ElfFile64, FileHeader, ProgramHeader, SectionHeader};
+use object::{elf, Endianness, Object, ObjectSection, ObjectSymbol};
+
+use crate::buildinfo::{self, BuildInfoLayout};
+use crate::error::{AnalyzeError, Result};
 
 /// A Go version, parsed from `.go.buildinfo` (`go1.26.8`, `go1.27rc1`, `devel …`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +25,19 @@ pub struct GoVersion {
     pub patch: u32,
 }
 
+impl GoVersion {
+    /// Parses a version string as found in `.go.buildinfo` (see
+    /// [`buildinfo::parse_go_version`]).
+    pub fn parse(raw: &str) -> Option<GoVersion> {
+        buildinfo::parse_go_version(raw)
+    }
+
+    /// Whether this is Go `major.minor` or later.
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        (self.major, self.minor) >= (major, minor)
+    }
+}
+
 /// A symbol from `.symtab` (absent in stripped binaries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Symbol {
@@ -28,63 +47,423 @@ pub struct Symbol {
     pub size: u64,
 }
 
+/// An ELF section header, with its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    /// Name, e.g. `.gopclntab`.
+    pub name: String,
+    /// Link-time address (0 for sections that are not loaded).
+    pub addr: u64,
+    /// Size in memory (for SHF_COMPRESSED sections: the compressed size in the file).
+    pub size: u64,
+    /// File offset of the (possibly compressed) bytes.
+    pub file_offset: u64,
+    /// `sh_type` (SHT_NOBITS sections have no file bytes).
+    pub sh_type: u32,
+    /// `sh_flags`.
+    pub flags: u64,
+    /// `sh_addralign`.
+    pub align: u64,
+    compressed: Option<object::CompressedFileRange>,
+}
+
+/// A PT_LOAD segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadSegment {
+    /// Link-time virtual address.
+    pub vaddr: u64,
+    /// Size in memory.
+    pub memsz: u64,
+    /// File offset.
+    pub file_offset: u64,
+    /// Bytes backed by the file (the rest up to `memsz` is zero).
+    pub filesz: u64,
+    /// `p_flags` (PF_X = 1, PF_W = 2, PF_R = 4).
+    pub flags: u32,
+}
+
+/// Upper bound on a decompressed section; DWARF of large services stays well below.
+const MAX_DECOMPRESSED_SECTION: u64 = 1 << 32;
+
 /// A parsed executable. Owns its bytes; cheap to share behind an `Arc`.
 pub struct Binary {
-    _data: Arc<[u8]>,
+    data: Arc<[u8]>,
+    is_pie: bool,
+    entry: u64,
+    machine: u16,
+    sections: Vec<Section>,
+    segments: Vec<LoadSegment>,
+    go_version: Option<GoVersion>,
+    go_modinfo: Option<String>,
+    gnu_build_id: Option<String>,
+    go_build_id: Option<String>,
+    has_dwarf: bool,
+    symbols: OnceLock<HashMap<String, Symbol>>,
+}
+
+impl std::fmt::Debug for Binary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Binary")
+            .field("len", &self.data.len())
+            .field("is_pie", &self.is_pie)
+            .field("entry", &format_args!("{:#x}", self.entry))
+            .field("go_version", &self.go_version.as_ref().map(|v| &v.raw))
+            .field("go_build_id", &self.go_build_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads up to `max` file-backed bytes at link-time address `vaddr` of an
+/// image whose PT_LOAD `segments` are sorted by address; `None` if `vaddr`
+/// is not file-backed.
+pub(crate) fn read_image<'a>(
+    data: &'a [u8],
+    segments: &[LoadSegment],
+    vaddr: u64,
+    max: usize,
+) -> Option<&'a [u8]> {
+    let idx = segments.partition_point(|s| s.vaddr <= vaddr);
+    let seg = segments.get(idx.checked_sub(1)?)?;
+    let delta = vaddr - seg.vaddr;
+    if delta >= seg.filesz {
+        return None;
+    }
+    let len = (max as u64).min(seg.filesz - delta);
+    let start = usize::try_from(seg.file_offset.checked_add(delta)?).ok()?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    data.get(start..end)
+}
+
+fn elf_error(e: object::Error) -> AnalyzeError {
+    AnalyzeError::Binary(format!("malformed ELF file: {e}"))
 }
 
 impl Binary {
     /// Parses an ELF executable.
-    pub fn parse(_data: Arc<[u8]>) -> Result<Binary> {
-        todo!()
+    pub fn parse(data: Arc<[u8]>) -> Result<Binary> {
+        let bytes: &[u8] = &data;
+        if !bytes.starts_with(b"\x7fELF") {
+            return Err(AnalyzeError::Binary(
+                "not an ELF file (only Linux ELF executables are supported)".to_string(),
+            ));
+        }
+        let file = ElfFile64::<Endianness>::parse(bytes).map_err(|e| {
+            AnalyzeError::Binary(format!("not a 64-bit ELF executable rdlv can read: {e}"))
+        })?;
+        if !file.is_little_endian() {
+            return Err(AnalyzeError::Unsupported(
+                "big-endian executables are not supported".to_string(),
+            ));
+        }
+        let endian = file.endian();
+        let header = file.elf_header();
+        let is_pie = header.e_type(endian) == elf::ET_DYN;
+        let entry = header.e_entry(endian);
+        let machine = header.e_machine(endian).0;
+
+        let mut segments = Vec::new();
+        let mut note_segments = Vec::new();
+        for ph in file.elf_program_headers() {
+            let seg = LoadSegment {
+                vaddr: ph.p_vaddr(endian),
+                memsz: ph.p_memsz(endian),
+                file_offset: ph.p_offset(endian),
+                filesz: ph.p_filesz(endian),
+                flags: ph.p_flags(endian).0,
+            };
+            match ph.p_type(endian) {
+                elf::PT_LOAD => segments.push(seg),
+                elf::PT_NOTE => note_segments.push((seg, ph.p_align(endian))),
+                _ => {}
+            }
+        }
+        segments.sort_by_key(|s| s.vaddr);
+
+        let mut sections = Vec::new();
+        for section in file.sections() {
+            let Ok(name) = section.name() else { continue };
+            let raw = section.elf_section_header();
+            let compressed = if raw.sh_flags(endian).0 & elf::SHF_COMPRESSED.0 != 0 {
+                Some(section.compressed_file_range().map_err(elf_error)?)
+            } else {
+                None
+            };
+            sections.push(Section {
+                name: name.to_string(),
+                addr: raw.sh_addr(endian),
+                size: raw.sh_size(endian),
+                file_offset: raw.sh_offset(endian),
+                sh_type: raw.sh_type(endian).0,
+                flags: raw.sh_flags(endian).0,
+                align: raw.sh_addralign(endian),
+                compressed,
+            });
+        }
+        let has_dwarf = sections
+            .iter()
+            .any(|s| s.name == ".debug_info" || s.name == ".zdebug_info");
+
+        let mut binary = Binary {
+            data: data.clone(),
+            is_pie,
+            entry,
+            machine,
+            sections,
+            segments,
+            go_version: None,
+            go_modinfo: None,
+            gnu_build_id: None,
+            go_build_id: None,
+            has_dwarf,
+            symbols: OnceLock::new(),
+        };
+        binary.read_build_ids(&note_segments);
+        binary.read_buildinfo();
+        Ok(binary)
     }
+
+    /// Build ids from note sections, else from PT_NOTE segments (section
+    /// headers may be missing from a binary that still runs).
+    fn read_build_ids(&mut self, note_segments: &[(LoadSegment, u64)]) {
+        let mut blobs: Vec<(&[u8], u64)> = Vec::new();
+        for s in &self.sections {
+            if s.sh_type == elf::SHT_NOTE.0 {
+                if let Some(bytes) = self.file_bytes(s.file_offset, s.size) {
+                    blobs.push((bytes, s.align));
+                }
+            }
+        }
+        for (seg, align) in note_segments {
+            if let Some(bytes) = self.file_bytes(seg.file_offset, seg.filesz) {
+                blobs.push((bytes, *align));
+            }
+        }
+        let go = blobs
+            .iter()
+            .find_map(|(b, a)| buildinfo::go_build_id_from_notes(b, *a));
+        let gnu = blobs
+            .iter()
+            .find_map(|(b, a)| buildinfo::gnu_build_id_from_notes(b, *a));
+        self.go_build_id = go;
+        self.gnu_build_id = gnu;
+    }
+
+    fn read_buildinfo(&mut self) {
+        let blob = match self.section_info(".go.buildinfo") {
+            Some(s) => self.file_bytes(s.file_offset, s.size),
+            None => self.find_buildinfo_blob(),
+        };
+        let Some(blob) = blob else { return };
+        let (version, modinfo) = match buildinfo::parse_buildinfo(blob) {
+            Ok(BuildInfoLayout::Inline { version, modinfo }) => (version, modinfo),
+            Ok(BuildInfoLayout::Pointers {
+                version_addr,
+                modinfo_addr,
+                ptr_size,
+                big_endian,
+            }) => {
+                let Some(version) = self.read_go_string(version_addr, ptr_size, big_endian) else {
+                    return;
+                };
+                let Ok(version) = String::from_utf8(version.to_vec()) else {
+                    return;
+                };
+                let modinfo = self
+                    .read_go_string(modinfo_addr, ptr_size, big_endian)
+                    .map(|m| {
+                        String::from_utf8_lossy(buildinfo::strip_modinfo_sentinels(m)).into_owned()
+                    })
+                    .unwrap_or_default();
+                (version, modinfo)
+            }
+            Err(_) => return,
+        };
+        self.go_version = GoVersion::parse(&version);
+        self.go_modinfo = Some(modinfo);
+    }
+
+    /// Without section headers: the blob is 16-byte aligned in a writable segment.
+    fn find_buildinfo_blob(&self) -> Option<&[u8]> {
+        for seg in self.segments.iter().filter(|s| s.flags & elf::PF_W.0 != 0) {
+            let bytes = self.file_bytes(seg.file_offset, seg.filesz)?;
+            for pos in memchr::memmem::find_iter(bytes, buildinfo::BUILDINFO_MAGIC) {
+                if seg.vaddr.wrapping_add(pos as u64) % 16 == 0 {
+                    return bytes.get(pos..);
+                }
+            }
+        }
+        None
+    }
+
+    /// Reads a Go string header `{ptr, len}` at `addr` and its bytes.
+    fn read_go_string(&self, addr: u64, ptr_size: u8, big_endian: bool) -> Option<&[u8]> {
+        let width = usize::from(ptr_size);
+        let header = self.read_static(addr, 2 * width)?;
+        let ptr = buildinfo::read_word(header, width, big_endian).ok()?;
+        let len = buildinfo::read_word(&header[width..], width, big_endian).ok()?;
+        if len > buildinfo::MAX_BUILDINFO_STRING {
+            return None;
+        }
+        self.read_static(ptr, usize::try_from(len).ok()?)
+    }
+
+    fn file_bytes(&self, offset: u64, len: u64) -> Option<&[u8]> {
+        let start = usize::try_from(offset).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        self.data.get(start..end)
+    }
+
     /// The whole file.
     pub fn data(&self) -> &[u8] {
-        todo!()
+        &self.data
     }
+
+    /// The whole file, shared.
+    pub fn data_arc(&self) -> &Arc<[u8]> {
+        &self.data
+    }
+
     /// Whether the ELF type is ET_DYN (PIE).
     pub fn is_pie(&self) -> bool {
-        todo!()
+        self.is_pie
     }
+
     /// `e_entry`.
     pub fn entry(&self) -> u64 {
-        todo!()
+        self.entry
     }
+
+    /// `e_machine` (62 = x86-64, 183 = AArch64).
+    pub fn machine(&self) -> u16 {
+        self.machine
+    }
+
     /// Load bias for a process whose auxv AT_ENTRY is `at_entry` (0 for non-PIE).
-    pub fn load_bias(&self, _at_entry: u64) -> u64 {
-        todo!()
+    pub fn load_bias(&self, at_entry: u64) -> u64 {
+        if self.is_pie && at_entry != 0 {
+            at_entry.wrapping_sub(self.entry)
+        } else {
+            0
+        }
     }
+
     /// Go version from `.go.buildinfo`, if this is a Go binary.
     pub fn go_version(&self) -> Option<&GoVersion> {
-        todo!()
+        self.go_version.as_ref()
     }
+
     /// Module info text from `.go.buildinfo` (sentinels stripped).
     pub fn go_modinfo(&self) -> Option<&str> {
-        todo!()
+        self.go_modinfo.as_deref()
     }
+
     /// Lower-case hex of the GNU build id note.
     pub fn gnu_build_id(&self) -> Option<&str> {
-        todo!()
+        self.gnu_build_id.as_deref()
     }
+
     /// The Go build id string.
     pub fn go_build_id(&self) -> Option<&str> {
-        todo!()
+        self.go_build_id.as_deref()
     }
+
     /// Looks up a symbol by exact name in `.symtab`.
-    pub fn symbol(&self, _name: &str) -> Option<Symbol> {
-        todo!()
+    pub fn symbol(&self, name: &str) -> Option<Symbol> {
+        self.symbols().get(name).copied()
     }
+
+    /// All `.symtab` symbols by name (empty for a stripped binary). Built on
+    /// first use. Where a name occurs more than once the first one is kept.
+    pub fn symbols(&self) -> &HashMap<String, Symbol> {
+        self.symbols.get_or_init(|| {
+            let mut map = HashMap::new();
+            let Ok(file) = ElfFile64::<Endianness>::parse(&*self.data) else {
+                return map;
+            };
+            for sym in file.symbols() {
+                if sym.is_undefined() {
+                    continue;
+                }
+                let Ok(name) = sym.name() else { continue };
+                if name.is_empty() {
+                    continue;
+                }
+                map.entry(name.to_string()).or_insert(Symbol {
+                    addr: sym.address(),
+                    size: sym.size(),
+                });
+            }
+            map
+        })
+    }
+
+    /// All section headers, in file order.
+    pub fn sections(&self) -> &[Section] {
+        &self.sections
+    }
+
+    /// The header of the first section called `name`.
+    pub fn section_info(&self, name: &str) -> Option<&Section> {
+        self.sections.iter().find(|s| s.name == name)
+    }
+
+    /// PT_LOAD segments sorted by address.
+    pub fn segments(&self) -> &[LoadSegment] {
+        &self.segments
+    }
+
     /// Section by name: (link-time address, file bytes; decompressed if SHF_COMPRESSED).
-    pub fn section(&self, _name: &str) -> Option<(u64, std::borrow::Cow<'_, [u8]>)> {
-        todo!()
+    pub fn section(&self, name: &str) -> Option<(u64, std::borrow::Cow<'_, [u8]>)> {
+        let s = self.section_info(name)?;
+        if s.sh_type == elf::SHT_NOBITS.0 {
+            return None;
+        }
+        match s.compressed {
+            Some(range) => {
+                if range.uncompressed_size > MAX_DECOMPRESSED_SECTION {
+                    return None;
+                }
+                let compressed = range.data(&*self.data).ok()?;
+                let bytes = compressed.decompress().ok()?;
+                Some((s.addr, Cow::Owned(bytes.into_owned())))
+            }
+            None => Some((
+                s.addr,
+                Cow::Borrowed(self.file_bytes(s.file_offset, s.size)?),
+            )),
+        }
     }
+
     /// Bytes of the file-backed part of the loaded image at a link-time address
     /// (from PT_LOAD segments); `None` if not file-backed.
-    pub fn read_static(&self, _vaddr: u64, _len: usize) -> Option<&[u8]> {
-        todo!()
+    pub fn read_static(&self, vaddr: u64, len: usize) -> Option<&[u8]> {
+        let bytes = self.read_static_upto(vaddr, len)?;
+        (bytes.len() == len).then_some(bytes)
     }
+
+    /// Like [`Binary::read_static`] but returns the bytes up to the end of the
+    /// file-backed segment when fewer than `max` are available (at least one).
+    pub fn read_static_upto(&self, vaddr: u64, max: usize) -> Option<&[u8]> {
+        read_image(&self.data, &self.segments, vaddr, max)
+    }
+
+    /// File offset of link-time address `vaddr`, if it is file-backed.
+    pub fn file_offset(&self, vaddr: u64) -> Option<u64> {
+        let idx = self.segments.partition_point(|s| s.vaddr <= vaddr);
+        let seg = self.segments.get(idx.checked_sub(1)?)?;
+        let delta = vaddr - seg.vaddr;
+        (delta < seg.filesz).then(|| seg.file_offset + delta)
+    }
+
+    /// The segment containing link-time address `vaddr` (file-backed or not).
+    pub fn segment_at(&self, vaddr: u64) -> Option<&LoadSegment> {
+        let idx = self.segments.partition_point(|s| s.vaddr <= vaddr);
+        let seg = self.segments.get(idx.checked_sub(1)?)?;
+        (vaddr - seg.vaddr < seg.memsz).then_some(seg)
+    }
+
     /// Whether DWARF sections are present.
     pub fn has_dwarf(&self) -> bool {
-        todo!()
+        self.has_dwarf
     }
 }

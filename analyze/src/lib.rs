@@ -8,6 +8,8 @@
 #![deny(missing_docs)]
 
 pub mod binary;
+pub mod buildinfo;
+pub mod disasm;
 pub mod dwarf;
 pub mod error;
 pub mod memory;

@@ -65,30 +65,38 @@ pub enum CaptureError {
         passes: u32,
     },
     /// Stopping or copying took longer than `--max-pause`.
-    #[error("pause budget exceeded after {elapsed_ms} ms ({stage}); nothing written; raise --max-pause")]
+    #[error(
+        "pause budget exceeded after {elapsed_ms} ms ({stage}); nothing written; raise --max-pause"
+    )]
     PauseBudget {
         /// Milliseconds the target had been stopped when we gave up.
         elapsed_ms: u64,
         /// What we were doing.
         stage: &'static str,
     },
+    /// Even the fastest possible copy would exceed `--max-pause`; nothing was stopped.
+    #[error("copying {bytes} bytes would take at least {best_case_ms} ms, more than --max-pause {max_pause_ms} ms; nothing was stopped; raise --max-pause")]
+    PauseBudgetTooSmall {
+        /// Bytes to copy.
+        bytes: u64,
+        /// Lower bound of the copy time.
+        best_case_ms: u64,
+        /// The budget.
+        max_pause_ms: u64,
+    },
+    /// Not enough RAM to hold the copy; nothing was stopped.
+    #[error("the copy needs {needed} bytes of RAM but only {available} are available; nothing was stopped; free memory or run rdlv-snap where more is available")]
+    OutOfMemory {
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes available (`MemAvailable`).
+        available: u64,
+    },
     /// SIGINT, SIGTERM or SIGHUP arrived.
     #[error("interrupted by signal {signal}; nothing written; the target was resumed")]
     Interrupted {
         /// The signal number.
         signal: i32,
-    },
-    /// Copying target memory failed in a way no fallback could handle.
-    #[error("reading memory of process {pid} at 0x{addr:x} (+{len} bytes): {errno}; nothing written; the target was resumed")]
-    Memory {
-        /// The pid.
-        pid: u32,
-        /// Address.
-        addr: u64,
-        /// Length.
-        len: u64,
-        /// The error.
-        errno: Errno,
     },
     /// The output exists and `--force` was not given.
     #[error("{file} already exists; pass --force to overwrite it")]

@@ -161,7 +161,7 @@ pub fn parse_buildinfo(bytes: &[u8]) -> Option<(String, String)> {
     }
     // The linker frames modinfo with 16-byte sentinels; the byte before the
     // closing sentinel is a newline (as debug/buildinfo checks).
-    let modinfo = if modinfo.len() >= 2 * MODINFO_SENTINEL_LEN + 1
+    let modinfo = if modinfo.len() > 2 * MODINFO_SENTINEL_LEN
         && modinfo.get(modinfo.len() - MODINFO_SENTINEL_LEN - 1) == Some(&b'\n')
     {
         modinfo.get(MODINFO_SENTINEL_LEN..modinfo.len() - MODINFO_SENTINEL_LEN)?
@@ -226,8 +226,16 @@ mod tests {
     #[test]
     fn inspects_a_real_go_binary() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("main.go"), "package main\n\nfunc main() { println(\"hi\") }\n").unwrap();
-        std::fs::write(dir.path().join("go.mod"), "module example.com/exeinfotest\n\ngo 1.21\n").unwrap();
+        std::fs::write(
+            dir.path().join("main.go"),
+            "package main\n\nfunc main() { println(\"hi\") }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("go.mod"),
+            "module example.com/exeinfotest\n\ngo 1.21\n",
+        )
+        .unwrap();
         let exe = dir.path().join("prog");
         for extra in [&[][..], &["-ldflags=-s -w"][..]] {
             let status = Command::new("go")
@@ -243,16 +251,31 @@ mod tests {
                 .expect("system go must be installed to run this test");
             assert!(status.success());
             let info = inspect(&std::fs::read(&exe).unwrap());
-            let go_version = Command::new("go").arg("env").arg("GOVERSION").output().unwrap();
+            let go_version = Command::new("go")
+                .arg("env")
+                .arg("GOVERSION")
+                .output()
+                .unwrap();
             let go_version = String::from_utf8(go_version.stdout).unwrap();
             assert_eq!(info.go_version.as_deref(), Some(go_version.trim()));
             let modinfo = info.go_modinfo.clone().unwrap();
-            assert!(modinfo.starts_with("path\texample.com/exeinfotest\n"), "{modinfo:?}");
-            let shown = Command::new("go").args(["version", "-m"]).arg(&exe).output().unwrap();
+            assert!(
+                modinfo.starts_with("path\texample.com/exeinfotest\n"),
+                "{modinfo:?}"
+            );
+            let shown = Command::new("go")
+                .args(["version", "-m"])
+                .arg(&exe)
+                .output()
+                .unwrap();
             let shown = String::from_utf8(shown.stdout).unwrap();
             assert!(shown.contains("build\tGOARCH=amd64"));
             assert!(modinfo.contains("build\tGOARCH=amd64"));
-            let buildid = Command::new("go").args(["tool", "buildid"]).arg(&exe).output().unwrap();
+            let buildid = Command::new("go")
+                .args(["tool", "buildid"])
+                .arg(&exe)
+                .output()
+                .unwrap();
             let buildid = String::from_utf8(buildid.stdout).unwrap();
             assert_eq!(info.go_build_id.as_deref(), Some(buildid.trim()));
         }

@@ -31,6 +31,9 @@ pub struct MapsEntry {
     pub path: String,
     /// Two-letter VmFlags (smaps only; empty when parsed from maps).
     pub vm_flags: Vec<String>,
+    /// Bytes of private pages that no longer match the file (smaps
+    /// `Anonymous:`), e.g. relocated RELRO data; `None` when parsed from maps.
+    pub anonymous_bytes: Option<u64>,
 }
 
 impl MapsEntry {
@@ -100,6 +103,7 @@ fn parse_maps_line(line: &str) -> Option<MapsEntry> {
         inode,
         path,
         vm_flags: Vec::new(),
+        anonymous_bytes: None,
     })
 }
 
@@ -113,10 +117,28 @@ pub fn parse_maps(text: &str) -> Result<Vec<MapsEntry>> {
             continue;
         }
         if let Some(flags) = line.strip_prefix("VmFlags:") {
-            let last = out
-                .last_mut()
-                .ok_or_else(|| parse_err("smaps", format!("line {}: VmFlags before any mapping", number + 1)))?;
+            let last = out.last_mut().ok_or_else(|| {
+                parse_err(
+                    "smaps",
+                    format!("line {}: VmFlags before any mapping", number + 1),
+                )
+            })?;
             last.vm_flags = flags.split_whitespace().map(str::to_string).collect();
+            continue;
+        }
+        if let Some(value) = line.strip_prefix("Anonymous:") {
+            let last = out.last_mut().ok_or_else(|| {
+                parse_err(
+                    "smaps",
+                    format!("line {}: Anonymous before any mapping", number + 1),
+                )
+            })?;
+            let kib = value
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| parse_err("smaps", format!("line {}: {line:?}", number + 1)))?;
+            last.anonymous_bytes = kib.checked_mul(1024);
             continue;
         }
         // smaps attribute lines start with a key and a colon ("Rss:", "THPeligible:").
@@ -173,7 +195,8 @@ pub fn parse_status(text: &str) -> Result<Status> {
                 .ok_or_else(|| parse_err("status", format!("{what}: {value:?}")))
         };
         let hex = |what: &str| -> Result<u64> {
-            u64::from_str_radix(value, 16).map_err(|_| parse_err("status", format!("{what}: {value:?}")))
+            u64::from_str_radix(value, 16)
+                .map_err(|_| parse_err("status", format!("{what}: {value:?}")))
         };
         match key {
             "Name" => status.name = value.to_string(),
@@ -291,7 +314,11 @@ pub fn list_tasks(pid: u32) -> Result<Vec<u32>> {
     let mut tids = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| io_err(&dir, e))?;
-        if let Some(tid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) {
+        if let Some(tid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        {
             tids.push(tid);
         }
     }
@@ -358,6 +385,19 @@ pub fn ptrace_scope() -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+/// `MemAvailable` from `/proc/meminfo` in bytes, if readable.
+pub fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_mem_available(&text)
+}
+
+/// Parses `MemAvailable:   N kB` out of meminfo text.
+pub fn parse_mem_available(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 /// Parses the `MAJ:MIN` device field of a maps line (hex).
 pub fn parse_dev(dev: &str) -> Option<(u32, u32)> {
     let (major, minor) = dev.split_once(':')?;
@@ -376,6 +416,7 @@ mod tests {
 Size:                544 kB
 KernelPageSize:        4 kB
 Rss:                 400 kB
+Anonymous:             8 kB
 VmFlags: rd ex mr mw me dw sd
 c000000000-c004000000 rw-p 00000000 00:00 0 
 Size:              65536 kB
@@ -400,6 +441,8 @@ VmFlags: ex
         assert_eq!(maps[0].inode, 1234);
         assert_eq!(maps[0].path, "/srv/my app/orders (deleted)");
         assert_eq!(maps[0].vm_flags, ["rd", "ex", "mr", "mw", "me", "dw", "sd"]);
+        assert_eq!(maps[0].anonymous_bytes, Some(8192));
+        assert_eq!(maps[1].anonymous_bytes, None);
         assert!(maps[0].readable() && !maps[0].writable());
         assert_eq!(maps[1].path, "");
         assert!(maps[1].writable());
@@ -424,7 +467,10 @@ VmFlags: ex
         let maps = read_maps(pid).unwrap();
         let smaps = read_smaps(pid).unwrap();
         assert!(!maps.is_empty());
-        assert!(smaps.iter().all(|m| !m.vm_flags.is_empty()));
+        assert!(smaps
+            .iter()
+            .all(|m| !m.vm_flags.is_empty() && m.anonymous_bytes.is_some()));
+        assert!(maps.iter().all(|m| m.anonymous_bytes.is_none()));
         assert!(maps.iter().any(|m| m.path == "[stack]"));
     }
 
@@ -471,7 +517,10 @@ VmFlags: ex
         }
         assert_eq!(parse_auxv(&auxv), vec![(6, 4096), (9, 0x401000)]);
         assert_eq!(parse_auxv(&auxv[..20]), vec![(6, 4096)]);
-        assert_eq!(parse_cmdline(b"./srv\0-x\0\0y\0"), vec!["./srv", "-x", "", "y"]);
+        assert_eq!(
+            parse_cmdline(b"./srv\0-x\0\0y\0"),
+            vec!["./srv", "-x", "", "y"]
+        );
         assert!(parse_cmdline(b"").is_empty());
         let own = read_auxv(std::process::id()).unwrap();
         assert!(own.iter().any(|(k, v)| *k == libc::AT_PAGESZ && *v == 4096));
@@ -487,9 +536,15 @@ VmFlags: ex
         let (major, minor, inode) = exe_identity(pid).unwrap();
         let exe_path = exe_link(pid).unwrap();
         let maps = read_maps(pid).unwrap();
-        assert!(maps
-            .iter()
-            .any(|m| m.path == exe_path && m.inode == inode && parse_dev(&m.dev) == Some((major, minor))));
+        assert!(maps.iter().any(|m| m.path == exe_path
+            && m.inode == inode
+            && parse_dev(&m.dev) == Some((major, minor))));
         assert_eq!(parse_dev("fd:01"), Some((0xfd, 1)));
+        assert_eq!(
+            parse_mem_available("MemTotal: 100 kB\nMemAvailable:   2048 kB\n"),
+            Some(2 << 20)
+        );
+        assert_eq!(parse_mem_available("MemTotal: 100 kB\n"), None);
+        assert!(mem_available().is_some_and(|m| m > 0));
     }
 }

@@ -86,8 +86,16 @@ pub(crate) fn kind_name(kind: u16) -> &'static str {
 }
 
 /// Builds a [`FormatError::Corrupt`].
-pub(crate) fn corrupt(section: impl Into<String>, offset: u64, check: impl Into<String>) -> FormatError {
-    FormatError::Corrupt { section: section.into(), offset, check: check.into() }
+pub(crate) fn corrupt(
+    section: impl Into<String>,
+    offset: u64,
+    check: impl Into<String>,
+) -> FormatError {
+    FormatError::Corrupt {
+        section: section.into(),
+        offset,
+        check: check.into(),
+    }
 }
 
 /// A bounds-checked little-endian reader over a byte slice. Running past the
@@ -171,7 +179,11 @@ impl FileHeader {
         let major = c.u16().ok_or_else(short)?;
         let minor = c.u16().ok_or_else(short)?;
         if major != crate::FORMAT_MAJOR {
-            return Err(FormatError::UnsupportedVersion { major, minor, supported: crate::FORMAT_MAJOR });
+            return Err(FormatError::UnsupportedVersion {
+                major,
+                minor,
+                supported: crate::FORMAT_MAJOR,
+            });
         }
         let flags = c.u32().ok_or_else(short)?;
         c.take(12).ok_or_else(short)?;
@@ -182,10 +194,16 @@ impl FileHeader {
             return Err(corrupt(
                 "file header",
                 0,
-                format!("header CRC-32 mismatch (stored {stored_crc:#010x}, computed {actual:#010x})"),
+                format!(
+                    "header CRC-32 mismatch (stored {stored_crc:#010x}, computed {actual:#010x})"
+                ),
             ));
         }
-        Ok(FileHeader { major, minor, flags })
+        Ok(FileHeader {
+            major,
+            minor,
+            flags,
+        })
     }
 }
 
@@ -229,7 +247,12 @@ impl BlockHeader {
                 format!("block header CRC-32 mismatch (stored {stored_crc:#010x}, computed {actual:#010x})"),
             ));
         }
-        Ok(BlockHeader { kind, flags, payload_len, payload_crc })
+        Ok(BlockHeader {
+            kind,
+            flags,
+            payload_len,
+            payload_crc,
+        })
     }
 }
 
@@ -271,7 +294,11 @@ impl EndRecord {
                 "end magic \"RDLV_END\" missing: the file is truncated or was not finished",
             ));
         }
-        Ok(EndRecord { index_offset, index_len, index_crc })
+        Ok(EndRecord {
+            index_offset,
+            index_len,
+            index_crc,
+        })
     }
 }
 
@@ -354,7 +381,12 @@ impl RangeEntry {
         let kind = c.u16()?;
         c.u16()?;
         let block = c.u32()?;
-        Some(RangeEntry { addr, len, kind, block })
+        Some(RangeEntry {
+            addr,
+            len,
+            kind,
+            block,
+        })
     }
 }
 
@@ -364,43 +396,81 @@ mod tests {
 
     #[test]
     fn file_header_round_trip_and_checks() {
-        let h = FileHeader { major: 1, minor: 3, flags: 0 };
+        let h = FileHeader {
+            major: 1,
+            minor: 3,
+            flags: 0,
+        };
         let b = h.encode();
         assert_eq!(&b[0..8], b"RDLVSNAP");
         assert_eq!(FileHeader::decode(&b).ok(), Some(h));
         let mut bad = b;
         bad[13] ^= 1;
-        assert!(matches!(FileHeader::decode(&bad), Err(FormatError::Corrupt { .. })));
-        let mut v2 = FileHeader { major: 2, minor: 0, flags: 0 }.encode();
+        assert!(matches!(
+            FileHeader::decode(&bad),
+            Err(FormatError::Corrupt { .. })
+        ));
+        let mut v2 = FileHeader {
+            major: 2,
+            minor: 0,
+            flags: 0,
+        }
+        .encode();
         assert!(matches!(
             FileHeader::decode(&v2),
-            Err(FormatError::UnsupportedVersion { major: 2, minor: 0, supported: 1 })
+            Err(FormatError::UnsupportedVersion {
+                major: 2,
+                minor: 0,
+                supported: 1
+            })
         ));
         v2[0] = b'X';
-        assert!(matches!(FileHeader::decode(&v2), Err(FormatError::BadMagic)));
+        assert!(matches!(
+            FileHeader::decode(&v2),
+            Err(FormatError::BadMagic)
+        ));
         assert!(FileHeader::decode(&b[..20]).is_err());
     }
 
     #[test]
     fn block_header_round_trip_and_crc() {
-        let h = BlockHeader { kind: kind::MEMORY_CHUNK, flags: 0, payload_len: 12345, payload_crc: 0xdeadbeef };
+        let h = BlockHeader {
+            kind: kind::MEMORY_CHUNK,
+            flags: 0,
+            payload_len: 12345,
+            payload_crc: 0xdeadbeef,
+        };
         let b = h.encode();
         assert_eq!(BlockHeader::decode(&b, "t", 0).ok(), Some(h));
         for i in 0..b.len() {
             let mut bad = b;
             bad[i] ^= 0x40;
-            assert!(BlockHeader::decode(&bad, "t", 0).is_err(), "flip at {i} undetected");
+            assert!(
+                BlockHeader::decode(&bad, "t", 0).is_err(),
+                "flip at {i} undetected"
+            );
         }
     }
 
     #[test]
     fn entries_round_trip() {
-        let e = BlockEntry { offset: 32, payload_len: 99, kind: 3, flags: 1, payload_crc: 7 };
+        let e = BlockEntry {
+            offset: 32,
+            payload_len: 99,
+            kind: 3,
+            flags: 1,
+            payload_crc: 7,
+        };
         let mut v = Vec::new();
         e.encode_into(&mut v);
         assert_eq!(v.len() as u64, BLOCK_ENTRY_LEN);
         assert_eq!(BlockEntry::decode(&v), Some(e));
-        let r = RangeEntry { addr: 0xc000000000, len: 4096, kind: range_kind::ZERO, block: NO_BLOCK };
+        let r = RangeEntry {
+            addr: 0xc000000000,
+            len: 4096,
+            kind: range_kind::ZERO,
+            block: NO_BLOCK,
+        };
         let mut v = Vec::new();
         r.encode_into(&mut v);
         assert_eq!(v.len() as u64, RANGE_ENTRY_LEN);
@@ -410,7 +480,11 @@ mod tests {
 
     #[test]
     fn end_record_round_trip() {
-        let e = EndRecord { index_offset: 1000, index_len: 72, index_crc: 5 };
+        let e = EndRecord {
+            index_offset: 1000,
+            index_len: 72,
+            index_crc: 5,
+        };
         let b = e.encode();
         assert_eq!(&b[24..], b"RDLV_END");
         assert_eq!(EndRecord::decode(&b, 0).ok(), Some(e));

@@ -7,15 +7,18 @@
 //! random access: reading one address decompresses only the chunk that holds it.
 #![deny(missing_docs)]
 
-pub mod meta;
 mod error;
+pub mod fuzzing;
 mod layout;
+pub mod meta;
 mod reader;
 mod writer;
 
 pub use error::{FormatError, Result};
 pub use meta::*;
-pub use reader::{MemoryRange, RangeKind, Snapshot, VerifyReport};
+pub use reader::{
+    EmbeddedFileInfo, MemoryRange, RangeKind, Snapshot, VerifyReport, DEFAULT_CACHE_BYTES,
+};
 pub use writer::{MemoryRegion, SnapshotWriter, WriteOptions, WriteProgress, WriteStats};
 
 /// Current major format version. Readers reject any other major version.

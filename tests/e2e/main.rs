@@ -1,1 +1,9 @@
-//! End-to-end tests.
+//! End-to-end tests: corpus programs run, captured with `rdlv-snap`,
+//! analyzed with `rdlv`, and compared with what the programs report.
+
+mod capture;
+mod cli;
+mod corpus;
+mod http;
+mod values;
+mod stacks;

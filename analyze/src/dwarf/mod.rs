@@ -1,1 +1,857 @@
 //! DWARF: types, package variables, frame locals.
+//!
+//! [`DwarfInfo::load`] reads the `.debug_*` sections of a Go executable
+//! (DWARF 4 up to Go 1.24, DWARF 5 from 1.25; the sections arrive already
+//! decompressed from [`crate::binary::Binary::section`]) and indexes it in one
+//! pass: every type DIE becomes a [`GoType`] in an arena, package variables
+//! are indexed by name, functions by PC range. Locals of one function are
+//! parsed on demand ([`DwarfInfo::frame_variables`]).
+//!
+//! All addresses here are link-time addresses; callers add the PIE bias.
+
+pub mod location;
+pub mod types;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use gimli::{AttributeValue, DwAt, DwTag, Reader as _};
+
+pub use location::{evaluate_location, Location, Piece, PieceSource, RegisterSet};
+pub use types::{Field, GoType, TypeId, TypeKind};
+
+use crate::binary::Binary;
+
+/// The gimli reader used everywhere: shares the section bytes.
+pub type Reader = gimli::EndianArcSlice<gimli::LittleEndian>;
+
+const DW_AT_GO_KIND: DwAt = DwAt(0x2900);
+const DW_AT_GO_KEY: DwAt = DwAt(0x2901);
+const DW_AT_GO_ELEM: DwAt = DwAt(0x2902);
+const DW_AT_GO_EMBEDDED_FIELD: DwAt = DwAt(0x2903);
+const DW_AT_GO_RUNTIME_TYPE: DwAt = DwAt(0x2904);
+
+/// Upper bound on struct fields, array lengths declared in DWARF and similar
+/// counts: a corrupt binary must not make us allocate without bound.
+const MAX_FIELDS: usize = 1 << 16;
+
+/// Errors while reading DWARF.
+#[derive(Debug, thiserror::Error)]
+pub enum DwarfError {
+    /// The executable has no `.debug_info` (stripped with `-ldflags=-s -w`).
+    #[error("the executable has no DWARF debug information (built with -ldflags=-s -w?); typed values need an unstripped binary: pass it with --exe")]
+    Missing,
+    /// gimli could not parse something.
+    #[error("malformed DWARF in {section} at offset 0x{offset:x}: {error}")]
+    Malformed {
+        /// Section being parsed.
+        section: &'static str,
+        /// Offset in that section.
+        offset: u64,
+        /// What gimli said.
+        error: gimli::Error,
+    },
+    /// A DIE refers to a type that does not exist.
+    #[error("DWARF type reference 0x{0:x} points at no type DIE")]
+    DanglingType(u64),
+}
+
+impl From<DwarfError> for crate::error::AnalyzeError {
+    fn from(e: DwarfError) -> Self {
+        match e {
+            DwarfError::Missing => crate::error::AnalyzeError::Unsupported(e.to_string()),
+            _ => crate::error::AnalyzeError::Binary(e.to_string()),
+        }
+    }
+}
+
+/// A package-level variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Global {
+    /// Fully qualified name (`main.cfg`, `net/http.DefaultClient`).
+    pub name: String,
+    /// Link-time address.
+    pub addr: u64,
+    /// Type.
+    pub ty: TypeId,
+}
+
+/// A function with code (a `DW_TAG_subprogram` with a PC range).
+#[derive(Debug, Clone)]
+pub struct Function {
+    /// Name (`main.parkLocals`, `main.main.func1`).
+    pub name: String,
+    /// First instruction (link-time).
+    pub low_pc: u64,
+    /// One past the last instruction (link-time).
+    pub high_pc: u64,
+    unit: usize,
+    die: gimli::UnitOffset<usize>,
+}
+
+/// A local variable or argument visible at one PC.
+#[derive(Debug, Clone)]
+pub struct Variable {
+    /// Name as written in the source (`x`, `&x` for variables captured by reference).
+    pub name: String,
+    /// Type.
+    pub ty: TypeId,
+    /// Whether it is a formal parameter.
+    pub is_arg: bool,
+    /// Whether it is a function result (`DW_AT_variable_parameter` 1).
+    pub is_result: bool,
+    /// The location expression valid at the PC; `None` when the variable has
+    /// no location there (optimized away or not yet live).
+    pub location: Option<gimli::Expression<Reader>>,
+    /// Declaration line (for ordering and shadowing).
+    pub decl_line: u64,
+    /// Lexical nesting depth (deeper shadows shallower with the same name).
+    pub scope_depth: u32,
+}
+
+/// Indexed DWARF of one executable.
+pub struct DwarfInfo {
+    dwarf: gimli::Dwarf<Reader>,
+    units: Vec<gimli::Unit<Reader>>,
+    types: Vec<GoType>,
+    type_by_die: HashMap<u64, TypeId>,
+    type_by_name: HashMap<String, TypeId>,
+    type_by_runtime: HashMap<u64, TypeId>,
+    globals: BTreeMap<String, Global>,
+    functions: Vec<Function>,
+    producer: Option<String>,
+    go_minor: Option<u32>,
+}
+
+/// A type DIE as read in the first pass, before references are resolved.
+struct RawType {
+    tag: DwTag,
+    name: String,
+    size: u64,
+    go_kind: u64,
+    encoding: u64,
+    runtime_type: Option<u64>,
+    type_ref: Option<u64>,
+    key_ref: Option<u64>,
+    elem_ref: Option<u64>,
+    members: Vec<(String, u64, Option<u64>, bool)>,
+    count: Option<u64>,
+}
+
+fn malformed(section: &'static str, offset: u64) -> impl Fn(gimli::Error) -> DwarfError {
+    move |error| DwarfError::Malformed {
+        section,
+        offset,
+        error,
+    }
+}
+
+/// Offset of a DIE in `.debug_info`, the key for every cross-reference.
+fn die_key(unit: &gimli::Unit<Reader>, off: gimli::UnitOffset<usize>) -> Option<u64> {
+    off.to_debug_info_offset(&unit.header).map(|o| o.0 as u64)
+}
+
+fn ref_key(unit: &gimli::Unit<Reader>, v: Option<AttributeValue<Reader>>) -> Option<u64> {
+    match v? {
+        AttributeValue::UnitRef(o) => die_key(unit, o),
+        AttributeValue::DebugInfoRef(o) => Some(o.0 as u64),
+        _ => None,
+    }
+}
+
+fn udata(v: Option<AttributeValue<Reader>>) -> Option<u64> {
+    match v? {
+        AttributeValue::Udata(u) => Some(u),
+        AttributeValue::Data1(u) => Some(u.into()),
+        AttributeValue::Data2(u) => Some(u.into()),
+        AttributeValue::Data4(u) => Some(u.into()),
+        AttributeValue::Data8(u) => Some(u),
+        AttributeValue::Sdata(s) => u64::try_from(s).ok(),
+        AttributeValue::Addr(u) => Some(u),
+        _ => None,
+    }
+}
+
+/// Cache of loaded DWARF per executable, so the REPL pays the indexing once.
+type Cache = Mutex<Vec<(Weak<Binary>, Arc<DwarfInfo>)>>;
+static CACHE: OnceLock<Cache> = OnceLock::new();
+
+impl DwarfInfo {
+    /// The DWARF of `binary`, loaded and indexed on first use and then shared.
+    pub fn for_binary(binary: &Arc<Binary>) -> Result<Arc<DwarfInfo>, DwarfError> {
+        let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
+        if let Ok(mut entries) = cache.lock() {
+            entries.retain(|(w, _)| w.strong_count() > 0);
+            if let Some((_, info)) = entries
+                .iter()
+                .find(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(binary)))
+            {
+                return Ok(info.clone());
+            }
+        }
+        let info = Arc::new(Self::load(|name| {
+            binary.section(name).map(|(_, bytes)| bytes.into_owned())
+        })?);
+        if let Ok(mut entries) = cache.lock() {
+            entries.push((Arc::downgrade(binary), info.clone()));
+        }
+        Ok(info)
+    }
+
+    /// Loads DWARF from named sections (`section(".debug_info")` returns the
+    /// decompressed bytes, or `None` if absent) and builds the indexes.
+    pub fn load(mut section: impl FnMut(&str) -> Option<Vec<u8>>) -> Result<DwarfInfo, DwarfError> {
+        let mut have_info = false;
+        let dwarf = gimli::Dwarf::load(|id: gimli::SectionId| -> Result<Reader, DwarfError> {
+            let bytes = section(id.name()).unwrap_or_default();
+            if id == gimli::SectionId::DebugInfo && !bytes.is_empty() {
+                have_info = true;
+            }
+            Ok(Reader::new(Arc::from(bytes.into_boxed_slice()), gimli::LittleEndian))
+        })?;
+        if !have_info {
+            return Err(DwarfError::Missing);
+        }
+        let mut info = DwarfInfo {
+            dwarf,
+            units: Vec::new(),
+            types: Vec::new(),
+            type_by_die: HashMap::new(),
+            type_by_name: HashMap::new(),
+            type_by_runtime: HashMap::new(),
+            globals: BTreeMap::new(),
+            functions: Vec::new(),
+            producer: None,
+            go_minor: None,
+        };
+        info.index()?;
+        Ok(info)
+    }
+
+    fn index(&mut self) -> Result<(), DwarfError> {
+        let mut headers = self.dwarf.units();
+        let mut raw_types: Vec<(u64, RawType)> = Vec::new();
+        let mut raw_globals: Vec<(String, u64, u64)> = Vec::new();
+        while let Some(header) = headers
+            .next()
+            .map_err(malformed(".debug_info", 0))?
+        {
+            let unit_off = header.offset().0 as u64;
+            let unit = self
+                .dwarf
+                .unit(header)
+                .map_err(malformed(".debug_info", unit_off))?;
+            let unit_idx = self.units.len();
+            self.scan_unit(&unit, unit_idx, &mut raw_types, &mut raw_globals)
+                .map_err(malformed(".debug_info", unit_off))?;
+            self.units.push(unit);
+        }
+        // Arena ids follow the order of raw types; resolve references.
+        for (i, (off, _)) in raw_types.iter().enumerate() {
+            self.type_by_die.insert(*off, TypeId(i as u32));
+        }
+        let resolve = |r: Option<u64>, map: &HashMap<u64, TypeId>| r.and_then(|o| map.get(&o).copied());
+        let mut types = Vec::with_capacity(raw_types.len());
+        for (_, raw) in &raw_types {
+            let t = |r| resolve(r, &self.type_by_die);
+            let kind = match raw.tag {
+                gimli::DW_TAG_base_type => match (raw.go_kind, raw.encoding) {
+                    (types::go_kind::UINTPTR, _) => TypeKind::Uintptr,
+                    (types::go_kind::UNSAFE_POINTER, _) => TypeKind::UnsafePointer,
+                    (_, 2) => TypeKind::Bool,
+                    (_, 4) => TypeKind::Float,
+                    (_, 3) => TypeKind::Complex,
+                    (_, 5) | (_, 6) => TypeKind::Int,
+                    (_, 7) | (_, 8) => TypeKind::Uint,
+                    _ => TypeKind::Unknown,
+                },
+                gimli::DW_TAG_pointer_type => match t(raw.type_ref) {
+                    None if raw.name == "unsafe.Pointer" => TypeKind::UnsafePointer,
+                    elem => TypeKind::Pointer { elem },
+                },
+                gimli::DW_TAG_array_type => match t(raw.type_ref) {
+                    Some(elem) => TypeKind::Array {
+                        elem,
+                        len: raw.count.unwrap_or(0),
+                    },
+                    None => TypeKind::Unknown,
+                },
+                gimli::DW_TAG_subroutine_type => TypeKind::Func,
+                gimli::DW_TAG_structure_type => match raw.go_kind {
+                    types::go_kind::STRING => TypeKind::String,
+                    types::go_kind::SLICE => {
+                        // The element is go_elem, or else the pointee of `array`.
+                        let elem = t(raw.elem_ref).or_else(|| {
+                            raw.members
+                                .iter()
+                                .find(|m| m.0 == "array")
+                                .and_then(|m| t(m.2))
+                                .and_then(|p| match raw_types.get(p.0 as usize) {
+                                    Some((_, r)) => t(r.type_ref),
+                                    None => None,
+                                })
+                        });
+                        match elem {
+                            Some(elem) => TypeKind::Slice { elem },
+                            None => TypeKind::Unknown,
+                        }
+                    }
+                    _ => TypeKind::Struct {
+                        fields: raw
+                            .members
+                            .iter()
+                            .filter_map(|(name, offset, ty, embedded)| {
+                                Some(Field {
+                                    name: name.clone(),
+                                    offset: *offset,
+                                    ty: t(*ty)?,
+                                    embedded: *embedded,
+                                })
+                            })
+                            .collect(),
+                    },
+                },
+                gimli::DW_TAG_typedef => match (raw.go_kind, t(raw.type_ref)) {
+                    (types::go_kind::MAP, header) => match (t(raw.key_ref), t(raw.elem_ref)) {
+                        (Some(key), Some(elem)) => TypeKind::Map { key, elem, header },
+                        _ => TypeKind::Unknown,
+                    },
+                    (types::go_kind::CHAN, header) => match t(raw.elem_ref) {
+                        Some(elem) => TypeKind::Chan { elem, header },
+                        None => TypeKind::Unknown,
+                    },
+                    (types::go_kind::INTERFACE, Some(target)) => TypeKind::Interface {
+                        empty: raw_types
+                            .get(target.0 as usize)
+                            .is_some_and(|(_, r)| r.name == "runtime.eface"),
+                    },
+                    (_, Some(target)) => TypeKind::Typedef(target),
+                    (_, None) => TypeKind::Unknown,
+                },
+                _ => TypeKind::Unknown,
+            };
+            // Pointer-shaped DIEs often carry no DW_AT_byte_size.
+            let size = match kind {
+                TypeKind::Pointer { .. } | TypeKind::UnsafePointer | TypeKind::Func if raw.size == 0 => 8,
+                _ => raw.size,
+            };
+            types.push(GoType {
+                name: raw.name.clone(),
+                size,
+                kind,
+                runtime_type: raw.runtime_type,
+            });
+        }
+        // A typedef's size is its target's size.
+        for i in 0..types.len() {
+            let mut cur = i;
+            for _ in 0..types::MAX_TYPEDEF_CHAIN {
+                match types.get(cur).map(|t| &t.kind) {
+                    Some(TypeKind::Typedef(next)) => cur = next.0 as usize,
+                    Some(TypeKind::Map { .. } | TypeKind::Chan { .. }) => {
+                        // Maps and chans are one pointer.
+                        cur = usize::MAX;
+                        break;
+                    }
+                    Some(TypeKind::Interface { .. }) => {
+                        cur = usize::MAX - 1;
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+            let size = match cur {
+                usize::MAX => 8,
+                c if c == usize::MAX - 1 => 16,
+                c => types.get(c).map_or(0, |t| t.size),
+            };
+            if let Some(t) = types.get_mut(i) {
+                if t.size == 0 {
+                    t.size = size;
+                }
+            }
+        }
+        for (i, ty) in types.iter().enumerate() {
+            let id = TypeId(i as u32);
+            if !ty.name.is_empty() {
+                // Prefer the outermost named DIE (typedef) over its struct twin:
+                // typedefs are what variables reference.
+                let prefer = matches!(ty.kind, TypeKind::Typedef(_) | TypeKind::Map { .. } | TypeKind::Chan { .. } | TypeKind::Interface { .. });
+                match self.type_by_name.get(&ty.name) {
+                    Some(_) if !prefer => {}
+                    _ => {
+                        self.type_by_name.insert(ty.name.clone(), id);
+                    }
+                }
+            }
+            if let Some(rt) = ty.runtime_type.filter(|&rt| rt != 0) {
+                let prefer = matches!(ty.kind, TypeKind::Typedef(_) | TypeKind::Map { .. } | TypeKind::Chan { .. } | TypeKind::Interface { .. } | TypeKind::Func);
+                match self.type_by_runtime.get(&rt) {
+                    Some(_) if !prefer => {}
+                    _ => {
+                        self.type_by_runtime.insert(rt, id);
+                    }
+                }
+            }
+        }
+        self.types = types;
+        for (name, addr, ty_off) in raw_globals {
+            let Some(&ty) = self.type_by_die.get(&ty_off) else {
+                continue;
+            };
+            self.globals.insert(name.clone(), Global { name, addr, ty });
+        }
+        self.functions.sort_by_key(|f| f.low_pc);
+        self.go_minor = self.producer.as_deref().and_then(parse_go_minor);
+        Ok(())
+    }
+
+    fn scan_unit(
+        &mut self,
+        unit: &gimli::Unit<Reader>,
+        unit_idx: usize,
+        raw_types: &mut Vec<(u64, RawType)>,
+        raw_globals: &mut Vec<(String, u64, u64)>,
+    ) -> gimli::Result<()> {
+        let mut cursor = unit.entries();
+        // The type whose children (members, subranges) are being read.
+        let mut open_type: Option<(usize, isize)> = None;
+        while let Some(entry) = cursor.next_dfs()? {
+            let depth = entry.depth();
+            if let Some((_, d)) = open_type {
+                if depth <= d {
+                    open_type = None;
+                }
+            }
+            let tag = entry.tag();
+            if depth == 0 {
+                if self.producer.is_none() {
+                    if let Some(v) = entry.attr_value(gimli::DW_AT_producer) {
+                        if let Ok(s) = self.dwarf.attr_string(unit, v) {
+                            self.producer = s.to_string_lossy().ok().map(|c| c.into_owned());
+                        }
+                    }
+                }
+                continue;
+            }
+            let name = || -> Option<String> {
+                let v = entry.attr_value(gimli::DW_AT_name)?;
+                let s = self.dwarf.attr_string(unit, v).ok()?;
+                s.to_string_lossy().ok().map(|c| c.into_owned())
+            };
+            match tag {
+                gimli::DW_TAG_base_type
+                | gimli::DW_TAG_pointer_type
+                | gimli::DW_TAG_array_type
+                | gimli::DW_TAG_structure_type
+                | gimli::DW_TAG_typedef
+                | gimli::DW_TAG_subroutine_type
+                | gimli::DW_TAG_unspecified_type => {
+                    let Some(off) = die_key(unit, entry.offset()) else {
+                        continue;
+                    };
+                    let raw = RawType {
+                        tag,
+                        name: name().unwrap_or_default(),
+                        size: udata(entry.attr_value(gimli::DW_AT_byte_size)).unwrap_or(0),
+                        go_kind: udata(entry.attr_value(DW_AT_GO_KIND)).unwrap_or(0),
+                        encoding: match entry.attr_value(gimli::DW_AT_encoding) {
+                            Some(AttributeValue::Encoding(e)) => e.0.into(),
+                            other => udata(other).unwrap_or(0),
+                        },
+                        runtime_type: udata(entry.attr_value(DW_AT_GO_RUNTIME_TYPE)),
+                        type_ref: ref_key(unit, entry.attr_value(gimli::DW_AT_type)),
+                        key_ref: ref_key(unit, entry.attr_value(DW_AT_GO_KEY)),
+                        elem_ref: ref_key(unit, entry.attr_value(DW_AT_GO_ELEM)),
+                        members: Vec::new(),
+                        count: None,
+                    };
+                    raw_types.push((off, raw));
+                    open_type = Some((raw_types.len() - 1, depth));
+                }
+                gimli::DW_TAG_member => {
+                    if let Some((idx, d)) = open_type {
+                        if depth == d + 1 {
+                            if let Some((_, raw)) = raw_types.get_mut(idx) {
+                                if raw.members.len() < MAX_FIELDS {
+                                    raw.members.push((
+                                        name().unwrap_or_default(),
+                                        udata(entry.attr_value(gimli::DW_AT_data_member_location))
+                                            .unwrap_or(0),
+                                        ref_key(unit, entry.attr_value(gimli::DW_AT_type)),
+                                        matches!(
+                                            entry.attr_value(DW_AT_GO_EMBEDDED_FIELD),
+                                            Some(AttributeValue::Flag(true))
+                                        ) || udata(entry.attr_value(DW_AT_GO_EMBEDDED_FIELD))
+                                            .is_some_and(|v| v != 0),
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+                gimli::DW_TAG_subrange_type => {
+                    if let Some((idx, d)) = open_type {
+                        if depth == d + 1 {
+                            let count = udata(entry.attr_value(gimli::DW_AT_count)).or_else(|| {
+                                udata(entry.attr_value(gimli::DW_AT_upper_bound)).map(|u| u + 1)
+                            });
+                            if let Some((_, raw)) = raw_types.get_mut(idx) {
+                                raw.count = count;
+                            }
+                        }
+                    }
+                }
+                gimli::DW_TAG_variable if depth == 1 => {
+                    let Some(name) = name() else { continue };
+                    let Some(ty) = ref_key(unit, entry.attr_value(gimli::DW_AT_type)) else {
+                        continue;
+                    };
+                    if let Some(AttributeValue::Exprloc(expr)) = entry.attr_value(gimli::DW_AT_location) {
+                        if let Some(addr) = self.static_address(unit, expr) {
+                            raw_globals.push((name, addr, ty));
+                        }
+                    }
+                }
+                gimli::DW_TAG_subprogram if depth == 1 => {
+                    let low = match entry.attr_value(gimli::DW_AT_low_pc) {
+                        Some(v) => self.dwarf.attr_address(unit, v)?,
+                        None => None,
+                    };
+                    let Some(low) = low else { continue };
+                    let high = match entry.attr_value(gimli::DW_AT_high_pc) {
+                        Some(AttributeValue::Addr(a)) => a,
+                        other => match udata(other) {
+                            Some(len) => low.saturating_add(len),
+                            None => continue,
+                        },
+                    };
+                    self.functions.push(Function {
+                        name: name().unwrap_or_default(),
+                        low_pc: low,
+                        high_pc: high,
+                        unit: unit_idx,
+                        die: entry.offset(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The address of a `DW_OP_addr`/`DW_OP_addrx` location expression.
+    fn static_address(&self, unit: &gimli::Unit<Reader>, expr: gimli::Expression<Reader>) -> Option<u64> {
+        let mut ops = expr.operations(unit.encoding());
+        match ops.next().ok()?? {
+            gimli::Operation::Address { address } => Some(address),
+            gimli::Operation::AddressIndex { index } => self.dwarf.address(unit, index).ok(),
+            _ => None,
+        }
+    }
+
+    /// The type with this id.
+    pub fn ty(&self, id: TypeId) -> Option<&GoType> {
+        self.types.get(id.0 as usize)
+    }
+
+    /// Follows typedefs to the type that says what the value is.
+    pub fn underlying(&self, id: TypeId) -> Option<(TypeId, &GoType)> {
+        let mut cur = id;
+        for _ in 0..types::MAX_TYPEDEF_CHAIN {
+            let t = self.ty(cur)?;
+            match t.kind {
+                TypeKind::Typedef(next) => cur = next,
+                _ => return Some((cur, t)),
+            }
+        }
+        None
+    }
+
+    /// Number of types.
+    pub fn type_count(&self) -> usize {
+        self.types.len()
+    }
+
+    /// A type by its DWARF name (`main.Config`, `*main.Node`, `[]int`).
+    pub fn type_by_name(&self, name: &str) -> Option<TypeId> {
+        self.type_by_name.get(name).copied()
+    }
+
+    /// The DWARF type of a runtime `abi.Type`, by its offset from `moduledata.types`.
+    pub fn type_by_runtime_offset(&self, off: u64) -> Option<TypeId> {
+        self.type_by_runtime.get(&off).copied()
+    }
+
+    /// A package variable by fully qualified name.
+    pub fn global(&self, name: &str) -> Option<&Global> {
+        self.globals.get(name)
+    }
+
+    /// All package variables, sorted by name.
+    pub fn globals(&self) -> impl Iterator<Item = &Global> {
+        self.globals.values()
+    }
+
+    /// The function containing a link-time PC.
+    pub fn function_at(&self, pc: u64) -> Option<&Function> {
+        let idx = self.functions.partition_point(|f| f.low_pc <= pc);
+        let f = self.functions.get(idx.checked_sub(1)?)?;
+        (pc < f.high_pc).then_some(f)
+    }
+
+    /// A function by exact name.
+    pub fn function_by_name(&self, name: &str) -> Option<&Function> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+
+    /// `DW_AT_producer` of the first unit (`Go cmd/compile go1.26.8; regabi`).
+    pub fn producer(&self) -> Option<&str> {
+        self.producer.as_deref()
+    }
+
+    /// Go minor version from the producer (26 for go1.26.8).
+    pub fn go_minor(&self) -> Option<u32> {
+        self.go_minor
+    }
+
+    /// The DWARF encoding of the unit of `f` (needed to parse its expressions).
+    pub fn encoding_of(&self, f: &Function) -> Option<gimli::Encoding> {
+        self.units.get(f.unit).map(|u| u.encoding())
+    }
+
+    /// Arguments and locals of the function containing link-time `pc`, with
+    /// locations resolved for that PC. Variables in lexical blocks that do
+    /// not contain `pc` are left out; inlined calls' variables too (they belong
+    /// to the inlined logical frame).
+    pub fn frame_variables(&self, pc: u64) -> Result<Vec<Variable>, DwarfError> {
+        let Some(func) = self.function_at(pc) else {
+            return Ok(Vec::new());
+        };
+        let Some(unit) = self.units.get(func.unit) else {
+            return Ok(Vec::new());
+        };
+        let unit_off = unit.header.offset().0 as u64;
+        self.scan_function(unit, func, pc)
+            .map_err(malformed(".debug_info", unit_off))
+    }
+
+    fn scan_function(
+        &self,
+        unit: &gimli::Unit<Reader>,
+        func: &Function,
+        pc: u64,
+    ) -> gimli::Result<Vec<Variable>> {
+        let mut out = Vec::new();
+        let mut cursor = unit.entries_at_offset(func.die)?;
+        // Depth of a subtree being skipped (inlined call or block not containing pc).
+        let mut skip_below: Option<isize> = None;
+        let mut first = true;
+        while let Some(entry) = cursor.next_dfs()? {
+            let depth = entry.depth();
+            if first {
+                first = false;
+                continue;
+            }
+            if depth <= 0 {
+                break;
+            }
+            if let Some(d) = skip_below {
+                if depth > d {
+                    continue;
+                }
+                skip_below = None;
+            }
+            match entry.tag() {
+                gimli::DW_TAG_inlined_subroutine => skip_below = Some(depth),
+                gimli::DW_TAG_lexical_block => {
+                    let mut contains = false;
+                    let mut ranges = self.dwarf.die_ranges(unit, entry)?;
+                    while let Some(r) = ranges.next()? {
+                        if r.begin <= pc && pc < r.end {
+                            contains = true;
+                        }
+                    }
+                    if !contains {
+                        skip_below = Some(depth);
+                    }
+                }
+                tag @ (gimli::DW_TAG_formal_parameter | gimli::DW_TAG_variable) => {
+                    let Some(name) = entry
+                        .attr_value(gimli::DW_AT_name)
+                        .and_then(|v| self.dwarf.attr_string(unit, v).ok())
+                        .and_then(|s| s.to_string_lossy().ok().map(|c| c.into_owned()))
+                    else {
+                        continue;
+                    };
+                    let Some(ty) = ref_key(unit, entry.attr_value(gimli::DW_AT_type))
+                        .and_then(|o| self.type_by_die.get(&o).copied())
+                    else {
+                        continue;
+                    };
+                    let location = match entry.attr_value(gimli::DW_AT_location) {
+                        Some(AttributeValue::Exprloc(e)) => Some(e),
+                        Some(v) => {
+                            let mut found = None;
+                            if let Some(mut locs) = self.dwarf.attr_locations(unit, v)? {
+                                while let Some(l) = locs.next()? {
+                                    if l.range.begin <= pc && pc < l.range.end {
+                                        found = Some(l.data);
+                                        break;
+                                    }
+                                }
+                            }
+                            found
+                        }
+                        None => None,
+                    };
+                    let location = location.filter(|e| !e.0.is_empty());
+                    out.push(Variable {
+                        name,
+                        ty,
+                        is_arg: tag == gimli::DW_TAG_formal_parameter,
+                        is_result: matches!(
+                            entry.attr_value(gimli::DW_AT_variable_parameter),
+                            Some(AttributeValue::Flag(true))
+                        ) || udata(entry.attr_value(gimli::DW_AT_variable_parameter))
+                            .is_some_and(|v| v != 0),
+                        location,
+                        decl_line: udata(entry.attr_value(gimli::DW_AT_decl_line)).unwrap_or(0),
+                        scope_depth: depth.max(0) as u32,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `go1.26.8` anywhere in `s` → 26.
+fn parse_go_minor(s: &str) -> Option<u32> {
+    let at = s.find("go1.")?;
+    let rest = s.get(at + 4..)?;
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_minor_from_producer() {
+        assert_eq!(parse_go_minor("Go cmd/compile go1.26.8; regabi"), Some(26));
+        assert_eq!(parse_go_minor("Go cmd/compile go1.21.13"), Some(21));
+        assert_eq!(parse_go_minor("Go cmd/compile devel"), None);
+    }
+
+    #[test]
+    fn missing_dwarf_is_a_clear_error() {
+        let err = DwarfInfo::load(|_| None).err();
+        assert!(matches!(err, Some(DwarfError::Missing)));
+    }
+}
+
+/// Test support: compile a small Go program with the system toolchain and
+/// load its DWARF (the sections read with `object`, decompressed).
+#[cfg(test)]
+pub(crate) mod testprog {
+    use super::DwarfInfo;
+    use object::{Object, ObjectSection};
+    use std::path::PathBuf;
+
+    /// Builds `main.go` = `src` in a fresh module and returns the executable path.
+    pub fn build(src: &str, dir: &std::path::Path) -> PathBuf {
+        std::fs::write(dir.join("go.mod"), "module t\ngo 1.21\n").expect("write go.mod");
+        std::fs::write(dir.join("main.go"), src).expect("write main.go");
+        let out = dir.join("prog");
+        let status = std::process::Command::new("go")
+            .args(["build", "-o"])
+            .arg(&out)
+            .arg(".")
+            .current_dir(dir)
+            .env("GOTOOLCHAIN", "local")
+            .env("GOFLAGS", "-mod=mod")
+            .status()
+            .expect("run go build (is Go installed?)");
+        assert!(status.success(), "go build failed");
+        out
+    }
+
+    /// Loads the DWARF of an executable file.
+    pub fn load(path: &std::path::Path) -> DwarfInfo {
+        let data = std::fs::read(path).expect("read executable");
+        let file = object::File::parse(&*data).expect("parse ELF");
+        DwarfInfo::load(|name| {
+            let s = file.section_by_name(name)?;
+            s.uncompressed_data().ok().map(|c| c.into_owned())
+        })
+        .expect("load DWARF")
+    }
+}
+
+#[cfg(test)]
+mod program_tests {
+    use super::*;
+
+    const SRC: &str = r#"package main
+
+import "fmt"
+
+type Config struct {
+	Name string
+	Tags []string
+	_    int
+	N    *Config
+}
+
+var (
+	cfg  = Config{Name: "x"}
+	m    = map[string]int{"a": 1}
+	ch   = make(chan int, 2)
+	anyv any = 3
+	err  error
+	fn   = fmt.Sprint
+	arr  [3]uint16
+)
+
+var keep []any
+
+func main() {
+	keep = []any{&cfg, &m, &ch, &anyv, &err, &fn, &arr}
+	fmt.Println(len(keep))
+}
+"#;
+
+    #[test]
+    fn indexes_globals_and_go_kinds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = testprog::build(SRC, dir.path());
+        let info = testprog::load(&exe);
+        assert!(info.go_minor().is_some_and(|m| m >= 21));
+        let kind_of = |name: &str| {
+            let g = info.global(name).unwrap_or_else(|| panic!("global {name}"));
+            let (_, t) = info.underlying(g.ty).expect("type");
+            (info.ty(g.ty).expect("type").name.clone(), t.kind.clone(), t.size)
+        };
+        let (name, kind, size) = kind_of("main.cfg");
+        assert_eq!(name, "main.Config");
+        assert_eq!(size, 56);
+        let TypeKind::Struct { fields } = kind else { panic!("struct") };
+        let names: Vec<_> = fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["Name", "Tags", "_", "N"]);
+        assert!(matches!(kind_of("main.m").1, TypeKind::Map { .. }));
+        assert!(matches!(kind_of("main.ch").1, TypeKind::Chan { .. }));
+        assert_eq!(kind_of("main.anyv").1, TypeKind::Interface { empty: true });
+        assert_eq!(kind_of("main.err").1, TypeKind::Interface { empty: false });
+        assert_eq!(kind_of("main.fn").1, TypeKind::Func);
+        let (name, kind, size) = kind_of("main.arr");
+        assert_eq!((name.as_str(), size), ("[3]uint16", 6));
+        assert!(matches!(kind, TypeKind::Array { len: 3, .. }));
+        assert!(info.type_by_name("main.Config").is_some());
+        assert!(info.function_by_name("main.main").is_some());
+        let main = info.function_by_name("main.main").expect("main");
+        assert_eq!(info.function_at(main.low_pc).map(|f| f.name.as_str()), Some("main.main"));
+    }
+}

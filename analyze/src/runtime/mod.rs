@@ -1,1 +1,122 @@
 //! The Go runtime model: goroutines, Ms, Ps, stacks.
+//!
+//! Entry point: [`Runtime::new`] over a [`Target`]. Then
+//! [`Runtime::goroutines`] lists goroutines with their stacks (parsed and
+//! unwound in parallel), [`Runtime::go_traceback`] prints one exactly as
+//! `runtime.Stack` would, and [`goroutine_frames`] gives the frames of one
+//! goroutine for variable evaluation.
+
+pub mod format;
+pub mod goroutine;
+pub mod layout;
+pub mod model;
+pub mod rtdwarf;
+pub mod sched;
+pub mod tables;
+pub mod traceback;
+pub mod unwind;
+
+#[cfg(test)]
+mod testbin;
+
+pub use goroutine::{ThreadRegs, ThreadState, G, M};
+pub use model::Runtime;
+pub use sched::RuntimeSummary;
+pub use traceback::{Goroutine, LogicalFrame};
+pub use unwind::PhysFrame;
+
+use crate::error::Result;
+use crate::target::Target;
+
+/// One logical frame of a goroutine's stack, innermost first, with what a
+/// DWARF location evaluator needs.
+///
+/// Inlined calls share `pc`, `sp` and `cfa` with the physical frame they
+/// were inlined into; `inline_depth` tells them apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// PC of the physical frame: a return address (or, for the innermost
+    /// frame of a running thread or a frame interrupted by a signal, the
+    /// trapping PC).
+    pub pc: u64,
+    /// The PC used for symbolization and for DWARF lookups (`pc-1` after a call).
+    pub sym_pc: u64,
+    /// SP of the physical frame at `pc`.
+    pub sp: u64,
+    /// Canonical frame address: the caller's SP, i.e. the runtime's `fp`
+    /// (`sp + pcsp(pc) + 8` on amd64). DWARF `DW_OP_call_frame_cfa` is this.
+    pub cfa: u64,
+    /// Function name as in the binary.
+    pub function: String,
+    /// Entry PC of the physical function.
+    pub entry: u64,
+    /// Source file.
+    pub file: String,
+    /// Line.
+    pub line: u32,
+    /// Whether this logical frame is an inlined call.
+    pub inlined: bool,
+    /// 0 for the physical function, 1.. for inlined calls (1 = inlined
+    /// directly into the physical function).
+    pub inline_depth: u32,
+    /// Index of the physical frame (0 = innermost).
+    pub physical_index: usize,
+}
+
+/// Every logical frame of goroutine `goid`, innermost first, runtime
+/// frames included.
+pub fn goroutine_frames(target: &Target, goid: u64) -> Result<Vec<Frame>> {
+    let rt = Runtime::new(target)?;
+    let g = rt.goroutine(goid)?;
+    Ok(frames_of(&g))
+}
+
+/// Goroutine count and GOMAXPROCS for `info` (no unwinding).
+pub fn runtime_summary(target: &Target) -> Result<RuntimeSummary> {
+    Runtime::new(target)?.summary()
+}
+
+/// The [`Frame`]s of a listed goroutine.
+pub fn frames_of(g: &Goroutine) -> Vec<Frame> {
+    g.logical
+        .iter()
+        .filter_map(|lf| {
+            let pf = g.frames.get(lf.phys)?;
+            Some(Frame {
+                pc: pf.pc,
+                sym_pc: pf.sym_pc,
+                sp: pf.sp,
+                cfa: pf.fp,
+                function: lf.name.to_string(),
+                entry: pf.info.entry,
+                file: lf.file.to_string(),
+                line: lf.line,
+                inlined: lf.inlined,
+                inline_depth: lf.inline_depth,
+                physical_index: lf.phys,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod dev_tests {
+    use super::*;
+
+    /// Prints `--format go` for the snapshot in `$RDLV_DEV_SNAP` (development aid).
+    #[test]
+    #[ignore = "development aid: needs RDLV_DEV_SNAP"]
+    fn print_dev_snapshot() {
+        let path = std::env::var("RDLV_DEV_SNAP").expect("RDLV_DEV_SNAP");
+        let target = Target::open(std::path::Path::new(&path), None).expect("open");
+        let rt = Runtime::new(&target).expect("runtime");
+        eprintln!("layout source {:?}", rt.layout.source);
+        let gs = rt.goroutines().expect("goroutines");
+        for g in &gs {
+            if g.system {
+                continue;
+            }
+            println!("{}", rt.go_traceback(g));
+        }
+    }
+}

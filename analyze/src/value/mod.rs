@@ -1,1 +1,397 @@
 //! Typed Go values, their text and JSON forms, and expressions.
+//!
+//! [`Program`] ties the indexed DWARF to target memory. A [`Loader`] reads a
+//! typed location into a [`Value`] tree under a [`LoadConfig`] (Delve's
+//! limits for text, the canonical "complete" limits for JSON). [`json`]
+//! renders the canonical JSON of CONTRACT.md, [`text`] Delve's print format,
+//! and [`expr`] parses and evaluates the expression subset.
+
+pub mod expr;
+pub mod frame;
+pub mod json;
+mod load;
+mod maps;
+pub mod text;
+
+use std::sync::OnceLock;
+
+use crate::dwarf::{DwarfInfo, GoType, TypeId, TypeKind};
+use crate::memory::Memory;
+
+pub use load::Loader;
+
+/// Limits applied while loading a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadConfig {
+    /// Whether pointers are dereferenced.
+    pub follow_pointers: bool,
+    /// How many levels of nested aggregates are loaded (Delve's MaxVariableRecurse).
+    pub max_recurse: u32,
+    /// Bytes of a string that are loaded.
+    pub max_string_len: u64,
+    /// Elements of an array, slice, map or channel buffer that are loaded.
+    pub max_array_values: u64,
+    /// Struct fields loaded (`None` = all).
+    pub max_struct_fields: Option<usize>,
+}
+
+/// Deepest nesting followed even in "complete" mode; beyond it a value is
+/// marked unreadable rather than risking the stack.
+pub const MAX_DEPTH: u32 = 4096;
+
+impl LoadConfig {
+    /// Delve's `print` defaults (`LoadFullValue`): follow pointers, one level
+    /// of recursion, 64 string bytes, 64 elements.
+    pub fn delve_print() -> Self {
+        LoadConfig {
+            follow_pointers: true,
+            max_recurse: 1,
+            max_string_len: 64,
+            max_array_values: 64,
+            max_struct_fields: None,
+        }
+    }
+    /// Delve's short form for `locals`/`args` summaries... with the print limits
+    /// Delve's CLI actually uses for `locals` (`LoadFullValue` too).
+    pub fn delve_locals() -> Self {
+        Self::delve_print()
+    }
+    /// Only the top-level scalar or header (lengths), nothing behind it: for
+    /// `len()`, indexes and other evaluation steps.
+    pub fn canonical_shallow() -> Self {
+        LoadConfig {
+            follow_pointers: false,
+            max_recurse: 0,
+            max_string_len: 0,
+            max_array_values: 0,
+            max_struct_fields: Some(0),
+        }
+    }
+    /// The canonical JSON limits: complete up to 1 MiB of string bytes and
+    /// 100,000 elements per collection, and nesting up to [`MAX_DEPTH`].
+    pub fn canonical() -> Self {
+        LoadConfig {
+            follow_pointers: true,
+            max_recurse: MAX_DEPTH,
+            max_string_len: 1 << 20,
+            max_array_values: 100_000,
+            max_struct_fields: None,
+        }
+    }
+}
+
+/// Where a pointer leads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pointee {
+    /// The pointer is nil.
+    Nil,
+    /// Not loaded (limits, or pointers not followed).
+    NotLoaded,
+    /// The pointee is already being printed on the current path.
+    Cycle,
+    /// The pointee.
+    Loaded(Box<Value>),
+}
+
+/// What a value is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueKind {
+    /// bool.
+    Bool(bool),
+    /// Signed integer.
+    Int(i64),
+    /// Unsigned integer (also uintptr).
+    Uint(u64),
+    /// float32 (`bits` 32) or float64.
+    Float {
+        /// The value (float32 widened exactly).
+        value: f64,
+        /// 32 or 64.
+        bits: u8,
+    },
+    /// complex64 (`bits` 32 per part) or complex128.
+    Complex {
+        /// Real part.
+        re: f64,
+        /// Imaginary part.
+        im: f64,
+        /// Width of each part: 32 or 64.
+        bits: u8,
+    },
+    /// A string; `bytes` may be a prefix of `len` bytes.
+    String {
+        /// Loaded bytes.
+        bytes: Vec<u8>,
+        /// Full length.
+        len: u64,
+    },
+    /// `[N]T`; `elems` may be a prefix.
+    Array {
+        /// Full length.
+        len: u64,
+        /// Loaded elements.
+        elems: Vec<Value>,
+    },
+    /// `[]T`; `base == 0` is a nil slice.
+    Slice {
+        /// Length.
+        len: u64,
+        /// Capacity.
+        cap: u64,
+        /// Address of the backing array.
+        base: u64,
+        /// Loaded elements.
+        elems: Vec<Value>,
+    },
+    /// A struct; `fields` is empty when not loaded (recursion limit).
+    Struct {
+        /// Fields in declaration order (blank `_` fields included).
+        fields: Vec<(String, Value)>,
+        /// Number of fields in the type.
+        total: usize,
+    },
+    /// `*T`.
+    Pointer {
+        /// The pointer value.
+        addr: u64,
+        /// What it points at.
+        pointee: Pointee,
+    },
+    /// A map; `addr == 0` is a nil map.
+    Map {
+        /// Address of the runtime header.
+        addr: u64,
+        /// Number of entries the runtime counts.
+        len: u64,
+        /// Loaded entries.
+        entries: Vec<(Value, Value)>,
+    },
+    /// A channel; `addr == 0` is nil.
+    Chan {
+        /// Address of the hchan.
+        addr: u64,
+        /// Element type as reflect prints it.
+        elem_type: String,
+        /// Queued elements.
+        len: u64,
+        /// Buffer size.
+        cap: u64,
+        /// Whether closed.
+        closed: bool,
+        /// Buffered elements in receive order.
+        buffer: Vec<Value>,
+        /// Goroutine ids blocked sending.
+        senders: Vec<u64>,
+        /// Goroutine ids blocked receiving.
+        receivers: Vec<u64>,
+    },
+    /// An interface; `dyn_type == None` is a nil interface.
+    Interface {
+        /// Dynamic type as reflect prints it.
+        dyn_type: Option<String>,
+        /// The dynamic value (not loaded beyond the recursion limit).
+        value: Option<Box<Value>>,
+    },
+    /// A func value; `pc == 0` is nil.
+    Func {
+        /// Entry PC of the function (runtime address).
+        pc: u64,
+        /// Function name.
+        name: Option<String>,
+        /// Captured variables of a closure, when DWARF describes them.
+        captured: Vec<(String, Value)>,
+    },
+    /// unsafe.Pointer.
+    UnsafePointer(u64),
+    /// Could not be read; the reason.
+    Unreadable(String),
+}
+
+/// A typed value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Value {
+    /// Type name as DWARF spells it (Delve prints these).
+    pub type_name: String,
+    /// Address, when the value lives in memory.
+    pub addr: Option<u64>,
+    /// The value.
+    pub kind: ValueKind,
+}
+
+impl Value {
+    /// An unreadable value of a type.
+    pub fn unreadable(type_name: impl Into<String>, addr: Option<u64>, why: impl Into<String>) -> Value {
+        Value {
+            type_name: type_name.into(),
+            addr,
+            kind: ValueKind::Unreadable(why.into()),
+        }
+    }
+}
+
+/// DWARF plus memory: everything needed to read typed values.
+pub struct Program<'a> {
+    /// Indexed DWARF.
+    pub dwarf: &'a DwarfInfo,
+    /// Target memory (runtime addresses).
+    pub mem: &'a dyn Memory,
+    /// PIE load bias: runtime = link-time + bias.
+    pub bias: u64,
+    /// Resolves a runtime PC to a function name (pclntab); DWARF is the fallback.
+    pub func_name: Option<&'a (dyn Fn(u64) -> Option<String> + Sync)>,
+    types_range: OnceLock<Option<(u64, u64)>>,
+}
+
+impl<'a> Program<'a> {
+    /// A program over `dwarf` and `mem` with load bias `bias`.
+    pub fn new(dwarf: &'a DwarfInfo, mem: &'a dyn Memory, bias: u64) -> Self {
+        Program {
+            dwarf,
+            mem,
+            bias,
+            func_name: None,
+            types_range: OnceLock::new(),
+        }
+    }
+
+    /// The type with this id (a placeholder for a dangling id).
+    pub fn ty(&self, id: TypeId) -> &GoType {
+        static UNKNOWN: GoType = GoType {
+            name: String::new(),
+            size: 0,
+            kind: TypeKind::Unknown,
+            runtime_type: None,
+        };
+        self.dwarf.ty(id).unwrap_or(&UNKNOWN)
+    }
+
+    /// The type that says what a value is, after typedefs.
+    pub fn underlying(&self, id: TypeId) -> (TypeId, &GoType) {
+        self.dwarf
+            .underlying(id)
+            .unwrap_or((id, self.ty(id)))
+    }
+
+    /// `[moduledata.types, moduledata.etypes)` at runtime, read from
+    /// `runtime.firstmoduledata` once.
+    pub fn types_range(&self) -> Option<(u64, u64)> {
+        *self.types_range.get_or_init(|| {
+            let g = self.dwarf.global("runtime.firstmoduledata")?;
+            let (_, t) = self.underlying(g.ty);
+            let TypeKind::Struct { fields } = &t.kind else {
+                return None;
+            };
+            let base = g.addr.wrapping_add(self.bias);
+            let off = |name: &str| fields.iter().find(|f| f.name == name).map(|f| f.offset);
+            let types = self.mem.read_u64(base + off("types")?).ok()?;
+            let etypes = self.mem.read_u64(base + off("etypes")?).ok()?;
+            (types != 0 && types <= etypes).then_some((types, etypes))
+        })
+    }
+
+    /// The function name at a runtime PC.
+    pub fn function_name(&self, pc: u64) -> Option<String> {
+        if let Some(f) = self.func_name {
+            if let Some(n) = f(pc) {
+                return Some(n);
+            }
+        }
+        self.dwarf
+            .function_at(pc.wrapping_sub(self.bias))
+            .map(|f| f.name.clone())
+    }
+
+    /// The name of a runtime `abi.Type` as reflect prints it (`*main.Node`,
+    /// `map[string]int`), decoded from the type's `Str` name offset.
+    pub fn rtype_name(&self, rtype: u64) -> Option<String> {
+        let (types, etypes) = self.types_range()?;
+        if rtype < types || rtype >= etypes {
+            return None;
+        }
+        let tflag = self.mem.read_u8(rtype + 20).ok()?;
+        let name_off = self.mem.read_u32(rtype + 40).ok()? as i32;
+        let name_addr = types.checked_add_signed(i64::from(name_off))?;
+        let mut hdr = [0u8; 11];
+        self.mem.read(name_addr, &mut hdr).ok()?;
+        // abi.Name: one flag byte, a uvarint length, the bytes.
+        let mut len: u64 = 0;
+        let mut shift = 0;
+        let mut pos = 1;
+        loop {
+            let b = *hdr.get(pos)?;
+            len |= u64::from(b & 0x7f) << shift;
+            pos += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift > 28 {
+                return None;
+            }
+        }
+        if len > 1 << 16 {
+            return None;
+        }
+        let bytes = self.mem.read_vec(name_addr + pos as u64, len as usize).ok()?;
+        let mut s = String::from_utf8_lossy(&bytes).into_owned();
+        // TFlagExtraStar: the name is stored with a '*' that belongs to the pointer type.
+        if tflag & 0x2 != 0 && s.starts_with('*') {
+            s.remove(0);
+        }
+        Some(s)
+    }
+
+    /// The DWARF type of a runtime `abi.Type`.
+    pub fn rtype_dwarf(&self, rtype: u64) -> Option<TypeId> {
+        let (types, _) = self.types_range()?;
+        self.dwarf.type_by_runtime_offset(rtype.checked_sub(types)?)
+    }
+
+    /// The reflect name of a DWARF type: from its runtime type when the binary
+    /// has one, otherwise the DWARF name with package paths shortened.
+    pub fn reflect_name(&self, id: TypeId) -> String {
+        let t = self.ty(id);
+        if let (Some(off), Some((types, _))) = (t.runtime_type.filter(|&o| o != 0), self.types_range()) {
+            if let Some(n) = self.rtype_name(types + off) {
+                return n;
+            }
+        }
+        shorten_package_paths(&t.name)
+    }
+}
+
+/// `map[net/http.Header]*net/url.URL` → `map[http.Header]*url.URL`, as reflect prints.
+pub fn shorten_package_paths(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if let Some(slash) = word.rfind('/') {
+            out.push_str(&word[slash + 1..]);
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in name.chars() {
+        if c.is_alphanumeric() || c == '_' || c == '/' || c == '.' || c == '-' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shortens_paths_like_reflect() {
+        assert_eq!(shorten_package_paths("map[net/http.Header]*net/url.URL"), "map[http.Header]*url.URL");
+        assert_eq!(shorten_package_paths("main.Config"), "main.Config");
+        assert_eq!(shorten_package_paths("[]*main.Node"), "[]*main.Node");
+    }
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 	"unsafe"
 )
@@ -109,12 +110,23 @@ func TestParkedViewExcludesSelfAndRunning(t *testing.T) {
 	dump := "goroutine 1 [running]:\nmain.main()\n\tx.go:1\n\n" +
 		"goroutine 2 [chan receive]:\nmain.wait()\n\tx.go:2\n\n" +
 		"goroutine 3 [runnable]:\nmain.spin()\n\tx.go:3\n"
-	view, ok := parkedView([]byte(dump), "1", []string{"main.spin"})
+	spin := [][]byte{[]byte("\nmain.spin(")}
+	view, ok := parkedView([]byte(dump), []byte("1"), spin)
 	if !ok {
-		t.Fatalf("expected all parked, view:\n%s", view)
+		t.Fatalf("expected all parked")
 	}
-	_, ok = parkedView([]byte(dump), "2", nil)
-	if ok {
+	if _, ok := parkedView([]byte(dump), []byte("2"), spin); ok {
 		t.Fatalf("goroutine 1 is running, should not count as parked")
+	}
+	if _, ok := parkedView([]byte(dump), []byte("1"), nil); ok {
+		t.Fatalf("goroutine 3 is runnable and not allowed to run")
+	}
+	changed := strings.Replace(dump, "x.go:2", "x.go:9", 1)
+	if other, _ := parkedView([]byte(changed), []byte("1"), spin); other == view {
+		t.Fatalf("a changed parked goroutine must change the view")
+	}
+	changedSpin := strings.Replace(dump, "x.go:3", "x.go:7", 1)
+	if other, _ := parkedView([]byte(changedSpin), []byte("1"), spin); other != view {
+		t.Fatalf("an allowed running goroutine must not change the view")
 	}
 }

@@ -21,6 +21,7 @@ package oracle
 import (
 	"bytes"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -67,6 +68,7 @@ var (
 	allowRunning []string
 	answered     int
 	readyOnce    sync.Once
+	skipSettle   bool
 )
 
 // Value registers a global to be reported in values.json under expr (e.g.
@@ -128,6 +130,16 @@ func Ready() {
 	})
 }
 
+// ReadyUnsettled is Ready for programs whose goroutines never settle (thread
+// churn, servers under load): READY is printed as soon as the oracle is
+// installed, without waiting for the goroutines to park.
+func ReadyUnsettled() {
+	mu.Lock()
+	skipSettle = true
+	mu.Unlock()
+	Ready()
+}
+
 // ReadyAndPark calls Ready and blocks the calling goroutine forever in
 // `select {}` (its wait reason is "select (no cases)").
 func ReadyAndPark() {
@@ -136,7 +148,12 @@ func ReadyAndPark() {
 }
 
 func serve(sigs chan os.Signal) {
-	settle()
+	mu.Lock()
+	unsettled := skipSettle
+	mu.Unlock()
+	if !unsettled {
+		settle()
+	}
 	fmt.Fprintf(os.Stdout, "READY %d\n", os.Getpid())
 	for range sigs {
 		if err := answer(); err != nil {
@@ -145,15 +162,34 @@ func serve(sigs chan os.Signal) {
 	}
 }
 
+// stackSizeHint is the size of the last complete dump: with 100,000
+// goroutines a dump is tens of MiB and takes a second, and growing a buffer
+// from scratch would redo it a dozen times.
+var stackSizeHint = 0
+
 // AllStacks returns runtime.Stack(buf, true), growing buf until the text fits.
+// The first guess is 1 KiB per goroutine, later ones the last size plus a
+// quarter.
 func AllStacks() []byte {
-	buf := make([]byte, 1<<16)
+	mu.Lock()
+	size := stackSizeHint + stackSizeHint/4
+	mu.Unlock()
+	if guess := runtime.NumGoroutine() << 10; size < guess {
+		size = guess
+	}
+	if size < 1<<16 {
+		size = 1 << 16
+	}
 	for {
+		buf := make([]byte, size)
 		n := runtime.Stack(buf, true)
 		if n < len(buf) {
+			mu.Lock()
+			stackSizeHint = n
+			mu.Unlock()
 			return buf[:n]
 		}
-		buf = make([]byte, 2*len(buf))
+		size *= 2
 	}
 }
 
@@ -245,15 +281,18 @@ func writeAtomic(dir, name string, data []byte) error {
 // settle waits until every goroutine but this one (and those running an
 // AllowRunning function) is blocked, and two dumps taken a little apart are
 // identical, so that a capture taken after READY sees the same stacks the
-// oracle will print. It gives up after 20 s and announces anyway; the test
+// oracle will print. It gives up after 60 s and announces anyway; the test
 // comparing stacks will then report the difference.
 func settle() {
-	self := strconv.FormatInt(CurrentGoroutineID(), 10)
+	self := []byte(strconv.FormatInt(CurrentGoroutineID(), 10))
 	mu.Lock()
-	running := append([]string(nil), allowRunning...)
+	running := make([][]byte, len(allowRunning))
+	for i, fn := range allowRunning {
+		running[i] = []byte("\n" + fn + "(")
+	}
 	mu.Unlock()
-	deadline := time.Now().Add(20 * time.Second)
-	var previous string
+	deadline := time.Now().Add(60 * time.Second)
+	var previous uint64
 	for time.Now().Before(deadline) {
 		current, ok := parkedView(AllStacks(), self, running)
 		if ok && current == previous {
@@ -262,26 +301,40 @@ func settle() {
 		previous = current
 		time.Sleep(30 * time.Millisecond)
 	}
-	fmt.Fprintln(os.Stderr, "oracle: goroutines did not settle within 20s")
+	fmt.Fprintln(os.Stderr, "oracle: goroutines did not settle within 60s")
 }
 
-// parkedView returns the dump without the excluded goroutines, and whether
-// every remaining goroutine is blocked (neither running nor runnable).
-func parkedView(dump []byte, self string, running []string) (string, bool) {
-	var kept []string
+// parkedView returns a hash of the dump without the excluded goroutines, and
+// whether every remaining goroutine is blocked (neither running nor
+// runnable). It works on the bytes in place: with 100,000 goroutines the
+// dump is tens of MiB.
+func parkedView(dump []byte, self []byte, running [][]byte) (uint64, bool) {
+	h := fnv.New64a()
 	allParked := true
-	for _, block := range strings.Split(string(dump), "\n\n") {
-		header, _, _ := strings.Cut(block, "\n")
-		fields := strings.Fields(header)
-		if len(fields) < 3 || fields[0] != "goroutine" {
+	sep := []byte("\n\n")
+	for len(dump) > 0 {
+		block := dump
+		if i := bytes.Index(dump, sep); i >= 0 {
+			block, dump = dump[:i], dump[i+len(sep):]
+		} else {
+			dump = nil
+		}
+		header := block
+		if i := bytes.IndexByte(block, '\n'); i >= 0 {
+			header = block[:i]
+		}
+		// header: "goroutine N [status...]:"
+		rest, found := bytes.CutPrefix(header, []byte("goroutine "))
+		if !found {
 			continue
 		}
-		if fields[1] == self {
+		id, status, _ := bytes.Cut(rest, []byte(" ["))
+		if bytes.Equal(id, self) {
 			continue
 		}
 		expected := false
 		for _, fn := range running {
-			if strings.Contains(block, "\n"+fn+"(") {
+			if bytes.Contains(block, fn) {
 				expected = true
 				break
 			}
@@ -289,11 +342,11 @@ func parkedView(dump []byte, self string, running []string) (string, bool) {
 		if expected {
 			continue
 		}
-		status := strings.TrimPrefix(strings.Join(fields[2:], " "), "[")
-		if strings.HasPrefix(status, "running") || strings.HasPrefix(status, "runnable") {
+		if bytes.HasPrefix(status, []byte("running")) || bytes.HasPrefix(status, []byte("runnable")) {
 			allParked = false
 		}
-		kept = append(kept, block)
+		h.Write(block)
+		h.Write(sep)
 	}
-	return strings.Join(kept, "\n\n"), allParked
+	return h.Sum64(), allParked
 }

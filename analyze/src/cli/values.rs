@@ -1,0 +1,565 @@
+//! `print`, `vars`, `locals` and `args`: typed values from DWARF.
+//!
+//! Each subcommand is a clap `Args` struct (constructible from its public
+//! fields, parseable from a REPL line with [`parse_args`]) and a `run_*`
+//! function writing to any `Write`.
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::{Args, Parser, ValueEnum};
+
+use crate::dwarf::DwarfInfo;
+use crate::error::AnalyzeError;
+use crate::value::expr::{EvalError, Evaluator, ScopeVar, VarSource};
+use crate::value::{frame, json, text, LoadConfig, Loader, Program, Value, ValueKind};
+use crate::Target;
+
+/// Output format of the value commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ValueFormat {
+    /// Delve's text.
+    #[default]
+    Text,
+    /// Canonical value JSON (CONTRACT.md), complete.
+    Json,
+}
+
+/// Limits of the text format (Delve's config keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct LimitArgs {
+    /// Most string bytes shown in text (Delve's max-string-len, default 64).
+    #[arg(long, value_name = "N")]
+    pub max_string_len: Option<u64>,
+    /// Most elements of an array, slice, map or channel shown in text
+    /// (max-array-values, default 64).
+    #[arg(long, value_name = "N")]
+    pub max_array_values: Option<u64>,
+    /// Nesting levels of structs and maps loaded in text (max-variable-recurse, default 1).
+    #[arg(long, value_name = "N")]
+    pub max_variable_recurse: Option<u32>,
+}
+
+impl LimitArgs {
+    fn config(&self, format: ValueFormat) -> LoadConfig {
+        match format {
+            ValueFormat::Json => LoadConfig::canonical(),
+            ValueFormat::Text => {
+                let mut c = LoadConfig::delve_print();
+                if let Some(n) = self.max_string_len {
+                    c.max_string_len = n;
+                }
+                if let Some(n) = self.max_array_values {
+                    c.max_array_values = n;
+                }
+                if let Some(n) = self.max_variable_recurse {
+                    c.max_recurse = n;
+                }
+                c
+            }
+        }
+    }
+}
+
+/// `print EXPR`: evaluate an expression.
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(name = "print", about = "Evaluate an expression: globals, locals, fields, indexes, *p, &x, len, cap, conversions")]
+pub struct PrintArgs {
+    /// The expression; several words are joined with spaces.
+    #[arg(required = true, num_args = 1.., value_name = "EXPR", allow_hyphen_values = true)]
+    pub expr: Vec<String>,
+    /// Goroutine whose frame supplies locals and arguments.
+    #[arg(long, short = 'g', value_name = "GOID")]
+    pub goroutine: Option<u64>,
+    /// Frame index in `bt` (0 = innermost).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub frame: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ValueFormat::Text)]
+    pub format: ValueFormat,
+    /// Text limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// `vars [REGEX]`: package variables.
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(name = "vars", about = "Package variables whose name matches REGEX")]
+pub struct VarsArgs {
+    /// Filter (a regular expression: `.`, `*`, `+`, `?`, `^`, `$`, `[...]`).
+    #[arg(value_name = "REGEX")]
+    pub regex: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ValueFormat::Text)]
+    pub format: ValueFormat,
+    /// Text limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// `locals` / `args`: variables of one frame of one goroutine.
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(about = "Local variables (locals) or arguments (args) of a goroutine's frame")]
+pub struct FrameVarsArgs {
+    /// Filter on names (regular expression).
+    #[arg(value_name = "REGEX")]
+    pub regex: Option<String>,
+    /// Goroutine.
+    #[arg(long, short = 'g', value_name = "GOID")]
+    pub goroutine: u64,
+    /// Frame index in `bt` (0 = innermost).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub frame: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ValueFormat::Text)]
+    pub format: ValueFormat,
+    /// Text limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// `locals` arguments.
+pub type LocalsArgs = FrameVarsArgs;
+/// `args` arguments.
+pub type ArgsArgs = FrameVarsArgs;
+
+/// Parses a REPL line (`print -g 5 main.cfg`) into one of the Args structs.
+pub fn parse_args<T: Parser>(words: &[&str]) -> Result<T, clap::Error> {
+    T::try_parse_from(std::iter::once("rdlv").chain(words.iter().copied()))
+}
+
+/// Loading values recurses as deep as the value nests (up to
+/// [`crate::value::MAX_DEPTH`] levels): run it on a thread with a large stack.
+const EVAL_STACK: usize = 512 << 20;
+
+fn with_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
+    std::thread::scope(|s| {
+        let h = std::thread::Builder::new()
+            .name("rdlv-eval".into())
+            .stack_size(EVAL_STACK)
+            .spawn_scoped(s, f)
+            .context("cannot start the evaluation thread")?;
+        h.join()
+            .map_err(|_| anyhow::anyhow!("internal error while loading a value"))
+    })
+}
+
+fn dwarf(target: &Target) -> anyhow::Result<std::sync::Arc<DwarfInfo>> {
+    Ok(DwarfInfo::for_binary(target.binary()).map_err(AnalyzeError::from)?)
+}
+
+fn program<'a>(target: &'a Target, info: &'a DwarfInfo, names: &'a (dyn Fn(u64) -> Option<String> + Sync)) -> Program<'a> {
+    let mut p = Program::new(info, target.memory(), target.bias());
+    p.func_name = Some(names);
+    p
+}
+
+fn func_namer(target: &Target) -> impl Fn(u64) -> Option<String> + Sync + '_ {
+    move |pc| {
+        let tab = target.pclntab().ok()?;
+        let f = tab.find_func(pc)?;
+        (f.entry() == pc).then(|| f.name().to_string())
+    }
+}
+
+fn eval_error(e: EvalError) -> anyhow::Error {
+    match e {
+        EvalError::NotFound { .. } => AnalyzeError::NotFound(e.to_string()).into(),
+        _ => AnalyzeError::Unsupported(e.to_string()).into(),
+    }
+}
+
+/// The variables of frame `frame` of goroutine `goid`.
+pub fn frame_variables(target: &Target, prog: &Program<'_>, goid: u64, frame: usize) -> anyhow::Result<(String, Vec<ScopeVar>)> {
+    Ok(frame::goroutine_scope(target, prog, goid, frame)?)
+}
+
+/// `print`.
+pub fn run_print(target: &Target, args: &PrintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let info = dwarf(target)?;
+    let names = func_namer(target);
+    let prog = program(target, &info, &names);
+    let scope = match args.goroutine {
+        Some(goid) => frame_variables(target, &prog, goid, args.frame)?.1,
+        None => Vec::new(),
+    };
+    let src = args.expr.join(" ");
+    let cfg = args.limits.config(args.format);
+    let format = args.format;
+    let rendered = with_big_stack(|| -> anyhow::Result<String> {
+        let ev = Evaluator::new(&prog, scope);
+        let v = ev.eval_str(&src, cfg).map_err(eval_error)?;
+        if let ValueKind::Unreadable(why) = &v.kind {
+            return Err(AnalyzeError::NotFound(format!("{src}: {why}")).into());
+        }
+        Ok(match format {
+            ValueFormat::Json => json::to_json(&v),
+            ValueFormat::Text => text::render(&v),
+        })
+    })??;
+    writeln!(out, "{rendered}")?;
+    Ok(())
+}
+
+/// `vars [REGEX]`.
+pub fn run_vars(target: &Target, args: &VarsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let info = dwarf(target)?;
+    let names = func_namer(target);
+    let prog = program(target, &info, &names);
+    let re = args.regex.as_deref().map(Regex::new).transpose()?;
+    let globals: Vec<_> = info
+        .globals()
+        .filter(|g| re.as_ref().is_none_or(|r| r.is_match(&g.name)))
+        .collect();
+    let cfg = args.limits.config(args.format);
+    let format = args.format;
+    let text = with_big_stack(|| {
+        let mut s = String::new();
+        if format == ValueFormat::Json {
+            s.push('{');
+        }
+        for (i, g) in globals.iter().enumerate() {
+            let v = Loader::new(&prog, cfg.clone()).load(g.ty, g.addr.wrapping_add(prog.bias));
+            match format {
+                ValueFormat::Json => {
+                    if i > 0 {
+                        s.push(',');
+                    }
+                    json::write_string(&mut s, g.name.as_bytes());
+                    s.push(':');
+                    json::write_value(&mut s, &v);
+                }
+                ValueFormat::Text => {
+                    s.push_str(&g.name);
+                    s.push_str(" = ");
+                    s.push_str(&text::render(&v));
+                    s.push('\n');
+                }
+            }
+        }
+        if format == ValueFormat::Json {
+            s.push_str("}\n");
+        }
+        s
+    })?;
+    out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn run_frame_vars(target: &Target, args: &FrameVarsArgs, want_args: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let info = dwarf(target)?;
+    let names = func_namer(target);
+    let prog = program(target, &info, &names);
+    let (_, scope) = frame_variables(target, &prog, args.goroutine, args.frame)?;
+    let re = args.regex.as_deref().map(Regex::new).transpose()?;
+    let vars: Vec<ScopeVar> = scope
+        .into_iter()
+        .filter(|v| v.is_arg == want_args)
+        .filter(|v| re.as_ref().is_none_or(|r| r.is_match(&v.name)))
+        .collect();
+    let cfg = args.limits.config(args.format);
+    let format = args.format;
+    let text = with_big_stack(|| render_vars(&prog, &vars, cfg, format))?;
+    out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Loads and renders frame variables: `name = value` lines, or one JSON object.
+pub fn render_vars(prog: &Program<'_>, vars: &[ScopeVar], cfg: LoadConfig, format: ValueFormat) -> String {
+    let mut s = String::new();
+    if format == ValueFormat::Json {
+        s.push('{');
+    }
+    if vars.is_empty() && format == ValueFormat::Text {
+        s.push_str("(no locals)\n");
+    }
+    for (i, v) in vars.iter().enumerate() {
+        let val = load_var(prog, v, cfg.clone());
+        match format {
+            ValueFormat::Json => {
+                if i > 0 {
+                    s.push(',');
+                }
+                json::write_string(&mut s, v.name.as_bytes());
+                s.push(':');
+                json::write_value(&mut s, &val);
+            }
+            ValueFormat::Text => {
+                s.push_str(&v.name);
+                s.push_str(" = ");
+                s.push_str(&text::render(&val));
+                s.push('\n');
+            }
+        }
+    }
+    if format == ValueFormat::Json {
+        s.push_str("}\n");
+    }
+    s
+}
+
+/// The value of a frame variable.
+pub fn load_var(prog: &Program<'_>, v: &ScopeVar, cfg: LoadConfig) -> Value {
+    let mut loader = Loader::new(prog, cfg);
+    match &v.src {
+        VarSource::Memory(a) => loader.load(v.ty, *a),
+        VarSource::Bytes(b) => loader.load_bytes(v.ty, b.clone()),
+        VarSource::Unavailable(why) => Value::unreadable(prog.ty(v.ty).name.clone(), None, why.clone()),
+    }
+}
+
+/// `locals`.
+pub fn run_locals(target: &Target, args: &LocalsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    run_frame_vars(target, args, false, out)
+}
+
+/// `args`.
+pub fn run_args(target: &Target, args: &ArgsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    run_frame_vars(target, args, true, out)
+}
+
+/// Names of package variables, for REPL completion.
+pub fn global_names(target: &Target) -> Vec<String> {
+    DwarfInfo::for_binary(target.binary())
+        .map(|d| d.globals().map(|g| g.name.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// `bt -full` support: `name = value` lines (single-line Delve form) for the
+/// arguments and locals of frame `frame` of goroutine `goid`.
+pub fn frame_locals_lines(target: &Target, goid: u64, frame: usize) -> anyhow::Result<Vec<String>> {
+    let info = dwarf(target)?;
+    let names = func_namer(target);
+    let prog = program(target, &info, &names);
+    let (_, scope) = frame_variables(target, &prog, goid, frame)?;
+    with_big_stack(|| {
+        scope
+            .iter()
+            .map(|v| format!("{} = {}", v.name, text::render_single_line(&load_var(&prog, v, LoadConfig::delve_print()))))
+            .collect()
+    })
+}
+
+/// A small regular-expression matcher (no regex crate in the workspace):
+/// literals, `.`, `*`, `+`, `?`, `^`, `$`, classes `[abc]`/`[a-z]`/`[^x]`,
+/// `\` escapes. Unanchored unless `^`/`$` say otherwise, like Go's regexp.
+#[derive(Debug, Clone)]
+pub struct Regex {
+    atoms: Vec<(Atom, Rep)>,
+    anchored_start: bool,
+    anchored_end: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Atom {
+    Any,
+    Char(char),
+    Class(Vec<(char, char)>, bool),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Rep {
+    One,
+    Star,
+    Plus,
+    Opt,
+}
+
+/// A malformed filter.
+#[derive(Debug, thiserror::Error)]
+#[error("bad regular expression {0:?}: {1}")]
+pub struct RegexError(String, &'static str);
+
+impl Regex {
+    /// Compiles `pat`.
+    pub fn new(pat: &str) -> Result<Regex, RegexError> {
+        let mut chars: Vec<char> = pat.chars().collect();
+        let anchored_start = chars.first() == Some(&'^');
+        if anchored_start {
+            chars.remove(0);
+        }
+        let anchored_end = chars.last() == Some(&'$') && !(chars.len() >= 2 && chars[chars.len() - 2] == '\\');
+        if anchored_end {
+            chars.pop();
+        }
+        let mut atoms = Vec::new();
+        let mut i = 0;
+        while i < chars.len() {
+            let atom = match chars[i] {
+                '.' => Atom::Any,
+                '\\' => {
+                    i += 1;
+                    Atom::Char(*chars.get(i).ok_or(RegexError(pat.into(), "trailing backslash"))?)
+                }
+                '[' => {
+                    let mut j = i + 1;
+                    let neg = chars.get(j) == Some(&'^');
+                    if neg {
+                        j += 1;
+                    }
+                    let mut ranges = Vec::new();
+                    while j < chars.len() && chars[j] != ']' {
+                        let lo = chars[j];
+                        if chars.get(j + 1) == Some(&'-') && chars.get(j + 2).is_some_and(|c| *c != ']') {
+                            ranges.push((lo, chars[j + 2]));
+                            j += 3;
+                        } else {
+                            ranges.push((lo, lo));
+                            j += 1;
+                        }
+                    }
+                    if j >= chars.len() {
+                        return Err(RegexError(pat.into(), "unterminated ["));
+                    }
+                    i = j;
+                    Atom::Class(ranges, neg)
+                }
+                '*' | '+' | '?' => return Err(RegexError(pat.into(), "repetition without an operand")),
+                c => Atom::Char(c),
+            };
+            i += 1;
+            let rep = match chars.get(i) {
+                Some('*') => Rep::Star,
+                Some('+') => Rep::Plus,
+                Some('?') => Rep::Opt,
+                _ => Rep::One,
+            };
+            if rep != Rep::One {
+                i += 1;
+            }
+            atoms.push((atom, rep));
+        }
+        Ok(Regex {
+            atoms,
+            anchored_start,
+            anchored_end,
+        })
+    }
+
+    /// Whether `s` contains a match.
+    pub fn is_match(&self, s: &str) -> bool {
+        let chars: Vec<char> = s.chars().collect();
+        if self.anchored_start {
+            return self.match_here(0, &chars, 0);
+        }
+        (0..=chars.len()).any(|start| self.match_here(0, &chars, start))
+    }
+
+    fn match_here(&self, ai: usize, s: &[char], si: usize) -> bool {
+        let Some((atom, rep)) = self.atoms.get(ai) else {
+            return !self.anchored_end || si == s.len();
+        };
+        let matches = |c: char| match atom {
+            Atom::Any => true,
+            Atom::Char(x) => *x == c,
+            Atom::Class(r, neg) => r.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *neg,
+        };
+        match rep {
+            Rep::One => si < s.len() && matches(s[si]) && self.match_here(ai + 1, s, si + 1),
+            Rep::Opt => {
+                (si < s.len() && matches(s[si]) && self.match_here(ai + 1, s, si + 1)) || self.match_here(ai + 1, s, si)
+            }
+            Rep::Star | Rep::Plus => {
+                let mut n = 0;
+                while si + n < s.len() && matches(s[si + n]) {
+                    n += 1;
+                }
+                let min = usize::from(*rep == Rep::Plus);
+                (min..=n).rev().any(|k| self.match_here(ai + 1, s, si + k))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regex_subset() {
+        let r = |p: &str, s: &str| Regex::new(p).expect("regex").is_match(s);
+        assert!(r("cfg", "main.cfg"));
+        assert!(r("^main\\.c", "main.cfg"));
+        assert!(!r("^cfg", "main.cfg"));
+        assert!(r("f+g$", "main.cffg"));
+        assert!(!r("cf$", "main.cfg"));
+        assert!(r("m[a-c]in", "main"));
+        assert!(!r("m[^a]in", "main"));
+        assert!(r("a.*z", "abcz"));
+        assert!(r("colou?r", "color"));
+        assert!(Regex::new("*x").is_err());
+    }
+
+    #[test]
+    fn args_parse_from_repl_words() {
+        let p: PrintArgs = parse_args(&["-g", "5", "--frame", "2", "m[\"k\"]"]).expect("parse");
+        assert_eq!(p.goroutine, Some(5));
+        assert_eq!(p.frame, 2);
+        assert_eq!(p.expr, vec!["m[\"k\"]".to_string()]);
+        let p: PrintArgs = parse_args(&["--format", "json", "*p"]).expect("parse");
+        assert_eq!(p.format, ValueFormat::Json);
+        let l: LocalsArgs = parse_args(&["-g", "7"]).expect("parse");
+        assert_eq!((l.goroutine, l.frame, l.regex), (7, 0, None));
+        let v: VarsArgs = parse_args(&["^main\\."]).expect("parse");
+        assert_eq!(v.regex.as_deref(), Some("^main\\."));
+    }
+}
+
+#[cfg(test)]
+mod dev_tests {
+    use super::*;
+
+    /// Compares every oracle value of `$RDLV_DEV_SNAP` with `$RDLV_DEV_ORACLE/values.json`
+    /// and prints the frame variables of `$RDLV_DEV_GOID` (development aid).
+    #[test]
+    #[ignore = "development aid: needs RDLV_DEV_SNAP and RDLV_DEV_ORACLE"]
+    fn compare_dev_snapshot() {
+        let snap = std::env::var("RDLV_DEV_SNAP").expect("RDLV_DEV_SNAP");
+        let dir = std::env::var("RDLV_DEV_ORACLE").expect("RDLV_DEV_ORACLE");
+        let target = Target::open(std::path::Path::new(&snap), None).expect("open");
+        let values: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(format!("{dir}/values.json")).expect("values.json")).expect("json");
+        let mut ok = 0;
+        let mut total = 0;
+        for item in values.as_array().expect("array") {
+            let expr = item["expr"].as_str().expect("expr");
+            let args = PrintArgs {
+                expr: vec![expr.to_string()],
+                goroutine: None,
+                frame: 0,
+                format: ValueFormat::Json,
+                limits: LimitArgs::default(),
+            };
+            let mut out = Vec::new();
+            total += 1;
+            let t0 = std::time::Instant::now();
+            match run_print(&target, &args, &mut out) {
+                Ok(()) => {
+                    let got: serde_json::Value = serde_json::from_slice(&out).expect("our json");
+                    if got == item["value"] {
+                        ok += 1;
+                    } else {
+                        let g = got.to_string();
+                        let w = item["value"].to_string();
+                        eprintln!("MISMATCH {expr}\n  got  {}\n  want {}", &g[..g.len().min(400)], &w[..w.len().min(400)]);
+                    }
+                }
+                Err(e) => eprintln!("ERROR {expr}: {e:#}"),
+            }
+            if t0.elapsed().as_millis() > 30 {
+                eprintln!("slow {expr}: {:?}", t0.elapsed());
+            }
+        }
+        eprintln!("values: {ok}/{total} match");
+        if let Ok(goid) = std::env::var("RDLV_DEV_GOID") {
+            let goid: u64 = goid.parse().expect("goid");
+            for f in 0..8 {
+                let a = FrameVarsArgs { regex: None, goroutine: goid, frame: f, format: ValueFormat::Json, limits: LimitArgs::default() };
+                let mut out = Vec::new();
+                let r1 = run_args(&target, &a, &mut out);
+                let r2 = run_locals(&target, &a, &mut out);
+                eprintln!("frame {f}: {r1:?} {r2:?}\n{}", String::from_utf8_lossy(&out));
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The Go type model built from DWARF: one arena of [`GoType`]s indexed by
+//! [`TypeId`], with the Go-specific kinds (string, slice, map, chan,
+//! interface) recognised from the compiler's `DW_AT_go_kind` attribute.
+
+/// Index of a type in [`super::DwarfInfo`]'s arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TypeId(pub u32);
+
+/// `reflect.Kind` numbers, as the compiler writes them in `DW_AT_go_kind`.
+pub mod go_kind {
+    /// bool
+    pub const BOOL: u64 = 1;
+    /// uintptr
+    pub const UINTPTR: u64 = 12;
+    /// array
+    pub const ARRAY: u64 = 17;
+    /// chan
+    pub const CHAN: u64 = 18;
+    /// func
+    pub const FUNC: u64 = 19;
+    /// interface
+    pub const INTERFACE: u64 = 20;
+    /// map
+    pub const MAP: u64 = 21;
+    /// pointer
+    pub const POINTER: u64 = 22;
+    /// slice
+    pub const SLICE: u64 = 23;
+    /// string
+    pub const STRING: u64 = 24;
+    /// struct
+    pub const STRUCT: u64 = 25;
+    /// unsafe.Pointer
+    pub const UNSAFE_POINTER: u64 = 26;
+}
+
+/// One struct field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// Field name (`_` for blank fields).
+    pub name: String,
+    /// Byte offset inside the struct.
+    pub offset: u64,
+    /// Field type.
+    pub ty: TypeId,
+    /// Whether the field is embedded (`DW_AT_go_embedded_field`).
+    pub embedded: bool,
+}
+
+/// What a type is, after following the compiler's encoding conventions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeKind {
+    /// bool.
+    Bool,
+    /// Signed integer of `size` bytes.
+    Int,
+    /// Unsigned integer of `size` bytes.
+    Uint,
+    /// uintptr.
+    Uintptr,
+    /// float32/float64.
+    Float,
+    /// complex64/complex128.
+    Complex,
+    /// string: `{str *uint8, len int}`.
+    String,
+    /// unsafe.Pointer.
+    UnsafePointer,
+    /// `*T`; `elem` is `None` when DWARF gives no pointee.
+    Pointer {
+        /// Pointee type.
+        elem: Option<TypeId>,
+    },
+    /// `[len]T`.
+    Array {
+        /// Element type.
+        elem: TypeId,
+        /// Number of elements.
+        len: u64,
+    },
+    /// `[]T`: `{array *T, len, cap}`.
+    Slice {
+        /// Element type.
+        elem: TypeId,
+    },
+    /// A struct (also the runtime's synthetic ones such as `hchan<T>`).
+    Struct {
+        /// Fields in declaration order.
+        fields: Vec<Field>,
+    },
+    /// `map[K]V`: a pointer to the runtime header (`*hash<K,V>` or `*map<K,V>`).
+    Map {
+        /// Key type.
+        key: TypeId,
+        /// Value type.
+        elem: TypeId,
+        /// The header pointer type (`*hash<K,V>` / `*map<K,V>`).
+        header: Option<TypeId>,
+    },
+    /// `chan T`: a pointer to `hchan<T>`.
+    Chan {
+        /// Element type.
+        elem: TypeId,
+        /// The `*hchan<T>` pointer type.
+        header: Option<TypeId>,
+    },
+    /// An interface; `empty` for `interface{}`/`any` (eface layout).
+    Interface {
+        /// Whether it has the eface layout (`_type`, `data`) rather than iface (`tab`, `data`).
+        empty: bool,
+    },
+    /// A func value: a pointer to a funcval whose first word is the code pointer.
+    Func,
+    /// A named alias of another type (DWARF typedef without its own kind).
+    Typedef(TypeId),
+    /// Anything DWARF describes that Go values never are.
+    Unknown,
+}
+
+/// One Go type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoType {
+    /// Name as DWARF spells it (`main.Config`, `[]int`, `map[string]int`).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Kind and structure.
+    pub kind: TypeKind,
+    /// Offset of the runtime `abi.Type` from `moduledata.types`, if known.
+    pub runtime_type: Option<u64>,
+}
+
+/// How many typedefs in a row are followed before giving up (a cycle in a
+/// malformed binary must not hang the analyzer).
+pub const MAX_TYPEDEF_CHAIN: usize = 32;

@@ -1,0 +1,305 @@
+//! [`Runtime`]: one snapshot seen through the Go runtime's eyes. It holds
+//! the layout, the wait-reason strings, the addresses of the runtime
+//! globals, and the per-PC cache the unwinder shares across threads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{AnalyzeError, Result};
+use crate::memory::Memory;
+use crate::pclntab::Pclntab;
+use crate::target::Target;
+
+use super::layout::{LayoutError, RuntimeLayout};
+use super::rtdwarf::RuntimeDwarf;
+use super::tables;
+
+/// Bound on `waitReasonStrings` entries read from memory (Go 1.26 has 47).
+const MAX_WAIT_REASONS: u64 = 256;
+/// Bound on one wait-reason string.
+const MAX_WAIT_REASON_LEN: u64 = 128;
+/// Number of shards of the per-PC cache (reduces lock contention under rayon).
+const PC_CACHE_SHARDS: usize = 32;
+
+/// The Go runtime of one snapshot.
+pub struct Runtime<'t> {
+    target: &'t Target,
+    tab: &'t Pclntab,
+    /// Go minor version (1.`minor`).
+    pub minor: u32,
+    /// Struct layouts.
+    pub layout: RuntimeLayout,
+    wait_reasons: Vec<String>,
+    dwarf: Option<RuntimeDwarf>,
+    /// CLOCK_MONOTONIC at capture: the runtime's `nanotime()` at that instant.
+    pub now_ns: u64,
+    wrapper_func_id: u8,
+    pub(crate) pc_cache: PcCache,
+}
+
+impl From<LayoutError> for AnalyzeError {
+    fn from(e: LayoutError) -> Self {
+        AnalyzeError::Unsupported(e.to_string())
+    }
+}
+
+/// FuncID of `FuncIDWrapper` for a Go minor version (objabi/funcid.go order).
+fn wrapper_func_id(minor: u32) -> u8 {
+    match minor {
+        0..=21 => 21,
+        22..=24 => 22,
+        _ => 23,
+    }
+}
+
+impl<'t> Runtime<'t> {
+    /// Builds the runtime model of `target`: layouts from DWARF when the
+    /// binary has it, else from the built-in table for its Go version.
+    pub fn new(target: &'t Target) -> Result<Runtime<'t>> {
+        let binary = target.binary();
+        let version = binary.go_version().ok_or_else(|| {
+            AnalyzeError::Unsupported(
+                "the executable has no Go build info (.go.buildinfo): not a Go program?".into(),
+            )
+        })?;
+        let minor = version.minor;
+        let tab = target.pclntab()?;
+        let dwarf = if binary.has_dwarf() {
+            RuntimeDwarf::from_elf(binary.data()).ok()
+        } else {
+            None
+        };
+        let layout = match dwarf.as_ref().map(RuntimeLayout::from_dwarf) {
+            Some(Ok(l)) => l,
+            _ => RuntimeLayout::for_version(minor)?,
+        };
+        let mut rt = Runtime {
+            target,
+            tab,
+            minor,
+            layout,
+            wait_reasons: Vec::new(),
+            dwarf,
+            now_ns: target.snapshot().metadata().capture.clock_monotonic_ns,
+            wrapper_func_id: wrapper_func_id(minor),
+            pc_cache: PcCache::new(),
+        };
+        rt.wait_reasons = rt.read_wait_reasons().unwrap_or_else(|| {
+            tables::for_minor(minor)
+                .map(|t| t.wait_reasons.iter().map(|s| s.to_string()).collect())
+                .unwrap_or_default()
+        });
+        Ok(rt)
+    }
+
+    /// The target.
+    pub fn target(&self) -> &'t Target {
+        self.target
+    }
+
+    /// Target memory.
+    pub fn mem(&self) -> &'t dyn Memory {
+        self.target.memory()
+    }
+
+    /// The pclntab.
+    pub fn tab(&self) -> &'t Pclntab {
+        self.tab
+    }
+
+    /// Runtime address of a global variable, from `.symtab` or DWARF.
+    pub fn global(&self, name: &str) -> Option<u64> {
+        let bias = self.target.bias();
+        if let Some(sym) = self.target.binary().symbol(name) {
+            return Some(sym.addr.wrapping_add(bias));
+        }
+        self.dwarf
+            .as_ref()
+            .and_then(|d| d.variable(name))
+            .map(|a| a.wrapping_add(bias))
+    }
+
+    /// A DWARF constant of the runtime, if DWARF is present.
+    pub fn constant(&self, name: &str) -> Option<i64> {
+        self.dwarf.as_ref().and_then(|d| d.constant(name))
+    }
+
+    /// Reads the binary's own `runtime.waitReasonStrings`.
+    fn read_wait_reasons(&self) -> Option<Vec<String>> {
+        let addr = self.global("runtime.waitReasonStrings")?;
+        let size = self
+            .target
+            .binary()
+            .symbol("runtime.waitReasonStrings")
+            .map(|s| s.size)
+            .filter(|s| *s > 0)?;
+        let n = (size / 16).min(MAX_WAIT_REASONS);
+        let mem = self.mem();
+        let mut out = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let ptr = mem.read_u64(addr + i * 16).ok()?;
+            let len = mem.read_u64(addr + i * 16 + 8).ok()?;
+            if len == 0 {
+                out.push(String::new());
+                continue;
+            }
+            if len > MAX_WAIT_REASON_LEN {
+                return None;
+            }
+            let bytes = mem.read_vec(ptr, len as usize).ok()?;
+            out.push(String::from_utf8_lossy(&bytes).into_owned());
+        }
+        Some(out)
+    }
+
+    /// `waitReason.String()`: the text for a wait reason code.
+    pub fn wait_reason_text(&self, code: u8) -> &str {
+        self.wait_reasons
+            .get(code as usize)
+            .map(String::as_str)
+            .unwrap_or("unknown wait reason")
+    }
+
+    /// Whether a raw `_func.funcID` is `FuncIDWrapper` in this Go version.
+    pub fn is_wrapper_func_id(&self, id: u8) -> bool {
+        id == self.wrapper_func_id
+    }
+
+    /// Status names as `gStatusStrings` of this version (index = status).
+    pub fn status_text(&self, status: u32) -> &'static str {
+        const BASE: [&str; 10] = [
+            "idle",
+            "runnable",
+            "running",
+            "syscall",
+            "waiting",
+            "",
+            "dead",
+            "",
+            "copystack",
+            "preempted",
+        ];
+        match status {
+            0..=9 => BASE[status as usize],
+            10 if self.minor >= 26 => "leaked",
+            11 if self.minor >= 26 => "waiting for cgo callback",
+            _ => "???",
+        }
+    }
+}
+
+/// What the unwinder needs to know about one PC, computed once.
+#[derive(Debug, Clone)]
+pub struct PcInfo {
+    /// Entry of the function containing the PC.
+    pub entry: u64,
+    /// Function name (physical).
+    pub name: Arc<str>,
+    /// `_func.flag`.
+    pub flag: u8,
+    /// `_func.funcID`.
+    pub func_id: u8,
+    /// SP delta at the PC (`None` if the pcsp table has no entry).
+    pub sp_delta: Option<i32>,
+}
+
+/// Logical frames at one symbolic PC, computed once.
+#[derive(Debug, Clone)]
+pub struct SymInfo {
+    /// Innermost first, physical last: (name, file, line, inlined).
+    pub frames: Vec<(Arc<str>, Arc<str>, u32, bool)>,
+}
+
+type Shard<V> = Mutex<HashMap<u64, Option<Arc<V>>>>;
+
+/// Sharded caches keyed by PC, shared by the rayon workers.
+pub struct PcCache {
+    pc: Vec<Shard<PcInfo>>,
+    sym: Vec<Shard<SymInfo>>,
+    names: Mutex<HashMap<String, Arc<str>>>,
+}
+
+impl PcCache {
+    fn new() -> PcCache {
+        PcCache {
+            pc: (0..PC_CACHE_SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+            sym: (0..PC_CACHE_SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+            names: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn shard_of(pc: u64) -> usize {
+        // Mix the bits so nearby return addresses spread over shards.
+        ((pc.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize) % PC_CACHE_SHARDS
+    }
+
+    fn intern(&self, s: &str) -> Arc<str> {
+        let mut names = match self.names.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(a) = names.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        names.insert(s.to_string(), a.clone());
+        a
+    }
+}
+
+fn lock<V>(m: &Shard<V>) -> std::sync::MutexGuard<'_, HashMap<u64, Option<Arc<V>>>> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl Runtime<'_> {
+    /// Function facts at `pc` (cached).
+    pub fn pc_info(&self, pc: u64) -> Option<Arc<PcInfo>> {
+        let shard = &self.pc_cache.pc[PcCache::shard_of(pc)];
+        if let Some(v) = lock(shard).get(&pc) {
+            return v.clone();
+        }
+        let info = self.tab.find_func(pc).map(|f| {
+            Arc::new(PcInfo {
+                entry: f.entry(),
+                name: self.pc_cache.intern(f.name()),
+                flag: f.flag(),
+                func_id: f.func_id(),
+                sp_delta: f.sp_delta(pc),
+            })
+        });
+        lock(shard).insert(pc, info.clone());
+        info
+    }
+
+    /// Logical frames at symbolic PC `sym_pc` (cached).
+    pub fn sym_info(&self, sym_pc: u64) -> Option<Arc<SymInfo>> {
+        let shard = &self.pc_cache.sym[PcCache::shard_of(sym_pc)];
+        if let Some(v) = lock(shard).get(&sym_pc) {
+            return v.clone();
+        }
+        let info = self.tab.find_func(sym_pc).map(|f| {
+            let frames = f
+                .frames_at(sym_pc)
+                .into_iter()
+                .map(|fr| {
+                    (
+                        self.pc_cache.intern(&fr.name),
+                        self.pc_cache.intern(&fr.file),
+                        fr.line,
+                        fr.inlined,
+                    )
+                })
+                .collect();
+            Arc::new(SymInfo { frames })
+        });
+        lock(shard).insert(sym_pc, info.clone());
+        info
+    }
+}

@@ -1,0 +1,222 @@
+//! Stack unwinding the way the Go runtime's `unwinder` does it (traceback.go):
+//! `fp = sp + pcsp(pc) + 8`, return address at `fp-8`, stop at TopFrame
+//! functions, at SPWRITE functions (except the innermost frame of a syscall),
+//! and at unknown return addresses. Injected calls (`sigpanic`,
+//! `asyncPreempt`, `debugCallV2`) make their caller's PC a trapping PC,
+//! which is symbolized without backing up one byte.
+
+use std::sync::Arc;
+
+use crate::pclntab::func_flag;
+
+use super::goroutine::{ThreadRegs, G, G_RUNNING, G_SYSCALL};
+use super::model::{PcInfo, Runtime};
+
+/// Bound on physical frames per stack (a 1 GiB stack of minimal frames
+/// would be larger, but no real traceback needs more).
+pub const MAX_PHYSICAL_FRAMES: usize = 1_000_000;
+/// Bound on frame-pointer hops while looking for Go code from a C PC.
+const MAX_FP_HOPS: usize = 64;
+
+/// One physical frame.
+#[derive(Debug, Clone)]
+pub struct PhysFrame {
+    /// PC in the function: a return address, or the trapping PC.
+    pub pc: u64,
+    /// SP at `pc`.
+    pub sp: u64,
+    /// Frame pointer in the runtime's sense: the caller's SP (the CFA).
+    pub fp: u64,
+    /// The PC used for symbolization (`pc-1` after a normal call).
+    pub sym_pc: u64,
+    /// Function facts.
+    pub info: Arc<PcInfo>,
+}
+
+impl PhysFrame {
+    /// `argp`: where the argument spill area starts (x86: `fp`).
+    pub fn argp(&self) -> u64 {
+        self.fp
+    }
+}
+
+/// Where a walk starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartRegs {
+    /// PC.
+    pub pc: u64,
+    /// SP.
+    pub sp: u64,
+    /// The PC is a trapping PC (from thread registers), not a return address.
+    pub trap: bool,
+    /// The PC/SP came from `syscallpc/syscallsp`.
+    pub syscall: bool,
+}
+
+fn is_injected_call(name: &str) -> bool {
+    matches!(
+        name,
+        "runtime.sigpanic" | "runtime.asyncPreempt" | "runtime.debugCallV2"
+    )
+}
+
+impl Runtime<'_> {
+    /// The registers a goroutine's traceback starts from, as `traceback1`
+    /// chooses them, with one addition: a goroutine running on a captured
+    /// thread starts from that thread's registers.
+    pub fn start_regs(&self, g: &G, running_on: Option<&ThreadRegs>) -> StartRegs {
+        let status = g.status();
+        if g.m != 0 {
+            let vdso = self.layout.m.vdso_sp;
+            if let Ok(vsp) = self.mem().read_u64(g.m + vdso) {
+                if vsp != 0 {
+                    if let Ok(vpc) = self.mem().read_u64(g.m + self.layout.m.vdso_pc) {
+                        return StartRegs {
+                            pc: vpc,
+                            sp: vsp,
+                            trap: false,
+                            syscall: false,
+                        };
+                    }
+                }
+            }
+        }
+        if status == G_SYSCALL || g.syscallsp != 0 {
+            return StartRegs {
+                pc: g.syscallpc,
+                sp: g.syscallsp,
+                trap: false,
+                syscall: true,
+            };
+        }
+        if status == G_RUNNING {
+            if let Some(r) = running_on {
+                return StartRegs {
+                    pc: r.pc,
+                    sp: r.sp,
+                    trap: true,
+                    syscall: false,
+                };
+            }
+        }
+        StartRegs {
+            pc: g.sched_pc,
+            sp: g.sched_sp,
+            trap: false,
+            syscall: false,
+        }
+    }
+
+    /// From a PC outside Go code (C, vDSO) follows the frame-pointer chain
+    /// until a Go PC; returns the new (pc, sp).
+    fn climb_to_go(&self, regs: &ThreadRegs) -> Option<(u64, u64)> {
+        let mem = self.mem();
+        let mut bp = regs.bp;
+        for _ in 0..MAX_FP_HOPS {
+            if bp == 0 || bp % 8 != 0 {
+                return None;
+            }
+            let ret = mem.read_u64(bp + 8).ok()?;
+            let next = mem.read_u64(bp).ok()?;
+            if self.pc_info(ret).is_some() {
+                return Some((ret, bp + 16));
+            }
+            if next <= bp {
+                return None;
+            }
+            bp = next;
+        }
+        None
+    }
+
+    /// Physical frames from `start`, innermost first. `stack` bounds the
+    /// SPs when known (`[lo, hi)` of the goroutine stack).
+    pub fn unwind(&self, start: StartRegs, stack: Option<(u64, u64)>) -> Vec<PhysFrame> {
+        let mem = self.mem();
+        let mut frames = Vec::new();
+        let (mut pc, mut sp) = (start.pc, start.sp);
+        let mut trap = start.trap;
+        if pc == 0 {
+            // A call through a nil func value: start in the caller.
+            match mem.read_u64(sp) {
+                Ok(ret) => {
+                    pc = ret;
+                    sp += 8;
+                    trap = false;
+                }
+                Err(_) => return frames,
+            }
+        }
+        let mut innermost = true;
+        let in_stack = |sp: u64| stack.is_none_or(|(lo, hi)| sp >= lo && sp <= hi);
+        while frames.len() < MAX_PHYSICAL_FRAMES {
+            let Some(info) = self.pc_info(pc) else {
+                break;
+            };
+            if !in_stack(sp) {
+                break;
+            }
+            let mut flag = info.flag;
+            if &*info.name == "runtime.cgocallback" || (innermost && start.syscall) {
+                flag &= !func_flag::SPWRITE;
+            }
+            let Some(delta) = info.sp_delta else {
+                break;
+            };
+            let Some(fp) = sp
+                .checked_add_signed(i64::from(delta))
+                .and_then(|f| f.checked_add(8))
+            else {
+                break;
+            };
+            let lr = if flag & func_flag::TOP_FRAME != 0 || flag & func_flag::SPWRITE != 0 {
+                0
+            } else {
+                mem.read_u64(fp - 8).unwrap_or(0)
+            };
+            let sym_pc = if !trap && pc > info.entry { pc - 1 } else { pc };
+            let injected = is_injected_call(&info.name);
+            frames.push(PhysFrame {
+                pc,
+                sp,
+                fp,
+                sym_pc,
+                info,
+            });
+            if lr == 0 || self.pc_info(lr).is_none() {
+                break;
+            }
+            if pc == lr && sp == fp {
+                break;
+            }
+            trap = injected;
+            pc = lr;
+            sp = fp;
+            innermost = false;
+        }
+        frames
+    }
+
+    /// Physical frames of a running thread that is not in Go code: climbs
+    /// the frame-pointer chain to the first Go frame first.
+    pub fn unwind_thread(&self, regs: &ThreadRegs, stack: Option<(u64, u64)>) -> Vec<PhysFrame> {
+        let start = if self.pc_info(regs.pc).is_some() {
+            StartRegs {
+                pc: regs.pc,
+                sp: regs.sp,
+                trap: true,
+                syscall: false,
+            }
+        } else if let Some((pc, sp)) = self.climb_to_go(regs) {
+            StartRegs {
+                pc,
+                sp,
+                trap: false,
+                syscall: false,
+            }
+        } else {
+            return Vec::new();
+        };
+        self.unwind(start, stack)
+    }
+}

@@ -1,0 +1,672 @@
+//! Delve's `print` text format (`pkg/terminal` prints
+//! `Variable.MultilineString`): `main.Config {Name: "orders", ...}`,
+//! `[]int len: 3, cap: 3, [1,2,3]`, `map[string]int ["a": 1, ]`, structs
+//! and arrays of composite values broken over lines with tabs.
+//!
+//! Two readable additions Delve does not make: `time.Duration` values are
+//! followed by their `Duration.String()` (`1500000000 (1.5s)`), and channels
+//! print as `chan int 3/8` even on multiple lines.
+
+use std::fmt::Write as _;
+
+use super::json::format_go_float;
+use super::{Pointee, Value, ValueKind};
+
+/// Strings longer than this break the enclosing struct over lines (Delve's
+/// `maxShortStringLen`).
+const MAX_SHORT_STRING_LEN: usize = 7;
+const INDENT: &str = "\t";
+
+#[derive(Clone, Copy, Default)]
+struct Flags {
+    top: bool,
+    include_type: bool,
+    newlines: bool,
+}
+
+/// Delve's `print` output for `v` (multi-line where Delve breaks lines).
+pub fn render(v: &Value) -> String {
+    let mut s = String::new();
+    write_to(
+        &mut s,
+        v,
+        Flags {
+            top: true,
+            include_type: true,
+            newlines: true,
+        },
+        "",
+    );
+    s
+}
+
+/// Delve's single-line form (`SinglelineString`), used by `locals`/`args` lists
+/// and `bt -full`.
+pub fn render_single_line(v: &Value) -> String {
+    let mut s = String::new();
+    write_to(
+        &mut s,
+        v,
+        Flags {
+            top: true,
+            include_type: true,
+            newlines: false,
+        },
+        "",
+    );
+    s
+}
+
+fn type_str(v: &Value) -> &str {
+    &v.type_name
+}
+
+/// `(T)(0xADDR)`, with the type quoted when it has a package path.
+fn addr_form(out: &mut String, ty: &str, addr: u64, star: bool) {
+    let star = if star { "*" } else { "" };
+    if ty.contains('/') {
+        let _ = write!(out, "({star}{ty:?})(0x{addr:x})");
+    } else {
+        let _ = write!(out, "({star}{ty})(0x{addr:x})");
+    }
+}
+
+fn write_to(out: &mut String, v: &Value, flags: Flags, indent: &str) {
+    match &v.kind {
+        ValueKind::Unreadable(why) => {
+            let _ = write!(out, "(unreadable {why})");
+        }
+        ValueKind::Slice { len, cap, base, elems } => {
+            if flags.include_type {
+                let _ = write!(out, "{} len: {len}, cap: {cap}, ", type_str(v));
+            }
+            if *base == 0 && elems.is_empty() {
+                out.push_str("nil");
+                return;
+            }
+            write_elems(out, elems, *len, flags, indent);
+        }
+        ValueKind::Array { len, elems } => {
+            if flags.include_type {
+                let _ = write!(out, "{} ", type_str(v));
+            }
+            write_elems(out, elems, *len, flags, indent);
+        }
+        ValueKind::Pointer { addr, pointee } => match pointee {
+            Pointee::Nil => {
+                let elem = v.type_name.strip_prefix('*').unwrap_or(&v.type_name);
+                if flags.include_type {
+                    let _ = write!(out, "*{elem} nil");
+                } else {
+                    out.push_str("*nil");
+                }
+            }
+            Pointee::NotLoaded | Pointee::Cycle => addr_form(out, type_str(v), *addr, false),
+            Pointee::Loaded(p) => {
+                if flags.top && flags.newlines {
+                    addr_form(out, type_str(v), *addr, false);
+                    out.push('\n');
+                }
+                out.push('*');
+                write_to(
+                    out,
+                    p,
+                    Flags {
+                        top: false,
+                        ..flags
+                    },
+                    indent,
+                );
+            }
+        },
+        ValueKind::UnsafePointer(p) => {
+            if *p == 0 {
+                out.push_str("unsafe.Pointer(nil)");
+            } else {
+                let _ = write!(out, "unsafe.Pointer(0x{p:x})");
+            }
+        }
+        ValueKind::Chan { addr, len, cap, .. } => {
+            if *addr == 0 {
+                let _ = write!(out, "{} nil", type_str(v));
+            } else {
+                let _ = write!(out, "{} {len}/{cap}", type_str(v));
+            }
+        }
+        ValueKind::Struct { fields, total } => {
+            let mut flags = flags;
+            if let Some(t) = time_text(v) {
+                let _ = write!(out, "{}({t})", type_str(v));
+                flags.include_type = false;
+            }
+            write_struct(out, v, fields, *total, flags, indent);
+        }
+        ValueKind::Interface { dyn_type, value } => {
+            let Some(dyn_type) = dyn_type else {
+                if flags.include_type {
+                    let _ = write!(out, "{} nil", type_str(v));
+                } else {
+                    out.push_str("nil");
+                }
+                return;
+            };
+            let Some(data) = value else {
+                if flags.include_type {
+                    let _ = write!(out, "{}({dyn_type}) ", type_str(v));
+                }
+                out.push_str("...");
+                return;
+            };
+            if flags.include_type {
+                let _ = write!(out, "{}({}) ", type_str(v), type_str(data));
+            }
+            let inner = Flags {
+                top: false,
+                include_type: !flags.include_type,
+                newlines: flags.newlines,
+            };
+            match &data.kind {
+                ValueKind::Pointer { addr, pointee } => match pointee {
+                    Pointee::Nil => out.push_str("nil"),
+                    Pointee::NotLoaded | Pointee::Cycle => {
+                        let _ = write!(out, "0x{addr:x}");
+                    }
+                    Pointee::Loaded(_) => write_to(out, data, inner, indent),
+                },
+                _ => write_to(out, data, inner, indent),
+            }
+        }
+        ValueKind::Map { addr, len, entries } => {
+            if flags.include_type {
+                let _ = write!(out, "{} ", type_str(v));
+            }
+            if *addr == 0 && entries.is_empty() {
+                out.push_str("nil");
+                return;
+            }
+            let nl = flags.newlines && !entries.is_empty();
+            let child_indent = format!("{indent}{INDENT}");
+            out.push('[');
+            for (k, val) in entries {
+                if nl {
+                    let _ = write!(out, "\n{indent}{INDENT}");
+                }
+                write_to(out, k, Flags::default(), &child_indent);
+                out.push_str(": ");
+                write_to(
+                    out,
+                    val,
+                    Flags {
+                        newlines: nl,
+                        ..Flags::default()
+                    },
+                    &child_indent,
+                );
+                // Delve writes the separator after every pair, the last too.
+                out.push_str(", ");
+            }
+            if (entries.len() as u64) < *len {
+                if !entries.is_empty() {
+                    if nl {
+                        let _ = write!(out, "\n{indent}{INDENT}");
+                    } else {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "...+{} more", len - entries.len() as u64);
+                } else {
+                    out.push_str("...");
+                }
+            }
+            if nl {
+                let _ = write!(out, "\n{indent}");
+            }
+            out.push(']');
+        }
+        ValueKind::Func { pc, name, .. } => {
+            if *pc == 0 {
+                out.push_str("nil");
+            } else {
+                match name {
+                    Some(n) => out.push_str(n),
+                    None => {
+                        let _ = write!(out, "0x{pc:x}");
+                    }
+                }
+            }
+        }
+        ValueKind::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        ValueKind::Int(i) => {
+            let _ = write!(out, "{i}");
+            if v.type_name == "time.Duration" {
+                let _ = write!(out, " ({})", duration_string(*i));
+            }
+        }
+        ValueKind::Uint(u) => {
+            let _ = write!(out, "{u}");
+        }
+        ValueKind::Float { value, bits } => out.push_str(&float_text(*value, *bits)),
+        ValueKind::Complex { re, im, bits } => {
+            let _ = write!(out, "({} + {}i)", float_text(*re, *bits), float_text(*im, *bits));
+        }
+        ValueKind::String { bytes, len } => {
+            let mut b = bytes.clone();
+            if (bytes.len() as u64) < *len {
+                b.extend_from_slice(format!("...+{} more", len - bytes.len() as u64).as_bytes());
+            }
+            out.push_str(&go_quote(&b));
+        }
+    }
+}
+
+fn float_text(f: f64, bits: u8) -> String {
+    if f.is_nan() {
+        "NaN".into()
+    } else if f.is_infinite() {
+        if f > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        format_go_float(f, bits, 'f')
+    }
+}
+
+/// The kind behind any pointers, and whether there was a pointer (Delve's `recursiveKind`).
+fn recursive_kind(mut v: &Value) -> (&ValueKind, bool) {
+    let mut hasptr = false;
+    loop {
+        match &v.kind {
+            ValueKind::Pointer {
+                pointee: Pointee::Loaded(p),
+                ..
+            } => {
+                hasptr = true;
+                v = p;
+            }
+            k @ ValueKind::Pointer { .. } => return (k, true),
+            k => return (k, hasptr),
+        }
+    }
+}
+
+fn breaks_line(v: &Value) -> bool {
+    let (kind, hasptr) = recursive_kind(v);
+    match kind {
+        ValueKind::Slice { .. }
+        | ValueKind::Array { .. }
+        | ValueKind::Struct { .. }
+        | ValueKind::Map { .. }
+        | ValueKind::Interface { .. } => true,
+        ValueKind::String { bytes, .. } => hasptr || bytes.len() > MAX_SHORT_STRING_LEN,
+        _ => false,
+    }
+}
+
+fn write_elems(out: &mut String, elems: &[Value], len: u64, flags: Flags, indent: &str) {
+    let nl = flags.newlines
+        && elems.first().is_some_and(|first| {
+            let (kind, hasptr) = recursive_kind(first);
+            match kind {
+                ValueKind::Slice { .. }
+                | ValueKind::Array { .. }
+                | ValueKind::Struct { .. }
+                | ValueKind::Map { .. }
+                | ValueKind::Interface { .. } => true,
+                ValueKind::String { .. } => {
+                    hasptr
+                        || elems.iter().any(|e| {
+                            matches!(&e.kind, ValueKind::String { bytes, .. } if bytes.len() > MAX_SHORT_STRING_LEN)
+                        })
+                }
+                _ => false,
+            }
+        });
+    let child_indent = format!("{indent}{INDENT}");
+    out.push('[');
+    for (i, e) in elems.iter().enumerate() {
+        if nl {
+            let _ = write!(out, "\n{indent}{INDENT}");
+        }
+        write_to(
+            out,
+            e,
+            Flags {
+                newlines: nl,
+                ..Flags::default()
+            },
+            &child_indent,
+        );
+        if i + 1 != elems.len() || nl {
+            out.push(',');
+        }
+    }
+    if (elems.len() as u64) < len {
+        if !elems.is_empty() {
+            if nl {
+                let _ = write!(out, "\n{indent}{INDENT}");
+            } else {
+                out.push(',');
+            }
+            let _ = write!(out, "...+{} more", len - elems.len() as u64);
+        } else {
+            out.push_str("...");
+        }
+    }
+    if nl {
+        let _ = write!(out, "\n{indent}");
+    }
+    out.push(']');
+}
+
+fn write_struct(out: &mut String, v: &Value, fields: &[(String, Value)], total: usize, flags: Flags, indent: &str) {
+    if fields.is_empty() && total != 0 {
+        addr_form(out, type_str(v), v.addr.unwrap_or(0), true);
+        return;
+    }
+    if flags.include_type {
+        let _ = write!(out, "{} ", type_str(v));
+    }
+    let nl = flags.newlines && fields.iter().any(|(_, f)| breaks_line(f));
+    let child_indent = format!("{indent}{INDENT}");
+    out.push('{');
+    for (i, (name, f)) in fields.iter().enumerate() {
+        if nl {
+            let _ = write!(out, "\n{indent}{INDENT}");
+        }
+        let _ = write!(out, "{name}: ");
+        write_to(
+            out,
+            f,
+            Flags {
+                top: false,
+                include_type: true,
+                newlines: nl,
+            },
+            &child_indent,
+        );
+        if i + 1 != fields.len() || nl {
+            out.push(',');
+            if !nl {
+                out.push(' ');
+            }
+        }
+    }
+    if fields.len() != total {
+        if nl {
+            let _ = write!(out, "\n{indent}{INDENT}");
+        } else {
+            out.push(',');
+        }
+        let _ = write!(out, "...+{} more", total - fields.len());
+    }
+    if nl {
+        let _ = write!(out, "\n{indent}");
+    }
+    out.push('}');
+}
+
+/// Go's `strconv.Quote`: printable runes kept, invalid bytes as `\xNN`.
+pub fn go_quote(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (good, bad_len) = match std::str::from_utf8(rest) {
+            Ok(s) => (s, 0),
+            Err(e) => (
+                std::str::from_utf8(&rest[..e.valid_up_to()]).unwrap_or(""),
+                e.error_len().unwrap_or(rest.len() - e.valid_up_to()),
+            ),
+        };
+        for c in good.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\u{7}' => out.push_str("\\a"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{b}' => out.push_str("\\v"),
+                c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                    let _ = write!(out, "\\x{:02x}", c as u32);
+                }
+                c if c.is_control() || (c.is_whitespace() && c != ' ') => {
+                    if (c as u32) < 0x10000 {
+                        let _ = write!(out, "\\u{:04x}", c as u32);
+                    } else {
+                        let _ = write!(out, "\\U{:08x}", c as u32);
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        let consumed = good.len();
+        for b in rest.iter().skip(consumed).take(bad_len) {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+        rest = rest.get(consumed + bad_len..).unwrap_or(&[]);
+    }
+    out.push('"');
+    out
+}
+
+/// Go's `time.Duration.String()`.
+pub fn duration_string(d: i64) -> String {
+    let neg = d < 0;
+    let u = d.unsigned_abs();
+    let mut s = String::new();
+    if u < 1_000_000_000 {
+        // Below one second: ns, µs or ms with a fraction.
+        let (unit, div) = match u {
+            0 => return "0s".into(),
+            1..=999 => ("ns", 1u64),
+            1_000..=999_999 => ("µs", 1_000),
+            _ => ("ms", 1_000_000),
+        };
+        s.push_str(&frac(u, div));
+        s.push_str(unit);
+    } else {
+        let secs = u / 1_000_000_000;
+        let (h, m) = (secs / 3600, (secs / 60) % 60);
+        let sec_part = u % 60_000_000_000;
+        if h > 0 {
+            let _ = write!(s, "{h}h");
+        }
+        if h > 0 || m > 0 {
+            let _ = write!(s, "{m}m");
+        }
+        s.push_str(&frac(sec_part, 1_000_000_000));
+        s.push('s');
+    }
+    if neg {
+        s.insert(0, '-');
+    }
+    s
+}
+
+/// `v / div` with the fraction's trailing zeros removed.
+fn frac(v: u64, div: u64) -> String {
+    let whole = v / div;
+    let rem = v % div;
+    if rem == 0 || div == 1 {
+        return whole.to_string();
+    }
+    let width = div.ilog10() as usize;
+    let digits = format!("{rem:0width$}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+/// Delve's readable form of a `time.Time` (RFC 3339), from `wall` and `ext`.
+fn time_text(v: &Value) -> Option<String> {
+    if v.type_name != "time.Time" {
+        return None;
+    }
+    let ValueKind::Struct { fields, .. } = &v.kind else {
+        return None;
+    };
+    let get = |n: &str| fields.iter().find(|(name, _)| name == n).map(|(_, v)| v);
+    let wall = match get("wall")?.kind {
+        ValueKind::Uint(u) => u,
+        _ => return None,
+    };
+    let ext = match get("ext")?.kind {
+        ValueKind::Int(i) => i,
+        _ => return None,
+    };
+    let offset = get("loc").and_then(zone_offset).unwrap_or(0);
+    const WALL_EPOCH_UNIX: i64 = -2_682_288_000;
+    const UNIX_TO_INTERNAL: i64 = 62_135_596_800;
+    if wall & (1 << 63) != 0 {
+        let sec = ((wall << 1) >> 31) as i64;
+        Some(format!("{}, {ext:+}", rfc3339(sec + WALL_EPOCH_UNIX, offset)))
+    } else {
+        Some(rfc3339(ext.checked_sub(UNIX_TO_INTERNAL)?, offset))
+    }
+}
+
+/// The UTC offset of a `*time.Location` value: its cached zone, else its only zone.
+fn zone_offset(loc: &Value) -> Option<i64> {
+    let ValueKind::Pointer {
+        pointee: Pointee::Loaded(l),
+        ..
+    } = &loc.kind
+    else {
+        return None;
+    };
+    let ValueKind::Struct { fields, .. } = &l.kind else {
+        return None;
+    };
+    let field = |n: &str| fields.iter().find(|(name, _)| name == n).map(|(_, v)| v);
+    let offset_of = |z: &Value| -> Option<i64> {
+        let ValueKind::Struct { fields, .. } = &z.kind else {
+            return None;
+        };
+        fields.iter().find(|(n, _)| n == "offset").and_then(|(_, v)| match v.kind {
+            ValueKind::Int(i) => Some(i),
+            _ => None,
+        })
+    };
+    if let Some(ValueKind::Pointer {
+        pointee: Pointee::Loaded(z),
+        ..
+    }) = field("cacheZone").map(|c| &c.kind)
+    {
+        return offset_of(z);
+    }
+    match &field("zone")?.kind {
+        ValueKind::Slice { elems, .. } if elems.len() == 1 => offset_of(&elems[0]),
+        _ => None,
+    }
+}
+
+/// `2024-02-29T13:14:15Z` / `...+01:00` for Unix seconds and a zone offset.
+fn rfc3339(unix: i64, offset: i64) -> String {
+    let local = unix + offset;
+    let days = local.div_euclid(86_400);
+    let secs = local.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let mut s = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    );
+    if offset == 0 {
+        s.push('Z');
+    } else {
+        let sign = if offset < 0 { '-' } else { '+' };
+        let a = offset.abs();
+        let _ = write!(s, "{sign}{:02}:{:02}", a / 3600, (a / 60) % 60);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(type_name: &str, kind: ValueKind) -> Value {
+        Value {
+            type_name: type_name.into(),
+            addr: Some(0x1000),
+            kind,
+        }
+    }
+
+    #[test]
+    fn slices_structs_and_maps_like_delve() {
+        let ints = v(
+            "[]int",
+            ValueKind::Slice {
+                len: 3,
+                cap: 3,
+                base: 0x10,
+                elems: (1..=3).map(|i| v("int", ValueKind::Int(i))).collect(),
+            },
+        );
+        assert_eq!(render(&ints), "[]int len: 3, cap: 3, [1,2,3]");
+        let s = v(
+            "main.Config",
+            ValueKind::Struct {
+                fields: vec![
+                    ("Timeout".into(), v("int", ValueKind::Int(15))),
+                    ("On".into(), v("bool", ValueKind::Bool(true))),
+                ],
+                total: 2,
+            },
+        );
+        assert_eq!(render(&s), "main.Config {Timeout: 15, On: true}");
+        let m = v(
+            "map[string]int",
+            ValueKind::Map {
+                addr: 0x20,
+                len: 1,
+                entries: vec![(
+                    v("string", ValueKind::String { bytes: b"a".to_vec(), len: 1 }),
+                    v("int", ValueKind::Int(1)),
+                )],
+            },
+        );
+        // Delve breaks every non-empty map over lines, with a separator after the last pair.
+        assert_eq!(render(&m), "map[string]int [\n\t\"a\": 1, \n]");
+        assert_eq!(render_single_line(&m), "map[string]int [\"a\": 1, ]");
+        let nil = v("[]int", ValueKind::Slice { len: 0, cap: 0, base: 0, elems: vec![] });
+        assert_eq!(render(&nil), "[]int len: 0, cap: 0, nil");
+        let long = v(
+            "main.T",
+            ValueKind::Struct {
+                fields: vec![("Name".into(), v("string", ValueKind::String { bytes: b"orders-eu".to_vec(), len: 9 }))],
+                total: 1,
+            },
+        );
+        assert_eq!(render(&long), "main.T {\n\tName: \"orders-eu\",\n}");
+        assert_eq!(render_single_line(&long), "main.T {Name: \"orders-eu\"}");
+    }
+
+    #[test]
+    fn strings_quote_like_go() {
+        assert_eq!(go_quote(b"h\xc3\xa9\xff\"\n\x01"), "\"h\u{e9}\\xff\\\"\\n\\x01\"");
+        let s = v("string", ValueKind::String { bytes: b"abc".to_vec(), len: 10 });
+        assert_eq!(render(&s), "\"abc...+7 more\"");
+    }
+
+    #[test]
+    fn durations_and_times() {
+        assert_eq!(duration_string(1_500_000_000), "1.5s");
+        assert_eq!(duration_string(90_000_000_000), "1m30s");
+        assert_eq!(duration_string(-3), "-3ns");
+        assert_eq!(duration_string(0), "0s");
+        assert_eq!(duration_string(3_600_000_000_000), "1h0m0s");
+        assert_eq!(duration_string(1_500_000), "1.5ms");
+        assert_eq!(rfc3339(1_709_212_455, 0), "2024-02-29T13:14:15Z");
+        assert_eq!(rfc3339(946_681_199, 3600), "1999-12-31T23:59:59+01:00");
+    }
+}

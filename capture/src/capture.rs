@@ -1,0 +1,1042 @@
+//! The capture sequence: pre-flight, freeze, copy, resume, then write.
+//!
+//! Everything that can fail without touching the target (permissions, the
+//! output file, the executable, buffer allocation) happens before the first
+//! thread is stopped. While stopped we only read registers, maps, auxv and
+//! memory; compression and writing start after every thread runs again.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::sync::atomic::AtomicI32;
+use std::time::{Duration, Instant};
+
+use rdlv_format::{
+    CaptureInfo, FileRole, Mapping, MappingCapture, MemoryRegion, Metadata, ProcessInfo,
+    SnapshotWriter, ThreadInfo, WriteOptions, WriteProgress, X86Regs,
+};
+
+use crate::copy::{self, CopyOutcome};
+use crate::error::{CaptureError, Result};
+use crate::exeinfo;
+use crate::freeze::{self, duration_us, Frozen, ThreadRegs};
+use crate::output::Output;
+use crate::pages::{self, Decision, ExeIdentity, MappingPlan, PageRange, PresenceScanner};
+use crate::proc;
+
+/// Extra room in the pre-faulted buffer for growth between pre-flight and stop.
+const BUFFER_SLACK_MIN: u64 = 16 << 20;
+/// Copy throughput no machine beats (bytes/s): used only to refuse captures
+/// that could not possibly finish within `--max-pause`.
+const FASTEST_COPY_BYTES_PER_SEC: f64 = 20e9;
+/// Memory handed to the writer per call, so that signals are noticed while writing.
+const WRITE_BATCH: u64 = 64 << 20;
+
+/// What the user asked for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Target process id.
+    pub pid: u32,
+    /// Output path or `-`.
+    pub output: String,
+    /// Replace an existing file.
+    pub force: bool,
+    /// Longest acceptable stop.
+    pub max_pause: Duration,
+    /// Embed the executable.
+    pub embed_exe: bool,
+    /// zstd level.
+    pub level: i32,
+    /// Show a progress bar while writing.
+    pub progress: bool,
+}
+
+/// What happened, for `--json` and the summary line.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Target pid.
+    pub pid: u32,
+    /// Target name.
+    pub name: String,
+    /// Threads captured.
+    pub threads: usize,
+    /// First interrupt to last detach.
+    pub pause_us: u64,
+    /// Stopping every thread.
+    pub freeze_us: u64,
+    /// Copying memory while stopped.
+    pub copy_us: u64,
+    /// Bytes copied from the target.
+    pub bytes_captured: u64,
+    /// Of those, bytes in all-zero pages.
+    pub zero_bytes: u64,
+    /// Snapshot size.
+    pub file_bytes: u64,
+    /// Output path or `-`.
+    pub file: String,
+    /// Compressing and writing after resume.
+    pub write_ms: u64,
+    /// Whole run.
+    pub total_ms: u64,
+    /// Size of the embedded executable (0 with `--no-exe`).
+    pub exe_bytes: u64,
+    /// Go version of the target, if it is a Go program.
+    pub go_version: Option<String>,
+    /// Mappings recorded.
+    pub mappings: usize,
+    /// Warnings recorded in the snapshot.
+    pub warnings: Vec<String>,
+    /// Presence method (`PAGEMAP_SCAN` or `pagemap`).
+    pub page_scan: &'static str,
+}
+
+fn map_proc_err(pid: u32, what: &str, err: CaptureError) -> CaptureError {
+    match &err {
+        CaptureError::Proc { source, .. } => match source.raw_os_error() {
+            Some(libc::EACCES) | Some(libc::EPERM) => freeze::permission_error(pid, what),
+            Some(libc::ENOENT) | Some(libc::ESRCH) if !proc::process_exists(pid) => {
+                CaptureError::Exited { pid }
+            }
+            _ => err,
+        },
+        _ => err,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
+}
+
+fn regs_of(r: &libc::user_regs_struct) -> X86Regs {
+    X86Regs {
+        r15: r.r15,
+        r14: r.r14,
+        r13: r.r13,
+        r12: r.r12,
+        rbp: r.rbp,
+        rbx: r.rbx,
+        r11: r.r11,
+        r10: r.r10,
+        r9: r.r9,
+        r8: r.r8,
+        rax: r.rax,
+        rcx: r.rcx,
+        rdx: r.rdx,
+        rsi: r.rsi,
+        rdi: r.rdi,
+        orig_rax: r.orig_rax,
+        rip: r.rip,
+        cs: r.cs,
+        eflags: r.eflags,
+        rsp: r.rsp,
+        ss: r.ss,
+        fs_base: r.fs_base,
+        gs_base: r.gs_base,
+        ds: r.ds,
+        es: r.es,
+        fs: r.fs,
+        gs: r.gs,
+    }
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+/// Copies VmFlags from the pre-flight smaps into maps read under the stop.
+/// Returns `None` if any mapping changed, in which case smaps must be re-read.
+fn reuse_flags(
+    now: &[proc::MapsEntry],
+    before: &[proc::MapsEntry],
+) -> Option<Vec<proc::MapsEntry>> {
+    let mut out = Vec::with_capacity(now.len());
+    let mut cursor = 0usize;
+    for entry in now {
+        // Both lists are sorted by address, so a moving cursor suffices.
+        while before.get(cursor).is_some_and(|b| b.start < entry.start) {
+            cursor += 1;
+        }
+        let old = before.get(cursor)?;
+        if !old.same_mapping(entry) {
+            return None;
+        }
+        out.push(old.clone());
+    }
+    Some(out)
+}
+
+/// Bytes in all-zero pages of `data`.
+fn zero_page_bytes(data: &[u8]) -> u64 {
+    data.chunks(pages::PAGE_SIZE as usize)
+        .filter(|page| {
+            let (prefix, words, suffix) = {
+                // SAFETY: u64 has no invalid bit patterns.
+                unsafe { page.align_to::<u64>() }
+            };
+            prefix.iter().all(|b| *b == 0)
+                && words.iter().all(|w| *w == 0)
+                && suffix.iter().all(|b| *b == 0)
+        })
+        .map(|page| page.len() as u64)
+        .sum()
+}
+
+/// A captured run of bytes: target address and offset in the copy buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    addr: u64,
+    offset: usize,
+    len: u64,
+}
+
+/// Lays `ranges` out back to back (as the copy did) and removes failed pages.
+fn runs_without_failures(ranges: &[PageRange], failed: &[PageRange]) -> Vec<Run> {
+    let mut out = Vec::with_capacity(ranges.len());
+    let mut offset = 0usize;
+    let mut fail_index = 0usize;
+    for range in ranges {
+        let end = range.addr + range.len;
+        let mut cursor = range.addr;
+        while fail_index < failed.len()
+            && failed[fail_index].addr + failed[fail_index].len <= cursor
+        {
+            fail_index += 1;
+        }
+        let mut probe = fail_index;
+        while cursor < end {
+            let next_fail = failed.get(probe).filter(|f| f.addr < end);
+            let stop = next_fail.map_or(end, |f| f.addr.max(cursor));
+            if stop > cursor {
+                out.push(Run {
+                    addr: cursor,
+                    offset: offset + (cursor - range.addr) as usize,
+                    len: stop - cursor,
+                });
+            }
+            match next_fail {
+                Some(f) => {
+                    cursor = (f.addr + f.len).min(end).max(stop);
+                    probe += 1;
+                }
+                None => cursor = end,
+            }
+        }
+        offset += range.len as usize;
+    }
+    out
+}
+
+/// Raises this thread's scheduling priority while the target is stopped, so
+/// that on a busy host the copy is not queued behind other work while the
+/// service waits; restored on drop. Without CAP_SYS_NICE it does nothing.
+struct PriorityBoost {
+    tid: libc::id_t,
+    previous: libc::c_int,
+    raised: bool,
+}
+
+/// Nice value used during the pause.
+const PAUSE_NICE: libc::c_int = -10;
+
+impl PriorityBoost {
+    fn new() -> PriorityBoost {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() } as libc::id_t;
+        // getpriority may legitimately return -1, so errno tells failures apart.
+        nix::errno::Errno::clear();
+        // SAFETY: plain syscalls on our own thread.
+        let previous = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) };
+        let ok = nix::errno::Errno::last_raw() == 0;
+        let raised = ok
+            && previous > PAUSE_NICE
+            && unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, PAUSE_NICE) } == 0;
+        PriorityBoost {
+            tid,
+            previous,
+            raised,
+        }
+    }
+}
+
+impl Drop for PriorityBoost {
+    fn drop(&mut self) {
+        if self.raised {
+            // SAFETY: restoring our own thread's nice value.
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, self.tid, self.previous) };
+        }
+    }
+}
+
+/// Everything collected while the target was stopped.
+struct Stopped {
+    threads: Vec<freeze::StoppedThread>,
+    regs: Vec<ThreadRegs>,
+    plans: Vec<MappingPlan>,
+    ranges: Vec<PageRange>,
+    auxv: Vec<(u64, u64)>,
+    clock_monotonic_ns: u64,
+    clock_realtime_ns: u64,
+    copy_us: u64,
+    outcome: CopyOutcome,
+    report: freeze::ResumeReport,
+    smaps_reread: bool,
+}
+
+/// Runs one capture. `abort` holds a signal number once SIGINT/SIGTERM/SIGHUP arrived.
+pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
+    let started = Instant::now();
+    let pid = options.pid;
+
+    // ---- Pre-flight: nothing is stopped yet. ----
+    if !proc::process_exists(pid) {
+        return Err(CaptureError::NoSuchProcess { pid });
+    }
+    if pid == std::process::id() {
+        return Err(CaptureError::Usage(
+            "rdlv-snap cannot capture itself".into(),
+        ));
+    }
+    let status =
+        proc::read_status(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/status", e))?;
+    if status.tgid != pid {
+        return Err(CaptureError::Usage(format!(
+            "{pid} is a thread of process {}; pass the process id {}",
+            status.tgid, status.tgid
+        )));
+    }
+    if status.state == 'Z' {
+        return Err(CaptureError::Usage(format!(
+            "process {pid} is a zombie; there is nothing left to capture"
+        )));
+    }
+    if status.tracer_pid != 0 {
+        return Err(freeze::permission_error(pid, "already traced"));
+    }
+    let mut output = Output::open(&options.output, options.force)?;
+    let file_name = output.name();
+    // /proc/PID/mem needs the same permission as ptrace: failing here means
+    // we never stop the target just to be refused.
+    let mem_path = proc::proc_dir(pid).join("mem");
+    let mem = File::open(&mem_path).map_err(|source| {
+        map_proc_err(
+            pid,
+            "open /proc/PID/mem",
+            CaptureError::Proc {
+                path: mem_path.clone(),
+                source,
+            },
+        )
+    })?;
+    let smaps_before =
+        proc::read_smaps(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/smaps", e))?;
+    let exe_path = proc::exe_link(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/exe", e))?;
+    let exe_bytes = proc::read_exe(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/exe", e))?;
+    let exe_info = exeinfo::inspect(&exe_bytes);
+    let exe_identity =
+        ExeIdentity::of(pid).map_err(|e| map_proc_err(pid, "stat /proc/PID/exe", e))?;
+    let cmdline =
+        proc::read_cmdline(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/cmdline", e))?;
+    let mut scanner = PresenceScanner::open(pid)?;
+    let estimate: u64 = pages::plan(&smaps_before, &exe_identity, &mut scanner)
+        .map_err(|e| map_proc_err(pid, "scan /proc/PID/pagemap", e))?
+        .iter()
+        .map(MappingPlan::bytes)
+        .sum();
+    // Refuse captures that cannot fit the budget even at the best copy speed
+    // seen on fast hardware, rather than stop the target only to give up.
+    let best_case = Duration::from_secs_f64(estimate as f64 / FASTEST_COPY_BYTES_PER_SEC);
+    if best_case > options.max_pause {
+        return Err(CaptureError::PauseBudgetTooSmall {
+            bytes: estimate,
+            best_case_ms: u64::try_from(best_case.as_millis()).unwrap_or(u64::MAX),
+            max_pause_ms: u64::try_from(options.max_pause.as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+    let capacity = estimate + (estimate / 8).max(BUFFER_SLACK_MIN);
+    if let Some(available) = proc::mem_available() {
+        if capacity > available {
+            return Err(CaptureError::OutOfMemory {
+                needed: capacity,
+                available,
+            });
+        }
+    }
+    let mut buffer = usize::try_from(capacity)
+        .ok()
+        .and_then(copy::prefaulted_buffer)
+        .ok_or(CaptureError::OutOfMemory {
+            needed: capacity,
+            available: proc::mem_available().unwrap_or(0),
+        })?;
+    freeze::check_budget(abort, None, "pre-flight")?;
+    let hints: Vec<freeze::ThreadHint> = proc::list_tasks(pid)
+        .map_err(|e| map_proc_err(pid, "list /proc/PID/task", e))?
+        .into_iter()
+        .map(|tid| freeze::ThreadHint::read(pid, tid))
+        .collect();
+
+    // ---- Stopped: read, copy, resume. ----
+    let stopped = {
+        // Copy threads spawned while this is alive inherit the priority.
+        let _boost = PriorityBoost::new();
+        let frozen = Frozen::freeze(pid, options.max_pause, abort, &hints)?;
+        let clock_monotonic_ns = clock_ns(libc::CLOCK_MONOTONIC);
+        let clock_realtime_ns = clock_ns(libc::CLOCK_REALTIME);
+        let regs = frozen.registers()?;
+        let maps_now =
+            proc::read_maps(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/maps", e))?;
+        let (maps, smaps_reread) = match reuse_flags(&maps_now, &smaps_before) {
+            Some(maps) => (maps, false),
+            None => (
+                proc::read_smaps(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/smaps", e))?,
+                true,
+            ),
+        };
+        let auxv = proc::read_auxv(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/auxv", e))?;
+        let plans = pages::plan(&maps, &exe_identity, &mut scanner)?;
+        let ranges: Vec<PageRange> = plans
+            .iter()
+            .flat_map(|p| p.ranges.iter().copied())
+            .collect();
+        let total: u64 = ranges.iter().map(|r| r.len).sum();
+        let total = usize::try_from(total).unwrap_or(usize::MAX);
+        if total > buffer.len() {
+            // The process grew since pre-flight; these pages fault during the pause.
+            buffer
+                .try_reserve_exact(total - buffer.len())
+                .map_err(|_| CaptureError::OutOfMemory {
+                    needed: total as u64,
+                    available: proc::mem_available().unwrap_or(0),
+                })?;
+            buffer.resize(total, 0);
+        }
+        let deadline = frozen
+            .first_interrupt()
+            .map(|start| (start, start + options.max_pause));
+        let copy_started = Instant::now();
+        let outcome = copy::copy_ranges(pid, &ranges, &mut buffer, Some(&mem), abort, deadline)?;
+        let copy_us = duration_us(copy_started.elapsed());
+        let threads = frozen.threads().to_vec();
+        let report = frozen.resume();
+        Stopped {
+            threads,
+            regs,
+            plans,
+            ranges,
+            auxv,
+            clock_monotonic_ns,
+            clock_realtime_ns,
+            copy_us,
+            outcome,
+            report,
+            smaps_reread,
+        }
+    };
+
+    // ---- Running again: describe, compress, write, verify. ----
+    let write_started = Instant::now();
+    let runs = runs_without_failures(&stopped.ranges, &stopped.outcome.failed);
+    let bytes_captured: u64 = runs.iter().map(|r| r.len).sum();
+    let mut warnings = Vec::new();
+    for failed in &stopped.outcome.failed {
+        warnings.push(format!(
+            "could not read 0x{:x}-0x{:x} ({} bytes); it is missing from the snapshot",
+            failed.addr,
+            failed.addr + failed.len,
+            failed.len
+        ));
+    }
+    for thread in &stopped.threads {
+        if thread.exiting {
+            warnings.push(format!("thread {} was exiting when captured", thread.tid));
+        }
+    }
+    if stopped.threads.iter().any(|t| t.group_stopped) {
+        warnings.push(
+            "the process was in job-control stop (SIGSTOP) before capture and stays stopped".into(),
+        );
+    }
+    if !scanner.uses_scan_ioctl() {
+        warnings.push("PAGEMAP_SCAN unavailable: shared zero pages were copied as data".into());
+    }
+    if stopped.smaps_reread {
+        warnings.push(
+            "mappings changed between pre-flight and stop; smaps was re-read while stopped".into(),
+        );
+    }
+
+    let mut run_index = 0usize;
+    let mut mappings = Vec::with_capacity(stopped.plans.len());
+    for plan in &stopped.plans {
+        let capture = match &plan.decision {
+            Decision::Skip(reason) => MappingCapture::Skipped {
+                reason: reason.clone(),
+            },
+            Decision::FromExecutable => MappingCapture::FromExecutable,
+            Decision::Capture => {
+                let mut present_bytes = 0u64;
+                let mut zero_bytes = 0u64;
+                while let Some(run) = runs.get(run_index).filter(|r| r.addr < plan.entry.end) {
+                    present_bytes += run.len;
+                    let end = run.offset + run.len as usize;
+                    zero_bytes += buffer.get(run.offset..end).map_or(0, zero_page_bytes);
+                    run_index += 1;
+                }
+                MappingCapture::Captured {
+                    present_bytes,
+                    zero_bytes,
+                }
+            }
+        };
+        mappings.push(Mapping {
+            start: plan.entry.start,
+            end: plan.entry.end,
+            perms: plan.entry.perms.clone(),
+            offset: plan.entry.offset,
+            dev: plan.entry.dev.clone(),
+            inode: plan.entry.inode,
+            path: plan.entry.path.clone(),
+            vm_flags: plan.entry.vm_flags.clone(),
+            capture,
+        });
+    }
+    let zero_bytes: u64 = mappings
+        .iter()
+        .map(|m| match m.capture {
+            MappingCapture::Captured { zero_bytes, .. } => zero_bytes,
+            _ => 0,
+        })
+        .sum();
+
+    let threads: Vec<ThreadInfo> = stopped
+        .threads
+        .iter()
+        .map(|t| {
+            let regs = stopped.regs.iter().find(|r| r.tid == t.tid);
+            ThreadInfo {
+                tid: t.tid,
+                name: t.name.clone(),
+                state: t.state_before.to_string(),
+                regs: regs.map(|r| regs_of(&r.regs)).unwrap_or_default(),
+                fpregs_hex: regs.map(|r| hex(&r.fpregs)).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let uname = nix::sys::utsname::uname().ok();
+    let metadata = Metadata {
+        process: ProcessInfo {
+            pid,
+            exe_deleted: exe_path.ends_with(" (deleted)"),
+            exe_path: exe_path.clone(),
+            cmdline,
+            gnu_build_id: exe_info.gnu_build_id.clone(),
+            go_build_id: exe_info.go_build_id.clone(),
+            go_version: exe_info.go_version.clone(),
+            go_modinfo: exe_info.go_modinfo.clone(),
+            ppid: status.ppid,
+            uid: status.uid,
+            gid: status.gid,
+        },
+        capture: CaptureInfo {
+            tool_version: format!("rdlv-snap {}", env!("CARGO_PKG_VERSION")),
+            hostname: nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            kernel_release: uname
+                .as_ref()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            arch: std::env::consts::ARCH.to_string(),
+            page_size: pages::PAGE_SIZE,
+            clock_monotonic_ns: stopped.clock_monotonic_ns,
+            clock_realtime_ns: stopped.clock_realtime_ns,
+            pause_us: stopped.report.pause_us(),
+            freeze_us: stopped.report.freeze_us(),
+            copy_us: stopped.copy_us,
+            method: "plain".into(),
+            bytes_captured,
+            warnings: warnings.clone(),
+        },
+        threads,
+        mappings,
+        auxv: stopped.auxv.clone(),
+    };
+
+    let exe_len = if options.embed_exe {
+        exe_bytes.len() as u64
+    } else {
+        0
+    };
+    let progress = options
+        .progress
+        .then(|| make_progress_bar(bytes_captured + exe_len));
+    let write_options = WriteOptions {
+        level: options.level,
+        ..WriteOptions::default()
+    };
+    let write = |sink: &mut dyn Write| -> Result<u64> {
+        let mut writer = SnapshotWriter::new(sink, write_options.clone())
+            .map_err(|e| CaptureError::format(&file_name, e))?;
+        writer
+            .write_metadata(&metadata)
+            .map_err(|e| CaptureError::format(&file_name, e))?;
+        let mut batch: Vec<MemoryRegion<'_>> = Vec::new();
+        let mut batch_bytes = 0u64;
+        let mut done_before = 0u64;
+        let mut flush = |batch: &mut Vec<MemoryRegion<'_>>,
+                         batch_bytes: &mut u64,
+                         writer: &mut SnapshotWriter<&mut dyn Write>|
+         -> Result<()> {
+            freeze::check_budget(abort, None, "writing")?;
+            let base = done_before;
+            writer
+                .write_memory(batch, &mut |p: WriteProgress| {
+                    if let Some(bar) = &progress {
+                        bar.set_position(base + p.done);
+                    }
+                })
+                .map_err(|e| CaptureError::format(&file_name, e))?;
+            done_before += *batch_bytes;
+            batch.clear();
+            *batch_bytes = 0;
+            Ok(())
+        };
+        for run in &runs {
+            let end = run.offset + run.len as usize;
+            let Some(data) = buffer.get(run.offset..end) else {
+                continue;
+            };
+            batch.push(MemoryRegion {
+                addr: run.addr,
+                data,
+            });
+            batch_bytes += run.len;
+            if batch_bytes >= WRITE_BATCH {
+                flush(&mut batch, &mut batch_bytes, &mut writer)?;
+            }
+        }
+        if !batch.is_empty() {
+            flush(&mut batch, &mut batch_bytes, &mut writer)?;
+        }
+        if options.embed_exe {
+            freeze::check_budget(abort, None, "writing")?;
+            writer
+                .write_file(FileRole::Executable, &exe_path, &exe_bytes)
+                .map_err(|e| CaptureError::format(&file_name, e))?;
+            if let Some(bar) = &progress {
+                bar.set_position(bytes_captured + exe_len);
+            }
+        }
+        let (_sink, stats) = writer
+            .finish()
+            .map_err(|e| CaptureError::format(&file_name, e))?;
+        Ok(stats.file_bytes)
+    };
+    let file_bytes = match &mut output {
+        Output::Stdout => {
+            let stdout = std::io::stdout();
+            let mut sink = BufWriter::with_capacity(1 << 20, stdout.lock());
+            let bytes = write(&mut sink)?;
+            sink.flush()
+                .map_err(|e| CaptureError::output(&file_name, e))?;
+            bytes
+        }
+        Output::File(pending) => {
+            let mut sink = BufWriter::with_capacity(1 << 20, pending.file());
+            let bytes = write(&mut sink)?;
+            sink.flush()
+                .map_err(|e| CaptureError::output(&file_name, e))?;
+            bytes
+        }
+    };
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
+    }
+    if let Output::File(pending) = output {
+        let path = pending.path().to_path_buf();
+        pending.commit()?;
+        let verified =
+            rdlv_format::Snapshot::open(&path).and_then(|snapshot| snapshot.verify().map(|_| ()));
+        if let Err(source) = verified {
+            let _ = std::fs::remove_file(&path);
+            return Err(CaptureError::Verify {
+                file: file_name,
+                source,
+            });
+        }
+    }
+    let write_ms = u64::try_from(write_started.elapsed().as_millis()).unwrap_or(u64::MAX);
+
+    Ok(Summary {
+        pid,
+        name: status.name,
+        threads: stopped.threads.len(),
+        pause_us: stopped.report.pause_us(),
+        freeze_us: stopped.report.freeze_us(),
+        copy_us: stopped.copy_us,
+        bytes_captured,
+        zero_bytes,
+        file_bytes,
+        file: file_name,
+        write_ms,
+        total_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        exe_bytes: exe_len,
+        go_version: exe_info.go_version,
+        mappings: stopped.plans.len(),
+        warnings,
+        page_scan: if scanner.uses_scan_ioctl() {
+            "PAGEMAP_SCAN"
+        } else {
+            "pagemap"
+        },
+    })
+}
+
+fn make_progress_bar(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "rdlv-snap: writing {bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(start: u64, end: u64, perms: &str, flags: &[&str]) -> proc::MapsEntry {
+        proc::MapsEntry {
+            start,
+            end,
+            perms: perms.into(),
+            offset: 0,
+            dev: "00:00".into(),
+            inode: 0,
+            path: String::new(),
+            vm_flags: flags.iter().map(|s| s.to_string()).collect(),
+            anonymous_bytes: None,
+        }
+    }
+
+    #[test]
+    fn flags_are_reused_only_when_nothing_changed() {
+        let before = vec![
+            entry(0x1000, 0x2000, "rw-p", &["rd", "wr"]),
+            entry(0x5000, 0x6000, "r--p", &["rd", "dd"]),
+        ];
+        let now = vec![
+            entry(0x1000, 0x2000, "rw-p", &[]),
+            entry(0x5000, 0x6000, "r--p", &[]),
+        ];
+        assert_eq!(reuse_flags(&now, &before).unwrap(), before);
+        let grown = vec![
+            entry(0x1000, 0x3000, "rw-p", &[]),
+            entry(0x5000, 0x6000, "r--p", &[]),
+        ];
+        assert!(reuse_flags(&grown, &before).is_none());
+        let added = vec![
+            entry(0x1000, 0x2000, "rw-p", &[]),
+            entry(0x3000, 0x4000, "rw-p", &[]),
+        ];
+        assert!(reuse_flags(&added, &before).is_none());
+    }
+
+    #[test]
+    fn failed_pages_are_cut_out_of_runs() {
+        let r = |addr, len| PageRange { addr, len };
+        let ranges = [r(0x1000, 0x4000), r(0x10000, 0x1000)];
+        assert_eq!(
+            runs_without_failures(&ranges, &[]),
+            vec![
+                Run {
+                    addr: 0x1000,
+                    offset: 0,
+                    len: 0x4000
+                },
+                Run {
+                    addr: 0x10000,
+                    offset: 0x4000,
+                    len: 0x1000
+                }
+            ]
+        );
+        assert_eq!(
+            runs_without_failures(
+                &ranges,
+                &[r(0x2000, 0x1000), r(0x4000, 0x1000), r(0x10000, 0x1000)]
+            ),
+            vec![
+                Run {
+                    addr: 0x1000,
+                    offset: 0,
+                    len: 0x1000
+                },
+                Run {
+                    addr: 0x3000,
+                    offset: 0x2000,
+                    len: 0x1000
+                }
+            ]
+        );
+        assert_eq!(
+            runs_without_failures(&ranges, &[r(0x1000, 0x1000)]),
+            vec![
+                Run {
+                    addr: 0x2000,
+                    offset: 0x1000,
+                    len: 0x3000
+                },
+                Run {
+                    addr: 0x10000,
+                    offset: 0x4000,
+                    len: 0x1000
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn counts_zero_pages() {
+        let mut data = vec![0u8; 3 * 4096 + 100];
+        data[4096 + 7] = 1;
+        assert_eq!(zero_page_bytes(&data), 2 * 4096 + 100);
+        assert_eq!(hex(&[0x0a, 0xff]), "0aff");
+    }
+
+    const PATTERN_PROGRAM: &str = r#"package main
+
+import (
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+var payload []byte
+var ticks atomic.Uint64
+
+func main() {
+	payload = make([]byte, 32<<20)
+	for i := range payload {
+		payload[i] = byte(i*7 + 3)
+	}
+	copy(payload, "RDLV-PATTERN")
+	go func() {
+		for {
+			ticks.Add(1)
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	fmt.Printf("READY %d 0x%x 0x%x\n", os.Getpid(), uintptr(unsafe.Pointer(&payload[0])), uintptr(unsafe.Pointer(&ticks)))
+	select {}
+}
+"#;
+
+    fn expected_payload() -> Vec<u8> {
+        let mut data: Vec<u8> = (0..32usize << 20)
+            .map(|i| (i.wrapping_mul(7) + 3) as u8)
+            .collect();
+        data[..12].copy_from_slice(b"RDLV-PATTERN");
+        data
+    }
+
+    fn read_u64(pid: u32, addr: u64) -> u64 {
+        let mut value = [0u8; 8];
+        let file = File::open(format!("/proc/{pid}/mem")).unwrap();
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut value, addr).unwrap();
+        u64::from_ne_bytes(value)
+    }
+
+    struct Target {
+        child: std::process::Child,
+        pid: u32,
+        payload: u64,
+        ticks: u64,
+    }
+
+    impl Drop for Target {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn start_target() -> Target {
+        start_target_built(crate::testutil::go_program("pattern", PATTERN_PROGRAM))
+    }
+
+    fn start_target_built(exe: std::path::PathBuf) -> Target {
+        let mut child = std::process::Command::new(exe)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let line = crate::testutil::wait_ready(&mut child);
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let parse = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+        Target {
+            pid: fields[0].parse().unwrap(),
+            payload: parse(fields[1]),
+            ticks: parse(fields[2]),
+            child,
+        }
+    }
+
+    fn options(pid: u32, output: &std::path::Path) -> Options {
+        Options {
+            pid,
+            output: output.to_string_lossy().into_owned(),
+            force: false,
+            max_pause: Duration::from_secs(5),
+            embed_exe: true,
+            level: 1,
+            progress: false,
+        }
+    }
+
+    /// Full capture of a live Go process: the bytes it printed the address of
+    /// are in the snapshot, the metadata describes it, and it keeps running.
+    #[test]
+    fn captures_a_live_go_process() {
+        let target = start_target();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pattern.snap");
+        let ticks_before = read_u64(target.pid, target.ticks);
+        let summary = run(&options(target.pid, &path), &AtomicI32::new(0)).unwrap();
+        assert_eq!(summary.pid, target.pid);
+        assert!(summary.threads >= 2);
+        assert!(summary.bytes_captured >= 32 << 20);
+        assert!(summary.pause_us > 0 && summary.pause_us >= summary.freeze_us);
+        assert_eq!(summary.file_bytes, std::fs::metadata(&path).unwrap().len());
+
+        let snapshot = rdlv_format::Snapshot::open(&path).unwrap();
+        let mut payload = vec![0u8; 32 << 20];
+        snapshot.read_memory(target.payload, &mut payload).unwrap();
+        assert!(payload == expected_payload(), "payload bytes differ");
+        let meta = snapshot.metadata();
+        assert_eq!(meta.process.pid, target.pid);
+        assert_eq!(meta.threads.len(), summary.threads);
+        assert!(meta
+            .threads
+            .iter()
+            .all(|t| t.regs.rip != 0 && t.regs.fs_base != 0));
+        assert!(meta.threads.iter().any(|t| t.tid == target.pid));
+        assert!(meta
+            .process
+            .go_version
+            .as_deref()
+            .is_some_and(|v| v.starts_with("go1.")));
+        assert!(meta.process.go_build_id.is_some());
+        assert!(meta.auxv.iter().any(|(k, _)| *k == libc::AT_ENTRY));
+        assert!(meta
+            .mappings
+            .iter()
+            .any(|m| m.capture == MappingCapture::FromExecutable && m.perms.starts_with("r-x")));
+        assert!(meta.mappings.iter().any(
+            |m| matches!(&m.capture, MappingCapture::Skipped { reason } if reason == "[vvar]")
+        ));
+        assert!(meta.capture.clock_realtime_ns > 1_600_000_000_000_000_000);
+        let exe = snapshot
+            .embedded_file(FileRole::Executable)
+            .unwrap()
+            .unwrap();
+        assert!(exe == std::fs::read(format!("/proc/{}/exe", target.pid)).unwrap());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+
+        // Still running: the ticker goroutine advances and no thread is traced.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(read_u64(target.pid, target.ticks) > ticks_before);
+        assert_eq!(proc::read_status(target.pid).unwrap().tracer_pid, 0);
+
+        // A second capture to the same name is refused before anything stops.
+        let err = run(&options(target.pid, &path), &AtomicI32::new(0)).unwrap_err();
+        assert!(matches!(err, CaptureError::Exists { .. }));
+    }
+
+    /// In a PIE, the RELRO segment is read-only but relocated: it must be
+    /// copied, not taken from the file; the text still comes from the file.
+    #[test]
+    fn pie_relro_is_copied() {
+        let exe =
+            crate::testutil::go_program_with("pattern-pie", PATTERN_PROGRAM, &["-buildmode=pie"]);
+        let target = start_target_built(exe);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pie.snap");
+        run(&options(target.pid, &path), &AtomicI32::new(0)).unwrap();
+        let snapshot = rdlv_format::Snapshot::open(&path).unwrap();
+        let exe_maps: Vec<&Mapping> = snapshot
+            .metadata()
+            .mappings
+            .iter()
+            .filter(|m| m.path == snapshot.metadata().process.exe_path)
+            .collect();
+        assert!(exe_maps
+            .iter()
+            .any(|m| m.perms == "r-xp" && m.capture == MappingCapture::FromExecutable));
+        let relro: Vec<&&Mapping> = exe_maps
+            .iter()
+            .filter(|m| m.perms == "r--p" && matches!(m.capture, MappingCapture::Captured { .. }))
+            .collect();
+        assert_eq!(relro.len(), 1, "{exe_maps:#?}");
+        let mut probe = [0u8; 8];
+        snapshot.read_memory(relro[0].start, &mut probe).unwrap();
+    }
+
+    /// An impossible pause budget aborts: error, no file, target resumed.
+    #[test]
+    fn pause_budget_aborts_cleanly() {
+        let target = start_target();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("budget.snap");
+        let mut opts = options(target.pid, &path);
+        // Hopeless budgets are refused before anything stops.
+        opts.max_pause = Duration::from_nanos(1);
+        let err = run(&opts, &AtomicI32::new(0)).unwrap_err();
+        assert!(
+            matches!(err, CaptureError::PauseBudgetTooSmall { .. }),
+            "{err}"
+        );
+        // 2.5 ms passes that check (32 MiB at 20 GB/s is 1.7 ms) but no real
+        // copy of 32 MiB is that fast, so the capture stops and gives up.
+        opts.max_pause = Duration::from_micros(2500);
+        let err = run(&opts, &AtomicI32::new(0)).unwrap_err();
+        assert!(matches!(err, CaptureError::PauseBudget { .. }), "{err}");
+        assert!(err.to_string().contains("raise --max-pause"));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let before = read_u64(target.pid, target.ticks);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(read_u64(target.pid, target.ticks) > before);
+        assert_eq!(proc::read_status(target.pid).unwrap().tracer_pid, 0);
+    }
+
+    #[test]
+    fn missing_process_is_reported_before_anything_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = run(
+            &options(u32::MAX - 1, &dir.path().join("x.snap")),
+            &AtomicI32::new(0),
+        )
+        .unwrap_err();
+        assert!(matches!(err, CaptureError::NoSuchProcess { .. }), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,425 @@
+//! Copying target memory while it is stopped.
+//!
+//! Present pages are read with batched `process_vm_readv` (one contiguous
+//! local buffer, up to 1024 remote iovecs per call) on two threads, into a
+//! buffer that was allocated and pre-faulted before the target was stopped
+//! (first-touch page faults would otherwise dominate the pause). Pieces that
+//! `process_vm_readv` refuses are retried with `pread` on `/proc/PID/mem`,
+//! page by page; pages that still fail are reported, not invented.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::AtomicI32;
+use std::time::Instant;
+
+use nix::errno::Errno;
+
+use crate::error::{CaptureError, Result};
+use crate::freeze::check_budget;
+use crate::pages::{PageRange, PAGE_SIZE};
+
+/// Most remote iovecs per process_vm_readv call (IOV_MAX).
+const MAX_IOVECS: usize = 1024;
+/// Most bytes per call, so that the abort flag and deadline are checked often.
+const MAX_BATCH_BYTES: u64 = 8 << 20;
+/// Reader threads.
+const COPY_THREADS: usize = 2;
+
+/// Allocates `len` bytes and touches every page so that copying into it
+/// later causes no page faults. Returns `None` if the allocation fails.
+pub fn prefaulted_buffer(len: usize) -> Option<Vec<u8>> {
+    let mut buffer: Vec<u8> = Vec::new();
+    buffer.try_reserve_exact(len).ok()?;
+    buffer.resize(len, 0);
+    let page = PAGE_SIZE as usize;
+    for offset in (0..len).step_by(page) {
+        if let Some(byte) = buffer.get_mut(offset) {
+            // A volatile write: the zero-filled allocation may be backed by the
+            // shared zero page, and a plain store of 0 could be optimised away.
+            // SAFETY: `byte` is a valid, exclusive reference into the buffer.
+            unsafe { std::ptr::write_volatile(byte, 0) };
+        }
+    }
+    Some(buffer)
+}
+
+/// Result of a copy.
+#[derive(Debug, Default)]
+pub struct CopyOutcome {
+    /// Pages that could not be read by either method (left zero in the buffer).
+    pub failed: Vec<PageRange>,
+    /// Bytes read through the `/proc/PID/mem` fallback.
+    pub fallback_bytes: u64,
+}
+
+/// A piece of a range with its offset in the destination buffer.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    addr: u64,
+    len: u64,
+    offset: usize,
+}
+
+/// Copies `ranges` (sorted, non-overlapping, page aligned) into `buffer`, laid
+/// out back to back in order. `buffer` must be at least the ranges' total size.
+/// `mem` is an open `/proc/PID/mem` used for the fallback.
+pub fn copy_ranges(
+    pid: u32,
+    ranges: &[PageRange],
+    buffer: &mut [u8],
+    mem: Option<&File>,
+    abort: &AtomicI32,
+    deadline: Option<(Instant, Instant)>,
+) -> Result<CopyOutcome> {
+    let mut pieces = Vec::new();
+    let mut offset = 0usize;
+    for range in ranges {
+        let mut addr = range.addr;
+        let mut left = range.len;
+        while left > 0 {
+            let len = left.min(MAX_BATCH_BYTES);
+            pieces.push(Piece { addr, len, offset });
+            offset += len as usize;
+            addr += len;
+            left -= len;
+        }
+    }
+    if offset > buffer.len() {
+        return Err(CaptureError::Parse {
+            what: "copy plan".into(),
+            detail: format!(
+                "{offset} bytes to copy but the buffer holds {}",
+                buffer.len()
+            ),
+        });
+    }
+    let buffer = &mut buffer[..offset];
+
+    // Split the pieces into one run per thread, of roughly equal bytes.
+    let mut runs: Vec<(&[Piece], &mut [u8], usize)> = Vec::new();
+    let mut rest_pieces: &[Piece] = &pieces;
+    let mut rest_buffer: &mut [u8] = buffer;
+    let mut base = 0usize;
+    for thread in 0..COPY_THREADS {
+        let remaining_threads = COPY_THREADS - thread;
+        let rest_bytes = rest_buffer.len();
+        let target = rest_bytes / remaining_threads;
+        let mut split = rest_pieces.len();
+        if remaining_threads > 1 {
+            let mut acc = 0usize;
+            split = 0;
+            while split < rest_pieces.len() && acc < target {
+                acc += rest_pieces[split].len as usize;
+                split += 1;
+            }
+        }
+        let (mine, others) = rest_pieces.split_at(split);
+        let my_bytes: usize = mine.iter().map(|p| p.len as usize).sum();
+        let (my_buffer, other_buffer) = std::mem::take(&mut rest_buffer).split_at_mut(my_bytes);
+        runs.push((mine, my_buffer, base));
+        base += my_bytes;
+        rest_pieces = others;
+        rest_buffer = other_buffer;
+    }
+
+    let results: Vec<Result<CopyOutcome>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .into_iter()
+            .map(|(pieces, buf, base)| {
+                scope.spawn(move || copy_run(pid, pieces, buf, base, mem, abort, deadline))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(CaptureError::Parse {
+                        what: "copy thread".into(),
+                        detail: "panicked".into(),
+                    })
+                })
+            })
+            .collect()
+    });
+    let mut outcome = CopyOutcome::default();
+    for result in results {
+        let part = result?;
+        outcome.failed.extend(part.failed);
+        outcome.fallback_bytes += part.fallback_bytes;
+    }
+    outcome.failed.sort_by_key(|r| r.addr);
+    Ok(outcome)
+}
+
+/// Copies one thread's run of pieces into `buffer`, whose byte 0 is the
+/// piece offset `base`.
+fn copy_run(
+    pid: u32,
+    pieces: &[Piece],
+    buffer: &mut [u8],
+    base: usize,
+    mem: Option<&File>,
+    abort: &AtomicI32,
+    deadline: Option<(Instant, Instant)>,
+) -> Result<CopyOutcome> {
+    let mut outcome = CopyOutcome::default();
+    let mut use_readv = true;
+    let mut next = 0usize;
+    let mut remote: Vec<libc::iovec> = Vec::with_capacity(MAX_IOVECS);
+    while next < pieces.len() {
+        check_budget(abort, deadline, "copying memory")?;
+        // Build a batch of consecutive pieces (contiguous in the buffer).
+        let first = next;
+        let mut bytes = 0u64;
+        remote.clear();
+        while next < pieces.len() && remote.len() < MAX_IOVECS {
+            let piece = pieces[next];
+            if !remote.is_empty() && bytes + piece.len > MAX_BATCH_BYTES {
+                break;
+            }
+            remote.push(libc::iovec {
+                iov_base: piece.addr as *mut libc::c_void,
+                iov_len: piece.len as usize,
+            });
+            bytes += piece.len;
+            next += 1;
+        }
+        let start = pieces[first].offset - base;
+        let local_slice = &mut buffer[start..start + bytes as usize];
+        let mut done = 0u64;
+        if use_readv {
+            let local = libc::iovec {
+                iov_base: local_slice.as_mut_ptr().cast(),
+                iov_len: local_slice.len(),
+            };
+            // SAFETY: the local iovec covers an exclusive, live slice; remote
+            // iovecs are only addresses in the other process.
+            let ret = unsafe {
+                libc::process_vm_readv(
+                    pid as libc::pid_t,
+                    &local,
+                    1,
+                    remote.as_ptr(),
+                    remote.len() as libc::c_ulong,
+                    0,
+                )
+            };
+            if ret >= 0 {
+                done = ret as u64;
+            } else {
+                match Errno::last() {
+                    Errno::ESRCH => return Err(CaptureError::Exited { pid }),
+                    // Seccomp profiles (old Docker) refuse the syscall itself.
+                    Errno::EPERM | Errno::ENOSYS => use_readv = false,
+                    // EFAULT/ENOMEM/EIO: the first iovec failed; handled below.
+                    _ => {}
+                }
+            }
+        }
+        if done == bytes {
+            continue;
+        }
+        // Short read: pieces wholly inside `done` are fine; the piece where it
+        // stopped gets the fallback, and the batch resumes after it.
+        let mut cursor = 0u64;
+        let mut resume_at = next;
+        for (index, piece) in pieces[first..next].iter().enumerate() {
+            if cursor + piece.len <= done {
+                cursor += piece.len;
+                continue;
+            }
+            let already = done.saturating_sub(cursor);
+            let slice_start = (piece.offset - base) + already as usize;
+            let slice = &mut buffer[slice_start..slice_start + (piece.len - already) as usize];
+            fallback_read(pid, mem, piece.addr + already, slice, &mut outcome)?;
+            resume_at = first + index + 1;
+            break;
+        }
+        next = resume_at;
+    }
+    Ok(outcome)
+}
+
+/// Reads a piece through `/proc/PID/mem`, page by page where whole reads fail.
+fn fallback_read(
+    pid: u32,
+    mem: Option<&File>,
+    addr: u64,
+    buf: &mut [u8],
+    outcome: &mut CopyOutcome,
+) -> Result<()> {
+    let Some(mem) = mem else {
+        outcome.failed.push(PageRange {
+            addr,
+            len: buf.len() as u64,
+        });
+        return Ok(());
+    };
+    if read_fully(mem, addr, buf).is_ok() {
+        outcome.fallback_bytes += buf.len() as u64;
+        return Ok(());
+    }
+    let page = PAGE_SIZE as usize;
+    for (index, chunk) in buf.chunks_mut(page).enumerate() {
+        let at = addr + (index * page) as u64;
+        match read_fully(mem, at, chunk) {
+            Ok(()) => outcome.fallback_bytes += chunk.len() as u64,
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                return Err(CaptureError::Exited { pid })
+            }
+            Err(_) => {
+                chunk.fill(0);
+                match outcome.failed.last_mut() {
+                    Some(last) if last.addr + last.len == at => last.len += chunk.len() as u64,
+                    _ => outcome.failed.push(PageRange {
+                        addr: at,
+                        len: chunk.len() as u64,
+                    }),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_fully(file: &File, addr: u64, buf: &mut [u8]) -> std::io::Result<()> {
+    let mut done = 0usize;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], addr + done as u64) {
+            Ok(0) => return Err(std::io::Error::from_raw_os_error(libc::EIO)),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static NO_ABORT: AtomicI32 = AtomicI32::new(0);
+
+    /// Copies ranges of our own memory, including an unreadable page in the
+    /// middle of a batch: readable bytes must arrive intact, the PROT_NONE page
+    /// is recovered through /proc/self/mem (which may read it), and a range
+    /// that is not mapped at all is reported as failed.
+    #[test]
+    fn copies_own_memory_with_fallback_and_failures() {
+        let pages = 600usize;
+        let page = PAGE_SIZE as usize;
+        // SAFETY: anonymous mapping owned by this test.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                (pages + 1) * page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        } as *mut u8;
+        assert_ne!(base as *mut libc::c_void, libc::MAP_FAILED);
+        for i in 0..pages * page {
+            // SAFETY: inside the mapping.
+            unsafe { *base.add(i) = (i % 251) as u8 };
+        }
+        // Page 300 becomes unreadable for process_vm_readv.
+        // SAFETY: inside the mapping.
+        assert_eq!(
+            unsafe { libc::mprotect(base.add(300 * page).cast(), page, libc::PROT_NONE) },
+            0
+        );
+        // The extra last page is unmapped: nothing can read it.
+        // SAFETY: inside the mapping.
+        assert_eq!(
+            unsafe { libc::munmap(base.add(pages * page).cast(), page) },
+            0
+        );
+        let start = base as u64;
+        // Many single-page ranges (more than one batch of iovecs) then the rest.
+        let mut ranges: Vec<PageRange> = (0..400u64)
+            .filter(|p| p % 2 == 0)
+            .map(|p| PageRange {
+                addr: start + p * PAGE_SIZE,
+                len: PAGE_SIZE,
+            })
+            .collect();
+        ranges.push(PageRange {
+            addr: start + 401 * PAGE_SIZE,
+            len: (pages as u64 - 401 + 1) * PAGE_SIZE,
+        });
+        let total: u64 = ranges.iter().map(|r| r.len).sum();
+        let mut buffer = prefaulted_buffer(total as usize).unwrap();
+        let mem = File::open("/proc/self/mem").unwrap();
+        let outcome = copy_ranges(
+            std::process::id(),
+            &ranges,
+            &mut buffer,
+            Some(&mem),
+            &NO_ABORT,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            outcome.failed,
+            vec![PageRange {
+                addr: start + pages as u64 * PAGE_SIZE,
+                len: PAGE_SIZE
+            }]
+        );
+        assert!(outcome.fallback_bytes >= PAGE_SIZE);
+        let mut offset = 0usize;
+        for range in &ranges {
+            for i in 0..range.len as usize {
+                let addr = range.addr as usize + i;
+                let index = addr - start as usize;
+                let expected = if index >= pages * page {
+                    0
+                } else {
+                    (index % 251) as u8
+                };
+                assert_eq!(buffer[offset + i], expected, "byte at 0x{addr:x}");
+            }
+            offset += range.len as usize;
+        }
+        // SAFETY: unmapping what we mapped.
+        unsafe { libc::munmap(base.cast(), pages * page) };
+    }
+
+    #[test]
+    fn abort_and_deadline_stop_the_copy() {
+        let data = vec![7u8; 3 * PAGE_SIZE as usize];
+        let ranges = [PageRange {
+            addr: data.as_ptr() as u64 & !(PAGE_SIZE - 1),
+            len: PAGE_SIZE,
+        }];
+        let mut buffer = prefaulted_buffer(PAGE_SIZE as usize).unwrap();
+        let abort = AtomicI32::new(libc::SIGTERM);
+        let err =
+            copy_ranges(std::process::id(), &ranges, &mut buffer, None, &abort, None).unwrap_err();
+        assert!(matches!(err, CaptureError::Interrupted { signal } if signal == libc::SIGTERM));
+        let past = Instant::now() - std::time::Duration::from_millis(5);
+        let err = copy_ranges(
+            std::process::id(),
+            &ranges,
+            &mut buffer,
+            None,
+            &NO_ABORT,
+            Some((past, past)),
+        )
+        .unwrap_err();
+        assert!(matches!(err, CaptureError::PauseBudget { .. }), "{err}");
+        let mut small = vec![0u8; 10];
+        assert!(copy_ranges(
+            std::process::id(),
+            &ranges,
+            &mut small,
+            None,
+            &NO_ABORT,
+            None
+        )
+        .is_err());
+    }
+}

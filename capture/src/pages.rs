@@ -1,0 +1,473 @@
+//! Which pages to copy.
+//!
+//! Mappings are classified first (skip `[vvar]`, unreadable, `io`/`pf`,
+//! MADV_DONTDUMP; read-only mappings of the executable come from the embedded
+//! file). Within a captured mapping only pages that exist are copied:
+//! present or swapped, and not the shared zero page. They are found with the
+//! `PAGEMAP_SCAN` ioctl (Linux 6.7+) or, on older kernels, by reading
+//! `/proc/PID/pagemap`. Neither faults anything into the target.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+
+use crate::error::{CaptureError, Result};
+use crate::proc::{self, MapsEntry};
+
+/// Page size assumed for pagemap arithmetic (x86-64).
+pub const PAGE_SIZE: u64 = 4096;
+
+/// `_IOWR('f', 16, struct pm_scan_arg)` from `<linux/fs.h>`.
+const PAGEMAP_SCAN: libc::c_ulong = 0xC060_6610;
+const PAGE_IS_PRESENT: u64 = 1 << 3;
+const PAGE_IS_SWAPPED: u64 = 1 << 4;
+const PAGE_IS_PFNZERO: u64 = 1 << 5;
+/// Regions returned per PAGEMAP_SCAN call.
+const SCAN_VEC_LEN: usize = 4096;
+/// Pagemap entries read per pread in the fallback path.
+const PAGEMAP_BATCH: u64 = 16 * 1024;
+const PM_PRESENT: u64 = 1 << 63;
+const PM_SWAPPED: u64 = 1 << 62;
+
+/// `struct pm_scan_arg` (linux/fs.h).
+#[repr(C)]
+#[derive(Default)]
+struct PmScanArg {
+    size: u64,
+    flags: u64,
+    start: u64,
+    end: u64,
+    walk_end: u64,
+    vec: u64,
+    vec_len: u64,
+    max_pages: u64,
+    category_inverted: u64,
+    category_mask: u64,
+    category_anyof_mask: u64,
+    return_mask: u64,
+}
+
+/// `struct page_region` (linux/fs.h).
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct PageRegion {
+    start: u64,
+    end: u64,
+    categories: u64,
+}
+
+/// What to do with one mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Copy its existing pages.
+    Capture,
+    /// Read-only mapping of the executable: its bytes come from the embedded file.
+    FromExecutable,
+    /// Not captured, with the reason recorded in the snapshot.
+    Skip(String),
+}
+
+/// How to recognise mappings of the main executable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExeIdentity {
+    /// `/proc/PID/exe` link target (as maps prints paths).
+    pub path: String,
+    /// Device (major, minor).
+    pub dev: (u32, u32),
+    /// Inode.
+    pub inode: u64,
+}
+
+impl ExeIdentity {
+    /// Reads the identity of `pid`'s executable.
+    pub fn of(pid: u32) -> Result<ExeIdentity> {
+        let (major, minor, inode) = proc::exe_identity(pid)?;
+        Ok(ExeIdentity {
+            path: proc::exe_link(pid)?,
+            dev: (major, minor),
+            inode,
+        })
+    }
+
+    fn matches(&self, entry: &MapsEntry) -> bool {
+        entry.inode != 0
+            && entry.inode == self.inode
+            && (proc::parse_dev(&entry.dev) == Some(self.dev) || entry.path == self.path)
+    }
+}
+
+/// Classifies a mapping.
+pub fn classify(entry: &MapsEntry, exe: &ExeIdentity) -> Decision {
+    if matches!(
+        entry.path.as_str(),
+        "[vvar]" | "[vvar_vclock]" | "[vsyscall]"
+    ) {
+        return Decision::Skip(entry.path.clone());
+    }
+    if !entry.readable() {
+        return Decision::Skip("not readable".to_string());
+    }
+    if entry.has_flag("io") || entry.has_flag("pf") {
+        return Decision::Skip("io/pfn map".to_string());
+    }
+    if entry.has_flag("dd") {
+        return Decision::Skip("MADV_DONTDUMP".to_string());
+    }
+    // Only if no page was written: a RELRO segment is read-only now but holds
+    // relocated pointers (PIE), which the file does not have.
+    if !entry.writable() && exe.matches(entry) && entry.anonymous_bytes == Some(0) {
+        return Decision::FromExecutable;
+    }
+    Decision::Capture
+}
+
+/// A run of pages to copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRange {
+    /// First address (page aligned).
+    pub addr: u64,
+    /// Length in bytes (whole pages).
+    pub len: u64,
+}
+
+/// Appends a range, merging it with the previous one when adjacent.
+fn push_range(out: &mut Vec<PageRange>, addr: u64, len: u64) {
+    if len == 0 {
+        return;
+    }
+    if let Some(last) = out.last_mut() {
+        if last.addr + last.len == addr {
+            last.len += len;
+            return;
+        }
+    }
+    out.push(PageRange { addr, len });
+}
+
+/// Finds existing pages of one process.
+pub struct PresenceScanner {
+    pagemap: File,
+    use_scan_ioctl: bool,
+    regions: Vec<PageRegion>,
+}
+
+impl PresenceScanner {
+    /// Opens `/proc/PID/pagemap` and probes for PAGEMAP_SCAN.
+    pub fn open(pid: u32) -> Result<PresenceScanner> {
+        let path = proc::proc_dir(pid).join("pagemap");
+        let pagemap = File::open(&path).map_err(|source| match source.raw_os_error() {
+            Some(libc::EACCES) | Some(libc::EPERM) => {
+                crate::freeze::permission_error(pid, "open /proc/PID/pagemap")
+            }
+            _ => CaptureError::Proc { path, source },
+        })?;
+        let mut scanner = PresenceScanner {
+            pagemap,
+            use_scan_ioctl: true,
+            regions: vec![PageRegion::default(); SCAN_VEC_LEN],
+        };
+        // An empty range answers ENOTTY/EINVAL on kernels without the ioctl.
+        if scanner.scan_ioctl(0, 0, &mut Vec::new()).is_err() {
+            scanner.use_scan_ioctl = false;
+        }
+        Ok(scanner)
+    }
+
+    /// Whether the PAGEMAP_SCAN ioctl is in use.
+    pub fn uses_scan_ioctl(&self) -> bool {
+        self.use_scan_ioctl
+    }
+
+    /// Pages in `[start, end)` that are present or swapped (and not the zero page
+    /// when the kernel can tell), as merged ranges appended to `out`.
+    pub fn existing_pages(&mut self, start: u64, end: u64, out: &mut Vec<PageRange>) -> Result<()> {
+        if self.use_scan_ioctl {
+            self.scan_ioctl(start, end, out)
+                .map_err(|source| CaptureError::Proc {
+                    path: "PAGEMAP_SCAN ioctl on /proc/PID/pagemap".into(),
+                    source,
+                })
+        } else {
+            self.scan_pagemap(start, end, out)
+        }
+    }
+
+    fn scan_ioctl(
+        &mut self,
+        start: u64,
+        end: u64,
+        out: &mut Vec<PageRange>,
+    ) -> std::io::Result<()> {
+        let mut cursor = start;
+        loop {
+            let mut arg = PmScanArg {
+                size: std::mem::size_of::<PmScanArg>() as u64,
+                start: cursor,
+                end,
+                vec: self.regions.as_mut_ptr() as u64,
+                vec_len: self.regions.len() as u64,
+                category_inverted: PAGE_IS_PFNZERO,
+                category_mask: PAGE_IS_PFNZERO,
+                category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+                return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+                ..PmScanArg::default()
+            };
+            // SAFETY: `arg` and the region vector it points to outlive the call;
+            // vec_len is the vector's length.
+            let ret = unsafe { libc::ioctl(self.pagemap.as_raw_fd(), PAGEMAP_SCAN as _, &mut arg) };
+            if ret < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let count = usize::try_from(ret).unwrap_or(0).min(self.regions.len());
+            for region in self.regions.iter().take(count) {
+                let lo = region.start.max(start);
+                let hi = region.end.min(end);
+                if hi > lo {
+                    push_range(out, lo, hi - lo);
+                }
+            }
+            // walk_end < end means the region vector filled up: continue from there.
+            if arg.walk_end >= end || arg.walk_end <= cursor {
+                return Ok(());
+            }
+            cursor = arg.walk_end;
+        }
+    }
+
+    fn scan_pagemap(&mut self, start: u64, end: u64, out: &mut Vec<PageRange>) -> Result<()> {
+        let mut entries = vec![0u8; (PAGEMAP_BATCH * 8) as usize];
+        let mut page = start / PAGE_SIZE;
+        let end_page = end.div_ceil(PAGE_SIZE);
+        while page < end_page {
+            let count = (end_page - page).min(PAGEMAP_BATCH);
+            let want = (count * 8) as usize;
+            let buf = entries.get_mut(..want).unwrap_or_default();
+            let got = self
+                .pagemap
+                .read_at(buf, page * 8)
+                .map_err(|source| CaptureError::Proc {
+                    path: "/proc/PID/pagemap".into(),
+                    source,
+                })?;
+            let got_pages = (got / 8) as u64;
+            if got_pages == 0 {
+                break;
+            }
+            for (index, entry) in buf.chunks_exact(8).take(got_pages as usize).enumerate() {
+                let value = u64::from_ne_bytes(entry.try_into().unwrap_or([0; 8]));
+                if value & (PM_PRESENT | PM_SWAPPED) != 0 {
+                    push_range(out, (page + index as u64) * PAGE_SIZE, PAGE_SIZE);
+                }
+            }
+            page += got_pages;
+        }
+        Ok(())
+    }
+}
+
+/// The plan for one mapping.
+#[derive(Debug, Clone)]
+pub struct MappingPlan {
+    /// The mapping.
+    pub entry: MapsEntry,
+    /// What to do with it.
+    pub decision: Decision,
+    /// For [`Decision::Capture`]: the existing pages.
+    pub ranges: Vec<PageRange>,
+}
+
+impl MappingPlan {
+    /// Bytes this mapping will copy.
+    pub fn bytes(&self) -> u64 {
+        self.ranges.iter().map(|r| r.len).sum()
+    }
+}
+
+/// Classifies every mapping and finds the pages to copy.
+pub fn plan(
+    maps: &[MapsEntry],
+    exe: &ExeIdentity,
+    scanner: &mut PresenceScanner,
+) -> Result<Vec<MappingPlan>> {
+    let mut plans = Vec::with_capacity(maps.len());
+    for entry in maps {
+        let decision = classify(entry, exe);
+        let mut ranges = Vec::new();
+        if decision == Decision::Capture {
+            scanner.existing_pages(entry.start, entry.end, &mut ranges)?;
+        }
+        plans.push(MappingPlan {
+            entry: entry.clone(),
+            decision,
+            ranges,
+        });
+    }
+    Ok(plans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(perms: &str, path: &str, inode: u64, flags: &[&str]) -> MapsEntry {
+        MapsEntry {
+            start: 0x1000,
+            end: 0x3000,
+            perms: perms.into(),
+            offset: 0,
+            dev: "fd:01".into(),
+            inode,
+            path: path.into(),
+            vm_flags: flags.iter().map(|s| s.to_string()).collect(),
+            anonymous_bytes: Some(0),
+        }
+    }
+
+    #[test]
+    fn classification_rules() {
+        let exe = ExeIdentity {
+            path: "/srv/app".into(),
+            dev: (0xfd, 1),
+            inode: 42,
+        };
+        assert_eq!(
+            classify(&entry("r--p", "[vvar]", 0, &["rd"]), &exe),
+            Decision::Skip("[vvar]".into())
+        );
+        assert_eq!(
+            classify(&entry("---p", "", 0, &[]), &exe),
+            Decision::Skip("not readable".into())
+        );
+        assert_eq!(
+            classify(&entry("rw-s", "/dev/mem", 9, &["rd", "io"]), &exe),
+            Decision::Skip("io/pfn map".into())
+        );
+        assert_eq!(
+            classify(&entry("rw-p", "", 0, &["rd", "wr", "dd"]), &exe),
+            Decision::Skip("MADV_DONTDUMP".into())
+        );
+        assert_eq!(
+            classify(&entry("r-xp", "/srv/app", 42, &["rd", "ex"]), &exe),
+            Decision::FromExecutable
+        );
+        assert_eq!(
+            classify(&entry("r--p", "/srv/app (deleted)", 42, &["rd"]), &exe),
+            Decision::FromExecutable
+        );
+        // Relocated RELRO of a PIE, or no smaps data: copy it.
+        let mut relro = entry("r--p", "/srv/app", 42, &["rd"]);
+        relro.anonymous_bytes = Some(4096);
+        assert_eq!(classify(&relro, &exe), Decision::Capture);
+        relro.anonymous_bytes = None;
+        assert_eq!(classify(&relro, &exe), Decision::Capture);
+        // Writable data of the exe, other files and anonymous memory are copied.
+        assert_eq!(
+            classify(&entry("rw-p", "/srv/app", 42, &["rd", "wr"]), &exe),
+            Decision::Capture
+        );
+        assert_eq!(
+            classify(&entry("r-xp", "/lib/libc.so.6", 43, &["rd", "ex"]), &exe),
+            Decision::Capture
+        );
+        assert_eq!(
+            classify(&entry("rw-p", "[heap]", 0, &["rd", "wr"]), &exe),
+            Decision::Capture
+        );
+    }
+
+    #[test]
+    fn merges_adjacent_ranges() {
+        let mut out = Vec::new();
+        push_range(&mut out, 0x1000, 0x1000);
+        push_range(&mut out, 0x2000, 0x1000);
+        push_range(&mut out, 0x4000, 0x1000);
+        push_range(&mut out, 0x5000, 0);
+        assert_eq!(
+            out,
+            vec![
+                PageRange {
+                    addr: 0x1000,
+                    len: 0x2000
+                },
+                PageRange {
+                    addr: 0x4000,
+                    len: 0x1000
+                }
+            ]
+        );
+    }
+
+    /// Maps 64 pages, touches a known pattern of them, and checks that both
+    /// PAGEMAP_SCAN and the pagemap fallback report exactly those pages.
+    #[test]
+    fn finds_exactly_the_touched_pages_in_own_memory() {
+        let pages = 64usize;
+        let size = pages * PAGE_SIZE as usize;
+        // SAFETY: anonymous private mapping, unmapped at the end of the test.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        let touched = [0usize, 1, 2, 10, 33, 63];
+        for page in touched {
+            // SAFETY: inside the mapping.
+            unsafe { *(base as *mut u8).add(page * PAGE_SIZE as usize) = 0xAB };
+        }
+        // A read fault maps the shared zero page, which must not be reported.
+        // SAFETY: inside the mapping.
+        let zero =
+            unsafe { std::ptr::read_volatile((base as *const u8).add(20 * PAGE_SIZE as usize)) };
+        assert_eq!(zero, 0);
+        let start = base as u64;
+        let end = start + size as u64;
+        let expected = vec![
+            PageRange {
+                addr: start,
+                len: 3 * PAGE_SIZE,
+            },
+            PageRange {
+                addr: start + 10 * PAGE_SIZE,
+                len: PAGE_SIZE,
+            },
+            PageRange {
+                addr: start + 33 * PAGE_SIZE,
+                len: PAGE_SIZE,
+            },
+            PageRange {
+                addr: start + 63 * PAGE_SIZE,
+                len: PAGE_SIZE,
+            },
+        ];
+        let mut scanner = PresenceScanner::open(std::process::id()).unwrap();
+        assert!(
+            scanner.uses_scan_ioctl(),
+            "this test machine's kernel has PAGEMAP_SCAN"
+        );
+        let mut found = Vec::new();
+        scanner.existing_pages(start, end, &mut found).unwrap();
+        assert_eq!(found, expected);
+        // The fallback cannot see the zero page without CAP_SYS_ADMIN PFNs, so it
+        // reports it as present; everything else must agree.
+        scanner.use_scan_ioctl = false;
+        let mut fallback = Vec::new();
+        scanner.existing_pages(start, end, &mut fallback).unwrap();
+        let mut with_zero = expected.clone();
+        with_zero.insert(
+            2,
+            PageRange {
+                addr: start + 20 * PAGE_SIZE,
+                len: PAGE_SIZE,
+            },
+        );
+        assert_eq!(fallback, with_zero);
+        // SAFETY: unmapping what we mapped.
+        unsafe { libc::munmap(base, size) };
+    }
+}

@@ -1,0 +1,700 @@
+//! Capture (issue 2) end-to-end tests: `rdlv-snap` against live corpus
+//! programs, checked through `rdlv_format::Snapshot`, `/proc` and the
+//! programs' own behaviour.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdlv_e2e::{
+    describe_output, pattern_byte, rdlv_snap_path, run_rdlv, Target, Variant, DEFAULT_GO,
+    PATTERN_SEED,
+};
+use rdlv_format::{FileRole, Snapshot};
+
+use crate::http::check_work;
+
+fn open_snapshot(path: &Path) -> Snapshot {
+    Snapshot::open(path).unwrap_or_else(|e| panic!("open snapshot {}: {e}", path.display()))
+}
+
+/// Files in `dir`, sorted (hidden ones included).
+fn dir_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A small deterministic generator (xorshift64*) for random delays; the seed
+/// is printed so a failing run can be repeated with RDLV_E2E_SEED.
+struct Rng(u64);
+
+impl Rng {
+    fn from_env_or_clock() -> Rng {
+        let seed = std::env::var("RDLV_E2E_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            })
+            | 1;
+        eprintln!("random seed: RDLV_E2E_SEED={seed}");
+        Rng(seed)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+    }
+}
+
+#[test]
+fn pattern_bytes_are_in_the_snapshot() {
+    let target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", "16"]);
+    let pattern = target.pattern().expect("PATTERN line");
+    let snap_file = target.capture(&[]);
+    let snap = open_snapshot(snap_file.path());
+    let mut bytes = vec![0u8; pattern.len];
+    snap.read_memory(pattern.addr, &mut bytes)
+        .unwrap_or_else(|e| panic!("read {} bytes at {:#x}: {e}", pattern.len, pattern.addr));
+    assert_eq!(&bytes[..16], &pattern.head[..], "first 16 bytes as printed");
+    let first_bad = (0..pattern.len).find(|&i| bytes[i] != pattern_byte(i, PATTERN_SEED));
+    assert_eq!(first_bad, None, "pattern differs at offset {first_bad:?}");
+
+    let meta = snap.metadata();
+    assert_eq!(meta.process.pid, target.pid());
+    assert_eq!(
+        meta.process
+            .go_version
+            .as_deref()
+            .map(|v| v.starts_with("go1.26")),
+        Some(true)
+    );
+    assert!(
+        meta.threads.iter().any(|t| t.tid == target.pid()),
+        "main thread captured"
+    );
+    assert!(
+        meta.threads
+            .iter()
+            .all(|t| t.regs.rip != 0 && t.regs.rsp != 0),
+        "registers recorded"
+    );
+    assert!(!meta.mappings.is_empty());
+    let exe = snap
+        .embedded_file(FileRole::Executable)
+        .expect("read embedded exe");
+    let on_disk = std::fs::read(target.binary()).expect("read target binary");
+    assert!(
+        exe.as_deref() == Some(&on_disk[..]),
+        "the executable is embedded byte for byte"
+    );
+    target.assert_running_untraced();
+}
+
+#[test]
+fn target_keeps_serving_across_repeated_captures() {
+    let target = Target::start("httpserver", DEFAULT_GO, Variant::Default, &[]);
+    let addr = target.addr().expect("ADDR line");
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let client = {
+        let (stop, ok, addr) = (Arc::clone(&stop), Arc::clone(&ok), addr.clone());
+        std::thread::spawn(move || {
+            let mut failures = Vec::new();
+            let mut n = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                n = (n * 7 + 12_345) % 200_000;
+                match check_work(&addr, n) {
+                    Ok(()) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => failures.push(format!("n={n}: {e}")),
+                }
+            }
+            failures
+        })
+    };
+    for _ in 0..5 {
+        let before = ok.load(Ordering::Relaxed);
+        let snap = target.capture(&["--json"]);
+        assert!(snap.json()["threads"].as_u64().unwrap_or(0) > 0);
+        target.assert_running_untraced();
+        // Let requests flow between captures.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while ok.load(Ordering::Relaxed) < before + 5 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let failures = client.join().expect("client thread");
+    let served = ok.load(Ordering::Relaxed);
+    assert!(
+        failures.is_empty(),
+        "{} failed requests (of {}): {failures:?}",
+        failures.len(),
+        served + failures.len()
+    );
+    assert!(
+        served >= 25,
+        "only {served} requests served during 5 captures"
+    );
+}
+
+#[test]
+fn sigkill_at_random_instants_never_leaves_the_target_stopped() {
+    let target = Target::start("httpserver", DEFAULT_GO, Variant::Default, &[]);
+    let addr = target.addr().expect("ADDR line");
+    // Calibrate: the kill instants spread over one full capture (the faster
+    // of two, so a cold first run does not stretch the range).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut full_ms = u64::MAX;
+    for _ in 0..2 {
+        let started = Instant::now();
+        let out = Command::new(rdlv_snap_path())
+            .arg(target.pid().to_string())
+            .arg("-o")
+            .arg(dir.path().join("calibrate.snap"))
+            .output()
+            .expect("spawn rdlv-snap");
+        assert!(
+            out.status.success(),
+            "{}",
+            describe_output("calibration capture", &out)
+        );
+        full_ms = full_ms.min((started.elapsed().as_millis() as u64).max(5));
+        std::fs::remove_file(dir.path().join("calibrate.snap"))
+            .expect("remove calibration snapshot");
+    }
+
+    let mut rng = Rng::from_env_or_clock();
+    let mut killed = 0;
+    let mut landed = 0;
+    for trial in 0..24 {
+        let path = dir.path().join("t.snap");
+        // Up to 3/4 of a full capture: later kills mostly find it finished.
+        let delay = Duration::from_micros(rng.below(full_ms * 750 + 1));
+        let mut child = Command::new(rdlv_snap_path())
+            .arg(target.pid().to_string())
+            .arg("-o")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn rdlv-snap");
+        std::thread::sleep(delay);
+        let finished_before_kill = child.try_wait().expect("try_wait").is_some();
+        if !finished_before_kill {
+            landed += 1;
+        }
+        let _ = child.kill();
+        let status = child.wait().expect("wait rdlv-snap");
+        let ctx = format!("trial {trial}, kill after {delay:?} (full capture {full_ms} ms)");
+        target.assert_running_untraced();
+        check_work(&addr, 1000 + trial).unwrap_or_else(|e| panic!("{ctx}: server broken: {e}"));
+        let entries = dir_entries(dir.path());
+        if finished_before_kill && status.success() {
+            assert_eq!(entries, ["t.snap"], "{ctx}");
+        } else if entries.is_empty() {
+            killed += 1;
+        } else {
+            // Killed after the file was linked into place (while verifying it):
+            // then it must be the complete snapshot, never a partial one.
+            assert_eq!(entries, ["t.snap"], "{ctx}: leftovers");
+            let snap = open_snapshot(&path);
+            snap.verify()
+                .unwrap_or_else(|e| panic!("{ctx}: file left after kill is not complete: {e}"));
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    eprintln!(
+        "{landed} of 24 kills hit a running rdlv-snap, {killed} before the snapshot was complete (full capture {full_ms} ms)"
+    );
+    assert!(
+        landed >= 8,
+        "only {landed} of 24 kills hit a running rdlv-snap"
+    );
+    assert!(
+        killed >= 3,
+        "only {killed} of 24 kills landed before the file was complete"
+    );
+}
+
+#[test]
+fn target_exiting_mid_capture_is_a_clean_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut clean_errors = 0;
+    for delay_ms in [5u64, 15, 30, 50, 80, 120] {
+        let mut target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", "128"]);
+        let path = dir.path().join("exit.snap");
+        let child = Command::new(rdlv_snap_path())
+            .arg(target.pid().to_string())
+            .arg("-o")
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rdlv-snap");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        target.kill();
+        let out = child.wait_with_output().expect("wait rdlv-snap");
+        let ctx = describe_output(
+            &format!("target killed {delay_ms} ms into the capture"),
+            &out,
+        );
+        if out.status.success() {
+            // Everything was copied before the target died: a complete file.
+            open_snapshot(&path)
+                .verify()
+                .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        } else {
+            assert_eq!(out.status.code(), Some(1), "{ctx}");
+            let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+            assert!(
+                stderr.contains("exit"),
+                "{ctx}: the message should say the process exited"
+            );
+            assert!(!stderr.contains("panicked"), "{ctx}");
+            assert!(
+                dir_entries(dir.path()).is_empty(),
+                "{ctx}: files left: {:?}",
+                dir_entries(dir.path())
+            );
+            clean_errors += 1;
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    eprintln!("{clean_errors} of 6 target deaths landed during the capture");
+    assert!(
+        clean_errors >= 1,
+        "the target never died during a capture; no error path exercised"
+    );
+}
+
+fn thread_lines(target: &Target) -> Vec<(u32, u64, u64)> {
+    target
+        .stdout_lines()
+        .iter()
+        .filter_map(|l| {
+            let mut w = l.strip_prefix("THREAD ")?.split_whitespace();
+            Some((
+                w.next()?.parse().ok()?,
+                w.next()?.parse().ok()?,
+                w.next()?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn threads_created_during_the_freeze_are_captured() {
+    let target = Target::start("threads", DEFAULT_GO, Variant::Default, &[]);
+    let mut overlapping = 0;
+    for round in 0..3 {
+        let before: BTreeSet<u32> = target.tids().into_iter().collect();
+        let snap_file = target.capture(&["--json", "--no-exe"]);
+        let after: BTreeSet<u32> = target.tids().into_iter().collect();
+        let snap = open_snapshot(snap_file.path());
+        let meta = snap.metadata();
+        // THREAD lines are flushed every 20 ms: wait (up to 10 s on a loaded
+        // machine) until every captured thread is accounted for.
+        let known = |logged: &[(u32, u64, u64)], tid: u32| {
+            before.contains(&tid) || after.contains(&tid) || logged.iter().any(|t| t.0 == tid)
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut logged = thread_lines(&target);
+        while Instant::now() < deadline && !meta.threads.iter().all(|t| known(&logged, t.tid)) {
+            std::thread::sleep(Duration::from_millis(50));
+            logged = thread_lines(&target);
+        }
+        let freeze_ns = meta.capture.clock_monotonic_ns;
+        let tids: Vec<u32> = meta.threads.iter().map(|t| t.tid).collect();
+        let unique: BTreeSet<u32> = tids.iter().copied().collect();
+        let ctx = format!("round {round}: snapshot tids {tids:?}");
+        assert_eq!(unique.len(), tids.len(), "{ctx}: duplicate threads");
+        assert_eq!(
+            snap_file.json()["threads"].as_u64(),
+            Some(tids.len() as u64),
+            "{ctx}: --json count"
+        );
+        assert!(unique.contains(&target.pid()), "{ctx}: main thread missing");
+
+        let churn: BTreeSet<u32> = logged.iter().map(|t| t.0).collect();
+        for tid in &unique {
+            assert!(
+                before.contains(tid) || after.contains(tid) || churn.contains(tid),
+                "{ctx}: thread {tid} never existed in the target"
+            );
+        }
+        for tid in before.intersection(&after) {
+            if !churn.contains(tid) {
+                assert!(
+                    unique.contains(tid),
+                    "{ctx}: long-lived thread {tid} missing"
+                );
+            }
+        }
+        for &(tid, start, end) in &logged {
+            if start < freeze_ns && freeze_ns < end {
+                overlapping += 1;
+                assert!(unique.contains(&tid), "{ctx}: thread {tid} alive at the freeze ({start}..{end} ns, freeze {freeze_ns}) missing");
+            }
+        }
+        target.assert_running_untraced();
+    }
+    eprintln!("{overlapping} short-lived threads were alive at a freeze");
+    assert!(
+        overlapping >= 1,
+        "no short-lived thread was alive at any freeze: the test proved nothing"
+    );
+}
+
+/// A user other than root to run rdlv-snap as: `nobody`, or `rdlv-e2e`
+/// created with useradd when `nobody` does not exist.
+fn unprivileged_ids() -> (u32, u32) {
+    let lookup = |name: &str| -> Option<(u32, u32)> {
+        let out = Command::new("id").args(["-u", name]).output().ok()?;
+        let uid = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+        let out = Command::new("id").args(["-g", name]).output().ok()?;
+        let gid = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+        Some((uid, gid))
+    };
+    if let Some(ids) = lookup("nobody") {
+        return ids;
+    }
+    let status = Command::new("useradd")
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            "rdlv-e2e",
+        ])
+        .status()
+        .expect("run useradd");
+    assert!(
+        status.success(),
+        "useradd rdlv-e2e failed (the e2e tests need root)"
+    );
+    lookup("rdlv-e2e").expect("rdlv-e2e user after useradd")
+}
+
+#[test]
+fn unprivileged_capture_of_another_users_process_explains_how_to_fix_it() {
+    let target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", "1"]);
+    let (uid, gid) = unprivileged_ids();
+    // A copy of rdlv-snap and an output directory the other user can reach.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+        .expect("chmod dir");
+    let snap_bin = dir.path().join("rdlv-snap");
+    std::fs::copy(rdlv_snap_path(), &snap_bin).expect("copy rdlv-snap");
+    std::fs::set_permissions(&snap_bin, std::fs::Permissions::from_mode(0o755))
+        .expect("chmod rdlv-snap");
+    let out_path = dir.path().join("denied.snap");
+    let out = Command::new("setpriv")
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg("--clear-groups")
+        .arg(&snap_bin)
+        .arg(target.pid().to_string())
+        .arg("-o")
+        .arg(&out_path)
+        .output()
+        .expect("run setpriv");
+    let ctx = describe_output(&format!("rdlv-snap as uid {uid}"), &out);
+    assert_eq!(out.status.code(), Some(1), "{ctx}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ptrace_scope") || stderr.contains("CAP_SYS_PTRACE"),
+        "{ctx}"
+    );
+    assert!(!out_path.exists(), "{ctx}: file written");
+    assert_eq!(dir_entries(dir.path()), ["rdlv-snap"], "{ctx}: leftovers");
+    target.assert_running_untraced();
+}
+
+/// A tmpfs mounted on a temporary directory, unmounted on drop.
+struct SmallTmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallTmpfs {
+    fn mount(size: &str) -> SmallTmpfs {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "rdlv-e2e-full",
+            ])
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "{}",
+            describe_output("mount tmpfs (the e2e tests need root)", &out)
+        );
+        SmallTmpfs { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallTmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn full_disk_is_a_clean_error_and_the_target_runs_on() {
+    let target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", "8"]);
+    let fs = SmallTmpfs::mount("1m");
+    let path = fs.path().join("full.snap");
+    let out = Command::new(rdlv_snap_path())
+        .arg(target.pid().to_string())
+        .arg("-o")
+        .arg(&path)
+        .output()
+        .expect("spawn rdlv-snap");
+    let ctx = describe_output("rdlv-snap onto a 1 MiB tmpfs", &out);
+    assert_eq!(out.status.code(), Some(1), "{ctx}");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(
+        stderr.contains("space"),
+        "{ctx}: the message should say the disk is full"
+    );
+    assert!(
+        dir_entries(fs.path()).is_empty(),
+        "{ctx}: files left: {:?}",
+        dir_entries(fs.path())
+    );
+    target.assert_running_untraced();
+}
+
+#[test]
+fn existing_file_is_kept_unless_forced() {
+    let target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", "1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("existing.snap");
+    std::fs::write(&path, b"precious").expect("write existing file");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut v = vec![
+            target.pid().to_string(),
+            "-o".into(),
+            path.display().to_string(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let refused = rdlv_e2e::run_snap(&args(&[]));
+    let ctx = describe_output("rdlv-snap onto an existing file", &refused);
+    assert!(!refused.status.success(), "{ctx}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--force"),
+        "{ctx}: should suggest --force"
+    );
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        b"precious",
+        "{ctx}: file overwritten"
+    );
+    assert_eq!(dir_entries(dir.path()), ["existing.snap"], "{ctx}");
+    target.assert_running_untraced();
+
+    let forced = rdlv_e2e::run_snap(&args(&["--force"]));
+    assert!(
+        forced.status.success(),
+        "{}",
+        describe_output("rdlv-snap --force", &forced)
+    );
+    open_snapshot(&path)
+        .verify()
+        .expect("forced capture is a valid snapshot");
+    assert_eq!(dir_entries(dir.path()), ["existing.snap"]);
+}
+
+#[test]
+fn snapshot_is_mode_0600_and_json_has_the_contract_fields() {
+    let target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", "2"]);
+    let snap_file = target.capture(&["--json"]);
+    let mode = std::fs::metadata(snap_file.path())
+        .expect("stat")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+
+    let json = snap_file.json();
+    let ctx = format!("--json: {json}");
+    assert_eq!(json["pid"].as_u64(), Some(u64::from(target.pid())), "{ctx}");
+    let snap = open_snapshot(snap_file.path());
+    assert_eq!(
+        json["threads"].as_u64(),
+        Some(snap.metadata().threads.len() as u64),
+        "{ctx}"
+    );
+    assert!(json["pause_us"].as_u64().is_some_and(|p| p > 0), "{ctx}");
+    assert!(
+        json["bytes_captured"]
+            .as_u64()
+            .is_some_and(|b| b >= 2 << 20),
+        "{ctx}"
+    );
+    assert_eq!(json["file_bytes"].as_u64(), Some(snap.file_len()), "{ctx}");
+    assert_eq!(
+        json["file"].as_str().map(PathBuf::from),
+        Some(snap_file.path().to_path_buf()),
+        "{ctx}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&snap_file.output.stdout)
+            .trim()
+            .lines()
+            .count(),
+        1,
+        "{ctx}: one JSON object, nothing else on stdout"
+    );
+}
+
+#[test]
+fn dash_o_dash_streams_a_readable_snapshot() {
+    let target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", "4"]);
+    let pattern = target.pattern().expect("PATTERN line");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("streamed.snap");
+    let file = std::fs::File::create(&path).expect("create output");
+    let out = Command::new(rdlv_snap_path())
+        .arg(target.pid().to_string())
+        .args(["-o", "-"])
+        .stdout(Stdio::from(file))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("spawn rdlv-snap");
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("rdlv-snap -o -", &out)
+    );
+    let snap = open_snapshot(&path);
+    snap.verify().expect("streamed snapshot verifies");
+    let mut bytes = vec![0u8; pattern.len];
+    snap.read_memory(pattern.addr, &mut bytes)
+        .expect("read pattern");
+    assert!(
+        (0..pattern.len).all(|i| bytes[i] == pattern_byte(i, PATTERN_SEED)),
+        "pattern in streamed snapshot"
+    );
+    target.assert_running_untraced();
+}
+
+#[test]
+fn rdlv_info_and_verify_read_the_snapshot() {
+    let target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", "2"]);
+    let snap_file = target.capture(&[]);
+    let snap = snap_file.path().as_os_str();
+
+    let info = run_rdlv(&["info".as_ref(), snap]);
+    let ctx = describe_output("rdlv info", &info);
+    assert!(info.status.success(), "{ctx}");
+    assert!(
+        String::from_utf8_lossy(&info.stdout).contains(&target.pid().to_string()),
+        "{ctx}: pid not shown"
+    );
+
+    let info_json = run_rdlv(&["info".as_ref(), snap, "--format".as_ref(), "json".as_ref()]);
+    let ctx = describe_output("rdlv info --format json", &info_json);
+    assert!(info_json.status.success(), "{ctx}");
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&info_json.stdout).unwrap_or_else(|e| panic!("{e}: {ctx}"));
+    assert!(
+        parsed.to_string().contains(&target.pid().to_string()),
+        "{ctx}: pid not in JSON"
+    );
+
+    let verify = run_rdlv(&["verify".as_ref(), snap]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        describe_output("rdlv verify", &verify)
+    );
+
+    // A corrupted copy is refused with exit code 3, naming what failed.
+    let bytes = std::fs::read(snap_file.path()).expect("read snapshot");
+    let mut corrupt = bytes.clone();
+    let middle = corrupt.len() / 2;
+    corrupt[middle] ^= 0xff;
+    let corrupt_path = snap_file.path().with_file_name("corrupt.snap");
+    std::fs::write(&corrupt_path, &corrupt).expect("write corrupt copy");
+    let bad = run_rdlv(&["verify".as_ref(), corrupt_path.as_os_str()]);
+    let ctx = describe_output("rdlv verify on a corrupted file", &bad);
+    assert_eq!(bad.status.code(), Some(3), "{ctx}");
+    assert!(
+        !String::from_utf8_lossy(&bad.stderr).contains("panicked"),
+        "{ctx}"
+    );
+}
+
+#[test]
+fn every_go_release_and_build_variant_is_captured_with_its_identity() {
+    let mut builds: Vec<(&str, Variant)> = rdlv_e2e::GO_VERSIONS
+        .iter()
+        .map(|v| (*v, Variant::Default))
+        .collect();
+    builds.extend(
+        Variant::ALL
+            .iter()
+            .filter(|v| **v != Variant::Default)
+            .map(|v| (DEFAULT_GO, *v)),
+    );
+    for (version, variant) in builds {
+        let ctx = format!("Go {version} {variant:?}");
+        let target = Target::start("heap", version, variant, &["-mb", "1"]);
+        let pattern = target.pattern().expect("PATTERN line");
+        let snap_file = target.capture(&[]);
+        let snap = open_snapshot(snap_file.path());
+        let process = &snap.metadata().process;
+        let go_version = process.go_version.clone().unwrap_or_default();
+        assert!(
+            go_version.starts_with(&format!("go{version}")),
+            "{ctx}: go_version {go_version:?}"
+        );
+        assert!(process.go_build_id.is_some(), "{ctx}: Go build id missing");
+        assert!(
+            process
+                .cmdline
+                .first()
+                .is_some_and(|c| c.ends_with("/heap")),
+            "{ctx}: cmdline {:?}",
+            process.cmdline
+        );
+        let mut head = [0u8; 16];
+        snap.read_memory(pattern.addr, &mut head)
+            .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        assert_eq!(&head[..], &pattern.head[..], "{ctx}: pattern bytes");
+        target.assert_running_untraced();
+    }
+}

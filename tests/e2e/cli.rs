@@ -1,0 +1,798 @@
+//! The `rdlv` command line: exit codes, `info`, `verify`, the REPL.
+//!
+//! Synthetic snapshots (written with `rdlv_format::SnapshotWriter` from fixed
+//! metadata) give byte-stable `info` output for golden files; real captures
+//! of the `parked` corpus program exercise the REPL on a live Go runtime.
+//!
+//! Golden files live in `tests/golden/`; `RDLV_BLESS=1 cargo test -p
+//! rdlv-e2e cli::` rewrites them from the current output.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use rdlv_e2e::{describe_output, rdlv_path, workspace_root, Target, Variant, DEFAULT_GO};
+use rdlv_format::{
+    CaptureInfo, FileRole, Mapping, MappingCapture, MemoryRegion, Metadata, ProcessInfo,
+    SnapshotWriter, ThreadInfo, WriteOptions, X86Regs,
+};
+
+/// Runs `rdlv` with `args`, optional stdin text and extra environment.
+/// `XDG_CONFIG_HOME`/`XDG_STATE_HOME` point at `home` so the user's own
+/// configuration never leaks into a test.
+fn rdlv_in(home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(rdlv_path());
+    cmd.args(args)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env("HOME", home)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn rdlv");
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin pipe");
+        pipe.write_all(text.as_bytes()).expect("write rdlv stdin");
+    }
+    child.wait_with_output().expect("wait for rdlv")
+}
+
+fn rdlv(args: &[&str]) -> Output {
+    let home = tempfile::tempdir().expect("tempdir");
+    rdlv_in(home.path(), args, None)
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_exit(out: &Output, want: i32, what: &str) {
+    assert_eq!(code(out), want, "{}", describe_output(what, out));
+    assert!(
+        !stderr(out).contains("internal error"),
+        "{}",
+        describe_output(what, out)
+    );
+}
+
+/// Compares `actual` with `tests/golden/<name>`; `RDLV_BLESS=1` rewrites it.
+fn check_golden(name: &str, actual: &str) {
+    let path = workspace_root().join("tests").join("golden").join(name);
+    if std::env::var_os("RDLV_BLESS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().expect("golden dir")).expect("create tests/golden");
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "golden file {} unreadable ({e}); create it with RDLV_BLESS=1. Output was:\n{actual}",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let first_diff = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "output differs from {} at line {}:\n  golden: {:?}\n  actual: {:?}\n(rerun with RDLV_BLESS=1 if the change is intended)\n--- actual ---\n{actual}",
+            path.display(),
+            first_diff + 1,
+            expected.lines().nth(first_diff),
+            actual.lines().nth(first_diff)
+        );
+    }
+}
+
+/// Deterministic, poorly compressible bytes (xorshift), so memory chunks
+/// dominate the synthetic file and a flipped byte in its middle lands in one.
+fn noise(len: usize, mut state: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// Writes a snapshot from fixed metadata (no embedded executable) with
+/// 256 KiB of noise, one zero page and a small tail region.
+fn synthetic_snapshot(dir: &Path) -> PathBuf {
+    let regs = X86Regs {
+        rip: 0x46_1a20,
+        rsp: 0xc000_0a3f_58,
+        fs_base: 0x7f00_0000_1000,
+        ..X86Regs::default()
+    };
+    let data_start = 0x7f12_3400_0000u64;
+    let mut data = noise(256 * 1024, 0x9e37_79b9_7f4a_7c15);
+    data.extend(std::iter::repeat_n(0u8, 4096));
+    let tail = b"rdlv synthetic tail".repeat(200);
+    let meta = Metadata {
+        process: ProcessInfo {
+            pid: 4242,
+            exe_path: "/srv/orders/orders".into(),
+            exe_deleted: false,
+            cmdline: vec![
+                "/srv/orders/orders".into(),
+                "-listen".into(),
+                ":8080".into(),
+                "it's".into(),
+            ],
+            gnu_build_id: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            go_build_id: Some("AAAA/BBBB/CCCC/DDDD".into()),
+            go_version: Some("go1.26.8".into()),
+            go_modinfo: Some(
+                "path\texample.com/orders/cmd/orders\nmod\texample.com/orders\tv1.4.2\th1:x=\n\
+                 build\t-compiler=gc\nbuild\tvcs.revision=5f1e0c2\n"
+                    .into(),
+            ),
+            ppid: 1,
+            uid: 1000,
+            gid: 1000,
+        },
+        capture: CaptureInfo {
+            tool_version: "rdlv-snap 0.1.0".into(),
+            hostname: "orders-7f9c".into(),
+            kernel_release: "6.1.0-test".into(),
+            arch: "x86_64".into(),
+            page_size: 4096,
+            clock_monotonic_ns: 123_456_789_012_345,
+            clock_realtime_ns: 1_795_853_309_123_456_789,
+            pause_us: 7_400,
+            freeze_us: 1_000,
+            copy_us: 5_980,
+            method: "plain".into(),
+            bytes_captured: (data.len() + tail.len()) as u64,
+            warnings: vec!["region 0x7f0000000000 shrank while copying".into()],
+        },
+        threads: vec![
+            ThreadInfo {
+                tid: 4242,
+                name: "orders".into(),
+                state: "S".into(),
+                regs,
+                fpregs_hex: String::new(),
+            },
+            ThreadInfo {
+                tid: 4243,
+                name: "orders".into(),
+                state: "R".into(),
+                regs,
+                fpregs_hex: String::new(),
+            },
+        ],
+        mappings: vec![
+            Mapping {
+                start: 0x40_0000,
+                end: 0x4a_0000,
+                perms: "r-xp".into(),
+                offset: 0,
+                dev: "08:01".into(),
+                inode: 77,
+                path: "/srv/orders/orders".into(),
+                vm_flags: vec![],
+                capture: MappingCapture::FromExecutable,
+            },
+            Mapping {
+                start: data_start,
+                end: data_start + 0x80_0000,
+                perms: "rw-p".into(),
+                offset: 0,
+                dev: "00:00".into(),
+                inode: 0,
+                path: String::new(),
+                vm_flags: vec![],
+                capture: MappingCapture::Captured {
+                    present_bytes: data.len() as u64,
+                    zero_bytes: 4096,
+                },
+            },
+            Mapping {
+                start: 0x7ffd_0000_0000,
+                end: 0x7ffd_0002_1000,
+                perms: "rw-p".into(),
+                offset: 0,
+                dev: "00:00".into(),
+                inode: 0,
+                path: "[stack]".into(),
+                vm_flags: vec![],
+                capture: MappingCapture::Captured {
+                    present_bytes: 8192,
+                    zero_bytes: 0,
+                },
+            },
+            Mapping {
+                start: 0x7fff_f7fc_1000,
+                end: 0x7fff_f7fc_5000,
+                perms: "r--p".into(),
+                offset: 0,
+                dev: "00:00".into(),
+                inode: 0,
+                path: "[vvar]".into(),
+                vm_flags: vec![],
+                capture: MappingCapture::Skipped {
+                    reason: "[vvar]".into(),
+                },
+            },
+        ],
+        auxv: vec![(6, 4096), (9, 0x46_1a20)],
+    };
+    let path = dir.join("synthetic.snap");
+    let file = std::fs::File::create(&path).expect("create synthetic snapshot");
+    let mut writer = SnapshotWriter::new(
+        file,
+        WriteOptions {
+            level: 3,
+            chunk_size: 64 * 1024,
+            threads: 1,
+        },
+    )
+    .expect("snapshot writer");
+    writer.write_metadata(&meta).expect("write metadata");
+    let regions = [
+        MemoryRegion {
+            addr: data_start,
+            data: &data,
+        },
+        MemoryRegion {
+            addr: 0x7ffd_0000_0000,
+            data: &tail,
+        },
+    ];
+    writer
+        .write_memory(&regions, &mut |_| {})
+        .expect("write memory");
+    writer.finish().expect("finish snapshot");
+    let _ = FileRole::Executable; // no executable embedded on purpose: info must cope
+    path
+}
+
+fn corrupt_copy(src: &Path, dst: &Path, edit: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+    let mut bytes = std::fs::read(src).expect("read snapshot");
+    edit(&mut bytes);
+    std::fs::write(dst, &bytes).expect("write corrupt copy");
+    dst.to_path_buf()
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &[][..],
+        &["info"][..],
+        &["info", "x.snap", "--format", "yaml"][..],
+        &["--no-such-flag"][..],
+        &["info", "x.snap", "-c", "bt"][..],
+    ] {
+        let out = rdlv(args);
+        assert_exit(&out, 2, &format!("rdlv {args:?}"));
+        assert!(
+            !stderr(&out).is_empty(),
+            "{}",
+            describe_output("usage", &out)
+        );
+    }
+    let out = rdlv(&["--help"]);
+    assert_exit(&out, 0, "rdlv --help");
+    assert!(
+        stdout(&out).contains("info"),
+        "{}",
+        describe_output("help", &out)
+    );
+}
+
+#[test]
+fn missing_file_exits_3_and_names_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nope.snap");
+    let missing = missing.to_str().expect("utf-8 path");
+    for command in ["info", "verify", "repl"] {
+        let out = rdlv(&[command, missing]);
+        assert_exit(&out, 3, &format!("rdlv {command} missing"));
+        let err = stderr(&out);
+        assert!(
+            err.contains(missing) && err.contains("No such file"),
+            "{err}"
+        );
+    }
+    // `rdlv SNAP` (REPL) on a missing file as well.
+    let out = rdlv(&[missing]);
+    assert_exit(&out, 3, "rdlv missing");
+}
+
+#[test]
+fn corrupt_files_exit_3_naming_section_and_offset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = synthetic_snapshot(dir.path());
+    let len = std::fs::metadata(&good).expect("stat").len() as usize;
+
+    let bad_magic = corrupt_copy(&good, &dir.path().join("magic.snap"), |b| b[0] ^= 0xff);
+    let out = rdlv(&["info", bad_magic.to_str().expect("utf-8")]);
+    assert_exit(&out, 3, "info on bad magic");
+    assert!(
+        stderr(&out).contains("offset 0"),
+        "{}",
+        describe_output("bad magic", &out)
+    );
+
+    let truncated = corrupt_copy(&good, &dir.path().join("trunc.snap"), |b| {
+        b.truncate(len - 7)
+    });
+    let out = rdlv(&["info", truncated.to_str().expect("utf-8")]);
+    assert_exit(&out, 3, "info on truncated file");
+    assert!(
+        stderr(&out).contains("offset"),
+        "{}",
+        describe_output("truncated", &out)
+    );
+
+    // A byte in the middle of the noise chunks: opening still works (chunks
+    // are checked when read), verify must find it.
+    let flipped = corrupt_copy(&good, &dir.path().join("flip.snap"), |b| b[len / 2] ^= 0x01);
+    let out = rdlv(&["verify", flipped.to_str().expect("utf-8")]);
+    assert_exit(&out, 3, "verify on flipped byte");
+    let err = stderr(&out);
+    assert!(err.contains("verification failed"), "{err}");
+    assert!(err.contains("offset"), "names the offset: {err}");
+    assert!(stdout(&out).is_empty(), "no ok line on failure");
+
+    let empty = corrupt_copy(&good, &dir.path().join("empty.snap"), Vec::clear);
+    let out = rdlv(&["verify", empty.to_str().expect("utf-8")]);
+    assert_exit(&out, 3, "verify on empty file");
+}
+
+#[test]
+fn verify_ok_counts_what_it_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snap = synthetic_snapshot(dir.path());
+    let out = rdlv(&["verify", snap.to_str().expect("utf-8")]);
+    assert_exit(&out, 0, "verify");
+    let text = stdout(&out);
+    assert!(text.contains(": ok: "), "{text}");
+    // 256 KiB of noise in 64 KiB chunks plus the tail: at least 5 chunks.
+    let chunks: u64 = text
+        .split(" memory chunks")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no chunk count in {text}"));
+    assert!(chunks >= 5, "{text}");
+}
+
+/// `info` text of the synthetic snapshot, with the sizes that depend on the
+/// compressor and container encoding replaced by placeholders.
+#[test]
+fn info_text_golden_on_synthetic_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snap = synthetic_snapshot(dir.path());
+    let snap_str = snap.to_str().expect("utf-8");
+    let out = rdlv(&["info", snap_str, "--format", "json"]);
+    assert_exit(&out, 0, "info --format json");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("info json");
+    let out = rdlv(&["info", snap_str]);
+    assert_exit(&out, 0, "info");
+    let mut text = stdout(&out).replace(snap_str, "SNAP");
+    let sizes = &json["sizes"];
+    for (key, placeholder) in [
+        ("file_bytes", "<FILE>"),
+        ("compressed_bytes", "<COMPRESSED>"),
+    ] {
+        let n = sizes[key].as_u64().expect("size");
+        text = text.replace(&human_bytes(n), placeholder);
+    }
+    let ratio = format!(
+        "ratio {:.2}",
+        sizes["compression_ratio"].as_f64().expect("ratio")
+    );
+    text = text.replace(&ratio, "ratio <R>");
+    check_golden("info-synthetic.txt", &text);
+}
+
+/// Same formatting as `rdlv info` (checked by the golden file).
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[test]
+fn info_json_shape_on_synthetic_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snap = synthetic_snapshot(dir.path());
+    let out = rdlv(&["info", snap.to_str().expect("utf-8"), "--format", "json"]);
+    assert_exit(&out, 0, "info --format json");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["process"]["pid"], 4242);
+    assert_eq!(v["process"]["module"], "example.com/orders");
+    assert_eq!(v["process"]["module_version"], "v1.4.2");
+    assert_eq!(v["process"]["vcs_revision"], "5f1e0c2");
+    assert_eq!(v["process"]["cmdline"][3], "it's");
+    assert_eq!(v["capture"]["threads"], 2);
+    assert_eq!(v["capture"]["realtime_utc"], "2026-11-28T08:08:29.123456Z");
+    assert_eq!(v["capture"]["pause_us"], 7400);
+    assert_eq!(
+        v["snapshot"]["format_version"]
+            .as_str()
+            .map(|s| s.starts_with("1.")),
+        Some(true)
+    );
+    let sizes = &v["sizes"];
+    assert_eq!(sizes["zero_bytes"], 4096);
+    assert_eq!(sizes["data_bytes"].as_u64(), Some(256 * 1024 + 19 * 200));
+    assert!(
+        sizes["compressed_bytes"].as_u64().expect("compressed") > 200 * 1024,
+        "noise barely compresses"
+    );
+    let mappings = v["mappings"].as_array().expect("mappings");
+    assert_eq!(mappings.len(), 4);
+    assert_eq!(mappings[0]["capture"], "from_executable");
+    assert_eq!(mappings[1]["capture"], "captured");
+    assert_eq!(mappings[1]["start"], "0x7f1234000000");
+    assert_eq!(mappings[3]["capture"], "skipped");
+    assert_eq!(mappings[3]["reason"], "[vvar]");
+    // No executable: info still answers, runtime facts are explained away.
+    assert!(v["runtime"].is_null());
+    assert!(
+        v["analysis_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("--exe")),
+        "{v}"
+    );
+    assert_eq!(v["executable"]["source"], "missing");
+}
+
+/// Starts `parked` and captures it; the target is returned so it outlives the file's use.
+fn parked_snapshot() -> (Target, rdlv_e2e::SnapshotFile) {
+    let target = Target::start("parked", DEFAULT_GO, Variant::Default, &[]);
+    let snap = target.capture(&[]);
+    (target, snap)
+}
+
+#[test]
+fn info_and_verify_on_a_real_capture() {
+    let (target, snap) = parked_snapshot();
+    let path = snap.path().to_str().expect("utf-8");
+    let out = rdlv(&["info", path, "--format", "json"]);
+    assert_exit(&out, 0, "info --format json");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["process"]["pid"], target.pid());
+    assert!(
+        v["process"]["go_version"]
+            .as_str()
+            .is_some_and(|g| g.starts_with("go1.26")),
+        "{v}"
+    );
+    assert!(
+        v["capture"]["threads"].as_u64().is_some_and(|n| n >= 1),
+        "{v}"
+    );
+    assert_eq!(v["executable"]["source"], "embedded");
+    assert_eq!(v["executable"]["dwarf"], true);
+    assert!(v["executable"]["embedded"]["bytes"]
+        .as_u64()
+        .is_some_and(|n| n > 100_000));
+    assert!(v["analysis_error"].is_null(), "{v}");
+    // parked blocks a dozen goroutines in distinct states, plus the runtime's own.
+    assert!(v["runtime"]["goroutines"].as_u64().is_some_and(|n| n >= 10), "{v}");
+    assert!(v["runtime"]["gomaxprocs"].as_u64().is_some_and(|n| n >= 1), "{v}");
+    let mappings = v["mappings"].as_array().expect("mappings");
+    assert!(
+        mappings.iter().any(|m| m["capture"] == "from_executable"),
+        "{v}"
+    );
+    assert!(mappings.iter().any(|m| m["path"] == "[stack]"), "{v}");
+
+    let out = rdlv(&["info", path]);
+    assert_exit(&out, 0, "info");
+    let text = stdout(&out);
+    for heading in [
+        "Snapshot ",
+        "Process ",
+        "Runtime ",
+        "Capture ",
+        "Sizes",
+        "Mappings (",
+    ] {
+        assert!(text.contains(heading), "missing {heading:?} in:\n{text}");
+    }
+    assert!(text.contains(&format!("pid {}", target.pid())), "{text}");
+    assert!(text.contains(" goroutines (including the runtime's own), GOMAXPROCS "), "{text}");
+
+    let out = rdlv(&["verify", path]);
+    assert_exit(&out, 0, "verify");
+    assert!(
+        stdout(&out).contains(": ok: "),
+        "{}",
+        describe_output("verify", &out)
+    );
+}
+
+#[test]
+fn repl_scripted_with_c_and_live_only_commands() {
+    let (_target, snap) = parked_snapshot();
+    let path = snap.path().to_str().expect("utf-8");
+    let out = rdlv(&[path, "-c", "help", "-c", "goroutine 1", "-c", "frame"]);
+    assert_exit(&out, 0, "rdlv SNAP -c help -c 'goroutine 1' -c frame");
+    let text = stdout(&out);
+    assert!(text.contains("goroutine (gr)"), "{text}");
+    assert!(
+        text.contains("Switched to goroutine 1\nGoroutine 1, frame 0: runtime."),
+        "{text}"
+    );
+    check_golden(
+        "repl-help.txt",
+        &text[..text.find("Switched").unwrap_or(text.len())],
+    );
+
+    for live in ["continue", "break main.main", "call f()", "step", "restart"] {
+        let out = rdlv(&["repl", path, "-c", live]);
+        assert_exit(&out, 1, live);
+        let name = live.split(' ').next().unwrap_or(live);
+        let want = format!("a snapshot is read-only: {name} needs a live process; use dlv attach on the running service, or capture again");
+        assert!(
+            stderr(&out).contains(&want),
+            "{}",
+            describe_output(live, &out)
+        );
+    }
+
+    let out = rdlv(&[path, "-c", "hlep"]);
+    assert_exit(&out, 2, "unknown command");
+    assert!(
+        stderr(&out).contains("did you mean help"),
+        "{}",
+        describe_output("hlep", &out)
+    );
+}
+
+#[test]
+fn repl_reads_stdin_and_repeats_on_empty_line() {
+    let (_target, snap) = parked_snapshot();
+    let path = snap.path().to_str().expect("utf-8");
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = rdlv_in(
+        home.path(),
+        &[path],
+        Some("goroutine 1\nframe 1\nup\n\n# comment\nexit\nhelp\n"),
+    );
+    assert_exit(&out, 0, "stdin script");
+    // Goroutine 1 (main.main, parked) has at least gopark, main.main,
+    // runtime.main and goexit: frames 0..3 exist.
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        4,
+        "no prompts, `up` repeated once, nothing after exit:\n{text}"
+    );
+    assert_eq!(lines[0], "Switched to goroutine 1");
+    for (line, frame) in lines[1..].iter().zip(1..) {
+        assert!(
+            line.starts_with(&format!("Goroutine 1, frame {frame}: ")),
+            "{text}"
+        );
+    }
+    // A failing command makes the scripted session's status non-zero but the
+    // rest still runs.
+    let out = rdlv_in(home.path(), &[path], Some("down\ngoroutine 1\n"));
+    assert_exit(&out, 1, "down without goroutine");
+    assert!(
+        stdout(&out).contains("Switched to goroutine 1"),
+        "{}",
+        describe_output("stdin", &out)
+    );
+}
+
+#[test]
+fn repl_init_file_and_config_aliases() {
+    let (_target, snap) = parked_snapshot();
+    let path = snap.path().to_str().expect("utf-8");
+    let home = tempfile::tempdir().expect("tempdir");
+    let config_dir = home.path().join("config").join("rdlv");
+    std::fs::create_dir_all(&config_dir).expect("config dir");
+    std::fs::write(
+        config_dir.join("config.yml"),
+        "# rdlv config in Delve's shape\naliases:\n  goroutine: [\"sel\"]\n  frame:\n    - fr\nmax-string-len: 300\n",
+    )
+    .expect("write config");
+    let init = home.path().join("init.rdlv");
+    std::fs::write(&init, "# select a goroutine first\nsel 1\n\nfr 2\n").expect("write init");
+    let out = rdlv_in(
+        home.path(),
+        &[path, "--init", init.to_str().expect("utf-8"), "-c", "frame"],
+        None,
+    );
+    assert_exit(&out, 0, "init + aliases");
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0], "Switched to goroutine 1");
+    assert!(
+        lines[1].starts_with("Goroutine 1, frame 2: ") && lines[1] == lines[2],
+        "{text}"
+    );
+    // Unknown goroutine: exit 1, names it and the nearest that exist.
+    let out = rdlv_in(home.path(), &[path, "-c", "goroutine 987654"], None);
+    assert_exit(&out, 1, "unknown goroutine");
+    let err = stderr(&out);
+    assert!(
+        err.contains("no goroutine 987654") && err.contains("nearest goroutines: "),
+        "{err}"
+    );
+    // A frame beyond the stack: exit 1 with the frame count.
+    let out = rdlv_in(home.path(), &[path, "-c", "goroutine 1 frame 999"], None);
+    assert_exit(&out, 1, "frame out of range");
+    assert!(
+        stderr(&out).contains("frame 999 does not exist: goroutine 1 has "),
+        "{}",
+        describe_output("frame 999", &out)
+    );
+    let out = rdlv_in(home.path(), &[path, "-c", "help goroutine"], None);
+    assert!(
+        stdout(&out).contains("Aliases: gr, sel"),
+        "{}",
+        describe_output("help goroutine", &out)
+    );
+
+    std::fs::write(config_dir.join("config.yml"), "max-string-len: lots\n").expect("write config");
+    let out = rdlv_in(home.path(), &[path, "-c", "help"], None);
+    assert_exit(&out, 2, "bad config");
+    assert!(
+        stderr(&out).contains("config.yml:1"),
+        "{}",
+        describe_output("bad config", &out)
+    );
+}
+
+/// Runs `rdlv SNAP` on a pseudo-terminal (util-linux `script`), typing
+/// `keys` one chunk at a time, and returns what the terminal showed.
+fn rdlv_on_pty(home: &Path, snap: &str, keys: &[&str]) -> String {
+    let mut feed = String::from("sleep 1;");
+    for k in keys {
+        feed.push_str(&format!(
+            " printf '%s' '{}'; sleep 0.4;",
+            k.replace('\'', r"'\''")
+        ));
+    }
+    let command = format!(
+        "({feed} sleep 0.5) | script -qec '{} {}' /dev/null",
+        rdlv_path().display(),
+        snap
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&command)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env("HOME", home)
+        .output()
+        .expect("run script(1) from util-linux; install util-linux if missing");
+    assert!(out.status.success(), "{}", describe_output(&command, &out));
+    stdout(&out)
+}
+
+#[test]
+fn repl_terminal_history_and_completion() {
+    let (_target, snap) = parked_snapshot();
+    let path = snap.path().to_str().expect("utf-8");
+    let home = tempfile::tempdir().expect("tempdir");
+    // "gorout<TAB>" completes to the command name.
+    let screen = rdlv_on_pty(home.path(), path, &["gorout\t 1\r", "frame 2\r", "exit\r"]);
+    assert!(screen.contains("(rdlv) "), "prompt shown: {screen}");
+    assert!(screen.contains("Switched to goroutine 1"), "{screen}");
+    let history_file = home.path().join("state").join("rdlv").join("history");
+    let history = std::fs::read_to_string(&history_file).expect("history written");
+    assert!(
+        history.contains("goroutine 1\n") && history.contains("frame 2\n"),
+        "{history}"
+    );
+    // A new session recalls the previous one's lines: Up Up = "frame 2" (the
+    // last is "exit"), then again the goroutine selection with Up x3.
+    let screen = rdlv_on_pty(
+        home.path(),
+        path,
+        &["\x1b[A\x1b[A\x1b[A\r", "\x1b[A\x1b[A\x1b[A\r", "q\r"],
+    );
+    assert!(screen.contains("Switched to goroutine 1"), "{screen}");
+    let history = std::fs::read_to_string(&history_file).expect("history kept");
+    assert!(
+        history.matches("goroutine 1").count() >= 1 && history.contains("q\n"),
+        "{history}"
+    );
+}
+
+/// Goroutine id and frame index of the first frame running `func`, from
+/// `rdlv goroutines --format json` and `rdlv bt --format json`.
+fn frame_of(snap: &str, func: &str) -> (u64, usize) {
+    let out = rdlv(&["goroutines", snap, "--format", "json"]);
+    assert_exit(&out, 0, "goroutines --format json");
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("goroutines JSON");
+    for g in list.as_array().expect("array") {
+        let goid = g["id"].as_u64().expect("id");
+        let out = rdlv(&["bt", snap, &goid.to_string(), "--format", "json"]);
+        assert_exit(&out, 0, "bt --format json");
+        let frames: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bt JSON");
+        if let Some(i) = frames
+            .as_array()
+            .expect("frames")
+            .iter()
+            .position(|f| f["func"] == func)
+        {
+            return (goid, i);
+        }
+    }
+    panic!("no goroutine runs {func}");
+}
+
+#[test]
+fn subcommands_and_repl_share_stacks_and_values() {
+    let target = Target::start("values", DEFAULT_GO, Variant::Default, &[]);
+    let snap = target.capture(&[]);
+    let path = snap.path().to_str().expect("utf-8");
+
+    // Unknown goroutine through a subcommand: exit 1, nearest ids suggested.
+    let out = rdlv(&["bt", path, "987654"]);
+    assert_exit(&out, 1, "bt unknown goroutine");
+    assert!(
+        stderr(&out).contains("nearest goroutines: "),
+        "{}",
+        describe_output("bt 987654", &out)
+    );
+    let out = rdlv(&["print", path, "main.noSuchGlobal"]);
+    assert_exit(&out, 1, "print unknown symbol");
+
+    let (goid, frame) = frame_of(path, "main.parkLocals");
+    let home = tempfile::tempdir().expect("tempdir");
+    let config_dir = home.path().join("config").join("rdlv");
+    std::fs::create_dir_all(&config_dir).expect("config dir");
+    std::fs::write(
+        config_dir.join("config.yml"),
+        "aliases:\n  print: [pp]\nmax-string-len: 100\n",
+    )
+    .expect("write config");
+    let script = format!(
+        "pp main.nestedMap[\"odd\"]\npp main.bigText\np --format json main.points\n\
+         goroutine {goid} frame {frame} args\ngoroutine {goid}\nframe {frame}\np name\nbt\n"
+    );
+    let out = rdlv_in(home.path(), &[path], Some(&script));
+    assert_exit(&out, 0, "values script");
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    // The expression keeps its quotes and brackets.
+    assert!(lines[0].contains("[1,3]"), "{text}");
+    // max-string-len from the configuration reaches print.
+    let shown = lines[1]
+        .strip_prefix('"')
+        .and_then(|l| l.split("...+").next())
+        .unwrap_or_else(|| panic!("truncated string expected: {}", lines[1]));
+    assert_eq!(shown.len(), 100, "{}", lines[1]);
+    assert_eq!(lines[2], r#"[{"X":1,"Y":2},{"X":-3,"Y":4}]"#);
+    assert!(text.contains("name = \"locals-test\""), "args of parkLocals: {text}");
+    // `p name` in the selected frame sees the argument; `bt` alone is the
+    // selected goroutine's stack.
+    assert!(text.contains("\n\"locals-test\"\n"), "{text}");
+    assert!(text.contains(" in main.parkLocals\n"), "{text}");
+}

@@ -1,0 +1,340 @@
+//! Goroutines and stacks against the Go runtime's own `runtime.Stack(buf, true)`
+//! (issue 3): `rdlv goroutines SNAP --format go` must print the same blocks as
+//! the `parked` program's oracle, for several Go releases and build variants.
+//!
+//! Comparison rules (CONTRACT.md): the oracle machinery (the goroutine that
+//! writes the oracle, the os/signal goroutine) is excluded; a goroutine that
+//! was running at capture is compared by function only; minutes may differ
+//! by one. Everything else must be identical: status text and suffixes,
+//! every frame (function, arguments, file, line, `+0x` offset, inlined or
+//! not), the elision line, and `created by ... in goroutine N`.
+
+use rdlv_e2e::oracle::{parse_stacks, GoroutineBlock};
+use rdlv_e2e::tools::{describe_output, run_rdlv};
+use rdlv_e2e::{Target, Variant, DEFAULT_GO};
+
+/// A function name as tracebacks print it: generic shapes become `[...]`.
+fn printed_name(raw: &str) -> String {
+    match (raw.find('['), raw.rfind(']')) {
+        (Some(i), Some(j)) if j > i => format!("{}[...]{}", &raw[..i], &raw[j + 1..]),
+        _ => raw.to_string(),
+    }
+}
+
+/// Outcome of comparing one oracle goroutine with rdlv's block.
+fn compare_block(want: &GoroutineBlock, got: Option<&GoroutineBlock>) -> Result<(), String> {
+    let Some(got) = got else {
+        return Err(format!("goroutine {} missing from rdlv output", want.id));
+    };
+    if want.is_running() || got.is_running() {
+        // Running at capture: its stack moved on before the oracle was written.
+        let want_created = want.created_by.as_ref().map(|c| &c.func);
+        let got_created = got.created_by.as_ref().map(|c| &c.func);
+        if want_created != got_created {
+            return Err(format!(
+                "goroutine {} (running): created by {want_created:?} != {got_created:?}",
+                want.id
+            ));
+        }
+        if let Some(top) = want.frames.first() {
+            if !got.frames.iter().any(|f| f.func == top.func) {
+                return Err(format!(
+                    "goroutine {} (running): function {} not in rdlv's frames {:?}",
+                    want.id,
+                    top.func,
+                    got.funcs()
+                ));
+            }
+        }
+        return Ok(());
+    }
+    let minutes_ok = match (want.minutes, got.minutes) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.abs_diff(b) <= 1,
+        (Some(a), None) | (None, Some(a)) => a <= 1,
+    };
+    if want.wait_reason != got.wait_reason
+        || want.locked_to_thread != got.locked_to_thread
+        || want.other_suffixes != got.other_suffixes
+        || !minutes_ok
+    {
+        return Err(format!(
+            "goroutine {}: header [{}] != [{}]",
+            want.id, want.status, got.status
+        ));
+    }
+    if want.frames != got.frames || want.elided != got.elided || want.created_by != got.created_by {
+        return Err(format!(
+            "goroutine {}: stack differs\n--- runtime.Stack ---\n{}\n--- rdlv ---\n{}",
+            want.id, want.text, got.text
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `parked` built with `version`/`variant`, captures it, and compares.
+/// Returns (matching, compared, failure descriptions).
+fn oracle_run(version: &str, variant: Variant) -> (usize, usize, Vec<String>) {
+    let target = Target::start("parked", version, variant, &[]);
+    let snap = target.capture(&[]);
+    let oracle = target.oracle();
+    let out = run_rdlv(&[
+        "goroutines".as_ref(),
+        snap.path().as_os_str(),
+        "--format".as_ref(),
+        "go".as_ref(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("rdlv goroutines --format go", &out)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ours = parse_stacks(&text).unwrap_or_else(|e| panic!("rdlv output: {e}\n{text}"));
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    let mut matching = 0;
+    for want in oracle.compared_goroutines() {
+        compared += 1;
+        match compare_block(want, ours.iter().find(|g| g.id == want.id)) {
+            Ok(()) => matching += 1,
+            Err(e) => failures.push(e),
+        }
+    }
+    // No extra user goroutines either (same goroutine set).
+    for g in &ours {
+        if oracle.goroutine(g.id).is_none() && !g.is_oracle_machinery() {
+            failures.push(format!(
+                "rdlv printed goroutine {} that the runtime did not",
+                g.id
+            ));
+        }
+    }
+    assert!(
+        compared >= 20,
+        "oracle has only {compared} goroutines:\n{}",
+        oracle.stacks_text
+    );
+    (matching, compared, failures)
+}
+
+/// Runs every variant for one Go release and asserts 100 % identical.
+fn oracle_matrix(version: &str) {
+    let mut report = Vec::new();
+    let mut all_failures = Vec::new();
+    for variant in Variant::ALL {
+        let (ok, n, failures) = oracle_run(version, variant);
+        report.push(format!(
+            "go{version} {:<8} {ok}/{n} identical ({:.1}%)",
+            variant.dir_name(),
+            100.0 * ok as f64 / n as f64
+        ));
+        for f in failures {
+            all_failures.push(format!("[go{version} {}] {f}", variant.dir_name()));
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+    assert!(
+        all_failures.is_empty(),
+        "{}\n\n{}",
+        report.join("\n"),
+        all_failures.join("\n\n")
+    );
+}
+
+#[test]
+fn goroutines_match_runtime_stack_go_1_26() {
+    oracle_matrix(DEFAULT_GO);
+}
+
+#[test]
+fn goroutines_match_runtime_stack_go_1_21() {
+    oracle_matrix("1.21.13");
+}
+
+#[test]
+fn goroutines_match_runtime_stack_go_1_24() {
+    oracle_matrix("1.24.11");
+}
+
+#[test]
+fn goroutines_match_runtime_stack_go_1_27() {
+    oracle_matrix("1.27.3");
+}
+
+/// JSON per CONTRACT, `bt --format json`, text listing, grouping, filters,
+/// `threads` and `sched`, on one snapshot.
+#[test]
+fn goroutines_json_bt_threads_sched() {
+    let target = Target::start("parked", DEFAULT_GO, Variant::Default, &[]);
+    let snap = target.capture(&[]);
+    let oracle = target.oracle();
+    let rdlv = |args: &[&str]| {
+        let mut full: Vec<&std::ffi::OsStr> = vec![args[0].as_ref(), snap.path().as_os_str()];
+        full.extend(args[1..].iter().map(|a| std::ffi::OsStr::new(*a)));
+        let out = run_rdlv(&full);
+        assert!(
+            out.status.success(),
+            "{}",
+            describe_output(&args.join(" "), &out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    let json: serde_json::Value =
+        serde_json::from_str(&rdlv(&["goroutines", "--format", "json"])).expect("json");
+    let list = json.as_array().expect("array");
+    for want in oracle.compared_goroutines() {
+        let got = list
+            .iter()
+            .find(|g| g["id"] == want.id)
+            .unwrap_or_else(|| panic!("goroutine {} not in JSON", want.id));
+        for key in [
+            "status",
+            "wait_reason",
+            "wait_minutes",
+            "locked_to_thread",
+            "thread",
+            "system",
+            "frames",
+            "created_by",
+            "labels",
+        ] {
+            assert!(
+                got.get(key).is_some(),
+                "goroutine {}: no {key:?} in {got}",
+                want.id
+            );
+        }
+        assert_eq!(
+            got["locked_to_thread"], want.locked_to_thread,
+            "goroutine {}",
+            want.id
+        );
+        if !want.is_running() {
+            assert_eq!(
+                got["wait_reason"],
+                want.wait_reason.as_str(),
+                "goroutine {}",
+                want.id
+            );
+            // Every printed (user) frame appears, in order, among all frames.
+            let all: Vec<String> = got["frames"]
+                .as_array()
+                .expect("frames")
+                .iter()
+                .filter_map(|f| f["func"].as_str())
+                .map(printed_name)
+                .collect();
+            let mut pos = 0;
+            for f in &want.frames {
+                let found = all[pos..]
+                    .iter()
+                    .position(|name| *name == f.func)
+                    .unwrap_or_else(|| panic!("goroutine {}: {} not in {all:?}", want.id, f.func));
+                pos += found + 1;
+            }
+        }
+        match &want.created_by {
+            Some(c) => {
+                assert_eq!(got["created_by"]["func"], c.func.as_str());
+                assert_eq!(got["created_by"]["line"], c.line);
+                if let Some(goid) = c.goid {
+                    assert_eq!(got["created_by"]["goid"], goid);
+                }
+            }
+            None => assert!(got["created_by"].is_null()),
+        }
+    }
+    // The labelled goroutine carries its pprof labels.
+    assert!(
+        list.iter()
+            .any(|g| g["labels"].as_object().is_some_and(|l| !l.is_empty())),
+        "no goroutine has labels: {json}"
+    );
+
+    // bt: innermost first, runtime frames included.
+    let chan = oracle
+        .compared_goroutines()
+        .find(|g| g.funcs().contains(&"main.chanRecv"))
+        .expect("oracle has main.chanRecv");
+    let bt: serde_json::Value =
+        serde_json::from_str(&rdlv(&["bt", &chan.id.to_string(), "--format", "json"]))
+            .expect("bt json");
+    let names: Vec<&str> = bt
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|f| f["func"].as_str())
+        .collect();
+    assert_eq!(names.first(), Some(&"runtime.gopark"), "{names:?}");
+    assert!(names.contains(&"main.chanRecv"), "{names:?}");
+    assert_eq!(names.last(), Some(&"runtime.goexit"), "{names:?}");
+
+    // Text listing, Delve style, one line per user goroutine plus a count.
+    let text = rdlv(&["goroutines"]);
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!("Goroutine {} - User:", chan.id)))
+        .unwrap_or_else(|| panic!("no line for goroutine {}:\n{text}", chan.id));
+    assert!(
+        line.contains("main.chanRecv") && line.ends_with("[chan receive]"),
+        "{line}"
+    );
+    let count = oracle.goroutines.len();
+    assert!(
+        text.contains(&format!("[{count} goroutines]")),
+        "expected {count}:\n{text}"
+    );
+
+    // Filters.
+    let only_mutex = rdlv(&["goroutines", "--wait-reason", "sync.Mutex.Lock"]);
+    assert!(only_mutex.contains("[1 goroutines]"), "{only_mutex}");
+    let by_func = rdlv(&["goroutines", "--func", "main.recurse"]);
+    assert!(by_func.contains("[1 goroutines]"), "{by_func}");
+
+    // threads: every captured thread, one of them runs main.spin.
+    let threads = rdlv(&["threads"]);
+    assert!(threads.lines().count() >= 2, "{threads}");
+    assert!(threads.contains("main.spin"), "{threads}");
+
+    // sched: the schedtrace shape.
+    let sched = rdlv(&["sched"]);
+    assert!(sched.starts_with("SCHED "), "{sched}");
+    assert!(
+        sched.contains("gomaxprocs=") && sched.contains("  P0: status="),
+        "{sched}"
+    );
+    assert!(sched.contains("  G1: status="), "{sched}");
+}
+
+/// 10,000 parked goroutines in a few identical stacks collapse into a few groups.
+#[test]
+fn group_collapses_identical_stacks() {
+    let target = Target::start("many", DEFAULT_GO, Variant::Default, &[]);
+    let snap = target.capture(&[]);
+    let out = run_rdlv(&[
+        "goroutines".as_ref(),
+        snap.path().as_os_str(),
+        "--group".as_ref(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("goroutines --group", &out)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let headers: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" goroutines ["))
+        .collect();
+    assert!(!headers.is_empty() && headers.len() <= 20, "{text}");
+    let biggest: u64 = headers[0]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("count");
+    assert!(biggest >= 1000, "biggest group {biggest}: {text}");
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.contains("groups]"), "{last}");
+}
