@@ -23,7 +23,9 @@
 //! * [`target`]: [`Target`], a running corpus program (killed on drop), with
 //!   [`Target::capture`] and [`Target::oracle`], `/proc` thread states.
 //! * [`oracle`]: [`Oracle`] (parsed `stacks.txt`, `values.json`,
-//!   `locals.json`), [`parse_stacks`], [`json_diff`].
+//!   `locals.json`), [`parse_stacks`] (also for `rdlv goroutines --format
+//!   go` output), [`compare_goroutines`] (the protocol's comparison rules),
+//!   [`json_diff`] (canonical values).
 //! * [`tools`]: paths of `rdlv-snap`/`rdlv` (`$RDLV_SNAP`, `$RDLV`, else
 //!   built with cargo once per test process) and runners.
 #![deny(missing_docs)]
@@ -34,8 +36,8 @@ pub mod toolchain;
 pub mod tools;
 
 pub use oracle::{
-    json_diff, parse_stacks, CreatedBy, GoroutineBlock, Oracle, OracleLocals, OracleValue,
-    StackFrame,
+    compare_goroutines, json_diff, parse_stacks, CompareOptions, CreatedBy, GoroutineBlock, Oracle,
+    OracleLocals, OracleValue, StackFrame,
 };
 pub use target::{pattern_byte, Pattern, SnapshotFile, Target, ThreadStatus, PATTERN_SEED};
 pub use toolchain::{

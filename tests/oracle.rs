@@ -51,6 +51,9 @@ pub struct GoroutineBlock {
     pub locked_to_thread: bool,
     /// Suffixes other than minutes and locking, in order (e.g. `synctest bubble 3`).
     pub other_suffixes: Vec<String>,
+    /// pprof labels printed in the header (Go 1.26 with
+    /// `GODEBUG=tracebacklabels=1`: ` labels:{"k": "v", ...}`), in order.
+    pub labels: Vec<(String, String)>,
     /// Logical frames, innermost first.
     pub frames: Vec<StackFrame>,
     /// `...N frames elided...` was printed after this many frames: (position, N).
@@ -218,12 +221,61 @@ fn parse_header(line: &str) -> Option<(u64, String)> {
     (open < close).then(|| (id, rest[open + 1..close].to_string()))
 }
 
+/// Reads one runtime-quoted string (`"..."` with `\"` and `\\` escapes;
+/// other escapes are kept as written) from the front of `s`.
+fn take_quoted(s: &str) -> Option<(String, &str)> {
+    let mut chars = s.strip_prefix('"')?.char_indices();
+    let mut out = String::new();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((out, &s[i + 2..])),
+            '\\' => {
+                let (_, next) = chars.next()?;
+                if next != '"' && next != '\\' {
+                    out.push('\\');
+                }
+                out.push(next);
+            }
+            _ => out.push(c),
+        }
+    }
+    None
+}
+
+/// Parses `{"k1": "v1", "k2": "v2"}`.
+fn parse_labels(text: &str) -> Option<Vec<(String, String)>> {
+    let mut rest = text.strip_prefix('{')?;
+    let mut labels = Vec::new();
+    if let Some(after) = rest.strip_prefix('}') {
+        return after.is_empty().then_some(labels);
+    }
+    loop {
+        let (key, after) = take_quoted(rest)?;
+        let (value, after) = take_quoted(after.strip_prefix(": ")?)?;
+        labels.push((key, value));
+        if let Some(after) = after.strip_prefix(", ") {
+            rest = after;
+        } else {
+            return (after == "}").then_some(labels);
+        }
+    }
+}
+
 fn parse_block(chunk: &str) -> Result<GoroutineBlock, String> {
     let mut lines = chunk.lines();
     let header = lines.next().unwrap_or_default();
     let (id, status) =
         parse_header(header).ok_or_else(|| format!("bad goroutine header: {header:?}"))?;
-    let mut parts = status.split(", ");
+    let (plain_status, labels) = match status.find(" labels:{") {
+        Some(at) => {
+            let text = &status[at + " labels:".len()..];
+            let labels =
+                parse_labels(text).ok_or_else(|| format!("goroutine {id}: bad labels {text:?}"))?;
+            (&status[..at], labels)
+        }
+        None => (status.as_str(), Vec::new()),
+    };
+    let mut parts = plain_status.split(", ");
     let wait_reason = parts.next().unwrap_or_default().to_string();
     let mut minutes = None;
     let mut locked_to_thread = false;
@@ -244,6 +296,7 @@ fn parse_block(chunk: &str) -> Result<GoroutineBlock, String> {
         minutes,
         locked_to_thread,
         other_suffixes,
+        labels,
         frames: Vec::new(),
         elided: None,
         stack_unavailable: false,
@@ -375,6 +428,136 @@ fn short(v: &Value) -> String {
     }
 }
 
+/// What [`compare_goroutines`] checks beyond the protocol's fixed rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompareOptions {
+    /// Compare argument text too (`0x0?, {0x1, 0x2}`).
+    pub args: bool,
+    /// Allowed difference in `N minutes` (the oracle is taken a moment after
+    /// the capture, so a boundary can be crossed).
+    pub minutes_tolerance: u64,
+}
+
+impl Default for CompareOptions {
+    fn default() -> Self {
+        CompareOptions {
+            args: true,
+            minutes_tolerance: 1,
+        }
+    }
+}
+
+/// Compares goroutines as the oracle printed them (`expected`, e.g.
+/// [`Oracle::goroutines`]) with goroutines parsed from a tool's Go-format
+/// output (`actual`), following CONTRACT.md's oracle protocol: the oracle's
+/// own goroutines are left out of both sides; the same goroutines must appear
+/// in the same order; a goroutine running on either side is compared by its
+/// outermost function and creator only; every other one by status, frames
+/// (function, file, line, offset, inlining, and arguments when asked),
+/// elision and `created by`. Returns every difference found.
+pub fn compare_goroutines(
+    expected: &[GoroutineBlock],
+    actual: &[GoroutineBlock],
+    options: CompareOptions,
+) -> Result<(), Vec<String>> {
+    let expected: Vec<&GoroutineBlock> = expected
+        .iter()
+        .filter(|g| !g.is_oracle_machinery())
+        .collect();
+    let actual: Vec<&GoroutineBlock> = actual.iter().filter(|g| !g.is_oracle_machinery()).collect();
+    let mut diffs = Vec::new();
+    let expected_ids: Vec<u64> = expected.iter().map(|g| g.id).collect();
+    let actual_ids: Vec<u64> = actual.iter().map(|g| g.id).collect();
+    if expected_ids != actual_ids {
+        diffs.push(format!(
+            "goroutine ids differ:\n expected {expected_ids:?}\n actual   {actual_ids:?}"
+        ));
+    }
+    for e in &expected {
+        let Some(a) = actual.iter().find(|a| a.id == e.id) else {
+            continue;
+        };
+        let mut d = |what: String| diffs.push(format!("goroutine {}: {what}", e.id));
+        if e.created_by.as_ref().map(|c| (&c.func, c.goid))
+            != a.created_by.as_ref().map(|c| (&c.func, c.goid))
+        {
+            d(format!(
+                "created by {:?}, got {:?}",
+                e.created_by, a.created_by
+            ));
+        }
+        if e.is_running() || a.is_running() {
+            let outer = |g: &GoroutineBlock| {
+                g.frames
+                    .iter()
+                    .rev()
+                    .find(|f| f.func != "runtime.goexit")
+                    .map(|f| f.func.clone())
+            };
+            if let (Some(x), Some(y)) = (outer(e), outer(a)) {
+                if x != y {
+                    d(format!(
+                        "running goroutine's outermost function {x}, got {y}"
+                    ));
+                }
+            }
+            continue;
+        }
+        if (
+            &e.wait_reason,
+            e.locked_to_thread,
+            &e.other_suffixes,
+            &e.labels,
+        ) != (
+            &a.wait_reason,
+            a.locked_to_thread,
+            &a.other_suffixes,
+            &a.labels,
+        ) {
+            d(format!("status [{}], got [{}]", e.status, a.status));
+        }
+        let minutes = |g: &GoroutineBlock| g.minutes.unwrap_or(0);
+        if minutes(e).abs_diff(minutes(a)) > options.minutes_tolerance {
+            d(format!("{} minutes, got {}", minutes(e), minutes(a)));
+        }
+        if e.elided != a.elided {
+            d(format!("elision {:?}, got {:?}", e.elided, a.elided));
+        }
+        if e.created_by != a.created_by {
+            d(format!(
+                "created by {:?}, got {:?}",
+                e.created_by, a.created_by
+            ));
+        }
+        if e.frames.len() != a.frames.len() {
+            d(format!(
+                "{} frames {:?}, got {} {:?}",
+                e.frames.len(),
+                e.funcs(),
+                a.frames.len(),
+                a.funcs()
+            ));
+            continue;
+        }
+        for (i, (x, y)) in e.frames.iter().zip(&a.frames).enumerate() {
+            let same = x.func == y.func
+                && x.file == y.file
+                && x.line == y.line
+                && x.pc_offset == y.pc_offset
+                && x.inlined == y.inlined
+                && (!options.args || x.args == y.args);
+            if !same {
+                d(format!("frame {i}: expected {x:?}, got {y:?}"));
+            }
+        }
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(diffs)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,6 +623,60 @@ main.main()
         assert_eq!(inl.elided, Some((2, 106)));
         assert!(blocks[3].stack_unavailable && blocks[3].is_running());
         assert!(blocks[4].created_by.is_none());
+    }
+
+    #[test]
+    fn parses_labels_in_the_header() {
+        let text = "goroutine 29 [chan receive, locked to thread labels:{\"k\\\"1\": \"v, 1\", \"k2\": \"v2\"}]:\nmain.f()\n\t/x.go:1 +0x1\n";
+        let blocks = parse_stacks(text).expect("parse");
+        let g = &blocks[0];
+        assert_eq!(g.wait_reason, "chan receive");
+        assert!(g.locked_to_thread);
+        assert_eq!(
+            g.labels,
+            [
+                ("k\"1".to_string(), "v, 1".to_string()),
+                ("k2".to_string(), "v2".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn compare_goroutines_follows_the_protocol() {
+        let expected = parse_stacks(SAMPLE).expect("parse");
+        compare_goroutines(&expected, &expected, CompareOptions::default()).expect("identical");
+
+        // The oracle's goroutine differs freely; the running one by frames.
+        let mut actual = expected.clone();
+        actual[0].frames.clear();
+        actual[3].frames = vec![actual[1].frames[1].clone()];
+        actual[3].stack_unavailable = false;
+        compare_goroutines(&expected, &actual, CompareOptions::default())
+            .expect("excluded and running");
+
+        let mut actual = expected.clone();
+        actual[1].frames[0].line += 1;
+        actual[2].wait_reason = "select".into();
+        actual[4].frames[0].args = "0x1".into();
+        let diffs =
+            compare_goroutines(&expected, &actual, CompareOptions::default()).expect_err("differs");
+        assert_eq!(diffs.len(), 3, "{diffs:#?}");
+        assert!(diffs[0].starts_with("goroutine 39: frame 0"), "{diffs:#?}");
+        let without_args = CompareOptions {
+            args: false,
+            ..CompareOptions::default()
+        };
+        assert_eq!(
+            compare_goroutines(&expected, &actual, without_args)
+                .expect_err("differs")
+                .len(),
+            2
+        );
+
+        let missing: Vec<_> = expected.iter().filter(|g| g.id != 41).cloned().collect();
+        let diffs = compare_goroutines(&expected, &missing, CompareOptions::default())
+            .expect_err("missing");
+        assert!(diffs[0].contains("ids differ"), "{diffs:#?}");
     }
 
     #[test]

@@ -73,6 +73,18 @@ impl SnapshotFile {
         &self.path
     }
 
+    /// Runs `rdlv COMMAND SNAP REST...` for `args = [COMMAND, REST...]`,
+    /// e.g. `snap.rdlv(&["goroutines", "--format", "go"])`.
+    pub fn rdlv(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(crate::tools::rdlv_path());
+        if let Some((command, rest)) = args.split_first() {
+            cmd.arg(command).arg(&self.path).args(rest);
+        } else {
+            cmd.arg(&self.path);
+        }
+        cmd.output().expect("spawn rdlv")
+    }
+
     /// rdlv-snap's stdout parsed as JSON (when run with `--json`).
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.output.stdout).unwrap_or_else(|e| {
@@ -101,8 +113,15 @@ impl Target {
 
     /// Starts an already built program with `ORACLE_DIR` set to a fresh
     /// temporary directory, and waits for its `READY <pid>` line.
-    /// GOTRACEBACK and GODEBUG are cleared so tracebacks have the default shape.
+    /// GOTRACEBACK, GODEBUG and GOMAXPROCS are cleared so tracebacks have the
+    /// default shape.
     pub fn spawn(binary: &Path, args: &[&str]) -> Target {
+        Target::spawn_with_env(binary, args, &[])
+    }
+
+    /// [`Target::spawn`] with extra environment variables (e.g.
+    /// `GODEBUG=tracebacklabels=1` to have Go 1.26 print pprof labels).
+    pub fn spawn_with_env(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Target {
         let oracle_dir = tempfile::Builder::new()
             .prefix("rdlv-oracle-")
             .tempdir()
@@ -113,6 +132,7 @@ impl Target {
             .env_remove("GOTRACEBACK")
             .env_remove("GODEBUG")
             .env_remove("GOMAXPROCS")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -3,7 +3,8 @@
 //! Extra Go releases live in `.toolchains/go<VERSION>/go/bin/go` (installed by
 //! `.ci/install-toolchains`); the system `go` serves its own minor release.
 //! Corpus binaries are cached in `target/corpus-bin/<version>/<variant>/<name>`
-//! and rebuilt when any corpus source or the toolchain is newer.
+//! and rebuilt when go.mod, `corpus/internal/`, the program's own directory or
+//! the toolchain is newer.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -160,8 +161,13 @@ pub fn build_corpus(name: &str, version: &str, variant: Variant) -> PathBuf {
         .join(variant.dir_name());
     let out = out_dir.join(name);
 
+    // A program depends on go.mod, the shared packages and its own directory.
     let mut newest = SystemTime::UNIX_EPOCH;
-    newest_mtime(&corpus, &mut newest);
+    if let Ok(m) = std::fs::metadata(corpus.join("go.mod")).and_then(|m| m.modified()) {
+        newest = m;
+    }
+    newest_mtime(&corpus.join("internal"), &mut newest);
+    newest_mtime(&corpus.join("cmd").join(name), &mut newest);
     if go.is_absolute() {
         if let Ok(m) = std::fs::metadata(&go).and_then(|m| m.modified()) {
             newest = newest.max(m);

@@ -245,7 +245,27 @@ impl Binary {
             .iter()
             .find_map(|(b, a)| buildinfo::gnu_build_id_from_notes(b, *a));
         self.go_build_id = go;
-        self.gnu_build_id = gnu;
+        self.gnu_build_id = gnu.or_else(|| self.scan_gnu_build_id());
+    }
+
+    /// The Go linker puts `.note.gnu.build-id` right after the Go note but
+    /// outside PT_NOTE, so without section headers it is only found by
+    /// looking for its header in the first page of the file.
+    fn scan_gnu_build_id(&self) -> Option<String> {
+        // type NT_GNU_BUILD_ID, then the owner "GNU\0".
+        const TAIL: [u8; 8] = [3, 0, 0, 0, b'G', b'N', b'U', 0];
+        let page = self.data.get(..self.data.len().min(4096))?;
+        memchr::memmem::find_iter(page, &TAIL)
+            .filter(|&pos| pos >= 8 && pos % 4 == 0)
+            .find_map(|pos| {
+                let note = &page[pos - 8..];
+                let namesz = u32::from_le_bytes([note[0], note[1], note[2], note[3]]);
+                let descsz = u32::from_le_bytes([note[4], note[5], note[6], note[7]]);
+                if namesz != 4 || !(8..=64).contains(&descsz) {
+                    return None;
+                }
+                buildinfo::gnu_build_id_from_notes(note, 4)
+            })
     }
 
     fn read_buildinfo(&mut self) {
@@ -465,5 +485,122 @@ impl Binary {
     /// Whether DWARF sections are present.
     pub fn has_dwarf(&self) -> bool {
         self.has_dwarf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pclntab::fixtures::{fixture, Variant};
+
+    fn fixture_bytes(variant: Variant) -> Vec<u8> {
+        std::fs::read(fixture("1.26.8").binary(variant)).expect("read fixture")
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Binary> {
+        Binary::parse(Arc::from(bytes))
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_elf_executable() {
+        for bytes in [
+            &b""[..],
+            b"hello",
+            b"\x7fELF",
+            b"\x7fELF\x02\x01\x01\0garbage",
+        ] {
+            assert!(
+                matches!(parse(bytes), Err(AnalyzeError::Binary(_))),
+                "{bytes:?}"
+            );
+        }
+        let mut elf32 = fixture_bytes(Variant::Default);
+        elf32[4] = 1; // ELFCLASS32
+        assert!(parse(&elf32).is_err());
+    }
+
+    #[test]
+    fn a_c_program_is_an_elf_without_go_facts() {
+        let bytes = std::fs::read("/bin/ls").expect("/bin/ls exists on Linux");
+        let b = parse(&bytes).expect("parse /bin/ls");
+        assert_eq!(b.go_version(), None);
+        assert_eq!(b.go_build_id(), None);
+        let err = crate::pclntab::Pclntab::new(&b, 0).expect_err("no pclntab in ls");
+        assert!(err.to_string().contains("no Go pclntab"), "{err}");
+    }
+
+    #[test]
+    fn truncated_executables_never_panic() {
+        let bytes = fixture_bytes(Variant::Default);
+        let n = bytes.len();
+        let mut parsed = 0;
+        for cut in [
+            0,
+            4,
+            16,
+            63,
+            64,
+            0x40 + 56 * 3,
+            0x1000,
+            n / 3,
+            n / 2,
+            n - 4096,
+            n - 1,
+        ] {
+            if let Ok(b) = parse(&bytes[..cut]) {
+                parsed += 1;
+                let _ = (b.go_version(), b.go_build_id(), b.symbols().len());
+                let _ = b.section(".debug_info").map(|(_, d)| d.len());
+                let _ = crate::pclntab::Pclntab::new(&b, 0).map(|t| t.len());
+            }
+        }
+        // Only the tail (section headers, then nothing essential) can go.
+        assert!(parsed <= 2, "{parsed} truncated files parsed");
+    }
+
+    #[test]
+    fn reads_are_bounded_by_file_backed_segments() {
+        let b = parse(&fixture_bytes(Variant::Default)).expect("parse");
+        let data_seg = *b
+            .segments()
+            .iter()
+            .find(|s| s.memsz > s.filesz)
+            .expect("a segment with .bss");
+        let file_end = data_seg.vaddr + data_seg.filesz;
+        assert_eq!(b.read_static(file_end - 4, 4).map(<[u8]>::len), Some(4));
+        assert_eq!(b.read_static(file_end - 4, 5), None);
+        assert_eq!(
+            b.read_static_upto(file_end - 4, 100).map(<[u8]>::len),
+            Some(4)
+        );
+        assert_eq!(b.read_static(file_end, 1), None, ".bss is not file-backed");
+        assert!(b.segment_at(file_end).is_some(), ".bss is mapped");
+        assert_eq!(b.read_static(0, 1), None);
+        assert_eq!(b.read_static(u64::MAX - 2, 8), None);
+        assert_eq!(b.file_offset(b.entry()), {
+            let text = b.section_info(".text").expect(".text");
+            Some(text.file_offset + (b.entry() - text.addr))
+        });
+    }
+
+    #[test]
+    fn compressed_sections_with_lying_sizes_are_bounded() {
+        let bytes = fixture_bytes(Variant::Default);
+        let b = parse(&bytes).expect("parse");
+        let info = b.section_info(".debug_info").expect(".debug_info").clone();
+        assert!(b.section(".debug_info").is_some());
+        // Elf64_Chdr: ch_type u32, reserved u32, ch_size u64, ch_addralign u64.
+        let size_at = info.file_offset as usize + 8;
+        for (lie, allowed) in [(1u64 << 40, None), (16, Some(16))] {
+            let mut patched = bytes.clone();
+            patched[size_at..size_at + 8].copy_from_slice(&lie.to_le_bytes());
+            let b = parse(&patched).expect("parse");
+            // Too large is refused; too small yields at most what was claimed.
+            let got = b.section(".debug_info").map(|(_, d)| d.len());
+            assert!(
+                got.is_none() || got == allowed,
+                "ch_size {lie} gave {got:?}"
+            );
+        }
     }
 }

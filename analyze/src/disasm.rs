@@ -253,6 +253,8 @@ fn decode_one(code: &[u8]) -> Option<(usize, Option<RipOperand>)> {
             };
             let op = c.byte()?;
             let form = match map {
+                // VZEROUPPER/VZEROALL: the only VEX instruction without ModRM.
+                1 if op == 0x77 => Form::Plain,
                 1 if vex_map1_has_imm8(op) => Form::ModRmImm8,
                 1 | 2 | 5 | 6 => Form::ModRm,
                 3 => Form::ModRmImm8,
@@ -429,6 +431,7 @@ mod tests {
             0xe8, 0, 0, 0, 0, // call rel32
             0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00, // nop word [rax+rax]
             0xc5, 0xfe, 0x6f, 0x05, 0x10, 0, 0, 0, // vmovdqu ymm0, [rip+0x10]
+            0xc5, 0xf8, 0x77, // vzeroupper (no ModRM)
             0x0f, 0x0b, // ud2
         ];
         let d = rip_relative_refs(code, 0);

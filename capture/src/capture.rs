@@ -73,6 +73,12 @@ pub struct Summary {
     pub file_bytes: u64,
     /// Output path or `-`.
     pub file: String,
+    /// Reading registers of every thread while stopped.
+    pub regs_us: u64,
+    /// Re-reading maps and finding present pages while stopped.
+    pub plan_us: u64,
+    /// Detaching every thread.
+    pub resume_us: u64,
     /// Compressing and writing after resume.
     pub write_ms: u64,
     /// Whole run.
@@ -93,13 +99,19 @@ fn map_proc_err(pid: u32, what: &str, err: CaptureError) -> CaptureError {
     match &err {
         CaptureError::Proc { source, .. } => match source.raw_os_error() {
             Some(libc::EACCES) | Some(libc::EPERM) => freeze::permission_error(pid, what),
-            Some(libc::ENOENT) | Some(libc::ESRCH) if !proc::process_exists(pid) => {
+            // A process that is exiting has no mm (ESRCH) and, as a zombie, no exe link.
+            Some(libc::ESRCH) => CaptureError::Exited { pid },
+            Some(libc::ENOENT) if !proc::process_exists(pid) || process_is_zombie(pid) => {
                 CaptureError::Exited { pid }
             }
             _ => err,
         },
         _ => err,
     }
+}
+
+fn process_is_zombie(pid: u32) -> bool {
+    proc::read_status(pid).is_ok_and(|status| matches!(status.state, 'Z' | 'X'))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -278,6 +290,23 @@ impl Drop for PriorityBoost {
     }
 }
 
+/// Everything learned before stopping the target.
+struct Preflight {
+    status: proc::Status,
+    output: Output,
+    file_name: String,
+    mem: File,
+    smaps: Vec<proc::MapsEntry>,
+    exe_path: String,
+    exe_bytes: Vec<u8>,
+    exe_info: exeinfo::ExeInfo,
+    exe_identity: ExeIdentity,
+    cmdline: Vec<String>,
+    scanner: PresenceScanner,
+    buffer: Vec<u8>,
+    hints: Vec<freeze::ThreadHint>,
+}
+
 /// Everything collected while the target was stopped.
 struct Stopped {
     threads: Vec<freeze::StoppedThread>,
@@ -291,14 +320,70 @@ struct Stopped {
     outcome: CopyOutcome,
     report: freeze::ResumeReport,
     smaps_reread: bool,
+    regs_us: u64,
+    plan_us: u64,
+    resume_us: u64,
 }
 
 /// Runs one capture. `abort` holds a signal number once SIGINT/SIGTERM/SIGHUP arrived.
 pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
     let started = Instant::now();
-    let pid = options.pid;
+    let mut pre = preflight(options, abort)?;
+    let stopped = stop_and_copy(options, abort, &mut pre)?;
 
-    // ---- Pre-flight: nothing is stopped yet. ----
+    // Running again from here on.
+    let write_started = Instant::now();
+    let runs = runs_without_failures(&stopped.ranges, &stopped.outcome.failed);
+    let metadata = describe(options.pid, &pre, &stopped, &runs);
+    let bytes_captured = metadata.capture.bytes_captured;
+    let zero_bytes: u64 = metadata
+        .mappings
+        .iter()
+        .map(|m| match m.capture {
+            MappingCapture::Captured { zero_bytes, .. } => zero_bytes,
+            _ => 0,
+        })
+        .sum();
+    let warnings = metadata.capture.warnings.clone();
+    let exe_len = if options.embed_exe {
+        pre.exe_bytes.len() as u64
+    } else {
+        0
+    };
+    let file_bytes = write_snapshot(options, abort, &mut pre, &metadata, &runs)?;
+    let write_ms = u64::try_from(write_started.elapsed().as_millis()).unwrap_or(u64::MAX);
+
+    Ok(Summary {
+        pid: options.pid,
+        name: pre.status.name.clone(),
+        threads: stopped.threads.len(),
+        pause_us: stopped.report.pause_us(),
+        freeze_us: stopped.report.freeze_us(),
+        copy_us: stopped.copy_us,
+        regs_us: stopped.regs_us,
+        plan_us: stopped.plan_us,
+        resume_us: stopped.resume_us,
+        bytes_captured,
+        zero_bytes,
+        file_bytes,
+        file: pre.file_name.clone(),
+        write_ms,
+        total_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        exe_bytes: exe_len,
+        go_version: pre.exe_info.go_version.clone(),
+        mappings: stopped.plans.len(),
+        warnings,
+        page_scan: if pre.scanner.uses_scan_ioctl() {
+            "PAGEMAP_SCAN"
+        } else {
+            "pagemap"
+        },
+    })
+}
+
+/// Checks and prepares everything that does not need the target stopped.
+fn preflight(options: &Options, abort: &AtomicI32) -> Result<Preflight> {
+    let pid = options.pid;
     if !proc::process_exists(pid) {
         return Err(CaptureError::NoSuchProcess { pid });
     }
@@ -315,15 +400,14 @@ pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
             status.tgid, status.tgid
         )));
     }
-    if status.state == 'Z' {
-        return Err(CaptureError::Usage(format!(
-            "process {pid} is a zombie; there is nothing left to capture"
-        )));
+    // A zombie leader with live threads (it called pthread_exit) is still capturable.
+    if status.state == 'Z' && status.threads <= 1 {
+        return Err(CaptureError::Exited { pid });
     }
     if status.tracer_pid != 0 {
         return Err(freeze::permission_error(pid, "already traced"));
     }
-    let mut output = Output::open(&options.output, options.force)?;
+    let output = Output::open(&options.output, options.force)?;
     let file_name = output.name();
     // /proc/PID/mem needs the same permission as ptrace: failing here means
     // we never stop the target just to be refused.
@@ -338,8 +422,7 @@ pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
             },
         )
     })?;
-    let smaps_before =
-        proc::read_smaps(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/smaps", e))?;
+    let smaps = proc::read_smaps(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/smaps", e))?;
     let exe_path = proc::exe_link(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/exe", e))?;
     let exe_bytes = proc::read_exe(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/exe", e))?;
     let exe_info = exeinfo::inspect(&exe_bytes);
@@ -348,7 +431,7 @@ pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
     let cmdline =
         proc::read_cmdline(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/cmdline", e))?;
     let mut scanner = PresenceScanner::open(pid)?;
-    let estimate: u64 = pages::plan(&smaps_before, &exe_identity, &mut scanner)
+    let estimate: u64 = pages::plan(&smaps, &exe_identity, &mut scanner)
         .map_err(|e| map_proc_err(pid, "scan /proc/PID/pagemap", e))?
         .iter()
         .map(MappingPlan::bytes)
@@ -364,89 +447,127 @@ pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
         });
     }
     let capacity = estimate + (estimate / 8).max(BUFFER_SLACK_MIN);
-    if let Some(available) = proc::mem_available() {
-        if capacity > available {
-            return Err(CaptureError::OutOfMemory {
-                needed: capacity,
-                available,
-            });
-        }
+    let available = match (proc::mem_available(), proc::cgroup_memory_headroom()) {
+        (Some(host), Some(cgroup)) => Some(host.min(cgroup)),
+        (host, cgroup) => host.or(cgroup),
+    };
+    if available.is_some_and(|available| capacity > available) {
+        return Err(CaptureError::OutOfMemory {
+            needed: capacity,
+            available: available.unwrap_or(0),
+        });
     }
-    let mut buffer = usize::try_from(capacity)
+    let buffer = usize::try_from(capacity)
         .ok()
         .and_then(copy::prefaulted_buffer)
         .ok_or(CaptureError::OutOfMemory {
             needed: capacity,
-            available: proc::mem_available().unwrap_or(0),
+            available: available.unwrap_or(0),
         })?;
     freeze::check_budget(abort, None, "pre-flight")?;
-    let hints: Vec<freeze::ThreadHint> = proc::list_tasks(pid)
+    let hints = proc::list_tasks(pid)
         .map_err(|e| map_proc_err(pid, "list /proc/PID/task", e))?
         .into_iter()
         .map(|tid| freeze::ThreadHint::read(pid, tid))
         .collect();
+    Ok(Preflight {
+        status,
+        output,
+        file_name,
+        mem,
+        smaps,
+        exe_path,
+        exe_bytes,
+        exe_info,
+        exe_identity,
+        cmdline,
+        scanner,
+        buffer,
+        hints,
+    })
+}
 
-    // ---- Stopped: read, copy, resume. ----
-    let stopped = {
-        // Copy threads spawned while this is alive inherit the priority.
-        let _boost = PriorityBoost::new();
-        let frozen = Frozen::freeze(pid, options.max_pause, abort, &hints)?;
-        let clock_monotonic_ns = clock_ns(libc::CLOCK_MONOTONIC);
-        let clock_realtime_ns = clock_ns(libc::CLOCK_REALTIME);
-        let regs = frozen.registers()?;
-        let maps_now =
-            proc::read_maps(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/maps", e))?;
-        let (maps, smaps_reread) = match reuse_flags(&maps_now, &smaps_before) {
-            Some(maps) => (maps, false),
-            None => (
-                proc::read_smaps(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/smaps", e))?,
-                true,
-            ),
-        };
-        let auxv = proc::read_auxv(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/auxv", e))?;
-        let plans = pages::plan(&maps, &exe_identity, &mut scanner)?;
-        let ranges: Vec<PageRange> = plans
-            .iter()
-            .flat_map(|p| p.ranges.iter().copied())
-            .collect();
-        let total: u64 = ranges.iter().map(|r| r.len).sum();
-        let total = usize::try_from(total).unwrap_or(usize::MAX);
-        if total > buffer.len() {
-            // The process grew since pre-flight; these pages fault during the pause.
-            buffer
-                .try_reserve_exact(total - buffer.len())
-                .map_err(|_| CaptureError::OutOfMemory {
-                    needed: total as u64,
-                    available: proc::mem_available().unwrap_or(0),
-                })?;
-            buffer.resize(total, 0);
-        }
-        let deadline = frozen
-            .first_interrupt()
-            .map(|start| (start, start + options.max_pause));
-        let copy_started = Instant::now();
-        let outcome = copy::copy_ranges(pid, &ranges, &mut buffer, Some(&mem), abort, deadline)?;
-        let copy_us = duration_us(copy_started.elapsed());
-        let threads = frozen.threads().to_vec();
-        let report = frozen.resume();
-        Stopped {
-            threads,
-            regs,
-            plans,
-            ranges,
-            auxv,
-            clock_monotonic_ns,
-            clock_realtime_ns,
-            copy_us,
-            outcome,
-            report,
-            smaps_reread,
-        }
+/// Stops the target, reads registers, maps and memory, and resumes it.
+/// On any error the [`Frozen`] guard resumes the target before returning.
+fn stop_and_copy(options: &Options, abort: &AtomicI32, pre: &mut Preflight) -> Result<Stopped> {
+    let pid = options.pid;
+    // Copy threads spawned while this is alive inherit the priority.
+    let _boost = PriorityBoost::new();
+    let frozen = Frozen::freeze(pid, options.max_pause, abort, &pre.hints)?;
+    let clock_monotonic_ns = clock_ns(libc::CLOCK_MONOTONIC);
+    let clock_realtime_ns = clock_ns(libc::CLOCK_REALTIME);
+
+    let regs_started = Instant::now();
+    let regs = frozen.registers()?;
+    let regs_us = duration_us(regs_started.elapsed());
+
+    let plan_started = Instant::now();
+    let maps_now = proc::read_maps(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/maps", e))?;
+    let (maps, smaps_reread) = match reuse_flags(&maps_now, &pre.smaps) {
+        Some(maps) => (maps, false),
+        None => (
+            proc::read_smaps(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/smaps", e))?,
+            true,
+        ),
     };
+    let auxv = proc::read_auxv(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/auxv", e))?;
+    let plans = pages::plan(&maps, &pre.exe_identity, &mut pre.scanner)?;
+    let ranges: Vec<PageRange> = plans
+        .iter()
+        .flat_map(|p| p.ranges.iter().copied())
+        .collect();
+    let total: u64 = ranges.iter().map(|r| r.len).sum();
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
+    if total > pre.buffer.len() {
+        // The process grew since pre-flight; these pages fault during the pause.
+        pre.buffer
+            .try_reserve_exact(total - pre.buffer.len())
+            .map_err(|_| CaptureError::OutOfMemory {
+                needed: total as u64,
+                available: proc::mem_available().unwrap_or(0),
+            })?;
+        pre.buffer.resize(total, 0);
+    }
+    let plan_us = duration_us(plan_started.elapsed());
 
-    // ---- Running again: describe, compress, write, verify. ----
-    let write_started = Instant::now();
-    let runs = runs_without_failures(&stopped.ranges, &stopped.outcome.failed);
+    let deadline = frozen
+        .first_interrupt()
+        .map(|start| (start, start + options.max_pause));
+    let copy_started = Instant::now();
+    let outcome = copy::copy_ranges(
+        pid,
+        &ranges,
+        &mut pre.buffer,
+        Some(&pre.mem),
+        abort,
+        deadline,
+    )?;
+    let copy_us = duration_us(copy_started.elapsed());
+
+    let threads = frozen.threads().to_vec();
+    let resume_started = Instant::now();
+    let report = frozen.resume();
+    let resume_us = duration_us(resume_started.elapsed());
+    Ok(Stopped {
+        threads,
+        regs,
+        plans,
+        ranges,
+        auxv,
+        clock_monotonic_ns,
+        clock_realtime_ns,
+        copy_us,
+        outcome,
+        report,
+        smaps_reread,
+        regs_us,
+        plan_us,
+        resume_us,
+    })
+}
+
+/// Builds the snapshot metadata (after resume).
+fn describe(pid: u32, pre: &Preflight, stopped: &Stopped, runs: &[Run]) -> Metadata {
     let bytes_captured: u64 = runs.iter().map(|r| r.len).sum();
     let mut warnings = Vec::new();
     for failed in &stopped.outcome.failed {
@@ -467,7 +588,7 @@ pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
             "the process was in job-control stop (SIGSTOP) before capture and stays stopped".into(),
         );
     }
-    if !scanner.uses_scan_ioctl() {
+    if !pre.scanner.uses_scan_ioctl() {
         warnings.push("PAGEMAP_SCAN unavailable: shared zero pages were copied as data".into());
     }
     if stopped.smaps_reread {
@@ -485,12 +606,13 @@ pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
             },
             Decision::FromExecutable => MappingCapture::FromExecutable,
             Decision::Capture => {
+                // Runs are sorted like the plans and only come from captured mappings.
                 let mut present_bytes = 0u64;
                 let mut zero_bytes = 0u64;
                 while let Some(run) = runs.get(run_index).filter(|r| r.addr < plan.entry.end) {
                     present_bytes += run.len;
                     let end = run.offset + run.len as usize;
-                    zero_bytes += buffer.get(run.offset..end).map_or(0, zero_page_bytes);
+                    zero_bytes += pre.buffer.get(run.offset..end).map_or(0, zero_page_bytes);
                     run_index += 1;
                 }
                 MappingCapture::Captured {
@@ -511,19 +633,14 @@ pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
             capture,
         });
     }
-    let zero_bytes: u64 = mappings
-        .iter()
-        .map(|m| match m.capture {
-            MappingCapture::Captured { zero_bytes, .. } => zero_bytes,
-            _ => 0,
-        })
-        .sum();
 
+    // Registers were read in stop order, so they line up with the threads.
     let threads: Vec<ThreadInfo> = stopped
         .threads
         .iter()
-        .map(|t| {
-            let regs = stopped.regs.iter().find(|r| r.tid == t.tid);
+        .zip(stopped.regs.iter().map(Some).chain(std::iter::repeat(None)))
+        .map(|(t, regs)| {
+            let regs = regs.filter(|r| r.tid == t.tid);
             ThreadInfo {
                 tid: t.tid,
                 name: t.name.clone(),
@@ -534,19 +651,19 @@ pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
         })
         .collect();
     let uname = nix::sys::utsname::uname().ok();
-    let metadata = Metadata {
+    Metadata {
         process: ProcessInfo {
             pid,
-            exe_deleted: exe_path.ends_with(" (deleted)"),
-            exe_path: exe_path.clone(),
-            cmdline,
-            gnu_build_id: exe_info.gnu_build_id.clone(),
-            go_build_id: exe_info.go_build_id.clone(),
-            go_version: exe_info.go_version.clone(),
-            go_modinfo: exe_info.go_modinfo.clone(),
-            ppid: status.ppid,
-            uid: status.uid,
-            gid: status.gid,
+            exe_deleted: pre.exe_path.ends_with(" (deleted)"),
+            exe_path: pre.exe_path.clone(),
+            cmdline: pre.cmdline.clone(),
+            gnu_build_id: pre.exe_info.gnu_build_id.clone(),
+            go_build_id: pre.exe_info.go_build_id.clone(),
+            go_version: pre.exe_info.go_version.clone(),
+            go_modinfo: pre.exe_info.go_modinfo.clone(),
+            ppid: pre.status.ppid,
+            uid: pre.status.uid,
+            gid: pre.status.gid,
         },
         capture: CaptureInfo {
             tool_version: format!("rdlv-snap {}", env!("CARGO_PKG_VERSION")),
@@ -566,15 +683,27 @@ pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
             copy_us: stopped.copy_us,
             method: "plain".into(),
             bytes_captured,
-            warnings: warnings.clone(),
+            warnings,
         },
         threads,
         mappings,
         auxv: stopped.auxv.clone(),
-    };
+    }
+}
 
+/// Compresses and writes the snapshot, links the file under its name and
+/// verifies it (not for stdout). Returns the snapshot size in bytes.
+fn write_snapshot(
+    options: &Options,
+    abort: &AtomicI32,
+    pre: &mut Preflight,
+    metadata: &Metadata,
+    runs: &[Run],
+) -> Result<u64> {
+    let file_name = pre.file_name.clone();
+    let bytes_captured = metadata.capture.bytes_captured;
     let exe_len = if options.embed_exe {
-        exe_bytes.len() as u64
+        pre.exe_bytes.len() as u64
     } else {
         0
     };
@@ -585,65 +714,54 @@ pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
         level: options.level,
         ..WriteOptions::default()
     };
+    let buffer = &pre.buffer;
+    let exe_path = &pre.exe_path;
+    let exe_bytes = &pre.exe_bytes;
     let write = |sink: &mut dyn Write| -> Result<u64> {
-        let mut writer = SnapshotWriter::new(sink, write_options.clone())
-            .map_err(|e| CaptureError::format(&file_name, e))?;
-        writer
-            .write_metadata(&metadata)
-            .map_err(|e| CaptureError::format(&file_name, e))?;
+        let format_err = |e| CaptureError::format(&file_name, e);
+        let mut writer = SnapshotWriter::new(sink, write_options.clone()).map_err(format_err)?;
+        writer.write_metadata(metadata).map_err(format_err)?;
+        // Memory goes in batches so that a signal is noticed between them.
+        let mut done = 0u64;
         let mut batch: Vec<MemoryRegion<'_>> = Vec::new();
-        let mut batch_bytes = 0u64;
-        let mut done_before = 0u64;
-        let mut flush = |batch: &mut Vec<MemoryRegion<'_>>,
-                         batch_bytes: &mut u64,
-                         writer: &mut SnapshotWriter<&mut dyn Write>|
-         -> Result<()> {
+        let mut pending_runs = runs.iter().peekable();
+        while pending_runs.peek().is_some() {
+            batch.clear();
+            let mut batch_bytes = 0u64;
+            while let Some(run) = pending_runs.next_if(|_| batch_bytes < WRITE_BATCH) {
+                let end = run.offset + run.len as usize;
+                if let Some(data) = buffer.get(run.offset..end) {
+                    batch.push(MemoryRegion {
+                        addr: run.addr,
+                        data,
+                    });
+                    batch_bytes += run.len;
+                }
+            }
             freeze::check_budget(abort, None, "writing")?;
-            let base = done_before;
+            let base = done;
             writer
-                .write_memory(batch, &mut |p: WriteProgress| {
+                .write_memory(&batch, &mut |p: WriteProgress| {
                     if let Some(bar) = &progress {
                         bar.set_position(base + p.done);
                     }
                 })
-                .map_err(|e| CaptureError::format(&file_name, e))?;
-            done_before += *batch_bytes;
-            batch.clear();
-            *batch_bytes = 0;
-            Ok(())
-        };
-        for run in &runs {
-            let end = run.offset + run.len as usize;
-            let Some(data) = buffer.get(run.offset..end) else {
-                continue;
-            };
-            batch.push(MemoryRegion {
-                addr: run.addr,
-                data,
-            });
-            batch_bytes += run.len;
-            if batch_bytes >= WRITE_BATCH {
-                flush(&mut batch, &mut batch_bytes, &mut writer)?;
-            }
-        }
-        if !batch.is_empty() {
-            flush(&mut batch, &mut batch_bytes, &mut writer)?;
+                .map_err(format_err)?;
+            done += batch_bytes;
         }
         if options.embed_exe {
             freeze::check_budget(abort, None, "writing")?;
             writer
-                .write_file(FileRole::Executable, &exe_path, &exe_bytes)
-                .map_err(|e| CaptureError::format(&file_name, e))?;
+                .write_file(FileRole::Executable, exe_path, exe_bytes)
+                .map_err(format_err)?;
             if let Some(bar) = &progress {
                 bar.set_position(bytes_captured + exe_len);
             }
         }
-        let (_sink, stats) = writer
-            .finish()
-            .map_err(|e| CaptureError::format(&file_name, e))?;
+        let (_sink, stats) = writer.finish().map_err(format_err)?;
         Ok(stats.file_bytes)
     };
-    let file_bytes = match &mut output {
+    let file_bytes = match &mut pre.output {
         Output::Stdout => {
             let stdout = std::io::stdout();
             let mut sink = BufWriter::with_capacity(1 << 20, stdout.lock());
@@ -663,7 +781,7 @@ pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
-    if let Output::File(pending) = output {
+    if let Output::File(pending) = std::mem::replace(&mut pre.output, Output::Stdout) {
         let path = pending.path().to_path_buf();
         pending.commit()?;
         let verified =
@@ -676,31 +794,7 @@ pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
             });
         }
     }
-    let write_ms = u64::try_from(write_started.elapsed().as_millis()).unwrap_or(u64::MAX);
-
-    Ok(Summary {
-        pid,
-        name: status.name,
-        threads: stopped.threads.len(),
-        pause_us: stopped.report.pause_us(),
-        freeze_us: stopped.report.freeze_us(),
-        copy_us: stopped.copy_us,
-        bytes_captured,
-        zero_bytes,
-        file_bytes,
-        file: file_name,
-        write_ms,
-        total_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        exe_bytes: exe_len,
-        go_version: exe_info.go_version,
-        mappings: stopped.plans.len(),
-        warnings,
-        page_scan: if scanner.uses_scan_ioctl() {
-            "PAGEMAP_SCAN"
-        } else {
-            "pagemap"
-        },
-    })
+    Ok(file_bytes)
 }
 
 fn make_progress_bar(total: u64) -> indicatif::ProgressBar {
@@ -809,6 +903,29 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn priority_boost_is_restored() {
+        std::thread::spawn(|| {
+            // SAFETY: plain syscalls on this thread.
+            let tid = unsafe { libc::gettid() } as libc::id_t;
+            let before = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) };
+            let boost = PriorityBoost::new();
+            let during = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) };
+            if boost.raised {
+                assert_eq!(during, PAUSE_NICE);
+            } else {
+                assert_eq!(during, before);
+            }
+            drop(boost);
+            assert_eq!(
+                unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) },
+                before
+            );
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
@@ -1026,6 +1143,28 @@ func main() {
         std::thread::sleep(Duration::from_millis(50));
         assert!(read_u64(target.pid, target.ticks) > before);
         assert_eq!(proc::read_status(target.pid).unwrap().tracer_pid, 0);
+    }
+
+    #[test]
+    fn zombie_is_reported_as_exited() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Not yet reaped: /proc/PID exists but the process is a zombie.
+        let start = Instant::now();
+        while proc::read_status(pid).map(|s| s.state).ok() != Some('Z')
+            && start.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let err = run(
+            &options(pid, &dir.path().join("z.snap")),
+            &AtomicI32::new(0),
+        )
+        .unwrap_err();
+        assert!(matches!(err, CaptureError::Exited { .. }), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        child.wait().unwrap();
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub enum CaptureError {
         max_pause_ms: u64,
     },
     /// Not enough RAM to hold the copy; nothing was stopped.
-    #[error("the copy needs {needed} bytes of RAM but only {available} are available; nothing was stopped; free memory or run rdlv-snap where more is available")]
+    #[error("the copy needs {needed} bytes of RAM but only {available} are available (MemAvailable or the memory cgroup limit); nothing was stopped; free memory or raise the limit")]
     OutOfMemory {
         /// Bytes needed.
         needed: u64,

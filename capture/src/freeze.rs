@@ -342,7 +342,7 @@ impl Frozen {
     ) -> Result<()> {
         let pid = self.pid;
         let mut known: HashSet<u32> = HashSet::new();
-        // (tid, state before) of seized threads whose stop we still wait for.
+        // Seized threads whose stop we still wait for.
         let mut pending: Vec<ThreadHint> = Vec::new();
         let hint_by_tid: std::collections::HashMap<u32, &ThreadHint> =
             hints.iter().map(|h| (h.tid, h)).collect();
@@ -564,6 +564,7 @@ impl Frozen {
     /// Reads general-purpose and extended registers of every stopped thread.
     pub fn registers(&self) -> Result<Vec<ThreadRegs>> {
         let mut out = Vec::with_capacity(self.stopped.len());
+        let mut scratch = vec![0u8; XSTATE_BUFFER];
         for thread in &self.stopped {
             let tid = thread.tid;
             // SAFETY: user_regs_struct is plain old data; all-zero is valid.
@@ -575,8 +576,10 @@ impl Frozen {
                     errno,
                 },
             )?;
-            let fpregs = read_regset(tid, NT_X86_XSTATE, XSTATE_BUFFER)
-                .or_else(|_| read_regset(tid, NT_PRFPREG, 512))
+            let fpregs = read_regset(tid, NT_X86_XSTATE, &mut scratch)
+                .or_else(|_| {
+                    read_regset(tid, NT_PRFPREG, scratch.get_mut(..512).unwrap_or_default())
+                })
                 .map_err(|errno| CaptureError::Ptrace {
                     op: "GETREGSET",
                     tid,
@@ -657,11 +660,17 @@ impl Drop for Frozen {
     }
 }
 
-fn read_regset(tid: u32, kind: libc::c_int, size: usize) -> std::result::Result<Vec<u8>, Errno> {
-    let mut buffer = vec![0u8; size];
+/// Reads one regset through a reusable scratch buffer and returns exactly
+/// the bytes the kernel wrote (allocating a full-size buffer per thread would
+/// fault in fresh pages during the pause).
+fn read_regset(
+    tid: u32,
+    kind: libc::c_int,
+    scratch: &mut [u8],
+) -> std::result::Result<Vec<u8>, Errno> {
     let mut iov = libc::iovec {
-        iov_base: buffer.as_mut_ptr().cast(),
-        iov_len: buffer.len(),
+        iov_base: scratch.as_mut_ptr().cast(),
+        iov_len: scratch.len(),
     };
     ptrace(
         libc::PTRACE_GETREGSET,
@@ -670,8 +679,7 @@ fn read_regset(tid: u32, kind: libc::c_int, size: usize) -> std::result::Result<
         &mut iov as *mut libc::iovec as usize,
     )?;
     // The kernel shrinks iov_len to what it wrote.
-    buffer.truncate(iov.iov_len.min(size));
-    Ok(buffer)
+    Ok(scratch.get(..iov.iov_len).unwrap_or(scratch).to_vec())
 }
 
 #[cfg(test)]

@@ -89,10 +89,12 @@ impl ExeIdentity {
         })
     }
 
+    /// Same file by device and inode, or by the kernel's own path for it
+    /// (overlayfs can report different device/inode numbers in maps and stat).
     fn matches(&self, entry: &MapsEntry) -> bool {
         entry.inode != 0
-            && entry.inode == self.inode
-            && (proc::parse_dev(&entry.dev) == Some(self.dev) || entry.path == self.path)
+            && ((entry.inode == self.inode && proc::parse_dev(&entry.dev) == Some(self.dev))
+                || entry.path == self.path)
     }
 }
 
@@ -130,18 +132,24 @@ pub struct PageRange {
     pub len: u64,
 }
 
-/// Appends a range, merging it with the previous one when adjacent.
+/// Appends a range, keeping `out` sorted and non-overlapping: a range that
+/// touches or overlaps the previous one extends it, and the part of a range
+/// that lies before the previous end is dropped (a scan continuation may
+/// report a region again).
 fn push_range(out: &mut Vec<PageRange>, addr: u64, len: u64) {
-    if len == 0 {
-        return;
-    }
+    let end = addr.saturating_add(len);
     if let Some(last) = out.last_mut() {
-        if last.addr + last.len == addr {
-            last.len += len;
+        let last_end = last.addr + last.len;
+        if addr <= last_end {
+            if end > last_end {
+                last.len = end - last.addr;
+            }
             return;
         }
     }
-    out.push(PageRange { addr, len });
+    if len > 0 {
+        out.push(PageRange { addr, len });
+    }
 }
 
 /// Finds existing pages of one process.
@@ -226,11 +234,18 @@ impl PresenceScanner {
                     push_range(out, lo, hi - lo);
                 }
             }
-            // walk_end < end means the region vector filled up: continue from there.
-            if arg.walk_end >= end || arg.walk_end <= cursor {
+            // Only a full vector means the scan stopped early. (walk_end alone
+            // is not reliable: 6.18 can report walk_end < end after a complete
+            // scan that returned fewer regions than the vector holds.)
+            if count < self.regions.len() {
                 return Ok(());
             }
-            cursor = arg.walk_end;
+            let last_end = self.regions.get(count - 1).map_or(cursor, |r| r.end);
+            let next = arg.walk_end.max(last_end);
+            if next >= end || next <= cursor {
+                return Ok(());
+            }
+            cursor = next;
         }
     }
 
@@ -382,6 +397,9 @@ mod tests {
         push_range(&mut out, 0x2000, 0x1000);
         push_range(&mut out, 0x4000, 0x1000);
         push_range(&mut out, 0x5000, 0);
+        // Overlap with the previous range (repeated region) merges.
+        push_range(&mut out, 0x4000, 0x2000);
+        push_range(&mut out, 0x5000, 0x1000);
         assert_eq!(
             out,
             vec![
@@ -391,10 +409,60 @@ mod tests {
                 },
                 PageRange {
                     addr: 0x4000,
-                    len: 0x1000
+                    len: 0x2000
                 }
             ]
         );
+    }
+
+    /// More separate present runs than one PAGEMAP_SCAN vector holds: the
+    /// continuation must neither lose nor repeat any page.
+    #[test]
+    fn scan_continuation_matches_pagemap() {
+        let pages = 3 * SCAN_VEC_LEN + 100;
+        let size = pages * PAGE_SIZE as usize;
+        // SAFETY: anonymous private mapping, unmapped at the end of the test.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        // Huge pages would make every page present.
+        // SAFETY: advice on our own mapping.
+        assert_eq!(
+            unsafe { libc::madvise(base, size, libc::MADV_NOHUGEPAGE) },
+            0
+        );
+        for page in (0..pages).filter(|p| p % 2 == 0 || p % 7 == 0) {
+            // SAFETY: inside the mapping.
+            unsafe { *(base as *mut u8).add(page * PAGE_SIZE as usize) = 1 };
+        }
+        let start = base as u64;
+        let end = start + size as u64;
+        let mut scanner = PresenceScanner::open(std::process::id()).unwrap();
+        let mut by_scan = Vec::new();
+        scanner.existing_pages(start, end, &mut by_scan).unwrap();
+        scanner.use_scan_ioctl = false;
+        let mut by_pagemap = Vec::new();
+        scanner.existing_pages(start, end, &mut by_pagemap).unwrap();
+        assert!(by_scan.len() > SCAN_VEC_LEN, "{} runs", by_scan.len());
+        let first_difference = by_scan.iter().zip(&by_pagemap).position(|(a, b)| a != b);
+        assert!(
+            by_scan.len() == by_pagemap.len() && first_difference.is_none(),
+            "scan {} runs, pagemap {} runs, first difference at {first_difference:?}: {:?} vs {:?}",
+            by_scan.len(),
+            by_pagemap.len(),
+            first_difference.and_then(|i| by_scan.get(i.saturating_sub(1)..i + 2)),
+            first_difference.and_then(|i| by_pagemap.get(i.saturating_sub(1)..i + 2)),
+        );
+        // SAFETY: unmapping what we mapped.
+        unsafe { libc::munmap(base, size) };
     }
 
     /// Maps 64 pages, touches a known pattern of them, and checks that both

@@ -398,6 +398,73 @@ pub fn parse_mem_available(text: &str) -> Option<u64> {
     kib.checked_mul(1024)
 }
 
+/// Where this process's memory cgroup lives, from `/proc/self/cgroup` text:
+/// `(true, path)` for cgroup v1's memory controller, `(false, path)` for v2.
+pub fn parse_memory_cgroup(text: &str) -> Option<(bool, String)> {
+    let mut unified = None;
+    for line in text.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (Some(_id), Some(controllers), Some(path)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        if controllers.split(',').any(|c| c == "memory") {
+            return Some((true, path.to_string()));
+        }
+        if controllers.is_empty() {
+            unified = Some((false, path.to_string()));
+        }
+    }
+    unified
+}
+
+/// Parses a cgroup memory limit or usage file (`max` or a byte count; v1's
+/// "unlimited" is a huge number and is treated like `max`).
+pub fn parse_cgroup_bytes(text: &str) -> Option<u64> {
+    let text = text.trim();
+    if text == "max" {
+        return None;
+    }
+    text.parse::<u64>().ok().filter(|v| *v < (1 << 62))
+}
+
+/// Bytes this process may still allocate before its memory cgroup (or an
+/// ancestor) hits its limit; `None` when unlimited or unknown. Running out
+/// mid-capture would get rdlv-snap OOM-killed: harmless to the target (the
+/// kernel detaches) but the capture is lost, so pre-flight checks it.
+pub fn cgroup_memory_headroom() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let (v1, path) = parse_memory_cgroup(&text)?;
+    let (root, limit_file, usage_file) = if v1 {
+        (
+            "/sys/fs/cgroup/memory",
+            "memory.limit_in_bytes",
+            "memory.usage_in_bytes",
+        )
+    } else {
+        ("/sys/fs/cgroup", "memory.max", "memory.current")
+    };
+    let mut best: Option<u64> = None;
+    let mut dir = PathBuf::from(format!("{root}{path}"));
+    loop {
+        let limit = std::fs::read_to_string(dir.join(limit_file))
+            .ok()
+            .and_then(|t| parse_cgroup_bytes(&t));
+        let usage = std::fs::read_to_string(dir.join(usage_file))
+            .ok()
+            .and_then(|t| parse_cgroup_bytes(&t));
+        if let (Some(limit), Some(usage)) = (limit, usage) {
+            let headroom = limit.saturating_sub(usage);
+            best = Some(best.map_or(headroom, |b| b.min(headroom)));
+        }
+        if dir == Path::new(root) || !dir.pop() || !dir.starts_with(root) {
+            break;
+        }
+    }
+    best
+}
+
 /// Parses the `MAJ:MIN` device field of a maps line (hex).
 pub fn parse_dev(dev: &str) -> Option<(u32, u32)> {
     let (major, minor) = dev.split_once(':')?;
@@ -545,6 +612,19 @@ VmFlags: ex
             Some(2 << 20)
         );
         assert_eq!(parse_mem_available("MemTotal: 100 kB\n"), None);
+        assert_eq!(
+            parse_memory_cgroup("9:name=systemd:/\n4:memory:/pod/abc\n0::/\n"),
+            Some((true, "/pod/abc".to_string()))
+        );
+        assert_eq!(
+            parse_memory_cgroup("0::/kubepods/burstable/pod1/c2\n"),
+            Some((false, "/kubepods/burstable/pod1/c2".to_string()))
+        );
+        assert_eq!(parse_memory_cgroup("garbage"), None);
+        assert_eq!(parse_cgroup_bytes("max\n"), None);
+        assert_eq!(parse_cgroup_bytes("536870912\n"), Some(512 << 20));
+        assert_eq!(parse_cgroup_bytes("9223372036854771712\n"), None);
+        assert_eq!(parse_cgroup_bytes("x"), None);
         assert!(mem_available().is_some_and(|m| m > 0));
     }
 }

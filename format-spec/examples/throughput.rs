@@ -21,10 +21,10 @@ impl Rng {
     }
 }
 
-/// Memory that compresses roughly like a Go heap (about 3x at level 1): small
-/// integers, pointers into a 64 MiB arena, some text, some random words, and
-/// about 1 % all-zero pages.
-fn heap_like(len: usize, seed: u64) -> Vec<u8> {
+/// Memory that compresses roughly like a Go heap: small integers, pointers
+/// into a 64 MiB arena, some text, `random_pct` % random words, and about 1 %
+/// all-zero pages.
+fn heap_like(len: usize, seed: u64, random_pct: u64) -> Vec<u8> {
     let mut rng = Rng(seed);
     let mut v = Vec::with_capacity(len);
     let text = b"GET /api/v1/orders?tenant=acme HTTP/1.1\r\nHost: orders.internal\r\n";
@@ -34,20 +34,34 @@ fn heap_like(len: usize, seed: u64) -> Vec<u8> {
             v.resize(v.len() + 4096, 0);
             continue;
         }
-        match r % 8 {
+        if (r >> 32) % 100 < random_pct {
+            v.extend_from_slice(&rng.next().to_le_bytes());
+            continue;
+        }
+        match r % 6 {
             0..=2 => v.extend_from_slice(&(r >> 56).to_le_bytes()),
             3..=4 => v.extend_from_slice(
                 &(0x00c0_0000_0000 + ((r >> 20) % (64 << 20)) / 8 * 8).to_le_bytes(),
             ),
-            5 => {
+            _ => {
                 let at = (r >> 8) as usize % (text.len() - 8);
                 v.extend_from_slice(&text[at..at + 8]);
             }
-            _ => v.extend_from_slice(&rng.next().to_le_bytes()),
         }
     }
     v.truncate(len);
     v
+}
+
+/// User plus system CPU time of this process so far (Linux `/proc`), if available.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are 14th and 15th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0) // USER_HZ is 100 on Linux.
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -61,11 +75,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(1);
-    let data = heap_like(mib << 20, 42);
+    let random_pct: u64 = std::env::args()
+        .nth(3)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(12);
+    let data = heap_like(mib << 20, 42, random_pct);
     let base = 0x00c0_0000_0000_u64;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("bench.snap");
 
+    let cpu_before = cpu_seconds();
     let t = Instant::now();
     let file = std::fs::File::create(&path)?;
     let mut w = SnapshotWriter::new(
@@ -85,6 +105,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let (_, stats) = w.finish()?;
     let secs = t.elapsed().as_secs_f64();
+    if let (Some(a), Some(b)) = (cpu_before, cpu_seconds()) {
+        // On a loaded machine wall time lies; CPU time per byte does not.
+        println!(
+            "write: {:.2} s of CPU = {:.0} MB/s per core busy",
+            b - a,
+            data.len() as f64 / (b - a) / 1e6
+        );
+    }
     println!(
         "write: {} MiB at level {level} in {:.3} s = {:.0} MB/s ({} threads); file {:.1} MiB, ratio {:.2}, zero {:.1} MiB",
         mib,
@@ -137,6 +165,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = Rng(7);
     let n = 2_000_000;
     let offsets: Vec<u64> = (0..n).map(|_| rng.next() % (window as u64 - 64)).collect();
+    let cpu_before = cpu_seconds();
     let t = Instant::now();
     let mut sum = 0u64;
     for &off in &offsets {
@@ -144,6 +173,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sum = sum.wrapping_add(u64::from(b[0]));
     }
     let ns = t.elapsed().as_secs_f64() * 1e9 / n as f64;
+    if let (Some(a), Some(b)) = (cpu_before, cpu_seconds()) {
+        println!(
+            "random 64-byte cached reads: {:.0} ns of CPU each",
+            (b - a) * 1e9 / n as f64
+        );
+    }
     println!("random 64-byte cached reads: {ns:.0} ns each (checksum {sum})");
 
     // The same from two threads at once (shared Mutex'd cache).

@@ -5,6 +5,11 @@
 //! blocks (metadata, memory chunks, embedded files) followed by an index and a
 //! fixed-size footer, so it can be written as a stream (`-o -`) and read with
 //! random access: reading one address decompresses only the chunk that holds it.
+//!
+//! Writing: [`SnapshotWriter`] (streaming, parallel zstd, zero-page elision).
+//! Reading: [`Snapshot`] (positional reads, bounded chunk cache, `Sync`), with
+//! [`Snapshot::verify`] for a full check. Every malformed input yields a
+//! [`FormatError`] naming the section, file offset and failed check.
 #![deny(missing_docs)]
 
 mod error;

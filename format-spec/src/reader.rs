@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 use rayon::prelude::*;
 
 use crate::layout::{
-    corrupt, crc32, kind, kind_name, range_kind, role, BlockEntry, BlockHeader, EndRecord,
-    FileHeader, LeCursor, RangeEntry, BLOCK_ENTRY_LEN, BLOCK_HEADER_LEN, CHUNK_HEADER_LEN,
-    END_MAGIC, END_PAYLOAD_LEN, FILE_HEADER_FIXED_LEN, FILE_HEADER_LEN, FOOTER_LEN,
-    INDEX_HEADER_LEN, MAGIC, MAX_CHUNK_LEN, MAX_EMBEDDED_FILE_LEN, MAX_ENTRY_LEN,
+    corrupt, crc32, crc_matches, kind, kind_name, range_kind, role, BlockEntry, BlockHeader,
+    EndRecord, FileHeader, LeCursor, RangeEntry, BLOCK_ENTRY_LEN, BLOCK_HEADER_LEN,
+    CHUNK_HEADER_LEN, END_MAGIC, END_PAYLOAD_LEN, FILE_HEADER_FIXED_LEN, FILE_HEADER_LEN,
+    FOOTER_LEN, INDEX_HEADER_LEN, MAGIC, MAX_CHUNK_LEN, MAX_EMBEDDED_FILE_LEN, MAX_ENTRY_LEN,
     MAX_FILE_NAME_LEN, MAX_METADATA_LEN, NO_BLOCK, RANGE_ENTRY_LEN,
 };
 use crate::{FileRole, FormatError, Metadata, Result, FORMAT_MINOR};
@@ -78,7 +78,10 @@ pub struct Snapshot {
     /// For each entry of `ranges`, its chunk block number (or [`NO_BLOCK`]).
     range_blocks: Vec<u32>,
     files: Vec<EmbeddedFileEntry>,
-    cache: Mutex<ChunkCache>,
+    /// Shards of the chunk cache, chosen by block number, so threads reading
+    /// different chunks rarely wait on the same lock.
+    cache: Vec<Mutex<ChunkCache>>,
+    cache_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -243,7 +246,8 @@ impl Snapshot {
             ranges: Vec::new(),
             range_blocks: Vec::new(),
             files: Vec::new(),
-            cache: Mutex::new(ChunkCache::new(cache_bytes)),
+            cache: Vec::new(),
+            cache_bytes,
         };
         let header = snap.read_header()?;
         snap.version = (header.major, header.minor);
@@ -251,6 +255,7 @@ impl Snapshot {
         snap.read_index(&end)?;
         snap.read_metadata()?;
         snap.read_file_entries()?;
+        snap.cache = snap.make_cache_shards();
         Ok(snap)
     }
 
@@ -438,21 +443,35 @@ impl Snapshot {
         }
     }
 
+    /// Splits the cache budget into up to 16 shards, each still able to hold
+    /// at least four of the largest chunks (one shard when chunks are huge).
+    fn make_cache_shards(&self) -> Vec<Mutex<ChunkCache>> {
+        let largest = self
+            .ranges
+            .iter()
+            .filter(|r| r.kind == RangeKind::Data)
+            .map(|r| r.len)
+            .max()
+            .unwrap_or(1);
+        let shards = (self.cache_bytes / largest.saturating_mul(4)).clamp(1, 16);
+        (0..shards)
+            .map(|_| Mutex::new(ChunkCache::new(self.cache_bytes / shards)))
+            .collect()
+    }
+
     /// The decompressed chunk of data range `i`, from the cache or the file.
     fn chunk(&self, i: usize) -> Result<Arc<Vec<u8>>> {
         let block = self.range_blocks.get(i).copied().unwrap_or(NO_BLOCK);
-        if let Some(hit) = self.lock_cache().get(block) {
+        let shard = self.cache.get(block as usize % self.cache.len().max(1));
+        if let Some(hit) = shard.and_then(|s| lock(s).get(block)) {
             return Ok(hit);
         }
         // Decompress outside the lock so other threads keep reading.
         let data = Arc::new(self.load_chunk(i)?);
-        self.lock_cache().insert(block, Arc::clone(&data));
+        if let Some(s) = shard {
+            lock(s).insert(block, Arc::clone(&data));
+        }
         Ok(data)
-    }
-
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, ChunkCache> {
-        // The cache holds no invariant a panicking reader could break halfway.
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Reads, checks and decompresses the chunk of data range `i`.
@@ -567,7 +586,7 @@ impl Snapshot {
         }
         let payload = bytes.split_off(BLOCK_HEADER_LEN as usize);
         let actual = crc32(&payload);
-        if actual != entry.payload_crc {
+        if !crc_matches(entry.payload_crc, actual) {
             return Err(corrupt(
                 &section,
                 entry.offset + BLOCK_HEADER_LEN,
@@ -585,7 +604,7 @@ impl Snapshot {
         let bytes = self.read_exact(0, have, "file header")?;
         if have < FILE_HEADER_LEN {
             let n = bytes.len().min(MAGIC.len());
-            if bytes.get(..n) == MAGIC.get(..n) && n > 0 {
+            if bytes.get(..n) == MAGIC.get(..n) {
                 return Err(FormatError::Truncated {
                     section: "file header".into(),
                     offset: 0,
@@ -631,7 +650,7 @@ impl Snapshot {
             ));
         }
         let actual = crc32(payload);
-        if actual != header.payload_crc {
+        if !crc_matches(header.payload_crc, actual) {
             return Err(corrupt(
                 "footer",
                 offset + BLOCK_HEADER_LEN,
@@ -668,7 +687,7 @@ impl Snapshot {
         }
         let payload = bytes.get(BLOCK_HEADER_LEN as usize..).unwrap_or(&[]);
         let actual = crc32(payload);
-        if actual != header.payload_crc || actual != end.index_crc {
+        if !crc_matches(header.payload_crc, actual) || !crc_matches(end.index_crc, actual) {
             return Err(corrupt(
                 "index",
                 at + BLOCK_HEADER_LEN,
@@ -954,6 +973,11 @@ impl Snapshot {
         self.files = files;
         Ok(())
     }
+}
+
+fn lock(shard: &Mutex<ChunkCache>) -> std::sync::MutexGuard<'_, ChunkCache> {
+    // The cache holds no invariant a panicking reader could break halfway.
+    shard.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn parse_metadata(payload: &[u8], block_offset: u64) -> Result<Metadata> {

@@ -237,8 +237,11 @@ fn sigkill_at_random_instants_never_leaves_the_target_stopped() {
 
 #[test]
 fn target_exiting_mid_capture_is_a_clean_error() {
+    // The target dies (SIGKILL) at several instants: during pre-flight, the
+    // freeze, the copy, or after resume while the file is being written.
     let dir = tempfile::tempdir().expect("tempdir");
     let mut clean_errors = 0;
+    let mut problems = Vec::new();
     for delay_ms in [5u64, 15, 30, 50, 80, 120] {
         let mut target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", "128"]);
         let path = dir.path().join("exit.snap");
@@ -259,27 +262,25 @@ fn target_exiting_mid_capture_is_a_clean_error() {
         );
         if out.status.success() {
             // Everything was copied before the target died: a complete file.
-            open_snapshot(&path)
-                .verify()
-                .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            if let Err(e) = open_snapshot(&path).verify() {
+                problems.push(format!("{ctx}\nthe file does not verify: {e}"));
+            }
         } else {
-            assert_eq!(out.status.code(), Some(1), "{ctx}");
             let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
-            assert!(
-                stderr.contains("exit"),
-                "{ctx}: the message should say the process exited"
-            );
-            assert!(!stderr.contains("panicked"), "{ctx}");
-            assert!(
-                dir_entries(dir.path()).is_empty(),
-                "{ctx}: files left: {:?}",
-                dir_entries(dir.path())
-            );
-            clean_errors += 1;
+            if out.status.code() != Some(1) {
+                problems.push(format!("{ctx}\nexit code should be 1"));
+            } else if !stderr.contains("exit") || stderr.contains("panicked") {
+                problems.push(format!("{ctx}\nthe message should say the process exited"));
+            } else if !dir_entries(dir.path()).is_empty() {
+                problems.push(format!("{ctx}\nfiles left: {:?}", dir_entries(dir.path())));
+            } else {
+                clean_errors += 1;
+            }
         }
         let _ = std::fs::remove_file(&path);
     }
-    eprintln!("{clean_errors} of 6 target deaths landed during the capture");
+    eprintln!("{clean_errors} of 6 target deaths gave a clean error");
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
     assert!(
         clean_errors >= 1,
         "the target never died during a capture; no error path exercised"
@@ -617,7 +618,7 @@ fn rdlv_info_and_verify_read_the_snapshot() {
     let snap_file = target.capture(&[]);
     let snap = snap_file.path().as_os_str();
 
-    let info = run_rdlv(&["info".as_ref(), snap]);
+    let info = snap_file.rdlv(&["info"]);
     let ctx = describe_output("rdlv info", &info);
     assert!(info.status.success(), "{ctx}");
     assert!(
@@ -625,7 +626,7 @@ fn rdlv_info_and_verify_read_the_snapshot() {
         "{ctx}: pid not shown"
     );
 
-    let info_json = run_rdlv(&["info".as_ref(), snap, "--format".as_ref(), "json".as_ref()]);
+    let info_json = snap_file.rdlv(&["info", "--format", "json"]);
     let ctx = describe_output("rdlv info --format json", &info_json);
     assert!(info_json.status.success(), "{ctx}");
     let parsed: serde_json::Value =

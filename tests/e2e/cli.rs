@@ -496,8 +496,14 @@ fn info_and_verify_on_a_real_capture() {
         .is_some_and(|n| n > 100_000));
     assert!(v["analysis_error"].is_null(), "{v}");
     // parked blocks a dozen goroutines in distinct states, plus the runtime's own.
-    assert!(v["runtime"]["goroutines"].as_u64().is_some_and(|n| n >= 10), "{v}");
-    assert!(v["runtime"]["gomaxprocs"].as_u64().is_some_and(|n| n >= 1), "{v}");
+    assert!(
+        v["runtime"]["goroutines"].as_u64().is_some_and(|n| n >= 10),
+        "{v}"
+    );
+    assert!(
+        v["runtime"]["gomaxprocs"].as_u64().is_some_and(|n| n >= 1),
+        "{v}"
+    );
     let mappings = v["mappings"].as_array().expect("mappings");
     assert!(
         mappings.iter().any(|m| m["capture"] == "from_executable"),
@@ -519,7 +525,27 @@ fn info_and_verify_on_a_real_capture() {
         assert!(text.contains(heading), "missing {heading:?} in:\n{text}");
     }
     assert!(text.contains(&format!("pid {}", target.pid())), "{text}");
-    assert!(text.contains(" goroutines (including the runtime's own), GOMAXPROCS "), "{text}");
+    assert!(
+        text.contains(" goroutines (including the runtime's own), GOMAXPROCS "),
+        "{text}"
+    );
+
+    // Another program's binary given with --exe: refused as mismatched input.
+    let other = rdlv_e2e::build_corpus("values", DEFAULT_GO, Variant::Default);
+    let other = other.to_str().expect("utf-8");
+    for command in ["info", "goroutines"] {
+        let out = rdlv(&["--exe", other, command, path]);
+        assert_exit(&out, 3, &format!("{command} with a mismatched --exe"));
+        assert!(
+            stderr(&out).contains("is not the binary this snapshot was taken from"),
+            "{}",
+            describe_output("mismatched --exe", &out)
+        );
+    }
+    // The right binary given with --exe is accepted.
+    let own = target.binary().to_str().expect("utf-8");
+    let out = rdlv(&["info", path, "--exe", own, "--format", "json"]);
+    assert_exit(&out, 0, "info with its own --exe");
 
     let out = rdlv(&["verify", path]);
     assert_exit(&out, 0, "verify");
@@ -558,6 +584,17 @@ fn repl_scripted_with_c_and_live_only_commands() {
             describe_output(live, &out)
         );
     }
+
+    let out = rdlv(&[path, "-c", r"funcs ^main\.main$"]);
+    assert_exit(&out, 0, "funcs");
+    assert_eq!(stdout(&out), "main.main\n");
+    let out = rdlv(&[path, "-c", "disassemble"]);
+    assert_exit(&out, 1, "not implemented yet");
+    assert!(
+        stderr(&out).contains("disassemble is a Delve command rdlv does not implement yet"),
+        "{}",
+        describe_output("disassemble", &out)
+    );
 
     let out = rdlv(&[path, "-c", "hlep"]);
     assert_exit(&out, 2, "unknown command");
@@ -699,27 +736,27 @@ fn repl_terminal_history_and_completion() {
     let (_target, snap) = parked_snapshot();
     let path = snap.path().to_str().expect("utf-8");
     let home = tempfile::tempdir().expect("tempdir");
-    // "gorout<TAB>" completes to the command name.
-    let screen = rdlv_on_pty(home.path(), path, &["gorout\t 1\r", "frame 2\r", "exit\r"]);
-    assert!(screen.contains("(rdlv) "), "prompt shown: {screen}");
-    assert!(screen.contains("Switched to goroutine 1"), "{screen}");
-    let history_file = home.path().join("state").join("rdlv").join("history");
-    let history = std::fs::read_to_string(&history_file).expect("history written");
-    assert!(
-        history.contains("goroutine 1\n") && history.contains("frame 2\n"),
-        "{history}"
-    );
-    // A new session recalls the previous one's lines: Up Up = "frame 2" (the
-    // last is "exit"), then again the goroutine selection with Up x3.
+    // "gorout<TAB>" completes the command name, "main.neve<TAB>" the global.
     let screen = rdlv_on_pty(
         home.path(),
         path,
-        &["\x1b[A\x1b[A\x1b[A\r", "\x1b[A\x1b[A\x1b[A\r", "q\r"],
+        &["gorout\t 1\r", "frame 2\r", "print main.neve\t\r", "exit\r"],
     );
+    assert!(screen.contains("(rdlv) "), "prompt shown: {screen}");
+    assert!(screen.contains("Switched to goroutine 1"), "{screen}");
+    assert!(screen.contains("chan int"), "main.never printed: {screen}");
+    let history_file = home.path().join("state").join("rdlv").join("history");
+    let history = std::fs::read_to_string(&history_file).expect("history written");
+    for line in ["goroutine 1\n", "frame 2\n", "print main.never\n", "exit\n"] {
+        assert!(history.contains(line), "{line:?} in {history}");
+    }
+    // A new session recalls the previous one's lines: four times Up is the
+    // first line of the previous session.
+    let screen = rdlv_on_pty(home.path(), path, &["\x1b[A\x1b[A\x1b[A\x1b[A\r", "q\r"]);
     assert!(screen.contains("Switched to goroutine 1"), "{screen}");
     let history = std::fs::read_to_string(&history_file).expect("history kept");
     assert!(
-        history.matches("goroutine 1").count() >= 1 && history.contains("q\n"),
+        history.contains("print main.never\n") && history.ends_with("q\n"),
         "{history}"
     );
 }
@@ -761,8 +798,58 @@ fn subcommands_and_repl_share_stacks_and_values() {
         "{}",
         describe_output("bt 987654", &out)
     );
+    // CONTRACT order: options after the expression.
+    let out = rdlv(&["print", path, "main.points", "--format", "json"]);
+    assert_exit(&out, 0, "print EXPR --format json");
+    assert_eq!(stdout(&out), "[{\"X\":1,\"Y\":2},{\"X\":-3,\"Y\":4}]\n");
     let out = rdlv(&["print", path, "main.noSuchGlobal"]);
     assert_exit(&out, 1, "print unknown symbol");
+
+    // A reader that goes away (`| head`): rdlv stops quietly with status 0.
+    let mut child = Command::new(rdlv_path())
+        .args(["print", path, "main.bigText", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rdlv");
+    let mut head = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().expect("stdout"), &mut head)
+        .expect("first bytes");
+    assert_eq!(&head, b"\"0123456789abcde");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    assert_exit(&out, 0, "print into a closed pipe");
+    assert!(
+        stderr(&out).is_empty(),
+        "{}",
+        describe_output("closed pipe", &out)
+    );
+
+    // `thread TID` selects what `threads` says the thread was running.
+    let out = rdlv(&["threads", path, "--format", "json"]);
+    assert_exit(&out, 0, "threads --format json");
+    let threads: serde_json::Value = serde_json::from_slice(&out.stdout).expect("threads JSON");
+    for t in threads.as_array().expect("threads array") {
+        let tid = t["tid"].as_u64().expect("tid").to_string();
+        let out = rdlv(&[path, "-c", &format!("thread {tid}")]);
+        match t["goroutine"].as_u64() {
+            Some(goid) => {
+                assert_exit(&out, 0, "thread TID");
+                assert_eq!(
+                    stdout(&out),
+                    format!("Switched to thread {tid}, goroutine {goid}\n")
+                );
+            }
+            None => {
+                assert_exit(&out, 1, "thread without goroutine");
+                assert!(
+                    stderr(&out).contains("was not running a goroutine"),
+                    "{}",
+                    describe_output("thread", &out)
+                );
+            }
+        }
+    }
 
     let (goid, frame) = frame_of(path, "main.parkLocals");
     let home = tempfile::tempdir().expect("tempdir");
@@ -775,7 +862,7 @@ fn subcommands_and_repl_share_stacks_and_values() {
     .expect("write config");
     let script = format!(
         "pp main.nestedMap[\"odd\"]\npp main.bigText\np --format json main.points\n\
-         goroutine {goid} frame {frame} args\ngoroutine {goid}\nframe {frame}\np name\nbt\n"
+         goroutine {goid} frame {frame} args\ngoroutine {goid}\nframe {frame}\np name\nbt\ngrs\n"
     );
     let out = rdlv_in(home.path(), &[path], Some(&script));
     assert_exit(&out, 0, "values script");
@@ -790,9 +877,14 @@ fn subcommands_and_repl_share_stacks_and_values() {
         .unwrap_or_else(|| panic!("truncated string expected: {}", lines[1]));
     assert_eq!(shown.len(), 100, "{}", lines[1]);
     assert_eq!(lines[2], r#"[{"X":1,"Y":2},{"X":-3,"Y":4}]"#);
-    assert!(text.contains("name = \"locals-test\""), "args of parkLocals: {text}");
+    assert!(
+        text.contains("name = \"locals-test\""),
+        "args of parkLocals: {text}"
+    );
     // `p name` in the selected frame sees the argument; `bt` alone is the
     // selected goroutine's stack.
     assert!(text.contains("\n\"locals-test\"\n"), "{text}");
     assert!(text.contains(" in main.parkLocals\n"), "{text}");
+    // `goroutines` marks the selected goroutine as Delve does.
+    assert!(text.contains(&format!("\n* Goroutine {goid} - ")), "{text}");
 }

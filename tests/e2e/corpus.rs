@@ -345,3 +345,39 @@ fn httpserver_answers() {
         crate::http::check_work(&addr, n).unwrap_or_else(|e| panic!("n={n}: {e}"));
     }
 }
+
+#[test]
+fn parked_labels_show_with_tracebacklabels_on_go_1_26() {
+    let binary = rdlv_e2e::build_corpus("parked", DEFAULT_GO, Variant::Default);
+    let target = Target::spawn_with_env(&binary, &[], &[("GODEBUG", "tracebacklabels=1")]);
+    let oracle = target.oracle();
+    let labelled = oracle
+        .goroutine_in("main.labelledWait.func1")
+        .expect("labelled goroutine");
+    let want =
+        [("request", "r-42"), ("tenant", "acme")].map(|(k, v)| (k.to_string(), v.to_string()));
+    assert_eq!(labelled.labels, want, "{}", labelled.text);
+    assert_eq!(labelled.wait_reason, "chan receive");
+    let unlabelled = oracle.goroutine_in("main.chanRecv").expect("chanRecv");
+    assert!(unlabelled.labels.is_empty(), "{}", unlabelled.text);
+}
+
+#[test]
+fn corpus_go_unit_tests_and_vet_pass() {
+    let go = rdlv_e2e::go_toolchain(DEFAULT_GO);
+    let corpus = rdlv_e2e::workspace_root().join("corpus");
+    for args in [&["vet", "./..."][..], &["test", "-count=1", "./..."][..]] {
+        let out = std::process::Command::new(&go)
+            .args(args)
+            .current_dir(&corpus)
+            .env("GOTOOLCHAIN", "local")
+            .env("GOFLAGS", "")
+            .output()
+            .expect("run go");
+        assert!(
+            out.status.success(),
+            "{}",
+            rdlv_e2e::describe_output(&format!("go {}", args.join(" ")), &out)
+        );
+    }
+}

@@ -115,6 +115,24 @@ fn oracle_run(version: &str, variant: Variant) -> (usize, usize, Vec<String>) {
         "oracle has only {compared} goroutines:\n{}",
         oracle.stacks_text
     );
+    // pprof labels (a map before Go 1.24, a sorted slice since): the
+    // labelled goroutine of `parked` is found by its label.
+    let out = run_rdlv(&[
+        "goroutines".as_ref(),
+        snap.path().as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        "--label".as_ref(),
+        "tenant=acme".as_ref(),
+    ]);
+    let labelled: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", describe_output("--label", &out)));
+    let ok = labelled.as_array().is_some_and(|l| {
+        l.len() == 1 && l[0]["labels"] == serde_json::json!({"request": "r-42", "tenant": "acme"})
+    });
+    if !ok {
+        failures.push(format!("--label tenant=acme gave {labelled}"));
+    }
     (matching, compared, failures)
 }
 
@@ -212,12 +230,13 @@ fn goroutines_json_bt_threads_sched() {
             want.id
         );
         if !want.is_running() {
-            assert_eq!(
-                got["wait_reason"],
-                want.wait_reason.as_str(),
-                "goroutine {}",
-                want.id
-            );
+            // `wait_reason` for waiting goroutines, else the status word is what Go prints.
+            let key = if got["status"] == "waiting" {
+                "wait_reason"
+            } else {
+                "status"
+            };
+            assert_eq!(got[key], want.wait_reason.as_str(), "goroutine {}", want.id);
             // Every printed (user) frame appears, in order, among all frames.
             let all: Vec<String> = got["frames"]
                 .as_array()

@@ -114,8 +114,13 @@ impl Config {
             let line = line.trim();
             if !indented {
                 alias_command = None;
-                let (key, value) = split_key(line).ok_or((line_no, format!("expected `key: value`, found `{line}`")))?;
-                block = if value.is_empty() { Some(key.to_string()) } else { None };
+                let (key, value) = split_key(line)
+                    .ok_or((line_no, format!("expected `key: value`, found `{line}`")))?;
+                block = if value.is_empty() {
+                    Some(key.to_string())
+                } else {
+                    None
+                };
                 config.top_level(key, value).map_err(|m| (line_no, m))?;
                 continue;
             }
@@ -123,10 +128,14 @@ impl Config {
                 // Nested content of a key we ignore.
                 continue;
             }
-            if let Some(item) = line.strip_prefix("- ").or(if line == "-" { Some("") } else { None }) {
-                let command = alias_command
-                    .clone()
-                    .ok_or((line_no, "a `- alias` item needs a command above it".to_string()))?;
+            if let Some(item) =
+                line.strip_prefix("- ")
+                    .or(if line == "-" { Some("") } else { None })
+            {
+                let command = alias_command.clone().ok_or((
+                    line_no,
+                    "a `- alias` item needs a command above it".to_string(),
+                ))?;
                 let alias = unquote(item.trim());
                 if alias.is_empty() {
                     return Err((line_no, "empty alias".to_string()));
@@ -134,7 +143,10 @@ impl Config {
                 config.aliases.entry(command).or_default().push(alias);
                 continue;
             }
-            let (command, value) = split_key(line).ok_or((line_no, format!("expected `command: [aliases]`, found `{line}`")))?;
+            let (command, value) = split_key(line).ok_or((
+                line_no,
+                format!("expected `command: [aliases]`, found `{line}`"),
+            ))?;
             let command = unquote(command);
             if value.is_empty() {
                 alias_command = Some(command.clone());
@@ -193,7 +205,9 @@ fn strip_comment(line: &str) -> &str {
 
 /// `key: value` → (key, value), value trimmed (empty for a block key).
 fn split_key(line: &str) -> Option<(&str, &str)> {
-    let colon = line.find(": ").or_else(|| line.strip_suffix(':').map(|s| s.len()))?;
+    let colon = line
+        .find(": ")
+        .or_else(|| line.strip_suffix(':').map(|s| s.len()))?;
     let key = line[..colon].trim();
     if key.is_empty() {
         return None;
@@ -235,12 +249,19 @@ fn parse_flow_map(value: &str) -> Result<Vec<(String, Vec<String>)>, String> {
     let mut pairs = Vec::new();
     let mut rest = inner.trim();
     while !rest.is_empty() {
-        let colon = rest.find(':').ok_or_else(|| format!("expected `command: [aliases]` in `{value}`"))?;
+        let colon = rest
+            .find(':')
+            .ok_or_else(|| format!("expected `command: [aliases]` in `{value}`"))?;
         let command = unquote(&rest[..colon]);
         let after = rest[colon + 1..].trim_start();
-        let close = after.find(']').ok_or_else(|| format!("unterminated list in `{value}`"))?;
+        let close = after
+            .find(']')
+            .ok_or_else(|| format!("unterminated list in `{value}`"))?;
         pairs.push((command, parse_flow_list(&after[..=close])?));
-        rest = after[close + 1..].trim_start().trim_start_matches(',').trim_start();
+        rest = after[close + 1..]
+            .trim_start()
+            .trim_start_matches(',')
+            .trim_start();
     }
     Ok(pairs)
 }

@@ -217,6 +217,17 @@ pub fn run_info_path(
     let spinner = Spinner::start("reading the Go runtime state");
     let target = Target::open(snap, exe);
     spinner.finish();
+    if let (Err(_), Some(path)) = (&target, exe) {
+        // An executable the user named that does not fit is an input error,
+        // not a missing detail.
+        return target.map(drop).with_context(|| {
+            format!(
+                "cannot use --exe {} with {}",
+                path.display(),
+                snap.display()
+            )
+        });
+    }
     let report = match &target {
         Ok(target) => build_report(snap, &snapshot, Ok(target), exe),
         Err(e) => build_report(snap, &snapshot, Err(e), exe),
@@ -236,7 +247,11 @@ pub fn run_info(
     write_report(&report, args.format, out)
 }
 
-fn write_report(report: &InfoReport, format: InfoFormat, out: &mut dyn Write) -> anyhow::Result<()> {
+fn write_report(
+    report: &InfoReport,
+    format: InfoFormat,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     match format {
         InfoFormat::Json => {
             serde_json::to_writer_pretty(&mut *out, report)?;
@@ -283,7 +298,11 @@ pub fn build_report(
     let meta = snapshot.metadata();
     let process = &meta.process;
     let capture = &meta.capture;
-    let modinfo = process.go_modinfo.as_deref().map(ModInfo::parse).unwrap_or_default();
+    let modinfo = process
+        .go_modinfo
+        .as_deref()
+        .map(ModInfo::parse)
+        .unwrap_or_default();
     let (compressed, data, zero) = snapshot.memory_sizes();
     let (major, minor) = snapshot.version();
     let (runtime, analysis_error) = match target {
@@ -321,7 +340,12 @@ pub fn build_report(
             embedded: None,
         },
         (Err(_), None) => ExecutableFacts {
-            source: if embedded.is_some() { "embedded" } else { "missing" }.to_string(),
+            source: if embedded.is_some() {
+                "embedded"
+            } else {
+                "missing"
+            }
+            .to_string(),
             bytes: None,
             dwarf: None,
             pie: None,
@@ -421,7 +445,11 @@ fn write_text(r: &InfoReport, out: &mut dyn Write) -> std::io::Result<()> {
         r.snapshot.format_version,
         human_bytes(r.snapshot.file_bytes)
     )?;
-    writeln!(out, "Process    pid {} (ppid {}, uid {}, gid {})", p.pid, p.ppid, p.uid, p.gid)?;
+    writeln!(
+        out,
+        "Process    pid {} (ppid {}, uid {}, gid {})",
+        p.pid, p.ppid, p.uid, p.gid
+    )?;
     let deleted = if p.exe_deleted && !p.exe.ends_with("(deleted)") {
         " (deleted)"
     } else {
@@ -429,7 +457,11 @@ fn write_text(r: &InfoReport, out: &mut dyn Write) -> std::io::Result<()> {
     };
     writeln!(out, "  exe        {}{deleted}", p.exe)?;
     writeln!(out, "  cmdline    {}", shell_quote_all(&p.cmdline))?;
-    writeln!(out, "  go         {}", p.go_version.as_deref().unwrap_or("unknown"))?;
+    writeln!(
+        out,
+        "  go         {}",
+        p.go_version.as_deref().unwrap_or("unknown")
+    )?;
     if let Some(module) = &p.module {
         let version = p.module_version.as_deref().unwrap_or("");
         writeln!(out, "  module     {module} {version}")?;
@@ -440,8 +472,16 @@ fn write_text(r: &InfoReport, out: &mut dyn Write) -> std::io::Result<()> {
     if let Some(rev) = &p.vcs_revision {
         writeln!(out, "  revision   {rev}")?;
     }
-    writeln!(out, "  go build   {}", p.go_build_id.as_deref().unwrap_or("none"))?;
-    writeln!(out, "  gnu build  {}", p.gnu_build_id.as_deref().unwrap_or("none"))?;
+    writeln!(
+        out,
+        "  go build   {}",
+        p.go_build_id.as_deref().unwrap_or("none")
+    )?;
+    writeln!(
+        out,
+        "  gnu build  {}",
+        p.gnu_build_id.as_deref().unwrap_or("none")
+    )?;
     let e = &r.executable;
     let mut exe_line = e.source.clone();
     if let Some(bytes) = e.bytes {
@@ -451,7 +491,11 @@ fn write_text(r: &InfoReport, out: &mut dyn Write) -> std::io::Result<()> {
         exe_line.push_str(if pie { ", PIE" } else { ", not PIE" });
     }
     if let Some(dwarf) = e.dwarf {
-        exe_line.push_str(if dwarf { ", DWARF" } else { ", no DWARF (stacks only)" });
+        exe_line.push_str(if dwarf {
+            ", DWARF"
+        } else {
+            ", no DWARF (stacks only)"
+        });
     }
     writeln!(out, "  executable {exe_line}")?;
     match &e.embedded {
@@ -462,7 +506,10 @@ fn write_text(r: &InfoReport, out: &mut dyn Write) -> std::io::Result<()> {
             human_bytes(f.bytes),
             human_bytes(f.compressed_bytes)
         )?,
-        None => writeln!(out, "  embedded   none (captured with --no-exe; pass --exe PATH)")?,
+        None => writeln!(
+            out,
+            "  embedded   none (captured with --no-exe; pass --exe PATH)"
+        )?,
     }
     match (&r.runtime, &r.analysis_error) {
         (Some(rt), _) => {
@@ -477,11 +524,19 @@ fn write_text(r: &InfoReport, out: &mut dyn Write) -> std::io::Result<()> {
         (None, Some(err)) => writeln!(out, "Runtime    unavailable: {err}")?,
         (None, None) => writeln!(out, "Runtime    unavailable")?,
     }
-    writeln!(out, "Capture    {} on {} (kernel {}, {}, page {} B)", c.tool, c.hostname, c.kernel, c.arch, c.page_size)?;
+    writeln!(
+        out,
+        "Capture    {} on {} (kernel {}, {}, page {} B)",
+        c.tool, c.hostname, c.kernel, c.arch, c.page_size
+    )?;
     writeln!(
         out,
         "  method     {}",
-        if c.method.is_empty() { "unknown" } else { &c.method }
+        if c.method.is_empty() {
+            "unknown"
+        } else {
+            &c.method
+        }
     )?;
     writeln!(
         out,
@@ -491,14 +546,22 @@ fn write_text(r: &InfoReport, out: &mut dyn Write) -> std::io::Result<()> {
         human_micros(c.copy_us)
     )?;
     writeln!(out, "  time       {} (CLOCK_REALTIME)", c.realtime_utc)?;
-    writeln!(out, "  monotonic  {} (CLOCK_MONOTONIC)", seconds(c.monotonic_ns))?;
+    writeln!(
+        out,
+        "  monotonic  {} (CLOCK_MONOTONIC)",
+        seconds(c.monotonic_ns)
+    )?;
     writeln!(out, "  threads    {}", c.threads)?;
     for warning in &c.warnings {
         writeln!(out, "  warning    {warning}")?;
     }
     writeln!(out, "Sizes")?;
     writeln!(out, "  file             {:>12}", human_bytes(s.file_bytes))?;
-    writeln!(out, "  memory captured  {:>12}", human_bytes(s.memory_captured_bytes))?;
+    writeln!(
+        out,
+        "  memory captured  {:>12}",
+        human_bytes(s.memory_captured_bytes)
+    )?;
     writeln!(out, "  zero elided      {:>12}", human_bytes(s.zero_bytes))?;
     writeln!(
         out,
@@ -718,7 +781,10 @@ mod tests {
             "2000-02-29T12:34:56.789000Z"
         );
         // 2026-11-28 08:08:29 UTC.
-        assert_eq!(utc_datetime(1_795_853_309_000_000_000), "2026-11-28T08:08:29.000000Z");
+        assert_eq!(
+            utc_datetime(1_795_853_309_000_000_000),
+            "2026-11-28T08:08:29.000000Z"
+        );
     }
 
     #[test]

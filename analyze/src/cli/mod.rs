@@ -265,6 +265,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
         }
         if cause.downcast_ref::<UsageError>().is_some()
             || cause.downcast_ref::<config::ConfigError>().is_some()
+            || cause.downcast_ref::<values::RegexError>().is_some()
         {
             return EXIT_USAGE;
         }
@@ -322,9 +323,12 @@ pub fn open_snapshot(snap: &Path) -> anyhow::Result<rdlv_format::Snapshot> {
 /// that still want a non-zero status (a scripted REPL whose command failed).
 pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
     let exe = cli.exe.as_deref();
-    if cli.command.is_some() && (cli.snap.is_some() || !cli.repl.commands.is_empty() || cli.repl.init.is_some()) {
+    if cli.command.is_some()
+        && (cli.snap.is_some() || !cli.repl.commands.is_empty() || cli.repl.init.is_some())
+    {
         return Err(UsageError(
-            "give the snapshot after the command (`rdlv info SNAP`), or no command (`rdlv SNAP`)".to_string(),
+            "give the snapshot after the command (`rdlv info SNAP`), or no command (`rdlv SNAP`)"
+                .to_string(),
         )
         .into());
     }
@@ -335,16 +339,22 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
         }
         Some(Command::Verify { snap }) => info::run_verify_path(&snap, out),
         Some(Command::Goroutines { snap, args }) => {
-            on_target(&snap, exe, "listing goroutines", out, |t, o| stacks::run_goroutines(t, &args, o))
+            on_target(&snap, exe, "listing goroutines", out, |t, o| {
+                stacks::run_goroutines(t, &args, o)
+            })
         }
         Some(Command::Bt { snap, args }) => on_target(&snap, exe, "unwinding", out, |t, o| {
             stacks::run_bt(t, &args, o).map_err(|e| goroutine_hint(t, args.goid, e))
         }),
         Some(Command::Threads { snap, args }) => {
-            on_target(&snap, exe, "reading threads", out, |t, o| stacks::run_threads(t, &args, o))
+            on_target(&snap, exe, "reading threads", out, |t, o| {
+                stacks::run_threads(t, &args, o)
+            })
         }
         Some(Command::Sched { snap, args }) => {
-            on_target(&snap, exe, "reading the scheduler", out, |t, o| stacks::run_sched(t, &args, o))
+            on_target(&snap, exe, "reading the scheduler", out, |t, o| {
+                stacks::run_sched(t, &args, o)
+            })
         }
         Some(Command::Print { snap, args }) => on_target(&snap, exe, "evaluating", out, |t, o| {
             values::run_print(t, &args, o).map_err(|e| match args.goroutine {
@@ -353,14 +363,20 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
             })
         }),
         Some(Command::Vars { snap, args }) => {
-            on_target(&snap, exe, "loading variables", out, |t, o| values::run_vars(t, &args, o))
+            on_target(&snap, exe, "loading variables", out, |t, o| {
+                values::run_vars(t, &args, o)
+            })
         }
-        Some(Command::Locals { snap, args }) => on_target(&snap, exe, "loading locals", out, |t, o| {
-            values::run_locals(t, &args, o).map_err(|e| goroutine_hint(t, args.goroutine, e))
-        }),
-        Some(Command::Args { snap, args }) => on_target(&snap, exe, "loading arguments", out, |t, o| {
-            values::run_args(t, &args, o).map_err(|e| goroutine_hint(t, args.goroutine, e))
-        }),
+        Some(Command::Locals { snap, args }) => {
+            on_target(&snap, exe, "loading locals", out, |t, o| {
+                values::run_locals(t, &args, o).map_err(|e| goroutine_hint(t, args.goroutine, e))
+            })
+        }
+        Some(Command::Args { snap, args }) => {
+            on_target(&snap, exe, "loading arguments", out, |t, o| {
+                values::run_args(t, &args, o).map_err(|e| goroutine_hint(t, args.goroutine, e))
+            })
+        }
         Some(Command::Repl { snap, opts }) => repl::run_repl_path(&snap, exe, &opts, out),
         None => match cli.snap {
             Some(snap) => repl::run_repl_path(&snap, exe, &cli.repl, out),
@@ -401,10 +417,12 @@ fn on_target(
 /// Adds the nearest existing goroutine ids to a "no goroutine N" error.
 pub fn goroutine_hint(target: &Target, goid: u64, err: anyhow::Error) -> anyhow::Error {
     let needle = format!("goroutine {goid}");
-    let message = err.chain().find_map(|c| match c.downcast_ref::<AnalyzeError>() {
-        Some(AnalyzeError::NotFound(m)) if m.contains(&needle) => Some(m.clone()),
-        _ => None,
-    });
+    let message = err
+        .chain()
+        .find_map(|c| match c.downcast_ref::<AnalyzeError>() {
+            Some(AnalyzeError::NotFound(m)) if m.contains(&needle) => Some(m.clone()),
+            _ => None,
+        });
     let Some(message) = message else {
         return err;
     };

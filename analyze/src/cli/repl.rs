@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use rustyline::completion::{Completer, Pair};
@@ -52,9 +52,11 @@ enum Cmd {
     Goroutine,
     Bt,
     Threads,
+    Thread,
     Sched,
     Print,
     Vars,
+    Funcs,
     Locals,
     Args,
     Frame,
@@ -79,7 +81,8 @@ const COMMANDS: &[Spec] = &[
         cmd: Cmd::Goroutines,
         name: "goroutines",
         aliases: &["grs"],
-        usage: "goroutines [-u|-r|-g|-s] [-l] [--group] [--system] [filters] [--format text|go|json]",
+        usage:
+            "goroutines [-u|-r|-g|-s] [-l] [--group] [--system] [filters] [--format text|go|json]",
         summary: "List goroutines (Delve style; --format go prints what runtime.Stack prints).",
     },
     Spec {
@@ -87,14 +90,16 @@ const COMMANDS: &[Spec] = &[
         name: "goroutine",
         aliases: &["gr"],
         usage: "goroutine [ID [COMMAND]]",
-        summary: "Show the selected goroutine, select goroutine ID, or run COMMAND in goroutine ID.",
+        summary:
+            "Show the selected goroutine, select goroutine ID, or run COMMAND in goroutine ID.",
     },
     Spec {
         cmd: Cmd::Frame,
         name: "frame",
         aliases: &[],
         usage: "frame [N [COMMAND]]",
-        summary: "Show the selected frame, select frame N (0 = innermost), or run COMMAND in frame N.",
+        summary:
+            "Show the selected frame, select frame N (0 = innermost), or run COMMAND in frame N.",
     },
     Spec {
         cmd: Cmd::Up,
@@ -146,11 +151,25 @@ const COMMANDS: &[Spec] = &[
         summary: "Package variables whose name matches REGEX.",
     },
     Spec {
+        cmd: Cmd::Funcs,
+        name: "funcs",
+        aliases: &[],
+        usage: "funcs [REGEX]",
+        summary: "Functions of the executable whose name matches REGEX (from the pclntab).",
+    },
+    Spec {
         cmd: Cmd::Threads,
         name: "threads",
         aliases: &[],
         usage: "threads [--format text|json]",
         summary: "OS threads and the goroutine each was running.",
+    },
+    Spec {
+        cmd: Cmd::Thread,
+        name: "thread",
+        aliases: &["tr"],
+        usage: "thread TID",
+        summary: "Select the goroutine that thread TID was running.",
     },
     Spec {
         cmd: Cmd::Sched,
@@ -221,6 +240,28 @@ const LIVE_ONLY: &[&str] = &[
     "toggle",
     "display",
     "dump",
+];
+
+/// Delve commands that would make sense on a snapshot but rdlv lacks.
+const NOT_YET: &[&str] = &[
+    "list",
+    "ls",
+    "l",
+    "disassemble",
+    "disass",
+    "regs",
+    "examinemem",
+    "x",
+    "whatis",
+    "types",
+    "sources",
+    "libraries",
+    "deferred",
+    "config",
+    "source",
+    "edit",
+    "ed",
+    "transcript",
 ];
 
 /// The message for a live-only command.
@@ -298,9 +339,13 @@ impl<'t> Session<'t> {
         self.names.keys().cloned().collect()
     }
 
-    /// Runs one input line. An empty line repeats the previous one.
+    /// Runs one input line. An empty line repeats the previous one; a line
+    /// starting with `#` is a comment.
     fn execute_line(&mut self, line: &str, out: &mut dyn Write) -> anyhow::Result<Flow> {
         let line = line.trim();
+        if line.starts_with('#') {
+            return Ok(Flow::Continue);
+        }
         let line = if line.is_empty() {
             match self.last_line.clone() {
                 Some(last) => last,
@@ -323,6 +368,12 @@ impl<'t> Session<'t> {
             if LIVE_ONLY.contains(&name) {
                 return Err(AnalyzeError::Unsupported(live_only_message(name)).into());
             }
+            if NOT_YET.contains(&name) {
+                return Err(AnalyzeError::Unsupported(format!(
+                    "{name} is a Delve command rdlv does not implement yet; type help for what it does"
+                ))
+                .into());
+            }
             return Err(UsageError(format!(
                 "unknown command {name:?}{}; type help for the list",
                 suggestion(name, self.names.keys().map(String::as_str))
@@ -342,8 +393,20 @@ impl<'t> Session<'t> {
             }
             Cmd::Goroutine => self.goroutine_command(rest, out),
             Cmd::Goroutines => {
-                if let Some(args) = parse_or_help::<stacks::GoroutinesArgs>("goroutines", &split_words(rest)?, out)? {
-                    stacks::run_goroutines(self.target, &args, out)?;
+                let words = split_words(rest)?;
+                if let Some(args) =
+                    parse_or_help::<stacks::GoroutinesArgs>("goroutines", &words, out)?
+                {
+                    match (self.goroutine, args.format) {
+                        (Some(goid), stacks::GoroutinesFormat::Text) if !args.group => {
+                            // Mark the selected goroutine with `*`, as Delve does.
+                            let mut listing = Vec::new();
+                            stacks::run_goroutines(self.target, &args, &mut listing)?;
+                            let listing = String::from_utf8_lossy(&listing);
+                            out.write_all(mark_selected(&listing, goid).as_bytes())?;
+                        }
+                        _ => stacks::run_goroutines(self.target, &args, out)?,
+                    }
                 }
                 Ok(Flow::Continue)
             }
@@ -358,25 +421,34 @@ impl<'t> Session<'t> {
                     _ => parse_or_help::<stacks::BtArgs>("bt", &words, out)?,
                 };
                 if let Some(args) = args {
-                    stacks::run_bt(self.target, &args, out).map_err(|e| goroutine_hint(self.target, args.goid, e))?;
+                    stacks::run_bt(self.target, &args, out)
+                        .map_err(|e| goroutine_hint(self.target, args.goid, e))?;
                 }
                 Ok(Flow::Continue)
             }
             Cmd::Threads => {
-                if let Some(args) = parse_or_help::<stacks::ThreadsArgs>("threads", &split_words(rest)?, out)? {
+                if let Some(args) =
+                    parse_or_help::<stacks::ThreadsArgs>("threads", &split_words(rest)?, out)?
+                {
                     stacks::run_threads(self.target, &args, out)?;
                 }
                 Ok(Flow::Continue)
             }
             Cmd::Sched => {
-                if let Some(args) = parse_or_help::<stacks::SchedArgs>("sched", &split_words(rest)?, out)? {
+                if let Some(args) =
+                    parse_or_help::<stacks::SchedArgs>("sched", &split_words(rest)?, out)?
+                {
                     stacks::run_sched(self.target, &args, out)?;
                 }
                 Ok(Flow::Continue)
             }
             Cmd::Print => {
                 if rest.trim().is_empty() {
-                    return Err(UsageError(format!("{name} needs an expression: {}", spec_of(cmd).usage)).into());
+                    return Err(UsageError(format!(
+                        "{name} needs an expression: {}",
+                        spec_of(cmd).usage
+                    ))
+                    .into());
                 }
                 let mut words = expression_words::<values::PrintArgs>("print", rest)?;
                 if !has_option(&words, "--goroutine", Some('g')) {
@@ -390,9 +462,11 @@ impl<'t> Session<'t> {
                 }
                 self.add_limits(&mut words);
                 if let Some(args) = parse_or_help::<values::PrintArgs>("print", &words, out)? {
-                    values::run_print(self.target, &args, out).map_err(|e| match args.goroutine {
-                        Some(goid) => goroutine_hint(self.target, goid, e),
-                        None => e,
+                    values::run_print(self.target, &args, out).map_err(|e| {
+                        match args.goroutine {
+                            Some(goid) => goroutine_hint(self.target, goid, e),
+                            None => e,
+                        }
                     })?;
                 }
                 Ok(Flow::Continue)
@@ -402,6 +476,41 @@ impl<'t> Session<'t> {
                 self.add_limits(&mut words);
                 if let Some(args) = parse_or_help::<values::VarsArgs>("vars", &words, out)? {
                     values::run_vars(self.target, &args, out)?;
+                }
+                Ok(Flow::Continue)
+            }
+            Cmd::Thread => {
+                let words = split_words(rest)?;
+                let [tid] = words.as_slice() else {
+                    return Err(UsageError(format!("usage: {}", spec_of(cmd).usage)).into());
+                };
+                let tid = parse_number::<u32>(tid, "thread id")?;
+                let goid = goroutine_of_thread(self.target, tid)?;
+                self.goroutine_frames(goid)?;
+                self.goroutine = Some(goid);
+                self.frame = 0;
+                writeln!(out, "Switched to thread {tid}, goroutine {goid}")?;
+                Ok(Flow::Continue)
+            }
+            Cmd::Funcs => {
+                let words = split_words(rest)?;
+                let regex = match words.as_slice() {
+                    [] => None,
+                    [pattern] => {
+                        Some(values::Regex::new(pattern).map_err(|e| UsageError(e.to_string()))?)
+                    }
+                    _ => return Err(UsageError(format!("usage: {}", spec_of(cmd).usage)).into()),
+                };
+                let pclntab = self.target.pclntab()?;
+                let mut names: Vec<&str> = pclntab
+                    .funcs()
+                    .map(|f| f.name())
+                    .filter(|name| regex.as_ref().is_none_or(|r| r.is_match(name)))
+                    .collect();
+                names.sort_unstable();
+                names.dedup();
+                for name in names {
+                    writeln!(out, "{name}")?;
                 }
                 Ok(Flow::Continue)
             }
@@ -579,7 +688,10 @@ impl<'t> Session<'t> {
     fn help(&self, rest: &str, out: &mut dyn Write) -> anyhow::Result<()> {
         let topic = rest.trim();
         if topic.is_empty() {
-            writeln!(out, "Commands (a snapshot is read-only; Delve's names and aliases):")?;
+            writeln!(
+                out,
+                "Commands (a snapshot is read-only; Delve's names and aliases):"
+            )?;
             for spec in COMMANDS {
                 let mut names = spec.name.to_string();
                 let aliases = self.aliases_of(spec.cmd);
@@ -589,7 +701,10 @@ impl<'t> Session<'t> {
                 writeln!(out, "    {names:<24} {}", spec.summary)?;
             }
             writeln!(out)?;
-            writeln!(out, "An empty line repeats the previous command. Type help COMMAND for details.")?;
+            writeln!(
+                out,
+                "An empty line repeats the previous command. Type help COMMAND for details."
+            )?;
             return Ok(());
         }
         let Some(cmd) = self.names.get(topic).copied() else {
@@ -645,8 +760,43 @@ pub fn nearest_goroutine_ids(target: &Target, goid: u64) -> Vec<u64> {
     ids
 }
 
+/// The goroutine an OS thread was running (its M's `curg`).
+fn goroutine_of_thread(target: &Target, tid: u32) -> anyhow::Result<u64> {
+    let rt = crate::runtime::Runtime::new(target)?;
+    let threads = rt.threads();
+    let Some(thread) = threads.iter().find(|t| t.tid == tid) else {
+        let tids: Vec<String> = threads.iter().map(|t| t.tid.to_string()).collect();
+        return Err(AnalyzeError::NotFound(format!(
+            "no thread {tid} in this snapshot; threads: {}",
+            tids.join(", ")
+        ))
+        .into());
+    };
+    let curg = thread.m.as_ref().map(|m| m.curg).unwrap_or(0);
+    if curg == 0 {
+        return Err(AnalyzeError::NotFound(format!(
+            "thread {tid} was not running a goroutine (idle or in the scheduler); see `threads`"
+        ))
+        .into());
+    }
+    Ok(rt.read_g(curg)?.goid)
+}
+
 /// `_Gdead`: a free g, not a goroutine (same value in Go 1.21..1.27).
 const G_DEAD: u32 = 6;
+
+/// `  Goroutine N - …` becomes `* Goroutine N - …` for the selected goroutine.
+fn mark_selected(listing: &str, goid: u64) -> String {
+    let plain = format!("  Goroutine {goid} ");
+    let marked = format!("* Goroutine {goid} ");
+    listing
+        .split_inclusive('\n')
+        .map(|line| match line.strip_prefix(&plain) {
+            Some(rest) => format!("{marked}{rest}"),
+            None => line.to_string(),
+        })
+        .collect()
+}
 
 /// The clap help of a command's options, for `help COMMAND`.
 fn options_help(cmd: Cmd) -> Option<String> {
@@ -664,7 +814,14 @@ fn options_help(cmd: Cmd) -> Option<String> {
         Cmd::Vars => render::<values::VarsArgs>("vars"),
         Cmd::Locals => render::<values::FrameVarsArgs>("locals"),
         Cmd::Args => render::<values::FrameVarsArgs>("args"),
-        Cmd::Goroutine | Cmd::Frame | Cmd::Up | Cmd::Down | Cmd::Help | Cmd::Exit => return None,
+        Cmd::Goroutine
+        | Cmd::Frame
+        | Cmd::Up
+        | Cmd::Down
+        | Cmd::Funcs
+        | Cmd::Thread
+        | Cmd::Help
+        | Cmd::Exit => return None,
     })
 }
 
@@ -673,7 +830,8 @@ fn options_help(cmd: Cmd) -> Option<String> {
 fn has_option(words: &[String], long: &str, short: Option<char>) -> bool {
     words.iter().take_while(|w| w.as_str() != "--").any(|w| {
         w == long
-            || w.strip_prefix(long).is_some_and(|rest| rest.starts_with('='))
+            || w.strip_prefix(long)
+                .is_some_and(|rest| rest.starts_with('='))
             || short.is_some_and(|c| {
                 let mut chars = w.chars();
                 chars.next() == Some('-') && chars.next() == Some(c)
@@ -684,7 +842,10 @@ fn has_option(words: &[String], long: &str, short: Option<char>) -> bool {
 /// Words for a command whose last argument is an expression (`print`): the
 /// leading options are split like a shell would, the expression is kept
 /// verbatim (quotes, brackets and spaces intact) after a `--`.
-fn expression_words<A: clap::Args>(name: &'static str, rest: &str) -> Result<Vec<String>, UsageError> {
+fn expression_words<A: clap::Args>(
+    name: &'static str,
+    rest: &str,
+) -> Result<Vec<String>, UsageError> {
     let command = A::augment_args(clap::Command::new(name));
     let takes_value = |word: &str| -> bool {
         let arg = if let Some(long) = word.strip_prefix("--") {
@@ -850,9 +1011,6 @@ pub fn run_repl_path(
             let stdin = std::io::stdin();
             for line in stdin.lock().lines() {
                 let line = line.context("reading commands from stdin")?;
-                if line.trim_start().starts_with('#') {
-                    continue;
-                }
                 if run_one(&mut session, &line, out, &mut status)? == Flow::Exit {
                     break;
                 }
@@ -914,14 +1072,9 @@ fn run_one(
 /// Interactive loop with line editing, history and completion.
 fn terminal_loop(session: &mut Session<'_>, out: &mut dyn Write) -> anyhow::Result<()> {
     let helper = ReplHelper {
-        commands: Arc::new(session.command_names()),
-        symbols: Arc::new({
-            let mut names = symbol_names(session.target);
-            names.extend(values::global_names(session.target));
-            names.sort_unstable();
-            names.dedup();
-            names
-        }),
+        commands: session.command_names(),
+        target: session.target,
+        symbols: OnceLock::new(),
     };
     let config = rustyline::Config::builder()
         .auto_add_history(false)
@@ -929,7 +1082,7 @@ fn terminal_loop(session: &mut Session<'_>, out: &mut dyn Write) -> anyhow::Resu
         .max_history_size(10_000)?
         .completion_type(rustyline::CompletionType::List)
         .build();
-    let mut editor: Editor<ReplHelper, DefaultHistory> = Editor::with_config(config)?;
+    let mut editor: Editor<ReplHelper<'_>, DefaultHistory> = Editor::with_config(config)?;
     editor.set_helper(Some(helper));
     let history = history_path();
     if let Some(path) = &history {
@@ -964,7 +1117,7 @@ fn terminal_loop(session: &mut Session<'_>, out: &mut dyn Write) -> anyhow::Resu
     Ok(())
 }
 
-fn save_history(editor: &mut Editor<ReplHelper, DefaultHistory>, path: &Path) {
+fn save_history(editor: &mut Editor<ReplHelper<'_>, DefaultHistory>, path: &Path) {
     if editor.history().is_empty() {
         return;
     }
@@ -1016,16 +1169,36 @@ fn is_go_symbol(name: &str) -> bool {
 }
 
 /// Completion of command names (first word) and symbol names (after print).
-struct ReplHelper {
-    commands: Arc<Vec<String>>,
-    symbols: Arc<Vec<String>>,
+struct ReplHelper<'t> {
+    commands: Vec<String>,
+    target: &'t Target,
+    /// Loaded on the first symbol completion: reading DWARF for the globals
+    /// of a large binary should not delay the first prompt.
+    symbols: OnceLock<Vec<String>>,
+}
+
+impl ReplHelper<'_> {
+    fn symbols(&self) -> &[String] {
+        self.symbols.get_or_init(|| {
+            let mut names = symbol_names(self.target);
+            names.extend(values::global_names(self.target));
+            names.sort_unstable();
+            names.dedup();
+            names
+        })
+    }
 }
 
 /// Commands whose argument is an expression, completed with symbol names.
 const EXPRESSION_COMMANDS: &[&str] = &["print", "p"];
 
 /// Completion candidates for `line` up to `pos`: (start of the word, candidates).
-fn complete_line(commands: &[String], symbols: &[String], line: &str, pos: usize) -> (usize, Vec<String>) {
+fn complete_line<'a>(
+    commands: &[String],
+    symbols: impl FnOnce() -> &'a [String],
+    line: &str,
+    pos: usize,
+) -> (usize, Vec<String>) {
     let head = line.get(..pos).unwrap_or(line);
     let word_start = head
         .rfind(|c: char| c.is_whitespace() || "()[]*&,+-".contains(c))
@@ -1034,12 +1207,17 @@ fn complete_line(commands: &[String], symbols: &[String], line: &str, pos: usize
     let word = &head[word_start..];
     let before = head[..word_start].trim();
     if before.is_empty() {
-        let found = commands.iter().filter(|c| c.starts_with(word)).cloned().collect();
+        let found = commands
+            .iter()
+            .filter(|c| c.starts_with(word))
+            .cloned()
+            .collect();
         return (word_start, found);
     }
     let (first, _) = split_first(before);
     if EXPRESSION_COMMANDS.contains(&first) && !word.is_empty() {
         // Symbols are sorted: the matches are one contiguous run.
+        let symbols = symbols();
         let from = symbols.partition_point(|s| s.as_str() < word);
         let found = symbols[from..]
             .iter()
@@ -1052,11 +1230,16 @@ fn complete_line(commands: &[String], symbols: &[String], line: &str, pos: usize
     (pos, Vec::new())
 }
 
-impl Completer for ReplHelper {
+impl Completer for ReplHelper<'_> {
     type Candidate = Pair;
 
-    fn complete(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let (start, found) = complete_line(&self.commands, &self.symbols, line, pos);
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let (start, found) = complete_line(&self.commands, || self.symbols(), line, pos);
         Ok((
             start,
             found
@@ -1070,19 +1253,23 @@ impl Completer for ReplHelper {
     }
 }
 
-impl Hinter for ReplHelper {
+impl Hinter for ReplHelper<'_> {
     type Hint = String;
 }
 
-impl Highlighter for ReplHelper {
-    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(&'s self, prompt: &'p str, _default: bool) -> Cow<'b, str> {
+impl Highlighter for ReplHelper<'_> {
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(
+        &'s self,
+        prompt: &'p str,
+        _default: bool,
+    ) -> Cow<'b, str> {
         Cow::Borrowed(prompt)
     }
 }
 
-impl Validator for ReplHelper {}
+impl Validator for ReplHelper<'_> {}
 
-impl Helper for ReplHelper {}
+impl Helper for ReplHelper<'_> {}
 
 #[cfg(test)]
 mod tests {
@@ -1094,20 +1281,70 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let symbols: Vec<String> = ["main.cfg", "main.config", "main.main", "net/http.DefaultClient"]
+        let symbols: Vec<String> = [
+            "main.cfg",
+            "main.config",
+            "main.main",
+            "net/http.DefaultClient",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            complete_line(&commands, || &symbols[..], "gor", 3),
+            (0, vec!["goroutine".to_string(), "goroutines".to_string()])
+        );
+        let (start, found) = complete_line(&commands, || &symbols[..], "print main.cf", 13);
+        assert_eq!(start, 6);
+        assert_eq!(found, vec!["main.cfg"]);
+        let (_, found) = complete_line(&commands, || &symbols[..], "print main.c", 12);
+        assert_eq!(found, vec!["main.cfg", "main.config"]);
+        let (start, found) = complete_line(&commands, || &symbols[..], "p *main.m", 9);
+        assert_eq!(start, 3);
+        assert_eq!(found, vec!["main.main"]);
+        assert!(complete_line(&commands, || &symbols[..], "help main.", 10)
+            .1
+            .is_empty());
+    }
+
+    #[test]
+    fn selected_goroutine_is_marked() {
+        let listing = "  Goroutine 1 - User: a.go:1 main.main (0x1) [sleep]\n  Goroutine 10 - User: b.go:2 main.f (0x2)\n[2 goroutines]\n";
+        assert_eq!(
+            mark_selected(listing, 1),
+            "* Goroutine 1 - User: a.go:1 main.main (0x1) [sleep]\n  Goroutine 10 - User: b.go:2 main.f (0x2)\n[2 goroutines]\n"
+        );
+        assert_eq!(mark_selected(listing, 7), listing);
+    }
+
+    #[test]
+    fn expression_keeps_quotes_and_splits_options() {
+        let words =
+            expression_words::<values::PrintArgs>("print", r#"-g 5 --format json m["a b"]"#)
+                .unwrap();
+        assert_eq!(
+            words,
+            vec!["-g", "5", "--format", "json", "--", r#"m["a b"]"#]
+        );
+        let words = expression_words::<values::PrintArgs>("print", "-- -x").unwrap();
+        assert_eq!(words, vec!["--", "-x"]);
+        let words = expression_words::<values::PrintArgs>("print", "-1 + x").unwrap();
+        assert_eq!(words, vec!["--", "-1 + x"]);
+        let words = expression_words::<values::PrintArgs>("print", "--frame=2 *p").unwrap();
+        assert_eq!(words, vec!["--frame=2", "--", "*p"]);
+    }
+
+    #[test]
+    fn options_are_detected_in_all_spellings() {
+        let words: Vec<String> = ["-g5", "--frame=1", "x"]
             .iter()
             .map(|s| s.to_string())
             .collect();
-        assert_eq!(complete_line(&commands, &symbols, "gor", 3), (0, vec!["goroutine".to_string(), "goroutines".to_string()]));
-        let (start, found) = complete_line(&commands, &symbols, "print main.cf", 13);
-        assert_eq!(start, 6);
-        assert_eq!(found, vec!["main.cfg"]);
-        let (_, found) = complete_line(&commands, &symbols, "print main.c", 12);
-        assert_eq!(found, vec!["main.cfg", "main.config"]);
-        let (start, found) = complete_line(&commands, &symbols, "p *main.m", 9);
-        assert_eq!(start, 3);
-        assert_eq!(found, vec!["main.main"]);
-        assert!(complete_line(&commands, &symbols, "help main.", 10).1.is_empty());
+        assert!(has_option(&words, "--goroutine", Some('g')));
+        assert!(has_option(&words, "--frame", None));
+        assert!(!has_option(&words, "--max-string-len", None));
+        let after_dashes: Vec<String> = ["--", "--frame"].iter().map(|s| s.to_string()).collect();
+        assert!(!has_option(&after_dashes, "--frame", None));
     }
 
     #[test]
@@ -1132,13 +1369,20 @@ mod tests {
         assert!(message.starts_with("a snapshot is read-only: continue needs a live process"));
         assert!(LIVE_ONLY.contains(&"call") && LIVE_ONLY.contains(&"break"));
         for spec in COMMANDS {
-            assert!(!LIVE_ONLY.contains(&spec.name), "{} is both", spec.name);
+            for name in std::iter::once(&spec.name).chain(spec.aliases) {
+                assert!(!LIVE_ONLY.contains(name), "{name} is both");
+                assert!(!NOT_YET.contains(name), "{name} is both");
+            }
+        }
+        for name in NOT_YET {
+            assert!(!LIVE_ONLY.contains(name), "{name} is in both lists");
         }
     }
 
     #[test]
     fn parse_args_uses_the_subcommand_definition() {
-        let args: InfoArgs = parse_args("info", &["--format".to_string(), "json".to_string()]).unwrap();
+        let args: InfoArgs =
+            parse_args("info", &["--format".to_string(), "json".to_string()]).unwrap();
         assert_eq!(args.format, super::super::info::InfoFormat::Json);
         let err = parse_args::<InfoArgs>("info", &["--bogus".to_string()]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);

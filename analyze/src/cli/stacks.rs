@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::error::AnalyzeError;
 use crate::runtime::format::{Filter, LocationKind};
-use crate::runtime::{frames_of, Goroutine, Runtime};
+use crate::runtime::{frames_of, Frame, Goroutine, Runtime};
 use crate::target::Target;
 
 /// Output formats of `goroutines`.
@@ -88,6 +88,10 @@ pub struct BtArgs {
 /// `rdlv threads SNAP`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ThreadsArgs {
+    /// Also print each thread's stack, from its registers (g0 stacks
+    /// continue onto the goroutine through systemstack/morestack).
+    #[arg(long)]
+    pub stacks: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
     pub format: TextOrJson,
@@ -165,7 +169,7 @@ pub fn run_goroutines(
         }
         (GoroutinesFormat::Json, false) => {
             let v: Vec<Value> = selected.iter().map(|g| rt.goroutine_json(g)).collect();
-            serde_json::to_writer(&mut *out, &v)?;
+            out.write_all(serde_json::to_string(&v)?.as_bytes())?;
             writeln!(out)?;
         }
         (GoroutinesFormat::Json, true) => {
@@ -174,7 +178,7 @@ pub fn run_goroutines(
                 .iter()
                 .map(|g| rt.group_json(g))
                 .collect();
-            serde_json::to_writer(&mut *out, &v)?;
+            out.write_all(serde_json::to_string(&v)?.as_bytes())?;
             writeln!(out)?;
         }
         (GoroutinesFormat::Text | GoroutinesFormat::Go, true) => {
@@ -199,6 +203,33 @@ pub fn run_goroutines(
     Ok(())
 }
 
+/// JSON of one frame: the CONTRACT keys plus sp, cfa and entry.
+fn frame_json(f: &Frame) -> Value {
+    json!({
+        "func": f.function,
+        "file": f.file,
+        "line": f.line,
+        "pc": format!("{:#x}", f.pc),
+        "inlined": f.inlined,
+        "sp": format!("{:#x}", f.sp),
+        "cfa": format!("{:#x}", f.cfa),
+        "entry": format!("{:#x}", f.entry),
+    })
+}
+
+/// Logical frames of physical frames not tied to a listed goroutine.
+fn frames_of_phys(rt: &Runtime<'_>, phys: &[crate::runtime::PhysFrame]) -> Vec<Frame> {
+    let logical = rt.expand(phys);
+    let g = Goroutine {
+        g: crate::runtime::G::default(),
+        thread: None,
+        system: false,
+        frames: phys.to_vec(),
+        logical,
+    };
+    frames_of(&g)
+}
+
 /// `bt`: every frame of one goroutine, runtime frames included.
 pub fn run_bt(target: &Target, args: &BtArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let rt = Runtime::new(target)?;
@@ -206,22 +237,8 @@ pub fn run_bt(target: &Target, args: &BtArgs, out: &mut dyn Write) -> anyhow::Re
     let frames = frames_of(&g);
     match args.format {
         TextOrJson::Json => {
-            let v: Vec<Value> = frames
-                .iter()
-                .map(|f| {
-                    json!({
-                        "func": f.function,
-                        "file": f.file,
-                        "line": f.line,
-                        "pc": format!("{:#x}", f.pc),
-                        "inlined": f.inlined,
-                        "sp": format!("{:#x}", f.sp),
-                        "cfa": format!("{:#x}", f.cfa),
-                        "entry": format!("{:#x}", f.entry),
-                    })
-                })
-                .collect();
-            serde_json::to_writer(&mut *out, &v)?;
+            let v: Vec<Value> = frames.iter().map(frame_json).collect();
+            out.write_all(serde_json::to_string(&v)?.as_bytes())?;
             writeln!(out)?;
         }
         TextOrJson::Text => {
@@ -273,14 +290,19 @@ pub fn run_threads(target: &Target, args: &ThreadsArgs, out: &mut dyn Write) -> 
             (Some(_), _) => ("idle", None),
             (None, _) => ("non-Go", None),
         };
-        rows.push((t, loc, on, goid));
+        let frames = if args.stacks {
+            frames_of_phys(&rt, &rt.thread_frames(t))
+        } else {
+            Vec::new()
+        };
+        rows.push((t, loc, on, goid, frames));
     }
     match args.format {
         TextOrJson::Json => {
             let v: Vec<Value> = rows
                 .iter()
-                .map(|(t, loc, on, goid)| {
-                    json!({
+                .map(|(t, loc, on, goid, frames)| {
+                    let mut v = json!({
                         "tid": t.tid,
                         "name": t.name,
                         "state": t.state,
@@ -292,14 +314,18 @@ pub fn run_threads(target: &Target, args: &ThreadsArgs, out: &mut dyn Write) -> 
                         "m": t.m.as_ref().map(|m| m.id),
                         "on": on,
                         "goroutine": goid,
-                    })
+                    });
+                    if args.stacks {
+                        v["frames"] = Value::Array(frames.iter().map(frame_json).collect());
+                    }
+                    v
                 })
                 .collect();
-            serde_json::to_writer(&mut *out, &v)?;
+            out.write_all(serde_json::to_string(&v)?.as_bytes())?;
             writeln!(out)?;
         }
         TextOrJson::Text => {
-            for (t, loc, on, goid) in &rows {
+            for (t, loc, on, goid, frames) in &rows {
                 let marker = if *on == "goroutine" { '*' } else { ' ' };
                 let place = match loc {
                     Some((f, file, line)) => format!("{file}:{line} {f}"),
@@ -319,6 +345,17 @@ pub fn run_threads(target: &Target, args: &ThreadsArgs, out: &mut dyn Write) -> 
                     "{marker} Thread {} at {:#x} {place} [{m} {g}] ({}, {})",
                     t.tid, t.regs.pc, t.name, t.state
                 )?;
+                for f in frames {
+                    let inl = if f.inlined { " (inlined)" } else { "" };
+                    writeln!(
+                        out,
+                        "    {:#018x} in {}{inl}\n        at {}:{}",
+                        f.pc,
+                        rt.print_name(&f.function),
+                        f.file,
+                        f.line
+                    )?;
+                }
             }
         }
     }
@@ -331,7 +368,7 @@ pub fn run_sched(target: &Target, args: &SchedArgs, out: &mut dyn Write) -> anyh
     let state = rt.sched_state()?;
     match args.format {
         TextOrJson::Json => {
-            serde_json::to_writer(&mut *out, &rt.sched_json(&state))?;
+            out.write_all(serde_json::to_string(&rt.sched_json(&state))?.as_bytes())?;
             writeln!(out)?;
         }
         TextOrJson::Text => out.write_all(rt.sched_text(&state)?.as_bytes())?,

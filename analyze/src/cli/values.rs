@@ -66,7 +66,7 @@ impl LimitArgs {
 #[command(name = "print", about = "Evaluate an expression: globals, locals, fields, indexes, *p, &x, len, cap, conversions")]
 pub struct PrintArgs {
     /// The expression; several words are joined with spaces.
-    #[arg(required = true, num_args = 1.., value_name = "EXPR", allow_hyphen_values = true)]
+    #[arg(required = true, num_args = 1.., value_name = "EXPR", allow_negative_numbers = true)]
     pub expr: Vec<String>,
     /// Goroutine whose frame supplies locals and arguments.
     #[arg(long, short = 'g', value_name = "GOID")]

@@ -147,7 +147,10 @@ mod tests {
         assert_eq!(edit_distance("hlep", "help"), 1);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         let names = ["goroutines", "goroutine", "locals", "print", "threads"];
-        assert_eq!(nearest("gorotines", names, 2), vec!["goroutines", "goroutine"]);
+        assert_eq!(
+            nearest("gorotines", names, 2),
+            vec!["goroutines", "goroutine"]
+        );
         assert_eq!(nearest("prnt", names, 3), vec!["print"]);
         assert_eq!(nearest("thr", names, 3), vec!["threads"]);
         assert!(nearest("zzzzzz", names, 3).is_empty());

@@ -272,9 +272,18 @@ fn build(version: &'static str) -> Fixture {
     let go = go_command(version);
     let dir = cache_dir(version);
     std::fs::create_dir_all(&dir).expect("create fixture dir");
-    std::fs::write(dir.join("go.mod"), "module fixture\n\ngo 1.21\n").expect("write go.mod");
-    std::fs::write(dir.join("main.go"), PROGRAM).expect("write main.go");
-    std::fs::write(dir.join("helper.go"), HELPER).expect("write helper.go");
+    // Another test process may be building from the same directory: only
+    // write what is missing or different.
+    for (name, text) in [
+        ("go.mod", "module fixture\n\ngo 1.21\n"),
+        ("main.go", PROGRAM),
+        ("helper.go", HELPER),
+    ] {
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        }
+    }
     let mut binaries = Vec::new();
     for variant in Variant::ALL {
         let out = dir.join(format!("prog-{variant:?}"));
@@ -284,6 +293,7 @@ fn build(version: &'static str) -> Fixture {
                 .current_dir(&dir)
                 .env("GOTOOLCHAIN", "local")
                 .env("GOFLAGS", "")
+                .env("GOWORK", "off")
                 .env("CGO_ENABLED", variant.cgo())
                 .arg("build")
                 .arg("-o")

@@ -473,11 +473,19 @@ pub(super) fn locate(binary: &Binary, bias: u64) -> Result<Layout> {
         .file_offset(found.addr)
         .and_then(|o| usize::try_from(o).ok())
         .ok_or_else(|| corrupt("pclntab is not file-backed"))?;
-    let text_start_fallback = binary.symbol("runtime.text").map(|s| s.addr);
-    let gofunc_fallback = binary
-        .symbol("go:func.*")
-        .or_else(|| binary.symbol("go.func.*"))
-        .map(|s| s.addr);
+    // Symbols stand in for moduledata only when it was not found (building
+    // the symbol map costs more than everything else here).
+    let (text_start_fallback, gofunc_fallback) = if moduledata.is_some() {
+        (None, None)
+    } else {
+        (
+            binary.symbol("runtime.text").map(|s| s.addr),
+            binary
+                .symbol("go:func.*")
+                .or_else(|| binary.symbol("go.func.*"))
+                .map(|s| s.addr),
+        )
+    };
     Ok(Layout {
         data: binary.data_arc().clone(),
         header_off,

@@ -40,16 +40,28 @@ pub mod pcdata {
     pub const INL_TREE_INDEX: u32 = 2;
     /// Argument liveness index.
     pub const ARG_LIVE_INDEX: u32 = 3;
+    /// Bounds-check panic details (Go 1.26+).
+    pub const PANIC_BOUNDS: u32 = 4;
 }
 
 /// Well-known FUNCDATA indexes.
 pub mod funcdata {
+    /// Argument pointer bitmaps.
+    pub const ARGS_POINTER_MAPS: u32 = 0;
+    /// Local variable pointer bitmaps.
+    pub const LOCALS_POINTER_MAPS: u32 = 1;
+    /// Stack objects.
+    pub const STACK_OBJECTS: u32 = 2;
     /// Inline tree.
     pub const INL_TREE: u32 = 3;
     /// Argument layout for traceback printing.
     pub const ARG_INFO: u32 = 5;
+    /// Open-coded defer info.
+    pub const OPEN_CODED_DEFER_INFO: u32 = 4;
     /// Argument liveness bitmaps.
     pub const ARG_LIVE_INFO: u32 = 6;
+    /// Wrapper info (the wrapped function), for method wrappers.
+    pub const WRAP_INFO: u32 = 7;
 }
 
 /// One logical frame at a PC: an inlined call or the physical function.

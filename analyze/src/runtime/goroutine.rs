@@ -25,7 +25,7 @@ pub const G_LEAKED: u32 = 10;
 pub const G_DEAD_EXTRA: u32 = 11;
 
 /// Bound on `allglen`: more goroutines than this is taken as corruption.
-const MAX_GOROUTINES: u64 = 50_000_000;
+const MAX_GOROUTINES: u64 = 10_000_000;
 /// Bound on the `allm` list walk.
 const MAX_MS: usize = 100_000;
 /// Bound on a labels list.

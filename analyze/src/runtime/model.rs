@@ -3,7 +3,7 @@
 //! globals, and the per-PC cache the unwinder shares across threads.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::error::{AnalyzeError, Result};
 use crate::memory::Memory;
@@ -30,7 +30,7 @@ pub struct Runtime<'t> {
     /// Struct layouts.
     pub layout: RuntimeLayout,
     wait_reasons: Vec<String>,
-    dwarf: Option<RuntimeDwarf>,
+    dwarf: Option<Arc<RuntimeDwarf>>,
     /// CLOCK_MONOTONIC at capture: the runtime's `nanotime()` at that instant.
     pub now_ns: u64,
     wrapper_func_id: u8,
@@ -41,6 +41,29 @@ impl From<LayoutError> for AnalyzeError {
     fn from(e: LayoutError) -> Self {
         AnalyzeError::Unsupported(e.to_string())
     }
+}
+
+/// DWARF indexes already built in this process, by executable bytes:
+/// `goroutine_frames` and the REPL build a [`Runtime`] per request.
+type DwarfCache = Mutex<Vec<(Weak<[u8]>, Option<Arc<RuntimeDwarf>>)>>;
+
+fn cached_dwarf(data: &Arc<[u8]>) -> Option<Arc<RuntimeDwarf>> {
+    static CACHE: OnceLock<DwarfCache> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
+    let mut entries = match cache.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    entries.retain(|(w, _)| w.strong_count() > 0);
+    for (w, d) in entries.iter() {
+        if w.upgrade().is_some_and(|a| Arc::ptr_eq(&a, data)) {
+            return d.clone();
+        }
+    }
+    // Absent or unusable DWARF (e.g. `-ldflags=-w`): the version tables apply.
+    let d = RuntimeDwarf::from_elf(data).ok().map(Arc::new);
+    entries.push((Arc::downgrade(data), d.clone()));
+    d
 }
 
 /// FuncID of `FuncIDWrapper` for a Go minor version (objabi/funcid.go order).
@@ -64,12 +87,8 @@ impl<'t> Runtime<'t> {
         })?;
         let minor = version.minor;
         let tab = target.pclntab()?;
-        let dwarf = if binary.has_dwarf() {
-            RuntimeDwarf::from_elf(binary.data()).ok()
-        } else {
-            None
-        };
-        let layout = match dwarf.as_ref().map(RuntimeLayout::from_dwarf) {
+        let dwarf = cached_dwarf(binary.data_arc());
+        let layout = match dwarf.as_deref().map(RuntimeLayout::from_dwarf) {
             Some(Ok(l)) => l,
             _ => RuntimeLayout::for_version(minor)?,
         };
@@ -301,5 +320,33 @@ impl Runtime<'_> {
         });
         lock(shard).insert(sym_pc, info.clone());
         info
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrapper_func_id;
+    use crate::binary::Binary;
+    use crate::pclntab::Pclntab;
+    use crate::runtime::testbin;
+
+    /// The version table of `FuncIDWrapper` agrees with the binaries: the
+    /// linker tags `runtime.deferreturn` as a wrapper, and `main.main` is normal.
+    #[test]
+    fn wrapper_func_id_matches_every_toolchain() {
+        for v in testbin::VERSIONS {
+            let bin = testbin::build(v, "hello", testbin::HELLO, &[]);
+            let data = std::fs::read(&bin).expect("read binary");
+            let binary =
+                Binary::parse(std::sync::Arc::from(data.into_boxed_slice())).expect("parse");
+            let minor = binary.go_version().expect("go version").minor;
+            let tab = Pclntab::new(&binary, 0).expect("pclntab");
+            let f = tab
+                .func_by_name("runtime.deferreturn")
+                .expect("deferreturn");
+            assert_eq!(f.func_id(), wrapper_func_id(minor), "Go {v}");
+            let main = tab.func_by_name("main.main").expect("main.main");
+            assert_ne!(main.func_id(), wrapper_func_id(minor), "Go {v}");
+        }
     }
 }

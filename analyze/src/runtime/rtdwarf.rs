@@ -217,13 +217,13 @@ impl RuntimeDwarf {
     pub fn field_offset(&self, type_name: &str, path: &str) -> Option<u64> {
         let mut current = *self.types_by_name.get(type_name)?;
         let mut total = 0u64;
-        for step in path.split('.') {
+        let mut steps = path.split('.').peekable();
+        while let Some(step) = steps.next() {
             let (_, members) = self.resolve_struct(current)?;
             let member = members.iter().find(|m| m.name == step)?;
             total = total.checked_add(member.offset)?;
-            match member.type_ref {
-                Some(t) => current = t,
-                None => return None,
+            if steps.peek().is_some() {
+                current = member.type_ref?;
             }
         }
         Some(total)
@@ -237,5 +237,46 @@ impl RuntimeDwarf {
     /// Link-time address of a global variable such as `runtime.allgs`.
     pub fn variable(&self, name: &str) -> Option<u64> {
         self.variables.get(name).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(RuntimeDwarf::from_elf(b"not an elf").is_err());
+        assert!(RuntimeDwarf::from_elf(&[0x7f, b'E', b'L', b'F', 2, 1, 1]).is_err());
+    }
+
+    #[test]
+    fn stripped_binary_has_no_dwarf() {
+        let bin = crate::runtime::testbin::build(
+            "1.26",
+            "hello",
+            crate::runtime::testbin::HELLO,
+            &["-ldflags=-s -w"],
+        );
+        let elf = std::fs::read(bin).expect("read");
+        assert!(matches!(
+            RuntimeDwarf::from_elf(&elf),
+            Err(DwarfIndexError::Absent)
+        ));
+    }
+
+    #[test]
+    fn nested_paths_and_variables_resolve() {
+        let bin =
+            crate::runtime::testbin::build("1.26", "hello", crate::runtime::testbin::HELLO, &[]);
+        let elf = std::fs::read(bin).expect("read");
+        let d = RuntimeDwarf::from_elf(&elf).expect("dwarf");
+        // gobuf.sp is the first word of g.sched (offset 56 in every version).
+        assert_eq!(d.field_offset("runtime.g", "sched.sp"), Some(56));
+        assert_eq!(d.field_offset("runtime.g", "sched.nosuchfield"), None);
+        assert_eq!(d.field_offset("runtime.nosuchtype", "x"), None);
+        let allgs = d.variable("runtime.allgs").expect("allgs");
+        let sym = crate::runtime::testbin::symbol(&elf, "runtime.allgs").expect("symbol");
+        assert_eq!(allgs, sym.0);
     }
 }

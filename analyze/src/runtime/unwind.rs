@@ -132,6 +132,25 @@ impl Runtime<'_> {
     /// Physical frames from `start`, innermost first. `stack` bounds the
     /// SPs when known (`[lo, hi)` of the goroutine stack).
     pub fn unwind(&self, start: StartRegs, stack: Option<(u64, u64)>) -> Vec<PhysFrame> {
+        self.unwind_inner(start, stack, None)
+    }
+
+    /// Like [`Runtime::unwind`] for a thread on its g0 stack, following the
+    /// runtime's stack jumps (`unwindJumpStack`): at `runtime.morestack` the
+    /// walk continues at `curg.sched.pc/sp`, at `runtime.systemstack` it
+    /// continues on the goroutine stack at `curg.sched.sp`.
+    pub fn unwind_jumping(&self, start: StartRegs, curg: &G) -> Vec<PhysFrame> {
+        self.unwind_inner(start, None, Some(curg))
+    }
+
+    fn unwind_inner(
+        &self,
+        start: StartRegs,
+        stack: Option<(u64, u64)>,
+        jump_to: Option<&G>,
+    ) -> Vec<PhysFrame> {
+        let mut jump_to = jump_to;
+        let mut stack = stack;
         let mem = self.mem();
         let mut frames = Vec::new();
         let (mut pc, mut sp) = (start.pc, start.sp);
@@ -148,15 +167,37 @@ impl Runtime<'_> {
             }
         }
         let mut innermost = true;
-        let in_stack = |sp: u64| stack.is_none_or(|(lo, hi)| sp >= lo && sp <= hi);
         while frames.len() < MAX_PHYSICAL_FRAMES {
             let Some(info) = self.pc_info(pc) else {
                 break;
             };
-            if !in_stack(sp) {
+            if !stack.is_none_or(|(lo, hi)| sp >= lo && sp <= hi) {
                 break;
             }
             let mut flag = info.flag;
+            let mut info = info;
+            if let Some(curg) = jump_to {
+                match &*info.name {
+                    "runtime.morestack" => {
+                        // newstack never returns here: it gogo's to curg.sched.
+                        jump_to = None;
+                        stack = Some((curg.stack_lo, curg.stack_hi));
+                        pc = curg.sched_pc;
+                        sp = curg.sched_sp;
+                        trap = false;
+                        let Some(next) = self.pc_info(pc) else { break };
+                        info = next;
+                        flag = info.flag;
+                    }
+                    "runtime.systemstack" => {
+                        jump_to = None;
+                        stack = Some((curg.stack_lo, curg.stack_hi));
+                        sp = curg.sched_sp;
+                        flag &= !func_flag::SPWRITE;
+                    }
+                    _ => {}
+                }
+            }
             if &*info.name == "runtime.cgocallback" || (innermost && start.syscall) {
                 flag &= !func_flag::SPWRITE;
             }
@@ -218,5 +259,49 @@ impl Runtime<'_> {
             return Vec::new();
         };
         self.unwind(start, stack)
+    }
+}
+
+impl Runtime<'_> {
+    /// Physical frames of an OS thread from its registers. A thread in a
+    /// vDSO call starts at `m.vdsoPC/vdsoSP`; a thread in C climbs the
+    /// frame-pointer chain to Go code; a thread on its g0 stack follows the
+    /// `systemstack`/`morestack` jumps onto the goroutine it serves.
+    pub fn thread_frames(&self, t: &super::goroutine::ThreadState) -> Vec<PhysFrame> {
+        let Some(m) = &t.m else {
+            return self.unwind_thread(&t.regs, None);
+        };
+        let start = if m.vdso_sp != 0 && self.pc_info(t.regs.pc).is_none() {
+            Some(StartRegs {
+                pc: m.vdso_pc,
+                sp: m.vdso_sp,
+                trap: false,
+                syscall: false,
+            })
+        } else if self.pc_info(t.regs.pc).is_some() {
+            Some(StartRegs {
+                pc: t.regs.pc,
+                sp: t.regs.sp,
+                trap: true,
+                syscall: false,
+            })
+        } else {
+            self.climb_to_go(&t.regs).map(|(pc, sp)| StartRegs {
+                pc,
+                sp,
+                trap: false,
+                syscall: false,
+            })
+        };
+        let Some(start) = start else {
+            return Vec::new();
+        };
+        let on_system_stack = t.tls_g.is_some_and(|g| g == m.g0 || g == m.gsignal);
+        if on_system_stack && m.curg != 0 {
+            if let Ok(curg) = self.read_g(m.curg) {
+                return self.unwind_jumping(start, &curg);
+            }
+        }
+        self.unwind(start, None)
     }
 }

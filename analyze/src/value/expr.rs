@@ -637,11 +637,15 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         match e {
             Expr::Int(i) => Ok(Operand::Computed(const_int(*i))),
             Expr::Float(f) => Ok(Operand::Computed(Value {
+            display: None,
+            composite_target: false,
                 type_name: "float64".into(),
                 addr: None,
                 kind: ValueKind::Float { value: *f, bits: 64 },
             })),
             Expr::Str(s) => Ok(Operand::Computed(Value {
+            display: None,
+            composite_target: false,
                 type_name: "string".into(),
                 addr: None,
                 kind: ValueKind::String {
@@ -650,11 +654,15 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                 },
             })),
             Expr::Bool(b) => Ok(Operand::Computed(Value {
+            display: None,
+            composite_target: false,
                 type_name: "bool".into(),
                 addr: None,
                 kind: ValueKind::Bool(*b),
             })),
             Expr::Nil => Ok(Operand::Computed(Value {
+            display: None,
+            composite_target: false,
                 type_name: "nil".into(),
                 addr: None,
                 kind: ValueKind::Pointer {
@@ -668,6 +676,8 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                     ValueKind::Int(i) => Ok(Operand::Computed(const_int(-i128::from(i)))),
                     ValueKind::Uint(u) => Ok(Operand::Computed(const_int(-i128::from(u)))),
                     ValueKind::Float { value, bits } => Ok(Operand::Computed(Value {
+            display: None,
+            composite_target: false,
                         type_name: "float64".into(),
                         addr: None,
                         kind: ValueKind::Float { value: -value, bits },
@@ -699,6 +709,8 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                     Operand::Place(ty, addr) => {
                         let pointee = self.materialize(Operand::Place(ty, addr), LoadConfig::delve_print());
                         Ok(Operand::Computed(Value {
+            display: None,
+            composite_target: false,
                             type_name: format!("*{}", self.prog.ty(ty).name),
                             addr: None,
                             kind: ValueKind::Pointer {
@@ -906,6 +918,8 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                     .read_u8(hdr[0].wrapping_add(i))
                     .map_err(|e| EvalError::Unreadable(e.to_string()))?;
                 Ok(Operand::Computed(Value {
+            display: None,
+            composite_target: false,
                     type_name: "uint8".into(),
                     addr: Some(hdr[0].wrapping_add(i)),
                     kind: ValueKind::Uint(u64::from(b)),
@@ -1042,6 +1056,8 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                 let op = self.operand(arg)?;
                 let addr = self.int_of(&op)? as u64;
                 return Ok(Operand::Computed(Value {
+            display: None,
+            composite_target: false,
                     type_name: t.to_string(),
                     addr: None,
                     kind: ValueKind::Pointer {
@@ -1119,6 +1135,8 @@ impl<'p, 'a> Evaluator<'p, 'a> {
             out.push((f.name.clone(), v));
         }
         Ok(Operand::Computed(Value {
+            display: None,
+            composite_target: false,
             type_name: name,
             addr: None,
             kind: ValueKind::Struct {
@@ -1139,6 +1157,8 @@ fn is_numeric(k: &TypeKind) -> bool {
 
 fn const_int(i: i128) -> Value {
     Value {
+            display: None,
+            composite_target: false,
         type_name: "int".into(),
         addr: None,
         kind: match i64::try_from(i) {
@@ -1170,6 +1190,8 @@ fn coerce(prog: &Program<'_>, v: Value, t: TypeId) -> Value {
         (_, other) => other,
     };
     Value {
+            display: None,
+            composite_target: false,
         type_name,
         addr: None,
         kind,
@@ -1200,6 +1222,8 @@ fn zero_value(prog: &Program<'_>, t: TypeId) -> Value {
         },
     };
     Value {
+            display: None,
+            composite_target: false,
         type_name: prog.ty(t).name.clone(),
         addr: None,
         kind,

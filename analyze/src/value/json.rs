@@ -349,6 +349,8 @@ mod tests {
     #[test]
     fn big_integers_are_strings() {
         let v = |kind| Value {
+            display: None,
+            composite_target: false,
             type_name: "int64".into(),
             addr: None,
             kind,

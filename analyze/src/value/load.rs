@@ -99,6 +99,8 @@ impl<'p, 'a> Loader<'p, 'a> {
         let (uid, under) = prog.underlying(ty);
         let size = under.size;
         let mk = |kind| Value {
+            display: None,
+            composite_target: false,
             type_name: type_name.clone(),
             addr: Some(addr),
             kind,
@@ -128,8 +130,21 @@ impl<'p, 'a> Loader<'p, 'a> {
                     Ok(p) => p,
                     Err(e) => return unreadable(e),
                 };
-                let pointee = self.deref(*elem, p, recurse);
-                mk(ValueKind::Pointer { addr: p, pointee })
+                let elem = *elem;
+                let pointee = self.deref(elem, p, recurse);
+                let mut v = mk(ValueKind::Pointer { addr: p, pointee });
+                v.composite_target = elem.is_some_and(|e| {
+                    matches!(
+                        prog.underlying(e).1.kind,
+                        TypeKind::Struct { .. }
+                            | TypeKind::Array { .. }
+                            | TypeKind::Slice { .. }
+                            | TypeKind::Map { .. }
+                            | TypeKind::Interface { .. }
+                            | TypeKind::String
+                    )
+                });
+                v
             }
             TypeKind::Array { elem, len } => {
                 let (elem, len) = (*elem, *len);
@@ -173,7 +188,11 @@ impl<'p, 'a> Loader<'p, 'a> {
                         out.push((f.name.clone(), v));
                     }
                 }
-                mk(ValueKind::Struct { fields: out, total })
+                let mut v = mk(ValueKind::Struct { fields: out, total });
+                if type_name == "time.Time" {
+                    v.display = super::gotime::time_display(prog, mem, uid, addr);
+                }
+                v
             }
             TypeKind::Map { key, elem, header } => {
                 let hdr = match mem.read_u64(addr) {
@@ -266,7 +285,7 @@ impl<'p, 'a> Loader<'p, 'a> {
             return Pointee::NotLoaded;
         }
         // The oracle's path key: the same address seen with the same pointer type.
-        if self.path.contains(&(p, elem)) {
+        if self.cfg.detect_cycles && self.path.contains(&(p, elem)) {
             return Pointee::Cycle;
         }
         // Delve does not count a dereference as a recursion level, except
@@ -421,6 +440,8 @@ impl<'p, 'a> Loader<'p, 'a> {
             .or_else(|| prog.rtype_name(rtype))
             .unwrap_or_else(|| format!("<type at 0x{rtype:x}>"));
         let mk = |kind| Value {
+            display: None,
+            composite_target: false,
             type_name: name.clone(),
             addr: Some(addr),
             kind,

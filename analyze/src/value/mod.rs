@@ -8,6 +8,7 @@
 
 pub mod expr;
 pub mod frame;
+mod gotime;
 pub mod json;
 mod load;
 mod maps;
@@ -33,6 +34,10 @@ pub struct LoadConfig {
     pub max_array_values: u64,
     /// Struct fields loaded (`None` = all).
     pub max_struct_fields: Option<usize>,
+    /// Whether a pointer already being loaded on the current path is cut
+    /// short as a cycle (canonical JSON); Delve's text relies on the
+    /// recursion limit instead and shows the repetition.
+    pub detect_cycles: bool,
 }
 
 /// Deepest nesting followed even in "complete" mode; beyond it a value is
@@ -49,6 +54,7 @@ impl LoadConfig {
             max_string_len: 64,
             max_array_values: 64,
             max_struct_fields: None,
+            detect_cycles: false,
         }
     }
     /// Delve's short form for `locals`/`args` summaries... with the print limits
@@ -65,6 +71,7 @@ impl LoadConfig {
             max_string_len: 0,
             max_array_values: 0,
             max_struct_fields: Some(0),
+            detect_cycles: true,
         }
     }
     /// The canonical JSON limits: complete up to 1 MiB of string bytes and
@@ -76,6 +83,7 @@ impl LoadConfig {
             max_string_len: 1 << 20,
             max_array_values: 100_000,
             max_struct_fields: None,
+            detect_cycles: true,
         }
     }
 }
@@ -216,12 +224,20 @@ pub struct Value {
     pub addr: Option<u64>,
     /// The value.
     pub kind: ValueKind,
+    /// A readable form Delve prints before a struct (`time.Time(2024-…)`).
+    pub display: Option<String>,
+    /// For a pointer: whether its pointee type is an aggregate or a string,
+    /// which makes Delve break the enclosing struct over lines even when the
+    /// pointee was not loaded.
+    pub composite_target: bool,
 }
 
 impl Value {
     /// An unreadable value of a type.
     pub fn unreadable(type_name: impl Into<String>, addr: Option<u64>, why: impl Into<String>) -> Value {
         Value {
+            display: None,
+            composite_target: false,
             type_name: type_name.into(),
             addr,
             kind: ValueKind::Unreadable(why.into()),

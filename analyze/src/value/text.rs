@@ -120,11 +120,7 @@ fn write_to(out: &mut String, v: &Value, flags: Flags, indent: &str) {
             }
         },
         ValueKind::UnsafePointer(p) => {
-            if *p == 0 {
-                out.push_str("unsafe.Pointer(nil)");
-            } else {
-                let _ = write!(out, "unsafe.Pointer(0x{p:x})");
-            }
+            let _ = write!(out, "unsafe.Pointer(0x{p:x})");
         }
         ValueKind::Chan { addr, len, cap, .. } => {
             if *addr == 0 {
@@ -135,7 +131,7 @@ fn write_to(out: &mut String, v: &Value, flags: Flags, indent: &str) {
         }
         ValueKind::Struct { fields, total } => {
             let mut flags = flags;
-            if let Some(t) = time_text(v) {
+            if let Some(t) = &v.display {
                 let _ = write!(out, "{}({t})", type_str(v));
                 flags.include_type = false;
             }
@@ -263,10 +259,19 @@ fn float_text(f: f64, bits: u8) -> String {
         "NaN".into()
     } else if f.is_infinite() {
         if f > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else if f == 0.0 {
+        // Delve keeps floats as go/constant values, which have no negative zero.
+        "0".into()
     } else {
         format_go_float(f, bits, 'f')
     }
 }
+
+/// Stands for the (unloaded) aggregate behind a pointer.
+static COMPOSITE: ValueKind = ValueKind::Struct {
+    fields: Vec::new(),
+    total: 0,
+};
 
 /// The kind behind any pointers, and whether there was a pointer (Delve's `recursiveKind`).
 fn recursive_kind(mut v: &Value) -> (&ValueKind, bool) {
@@ -280,6 +285,8 @@ fn recursive_kind(mut v: &Value) -> (&ValueKind, bool) {
                 hasptr = true;
                 v = p;
             }
+            // An unloaded pointer counts as its pointee's kind, as in Delve.
+            ValueKind::Pointer { .. } if v.composite_target => return (&COMPOSITE, true),
             k @ ValueKind::Pointer { .. } => return (k, true),
             k => return (k, hasptr),
         }
@@ -396,9 +403,7 @@ fn write_struct(out: &mut String, v: &Value, fields: &[(String, Value)], total: 
         }
         let _ = write!(out, "...+{} more", total - fields.len());
     }
-    if nl {
-        let _ = write!(out, "\n{indent}");
-    }
+    // Unlike arrays and maps, Delve closes a broken struct on the last line: `x,}`.
     out.push('}');
 }
 
@@ -495,71 +500,8 @@ fn frac(v: u64, div: u64) -> String {
     format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
-/// Delve's readable form of a `time.Time` (RFC 3339), from `wall` and `ext`.
-fn time_text(v: &Value) -> Option<String> {
-    if v.type_name != "time.Time" {
-        return None;
-    }
-    let ValueKind::Struct { fields, .. } = &v.kind else {
-        return None;
-    };
-    let get = |n: &str| fields.iter().find(|(name, _)| name == n).map(|(_, v)| v);
-    let wall = match get("wall")?.kind {
-        ValueKind::Uint(u) => u,
-        _ => return None,
-    };
-    let ext = match get("ext")?.kind {
-        ValueKind::Int(i) => i,
-        _ => return None,
-    };
-    let offset = get("loc").and_then(zone_offset).unwrap_or(0);
-    const WALL_EPOCH_UNIX: i64 = -2_682_288_000;
-    const UNIX_TO_INTERNAL: i64 = 62_135_596_800;
-    if wall & (1 << 63) != 0 {
-        let sec = ((wall << 1) >> 31) as i64;
-        Some(format!("{}, {ext:+}", rfc3339(sec + WALL_EPOCH_UNIX, offset)))
-    } else {
-        Some(rfc3339(ext.checked_sub(UNIX_TO_INTERNAL)?, offset))
-    }
-}
-
-/// The UTC offset of a `*time.Location` value: its cached zone, else its only zone.
-fn zone_offset(loc: &Value) -> Option<i64> {
-    let ValueKind::Pointer {
-        pointee: Pointee::Loaded(l),
-        ..
-    } = &loc.kind
-    else {
-        return None;
-    };
-    let ValueKind::Struct { fields, .. } = &l.kind else {
-        return None;
-    };
-    let field = |n: &str| fields.iter().find(|(name, _)| name == n).map(|(_, v)| v);
-    let offset_of = |z: &Value| -> Option<i64> {
-        let ValueKind::Struct { fields, .. } = &z.kind else {
-            return None;
-        };
-        fields.iter().find(|(n, _)| n == "offset").and_then(|(_, v)| match v.kind {
-            ValueKind::Int(i) => Some(i),
-            _ => None,
-        })
-    };
-    if let Some(ValueKind::Pointer {
-        pointee: Pointee::Loaded(z),
-        ..
-    }) = field("cacheZone").map(|c| &c.kind)
-    {
-        return offset_of(z);
-    }
-    match &field("zone")?.kind {
-        ValueKind::Slice { elems, .. } if elems.len() == 1 => offset_of(&elems[0]),
-        _ => None,
-    }
-}
-
 /// `2024-02-29T13:14:15Z` / `...+01:00` for Unix seconds and a zone offset.
-fn rfc3339(unix: i64, offset: i64) -> String {
+pub(crate) fn rfc3339(unix: i64, offset: i64) -> String {
     let local = unix + offset;
     let days = local.div_euclid(86_400);
     let secs = local.rem_euclid(86_400);
@@ -595,6 +537,8 @@ mod tests {
 
     fn v(type_name: &str, kind: ValueKind) -> Value {
         Value {
+            display: None,
+            composite_target: false,
             type_name: type_name.into(),
             addr: Some(0x1000),
             kind,
@@ -647,7 +591,7 @@ mod tests {
                 total: 1,
             },
         );
-        assert_eq!(render(&long), "main.T {\n\tName: \"orders-eu\",\n}");
+        assert_eq!(render(&long), "main.T {\n\tName: \"orders-eu\",}");
         assert_eq!(render_single_line(&long), "main.T {Name: \"orders-eu\"}");
     }
 

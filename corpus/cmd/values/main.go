@@ -78,6 +78,13 @@ func (e *ValidationError) Error() string { return fmt.Sprintf("%s: code %d", e.F
 //go:noinline
 func square(x int) int { return x * x }
 
+// makeAdder returns a closure capturing n (a funcval with a context word).
+//
+//go:noinline
+func makeAdder(n int) func(int) int {
+	return func(x int) int { return x + n }
+}
+
 var sharedInner = &Inner{Label: "shared", Weight: 2.5}
 
 var (
@@ -178,6 +185,7 @@ var (
 	counter     = 0
 	closureFn   = func() int { counter++; return counter }
 	nilFunc     func()
+	adder       = makeAdder(5)
 	methodValue = cfg.Describe
 
 	rawPtr     = unsafe.Pointer(&cfg)
@@ -274,6 +282,7 @@ func register() {
 	oracle.Value("main.counter", &counter)
 	oracle.Value("main.closureFn", &closureFn)
 	oracle.Value("main.nilFunc", &nilFunc)
+	oracle.Value("main.adder", &adder)
 	oracle.Value("main.methodValue", &methodValue)
 	oracle.Value("main.rawPtr", &rawPtr)
 	oracle.Value("main.nilRawPtr", &nilRawPtr)

@@ -1,7 +1,13 @@
 //! Fuzzes the snapshot reader: any input must give errors, never a panic, a
-//! hang or an unbounded allocation. Run with
-//! `cargo +nightly fuzz run reader` from `format-spec/` (seed corpus: any
-//! small snapshot, e.g. one written by the crate's tests).
+//! hang or an unbounded allocation. From `format-spec/`:
+//!
+//! ```text
+//! cargo run -p rdlv-format --example sample_snapshot -- fuzz/corpus/reader/seed.snap
+//! cargo +nightly fuzz run reader -- -max_len=8192 -max_total_time=600
+//! ```
+//!
+//! Fuzzing builds (`--cfg fuzzing`) accept any CRC so mutations reach the
+//! structural checks behind the checksums.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
