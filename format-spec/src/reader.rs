@@ -994,6 +994,61 @@ fn parse_metadata(payload: &[u8], block_offset: u64) -> Result<Metadata> {
 mod tests {
     use super::*;
 
+    fn write_chunks(chunk_size: usize, bytes: usize) -> tempfile::NamedTempFile {
+        let data: Vec<u8> = (0..bytes).map(|i| (i % 253) as u8 | 1).collect();
+        let opts = crate::WriteOptions {
+            chunk_size,
+            ..Default::default()
+        };
+        let mut w = crate::SnapshotWriter::new(Vec::new(), opts).expect("writer");
+        w.write_metadata(&Metadata::default()).expect("metadata");
+        let region = crate::MemoryRegion {
+            addr: 0x100000,
+            data: &data,
+        };
+        w.write_memory(&[region], &mut |_| {}).expect("memory");
+        let (bytes, _) = w.finish().expect("finish");
+        let mut f = tempfile::NamedTempFile::new().expect("tempfile");
+        f.write_all(&bytes).expect("write");
+        f
+    }
+
+    fn cached(snap: &Snapshot) -> (u64, usize) {
+        let bytes = snap.cache.iter().map(|s| lock(s).bytes).sum();
+        let entries = snap.cache.iter().map(|s| lock(s).entries.len()).sum();
+        (bytes, entries)
+    }
+
+    #[test]
+    fn cache_is_sharded_and_bounded() {
+        let f = write_chunks(4096, 64 * 4096);
+        // 64 KiB budget, 4 KiB chunks: 4 shards of 16 KiB.
+        let snap = Snapshot::open_with_cache(f.path(), 64 * 1024).expect("open");
+        assert_eq!(snap.cache.len(), 4);
+        let mut b = [0u8; 16];
+        for page in 0..64u64 {
+            snap.read_memory(0x100000 + page * 4096 + 7, &mut b)
+                .expect("read");
+        }
+        let (bytes, entries) = cached(&snap);
+        assert_eq!((bytes, entries), (64 * 1024, 16));
+        // Re-reading a cached chunk adds nothing.
+        snap.read_memory(0x100000 + 63 * 4096, &mut b)
+            .expect("read");
+        assert_eq!(cached(&snap).1, 16);
+
+        // Chunks too big to share the budget: one shard that still holds one chunk.
+        let f = write_chunks(64 * 1024, 4 * 64 * 1024);
+        let snap = Snapshot::open_with_cache(f.path(), 100 * 1024).expect("open");
+        assert_eq!(snap.cache.len(), 1);
+        snap.read_memory(0x100000, &mut b).expect("read");
+        assert_eq!(cached(&snap), (64 * 1024, 1));
+        // A zero budget caches nothing and still reads.
+        let snap = Snapshot::open_with_cache(f.path(), 0).expect("open");
+        snap.read_memory(0x100000, &mut b).expect("read");
+        assert_eq!(cached(&snap), (0, 0));
+    }
+
     #[test]
     fn snapshot_is_send_and_sync() {
         fn shareable<T: Send + Sync>() {}

@@ -41,7 +41,12 @@ fn drop_extra_chan_keys(expected: &Json, actual: &mut Json) {
 
 /// Compares our canonical text with the oracle's value.
 fn compare(what: &str, expected: &Json, ours: &str) -> Result<(), String> {
-    let mut actual: Json = serde_json::from_str(ours).map_err(|e| format!("{what}: our JSON does not parse: {e}: {}", &ours[..ours.len().min(300)]))?;
+    let mut actual: Json = serde_json::from_str(ours).map_err(|e| {
+        format!(
+            "{what}: our JSON does not parse: {e}: {}",
+            &ours[..ours.len().min(300)]
+        )
+    })?;
     drop_extra_chan_keys(expected, &mut actual);
     json_diff(expected, &actual).map_err(|d| format!("{what}: {d}"))
 }
@@ -127,16 +132,28 @@ fn check_config(go: &str, variant: Variant) -> Report {
                 failures.push("the oracle wrote no locals.json".into());
                 return;
             };
-            let frames = rdlv_analyze::runtime::goroutine_frames(&target, locals.goroutine).expect("frames of the parked goroutine");
+            let frames = rdlv_analyze::runtime::goroutine_frames(&target, locals.goroutine)
+                .expect("frames of the parked goroutine");
             let Some(idx) = frames.iter().position(|f| f.function == locals.func) else {
-                failures.push(format!("goroutine {} has no frame {}", locals.goroutine, locals.func));
+                failures.push(format!(
+                    "goroutine {} has no frame {}",
+                    locals.goroutine, locals.func
+                ));
                 return;
             };
-            let (_, scope) = frame::goroutine_scope(&target, prog, locals.goroutine, idx).expect("frame scope");
-            for (kind, vars, want_arg) in [("arg", &locals.args, true), ("local", &locals.locals, false)] {
+            let (_, scope) =
+                frame::goroutine_scope(&target, prog, locals.goroutine, idx).expect("frame scope");
+            for (kind, vars, want_arg) in [
+                ("arg", &locals.args, true),
+                ("local", &locals.locals, false),
+            ] {
                 for (name, expected) in vars {
                     ltotal += 1;
-                    let Some(var) = scope.iter().rev().find(|v| &v.name == name && v.is_arg == want_arg) else {
+                    let Some(var) = scope
+                        .iter()
+                        .rev()
+                        .find(|v| &v.name == name && v.is_arg == want_arg)
+                    else {
                         failures.push(format!("{kind} {name}: not in DWARF at the frame's PC"));
                         continue;
                     };
@@ -144,7 +161,9 @@ fn check_config(go: &str, variant: Variant) -> Report {
                     match compare(&format!("{kind} {name}"), expected, &json::to_json(&value)) {
                         Ok(()) => lok += 1,
                         Err(e) => match &value.kind {
-                            rdlv_analyze::value::ValueKind::Unreadable(why) if why.contains("optimized away") => {
+                            rdlv_analyze::value::ValueKind::Unreadable(why)
+                                if why.contains("optimized away") =>
+                            {
                                 optimized_away.push(format!("{kind} {name}: {why}"))
                             }
                             _ => failures.push(e),
@@ -187,7 +206,12 @@ fn assert_all_located_match(r: Report) {
         r.locals.1,
         r.failures.join("\n")
     );
-    assert!(r.values.1 >= 70, "{}: the oracle registered only {} values", r.config, r.values.1);
+    assert!(
+        r.values.1 >= 70,
+        "{}: the oracle registered only {} values",
+        r.config,
+        r.values.1
+    );
 }
 
 /// `-N -l` builds keep every variable in its stack slot: everything must match.
@@ -208,7 +232,12 @@ fn assert_all_match(r: Report) {
         r.locals.1,
         r.failures.join("\n")
     );
-    assert!(r.values.1 >= 70, "{}: the oracle registered only {} values", r.config, r.values.1);
+    assert!(
+        r.values.1 >= 70,
+        "{}: the oracle registered only {} values",
+        r.config,
+        r.values.1
+    );
 }
 
 #[test]
@@ -279,7 +308,12 @@ fn expressions_go126() {
     let oracle = program.oracle();
     let target = rdlv_analyze::Target::open(snap.path(), None).expect("open snapshot");
     let session = Session::open(&target);
-    let val = |e: &str| oracle.value(e).unwrap_or_else(|| panic!("oracle has no {e}")).clone();
+    let val = |e: &str| {
+        oracle
+            .value(e)
+            .unwrap_or_else(|| panic!("oracle has no {e}"))
+            .clone()
+    };
     let cfg = val("main.cfg");
     let raw = val("main.rawPtr");
     let raw = raw.as_str().expect("rawPtr is a string");
@@ -287,10 +321,19 @@ fn expressions_go126() {
         ("main.cfg.Name".into(), cfg["Name"].clone()),
         ("main.cfg.Tags[1]".into(), cfg["Tags"][1].clone()),
         ("main.cfg.ID".into(), cfg["Base"]["ID"].clone()),
-        ("main.cfg.Base.Created".into(), cfg["Base"]["Created"].clone()),
+        (
+            "main.cfg.Base.Created".into(),
+            cfg["Base"]["Created"].clone(),
+        ),
         ("main.cfg.Matrix[1][0]".into(), cfg["Matrix"][1][0].clone()),
-        ("main.cfg.InnerPtr.Label".into(), cfg["InnerPtr"]["Label"].clone()),
-        ("(*main.cfg.Parent).Weight".into(), cfg["Parent"]["Weight"].clone()),
+        (
+            "main.cfg.InnerPtr.Label".into(),
+            cfg["InnerPtr"]["Label"].clone(),
+        ),
+        (
+            "(*main.cfg.Parent).Weight".into(),
+            cfg["Parent"]["Weight"].clone(),
+        ),
         ("**main.cfg.Parent".into(), cfg["Parent"].clone()),
         ("*main.cfgPtr".into(), cfg.clone()),
         ("main.cfgPtr.Port".into(), cfg["Port"].clone()),
@@ -303,15 +346,24 @@ fn expressions_go126() {
         ("main.bigMap[9999]".into(), Json::from(9999u64 * 9999)),
         ("main.byteArray[3]".into(), Json::from(0xef)),
         ("main.unicodeText[1]".into(), Json::from(0xc3)),
-        ("main.structKeyMap[main.Point{X: -1, Y: 5}]".into(), Json::from("b")),
-        ("main.structKeyMap[main.Point{0, 0}]".into(), Json::from("origin")),
+        (
+            "main.structKeyMap[main.Point{X: -1, Y: 5}]".into(),
+            Json::from("b"),
+        ),
+        (
+            "main.structKeyMap[main.Point{0, 0}]".into(),
+            Json::from("origin"),
+        ),
         (r#"main.nestedMap["odd"][1]"#.into(), Json::from(3)),
         ("main.points[1].X".into(), Json::from(-3)),
         (format!("*(*main.Config)({raw})"), cfg.clone()),
         (format!("(*main.Config)({raw}).Port"), cfg["Port"].clone()),
         ("main.Config(main.zeroCfg)".into(), val("main.zeroCfg")),
         ("int64(main.cfg.Port)".into(), cfg["Port"].clone()),
-        ("main.genericPair.Key".into(), val("main.genericPair")["Key"].clone()),
+        (
+            "main.genericPair.Key".into(),
+            val("main.genericPair")["Key"].clone(),
+        ),
         ("main.list.Next.Next.ID".into(), Json::from(3)),
     ];
     let mut failures = Vec::new();
@@ -331,23 +383,36 @@ fn expressions_go126() {
             // `&x` is a pointer to x; unknown names suggest near ones.
             match ev.eval_str("&main.counter", LoadConfig::canonical()) {
                 Ok(v) => {
-                    if let Err(e) = compare("&main.counter", &val("main.counter"), &json::to_json(&v)) {
+                    if let Err(e) =
+                        compare("&main.counter", &val("main.counter"), &json::to_json(&v))
+                    {
                         failures.push(e);
                     }
                 }
                 Err(e) => failures.push(format!("&main.counter: {e}")),
             }
             match ev.eval_str("main.cfgg", LoadConfig::canonical()) {
-                Err(EvalError::NotFound { suggestions, .. }) if suggestions.contains(&"main.cfg".to_string()) => {}
-                other => failures.push(format!("main.cfgg: expected not found with suggestion main.cfg, got {other:?}")),
+                Err(EvalError::NotFound { suggestions, .. })
+                    if suggestions.contains(&"main.cfg".to_string()) => {}
+                other => failures.push(format!(
+                    "main.cfgg: expected not found with suggestion main.cfg, got {other:?}"
+                )),
             }
             match ev.eval_str("main.cfg.Nope", LoadConfig::canonical()) {
                 Err(EvalError::Type(_)) => {}
-                other => failures.push(format!("main.cfg.Nope: expected a type error, got {other:?}")),
+                other => failures.push(format!(
+                    "main.cfg.Nope: expected a type error, got {other:?}"
+                )),
             }
         })
     });
-    assert!(failures.is_empty(), "{} of {} expressions failed:\n{}", failures.len(), cases.len() + 3, failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} expressions failed:\n{}",
+        failures.len(),
+        cases.len() + 3,
+        failures.join("\n")
+    );
 }
 
 /// The 10,000-entry map, completely, as canonical JSON: timed.
@@ -364,7 +429,9 @@ fn big_map_json_is_fast() {
         // Warm the page cache of the snapshot once, as a REPL session would.
         let _ = ev.eval_str("len(main.bigMap)", LoadConfig::canonical());
         let t0 = Instant::now();
-        let v = ev.eval_str("main.bigMap", LoadConfig::canonical()).expect("eval bigMap");
+        let v = ev
+            .eval_str("main.bigMap", LoadConfig::canonical())
+            .expect("eval bigMap");
         let text = json::to_json(&v);
         (text, t0.elapsed())
     });
@@ -372,7 +439,10 @@ fn big_map_json_is_fast() {
     eprintln!("main.bigMap (10,000 entries) to JSON in {elapsed:?}");
     // The 50 ms target is for optimized builds; debug builds are ~10x slower.
     let limit_ms = if cfg!(debug_assertions) { 500 } else { 50 };
-    assert!(elapsed.as_millis() < limit_ms, "bigMap took {elapsed:?} (limit {limit_ms} ms)");
+    assert!(
+        elapsed.as_millis() < limit_ms,
+        "bigMap took {elapsed:?} (limit {limit_ms} ms)"
+    );
 }
 
 /// `rdlv print` itself: JSON equals the oracle, text is Delve's format, and an
@@ -383,12 +453,30 @@ fn print_through_the_cli() {
     let snap = program.capture(&[]);
     let oracle = program.oracle();
     let snap_path = snap.path().as_os_str();
-    let out = run_rdlv(&["print".as_ref(), snap_path, "--format".as_ref(), "json".as_ref(), "main.cfg".as_ref()]);
-    assert!(out.status.success(), "{}", describe_output("rdlv print --format json main.cfg", &out));
-    compare("main.cfg", oracle.value("main.cfg").expect("oracle cfg"), &String::from_utf8_lossy(&out.stdout))
-        .expect("rdlv print --format json main.cfg");
+    let out = run_rdlv(&[
+        "print".as_ref(),
+        snap_path,
+        "--format".as_ref(),
+        "json".as_ref(),
+        "main.cfg".as_ref(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("rdlv print --format json main.cfg", &out)
+    );
+    compare(
+        "main.cfg",
+        oracle.value("main.cfg").expect("oracle cfg"),
+        &String::from_utf8_lossy(&out.stdout),
+    )
+    .expect("rdlv print --format json main.cfg");
     let out = run_rdlv(&["print".as_ref(), snap_path, "main.cfg.Port".as_ref()]);
-    assert!(out.status.success(), "{}", describe_output("rdlv print main.cfg.Port", &out));
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("rdlv print main.cfg.Port", &out)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "8080\n");
     let out = run_rdlv(&["print".as_ref(), snap_path, "main.cfg.Tags".as_ref()]);
     assert_eq!(
@@ -398,8 +486,17 @@ fn print_through_the_cli() {
         describe_output("rdlv print main.cfg.Tags", &out)
     );
     let out = run_rdlv(&["print".as_ref(), snap_path, "main.cfgg".as_ref()]);
-    assert_eq!(out.status.code(), Some(1), "{}", describe_output("rdlv print main.cfgg", &out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("main.cfg"), "{}", describe_output("rdlv print main.cfgg", &out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        describe_output("rdlv print main.cfgg", &out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("main.cfg"),
+        "{}",
+        describe_output("rdlv print main.cfgg", &out)
+    );
 }
 
 /// Delve's `print` output for each expression, from `dlv attach` on the
@@ -407,7 +504,11 @@ fn print_through_the_cli() {
 /// expression, split at the prompts.
 fn delve_prints(pid: u32, exprs: &[String]) -> Vec<String> {
     let dlv = rdlv_e2e::workspace_root().join(".toolchains/bin/dlv");
-    assert!(dlv.is_file(), "Delve is missing at {}: run .ci/install-toolchains", dlv.display());
+    assert!(
+        dlv.is_file(),
+        "Delve is missing at {}: run .ci/install-toolchains",
+        dlv.display()
+    );
     let mut script = String::new();
     for e in exprs {
         script.push_str(&format!("print {e}\n"));
@@ -415,7 +516,11 @@ fn delve_prints(pid: u32, exprs: &[String]) -> Vec<String> {
     // Leave the process running when Delve detaches.
     script.push_str("exit\nn\n");
     let mut child = std::process::Command::new(&dlv)
-        .args(["attach", &pid.to_string(), "--allow-non-terminal-interactive=true"])
+        .args([
+            "attach",
+            &pid.to_string(),
+            "--allow-non-terminal-interactive=true",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -424,7 +529,9 @@ fn delve_prints(pid: u32, exprs: &[String]) -> Vec<String> {
     {
         use std::io::Write as _;
         let mut stdin = child.stdin.take().expect("dlv stdin");
-        stdin.write_all(script.as_bytes()).expect("write dlv script");
+        stdin
+            .write_all(script.as_bytes())
+            .expect("write dlv script");
     }
     let out = child.wait_with_output().expect("dlv output");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -433,7 +540,13 @@ fn delve_prints(pid: u32, exprs: &[String]) -> Vec<String> {
         .skip(1)
         .map(|b| b.trim_end_matches('\n').to_string())
         .collect();
-    assert!(blocks.len() >= exprs.len(), "dlv printed {} blocks for {} expressions:\n{text}\n{}", blocks.len(), exprs.len(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        blocks.len() >= exprs.len(),
+        "dlv printed {} blocks for {} expressions:\n{text}\n{}",
+        blocks.len(),
+        exprs.len(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     blocks
 }
 
@@ -448,7 +561,9 @@ fn delve_exclusion(expr: &str) -> Option<&'static str> {
             Some("Delve cannot resolve a dynamic type without DWARF; rdlv decodes abi.Type")
         }
         "main.methodValue" | "main.closureFn" => Some("Delve prints the closure context struct"),
-        "main.bigText" | "main.bigSlice" | "main.bigMap" => Some("large values: covered by the oracle"),
+        "main.bigText" | "main.bigSlice" | "main.bigMap" => {
+            Some("large values: covered by the oracle")
+        }
         _ => None,
     }
 }
@@ -463,7 +578,9 @@ fn strip_duration_suffixes(s: &str) -> String {
         let is_duration = close.is_some_and(|c| {
             let inner = &tail[2..c];
             !inner.is_empty()
-                && inner.chars().all(|ch| ch.is_ascii_digit() || "-.hmsnµu".contains(ch))
+                && inner
+                    .chars()
+                    .all(|ch| ch.is_ascii_digit() || "-.hmsnµu".contains(ch))
                 && head.ends_with(|ch: char| ch.is_ascii_digit())
         });
         out.push_str(head);
@@ -489,25 +606,54 @@ fn text_matches_delve(go: &str) {
         .map(|v| v.expr.clone())
         .filter(|e| delve_exclusion(e).is_none())
         .collect();
-    exprs.extend(["main.cfg.Tags", "main.cfg.Limits", "*main.cfgPtr", "main.cfg.Matrix[1]", "len(main.cfg.Tags)"].map(String::from));
+    exprs.extend(
+        [
+            "main.cfg.Tags",
+            "main.cfg.Limits",
+            "*main.cfgPtr",
+            "main.cfg.Matrix[1]",
+            "len(main.cfg.Tags)",
+        ]
+        .map(String::from),
+    );
     let delve = delve_prints(program.pid(), &exprs);
     let mut failures = Vec::new();
     for (expr, want) in exprs.iter().zip(&delve) {
         let out = run_rdlv(&["print".as_ref(), snap.path().as_os_str(), expr.as_ref()]);
-        let ours = strip_duration_suffixes(String::from_utf8_lossy(&out.stdout).trim_end_matches('\n'));
+        let ours =
+            strip_duration_suffixes(String::from_utf8_lossy(&out.stdout).trim_end_matches('\n'));
         if !out.status.success() || &ours != want {
-            failures.push(format!("{expr}:\n  dlv : {want}\n  rdlv: {ours}{}", String::from_utf8_lossy(&out.stderr)));
+            failures.push(format!(
+                "{expr}:\n  dlv : {want}\n  rdlv: {ours}{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
     }
-    eprintln!("go{go}: rdlv print == dlv print for {}/{} expressions", exprs.len() - failures.len(), exprs.len());
-    assert!(failures.is_empty(), "go{go}: {} of {} differ from Delve:\n{}", failures.len(), exprs.len(), failures.join("\n"));
+    eprintln!(
+        "go{go}: rdlv print == dlv print for {}/{} expressions",
+        exprs.len() - failures.len(),
+        exprs.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "go{go}: {} of {} differ from Delve:\n{}",
+        failures.len(),
+        exprs.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn duration_suffix_normalization() {
     assert_eq!(strip_duration_suffixes("1500000000 (1.5s)"), "1500000000");
-    assert_eq!(strip_duration_suffixes("{ID: 7, Created: 90000000000 (1m30s)}"), "{ID: 7, Created: 90000000000}");
-    assert_eq!(strip_duration_suffixes("(*main.T)(0x10)"), "(*main.T)(0x10)");
+    assert_eq!(
+        strip_duration_suffixes("{ID: 7, Created: 90000000000 (1m30s)}"),
+        "{ID: 7, Created: 90000000000}"
+    );
+    assert_eq!(
+        strip_duration_suffixes("(*main.T)(0x10)"),
+        "(*main.T)(0x10)"
+    );
     assert_eq!(strip_duration_suffixes("\"a (b)\""), "\"a (b)\"");
 }
 
@@ -521,9 +667,10 @@ fn text_matches_delve_go124() {
     text_matches_delve("1.24.11");
 }
 
-/// A classic (Go <= 1.23) map captured in the middle of growing: 53 inserts
-/// into a `make(map[int]int)` start the 8 → 16 bucket grow, and only the
-/// buckets touched by that last insert are evacuated. Every entry must be
+/// A classic (Go <= 1.23) map captured in the middle of growing: the
+/// program inserts until a grow to 16 buckets has started (it watches the
+/// runtime header), so only the buckets touched by that last insert are
+/// evacuated. Every entry must be
 /// found exactly once, whether it sits in an old or a new bucket.
 #[test]
 fn classic_map_mid_growth_go121() {
@@ -533,7 +680,20 @@ import (
 	"fmt"
 	"os"
 	"time"
+	"unsafe"
 )
+
+// hmap is the head of runtime.hmap in Go 1.21.
+type hmap struct {
+	count      int
+	flags      uint8
+	B          uint8
+	noverflow  uint16
+	hash0      uint32
+	buckets    unsafe.Pointer
+	oldbuckets unsafe.Pointer
+	nevacuate  uintptr
+}
 
 var growing map[int]int
 var strs map[string]int
@@ -541,14 +701,21 @@ var keep []any
 
 func main() {
 	growing = make(map[int]int)
-	for i := 0; i < 53; i++ {
+	h := *(**hmap)(unsafe.Pointer(&growing))
+	// Insert until a grow to at least 16 buckets has started, then stop:
+	// only the buckets the last insert touched are evacuated.
+	for i := 0; ; i++ {
 		growing[i] = i * i
+		if h.B >= 4 && h.oldbuckets != nil {
+			break
+		}
 	}
 	strs = make(map[string]int)
 	for i := 0; i < 105; i++ {
 		strs[fmt.Sprint("k", i)] = i
 	}
 	keep = append(keep, &growing, &strs)
+	fmt.Println("COUNT", len(growing), h.nevacuate)
 	fmt.Println("READY", os.Getpid())
 	for {
 		time.Sleep(time.Hour)
@@ -576,23 +743,44 @@ func main() {
         let ev = Evaluator::new(prog, Vec::new());
         // The map header says a grow is in progress: oldbuckets is set.
         let hmap = ev
-            .eval_str("*(*runtime.hmap)(*(*uintptr)(&main.growing))", LoadConfig::canonical())
+            .eval_str(
+                "*(*runtime.hmap)(*(*uintptr)(&main.growing))",
+                LoadConfig::canonical(),
+            )
             .map(|v| json::to_json(&v));
         let hmap = hmap.expect("read the runtime.hmap of main.growing");
         eprintln!("main.growing header: {hmap}");
         assert!(
-            hmap.contains("\"oldbuckets\":\"0x") && !hmap.contains("\"oldbuckets\":\"0x0\"") && hmap.contains("\"B\":4"),
+            hmap.contains("\"oldbuckets\":\"0x")
+                && !hmap.contains("\"oldbuckets\":\"0x0\"")
+                && hmap.contains("\"B\":4"),
             "the test map is not mid-growth: {hmap}"
         );
-        let v = ev.eval_str("main.growing", LoadConfig::canonical()).expect("eval growing");
-        let want: Vec<Json> = (0..53).map(|i: i64| Json::from(vec![Json::from(i), Json::from(i * i)])).collect();
-        let mut want_sorted: Vec<(String, Json)> = want.into_iter().map(|p| (p[0].to_string(), p)).collect();
+        let v = ev
+            .eval_str("main.growing", LoadConfig::canonical())
+            .expect("eval growing");
+        let count: i64 = program
+            .line_value("COUNT")
+            .and_then(|l| l.split_whitespace().next().and_then(|n| n.parse().ok()))
+            .expect("COUNT line");
+        let want: Vec<Json> = (0..count)
+            .map(|i: i64| Json::from(vec![Json::from(i), Json::from(i * i)]))
+            .collect();
+        let mut want_sorted: Vec<(String, Json)> =
+            want.into_iter().map(|p| (p[0].to_string(), p)).collect();
         want_sorted.sort_by(|a, b| a.0.cmp(&b.0));
         let want = Json::Array(want_sorted.into_iter().map(|p| p.1).collect());
-        compare("main.growing", &want, &json::to_json(&v)).expect("every entry of the growing map once");
-        let v = ev.eval_str("main.strs", LoadConfig::canonical()).expect("eval strs");
+        compare("main.growing", &want, &json::to_json(&v))
+            .expect("every entry of the growing map once");
+        let v = ev
+            .eval_str("main.strs", LoadConfig::canonical())
+            .expect("eval strs");
         let text = json::to_json(&v);
         let parsed: Json = serde_json::from_str(&text).expect("json");
-        assert_eq!(parsed.as_array().map(Vec::len), Some(105), "strs has 105 entries: {text}");
+        assert_eq!(
+            parsed.as_array().map(Vec::len),
+            Some(105),
+            "strs has 105 entries: {text}"
+        );
     });
 }

@@ -266,27 +266,13 @@ fn write_report(
 /// can read them; a failure is reported, not fatal, since `info` must work on
 /// snapshots whose runtime state is damaged.
 pub fn runtime_facts(target: &Target) -> Result<RuntimeFacts, AnalyzeError> {
-    let rt = Runtime::new(target)?;
-    // Counting needs only each g's status word, not its stack: no unwinding.
-    let mut live = 0u64;
-    for addr in rt.all_g_addrs()? {
-        let g = rt.read_g(addr)?;
-        if g.status() != G_DEAD {
-            live += 1;
-        }
-    }
-    let gomaxprocs = rt
-        .global("runtime.gomaxprocs")
-        .and_then(|addr| target.memory().read_u32(addr).ok())
-        .map(u64::from);
+    // Counting reads only each g's status word, not its stack: no unwinding.
+    let summary = Runtime::new(target)?.summary()?;
     Ok(RuntimeFacts {
-        goroutines: Some(live),
-        gomaxprocs,
+        goroutines: Some(summary.goroutines),
+        gomaxprocs: summary.gomaxprocs,
     })
 }
-
-/// `_Gdead`: a g on the free list, not a goroutine (same value in Go 1.21..1.27).
-const G_DEAD: u32 = 6;
 
 /// Collects the report from a snapshot and the result of opening its target.
 pub fn build_report(

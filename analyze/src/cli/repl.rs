@@ -751,7 +751,7 @@ pub fn nearest_goroutine_ids(target: &Target, goid: u64) -> Vec<u64> {
     let mut ids: Vec<u64> = addrs
         .into_iter()
         .filter_map(|a| rt.read_g(a).ok())
-        .filter(|g| g.status() != G_DEAD)
+        .filter(|g| is_live(g.status(), rt.minor))
         .map(|g| g.goid)
         .collect();
     ids.sort_by_key(|id| (id.abs_diff(goid), *id));
@@ -782,8 +782,12 @@ fn goroutine_of_thread(target: &Target, tid: u32) -> anyhow::Result<u64> {
     Ok(rt.read_g(curg)?.goid)
 }
 
-/// `_Gdead`: a free g, not a goroutine (same value in Go 1.21..1.27).
-const G_DEAD: u32 = 6;
+/// Whether a g status is a goroutine rather than a free g (`_Gdead`, and
+/// from Go 1.26 `_Gdeadextra`, which has the same meaning for cgo callbacks).
+fn is_live(status: u32, minor: u32) -> bool {
+    use crate::runtime::goroutine::{G_DEAD, G_DEAD_EXTRA};
+    status != G_DEAD && !(minor >= 26 && status == G_DEAD_EXTRA)
+}
 
 /// `  Goroutine N - …` becomes `* Goroutine N - …` for the selected goroutine.
 fn mark_selected(listing: &str, goid: u64) -> String {

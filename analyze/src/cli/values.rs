@@ -63,7 +63,10 @@ impl LimitArgs {
 
 /// `print EXPR`: evaluate an expression.
 #[derive(Debug, Clone, PartialEq, Eq, Parser)]
-#[command(name = "print", about = "Evaluate an expression: globals, locals, fields, indexes, *p, &x, len, cap, conversions")]
+#[command(
+    name = "print",
+    about = "Evaluate an expression: globals, locals, fields, indexes, *p, &x, len, cap, conversions"
+)]
 pub struct PrintArgs {
     /// The expression; several words are joined with spaces.
     #[arg(required = true, num_args = 1.., value_name = "EXPR", allow_negative_numbers = true)]
@@ -148,7 +151,11 @@ fn dwarf(target: &Target) -> anyhow::Result<std::sync::Arc<DwarfInfo>> {
     Ok(DwarfInfo::for_binary(target.binary()).map_err(AnalyzeError::from)?)
 }
 
-fn program<'a>(target: &'a Target, info: &'a DwarfInfo, names: &'a (dyn Fn(u64) -> Option<String> + Sync)) -> Program<'a> {
+fn program<'a>(
+    target: &'a Target,
+    info: &'a DwarfInfo,
+    names: &'a (dyn Fn(u64) -> Option<String> + Sync),
+) -> Program<'a> {
     let mut p = Program::new(info, target.memory(), target.bias());
     p.func_name = Some(names);
     p
@@ -170,7 +177,12 @@ fn eval_error(e: EvalError) -> anyhow::Error {
 }
 
 /// The variables of frame `frame` of goroutine `goid`.
-pub fn frame_variables(target: &Target, prog: &Program<'_>, goid: u64, frame: usize) -> anyhow::Result<(String, Vec<ScopeVar>)> {
+pub fn frame_variables(
+    target: &Target,
+    prog: &Program<'_>,
+    goid: u64,
+    frame: usize,
+) -> anyhow::Result<(String, Vec<ScopeVar>)> {
     Ok(frame::goroutine_scope(target, prog, goid, frame)?)
 }
 
@@ -246,7 +258,12 @@ pub fn run_vars(target: &Target, args: &VarsArgs, out: &mut dyn Write) -> anyhow
     Ok(())
 }
 
-fn run_frame_vars(target: &Target, args: &FrameVarsArgs, want_args: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+fn run_frame_vars(
+    target: &Target,
+    args: &FrameVarsArgs,
+    want_args: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let info = dwarf(target)?;
     let names = func_namer(target);
     let prog = program(target, &info, &names);
@@ -265,7 +282,12 @@ fn run_frame_vars(target: &Target, args: &FrameVarsArgs, want_args: bool, out: &
 }
 
 /// Loads and renders frame variables: `name = value` lines, or one JSON object.
-pub fn render_vars(prog: &Program<'_>, vars: &[ScopeVar], cfg: LoadConfig, format: ValueFormat) -> String {
+pub fn render_vars(
+    prog: &Program<'_>,
+    vars: &[ScopeVar],
+    cfg: LoadConfig,
+    format: ValueFormat,
+) -> String {
     let mut s = String::new();
     if format == ValueFormat::Json {
         s.push('{');
@@ -304,7 +326,9 @@ pub fn load_var(prog: &Program<'_>, v: &ScopeVar, cfg: LoadConfig) -> Value {
     match &v.src {
         VarSource::Memory(a) => loader.load(v.ty, *a),
         VarSource::Bytes(b) => loader.load_bytes(v.ty, b.clone()),
-        VarSource::Unavailable(why) => Value::unreadable(prog.ty(v.ty).name.clone(), None, why.clone()),
+        VarSource::Unavailable(why) => {
+            Value::unreadable(prog.ty(v.ty).name.clone(), None, why.clone())
+        }
     }
 }
 
@@ -335,7 +359,13 @@ pub fn frame_locals_lines(target: &Target, goid: u64, frame: usize) -> anyhow::R
     with_big_stack(|| {
         scope
             .iter()
-            .map(|v| format!("{} = {}", v.name, text::render_single_line(&load_var(&prog, v, LoadConfig::delve_print()))))
+            .map(|v| {
+                format!(
+                    "{} = {}",
+                    v.name,
+                    text::render_single_line(&load_var(&prog, v, LoadConfig::delve_print()))
+                )
+            })
             .collect()
     })
 }
@@ -378,7 +408,8 @@ impl Regex {
         if anchored_start {
             chars.remove(0);
         }
-        let anchored_end = chars.last() == Some(&'$') && !(chars.len() >= 2 && chars[chars.len() - 2] == '\\');
+        let anchored_end =
+            chars.last() == Some(&'$') && !(chars.len() >= 2 && chars[chars.len() - 2] == '\\');
         if anchored_end {
             chars.pop();
         }
@@ -389,7 +420,11 @@ impl Regex {
                 '.' => Atom::Any,
                 '\\' => {
                     i += 1;
-                    Atom::Char(*chars.get(i).ok_or(RegexError(pat.into(), "trailing backslash"))?)
+                    Atom::Char(
+                        *chars
+                            .get(i)
+                            .ok_or(RegexError(pat.into(), "trailing backslash"))?,
+                    )
                 }
                 '[' => {
                     let mut j = i + 1;
@@ -400,7 +435,9 @@ impl Regex {
                     let mut ranges = Vec::new();
                     while j < chars.len() && chars[j] != ']' {
                         let lo = chars[j];
-                        if chars.get(j + 1) == Some(&'-') && chars.get(j + 2).is_some_and(|c| *c != ']') {
+                        if chars.get(j + 1) == Some(&'-')
+                            && chars.get(j + 2).is_some_and(|c| *c != ']')
+                        {
                             ranges.push((lo, chars[j + 2]));
                             j += 3;
                         } else {
@@ -414,7 +451,9 @@ impl Regex {
                     i = j;
                     Atom::Class(ranges, neg)
                 }
-                '*' | '+' | '?' => return Err(RegexError(pat.into(), "repetition without an operand")),
+                '*' | '+' | '?' => {
+                    return Err(RegexError(pat.into(), "repetition without an operand"))
+                }
                 c => Atom::Char(c),
             };
             i += 1;
@@ -457,7 +496,8 @@ impl Regex {
         match rep {
             Rep::One => si < s.len() && matches(s[si]) && self.match_here(ai + 1, s, si + 1),
             Rep::Opt => {
-                (si < s.len() && matches(s[si]) && self.match_here(ai + 1, s, si + 1)) || self.match_here(ai + 1, s, si)
+                (si < s.len() && matches(s[si]) && self.match_here(ai + 1, s, si + 1))
+                    || self.match_here(ai + 1, s, si)
             }
             Rep::Star | Rep::Plus => {
                 let mut n = 0;
@@ -517,8 +557,10 @@ mod dev_tests {
         let snap = std::env::var("RDLV_DEV_SNAP").expect("RDLV_DEV_SNAP");
         let dir = std::env::var("RDLV_DEV_ORACLE").expect("RDLV_DEV_ORACLE");
         let target = Target::open(std::path::Path::new(&snap), None).expect("open");
-        let values: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(format!("{dir}/values.json")).expect("values.json")).expect("json");
+        let values: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{dir}/values.json")).expect("values.json"),
+        )
+        .expect("json");
         let mut ok = 0;
         let mut total = 0;
         for item in values.as_array().expect("array") {
@@ -541,7 +583,11 @@ mod dev_tests {
                     } else {
                         let g = got.to_string();
                         let w = item["value"].to_string();
-                        eprintln!("MISMATCH {expr}\n  got  {}\n  want {}", &g[..g.len().min(400)], &w[..w.len().min(400)]);
+                        eprintln!(
+                            "MISMATCH {expr}\n  got  {}\n  want {}",
+                            &g[..g.len().min(400)],
+                            &w[..w.len().min(400)]
+                        );
                     }
                 }
                 Err(e) => eprintln!("ERROR {expr}: {e:#}"),
@@ -554,11 +600,20 @@ mod dev_tests {
         if let Ok(goid) = std::env::var("RDLV_DEV_GOID") {
             let goid: u64 = goid.parse().expect("goid");
             for f in 0..8 {
-                let a = FrameVarsArgs { regex: None, goroutine: goid, frame: f, format: ValueFormat::Json, limits: LimitArgs::default() };
+                let a = FrameVarsArgs {
+                    regex: None,
+                    goroutine: goid,
+                    frame: f,
+                    format: ValueFormat::Json,
+                    limits: LimitArgs::default(),
+                };
                 let mut out = Vec::new();
                 let r1 = run_args(&target, &a, &mut out);
                 let r2 = run_locals(&target, &a, &mut out);
-                eprintln!("frame {f}: {r1:?} {r2:?}\n{}", String::from_utf8_lossy(&out));
+                eprintln!(
+                    "frame {f}: {r1:?} {r2:?}\n{}",
+                    String::from_utf8_lossy(&out)
+                );
             }
         }
     }

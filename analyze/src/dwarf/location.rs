@@ -191,9 +191,9 @@ pub fn evaluate_location(
                 out.extend_from_slice(&buf);
             }
             PieceSource::Register(r) => {
-                let v = regs
-                    .get(r)
-                    .ok_or_else(|| format!("in register {} (not saved in this frame)", reg_name(r)))?;
+                let v = regs.get(r).ok_or_else(|| {
+                    format!("in register {} (not saved in this frame)", reg_name(r))
+                })?;
                 let bytes = v.to_le_bytes();
                 out.extend_from_slice(bytes.get(..n.min(8)).unwrap_or(&[]));
                 out.resize(out.len() + n.saturating_sub(8), 0);

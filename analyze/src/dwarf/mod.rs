@@ -207,7 +207,10 @@ impl DwarfInfo {
             if id == gimli::SectionId::DebugInfo && !bytes.is_empty() {
                 have_info = true;
             }
-            Ok(Reader::new(Arc::from(bytes.into_boxed_slice()), gimli::LittleEndian))
+            Ok(Reader::new(
+                Arc::from(bytes.into_boxed_slice()),
+                gimli::LittleEndian,
+            ))
         })?;
         if !have_info {
             return Err(DwarfError::Missing);
@@ -232,10 +235,7 @@ impl DwarfInfo {
         let mut headers = self.dwarf.units();
         let mut raw_types: Vec<(u64, RawType)> = Vec::new();
         let mut raw_globals: Vec<(String, u64, u64)> = Vec::new();
-        while let Some(header) = headers
-            .next()
-            .map_err(malformed(".debug_info", 0))?
-        {
+        while let Some(header) = headers.next().map_err(malformed(".debug_info", 0))? {
             let unit_off = header.offset().0 as u64;
             let unit = self
                 .dwarf
@@ -250,7 +250,8 @@ impl DwarfInfo {
         for (i, (off, _)) in raw_types.iter().enumerate() {
             self.type_by_die.insert(*off, TypeId(i as u32));
         }
-        let resolve = |r: Option<u64>, map: &HashMap<u64, TypeId>| r.and_then(|o| map.get(&o).copied());
+        let resolve =
+            |r: Option<u64>, map: &HashMap<u64, TypeId>| r.and_then(|o| map.get(&o).copied());
         let mut types = Vec::with_capacity(raw_types.len());
         for (_, raw) in &raw_types {
             let t = |r| resolve(r, &self.type_by_die);
@@ -332,7 +333,11 @@ impl DwarfInfo {
             };
             // Pointer-shaped DIEs often carry no DW_AT_byte_size.
             let size = match kind {
-                TypeKind::Pointer { .. } | TypeKind::UnsafePointer | TypeKind::Func if raw.size == 0 => 8,
+                TypeKind::Pointer { .. } | TypeKind::UnsafePointer | TypeKind::Func
+                    if raw.size == 0 =>
+                {
+                    8
+                }
                 _ => raw.size,
             };
             types.push(GoType {
@@ -376,7 +381,13 @@ impl DwarfInfo {
             if !ty.name.is_empty() {
                 // Prefer the outermost named DIE (typedef) over its struct twin:
                 // typedefs are what variables reference.
-                let prefer = matches!(ty.kind, TypeKind::Typedef(_) | TypeKind::Map { .. } | TypeKind::Chan { .. } | TypeKind::Interface { .. });
+                let prefer = matches!(
+                    ty.kind,
+                    TypeKind::Typedef(_)
+                        | TypeKind::Map { .. }
+                        | TypeKind::Chan { .. }
+                        | TypeKind::Interface { .. }
+                );
                 match self.type_by_name.get(&ty.name) {
                     Some(_) if !prefer => {}
                     _ => {
@@ -385,7 +396,14 @@ impl DwarfInfo {
                 }
             }
             if let Some(rt) = ty.runtime_type.filter(|&rt| rt != 0) {
-                let prefer = matches!(ty.kind, TypeKind::Typedef(_) | TypeKind::Map { .. } | TypeKind::Chan { .. } | TypeKind::Interface { .. } | TypeKind::Func);
+                let prefer = matches!(
+                    ty.kind,
+                    TypeKind::Typedef(_)
+                        | TypeKind::Map { .. }
+                        | TypeKind::Chan { .. }
+                        | TypeKind::Interface { .. }
+                        | TypeKind::Func
+                );
                 match self.type_by_runtime.get(&rt) {
                     Some(_) if !prefer => {}
                     _ => {
@@ -507,7 +525,9 @@ impl DwarfInfo {
                     let Some(ty) = ref_key(unit, entry.attr_value(gimli::DW_AT_type)) else {
                         continue;
                     };
-                    if let Some(AttributeValue::Exprloc(expr)) = entry.attr_value(gimli::DW_AT_location) {
+                    if let Some(AttributeValue::Exprloc(expr)) =
+                        entry.attr_value(gimli::DW_AT_location)
+                    {
                         if let Some(addr) = self.static_address(unit, expr) {
                             raw_globals.push((name, addr, ty));
                         }
@@ -541,7 +561,11 @@ impl DwarfInfo {
     }
 
     /// The address of a `DW_OP_addr`/`DW_OP_addrx` location expression.
-    fn static_address(&self, unit: &gimli::Unit<Reader>, expr: gimli::Expression<Reader>) -> Option<u64> {
+    fn static_address(
+        &self,
+        unit: &gimli::Unit<Reader>,
+        expr: gimli::Expression<Reader>,
+    ) -> Option<u64> {
         let mut ops = expr.operations(unit.encoding());
         match ops.next().ok()?? {
             gimli::Operation::Address { address } => Some(address),
@@ -833,12 +857,18 @@ func main() {
         let kind_of = |name: &str| {
             let g = info.global(name).unwrap_or_else(|| panic!("global {name}"));
             let (_, t) = info.underlying(g.ty).expect("type");
-            (info.ty(g.ty).expect("type").name.clone(), t.kind.clone(), t.size)
+            (
+                info.ty(g.ty).expect("type").name.clone(),
+                t.kind.clone(),
+                t.size,
+            )
         };
         let (name, kind, size) = kind_of("main.cfg");
         assert_eq!(name, "main.Config");
         assert_eq!(size, 56);
-        let TypeKind::Struct { fields } = kind else { panic!("struct") };
+        let TypeKind::Struct { fields } = kind else {
+            panic!("struct")
+        };
         let names: Vec<_> = fields.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["Name", "Tags", "_", "N"]);
         assert!(matches!(kind_of("main.m").1, TypeKind::Map { .. }));
@@ -852,6 +882,9 @@ func main() {
         assert!(info.type_by_name("main.Config").is_some());
         assert!(info.function_by_name("main.main").is_some());
         let main = info.function_by_name("main.main").expect("main");
-        assert_eq!(info.function_at(main.low_pc).map(|f| f.name.as_str()), Some("main.main"));
+        assert_eq!(
+            info.function_at(main.low_pc).map(|f| f.name.as_str()),
+            Some("main.main")
+        );
     }
 }

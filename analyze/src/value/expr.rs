@@ -55,7 +55,9 @@ enum Tok {
     Punct(&'static str),
 }
 
-const PUNCTS: [&str; 14] = ["...", "*", "&", ".", "[", "]", "(", ")", "{", "}", ",", ":", "-", "+"];
+const PUNCTS: [&str; 14] = [
+    "...", "*", "&", ".", "[", "]", "(", ")", "{", "}", ",", ":", "-", "+",
+];
 
 fn lex(src: &str) -> Result<Vec<Tok>, EvalError> {
     let b = src.as_bytes();
@@ -71,7 +73,15 @@ fn lex(src: &str) -> Result<Vec<Tok>, EvalError> {
             let start = i;
             // Identifiers may carry a package path: `net/http.Client` lexes as
             // `net/http` `.` `Client`.
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] >= 0x80 || (b[i] == b'/' && i + 1 < b.len() && (b[i + 1].is_ascii_alphabetic() || b[i + 1] == b'_')) || (b[i] == b'-' && src[start..i].contains('/'))) {
+            while i < b.len()
+                && (b[i].is_ascii_alphanumeric()
+                    || b[i] == b'_'
+                    || b[i] >= 0x80
+                    || (b[i] == b'/'
+                        && i + 1 < b.len()
+                        && (b[i + 1].is_ascii_alphabetic() || b[i + 1] == b'_'))
+                    || (b[i] == b'-' && src[start..i].contains('/')))
+            {
                 i += 1;
             }
             out.push(Tok::Ident(src[start..i].to_string()));
@@ -157,7 +167,9 @@ fn lex_quoted(b: &[u8], mut i: usize, quote: u8) -> Result<(Vec<u8>, usize), Eva
             return Ok((out, i + 1));
         }
         if c == b'\\' {
-            let e = *b.get(i + 1).ok_or_else(|| EvalError::Syntax("unterminated escape".into()))?;
+            let e = *b
+                .get(i + 1)
+                .ok_or_else(|| EvalError::Syntax("unterminated escape".into()))?;
             i += 2;
             match e {
                 b'n' => out.push(b'\n'),
@@ -168,9 +180,14 @@ fn lex_quoted(b: &[u8], mut i: usize, quote: u8) -> Result<(Vec<u8>, usize), Eva
                 b'f' => out.push(12),
                 b'v' => out.push(11),
                 b'0'..=b'7' => {
-                    let digits = b.get(i - 1..i + 2).ok_or_else(|| EvalError::Syntax("bad octal escape".into()))?;
+                    let digits = b
+                        .get(i - 1..i + 2)
+                        .ok_or_else(|| EvalError::Syntax("bad octal escape".into()))?;
                     let s = std::str::from_utf8(digits).unwrap_or("");
-                    out.push(u8::from_str_radix(s, 8).map_err(|_| EvalError::Syntax("bad octal escape".into()))?);
+                    out.push(
+                        u8::from_str_radix(s, 8)
+                            .map_err(|_| EvalError::Syntax("bad octal escape".into()))?,
+                    );
                     i += 2;
                 }
                 b'x' | b'u' | b'U' => {
@@ -179,14 +196,18 @@ fn lex_quoted(b: &[u8], mut i: usize, quote: u8) -> Result<(Vec<u8>, usize), Eva
                         b'u' => 4,
                         _ => 8,
                     };
-                    let digits = b.get(i..i + n).ok_or_else(|| EvalError::Syntax("short escape".into()))?;
+                    let digits = b
+                        .get(i..i + n)
+                        .ok_or_else(|| EvalError::Syntax("short escape".into()))?;
                     let s = std::str::from_utf8(digits).unwrap_or("");
-                    let v = u32::from_str_radix(s, 16).map_err(|_| EvalError::Syntax("bad hex escape".into()))?;
+                    let v = u32::from_str_radix(s, 16)
+                        .map_err(|_| EvalError::Syntax("bad hex escape".into()))?;
                     i += n;
                     if e == b'x' {
                         out.push(v as u8);
                     } else {
-                        let ch = char::from_u32(v).ok_or_else(|| EvalError::Syntax("bad code point".into()))?;
+                        let ch = char::from_u32(v)
+                            .ok_or_else(|| EvalError::Syntax("bad code point".into()))?;
                         let mut buf = [0u8; 4];
                         out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
                     }
@@ -277,7 +298,10 @@ pub fn parse(src: &str) -> Result<Expr, EvalError> {
     let mut p = Parser { toks, pos: 0 };
     let e = p.expr()?;
     if p.pos != p.toks.len() {
-        return Err(EvalError::Syntax(format!("unexpected {:?} after the expression", p.toks[p.pos])));
+        return Err(EvalError::Syntax(format!(
+            "unexpected {:?} after the expression",
+            p.toks[p.pos]
+        )));
     }
     Ok(e)
 }
@@ -311,7 +335,9 @@ impl Parser {
                 self.pos += 1;
                 Ok(s)
             }
-            other => Err(EvalError::Syntax(format!("expected a name, found {other:?}"))),
+            other => Err(EvalError::Syntax(format!(
+                "expected a name, found {other:?}"
+            ))),
         }
     }
 
@@ -408,7 +434,9 @@ impl Parser {
             }
             Tok::Int(v) => {
                 self.pos += 1;
-                Ok(Expr::Int(i128::try_from(v).map_err(|_| EvalError::Syntax("integer too large".into()))?))
+                Ok(Expr::Int(i128::try_from(v).map_err(|_| {
+                    EvalError::Syntax("integer too large".into())
+                })?))
             }
             Tok::Float(f) => {
                 self.pos += 1;
@@ -460,7 +488,9 @@ impl Parser {
                 return Ok(TypeExpr::Slice(Box::new(self.type_expr()?)));
             }
             let n = match self.peek() {
-                Some(Tok::Int(n)) => u64::try_from(*n).map_err(|_| EvalError::Syntax("array too long".into()))?,
+                Some(Tok::Int(n)) => {
+                    u64::try_from(*n).map_err(|_| EvalError::Syntax("array too long".into()))?
+                }
                 _ => return Err(EvalError::Syntax("expected an array length".into())),
             };
             self.pos += 1;
@@ -637,15 +667,18 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         match e {
             Expr::Int(i) => Ok(Operand::Computed(const_int(*i))),
             Expr::Float(f) => Ok(Operand::Computed(Value {
-            display: None,
-            composite_target: false,
+                display: None,
+                composite_target: false,
                 type_name: "float64".into(),
                 addr: None,
-                kind: ValueKind::Float { value: *f, bits: 64 },
+                kind: ValueKind::Float {
+                    value: *f,
+                    bits: 64,
+                },
             })),
             Expr::Str(s) => Ok(Operand::Computed(Value {
-            display: None,
-            composite_target: false,
+                display: None,
+                composite_target: false,
                 type_name: "string".into(),
                 addr: None,
                 kind: ValueKind::String {
@@ -654,15 +687,15 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                 },
             })),
             Expr::Bool(b) => Ok(Operand::Computed(Value {
-            display: None,
-            composite_target: false,
+                display: None,
+                composite_target: false,
                 type_name: "bool".into(),
                 addr: None,
                 kind: ValueKind::Bool(*b),
             })),
             Expr::Nil => Ok(Operand::Computed(Value {
-            display: None,
-            composite_target: false,
+                display: None,
+                composite_target: false,
                 type_name: "nil".into(),
                 addr: None,
                 kind: ValueKind::Pointer {
@@ -676,11 +709,14 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                     ValueKind::Int(i) => Ok(Operand::Computed(const_int(-i128::from(i)))),
                     ValueKind::Uint(u) => Ok(Operand::Computed(const_int(-i128::from(u)))),
                     ValueKind::Float { value, bits } => Ok(Operand::Computed(Value {
-            display: None,
-            composite_target: false,
+                        display: None,
+                        composite_target: false,
                         type_name: "float64".into(),
                         addr: None,
-                        kind: ValueKind::Float { value: -value, bits },
+                        kind: ValueKind::Float {
+                            value: -value,
+                            bits,
+                        },
                     })),
                     _ => Err(EvalError::Type("cannot negate a non-number".into())),
                 }
@@ -707,10 +743,11 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                 let op = self.operand(inner)?;
                 match op {
                     Operand::Place(ty, addr) => {
-                        let pointee = self.materialize(Operand::Place(ty, addr), LoadConfig::delve_print());
+                        let pointee =
+                            self.materialize(Operand::Place(ty, addr), LoadConfig::delve_print());
                         Ok(Operand::Computed(Value {
-            display: None,
-            composite_target: false,
+                            display: None,
+                            composite_target: false,
                             type_name: format!("*{}", self.prog.ty(ty).name),
                             addr: None,
                             kind: ValueKind::Pointer {
@@ -719,7 +756,9 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                             },
                         }))
                     }
-                    _ => Err(EvalError::Type("cannot take the address of a value that is not in memory".into())),
+                    _ => Err(EvalError::Type(
+                        "cannot take the address of a value that is not in memory".into(),
+                    )),
                 }
             }
             Expr::Call(callee, args) => self.call(callee, args),
@@ -729,14 +768,18 @@ impl<'p, 'a> Evaluator<'p, 'a> {
     }
 
     fn resolve_chain(&self, chain: &[String]) -> Result<Operand, EvalError> {
-        let first = chain.first().ok_or_else(|| EvalError::Syntax("empty name".into()))?;
+        let first = chain
+            .first()
+            .ok_or_else(|| EvalError::Syntax("empty name".into()))?;
         // Innermost scope wins: later entries shadow earlier ones.
         if let Some(v) = self.scope.iter().rev().find(|v| &v.name == first) {
             let mut op = match &v.src {
                 VarSource::Memory(a) => Operand::Place(v.ty, *a),
                 VarSource::Bytes(b) => Operand::Bytes(v.ty, b.clone()),
                 VarSource::Unavailable(why) => {
-                    return Err(EvalError::Unreadable(format!("{first} is unavailable here: {why}")))
+                    return Err(EvalError::Unreadable(format!(
+                        "{first} is unavailable here: {why}"
+                    )))
                 }
             };
             for f in chain.iter().skip(1) {
@@ -798,16 +841,19 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         match &under.kind {
             TypeKind::Struct { .. } => {
                 let (fty, off) = self.find_field(ty, field, 0).ok_or_else(|| {
-                    EvalError::Type(format!("{} has no field or method {field}", self.prog.ty(ty).name))
+                    EvalError::Type(format!(
+                        "{} has no field or method {field}",
+                        self.prog.ty(ty).name
+                    ))
                 })?;
                 Ok(match op {
                     Operand::Place(_, a) => Operand::Place(fty, a.wrapping_add(off)),
                     Operand::Bytes(_, b) => {
                         let size = self.prog.underlying(fty).1.size as usize;
                         let start = off as usize;
-                        let slice = b
-                            .get(start..start.saturating_add(size))
-                            .ok_or_else(|| EvalError::Unreadable("field outside the variable".into()))?;
+                        let slice = b.get(start..start.saturating_add(size)).ok_or_else(|| {
+                            EvalError::Unreadable("field outside the variable".into())
+                        })?;
                         Operand::Bytes(fty, slice.to_vec())
                     }
                     Operand::Computed(_) => unreachable_computed()?,
@@ -835,10 +881,10 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         if let Some(f) = fields.iter().find(|f| f.name == name) {
             return Some((f.ty, f.offset));
         }
-        fields
-            .iter()
-            .filter(|f| f.embedded)
-            .find_map(|f| self.find_field(f.ty, name, depth + 1).map(|(t, o)| (t, o + f.offset)))
+        fields.iter().filter(|f| f.embedded).find_map(|f| {
+            self.find_field(f.ty, name, depth + 1)
+                .map(|(t, o)| (t, o + f.offset))
+        })
     }
 
     fn deref(&self, op: Operand) -> Result<Operand, EvalError> {
@@ -847,7 +893,9 @@ impl<'p, 'a> Evaluator<'p, 'a> {
             .ok_or_else(|| EvalError::Type("cannot dereference a constant".into()));
         if let Operand::Computed(v) = &op {
             // `*(*T)(0xADDR)` and `*&x`.
-            if let (ValueKind::Pointer { addr, .. }, Some(elem)) = (&v.kind, v.type_name.strip_prefix('*')) {
+            if let (ValueKind::Pointer { addr, .. }, Some(elem)) =
+                (&v.kind, v.type_name.strip_prefix('*'))
+            {
                 let t = self
                     .prog
                     .dwarf
@@ -882,7 +930,9 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         let (_, under) = self.prog.underlying(ty);
         let bounds = |i: i128, len: u64| -> Result<u64, EvalError> {
             if i < 0 || i >= i128::from(len) {
-                Err(EvalError::Type(format!("index {i} out of bounds [0, {len})")))
+                Err(EvalError::Type(format!(
+                    "index {i} out of bounds [0, {len})"
+                )))
             } else {
                 Ok(i as u64)
             }
@@ -895,9 +945,9 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                     Operand::Place(_, a) => Ok(Operand::Place(elem, a.wrapping_add(i * esize))),
                     Operand::Bytes(_, b) => {
                         let s = (i * esize) as usize;
-                        let slice = b
-                            .get(s..s + esize as usize)
-                            .ok_or_else(|| EvalError::Unreadable("element outside the variable".into()))?;
+                        let slice = b.get(s..s + esize as usize).ok_or_else(|| {
+                            EvalError::Unreadable("element outside the variable".into())
+                        })?;
                         Ok(Operand::Bytes(elem, slice.to_vec()))
                     }
                     Operand::Computed(_) => unreachable_computed(),
@@ -918,14 +968,16 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                     .read_u8(hdr[0].wrapping_add(i))
                     .map_err(|e| EvalError::Unreadable(e.to_string()))?;
                 Ok(Operand::Computed(Value {
-            display: None,
-            composite_target: false,
+                    display: None,
+                    composite_target: false,
                     type_name: "uint8".into(),
                     addr: Some(hdr[0].wrapping_add(i)),
                     kind: ValueKind::Uint(u64::from(b)),
                 }))
             }
-            TypeKind::Pointer { elem: Some(elem) } if matches!(self.prog.underlying(elem).1.kind, TypeKind::Array { .. }) => {
+            TypeKind::Pointer { elem: Some(elem) }
+                if matches!(self.prog.underlying(elem).1.kind, TypeKind::Array { .. }) =>
+            {
                 let d = self.deref(op)?;
                 self.index(d, idx)
             }
@@ -937,10 +989,19 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                         suggestions: Vec::new(),
                     });
                 }
-                let header = header.ok_or_else(|| EvalError::Type("map without DWARF header type".into()))?;
+                let header = header
+                    .ok_or_else(|| EvalError::Type("map without DWARF header type".into()))?;
                 let want = self.key_json(idx, key)?;
-                let (_, slots) = maps::entries(self.prog, self.prog.mem, header, hdr, key, elem, MAP_LOOKUP_LIMIT)
-                    .map_err(EvalError::Unreadable)?;
+                let (_, slots) = maps::entries(
+                    self.prog,
+                    self.prog.mem,
+                    header,
+                    hdr,
+                    key,
+                    elem,
+                    MAP_LOOKUP_LIMIT,
+                )
+                .map_err(EvalError::Unreadable)?;
                 let mut loader = Loader::new(self.prog, LoadConfig::canonical());
                 for (ka, ea) in slots {
                     let k = loader.load(key, ka);
@@ -953,7 +1014,10 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                     suggestions: Vec::new(),
                 })
             }
-            _ => Err(EvalError::Type(format!("cannot index a value of type {}", self.prog.ty(ty).name))),
+            _ => Err(EvalError::Type(format!(
+                "cannot index a value of type {}",
+                self.prog.ty(ty).name
+            ))),
         }
     }
 
@@ -977,9 +1041,9 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                     .read_u64(a.wrapping_add(8 * i as u64))
                     .map_err(|e| EvalError::Unreadable(e.to_string()))?,
                 Operand::Bytes(_, b) => {
-                    let s = b
-                        .get(8 * i..8 * i + 8)
-                        .ok_or_else(|| EvalError::Unreadable("header outside the variable".into()))?;
+                    let s = b.get(8 * i..8 * i + 8).ok_or_else(|| {
+                        EvalError::Unreadable("header outside the variable".into())
+                    })?;
                     u64::from_le_bytes(s.try_into().unwrap_or([0; 8]))
                 }
                 Operand::Computed(_) => return Err(EvalError::Type("not in memory".into())),
@@ -1056,13 +1120,17 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                 let op = self.operand(arg)?;
                 let addr = self.int_of(&op)? as u64;
                 return Ok(Operand::Computed(Value {
-            display: None,
-            composite_target: false,
+                    display: None,
+                    composite_target: false,
                     type_name: t.to_string(),
                     addr: None,
                     kind: ValueKind::Pointer {
                         addr,
-                        pointee: if addr == 0 { Pointee::Nil } else { Pointee::NotLoaded },
+                        pointee: if addr == 0 {
+                            Pointee::Nil
+                        } else {
+                            Pointee::NotLoaded
+                        },
                     },
                 }));
             }
@@ -1082,7 +1150,13 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                     ValueKind::Int(i) => i as u64,
                     ValueKind::Uint(u) | ValueKind::UnsafePointer(u) => u,
                     ValueKind::Pointer { addr, .. } => addr,
-                    _ => return Err(EvalError::Type(format!("cannot convert {} to {}", v.type_name, self.prog.ty(t).name))),
+                    _ => {
+                        return Err(EvalError::Type(format!(
+                            "cannot convert {} to {}",
+                            v.type_name,
+                            self.prog.ty(t).name
+                        )))
+                    }
                 };
                 Ok(Operand::Bytes(t, addr.to_le_bytes().to_vec()))
             }
@@ -1121,10 +1195,9 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         };
         let mut out = Vec::new();
         for (i, f) in decl.iter().enumerate() {
-            let given = fields
-                .iter()
-                .enumerate()
-                .find(|(j, (n, _))| n.as_deref() == Some(f.name.as_str()) || (n.is_none() && *j == i));
+            let given = fields.iter().enumerate().find(|(j, (n, _))| {
+                n.as_deref() == Some(f.name.as_str()) || (n.is_none() && *j == i)
+            });
             let v = match given {
                 Some((_, (_, e))) => match self.operand(e)? {
                     Operand::Computed(v) => coerce(self.prog, v, f.ty),
@@ -1152,13 +1225,16 @@ fn unreachable_computed<T>() -> Result<T, EvalError> {
 }
 
 fn is_numeric(k: &TypeKind) -> bool {
-    matches!(k, TypeKind::Int | TypeKind::Uint | TypeKind::Uintptr | TypeKind::Float)
+    matches!(
+        k,
+        TypeKind::Int | TypeKind::Uint | TypeKind::Uintptr | TypeKind::Float
+    )
 }
 
 fn const_int(i: i128) -> Value {
     Value {
-            display: None,
-            composite_target: false,
+        display: None,
+        composite_target: false,
         type_name: "int".into(),
         addr: None,
         kind: match i64::try_from(i) {
@@ -1183,15 +1259,19 @@ fn coerce(prog: &Program<'_>, v: Value, t: TypeId) -> Value {
             bits: (under.size * 8) as u8,
         },
         (TypeKind::Float, ValueKind::Float { value, .. }) => ValueKind::Float {
-            value: if under.size == 4 { f64::from(value as f32) } else { value },
+            value: if under.size == 4 {
+                f64::from(value as f32)
+            } else {
+                value
+            },
             bits: (under.size * 8) as u8,
         },
         (TypeKind::Int, ValueKind::Float { value, .. }) => ValueKind::Int(value as i64),
         (_, other) => other,
     };
     Value {
-            display: None,
-            composite_target: false,
+        display: None,
+        composite_target: false,
         type_name,
         addr: None,
         kind,
@@ -1214,7 +1294,10 @@ fn zero_value(prog: &Program<'_>, t: TypeId) -> Value {
         },
         TypeKind::Struct { fields } => ValueKind::Struct {
             total: fields.len(),
-            fields: fields.iter().map(|f| (f.name.clone(), zero_value(prog, f.ty))).collect(),
+            fields: fields
+                .iter()
+                .map(|f| (f.name.clone(), zero_value(prog, f.ty)))
+                .collect(),
         },
         _ => ValueKind::Pointer {
             addr: 0,
@@ -1222,8 +1305,8 @@ fn zero_value(prog: &Program<'_>, t: TypeId) -> Value {
         },
     };
     Value {
-            display: None,
-            composite_target: false,
+        display: None,
+        composite_target: false,
         type_name: prog.ty(t).name.clone(),
         addr: None,
         kind,
@@ -1256,15 +1339,23 @@ mod tests {
         assert_eq!(
             parse("main.cfg.Name").expect("parse"),
             Expr::Select(
-                Box::new(Expr::Select(Box::new(Expr::Ident("main".into())), "cfg".into())),
+                Box::new(Expr::Select(
+                    Box::new(Expr::Ident("main".into())),
+                    "cfg".into()
+                )),
                 "Name".into()
             )
         );
         assert_eq!(
             parse("net/http.DefaultClient").expect("parse"),
-            Expr::Select(Box::new(Expr::Ident("net/http".into())), "DefaultClient".into())
+            Expr::Select(
+                Box::new(Expr::Ident("net/http".into())),
+                "DefaultClient".into()
+            )
         );
-        assert!(matches!(parse(r#"m["k"]"#).expect("parse"), Expr::Index(_, k) if *k == Expr::Str(b"k".to_vec())));
+        assert!(
+            matches!(parse(r#"m["k"]"#).expect("parse"), Expr::Index(_, k) if *k == Expr::Str(b"k".to_vec()))
+        );
         assert!(matches!(parse("m[3]").expect("parse"), Expr::Index(_, k) if *k == Expr::Int(3)));
         assert!(matches!(parse("*p").expect("parse"), Expr::Deref(_)));
         assert!(matches!(parse("&x").expect("parse"), Expr::AddrOf(_)));
@@ -1291,8 +1382,14 @@ mod tests {
 
     #[test]
     fn lexes_literals() {
-        assert_eq!(lex(r#""a\tb\x41""#).expect("lex"), vec![Tok::Str(b"a\tbA".to_vec())]);
-        assert_eq!(lex("0x1f 1_000 'a'").expect("lex"), vec![Tok::Int(31), Tok::Int(1000), Tok::Char(97)]);
+        assert_eq!(
+            lex(r#""a\tb\x41""#).expect("lex"),
+            vec![Tok::Str(b"a\tbA".to_vec())]
+        );
+        assert_eq!(
+            lex("0x1f 1_000 'a'").expect("lex"),
+            vec![Tok::Int(31), Tok::Int(1000), Tok::Char(97)]
+        );
         assert_eq!(lex("1.5").expect("lex"), vec![Tok::Float(1.5)]);
     }
 

@@ -30,11 +30,13 @@ pub fn frame_scope(
         let size = prog.underlying(v.ty).1.size;
         let src = match &v.location {
             None => VarSource::Unavailable("optimized away or not live at this PC".into()),
-            Some(expr) => match evaluate_location(expr, encoding, Some(cfa), regs, size, prog.mem) {
-                Ok(Location::Address(a)) => VarSource::Memory(a),
-                Ok(Location::Bytes(b)) => VarSource::Bytes(b),
-                Err(why) => VarSource::Unavailable(why),
-            },
+            Some(expr) => {
+                match evaluate_location(expr, encoding, Some(cfa), regs, size, prog.mem) {
+                    Ok(Location::Address(a)) => VarSource::Memory(a),
+                    Ok(Location::Bytes(b)) => VarSource::Bytes(b),
+                    Err(why) => VarSource::Unavailable(why),
+                }
+            }
         };
         out.push(ScopeVar {
             name: v.name,

@@ -16,7 +16,12 @@ const HAS_MONOTONIC: u64 = 1 << 63;
 
 /// `2024-02-29T13:14:15Z` (with `, +ext` when the value carries a monotonic
 /// reading), or `None` when the fields cannot be read.
-pub(crate) fn time_display(prog: &Program<'_>, mem: &dyn Memory, ty: TypeId, addr: u64) -> Option<String> {
+pub(crate) fn time_display(
+    prog: &Program<'_>,
+    mem: &dyn Memory,
+    ty: TypeId,
+    addr: u64,
+) -> Option<String> {
     let wall = mem.read_u64(addr + field(prog, ty, "wall")?.offset).ok()?;
     let ext = mem.read_u64(addr + field(prog, ty, "ext")?.offset).ok()? as i64;
     let loc_f = field(prog, ty, "loc")?;
@@ -28,7 +33,10 @@ pub(crate) fn time_display(prog: &Program<'_>, mem: &dyn Memory, ty: TypeId, add
     };
     if wall & HAS_MONOTONIC != 0 {
         let sec = ((wall << 1) >> 31) as i64;
-        Some(format!("{}, {ext:+}", rfc3339(sec + WALL_EPOCH_UNIX, offset)))
+        Some(format!(
+            "{}, {ext:+}",
+            rfc3339(sec + WALL_EPOCH_UNIX, offset)
+        ))
     } else {
         Some(rfc3339(ext.checked_sub(UNIX_TO_INTERNAL)?, offset))
     }

@@ -144,9 +144,15 @@ pub fn write_value(out: &mut String, v: &Value) {
             }
             out.push_str("{\"$chan\":");
             write_string(out, elem_type.as_bytes());
-            let _ = write!(out, ",\"len\":{len},\"cap\":{cap},\"closed\":{closed},\"buffer\":");
+            let _ = write!(
+                out,
+                ",\"len\":{len},\"cap\":{cap},\"closed\":{closed},\"buffer\":"
+            );
             write_elems(out, buffer, *len);
-            let _ = write!(out, ",\"senders\":{senders:?},\"receivers\":{receivers:?}}}");
+            let _ = write!(
+                out,
+                ",\"senders\":{senders:?},\"receivers\":{receivers:?}}}"
+            );
         }
         ValueKind::Interface { dyn_type, value } => match (dyn_type, value) {
             (None, _) => out.push_str("null"),
@@ -229,7 +235,11 @@ pub fn format_go_float(f: f64, bits: u8, fmt: char) -> String {
     let (mant, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
-    let digits = if digits.is_empty() { "0".to_string() } else { digits };
+    let digits = if digits.is_empty() {
+        "0".to_string()
+    } else {
+        digits
+    };
     let nd = digits.len() as i32;
     let mut s = String::new();
     if neg {
@@ -238,7 +248,7 @@ pub fn format_go_float(f: f64, bits: u8, fmt: char) -> String {
     // strconv's shortest 'g' switches to %e when exp < -4 || exp >= 6
     // ("if shortest { eprec = 6 }" in ftoa.go).
     let _ = nd;
-    let use_exp = fmt == 'g' && (exp < -4 || exp >= 6);
+    let use_exp = fmt == 'g' && !(-4..6).contains(&exp);
     if use_exp {
         s.push_str(&digits[..1]);
         if nd > 1 {
@@ -334,7 +344,7 @@ mod tests {
         assert_eq!(format_go_float(-2.5, 64, 'g'), "-2.5");
         assert_eq!(format_go_float(0.0, 64, 'g'), "0");
         assert_eq!(format_go_float(100.0, 64, 'g'), "100");
-        assert_eq!(format_go_float(3.14159, 64, 'f'), "3.14159");
+        assert_eq!(format_go_float(2.5625, 64, 'f'), "2.5625");
         assert_eq!(format_go_float(1e21, 64, 'f'), "1000000000000000000000");
         assert_eq!(format_go_float(1.5e-7, 64, 'f'), "0.00000015");
     }
@@ -356,8 +366,17 @@ mod tests {
             kind,
         };
         assert_eq!(to_json(&v(ValueKind::Int(1 << 53))), "9007199254740992");
-        assert_eq!(to_json(&v(ValueKind::Int((1 << 53) + 1))), "\"9007199254740993\"");
-        assert_eq!(to_json(&v(ValueKind::Int(i64::MIN))), "\"-9223372036854775808\"");
-        assert_eq!(to_json(&v(ValueKind::Uint(u64::MAX))), "\"18446744073709551615\"");
+        assert_eq!(
+            to_json(&v(ValueKind::Int((1 << 53) + 1))),
+            "\"9007199254740993\""
+        );
+        assert_eq!(
+            to_json(&v(ValueKind::Int(i64::MIN))),
+            "\"-9223372036854775808\""
+        );
+        assert_eq!(
+            to_json(&v(ValueKind::Uint(u64::MAX))),
+            "\"18446744073709551615\""
+        );
     }
 }

@@ -25,7 +25,12 @@ pub(crate) struct Overlay<'m> {
 impl Memory for Overlay<'_> {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         if let Some(off) = addr.checked_sub(self.start) {
-            if let (Ok(off), Some(end)) = (usize::try_from(off), usize::try_from(off).ok().and_then(|o| o.checked_add(buf.len()))) {
+            if let (Ok(off), Some(end)) = (
+                usize::try_from(off),
+                usize::try_from(off)
+                    .ok()
+                    .and_then(|o| o.checked_add(buf.len())),
+            ) {
                 if let Some(src) = self.bytes.get(off..end) {
                     buf.copy_from_slice(src);
                     return Ok(());
@@ -83,9 +88,19 @@ impl<'p, 'a> Loader<'p, 'a> {
         v
     }
 
-    pub(crate) fn load_at(&mut self, mem: &dyn Memory, ty: TypeId, addr: u64, recurse: u32) -> Value {
+    pub(crate) fn load_at(
+        &mut self,
+        mem: &dyn Memory,
+        ty: TypeId,
+        addr: u64,
+        recurse: u32,
+    ) -> Value {
         if self.depth >= MAX_DEPTH {
-            return Value::unreadable(self.prog.ty(ty).name.clone(), Some(addr), "nesting too deep");
+            return Value::unreadable(
+                self.prog.ty(ty).name.clone(),
+                Some(addr),
+                "nesting too deep",
+            );
         }
         self.depth += 1;
         let v = self.load_inner(mem, ty, addr, recurse);
@@ -159,7 +174,9 @@ impl<'p, 'a> Loader<'p, 'a> {
                 if let Err(e) = mem.read(addr, &mut hdr) {
                     return unreadable(e);
                 }
-                let word = |i: usize| u64::from_le_bytes(hdr[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+                let word = |i: usize| {
+                    u64::from_le_bytes(hdr[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]))
+                };
                 let (base, len, cap) = (word(0), word(1), word(2));
                 if (len as i64) < 0 || cap < len {
                     return mk(ValueKind::Unreadable(format!(
@@ -208,7 +225,9 @@ impl<'p, 'a> Loader<'p, 'a> {
                 }
                 let (key, elem) = (*key, *elem);
                 let Some(header) = *header else {
-                    return mk(ValueKind::Unreadable("map without a DWARF header type".into()));
+                    return mk(ValueKind::Unreadable(
+                        "map without a DWARF header type".into(),
+                    ));
                 };
                 let limit = if recurse > self.cfg.max_recurse {
                     0
@@ -269,7 +288,10 @@ impl<'p, 'a> Loader<'p, 'a> {
             }
             TypeKind::Typedef(_) | TypeKind::Unknown => {
                 let _ = uid;
-                mk(ValueKind::Unreadable(format!("unsupported type {}", prog.ty(ty).name)))
+                mk(ValueKind::Unreadable(format!(
+                    "unsupported type {}",
+                    prog.ty(ty).name
+                )))
             }
         }
     }
@@ -307,7 +329,14 @@ impl<'p, 'a> Loader<'p, 'a> {
         Pointee::Loaded(Box::new(v))
     }
 
-    fn load_elems(&mut self, mem: &dyn Memory, elem: TypeId, base: u64, len: u64, recurse: u32) -> Vec<Value> {
+    fn load_elems(
+        &mut self,
+        mem: &dyn Memory,
+        elem: TypeId,
+        base: u64,
+        len: u64,
+        recurse: u32,
+    ) -> Vec<Value> {
         let esize = self.prog.underlying(elem).1.size;
         let n = len.min(self.cfg.max_array_values);
         let mut out = Vec::with_capacity(n.min(1 << 16) as usize);
@@ -334,7 +363,11 @@ impl<'p, 'a> Loader<'p, 'a> {
         out
     }
 
-    fn read_string(&self, mem: &dyn Memory, addr: u64) -> std::result::Result<(Vec<u8>, u64), String> {
+    fn read_string(
+        &self,
+        mem: &dyn Memory,
+        addr: u64,
+    ) -> std::result::Result<(Vec<u8>, u64), String> {
         let ptr = mem.read_u64(addr).map_err(|e| err_text(&e))?;
         let len = mem.read_u64(addr + 8).map_err(|e| err_text(&e))?;
         if (len as i64) < 0 {
@@ -417,7 +450,14 @@ impl<'p, 'a> Loader<'p, 'a> {
         self.load_rtype(mem, rtype, Some(name.to_string()), addr, 0)
     }
 
-    fn load_rtype(&mut self, mem: &dyn Memory, rtype: u64, name: Option<String>, addr: u64, recurse: u32) -> Value {
+    fn load_rtype(
+        &mut self,
+        mem: &dyn Memory,
+        rtype: u64,
+        name: Option<String>,
+        addr: u64,
+        recurse: u32,
+    ) -> Value {
         if self.depth >= MAX_DEPTH {
             return Value::unreadable(name.unwrap_or_default(), Some(addr), "nesting too deep");
         }
@@ -434,7 +474,14 @@ impl<'p, 'a> Loader<'p, 'a> {
         v
     }
 
-    fn load_rtype_inner(&mut self, mem: &dyn Memory, rtype: u64, name: Option<String>, addr: u64, recurse: u32) -> Value {
+    fn load_rtype_inner(
+        &mut self,
+        mem: &dyn Memory,
+        rtype: u64,
+        name: Option<String>,
+        addr: u64,
+        recurse: u32,
+    ) -> Value {
         let prog = self.prog;
         let name = name
             .or_else(|| prog.rtype_name(rtype))
@@ -472,7 +519,9 @@ impl<'p, 'a> Loader<'p, 'a> {
                     Err(e) => return mk(ValueKind::Unreadable(err_text(&e))),
                 };
                 let Ok(elem) = word(48) else {
-                    return mk(ValueKind::Unreadable("cannot read the pointer's element type".into()));
+                    return mk(ValueKind::Unreadable(
+                        "cannot read the pointer's element type".into(),
+                    ));
                 };
                 let pointee = if let Some(dt) = prog.rtype_dwarf(elem) {
                     self.deref(Some(dt), p, recurse)
@@ -507,7 +556,9 @@ impl<'p, 'a> Loader<'p, 'a> {
                     if let Err(e) = mem.read(addr, &mut hdr) {
                         return mk(ValueKind::Unreadable(err_text(&e)));
                     }
-                    let w = |i: usize| u64::from_le_bytes(hdr[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+                    let w = |i: usize| {
+                        u64::from_le_bytes(hdr[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]))
+                    };
                     (w(0), w(1), w(2), true)
                 };
                 if (len as i64) < 0 || (is_slice && cap < len) {
@@ -521,7 +572,12 @@ impl<'p, 'a> Loader<'p, 'a> {
                     }
                 }
                 return mk(if is_slice {
-                    ValueKind::Slice { len, cap, base, elems }
+                    ValueKind::Slice {
+                        len,
+                        cap,
+                        base,
+                        elems,
+                    }
                 } else {
                     ValueKind::Array { len, elems }
                 });
@@ -530,20 +586,27 @@ impl<'p, 'a> Loader<'p, 'a> {
                 // abi.StructType: PkgPath @48, Fields []StructField @56 (24-byte
                 // entries: Name, Typ, Offset).
                 let (Ok(fptr), Ok(flen)) = (word(56), word(64)) else {
-                    return mk(ValueKind::Unreadable("cannot read the struct fields".into()));
+                    return mk(ValueKind::Unreadable(
+                        "cannot read the struct fields".into(),
+                    ));
                 };
                 if flen > 1 << 16 {
-                    return mk(ValueKind::Unreadable(format!("corrupt struct type: {flen} fields")));
+                    return mk(ValueKind::Unreadable(format!(
+                        "corrupt struct type: {flen} fields"
+                    )));
                 }
                 let mut fields = Vec::new();
                 if recurse <= self.cfg.max_recurse {
                     for i in 0..flen {
                         let f = fptr + i * 24;
-                        let (Ok(fname), Ok(ftyp), Ok(foff)) = (pm.read_u64(f), pm.read_u64(f + 8), pm.read_u64(f + 16)) else {
+                        let (Ok(fname), Ok(ftyp), Ok(foff)) =
+                            (pm.read_u64(f), pm.read_u64(f + 8), pm.read_u64(f + 16))
+                        else {
                             break;
                         };
                         let fname = read_abi_name(pm, fname).unwrap_or_default();
-                        let v = self.load_rtype(mem, ftyp, None, addr.wrapping_add(foff), recurse + 1);
+                        let v =
+                            self.load_rtype(mem, ftyp, None, addr.wrapping_add(foff), recurse + 1);
                         fields.push((fname, v));
                     }
                 }
@@ -626,7 +689,8 @@ impl<'p, 'a> Loader<'p, 'a> {
             let f = field(name).ok_or_else(|| format!("hchan has no field {name}"))?;
             let size = prog.underlying(f.ty).1.size.min(8) as usize;
             let mut b = [0u8; 8];
-            mem.read(hchan + f.offset, &mut b[..size]).map_err(|e| err_text(&e))?;
+            mem.read(hchan + f.offset, &mut b[..size])
+                .map_err(|e| err_text(&e))?;
             Ok(u64::from_le_bytes(b))
         };
         let qcount = read_field("qcount")?;
@@ -635,7 +699,9 @@ impl<'p, 'a> Loader<'p, 'a> {
         let closed = read_field("closed")? != 0;
         let recvx = read_field("recvx")?;
         if qcount > dataqsiz || (dataqsiz > 0 && recvx >= dataqsiz) {
-            return Err(format!("corrupt channel: qcount {qcount} dataqsiz {dataqsiz} recvx {recvx}"));
+            return Err(format!(
+                "corrupt channel: qcount {qcount} dataqsiz {dataqsiz} recvx {recvx}"
+            ));
         }
         let esize = prog.underlying(elem).1.size;
         let mut buffer = Vec::new();
@@ -647,7 +713,9 @@ impl<'p, 'a> Loader<'p, 'a> {
             }
         }
         let waiters = |qname: &str| -> Vec<u64> {
-            let Some(q) = field(qname) else { return Vec::new() };
+            let Some(q) = field(qname) else {
+                return Vec::new();
+            };
             let Ok(first) = mem.read_u64(hchan + q.offset) else {
                 return Vec::new();
             };
@@ -732,7 +800,11 @@ pub(crate) fn decode_scalar(kind: &TypeKind, b: &[u8]) -> ValueKind {
         TypeKind::Bool => ValueKind::Bool(u & 0xff != 0),
         TypeKind::Int => {
             let shift = 64 - 8 * lo as u32;
-            let i = if lo == 0 { 0 } else { ((u << shift) as i64) >> shift };
+            let i = if lo == 0 {
+                0
+            } else {
+                ((u << shift) as i64) >> shift
+            };
             ValueKind::Int(i)
         }
         TypeKind::Uint | TypeKind::Uintptr => ValueKind::Uint(u),
@@ -775,7 +847,10 @@ mod tests {
     #[test]
     fn decodes_scalars() {
         assert_eq!(decode_scalar(&TypeKind::Int, &[0xff]), ValueKind::Int(-1));
-        assert_eq!(decode_scalar(&TypeKind::Int, &(-5i64).to_le_bytes()), ValueKind::Int(-5));
+        assert_eq!(
+            decode_scalar(&TypeKind::Int, &(-5i64).to_le_bytes()),
+            ValueKind::Int(-5)
+        );
         assert_eq!(decode_scalar(&TypeKind::Uint, &[200]), ValueKind::Uint(200));
         assert_eq!(decode_scalar(&TypeKind::Bool, &[1]), ValueKind::Bool(true));
         assert_eq!(

@@ -125,7 +125,11 @@ fn classic(
     }
     let nb = 1u64 << b;
     let same_size = flags & 8 != 0;
-    let oldmask = if same_size { nb - 1 } else { (nb >> 1).saturating_sub(1) };
+    let oldmask = if same_size {
+        nb - 1
+    } else {
+        (nb >> 1).saturating_sub(1)
+    };
     let mut visited = 0u64;
     let mut walk = |start: u64, out: &mut Out| -> Result<(), String> {
         let mut bucket = start;
@@ -135,7 +139,8 @@ fn classic(
                 return Err("map overflow chains do not end".into());
             }
             let mut top = [0u8; 8];
-            mem.read(bucket + tophash_off, &mut top).map_err(|e| e.to_string())?;
+            mem.read(bucket + tophash_off, &mut top)
+                .map_err(|e| e.to_string())?;
             for (i, &t) in top.iter().enumerate() {
                 // 0 emptyRest, 1 emptyOne, 2..4 evacuated; 5+ a full slot.
                 if t >= 5 && !out.full() {
@@ -203,26 +208,33 @@ fn swiss(
     let tf = |n: &str| field(prog, table_t, n).ok_or_else(|| format!("table has no field {n}"));
     let groups_f = tf("groups")?;
     let gref = groups_f.ty;
-    let gf = |n: &str| field(prog, gref, n).ok_or_else(|| format!("groupReference has no field {n}"));
+    let gf =
+        |n: &str| field(prog, gref, n).ok_or_else(|| format!("groupReference has no field {n}"));
     let data_f = gf("data")?;
     let mask_f = gf("lengthMask")?;
     let group_t = pointee(prog, data_f.ty).ok_or("groups.data is not a pointer")?;
     let gsize = prog.underlying(group_t).1.size;
-    let ctrl_off = field(prog, group_t, "ctrl").ok_or("group has no ctrl")?.offset;
+    let ctrl_off = field(prog, group_t, "ctrl")
+        .ok_or("group has no ctrl")?
+        .offset;
     // Interleaved slots {key, elem}, or split keys/elems arrays.
-    let slot_addr: Box<dyn Fn(u64, u64) -> (u64, u64)> = if let Some(slots) = field(prog, group_t, "slots") {
-        let (slot_t, slot_size) = array_elem(prog, slots.ty).ok_or("group slots is not an array")?;
-        let k = field(prog, slot_t, "key").ok_or("slot has no key")?.offset;
-        let e = field(prog, slot_t, "elem").ok_or("slot has no elem")?.offset;
-        let base = slots.offset;
-        Box::new(move |g, i| (g + base + i * slot_size + k, g + base + i * slot_size + e))
-    } else {
-        let keys = field(prog, group_t, "keys").ok_or("group has neither slots nor keys")?;
-        let elems = field(prog, group_t, "elems").ok_or("group has no elems")?;
-        let (_, ks) = array_elem(prog, keys.ty).ok_or("group keys is not an array")?;
-        let (_, es) = array_elem(prog, elems.ty).ok_or("group elems is not an array")?;
-        Box::new(move |g, i| (g + keys.offset + i * ks, g + elems.offset + i * es))
-    };
+    let slot_addr: Box<dyn Fn(u64, u64) -> (u64, u64)> =
+        if let Some(slots) = field(prog, group_t, "slots") {
+            let (slot_t, slot_size) =
+                array_elem(prog, slots.ty).ok_or("group slots is not an array")?;
+            let k = field(prog, slot_t, "key").ok_or("slot has no key")?.offset;
+            let e = field(prog, slot_t, "elem")
+                .ok_or("slot has no elem")?
+                .offset;
+            let base = slots.offset;
+            Box::new(move |g, i| (g + base + i * slot_size + k, g + base + i * slot_size + e))
+        } else {
+            let keys = field(prog, group_t, "keys").ok_or("group has neither slots nor keys")?;
+            let elems = field(prog, group_t, "elems").ok_or("group has no elems")?;
+            let (_, ks) = array_elem(prog, keys.ty).ok_or("group keys is not an array")?;
+            let (_, es) = array_elem(prog, elems.ty).ok_or("group elems is not an array")?;
+            Box::new(move |g, i| (g + keys.offset + i * ks, g + elems.offset + i * es))
+        };
     let scan_group = |g: u64, out: &mut Out| -> Result<(), String> {
         let ctrl = rd(mem, g + ctrl_off)?;
         for i in 0..8u64 {

@@ -234,7 +234,11 @@ pub struct Value {
 
 impl Value {
     /// An unreadable value of a type.
-    pub fn unreadable(type_name: impl Into<String>, addr: Option<u64>, why: impl Into<String>) -> Value {
+    pub fn unreadable(
+        type_name: impl Into<String>,
+        addr: Option<u64>,
+        why: impl Into<String>,
+    ) -> Value {
         Value {
             display: None,
             composite_target: false,
@@ -283,9 +287,7 @@ impl<'a> Program<'a> {
 
     /// The type that says what a value is, after typedefs.
     pub fn underlying(&self, id: TypeId) -> (TypeId, &GoType) {
-        self.dwarf
-            .underlying(id)
-            .unwrap_or((id, self.ty(id)))
+        self.dwarf.underlying(id).unwrap_or((id, self.ty(id)))
     }
 
     /// `[moduledata.types, moduledata.etypes)` at runtime, read from
@@ -348,7 +350,10 @@ impl<'a> Program<'a> {
         if len > 1 << 16 {
             return None;
         }
-        let bytes = self.mem.read_vec(name_addr + pos as u64, len as usize).ok()?;
+        let bytes = self
+            .mem
+            .read_vec(name_addr + pos as u64, len as usize)
+            .ok()?;
         let mut s = String::from_utf8_lossy(&bytes).into_owned();
         // TFlagExtraStar: the name is stored with a '*' that belongs to the pointer type.
         if tflag & 0x2 != 0 && s.starts_with('*') {
@@ -367,7 +372,9 @@ impl<'a> Program<'a> {
     /// has one, otherwise the DWARF name with package paths shortened.
     pub fn reflect_name(&self, id: TypeId) -> String {
         let t = self.ty(id);
-        if let (Some(off), Some((types, _))) = (t.runtime_type.filter(|&o| o != 0), self.types_range()) {
+        if let (Some(off), Some((types, _))) =
+            (t.runtime_type.filter(|&o| o != 0), self.types_range())
+        {
             if let Some(n) = self.rtype_name(types + off) {
                 return n;
             }
@@ -406,7 +413,10 @@ mod tests {
 
     #[test]
     fn shortens_paths_like_reflect() {
-        assert_eq!(shorten_package_paths("map[net/http.Header]*net/url.URL"), "map[http.Header]*url.URL");
+        assert_eq!(
+            shorten_package_paths("map[net/http.Header]*net/url.URL"),
+            "map[http.Header]*url.URL"
+        );
         assert_eq!(shorten_package_paths("main.Config"), "main.Config");
         assert_eq!(shorten_package_paths("[]*main.Node"), "[]*main.Node");
     }

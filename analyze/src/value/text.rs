@@ -76,7 +76,12 @@ fn write_to(out: &mut String, v: &Value, flags: Flags, indent: &str) {
         ValueKind::Unreadable(why) => {
             let _ = write!(out, "(unreadable {why})");
         }
-        ValueKind::Slice { len, cap, base, elems } => {
+        ValueKind::Slice {
+            len,
+            cap,
+            base,
+            elems,
+        } => {
             if flags.include_type {
                 let _ = write!(out, "{} len: {len}, cap: {cap}, ", type_str(v));
             }
@@ -242,7 +247,12 @@ fn write_to(out: &mut String, v: &Value, flags: Flags, indent: &str) {
         }
         ValueKind::Float { value, bits } => out.push_str(&float_text(*value, *bits)),
         ValueKind::Complex { re, im, bits } => {
-            let _ = write!(out, "({} + {}i)", float_text(*re, *bits), float_text(*im, *bits));
+            let _ = write!(
+                out,
+                "({} + {}i)",
+                float_text(*re, *bits),
+                float_text(*im, *bits)
+            );
         }
         ValueKind::String { bytes, len } => {
             let mut b = bytes.clone();
@@ -362,7 +372,14 @@ fn write_elems(out: &mut String, elems: &[Value], len: u64, flags: Flags, indent
     out.push(']');
 }
 
-fn write_struct(out: &mut String, v: &Value, fields: &[(String, Value)], total: usize, flags: Flags, indent: &str) {
+fn write_struct(
+    out: &mut String,
+    v: &Value,
+    fields: &[(String, Value)],
+    total: usize,
+    flags: Flags,
+    indent: &str,
+) {
     if fields.is_empty() && total != 0 {
         addr_form(out, type_str(v), v.addr.unwrap_or(0), true);
         return;
@@ -574,7 +591,13 @@ mod tests {
                 addr: 0x20,
                 len: 1,
                 entries: vec![(
-                    v("string", ValueKind::String { bytes: b"a".to_vec(), len: 1 }),
+                    v(
+                        "string",
+                        ValueKind::String {
+                            bytes: b"a".to_vec(),
+                            len: 1,
+                        },
+                    ),
                     v("int", ValueKind::Int(1)),
                 )],
             },
@@ -582,12 +605,29 @@ mod tests {
         // Delve breaks every non-empty map over lines, with a separator after the last pair.
         assert_eq!(render(&m), "map[string]int [\n\t\"a\": 1, \n]");
         assert_eq!(render_single_line(&m), "map[string]int [\"a\": 1, ]");
-        let nil = v("[]int", ValueKind::Slice { len: 0, cap: 0, base: 0, elems: vec![] });
+        let nil = v(
+            "[]int",
+            ValueKind::Slice {
+                len: 0,
+                cap: 0,
+                base: 0,
+                elems: vec![],
+            },
+        );
         assert_eq!(render(&nil), "[]int len: 0, cap: 0, nil");
         let long = v(
             "main.T",
             ValueKind::Struct {
-                fields: vec![("Name".into(), v("string", ValueKind::String { bytes: b"orders-eu".to_vec(), len: 9 }))],
+                fields: vec![(
+                    "Name".into(),
+                    v(
+                        "string",
+                        ValueKind::String {
+                            bytes: b"orders-eu".to_vec(),
+                            len: 9,
+                        },
+                    ),
+                )],
                 total: 1,
             },
         );
@@ -597,8 +637,17 @@ mod tests {
 
     #[test]
     fn strings_quote_like_go() {
-        assert_eq!(go_quote(b"h\xc3\xa9\xff\"\n\x01"), "\"h\u{e9}\\xff\\\"\\n\\x01\"");
-        let s = v("string", ValueKind::String { bytes: b"abc".to_vec(), len: 10 });
+        assert_eq!(
+            go_quote(b"h\xc3\xa9\xff\"\n\x01"),
+            "\"h\u{e9}\\xff\\\"\\n\\x01\""
+        );
+        let s = v(
+            "string",
+            ValueKind::String {
+                bytes: b"abc".to_vec(),
+                len: 10,
+            },
+        );
         assert_eq!(render(&s), "\"abc...+7 more\"");
     }
 
