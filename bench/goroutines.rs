@@ -98,7 +98,10 @@ fn bench(label: &str, runs: usize, mut make: impl FnMut() -> Command) -> Result<
         bytes = b;
     }
     let m = median(times);
-    println!("{label:<40} median {:>9.3} s  ({bytes} bytes of output)", m.as_secs_f64());
+    println!(
+        "{label:<40} median {:>9.3} s  ({bytes} bytes of output)",
+        m.as_secs_f64()
+    );
     Ok(m)
 }
 
@@ -137,9 +140,15 @@ fn main() -> Result<()> {
             Command::new(&o.snap)
                 .arg(pid.to_string())
                 .arg("-o")
-                .arg(&snap),
+                .arg(&snap)
+                // This benchmark is about listing; allow a slow (debug) capture.
+                .args(["--max-pause", "60s"]),
         )?;
-        println!("{} goroutines parked (pid {pid}); snapshot {}", o.n, snap.display());
+        println!(
+            "{} goroutines parked (pid {pid}); snapshot {}",
+            o.n,
+            snap.display()
+        );
         let rdlv = |extra: &[&str]| {
             let mut c = Command::new(&o.rdlv);
             c.arg("goroutines").arg(&snap).args(extra);
@@ -147,8 +156,12 @@ fn main() -> Result<()> {
         };
         let ours = bench("rdlv goroutines", o.runs, || rdlv(&["--system"]))?;
         bench("rdlv goroutines --group", o.runs, || rdlv(&["--group"]))?;
-        bench("rdlv goroutines --format go", o.runs, || rdlv(&["--format", "go"]))?;
-        bench("rdlv goroutines --format json", o.runs, || rdlv(&["--format", "json"]))?;
+        bench("rdlv goroutines --format go", o.runs, || {
+            rdlv(&["--format", "go"])
+        })?;
+        bench("rdlv goroutines --format json", o.runs, || {
+            rdlv(&["--format", "json"])
+        })?;
         if o.skip_delve {
             return Ok(());
         }

@@ -5,6 +5,7 @@
 //! thread is stopped. While stopped we only read registers, maps, auxv and
 //! memory; compression and writing start after every thread runs again.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::sync::atomic::AtomicI32;
@@ -85,6 +86,8 @@ pub struct Summary {
     pub total_ms: u64,
     /// Size of the embedded executable (0 with `--no-exe`).
     pub exe_bytes: u64,
+    /// Bytes of never-touched executable data pages stored from the file.
+    pub exe_fill_bytes: u64,
     /// Go version of the target, if it is a Go program.
     pub go_version: Option<String>,
     /// Mappings recorded.
@@ -290,6 +293,63 @@ impl Drop for PriorityBoost {
     }
 }
 
+/// Bytes for the pages of the executable's captured mappings (its data
+/// segment, a PIE's RELRO) that were not present. Such a page was never
+/// written since exec, so it holds exactly the file's bytes at that offset;
+/// recording it as absent would make readers see zeros instead of the
+/// initialised data. Whole pages borrow from `exe_bytes`; a page that runs
+/// past the end of the file is zero-padded, as the kernel maps it; pages
+/// wholly past the end cannot be accessed by the target and are left out.
+fn executable_fill<'a>(
+    plans: &[MappingPlan],
+    exe: &ExeIdentity,
+    exe_bytes: &'a [u8],
+) -> Vec<(u64, Cow<'a, [u8]>)> {
+    let mut out = Vec::new();
+    for plan in plans {
+        if plan.decision != Decision::Capture || !exe.matches(&plan.entry) {
+            continue;
+        }
+        let mut gaps = Vec::new();
+        let mut cursor = plan.entry.start;
+        for range in &plan.ranges {
+            if range.addr > cursor {
+                gaps.push((cursor, range.addr));
+            }
+            cursor = cursor.max(range.addr + range.len);
+        }
+        if cursor < plan.entry.end {
+            gaps.push((cursor, plan.entry.end));
+        }
+        for (gap_start, gap_end) in gaps {
+            let Some(file_start) = plan.entry.offset.checked_add(gap_start - plan.entry.start)
+            else {
+                continue;
+            };
+            let file_len = exe_bytes.len() as u64;
+            if file_start >= file_len {
+                continue;
+            }
+            let whole = (file_len - file_start).min(gap_end - gap_start) / pages::PAGE_SIZE
+                * pages::PAGE_SIZE;
+            if let Some(data) = exe_bytes.get(file_start as usize..(file_start + whole) as usize) {
+                if !data.is_empty() {
+                    out.push((gap_start, Cow::Borrowed(data)));
+                }
+            }
+            let tail_start = file_start + whole;
+            if whole < gap_end - gap_start && tail_start < file_len {
+                let mut page = vec![0u8; pages::PAGE_SIZE as usize];
+                let tail = exe_bytes.get(tail_start as usize..).unwrap_or_default();
+                let copied = tail.len().min(page.len());
+                page[..copied].copy_from_slice(&tail[..copied]);
+                out.push((gap_start + whole, Cow::Owned(page)));
+            }
+        }
+    }
+    out
+}
+
 /// Everything learned before stopping the target.
 struct Preflight {
     status: proc::Status,
@@ -350,7 +410,12 @@ pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
     } else {
         0
     };
-    let file_bytes = write_snapshot(options, abort, &mut pre, &metadata, &runs)?;
+    let exe_bytes = std::mem::take(&mut pre.exe_bytes);
+    let fill = executable_fill(&stopped.plans, &pre.exe_identity, &exe_bytes);
+    let exe_fill_bytes: u64 = fill.iter().map(|(_, data)| data.len() as u64).sum();
+    let file_bytes = write_snapshot(
+        options, abort, &mut pre, &exe_bytes, &metadata, &runs, &fill,
+    )?;
     let write_ms = u64::try_from(write_started.elapsed().as_millis()).unwrap_or(u64::MAX);
 
     Ok(Summary {
@@ -370,6 +435,7 @@ pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
         write_ms,
         total_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         exe_bytes: exe_len,
+        exe_fill_bytes,
         go_version: pre.exe_info.go_version.clone(),
         mappings: stopped.plans.len(),
         warnings,
@@ -697,26 +763,42 @@ fn write_snapshot(
     options: &Options,
     abort: &AtomicI32,
     pre: &mut Preflight,
+    exe_bytes: &[u8],
     metadata: &Metadata,
     runs: &[Run],
+    fill: &[(u64, Cow<'_, [u8]>)],
 ) -> Result<u64> {
     let file_name = pre.file_name.clone();
-    let bytes_captured = metadata.capture.bytes_captured;
+    let buffer = &pre.buffer;
+    // Copied memory, then the executable's untouched pages: disjoint ranges.
+    let regions: Vec<MemoryRegion<'_>> = runs
+        .iter()
+        .filter_map(|run| {
+            let end = run.offset + run.len as usize;
+            buffer.get(run.offset..end).map(|data| MemoryRegion {
+                addr: run.addr,
+                data,
+            })
+        })
+        .chain(
+            fill.iter()
+                .map(|(addr, data)| MemoryRegion { addr: *addr, data }),
+        )
+        .collect();
+    let memory_bytes: u64 = regions.iter().map(|r| r.data.len() as u64).sum();
     let exe_len = if options.embed_exe {
-        pre.exe_bytes.len() as u64
+        exe_bytes.len() as u64
     } else {
         0
     };
     let progress = options
         .progress
-        .then(|| make_progress_bar(bytes_captured + exe_len));
+        .then(|| make_progress_bar(memory_bytes + exe_len));
     let write_options = WriteOptions {
         level: options.level,
         ..WriteOptions::default()
     };
-    let buffer = &pre.buffer;
     let exe_path = &pre.exe_path;
-    let exe_bytes = &pre.exe_bytes;
     let write = |sink: &mut dyn Write| -> Result<u64> {
         let format_err = |e| CaptureError::format(&file_name, e);
         let mut writer = SnapshotWriter::new(sink, write_options.clone()).map_err(format_err)?;
@@ -724,19 +806,13 @@ fn write_snapshot(
         // Memory goes in batches so that a signal is noticed between them.
         let mut done = 0u64;
         let mut batch: Vec<MemoryRegion<'_>> = Vec::new();
-        let mut pending_runs = runs.iter().peekable();
-        while pending_runs.peek().is_some() {
+        let mut pending = regions.iter().peekable();
+        while pending.peek().is_some() {
             batch.clear();
             let mut batch_bytes = 0u64;
-            while let Some(run) = pending_runs.next_if(|_| batch_bytes < WRITE_BATCH) {
-                let end = run.offset + run.len as usize;
-                if let Some(data) = buffer.get(run.offset..end) {
-                    batch.push(MemoryRegion {
-                        addr: run.addr,
-                        data,
-                    });
-                    batch_bytes += run.len;
-                }
+            while let Some(region) = pending.next_if(|_| batch_bytes < WRITE_BATCH) {
+                batch.push(*region);
+                batch_bytes += region.data.len() as u64;
             }
             freeze::check_budget(abort, None, "writing")?;
             let base = done;
@@ -755,7 +831,7 @@ fn write_snapshot(
                 .write_file(FileRole::Executable, exe_path, exe_bytes)
                 .map_err(format_err)?;
             if let Some(bar) = &progress {
-                bar.set_position(bytes_captured + exe_len);
+                bar.set_position(memory_bytes + exe_len);
             }
         }
         let (_sink, stats) = writer.finish().map_err(format_err)?;
@@ -929,6 +1005,55 @@ mod tests {
     }
 
     #[test]
+    fn untouched_executable_pages_come_from_the_file() {
+        let exe = ExeIdentity {
+            path: "/srv/app".into(),
+            dev: (0xfd, 1),
+            inode: 5,
+        };
+        let exe_bytes: Vec<u8> = (0..0x5800u32).map(|i| (i % 253) as u8 + 1).collect();
+        let mut data = entry(0x10000, 0x15000, "rw-p", &["rd", "wr"]);
+        data.offset = 0x2000;
+        data.inode = 5;
+        data.dev = "fd:01".into();
+        data.path = "/srv/app".into();
+        let mut anon = entry(0x20000, 0x22000, "rw-p", &["rd", "wr"]);
+        anon.inode = 0;
+        let plans = vec![
+            MappingPlan {
+                entry: data,
+                decision: Decision::Capture,
+                ranges: vec![PageRange {
+                    addr: 0x11000,
+                    len: 0x1000,
+                }],
+            },
+            MappingPlan {
+                entry: anon,
+                decision: Decision::Capture,
+                ranges: vec![],
+            },
+        ];
+        let fill = executable_fill(&plans, &exe, &exe_bytes);
+        let got: Vec<(u64, usize, bool)> = fill
+            .iter()
+            .map(|(addr, data)| (*addr, data.len(), matches!(data, Cow::Borrowed(_))))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (0x10000, 0x1000, true),
+                (0x12000, 0x1000, true),
+                (0x13000, 0x1000, false)
+            ]
+        );
+        assert_eq!(&fill[0].1[..], &exe_bytes[0x2000..0x3000]);
+        assert_eq!(&fill[1].1[..], &exe_bytes[0x4000..0x5000]);
+        assert_eq!(&fill[2].1[..0x800], &exe_bytes[0x5000..0x5800]);
+        assert!(fill[2].1[0x800..].iter().all(|b| *b == 0));
+    }
+
+    #[test]
     fn counts_zero_pages() {
         let mut data = vec![0u8; 3 * 4096 + 100];
         data[4096 + 7] = 1;
@@ -1069,6 +1194,14 @@ func main() {
             |m| matches!(&m.capture, MappingCapture::Skipped { reason } if reason == "[vvar]")
         ));
         assert!(meta.capture.clock_realtime_ns > 1_600_000_000_000_000_000);
+        // The executable's data segment is complete, touched or not.
+        let exe_data = meta
+            .mappings
+            .iter()
+            .find(|m| m.path == meta.process.exe_path && m.perms == "rw-p")
+            .expect("exe data mapping");
+        let mut data = vec![0u8; (exe_data.end - exe_data.start) as usize];
+        snapshot.read_memory(exe_data.start, &mut data).unwrap();
         let exe = snapshot
             .embedded_file(FileRole::Executable)
             .unwrap()

@@ -147,6 +147,7 @@ fn main() {
                     "bytes_captured": summary.bytes_captured,
                     "zero_bytes": summary.zero_bytes,
                     "exe_bytes": summary.exe_bytes,
+                    "exe_fill_bytes": summary.exe_fill_bytes,
                     "file_bytes": summary.file_bytes,
                     "file": summary.file,
                     "write_ms": summary.write_ms,

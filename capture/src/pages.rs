@@ -91,7 +91,7 @@ impl ExeIdentity {
 
     /// Same file by device and inode, or by the kernel's own path for it
     /// (overlayfs can report different device/inode numbers in maps and stat).
-    fn matches(&self, entry: &MapsEntry) -> bool {
+    pub fn matches(&self, entry: &MapsEntry) -> bool {
         entry.inode != 0
             && ((entry.inode == self.inode && proc::parse_dev(&entry.dev) == Some(self.dev))
                 || entry.path == self.path)

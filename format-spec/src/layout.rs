@@ -33,6 +33,8 @@ pub(crate) const MAX_ENTRY_LEN: u64 = 4096;
 pub(crate) const MAX_METADATA_LEN: u64 = 64 << 20;
 /// Limit on the uncompressed size of one memory chunk.
 pub(crate) const MAX_CHUNK_LEN: u64 = 16 << 20;
+/// Limit on the index block payload (about 22 million chunks or zero runs).
+pub(crate) const MAX_INDEX_LEN: u64 = 1 << 30;
 /// Limit on an embedded file's name.
 pub(crate) const MAX_FILE_NAME_LEN: u64 = 4096;
 /// Limit on an embedded file's uncompressed size.

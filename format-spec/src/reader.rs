@@ -15,7 +15,7 @@ use crate::layout::{
     EndRecord, FileHeader, LeCursor, RangeEntry, BLOCK_ENTRY_LEN, BLOCK_HEADER_LEN,
     CHUNK_HEADER_LEN, END_MAGIC, END_PAYLOAD_LEN, FILE_HEADER_FIXED_LEN, FILE_HEADER_LEN,
     FOOTER_LEN, INDEX_HEADER_LEN, MAGIC, MAX_CHUNK_LEN, MAX_EMBEDDED_FILE_LEN, MAX_ENTRY_LEN,
-    MAX_FILE_NAME_LEN, MAX_METADATA_LEN, NO_BLOCK, RANGE_ENTRY_LEN,
+    MAX_FILE_NAME_LEN, MAX_INDEX_LEN, MAX_METADATA_LEN, NO_BLOCK, RANGE_ENTRY_LEN,
 };
 use crate::{FileRole, FormatError, Metadata, Result, FORMAT_MINOR};
 
@@ -658,6 +658,13 @@ impl Snapshot {
             ));
         }
         let end = EndRecord::decode(payload, offset)?;
+        if end.index_len > BLOCK_HEADER_LEN + MAX_INDEX_LEN {
+            return Err(corrupt(
+                "footer",
+                offset + BLOCK_HEADER_LEN,
+                format!("index length {} over the 1 GiB limit", end.index_len),
+            ));
+        }
         if end.index_offset < FILE_HEADER_LEN
             || end.index_len < BLOCK_HEADER_LEN + INDEX_HEADER_LEN
             || end.index_offset.checked_add(end.index_len) != Some(offset)
@@ -771,9 +778,15 @@ impl Snapshot {
                         )));
                     }
                 }
-                kind::EMBEDDED_FILE if e.payload_len <= FILE_HEADER_FIXED_LEN => {
+                kind::EMBEDDED_FILE
+                    if e.payload_len <= FILE_HEADER_FIXED_LEN
+                        || e.payload_len
+                            > FILE_HEADER_FIXED_LEN
+                                + MAX_FILE_NAME_LEN
+                                + zstd::compress_bound(MAX_EMBEDDED_FILE_LEN as usize) as u64 =>
+                {
                     return Err(bad(format!(
-                        "embedded file block #{i} is too short ({})",
+                        "embedded file block #{i} has impossible size {}",
                         e.payload_len
                     )));
                 }

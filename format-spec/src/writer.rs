@@ -9,8 +9,8 @@ use rayon::prelude::*;
 use crate::layout::{
     crc32, kind, range_kind, role, BlockEntry, BlockHeader, EndRecord, FileHeader, RangeEntry,
     BLOCK_ENTRY_LEN, BLOCK_HEADER_LEN, CHUNK_HEADER_LEN, FILE_HEADER_FIXED_LEN, INDEX_HEADER_LEN,
-    MAX_CHUNK_LEN, MAX_EMBEDDED_FILE_LEN, MAX_FILE_NAME_LEN, MAX_METADATA_LEN, NO_BLOCK, PAGE_SIZE,
-    RANGE_ENTRY_LEN,
+    MAX_CHUNK_LEN, MAX_EMBEDDED_FILE_LEN, MAX_FILE_NAME_LEN, MAX_INDEX_LEN, MAX_METADATA_LEN,
+    NO_BLOCK, PAGE_SIZE, RANGE_ENTRY_LEN,
 };
 use crate::{FileRole, FormatError, Metadata, Result, FORMAT_MAJOR, FORMAT_MINOR};
 
@@ -442,6 +442,12 @@ impl<W: Write> SnapshotWriter<W> {
         }
         for r in &self.ranges {
             r.encode_into(&mut payload);
+        }
+        if payload.len() as u64 > MAX_INDEX_LEN {
+            return Err(FormatError::Usage(format!(
+                "index of {} bytes over the 1 GiB limit: use a larger chunk_size",
+                payload.len()
+            )));
         }
         let index_offset = self.offset;
         let index_crc = crc32(&payload);

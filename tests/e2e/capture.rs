@@ -243,7 +243,7 @@ fn target_exiting_mid_capture_is_a_clean_error() {
     let mut clean_errors = 0;
     let mut problems = Vec::new();
     for delay_ms in [5u64, 15, 30, 50, 80, 120] {
-        let mut target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", "128"]);
+        let mut target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", "64"]);
         let path = dir.path().join("exit.snap");
         let child = Command::new(rdlv_snap_path())
             .arg(target.pid().to_string())

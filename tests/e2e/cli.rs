@@ -861,8 +861,8 @@ fn subcommands_and_repl_share_stacks_and_values() {
     )
     .expect("write config");
     let script = format!(
-        "pp main.nestedMap[\"odd\"]\npp main.bigText\np --format json main.points\n\
-         goroutine {goid} frame {frame} args\ngoroutine {goid}\nframe {frame}\np name\nbt\ngrs\n"
+        "pp main.nestedMap[\"odd\"]\npp main.bigText\np --format json main.points\np main.points --format json\n\
+         goroutine {goid} frame {frame} args\ngoroutine {goid}\nframe {frame}\np name\nbt\ngrs\nlist\nregs\n"
     );
     let out = rdlv_in(home.path(), &[path], Some(&script));
     assert_exit(&out, 0, "values script");
@@ -877,6 +877,10 @@ fn subcommands_and_repl_share_stacks_and_values() {
         .unwrap_or_else(|| panic!("truncated string expected: {}", lines[1]));
     assert_eq!(shown.len(), 100, "{}", lines[1]);
     assert_eq!(lines[2], r#"[{"X":1,"Y":2},{"X":-3,"Y":4}]"#);
+    assert_eq!(
+        lines[3], lines[2],
+        "options after the expression, as on the command line"
+    );
     assert!(
         text.contains("name = \"locals-test\""),
         "args of parkLocals: {text}"
@@ -887,4 +891,13 @@ fn subcommands_and_repl_share_stacks_and_values() {
     assert!(text.contains(" in main.parkLocals\n"), "{text}");
     // `goroutines` marks the selected goroutine as Delve does.
     assert!(text.contains(&format!("\n* Goroutine {goid} - ")), "{text}");
+    // `list` shows the source (the corpus tree is on this machine) with the
+    // current line marked; `regs` of an outer frame gives pc, sp and cfa.
+    assert!(text.contains("/corpus/cmd/values/main.go:"), "{text}");
+    assert!(text.contains("\n=>"), "{text}");
+    assert!(
+        text.contains(&format!("Goroutine {goid}, frame {frame} (an outer frame")) || frame == 0,
+        "{text}"
+    );
+    assert!(text.contains("       Rip = 0x"), "{text}");
 }

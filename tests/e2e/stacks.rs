@@ -133,6 +133,18 @@ fn oracle_run(version: &str, variant: Variant) -> (usize, usize, Vec<String>) {
     if !ok {
         failures.push(format!("--label tenant=acme gave {labelled}"));
     }
+    // sched works with symbols and, through the code of runtime.schedtrace,
+    // without: one P line per GOMAXPROCS.
+    let out = run_rdlv(&["sched".as_ref(), snap.path().as_os_str()]);
+    let sched = String::from_utf8_lossy(&out.stdout);
+    let procs: Option<usize> = sched
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("gomaxprocs="))
+        .and_then(|n| n.parse().ok());
+    let p_lines = sched.lines().filter(|l| l.starts_with("  P")).count();
+    if !out.status.success() || procs != Some(p_lines) || p_lines == 0 {
+        failures.push(describe_output("rdlv sched", &out));
+    }
     (matching, compared, failures)
 }
 
@@ -356,4 +368,31 @@ fn group_collapses_identical_stacks() {
     assert!(biggest >= 1000, "biggest group {biggest}: {text}");
     let last = text.lines().last().unwrap_or_default();
     assert!(last.contains("groups]"), "{last}");
+}
+
+/// The releases between the ones above, in the two variants that exercise
+/// the two layout sources (DWARF and the built-in tables).
+#[test]
+fn goroutines_match_runtime_stack_go_1_22_1_23_1_25() {
+    let mut report = Vec::new();
+    let mut all_failures = Vec::new();
+    for version in ["1.22.10", "1.23.9", "1.25.5"] {
+        for variant in [Variant::Default, Variant::Stripped] {
+            let (ok, n, failures) = oracle_run(version, variant);
+            report.push(format!(
+                "go{version} {:<8} {ok}/{n} identical",
+                variant.dir_name()
+            ));
+            for f in failures {
+                all_failures.push(format!("[go{version} {}] {f}", variant.dir_name()));
+            }
+        }
+    }
+    eprintln!("{}", report.join("\n"));
+    assert!(
+        all_failures.is_empty(),
+        "{}\n\n{}",
+        report.join("\n"),
+        all_failures.join("\n\n")
+    );
 }

@@ -57,6 +57,8 @@ enum Cmd {
     Print,
     Vars,
     Funcs,
+    List,
+    Regs,
     Locals,
     Args,
     Frame,
@@ -158,6 +160,20 @@ const COMMANDS: &[Spec] = &[
         summary: "Functions of the executable whose name matches REGEX (from the pclntab).",
     },
     Spec {
+        cmd: Cmd::List,
+        name: "list",
+        aliases: &["ls", "l"],
+        usage: "list",
+        summary: "Source around the selected frame's line, if the file exists on this machine.",
+    },
+    Spec {
+        cmd: Cmd::Regs,
+        name: "regs",
+        aliases: &[],
+        usage: "regs",
+        summary: "Registers of the thread running the selected goroutine (or the selected frame's pc/sp).",
+    },
+    Spec {
         cmd: Cmd::Threads,
         name: "threads",
         aliases: &[],
@@ -244,12 +260,8 @@ const LIVE_ONLY: &[&str] = &[
 
 /// Delve commands that would make sense on a snapshot but rdlv lacks.
 const NOT_YET: &[&str] = &[
-    "list",
-    "ls",
-    "l",
     "disassemble",
     "disass",
-    "regs",
     "examinemem",
     "x",
     "whatis",
@@ -492,6 +504,26 @@ impl<'t> Session<'t> {
                 writeln!(out, "Switched to thread {tid}, goroutine {goid}")?;
                 Ok(Flow::Continue)
             }
+            Cmd::List => {
+                if !rest.trim().is_empty() {
+                    return Err(UsageError(format!("usage: {}", spec_of(cmd).usage)).into());
+                }
+                let goid = self.require_goroutine()?;
+                let frames = self.goroutine_frames(goid)?;
+                let frame = frames.get(self.frame).ok_or_else(|| {
+                    AnalyzeError::NotFound(format!("goroutine {goid} has no frame {}", self.frame))
+                })?;
+                write_source(&frame.file, frame.line, out)?;
+                Ok(Flow::Continue)
+            }
+            Cmd::Regs => {
+                if !rest.trim().is_empty() {
+                    return Err(UsageError(format!("usage: {}", spec_of(cmd).usage)).into());
+                }
+                let goid = self.require_goroutine()?;
+                self.regs(goid, out)?;
+                Ok(Flow::Continue)
+            }
             Cmd::Funcs => {
                 let words = split_words(rest)?;
                 let regex = match words.as_slice() {
@@ -609,6 +641,80 @@ impl<'t> Session<'t> {
         let result = self.execute(command, out);
         self.frame = saved;
         result
+    }
+
+    /// `regs`: the full register set of the thread that was running the
+    /// goroutine at capture; for a parked goroutine only the selected
+    /// frame's pc, sp and cfa exist (the runtime saved nothing else).
+    fn regs(&mut self, goid: u64, out: &mut dyn Write) -> anyhow::Result<()> {
+        let rt = crate::runtime::Runtime::new(self.target)?;
+        let on_thread = rt.goroutine(goid)?.thread.filter(|tid| {
+            rt.threads()
+                .iter()
+                .any(|t| t.tid == *tid && t.m.as_ref().is_some_and(|m| m.curg != 0))
+        });
+        let regs = on_thread.and_then(|tid| {
+            self.target
+                .snapshot()
+                .metadata()
+                .threads
+                .iter()
+                .find(|t| t.tid == tid)
+                .map(|t| (tid, t.regs))
+        });
+        match regs {
+            Some((tid, r)) if self.frame == 0 => {
+                writeln!(out, "Thread {tid} (running goroutine {goid}):")?;
+                let named = [
+                    ("Rip", r.rip),
+                    ("Rsp", r.rsp),
+                    ("Rax", r.rax),
+                    ("Rbx", r.rbx),
+                    ("Rcx", r.rcx),
+                    ("Rdx", r.rdx),
+                    ("Rdi", r.rdi),
+                    ("Rsi", r.rsi),
+                    ("Rbp", r.rbp),
+                    ("R8", r.r8),
+                    ("R9", r.r9),
+                    ("R10", r.r10),
+                    ("R11", r.r11),
+                    ("R12", r.r12),
+                    ("R13", r.r13),
+                    ("R14", r.r14),
+                    ("R15", r.r15),
+                    ("Orig_rax", r.orig_rax),
+                    ("Cs", r.cs),
+                    ("Eflags", r.eflags),
+                    ("Ss", r.ss),
+                    ("Fs_base", r.fs_base),
+                    ("Gs_base", r.gs_base),
+                ];
+                for (name, value) in named {
+                    writeln!(out, "{name:>10} = 0x{value:016x}")?;
+                }
+            }
+            _ => {
+                let frames = self.goroutine_frames(goid)?;
+                let frame = frames.get(self.frame).ok_or_else(|| {
+                    AnalyzeError::NotFound(format!("goroutine {goid} has no frame {}", self.frame))
+                })?;
+                let why = if self.frame == 0 {
+                    "not running on a thread at capture"
+                } else {
+                    "an outer frame"
+                };
+                writeln!(
+                    out,
+                    "Goroutine {goid}, frame {} ({why}: only what unwinding recovers):",
+                    self.frame
+                )?;
+                writeln!(out, "{:>10} = 0x{:016x}", "Rip", frame.pc)?;
+                writeln!(out, "{:>10} = 0x{:016x}", "Rsp", frame.sp)?;
+                writeln!(out, "{:>10} = 0x{:016x}", "CFA", frame.cfa)?;
+            }
+        }
+        Ok(())
     }
 
     /// Adds the configuration's `max-string-len`/`max-array-values` unless
@@ -760,6 +866,44 @@ pub fn nearest_goroutine_ids(target: &Target, goid: u64) -> Vec<u64> {
     ids
 }
 
+/// Largest source file `list` reads.
+const MAX_SOURCE_BYTES: u64 = 16 << 20;
+/// Lines shown before and after the current one, as Delve's default.
+const LIST_CONTEXT: u32 = 5;
+
+/// Prints lines around `line` of `file` with `=>` at `line`, if the file
+/// is readable here (the snapshot holds no sources; a build tree may).
+fn write_source(file: &str, line: u32, out: &mut dyn Write) -> anyhow::Result<()> {
+    let unreadable =
+        |why: String| AnalyzeError::NotFound(format!("cannot show {file}:{line}: {why}"));
+    let meta = std::fs::metadata(file).map_err(|e| unreadable(e.to_string()))?;
+    if meta.len() > MAX_SOURCE_BYTES {
+        return Err(unreadable(format!("larger than {MAX_SOURCE_BYTES} bytes")).into());
+    }
+    let bytes = std::fs::read(file).map_err(|e| unreadable(e.to_string()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let first = line.saturating_sub(LIST_CONTEXT).max(1);
+    let last = line.saturating_add(LIST_CONTEXT);
+    let mut listing = String::new();
+    for (number, content) in (1u32..).zip(text.lines()) {
+        if number > last {
+            break;
+        }
+        if number >= first {
+            let marker = if number == line { "=>" } else { "  " };
+            listing.push_str(&format!("{marker}{number:>6}:\t{content}\n"));
+        }
+    }
+    if listing.is_empty() {
+        return Err(
+            unreadable("the file has fewer lines (changed since the build?)".to_string()).into(),
+        );
+    }
+    writeln!(out, "> {file}:{line}")?;
+    out.write_all(listing.as_bytes())?;
+    Ok(())
+}
+
 /// The goroutine an OS thread was running (its M's `curg`).
 fn goroutine_of_thread(target: &Target, tid: u32) -> anyhow::Result<u64> {
     let rt = crate::runtime::Runtime::new(target)?;
@@ -824,6 +968,8 @@ fn options_help(cmd: Cmd) -> Option<String> {
         | Cmd::Down
         | Cmd::Funcs
         | Cmd::Thread
+        | Cmd::List
+        | Cmd::Regs
         | Cmd::Help
         | Cmd::Exit => return None,
     })
@@ -869,10 +1015,12 @@ fn expression_words<A: clap::Args>(
     };
     let mut words = Vec::new();
     let mut rest = rest.trim();
+    let mut explicit_end = false;
     loop {
         let (word, after) = split_first(rest);
         if word == "--" {
             rest = after;
+            explicit_end = true;
             break;
         }
         let is_option = word.len() > 1
@@ -893,6 +1041,36 @@ fn expression_words<A: clap::Args>(
             rest = after;
         }
     }
+    // Long options after the expression (`p main.cfg --format json`, the
+    // command line's order) are peeled off its end; no Go expression ends
+    // with `--name`.
+    let known_long = |word: &str| {
+        word.strip_prefix("--").is_some_and(|long| {
+            let name = long.split('=').next().unwrap_or(long);
+            command.get_arguments().any(|a| a.get_long() == Some(name))
+        })
+    };
+    let mut trailing: Vec<String> = Vec::new();
+    while !explicit_end {
+        let Some(i) = rest.rfind(char::is_whitespace) else {
+            break;
+        };
+        let last = &rest[i + 1..];
+        let before = rest[..i].trim_end();
+        if known_long(last) && !takes_value(last) {
+            trailing.splice(0..0, [last.to_string()]);
+            rest = before;
+            continue;
+        }
+        match before.rfind(char::is_whitespace) {
+            Some(j) if known_long(&before[j + 1..]) && takes_value(&before[j + 1..]) => {
+                trailing.splice(0..0, [before[j + 1..].to_string(), last.to_string()]);
+                rest = before[..j].trim_end();
+            }
+            _ => break,
+        }
+    }
+    words.extend(trailing);
     if !rest.is_empty() {
         words.push("--".to_string());
         words.push(rest.to_string());
@@ -1077,6 +1255,7 @@ fn run_one(
 fn terminal_loop(session: &mut Session<'_>, out: &mut dyn Write) -> anyhow::Result<()> {
     let helper = ReplHelper {
         commands: session.command_names(),
+        names: session.names.clone(),
         target: session.target,
         symbols: OnceLock::new(),
     };
@@ -1175,6 +1354,8 @@ fn is_go_symbol(name: &str) -> bool {
 /// Completion of command names (first word) and symbol names (after print).
 struct ReplHelper<'t> {
     commands: Vec<String>,
+    /// Command names and aliases (configured ones included).
+    names: BTreeMap<String, Cmd>,
     target: &'t Target,
     /// Loaded on the first symbol completion: reading DWARF for the globals
     /// of a large binary should not delay the first prompt.
@@ -1193,12 +1374,13 @@ impl ReplHelper<'_> {
     }
 }
 
-/// Commands whose argument is an expression, completed with symbol names.
-const EXPRESSION_COMMANDS: &[&str] = &["print", "p"];
-
-/// Completion candidates for `line` up to `pos`: (start of the word, candidates).
+/// Completion candidates for `line` up to `pos`: (start of the word,
+/// candidates). The first word completes to command names, the word after
+/// `help` too, and words after `print` (also `goroutine N print …`) to
+/// symbol names. `command_of` resolves names and aliases.
 fn complete_line<'a>(
     commands: &[String],
+    command_of: impl Fn(&str) -> Option<Cmd>,
     symbols: impl FnOnce() -> &'a [String],
     line: &str,
     pos: usize,
@@ -1209,29 +1391,35 @@ fn complete_line<'a>(
         .map(|i| i + 1)
         .unwrap_or(0);
     let word = &head[word_start..];
-    let before = head[..word_start].trim();
-    if before.is_empty() {
-        let found = commands
+    let mut before: Vec<&str> = head[..word_start].split_whitespace().collect();
+    // `goroutine N CMD …` and `frame N CMD …` run CMD: complete for CMD.
+    while before.len() >= 2 && matches!(command_of(before[0]), Some(Cmd::Goroutine | Cmd::Frame)) {
+        before.drain(..2);
+    }
+    let command_names = || {
+        commands
             .iter()
             .filter(|c| c.starts_with(word))
             .cloned()
-            .collect();
-        return (word_start, found);
+            .collect()
+    };
+    match before.as_slice() {
+        [] => (word_start, command_names()),
+        [first] if command_of(first) == Some(Cmd::Help) => (word_start, command_names()),
+        [first, ..] if command_of(first) == Some(Cmd::Print) && !word.is_empty() => {
+            // Symbols are sorted: the matches are one contiguous run.
+            let symbols = symbols();
+            let from = symbols.partition_point(|s| s.as_str() < word);
+            let found = symbols[from..]
+                .iter()
+                .take_while(|s| s.starts_with(word))
+                .take(500)
+                .cloned()
+                .collect();
+            (word_start, found)
+        }
+        _ => (pos, Vec::new()),
     }
-    let (first, _) = split_first(before);
-    if EXPRESSION_COMMANDS.contains(&first) && !word.is_empty() {
-        // Symbols are sorted: the matches are one contiguous run.
-        let symbols = symbols();
-        let from = symbols.partition_point(|s| s.as_str() < word);
-        let found = symbols[from..]
-            .iter()
-            .take_while(|s| s.starts_with(word))
-            .take(500)
-            .cloned()
-            .collect();
-        return (word_start, found);
-    }
-    (pos, Vec::new())
 }
 
 impl Completer for ReplHelper<'_> {
@@ -1243,7 +1431,13 @@ impl Completer for ReplHelper<'_> {
         pos: usize,
         _ctx: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let (start, found) = complete_line(&self.commands, || self.symbols(), line, pos);
+        let (start, found) = complete_line(
+            &self.commands,
+            |name| self.names.get(name).copied(),
+            || self.symbols(),
+            line,
+            pos,
+        );
         Ok((
             start,
             found
@@ -1281,10 +1475,18 @@ mod tests {
 
     #[test]
     fn completes_commands_and_symbols() {
-        let commands: Vec<String> = ["goroutine", "goroutines", "help", "print", "p"]
+        let commands: Vec<String> = ["goroutine", "goroutines", "help", "print", "p", "pp"]
             .iter()
             .map(|s| s.to_string())
             .collect();
+        let command_of = |name: &str| match name {
+            "goroutine" => Some(Cmd::Goroutine),
+            "goroutines" => Some(Cmd::Goroutines),
+            "help" => Some(Cmd::Help),
+            // `pp` stands for a configured alias.
+            "print" | "p" | "pp" => Some(Cmd::Print),
+            _ => None,
+        };
         let symbols: Vec<String> = [
             "main.cfg",
             "main.config",
@@ -1294,21 +1496,27 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        let complete =
+            |line: &str| complete_line(&commands, command_of, || &symbols[..], line, line.len());
         assert_eq!(
-            complete_line(&commands, || &symbols[..], "gor", 3),
+            complete("gor"),
             (0, vec!["goroutine".to_string(), "goroutines".to_string()])
         );
-        let (start, found) = complete_line(&commands, || &symbols[..], "print main.cf", 13);
-        assert_eq!(start, 6);
-        assert_eq!(found, vec!["main.cfg"]);
-        let (_, found) = complete_line(&commands, || &symbols[..], "print main.c", 12);
-        assert_eq!(found, vec!["main.cfg", "main.config"]);
-        let (start, found) = complete_line(&commands, || &symbols[..], "p *main.m", 9);
-        assert_eq!(start, 3);
-        assert_eq!(found, vec!["main.main"]);
-        assert!(complete_line(&commands, || &symbols[..], "help main.", 10)
-            .1
-            .is_empty());
+        assert_eq!(complete("print main.cf"), (6, vec!["main.cfg".to_string()]));
+        assert_eq!(complete("print main.c").1, vec!["main.cfg", "main.config"]);
+        assert_eq!(complete("p *main.m"), (3, vec!["main.main".to_string()]));
+        assert_eq!(complete("pp main.m").1, vec!["main.main"]);
+        assert_eq!(complete("goroutine 7 p main.ma").1, vec!["main.main"]);
+        assert_eq!(complete("help gorout").1, vec!["goroutine", "goroutines"]);
+        assert!(complete("help main.").1.is_empty());
+        assert!(complete("goroutines main.").1.is_empty());
+        // Completion in the middle of a line looks only at what precedes the cursor.
+        assert_eq!(
+            complete_line(&commands, command_of, || &symbols[..], "gor 1", 3)
+                .1
+                .len(),
+            2
+        );
     }
 
     #[test]
@@ -1336,6 +1544,19 @@ mod tests {
         assert_eq!(words, vec!["--", "-1 + x"]);
         let words = expression_words::<values::PrintArgs>("print", "--frame=2 *p").unwrap();
         assert_eq!(words, vec!["--frame=2", "--", "*p"]);
+        let words =
+            expression_words::<values::PrintArgs>("print", r#"m["x y"] --format json --frame=1"#)
+                .unwrap();
+        assert_eq!(
+            words,
+            vec!["--format", "json", "--frame=1", "--", r#"m["x y"]"#]
+        );
+        // After an explicit `--` everything is the expression.
+        let words = expression_words::<values::PrintArgs>("print", "-- a --format json").unwrap();
+        assert_eq!(words, vec!["--", "a --format json"]);
+        // Only known options are peeled.
+        let words = expression_words::<values::PrintArgs>("print", "a --bogus 1").unwrap();
+        assert_eq!(words, vec!["--", "a --bogus 1"]);
     }
 
     #[test]
@@ -1349,6 +1570,30 @@ mod tests {
         assert!(!has_option(&words, "--max-string-len", None));
         let after_dashes: Vec<String> = ["--", "--frame"].iter().map(|s| s.to_string()).collect();
         assert!(!has_option(&after_dashes, "--frame", None));
+    }
+
+    #[test]
+    fn source_listing_marks_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("main.go");
+        let text: String = (1..=20).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&path, text).unwrap();
+        let file = path.to_str().unwrap();
+        let mut out = Vec::new();
+        write_source(file, 10, &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 12, "{out}");
+        assert_eq!(lines[0], format!("> {file}:10"));
+        assert_eq!(lines[1], "       5:\tline 5");
+        assert_eq!(lines[6], "=>    10:\tline 10");
+        let mut out = Vec::new();
+        write_source(file, 2, &mut out).unwrap();
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("\n       1:\tline 1\n=>     2:"));
+        assert!(write_source(file, 99, &mut Vec::new()).is_err());
+        assert!(write_source("/nonexistent/x.go", 1, &mut Vec::new()).is_err());
     }
 
     #[test]

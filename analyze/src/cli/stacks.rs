@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use clap::{Args, ValueEnum};
+use rayon::prelude::*;
 use serde_json::{json, Value};
 
 use crate::error::AnalyzeError;
@@ -164,13 +165,33 @@ pub fn run_goroutines(
     let selected: Vec<&Goroutine> = all.iter().filter(|g| rt.matches(g, &filter)).collect();
     match (args.format, args.group) {
         (GoroutinesFormat::Go, false) => {
-            let blocks: Vec<String> = selected.iter().map(|g| rt.go_traceback(g)).collect();
-            out.write_all(blocks.join("\n").as_bytes())?;
+            let blocks: Vec<String> = selected.par_iter().map(|g| rt.go_traceback(g)).collect();
+            let mut out = std::io::BufWriter::new(out);
+            for (i, b) in blocks.iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b"\n")?;
+                }
+                out.write_all(b.as_bytes())?;
+            }
+            out.flush()?;
         }
         (GoroutinesFormat::Json, false) => {
-            let v: Vec<Value> = selected.iter().map(|g| rt.goroutine_json(g)).collect();
-            out.write_all(serde_json::to_string(&v)?.as_bytes())?;
-            writeln!(out)?;
+            // Serialized per goroutine in parallel: 100k goroutines make
+            // ~150 MB of JSON, too much to build as one tree.
+            let items: Vec<String> = selected
+                .par_iter()
+                .map(|g| serde_json::to_string(&rt.goroutine_json(g)))
+                .collect::<Result<_, _>>()?;
+            let mut out = std::io::BufWriter::new(out);
+            out.write_all(b"[")?;
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b",")?;
+                }
+                out.write_all(item.as_bytes())?;
+            }
+            out.write_all(b"]\n")?;
+            out.flush()?;
         }
         (GoroutinesFormat::Json, true) => {
             let v: Vec<Value> = rt
@@ -194,10 +215,16 @@ pub fn run_goroutines(
         }
         (GoroutinesFormat::Text, false) => {
             let kind = args.location_kind();
-            for g in &selected {
-                writeln!(out, "{}", rt.summary_line(g, kind, args.labels))?;
+            let lines: Vec<String> = selected
+                .par_iter()
+                .map(|g| rt.summary_line(g, kind, args.labels))
+                .collect();
+            let mut out = std::io::BufWriter::new(out);
+            for l in &lines {
+                writeln!(out, "{l}")?;
             }
             writeln!(out, "[{} goroutines]", selected.len())?;
+            out.flush()?;
         }
     }
     Ok(())

@@ -30,6 +30,7 @@ const DW_AT_GO_KEY: DwAt = DwAt(0x2901);
 const DW_AT_GO_ELEM: DwAt = DwAt(0x2902);
 const DW_AT_GO_EMBEDDED_FIELD: DwAt = DwAt(0x2903);
 const DW_AT_GO_RUNTIME_TYPE: DwAt = DwAt(0x2904);
+const DW_AT_GO_CLOSURE_OFFSET: DwAt = DwAt(0x2907);
 
 /// Upper bound on struct fields, array lengths declared in DWARF and similar
 /// counts: a corrupt binary must not make us allocate without bound.
@@ -647,8 +648,19 @@ impl DwarfInfo {
     /// Arguments and locals of the function containing link-time `pc`, with
     /// locations resolved for that PC. Variables in lexical blocks that do
     /// not contain `pc` are left out; inlined calls' variables too (they belong
-    /// to the inlined logical frame).
+    /// to the inlined logical frame, see [`DwarfInfo::frame_variables_inlined`]).
     pub fn frame_variables(&self, pc: u64) -> Result<Vec<Variable>, DwarfError> {
+        self.frame_variables_inlined(pc, 0)
+    }
+
+    /// Like [`DwarfInfo::frame_variables`] for the logical frame `inline_depth`
+    /// of the physical frame at `pc`: 0 is the physical function, 1 the call
+    /// inlined directly into it, and so on (the runtime's inline tree order).
+    pub fn frame_variables_inlined(
+        &self,
+        pc: u64,
+        inline_depth: u32,
+    ) -> Result<Vec<Variable>, DwarfError> {
         let Some(func) = self.function_at(pc) else {
             return Ok(Vec::new());
         };
@@ -656,8 +668,109 @@ impl DwarfInfo {
             return Ok(Vec::new());
         };
         let unit_off = unit.header.offset().0 as u64;
-        self.scan_function(unit, func, pc)
+        self.scan_function(unit, func, pc, inline_depth)
             .map_err(malformed(".debug_info", unit_off))
+    }
+
+    /// The variables a closure captures, for the function whose entry is
+    /// link-time `entry`: name (a leading `&` means captured by reference,
+    /// the slot holds a pointer), type and offset in the closure object
+    /// (`DW_AT_go_closure_offset`, emitted since Go 1.23).
+    pub fn closure_captures(&self, entry: u64) -> Vec<(String, TypeId, u64)> {
+        let Some(func) = self.function_at(entry).filter(|f| f.low_pc == entry) else {
+            return Vec::new();
+        };
+        let Some(unit) = self.units.get(func.unit) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let Ok(mut cursor) = unit.entries_at_offset(func.die) else {
+            return out;
+        };
+        let mut first = true;
+        while let Ok(Some(entry)) = cursor.next_dfs() {
+            if first {
+                first = false;
+                continue;
+            }
+            if entry.depth() <= 0 {
+                break;
+            }
+            if entry.depth() != 1 || entry.tag() != gimli::DW_TAG_variable {
+                continue;
+            }
+            let Some(off) = udata(entry.attr_value(DW_AT_GO_CLOSURE_OFFSET)) else {
+                continue;
+            };
+            if let Ok(Some((name, ty, _))) = self.name_and_type(unit, entry) {
+                out.push((name, ty, off));
+            }
+        }
+        out
+    }
+
+    fn die_contains(
+        &self,
+        unit: &gimli::Unit<Reader>,
+        entry: &gimli::DebuggingInformationEntry<Reader>,
+        pc: u64,
+    ) -> gimli::Result<bool> {
+        let mut ranges = self.dwarf.die_ranges(unit, entry)?;
+        while let Some(r) = ranges.next()? {
+            if r.begin <= pc && pc < r.end {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Name and type of a variable DIE, through `DW_AT_abstract_origin` for
+    /// the concrete copies in inlined calls.
+    fn name_and_type(
+        &self,
+        unit: &gimli::Unit<Reader>,
+        entry: &gimli::DebuggingInformationEntry<Reader>,
+    ) -> gimli::Result<Option<(String, TypeId, u64)>> {
+        let name = |e: &gimli::DebuggingInformationEntry<Reader>| {
+            e.attr_value(gimli::DW_AT_name)
+                .and_then(|v| self.dwarf.attr_string(unit, v).ok())
+                .and_then(|s| s.to_string_lossy().ok().map(|c| c.into_owned()))
+        };
+        let ty = |e: &gimli::DebuggingInformationEntry<Reader>| {
+            ref_key(unit, e.attr_value(gimli::DW_AT_type))
+                .and_then(|o| self.type_by_die.get(&o).copied())
+        };
+        let line = |e: &gimli::DebuggingInformationEntry<Reader>| {
+            udata(e.attr_value(gimli::DW_AT_decl_line))
+        };
+        let (mut n, mut t, mut l) = (name(entry), ty(entry), line(entry));
+        if n.is_none() || t.is_none() {
+            let origin = match entry.attr_value(gimli::DW_AT_abstract_origin) {
+                Some(AttributeValue::UnitRef(o)) => Some((unit, o)),
+                Some(AttributeValue::DebugInfoRef(o)) => self
+                    .units
+                    .iter()
+                    .find_map(|u| o.to_unit_offset(&u.header).map(|uo| (u, uo))),
+                _ => None,
+            };
+            if let Some((ounit, o)) = origin {
+                let origin = ounit.entry(o)?;
+                // Names and types of the abstract DIE are read in its own unit.
+                let oname = origin
+                    .attr_value(gimli::DW_AT_name)
+                    .and_then(|v| self.dwarf.attr_string(ounit, v).ok())
+                    .and_then(|s| s.to_string_lossy().ok().map(|c| c.into_owned()));
+                let oty = ref_key(ounit, origin.attr_value(gimli::DW_AT_type))
+                    .and_then(|o| self.type_by_die.get(&o).copied());
+                n = n.or(oname);
+                t = t.or(oty);
+                l = l.or_else(|| line(&origin));
+            }
+        }
+        Ok(match (n, t) {
+            (Some(n), Some(t)) => Some((n, t, l.unwrap_or(0))),
+            _ => None,
+        })
     }
 
     fn scan_function(
@@ -665,11 +778,14 @@ impl DwarfInfo {
         unit: &gimli::Unit<Reader>,
         func: &Function,
         pc: u64,
+        inline_depth: u32,
     ) -> gimli::Result<Vec<Variable>> {
         let mut out = Vec::new();
         let mut cursor = unit.entries_at_offset(func.die)?;
-        // Depth of a subtree being skipped (inlined call or block not containing pc).
+        // Depth of a subtree being skipped (a scope not containing pc).
         let mut skip_below: Option<isize> = None;
+        // Depths of the inlined calls containing pc that enclose the current DIE.
+        let mut inlines: Vec<isize> = Vec::new();
         let mut first = true;
         while let Some(entry) = cursor.next_dfs()? {
             let depth = entry.depth();
@@ -686,31 +802,29 @@ impl DwarfInfo {
                 }
                 skip_below = None;
             }
+            while inlines.last().is_some_and(|&d| d >= depth) {
+                inlines.pop();
+            }
             match entry.tag() {
-                gimli::DW_TAG_inlined_subroutine => skip_below = Some(depth),
-                gimli::DW_TAG_lexical_block => {
-                    let mut contains = false;
-                    let mut ranges = self.dwarf.die_ranges(unit, entry)?;
-                    while let Some(r) = ranges.next()? {
-                        if r.begin <= pc && pc < r.end {
-                            contains = true;
-                        }
+                gimli::DW_TAG_inlined_subroutine => {
+                    if inlines.len() as u32 >= inline_depth
+                        || !self.die_contains(unit, entry, pc)?
+                    {
+                        skip_below = Some(depth);
+                    } else {
+                        inlines.push(depth);
                     }
-                    if !contains {
+                }
+                gimli::DW_TAG_lexical_block => {
+                    if !self.die_contains(unit, entry, pc)? {
                         skip_below = Some(depth);
                     }
                 }
                 tag @ (gimli::DW_TAG_formal_parameter | gimli::DW_TAG_variable) => {
-                    let Some(name) = entry
-                        .attr_value(gimli::DW_AT_name)
-                        .and_then(|v| self.dwarf.attr_string(unit, v).ok())
-                        .and_then(|s| s.to_string_lossy().ok().map(|c| c.into_owned()))
-                    else {
+                    if inlines.len() as u32 != inline_depth {
                         continue;
-                    };
-                    let Some(ty) = ref_key(unit, entry.attr_value(gimli::DW_AT_type))
-                        .and_then(|o| self.type_by_die.get(&o).copied())
-                    else {
+                    }
+                    let Some((name, ty, decl_line)) = self.name_and_type(unit, entry)? else {
                         continue;
                     };
                     let location = match entry.attr_value(gimli::DW_AT_location) {
@@ -740,7 +854,7 @@ impl DwarfInfo {
                         ) || udata(entry.attr_value(gimli::DW_AT_variable_parameter))
                             .is_some_and(|v| v != 0),
                         location,
-                        decl_line: udata(entry.attr_value(gimli::DW_AT_decl_line)).unwrap_or(0),
+                        decl_line,
                         scope_depth: depth.max(0) as u32,
                     });
                 }

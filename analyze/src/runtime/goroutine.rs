@@ -80,6 +80,8 @@ pub struct G {
     pub labels: u64,
     /// waiting (*sudog).
     pub waiting: u64,
+    /// ancestors (*[]ancestorInfo), set with GODEBUG=tracebackancestors.
+    pub ancestors: u64,
     /// runningCleanups (1.25+).
     pub running_cleanups: bool,
 }
@@ -213,6 +215,7 @@ impl<'t> Runtime<'t> {
             startpc: u64_at(&buf, l.startpc),
             labels: u64_at(&buf, l.labels),
             waiting: u64_at(&buf, l.waiting),
+            ancestors: u64_at(&buf, l.ancestors),
             running_cleanups: l.running_cleanups.is_some_and(|o| u8_at(&buf, o) != 0),
         })
     }

@@ -44,7 +44,8 @@ pub struct P {
 /// The scheduler state.
 #[derive(Debug, Clone)]
 pub struct SchedState {
-    /// Milliseconds since the runtime's `starttime` (0 when schedtrace never ran).
+    /// Milliseconds since the runtime's `starttime`, or since runtime init
+    /// when schedtrace never ran (0 when neither is known).
     pub elapsed_ms: i64,
     /// GOMAXPROCS.
     pub gomaxprocs: i32,
@@ -94,12 +95,97 @@ fn gc_phase_name(p: u32) -> &'static str {
     }
 }
 
+/// Scheduler globals recovered from the code of `runtime.schedtrace`.
+#[derive(Debug, Clone, Copy, Default)]
+struct SchedGlobals {
+    sched: Option<u64>,
+    allp: Option<u64>,
+    gomaxprocs: Option<u64>,
+}
+
 impl Runtime<'_> {
+    /// Stripped binaries: `runtime.schedtrace` (its name survives in the
+    /// pclntab) reads `sched.*`, `gomaxprocs` and `allp` RIP-relatively.
+    /// `sched` is the base most of those references agree on given the
+    /// layout; `allp` the slice whose elements are Ps numbered 0..n;
+    /// `gomaxprocs` the 32-bit word equal to `len(allp)`.
+    fn sched_globals_from_code(&self) -> SchedGlobals {
+        let mut out = SchedGlobals::default();
+        let Some(f) = self.tab().func_by_name("runtime.schedtrace") else {
+            return out;
+        };
+        let len = f.end().saturating_sub(f.entry()).min(16384) as usize;
+        let Ok(code) = self.mem().read_vec(f.entry(), len) else {
+            return out;
+        };
+        let refs = crate::disasm::rip_relative_refs(&code, f.entry()).refs;
+        let l = &self.layout.sched;
+        let fields = [
+            l.npidle,
+            l.nmspinning,
+            l.needspinning,
+            l.nmidle,
+            l.gcwaiting,
+            l.nmidlelocked,
+            l.stopwait,
+            l.sysmonwait,
+        ];
+        let mut votes: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+        for r in &refs {
+            for off in fields {
+                if let Some(base) = r.target.checked_sub(off) {
+                    *votes.entry(base).or_default() += 1;
+                }
+            }
+        }
+        out.sched = votes
+            .into_iter()
+            .filter(|(_, n)| *n >= 4)
+            .max_by_key(|(base, n)| (*n, std::cmp::Reverse(*base)))
+            .map(|(base, _)| base);
+        let mem = self.mem();
+        let p_id = self.layout.p.id;
+        for r in &refs {
+            let (Ok(ptr), Ok(n)) = (mem.read_u64(r.target), mem.read_u64(r.target + 8)) else {
+                continue;
+            };
+            if n == 0 || n > 1024 || ptr == 0 {
+                continue;
+            }
+            let numbered = (0..n).all(|i| {
+                mem.read_u64(ptr + i * 8)
+                    .and_then(|p| mem.read_u32(p + p_id))
+                    .is_ok_and(|id| u64::from(id) == i)
+            });
+            if numbered {
+                out.allp = Some(r.target);
+                out.gomaxprocs = refs
+                    .iter()
+                    .map(|g| g.target)
+                    .filter(|&t| {
+                        t != r.target && out.sched.is_none_or(|s| t < s || t >= s + l.size)
+                    })
+                    .find(|&t| mem.read_u32(t).is_ok_and(|v| u64::from(v) == n));
+                break;
+            }
+        }
+        out
+    }
+
     fn need_global(&self, name: &str) -> Result<u64> {
-        self.global(name).ok_or_else(|| {
+        let from_code = || {
+            let g = self.sched_globals_from_code();
+            match name {
+                "runtime.sched" => g.sched,
+                "runtime.allp" => g.allp,
+                "runtime.gomaxprocs" => g.gomaxprocs,
+                _ => None,
+            }
+        };
+        self.global(name).or_else(from_code).ok_or_else(|| {
             AnalyzeError::Unsupported(format!(
-                "{name} is not known: the binary has no symbols (stripped); \
-                 pass the unstripped twin with --exe to see the scheduler"
+                "{name} is not known: the binary has no symbols (stripped) and the code \
+                 of runtime.schedtrace did not reveal it; pass the unstripped twin with --exe"
             ))
         })
     }
@@ -185,10 +271,17 @@ impl Runtime<'_> {
             let p = mem.read_u64(allp_ptr + i * 8)?;
             ps.push(self.read_p(p, &ms)?);
         }
-        let starttime = self
-            .global("runtime.starttime")
-            .and_then(|a| mem.read_u64(a).ok())
-            .unwrap_or(0) as i64;
+        // schedtrace counts from its first call (made by sysmon soon after
+        // start when GODEBUG=schedtrace is set); without it, from runtime init.
+        let read_time = |name: &str| {
+            self.global(name)
+                .and_then(|a| mem.read_u64(a).ok())
+                .unwrap_or(0) as i64
+        };
+        let starttime = match read_time("runtime.starttime") {
+            0 => read_time("runtime.runtimeInitTime"),
+            t => t,
+        };
         let elapsed_ms = if starttime == 0 {
             0
         } else {

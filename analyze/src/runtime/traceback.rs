@@ -29,6 +29,10 @@ const TRACE_ARGS_START_AGG: u8 = 0xfe;
 const TRACE_ARGS_END_AGG: u8 = 0xfd;
 const TRACE_ARGS_DOTDOTDOT: u8 = 0xfc;
 const TRACE_ARGS_OFFSET_TOO_LARGE: u8 = 0xfb;
+/// Bound on ancestors followed (GODEBUG caps tracebackancestors at 1000).
+const MAX_ANCESTORS: u64 = 1000;
+/// Size of `runtime.ancestorInfo` ({pcs []uintptr; goid uint64; gopc uintptr}).
+const ANCESTOR_INFO_SIZE: u64 = 40;
 /// `fingRunningFinalizer` bit of `runtime.fingStatus`.
 const FING_RUNNING_FINALIZER: u32 = 2;
 
@@ -480,7 +484,84 @@ impl Runtime<'_> {
             }
             out.push('\n');
         }
+        self.write_ancestors(&mut out, &g.g);
         out
+    }
+
+    /// `printAncestorTraceback` for each recorded ancestor (only present
+    /// with `GODEBUG=tracebackancestors=N`).
+    fn write_ancestors(&self, out: &mut String, g: &G) {
+        if g.ancestors == 0 {
+            return;
+        }
+        let mem = self.mem();
+        let (Ok(ptr), Ok(len)) = (mem.read_u64(g.ancestors), mem.read_u64(g.ancestors + 8)) else {
+            return;
+        };
+        for i in 0..len.min(MAX_ANCESTORS) {
+            let Ok(raw) = mem.read_vec(ptr + i * ANCESTOR_INFO_SIZE, ANCESTOR_INFO_SIZE as usize)
+            else {
+                return;
+            };
+            let word = |o: usize| {
+                raw.get(o..o + 8)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_le_bytes)
+                    .unwrap_or(0)
+            };
+            let (pcs_ptr, pcs_len, goid, gopc) = (word(0), word(8), word(24), word(32));
+            let _ = writeln!(out, "[originating from goroutine {goid}]:");
+            let n = pcs_len.min(TRACEBACK_INNER as u64);
+            let pcs = mem.read_vec(pcs_ptr, (n * 8) as usize).unwrap_or_default();
+            for (fidx, pc) in pcs
+                .chunks_exact(8)
+                .filter_map(|c| c.try_into().ok().map(u64::from_le_bytes))
+                .enumerate()
+            {
+                let Some(info) = self.pc_info(pc) else {
+                    continue;
+                };
+                // The innermost logical frame at the recorded PC itself.
+                let Some(sym) = self.sym_info(pc) else {
+                    continue;
+                };
+                let Some((name, file, line, _)) = sym.frames.first() else {
+                    continue;
+                };
+                // Shown or not by the physical function, printed as the innermost one.
+                if !self.show_frame(&info.name, info.func_id, fidx == 0, "") {
+                    continue;
+                }
+                let _ = write!(out, "{}(...)\n\t{file}:{line}", self.print_name(name));
+                if pc > info.entry {
+                    let _ = write!(out, " +{:#x}", pc - info.entry);
+                }
+                out.push('\n');
+            }
+            if pcs_len == TRACEBACK_INNER as u64 {
+                out.push_str("...additional frames elided...\n");
+            }
+            if goid != 1 {
+                if let Some(info) = self.pc_info(gopc) {
+                    if self.show_frame(&info.name, info.func_id, false, "") {
+                        let trace_pc = if gopc > info.entry { gopc - 1 } else { gopc };
+                        let (file, line) = self
+                            .sym_info(trace_pc)
+                            .and_then(|s| s.frames.first().map(|f| (f.1.clone(), f.2)))
+                            .unwrap_or_else(|| (Arc::from("?"), 0));
+                        let _ = write!(
+                            out,
+                            "created by {}\n\t{file}:{line}",
+                            self.print_name(&info.name)
+                        );
+                        if gopc > info.entry {
+                            let _ = write!(out, " +{:#x}", gopc - info.entry);
+                        }
+                        out.push('\n');
+                    }
+                }
+            }
+        }
     }
 }
 

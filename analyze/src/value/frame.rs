@@ -17,8 +17,20 @@ pub fn frame_scope(
     cfa: u64,
     regs: &RegisterSet,
 ) -> Result<Vec<ScopeVar>, DwarfError> {
+    frame_scope_inlined(prog, sym_pc, 0, cfa, regs)
+}
+
+/// [`frame_scope`] for logical frame `inline_depth` of a physical frame
+/// (0 = the physical function, 1.. = calls inlined into it).
+pub fn frame_scope_inlined(
+    prog: &Program<'_>,
+    sym_pc: u64,
+    inline_depth: u32,
+    cfa: u64,
+    regs: &RegisterSet,
+) -> Result<Vec<ScopeVar>, DwarfError> {
     let link_pc = sym_pc.wrapping_sub(prog.bias);
-    let vars = prog.dwarf.frame_variables(link_pc)?;
+    let vars = prog.dwarf.frame_variables_inlined(link_pc, inline_depth)?;
     let Some(func) = prog.dwarf.function_at(link_pc) else {
         return Ok(Vec::new());
     };
@@ -58,16 +70,73 @@ pub fn goroutine_scope(
     goid: u64,
     frame: usize,
 ) -> crate::Result<(String, Vec<ScopeVar>)> {
-    let frames = crate::runtime::goroutine_frames(target, goid)?;
+    let rt = crate::runtime::Runtime::new(target)?;
+    let g = rt.goroutine(goid)?;
+    let frames = crate::runtime::frames_of(&g);
     let f = frames.get(frame).ok_or_else(|| {
         crate::AnalyzeError::NotFound(format!(
             "goroutine {goid} has {} frames; there is no frame {frame}",
             frames.len()
         ))
     })?;
-    // Registers are known only for the innermost frame of a running thread;
-    // parked goroutines keep every live value in their stack frames.
-    let regs = RegisterSet::none();
-    let scope = frame_scope(prog, f.sym_pc, f.cfa, &regs)?;
+    // Registers are known only for the innermost physical frame of a
+    // goroutine running on a thread; everywhere else Go keeps live values in
+    // stack slots (it has no callee-saved registers).
+    let mut regs = RegisterSet::none();
+    if f.physical_index == 0 {
+        if let Some(tid) = g.thread {
+            if let Some(t) = target
+                .snapshot()
+                .metadata()
+                .threads
+                .iter()
+                .find(|t| t.tid == tid)
+            {
+                if t.regs.rip == f.pc {
+                    regs = thread_registers(&t.regs);
+                }
+            }
+        }
+    }
+    let scope = frame_scope_inlined(prog, f.sym_pc, f.inline_depth, f.cfa, &regs)?;
     Ok((f.function.clone(), scope))
+}
+
+/// A thread's registers by DWARF number (amd64: rax rdx rcx rbx rsi rdi rbp
+/// rsp r8..r15 rip).
+pub fn thread_registers(r: &rdlv_format::X86Regs) -> RegisterSet {
+    let mut set = RegisterSet::none();
+    let values = [
+        r.rax, r.rdx, r.rcx, r.rbx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11, r.r12,
+        r.r13, r.r14, r.r15, r.rip,
+    ];
+    for (n, v) in values.iter().enumerate() {
+        set.set(n as u16, *v);
+    }
+    set
+}
+
+#[cfg(test)]
+mod dev_tests {
+    #[test]
+    #[ignore = "development aid: needs RDLV_DEV_SNAP and RDLV_DEV_GOID"]
+    fn frames_of_dev_goroutine() {
+        let snap = std::env::var("RDLV_DEV_SNAP").expect("RDLV_DEV_SNAP");
+        let goid: u64 = std::env::var("RDLV_DEV_GOID")
+            .expect("goid")
+            .parse()
+            .expect("goid");
+        let target = crate::Target::open(std::path::Path::new(&snap), None).expect("open");
+        let info = crate::dwarf::DwarfInfo::for_binary(target.binary()).expect("dwarf");
+        for f in crate::runtime::goroutine_frames(&target, goid).expect("frames") {
+            let vars = info.frame_variables_inlined(f.sym_pc - target.bias(), f.inline_depth);
+            eprintln!(
+                "{} depth {} sym_pc {:#x}: {:?}",
+                f.function,
+                f.inline_depth,
+                f.sym_pc,
+                vars.map(|v| v.into_iter().map(|v| v.name).collect::<Vec<_>>())
+            );
+        }
+    }
 }

@@ -278,11 +278,14 @@ impl<'p, 'a> Loader<'p, 'a> {
                     });
                 }
                 match mem.read_u64(fv) {
-                    Ok(pc) => mk(ValueKind::Func {
-                        pc,
-                        name: prog.function_name(pc),
-                        captured: Vec::new(),
-                    }),
+                    Ok(pc) => {
+                        let captured = self.load_captures(pc, fv, recurse);
+                        mk(ValueKind::Func {
+                            pc,
+                            name: prog.function_name(pc),
+                            captured,
+                        })
+                    }
                     Err(e) => unreadable(e),
                 }
             }
@@ -294,6 +297,33 @@ impl<'p, 'a> Loader<'p, 'a> {
                 )))
             }
         }
+    }
+
+    /// The variables a closure at `fv` (code `pc`) captured, where DWARF
+    /// describes them; by-reference captures (`&x`) are shown dereferenced
+    /// under their plain name, as Delve does.
+    fn load_captures(&mut self, pc: u64, fv: u64, recurse: u32) -> Vec<(String, Value)> {
+        if recurse > self.cfg.max_recurse || !self.cfg.follow_pointers {
+            return Vec::new();
+        }
+        let prog = self.prog;
+        let caps = prog.dwarf.closure_captures(pc.wrapping_sub(prog.bias));
+        let mut out = Vec::with_capacity(caps.len());
+        for (name, ty, off) in caps {
+            let mem = prog.mem;
+            let v = self.load_at(mem, ty, fv.wrapping_add(off), recurse + 1);
+            match (name.strip_prefix('&'), v.kind) {
+                (
+                    Some(plain),
+                    ValueKind::Pointer {
+                        pointee: Pointee::Loaded(p),
+                        ..
+                    },
+                ) => out.push((plain.to_string(), *p)),
+                (_, kind) => out.push((name.clone(), Value { kind, ..v })),
+            }
+        }
+        out
     }
 
     fn deref(&mut self, elem: Option<TypeId>, p: u64, recurse: u32) -> Pointee {

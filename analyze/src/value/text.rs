@@ -223,7 +223,7 @@ fn write_to(out: &mut String, v: &Value, flags: Flags, indent: &str) {
             }
             out.push(']');
         }
-        ValueKind::Func { pc, name, .. } => {
+        ValueKind::Func { pc, name, captured } => {
             if *pc == 0 {
                 out.push_str("nil");
             } else {
@@ -232,6 +232,26 @@ fn write_to(out: &mut String, v: &Value, flags: Flags, indent: &str) {
                     None => {
                         let _ = write!(out, "0x{pc:x}");
                     }
+                }
+                // Delve lists a closure's captured variables on multi-line prints.
+                if flags.newlines && !captured.is_empty() {
+                    out.push_str(" {\n");
+                    let child_indent = format!("{indent}{INDENT}");
+                    for (n, c) in captured {
+                        let _ = write!(out, "{indent}{INDENT}{n} {} = ", type_str(c));
+                        write_to(
+                            out,
+                            c,
+                            Flags {
+                                top: false,
+                                include_type: false,
+                                newlines: flags.newlines,
+                            },
+                            &child_indent,
+                        );
+                        out.push('\n');
+                    }
+                    let _ = write!(out, "{indent}}}");
                 }
             }
         }

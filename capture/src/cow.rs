@@ -1,0 +1,1224 @@
+//! Copy-on-write capture (`--cow`): the frozen target forks through an
+//! injected syscall, the parent runs on at once, and the memory image is read
+//! from the stopped child at leisure.
+//!
+//! # How the fork is injected
+//!
+//! No byte of the target is patched. The `syscall` instruction we reuse is
+//! the one the chosen thread is already blocked on: a Go thread parked in
+//! `runtime.futex` (the ABI0 stub `MOVL $202, AX; SYSCALL; MOVL AX,
+//! ret+40(FP); RET`, identical in Go 1.21 to 1.27). A *host* thread must
+//! satisfy all of:
+//!
+//! * it stopped in an event stop (not exiting, not in group-stop);
+//! * `orig_rax == 202` (futex) and `rax` is a restart code (-ERESTARTSYS …),
+//!   i.e. it is blocked in the wait, not returning from it;
+//! * the seven bytes at `rip - 2` are exactly `0f 05 89 44 24 30 c3`
+//!   (read from the parent's text and verified);
+//! * the wait is untimed (`r10 == 0`, FUTEX_WAIT) and the futex word still
+//!   holds the expected value, so the waiter would keep sleeping.
+//!
+//! Its registers are saved, then set to `rip = rip - 2`, `rax = clone`,
+//! `rdi = SIGCHLD` (no CLONE_VM: a real fork), `rsi = rdx = r10 = r8 = 0`,
+//! `orig_rax = -1` (so the kernel does no syscall-restart processing, as CRIU
+//! does). `PTRACE_O_TRACEFORK` is added to that thread's options and it is
+//! single-stepped: we see `PTRACE_EVENT_FORK` (child pid from
+//! `PTRACE_GETEVENTMSG`), immediately wait for the auto-attached child's
+//! first stop and set *its* registers to `exit_group(0)` through the same
+//! instruction, then step the parent over the end of the syscall and restore
+//! its saved registers exactly (including `orig_rax` and the restart code in
+//! `rax`, so the futex wait restarts transparently when the thread resumes).
+//! The caller then detaches every parent thread: the pause ends.
+//!
+//! The child never executes user code while we hold it. Its page tables
+//! mirror the parent's at the fork, so presence is scanned on the child and
+//! its pages are read with `pread` on `/proc/CHILD/mem` (never
+//! `process_vm_readv`: its FOLL_PIN unshares every copy-on-write page).
+//! Mappings the child does not hold like the parent ([`parent_only`]:
+//! MADV_DONTFORK `dc`, MADV_WIPEONFORK `wf`, and shared writable mappings,
+//! whose contents keep changing after the fork) are copied from the parent
+//! while it is still frozen. The child is then SIGKILLed and, because only
+//! its real parent can reap it, the target is frozen once more and made to
+//! call `wait4(child, NULL, __WALL|WNOHANG, NULL)` through the same kind of
+//! host thread ([`reap`]).
+//!
+//! # What a SIGKILL of rdlv-snap does at each instant
+//!
+//! The kernel detaches every tracee when the tracer dies, so:
+//!
+//! 1. Before the injected registers are set: nothing was changed; every
+//!    thread runs on (the plain-capture guarantee).
+//! 2. Between setting the injected registers and the fork event (the fork
+//!    syscall itself, about 15 ms per GiB of RSS): the host thread executes
+//!    the fork untraced. The parent returns to the futex stub with the child
+//!    pid in `rax`; the stub only stores `eax` as the futex result and
+//!    returns, and Go treats any futex result as a possible spurious wake-up
+//!    and re-checks its condition; the registers we clobbered (rdi, rsi,
+//!    rdx, r10, r8, rcx, r11) are dead after the stub. **The target is
+//!    unharmed.** The child returns from the "futex" with 0, re-checks the
+//!    same condition in its private copy of memory (still unsatisfied: we
+//!    checked the futex word) and sleeps again on a private futex that no
+//!    thread can wake: **a sleeping orphan child of the target is left
+//!    behind**, holding copies of the target's file descriptors until
+//!    someone kills it.
+//! 3. Between the fork event and the child's registers being set (a few
+//!    microseconds): as 2.
+//! 4. From then until the injected `wait4` has run (the whole read of the
+//!    child): the child is resumed, executes `exit_group(0)` without running
+//!    any Go code and **stays a zombie of the target** (only the target can
+//!    reap it; Go reaps only pids it started).
+//! 5. During the `wait4` injection: as 2 for the parent (wait4's result goes
+//!    into the futex stub just the same); the zombie may stay.
+//!
+//! No instant exists where the target crashes or stays stopped, but windows
+//! 2-5 can leave a child process behind, so `--cow` stays opt-in.
+//!
+//! # When `--cow` falls back to the plain copy
+//!
+//! [`refusal`] checks, before anything is stopped: a seccomp filter
+//! (`Seccomp: 2`, which could kill the target on `clone`), the target's
+//! memory cgroup headroom against the page-table estimate plus the COW
+//! budget, and the budget against the page-table estimate. After the stop,
+//! [`ForkedImage::fork`] reports [`CowError::NoHostThread`] or
+//! [`CowError::ForkFailed`] (EAGAIN from pids.max/RLIMIT_NPROC, ENOMEM under
+//! strict overcommit) with the target's registers already restored.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::AtomicI32;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+
+use crate::copy::CopyOutcome;
+use crate::error::CaptureError;
+use crate::freeze::{check_budget, duration_us, Frozen, StoppedThread};
+use crate::pages::{PageRange, PAGE_SIZE};
+use crate::proc::{self, MapsEntry};
+
+/// `__NR_futex` on x86-64.
+const SYS_FUTEX: u64 = 202;
+/// `__NR_clone` on x86-64.
+const SYS_CLONE: u64 = 56;
+/// `__NR_wait4` on x86-64.
+const SYS_WAIT4: u64 = 61;
+/// `__NR_exit_group` on x86-64.
+const SYS_EXIT_GROUP: u64 = 231;
+/// Go's `runtime.futex` stub from its `syscall` on: `SYSCALL; MOVL AX,
+/// 0x30(SP); RET`. Its parent branch only stores eax and returns, which is
+/// what makes the reuse safe even if we die mid-injection.
+const FUTEX_STUB_TAIL: [u8; 7] = [0x0f, 0x05, 0x89, 0x44, 0x24, 0x30, 0xc3];
+/// Kernel-internal restart codes a thread interrupted in a syscall shows in
+/// `rax` (ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK).
+const RESTART_CODES: [i64; 4] = [-512, -513, -514, -516];
+/// FUTEX_WAIT (0) with FUTEX_PRIVATE_FLAG (128); the low 7 bits are the op.
+const FUTEX_OP_MASK: u64 = 0x7f;
+/// `__WALL` for wait4's options argument.
+const WAIT_ALL: u64 = 0x4000_0000;
+/// `WNOHANG`.
+const WAIT_NOHANG: u64 = 1;
+/// Bytes per pread on the child's memory (>= 1 MiB keeps syscall cost low).
+const READ_CHUNK: u64 = 4 << 20;
+/// Reader threads for the child.
+const READ_THREADS: usize = 2;
+/// How long to wait for a single-step or fork event before giving up.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts to find a parked host thread when reaping (threads park and
+/// wake continuously in a busy Go process).
+const REAP_ATTEMPTS: u32 = 20;
+/// Default `--cow-max-extra`: the extra memory (page tables plus pages
+/// copied on write while the child lives) we accept to add to the target.
+pub const DEFAULT_MAX_EXTRA: u64 = 512 << 20;
+
+/// Why the copy-on-write path could not be used (or failed).
+#[derive(Debug, thiserror::Error)]
+pub enum CowError {
+    /// Refused before stopping anything; the text says why.
+    #[error("{0}")]
+    Refused(String),
+    /// No thread parked in Go's futex stub to host the injected syscall.
+    #[error("no thread is parked in Go's runtime.futex to host the injected fork")]
+    NoHostThread,
+    /// The injected clone returned an error.
+    #[error("fork refused ({errno}{hint})", hint = fork_hint(*errno))]
+    ForkFailed {
+        /// The error returned by clone.
+        errno: Errno,
+    },
+    /// The target exited during the injection.
+    #[error("process {pid} exited during the fork injection")]
+    Exited {
+        /// The target pid.
+        pid: u32,
+    },
+    /// A ptrace request failed.
+    #[error("ptrace {op} on {tid} failed: {errno}")]
+    Ptrace {
+        /// Request name.
+        op: &'static str,
+        /// Thread or process id.
+        tid: u32,
+        /// The error.
+        errno: Errno,
+    },
+    /// A stop or event did not arrive in time.
+    #[error("thread {tid} did not report {what} within {} s", STEP_TIMEOUT.as_secs())]
+    Timeout {
+        /// Thread id.
+        tid: u32,
+        /// What we waited for.
+        what: &'static str,
+    },
+    /// Reading the child failed as a whole.
+    #[error("reading the forked image {child}: {source}")]
+    Read {
+        /// Child pid.
+        child: u32,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Freezing or budgets failed during the reap.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+}
+
+fn fork_hint(errno: Errno) -> &'static str {
+    match errno {
+        Errno::EAGAIN => ": pids.max or RLIMIT_NPROC?",
+        Errno::ENOMEM => ": vm.overcommit_memory=2 or memory cgroup limit?",
+        _ => "",
+    }
+}
+
+impl CowError {
+    /// Whether the capture should continue with the plain copy (the target
+    /// is untouched and running or still frozen with its registers intact).
+    pub fn falls_back(&self) -> bool {
+        matches!(
+            self,
+            CowError::Refused(_) | CowError::NoHostThread | CowError::ForkFailed { .. }
+        )
+    }
+}
+
+/// Raw ptrace call (the libc wrapper: any request, any signal).
+fn ptrace(
+    request: libc::c_uint,
+    tid: u32,
+    addr: usize,
+    data: usize,
+) -> std::result::Result<libc::c_long, Errno> {
+    Errno::clear();
+    // SAFETY: the requests used here take no pointer or a pointer to a live,
+    // correctly sized buffer owned by the caller.
+    let ret = unsafe {
+        libc::ptrace(
+            request,
+            tid as libc::pid_t,
+            addr as *mut libc::c_void,
+            data as *mut libc::c_void,
+        )
+    };
+    if ret == -1 && Errno::last_raw() != 0 {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn get_regs(tid: u32) -> Result<libc::user_regs_struct, CowError> {
+    // SAFETY: user_regs_struct is plain old data; all-zero is valid.
+    let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+    ptrace(libc::PTRACE_GETREGS, tid, 0, &mut regs as *mut _ as usize).map_err(|errno| {
+        CowError::Ptrace {
+            op: "GETREGS",
+            tid,
+            errno,
+        }
+    })?;
+    Ok(regs)
+}
+
+fn set_regs(tid: u32, regs: &libc::user_regs_struct) -> Result<(), CowError> {
+    ptrace(libc::PTRACE_SETREGS, tid, 0, regs as *const _ as usize)
+        .map(|_| ())
+        .map_err(|errno| CowError::Ptrace {
+            op: "SETREGS",
+            tid,
+            errno,
+        })
+}
+
+/// A stop reported by `waitpid`, decoded without nix (real-time signals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// Stopped by a signal (`event == 0`) or a ptrace event.
+    Stopped { signal: i32, event: i32 },
+    /// Exited or killed.
+    Gone,
+}
+
+fn decode(status: libc::c_int) -> Stop {
+    if libc::WIFSTOPPED(status) {
+        Stop::Stopped {
+            signal: libc::WSTOPSIG(status),
+            event: (status >> 16) & 0xffff,
+        }
+    } else {
+        Stop::Gone
+    }
+}
+
+/// Waits for the next stop of `tid` (blocking, retried on EINTR, bounded by
+/// [`STEP_TIMEOUT`] through WNOHANG polling once the first millisecond passed).
+fn wait_stop(tid: u32, what: &'static str) -> Result<Stop, CowError> {
+    let start = Instant::now();
+    let mut spins = 0u32;
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: plain syscall with a valid out-pointer.
+        let ret = unsafe {
+            libc::waitpid(
+                tid as libc::pid_t,
+                &mut status,
+                libc::__WALL | libc::WNOHANG,
+            )
+        };
+        match ret {
+            -1 => match Errno::last() {
+                Errno::EINTR => continue,
+                Errno::ECHILD => return Ok(Stop::Gone),
+                errno => {
+                    return Err(CowError::Ptrace {
+                        op: "WAIT",
+                        tid,
+                        errno,
+                    })
+                }
+            },
+            0 => {
+                if start.elapsed() > STEP_TIMEOUT {
+                    return Err(CowError::Timeout { tid, what });
+                }
+                // Spin briefly (a step takes microseconds), then sleep lightly
+                // (a fork of a large process takes milliseconds).
+                spins += 1;
+                if spins < 200 {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(Duration::from_micros(20));
+                }
+            }
+            _ => return Ok(decode(status)),
+        }
+    }
+}
+
+/// Reads `buf.len()` bytes of `pid`'s memory at `addr` through /proc/PID/mem.
+fn read_target(pid: u32, addr: u64, buf: &mut [u8]) -> bool {
+    let Ok(file) = File::open(proc::proc_dir(pid).join("mem")) else {
+        return false;
+    };
+    file.read_exact_at(buf, addr).is_ok()
+}
+
+/// Whether `regs` (of a thread of `pid`) show a thread parked in Go's
+/// futex stub, in an untimed wait that would keep sleeping. Returns the
+/// address of its `syscall` instruction.
+fn futex_host(pid: u32, regs: &libc::user_regs_struct) -> Option<u64> {
+    if regs.orig_rax != SYS_FUTEX || !RESTART_CODES.contains(&(regs.rax as i64)) {
+        return None;
+    }
+    // FUTEX_WAIT (op 0, any private flag) with no timeout.
+    if regs.rsi & FUTEX_OP_MASK != 0 || regs.r10 != 0 {
+        return None;
+    }
+    let syscall_addr = regs.rip.checked_sub(2)?;
+    let mut code = [0u8; FUTEX_STUB_TAIL.len()];
+    if !read_target(pid, syscall_addr, &mut code) || code != FUTEX_STUB_TAIL {
+        return None;
+    }
+    let mut word = [0u8; 4];
+    if !read_target(pid, regs.rdi, &mut word) || u32::from_ne_bytes(word) != regs.rdx as u32 {
+        return None;
+    }
+    Some(syscall_addr)
+}
+
+/// A parked thread chosen to run one injected syscall.
+struct Host {
+    tid: u32,
+    saved: libc::user_regs_struct,
+    syscall_addr: u64,
+}
+
+fn find_host(pid: u32, threads: &[StoppedThread]) -> Result<Host, CowError> {
+    for thread in threads {
+        if thread.exiting || thread.group_stopped {
+            continue;
+        }
+        let Ok(saved) = get_regs(thread.tid) else {
+            continue;
+        };
+        if let Some(syscall_addr) = futex_host(pid, &saved) {
+            return Ok(Host {
+                tid: thread.tid,
+                saved,
+                syscall_addr,
+            });
+        }
+    }
+    Err(CowError::NoHostThread)
+}
+
+/// Ptrace options the freeze set (TRACECLONE|TRACEEXIT), restored after the injection.
+const FREEZE_OPTIONS: usize = (libc::PTRACE_O_TRACECLONE | libc::PTRACE_O_TRACEEXIT) as usize;
+
+/// Outcome of running one injected syscall on a host thread.
+struct Injected {
+    /// The syscall's return value.
+    ret: i64,
+    /// The child created, for clone.
+    child: Option<u32>,
+}
+
+/// Runs `nr(args)` on the host thread's own `syscall` instruction and
+/// restores every register afterwards (on every path that can still reach
+/// the thread). For clone, the child is caught at birth and its registers
+/// set to `exit_group(0)` before the parent is stepped further.
+fn inject(pid: u32, host: &Host, nr: u64, args: [u64; 5]) -> Result<Injected, CowError> {
+    let tid = host.tid;
+    let is_fork = nr == SYS_CLONE;
+    if is_fork {
+        ptrace(
+            libc::PTRACE_SETOPTIONS,
+            tid,
+            0,
+            FREEZE_OPTIONS | libc::PTRACE_O_TRACEFORK as usize,
+        )
+        .map_err(|errno| CowError::Ptrace {
+            op: "SETOPTIONS",
+            tid,
+            errno,
+        })?;
+    }
+    let mut regs = host.saved;
+    regs.rip = host.syscall_addr;
+    regs.rax = nr;
+    regs.orig_rax = u64::MAX;
+    regs.rdi = args[0];
+    regs.rsi = args[1];
+    regs.rdx = args[2];
+    regs.r10 = args[3];
+    regs.r8 = args[4];
+    let outcome = set_regs(tid, &regs).and_then(|()| step_through(pid, host, is_fork));
+    // Restore on every path: the thread is in a ptrace stop unless it is gone.
+    let restored = set_regs(tid, &host.saved);
+    if is_fork {
+        let _ = ptrace(libc::PTRACE_SETOPTIONS, tid, 0, FREEZE_OPTIONS);
+    }
+    let (injected, foreign) = match outcome {
+        Ok(pair) => pair,
+        Err(error) => return Err(error),
+    };
+    // Signals that arrived for the thread during the steps were suppressed;
+    // queue them again so that they are delivered after the detach.
+    for signal in foreign {
+        // SAFETY: plain syscall.
+        unsafe {
+            libc::syscall(
+                libc::SYS_tgkill,
+                pid as libc::c_long,
+                tid as libc::c_long,
+                signal as libc::c_long,
+            )
+        };
+    }
+    restored?;
+    Ok(injected)
+}
+
+/// Single-steps the host over the injected syscall. Returns the result and
+/// the foreign signals that were suppressed on the way.
+fn step_through(pid: u32, host: &Host, is_fork: bool) -> Result<(Injected, Vec<i32>), CowError> {
+    let tid = host.tid;
+    let mut child = None;
+    let mut foreign = Vec::new();
+    let mut steps = 0u32;
+    loop {
+        steps += 1;
+        if steps > 64 {
+            return Err(CowError::Timeout {
+                tid,
+                what: "the end of the injected syscall",
+            });
+        }
+        ptrace(libc::PTRACE_SINGLESTEP, tid, 0, 0).map_err(|errno| CowError::Ptrace {
+            op: "SINGLESTEP",
+            tid,
+            errno,
+        })?;
+        match wait_stop(tid, "the injected syscall")? {
+            Stop::Gone => return Err(CowError::Exited { pid }),
+            Stop::Stopped { event, .. } if event == libc::PTRACE_EVENT_FORK => {
+                let mut message: libc::c_ulong = 0;
+                ptrace(
+                    libc::PTRACE_GETEVENTMSG,
+                    tid,
+                    0,
+                    &mut message as *mut libc::c_ulong as usize,
+                )
+                .map_err(|errno| CowError::Ptrace {
+                    op: "GETEVENTMSG",
+                    tid,
+                    errno,
+                })?;
+                let pid_of_child = u32::try_from(message).unwrap_or(0);
+                if is_fork && pid_of_child != 0 {
+                    child = Some(pid_of_child);
+                    arm_child(pid_of_child, host.syscall_addr)?;
+                }
+            }
+            Stop::Stopped { event, .. } if event == libc::PTRACE_EVENT_EXIT => {
+                return Err(CowError::Exited { pid });
+            }
+            Stop::Stopped { event, .. } if event != 0 => {}
+            Stop::Stopped { signal, .. } if signal == libc::SIGTRAP => {
+                let regs = get_regs(tid)?;
+                if regs.rip == host.syscall_addr {
+                    // Stopped before the instruction ran (e.g. an interrupt
+                    // trap was still pending): step again.
+                    continue;
+                }
+                return Ok((
+                    Injected {
+                        ret: regs.rax as i64,
+                        child,
+                    },
+                    foreign,
+                ));
+            }
+            Stop::Stopped { signal, .. } => foreign.push(signal),
+        }
+    }
+}
+
+/// Waits for a newborn child's first stop and points it at `exit_group(0)`,
+/// so that if we die it exits without running a single Go instruction.
+fn arm_child(child: u32, syscall_addr: u64) -> Result<(), CowError> {
+    loop {
+        match wait_stop(child, "the child's first stop")? {
+            Stop::Gone => return Ok(()),
+            Stop::Stopped { .. } => break,
+        }
+    }
+    let mut regs = get_regs(child)?;
+    regs.rip = syscall_addr;
+    regs.rax = SYS_EXIT_GROUP;
+    regs.orig_rax = u64::MAX;
+    regs.rdi = 0;
+    set_regs(child, &regs)
+}
+
+/// A forked, stopped copy of the target, killed when dropped.
+pub struct ForkedImage {
+    child: u32,
+    /// Microseconds of the injection (registers, fork syscall, restore).
+    pub fork_us: u64,
+    killed: bool,
+}
+
+impl ForkedImage {
+    /// Makes the frozen target fork. Must run on the thread that froze it.
+    /// On error the host thread's registers are restored (the caller still
+    /// holds the target frozen); see [`CowError::falls_back`].
+    pub fn fork(pid: u32, frozen: &Frozen) -> Result<ForkedImage, CowError> {
+        let started = Instant::now();
+        let host = find_host(pid, frozen.threads())?;
+        let injected = inject(pid, &host, SYS_CLONE, [libc::SIGCHLD as u64, 0, 0, 0, 0])?;
+        match injected.child {
+            Some(child) if injected.ret == i64::from(child) => Ok(ForkedImage {
+                child,
+                fork_us: duration_us(started.elapsed()),
+                killed: false,
+            }),
+            Some(child) => {
+                // Event without a matching return value: never seen; do not keep it.
+                kill_and_wait(child);
+                Err(CowError::ForkFailed {
+                    errno: Errno::EINVAL,
+                })
+            }
+            None => Err(CowError::ForkFailed {
+                errno: Errno::from_raw(i32::try_from(-injected.ret).unwrap_or(libc::EINVAL)),
+            }),
+        }
+    }
+
+    /// Pid of the child holding the image.
+    pub fn pid(&self) -> u32 {
+        self.child
+    }
+
+    /// Extra memory the child costs right now: its private dirty pages (the
+    /// parent wrote or freed them since the fork, so they exist twice) plus
+    /// its page tables. `None` if `/proc` cannot tell.
+    pub fn extra_bytes(&self) -> Option<u64> {
+        let dir = proc::proc_dir(self.child);
+        let rollup = std::fs::read_to_string(dir.join("smaps_rollup")).ok()?;
+        let status = std::fs::read_to_string(dir.join("status")).ok()?;
+        Some(kib_field(&rollup, "Private_Dirty")? + kib_field(&status, "VmPTE").unwrap_or(0))
+    }
+
+    /// Reads `ranges` (sorted, page aligned) from the child into `buffer`,
+    /// back to back as [`crate::copy::copy_ranges`] lays them out, with
+    /// `pread` on `/proc/CHILD/mem` on two threads. Pages that cannot be
+    /// read are reported in the outcome and left zero.
+    pub fn read_ranges(
+        &self,
+        ranges: &[PageRange],
+        buffer: &mut [u8],
+        abort: &AtomicI32,
+    ) -> Result<CopyOutcome, CowError> {
+        let path = proc::proc_dir(self.child).join("mem");
+        let mem = File::open(&path).map_err(|source| CowError::Read {
+            child: self.child,
+            source,
+        })?;
+        read_image(&mem, ranges, buffer, abort).map_err(|error| match error {
+            ReadError::Capture(e) => CowError::Capture(e),
+            ReadError::Layout(detail) => CowError::Capture(CaptureError::Parse {
+                what: "copy plan".into(),
+                detail,
+            }),
+        })
+    }
+
+    /// Kills the child and consumes its exit as its tracer. It then is a
+    /// zombie of the target until [`reap`] runs.
+    pub fn kill(mut self) -> u32 {
+        kill_and_wait(self.child);
+        self.killed = true;
+        self.child
+    }
+}
+
+impl Drop for ForkedImage {
+    fn drop(&mut self) {
+        if !self.killed {
+            kill_and_wait(self.child);
+        }
+    }
+}
+
+fn kill_and_wait(child: u32) {
+    // SAFETY: plain syscalls; `child` is a process we trace.
+    unsafe { libc::kill(child as libc::pid_t, libc::SIGKILL) };
+    let start = Instant::now();
+    while start.elapsed() < STEP_TIMEOUT {
+        match wait_stop(child, "the child's death") {
+            Ok(Stop::Gone) | Err(_) => return,
+            // A stop that raced with the kill: SIGKILL wins once continued.
+            Ok(Stop::Stopped { .. }) => {
+                let _ = ptrace(libc::PTRACE_CONT, child, 0, 0);
+            }
+        }
+    }
+}
+
+/// `NAME:   123 kB` from a /proc file, in bytes.
+fn kib_field(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix(':')?;
+        let kib: u64 = rest.split_whitespace().next()?.parse().ok()?;
+        kib.checked_mul(1024)
+    })
+}
+
+#[derive(Debug)]
+enum ReadError {
+    Capture(CaptureError),
+    Layout(String),
+}
+
+/// A piece of work for one reader: target address, length, buffer offset.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    addr: u64,
+    len: u64,
+    offset: usize,
+}
+
+fn read_image(
+    mem: &File,
+    ranges: &[PageRange],
+    buffer: &mut [u8],
+    abort: &AtomicI32,
+) -> Result<CopyOutcome, ReadError> {
+    let mut pieces = Vec::new();
+    let mut offset = 0usize;
+    for range in ranges {
+        let mut addr = range.addr;
+        let mut left = range.len;
+        while left > 0 {
+            let len = left.min(READ_CHUNK);
+            pieces.push(Piece { addr, len, offset });
+            offset = offset.saturating_add(len as usize);
+            addr += len;
+            left -= len;
+        }
+    }
+    if offset > buffer.len() {
+        return Err(ReadError::Layout(format!(
+            "{offset} bytes to read but the buffer holds {}",
+            buffer.len()
+        )));
+    }
+    // Split the buffer at piece boundaries into one share per thread.
+    let per_thread = offset.div_ceil(READ_THREADS).max(1);
+    let mut shares: Vec<(Vec<Piece>, &mut [u8], usize)> = Vec::new();
+    let mut rest: &mut [u8] = &mut buffer[..offset];
+    let mut base = 0usize;
+    let mut current: Vec<Piece> = Vec::new();
+    let mut current_bytes = 0usize;
+    for piece in pieces {
+        current_bytes += piece.len as usize;
+        current.push(piece);
+        if current_bytes >= per_thread {
+            let (mine, others) = std::mem::take(&mut rest).split_at_mut(current_bytes);
+            shares.push((std::mem::take(&mut current), mine, base));
+            base += current_bytes;
+            current_bytes = 0;
+            rest = others;
+        }
+    }
+    if !current.is_empty() {
+        shares.push((current, rest, base));
+    }
+    let results: Vec<Result<CopyOutcome, ReadError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shares
+            .into_iter()
+            .map(|(pieces, share, base)| {
+                scope.spawn(move || read_share(mem, &pieces, share, base, abort))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(ReadError::Layout("reader thread panicked".into())))
+            })
+            .collect()
+    });
+    let mut outcome = CopyOutcome::default();
+    for result in results {
+        let part = result?;
+        outcome.failed.extend(part.failed);
+        outcome.fallback_bytes += part.fallback_bytes;
+    }
+    outcome.failed.sort_by_key(|r| r.addr);
+    Ok(outcome)
+}
+
+fn read_share(
+    mem: &File,
+    pieces: &[Piece],
+    share: &mut [u8],
+    base: usize,
+    abort: &AtomicI32,
+) -> Result<CopyOutcome, ReadError> {
+    let mut outcome = CopyOutcome::default();
+    for piece in pieces {
+        check_budget(abort, None, "reading the forked image").map_err(ReadError::Capture)?;
+        let start = piece.offset - base;
+        let Some(slice) = share.get_mut(start..start + piece.len as usize) else {
+            return Err(ReadError::Layout("piece outside its share".into()));
+        };
+        if read_fully(mem, piece.addr, slice).is_ok() {
+            continue;
+        }
+        // Page by page: keep what can be read, report the rest.
+        for (index, page) in slice.chunks_mut(PAGE_SIZE as usize).enumerate() {
+            let at = piece.addr + (index as u64) * PAGE_SIZE;
+            if read_fully(mem, at, page).is_err() {
+                page.fill(0);
+                match outcome.failed.last_mut() {
+                    Some(last) if last.addr + last.len == at => last.len += page.len() as u64,
+                    _ => outcome.failed.push(PageRange {
+                        addr: at,
+                        len: page.len() as u64,
+                    }),
+                }
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+fn read_fully(file: &File, addr: u64, buf: &mut [u8]) -> std::io::Result<()> {
+    let mut done = 0usize;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], addr + done as u64) {
+            Ok(0) => return Err(std::io::Error::from_raw_os_error(libc::EIO)),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Timing and result of the zombie reap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReapReport {
+    /// Microseconds the target was stopped for the reap.
+    pub pause_us: u64,
+    /// The child is gone (reaped) afterwards.
+    pub reaped: bool,
+}
+
+/// Freezes the target again briefly and makes it `wait4` for its dead child
+/// (only the real parent can reap a zombie). Retries while no thread is
+/// parked in the futex stub. The child must already be dead ([`ForkedImage::kill`]).
+pub fn reap(
+    pid: u32,
+    child: u32,
+    max_pause: Duration,
+    abort: &AtomicI32,
+) -> Result<ReapReport, CowError> {
+    let mut pause_us = 0u64;
+    for attempt in 0..REAP_ATTEMPTS {
+        if !is_zombie_child_of(child, pid) {
+            return Ok(ReapReport {
+                pause_us,
+                reaped: true,
+            });
+        }
+        check_budget(abort, None, "reaping the forked child")?;
+        let frozen = Frozen::freeze(pid, max_pause, abort, &[])?;
+        let result = find_host(pid, frozen.threads()).and_then(|host| {
+            inject(
+                pid,
+                &host,
+                SYS_WAIT4,
+                [u64::from(child), 0, WAIT_ALL | WAIT_NOHANG, 0, 0],
+            )
+        });
+        let report = frozen.resume();
+        pause_us += report.pause_us();
+        match result {
+            Ok(injected) if injected.ret == i64::from(child) => {
+                return Ok(ReapReport {
+                    pause_us,
+                    reaped: !is_zombie_child_of(child, pid),
+                })
+            }
+            Ok(_) | Err(CowError::NoHostThread) => {
+                std::thread::sleep(Duration::from_millis(2 + u64::from(attempt) * 2));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(ReapReport {
+        pause_us,
+        reaped: !is_zombie_child_of(child, pid),
+    })
+}
+
+/// Whether `child` exists, is a zombie, and its parent is `parent`.
+pub fn is_zombie_child_of(child: u32, parent: u32) -> bool {
+    let Ok(status) = proc::read_status(child) else {
+        return false;
+    };
+    status.state == 'Z' && status.ppid == parent
+}
+
+/// Mappings whose contents the child does not hold as the parent did at the
+/// fork: MADV_DONTFORK (`dc`, absent in the child), MADV_WIPEONFORK (`wf`,
+/// zero in the child) and shared writable mappings (the parent keeps
+/// writing them after the fork). They are copied from the frozen parent.
+pub fn parent_only(entry: &MapsEntry) -> bool {
+    entry.has_flag("dc")
+        || entry.has_flag("wf")
+        || (entry.writable() && entry.perms.as_bytes().get(3) == Some(&b's'))
+}
+
+/// Merges two sorted, non-overlapping range lists into one sorted list where
+/// touching or overlapping ranges are joined.
+pub fn union_ranges(a: &[PageRange], b: &[PageRange]) -> Vec<PageRange> {
+    let mut all: Vec<PageRange> = a.iter().chain(b.iter()).copied().collect();
+    all.sort_by_key(|r| r.addr);
+    let mut out: Vec<PageRange> = Vec::with_capacity(all.len());
+    for range in all {
+        if let Some(last) = out.last_mut() {
+            let last_end = last.addr + last.len;
+            if range.addr <= last_end {
+                let end = (range.addr + range.len).max(last_end);
+                last.len = end - last.addr;
+                continue;
+            }
+        }
+        if range.len > 0 {
+            out.push(range);
+        }
+    }
+    out
+}
+
+/// The facts [`refusal`] weighs, read from the target's `/proc` and cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CowFacts {
+    /// `Seccomp:` mode (0 none, 1 strict, 2 filter).
+    pub seccomp: u32,
+    /// Resident set size in bytes.
+    pub rss: u64,
+    /// Memory cgroup headroom (`memory.max - memory.current`, smallest up
+    /// the hierarchy), `None` if unlimited or unknown.
+    pub memcg_headroom: Option<u64>,
+}
+
+impl CowFacts {
+    /// Reads the facts for `pid`.
+    pub fn read(pid: u32) -> CowFacts {
+        let status =
+            std::fs::read_to_string(proc::proc_dir(pid).join("status")).unwrap_or_default();
+        CowFacts {
+            seccomp: status
+                .lines()
+                .find_map(|l| l.strip_prefix("Seccomp:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0),
+            rss: kib_field(&status, "VmRSS").unwrap_or(0),
+            memcg_headroom: target_memcg_headroom(pid),
+        }
+    }
+
+    /// Page tables the child needs: one 8-byte entry per resident 4 KiB page.
+    pub fn page_table_estimate(&self) -> u64 {
+        self.rss / 512
+    }
+}
+
+/// Headroom of the target's memory cgroup (v2 or v1), the smallest along
+/// the path to the root.
+fn target_memcg_headroom(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(proc::proc_dir(pid).join("cgroup")).ok()?;
+    let (v1, path) = proc::parse_memory_cgroup(&text)?;
+    let (root, limit_file, usage_file) = if v1 {
+        (
+            "/sys/fs/cgroup/memory",
+            "memory.limit_in_bytes",
+            "memory.usage_in_bytes",
+        )
+    } else {
+        ("/sys/fs/cgroup", "memory.max", "memory.current")
+    };
+    let mut best: Option<u64> = None;
+    let mut dir = std::path::PathBuf::from(format!("{root}{path}"));
+    loop {
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.join(name))
+                .ok()
+                .and_then(|t| proc::parse_cgroup_bytes(&t))
+        };
+        if let (Some(limit), Some(usage)) = (read(limit_file), read(usage_file)) {
+            let headroom = limit.saturating_sub(usage);
+            best = Some(best.map_or(headroom, |b: u64| b.min(headroom)));
+        }
+        if dir == std::path::Path::new(root) || !dir.pop() || !dir.starts_with(root) {
+            break;
+        }
+    }
+    best
+}
+
+/// Why the copy-on-write capture must not be tried, or `None` to go ahead.
+/// `max_extra` is the budget of extra memory in the target (page tables
+/// plus pages copied on write while the child lives).
+pub fn refusal(facts: &CowFacts, max_extra: u64) -> Option<String> {
+    if facts.seccomp == 2 {
+        return Some(
+            "the target runs under a seccomp filter (Seccomp: 2) that could kill it on the injected clone"
+                .into(),
+        );
+    }
+    let tables = facts.page_table_estimate();
+    if tables > max_extra {
+        return Some(format!(
+            "the child's page tables alone (~{} KiB for {} MiB resident) exceed --cow-max-extra ({} KiB)",
+            tables >> 10,
+            facts.rss >> 20,
+            max_extra >> 10
+        ));
+    }
+    if let Some(headroom) = facts.memcg_headroom {
+        if headroom < max_extra {
+            return Some(format!(
+                "the target's memory cgroup has {} MiB of headroom, less than --cow-max-extra ({} MiB) of copy-on-write growth",
+                headroom >> 20,
+                max_extra >> 20
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Command, Stdio};
+    use std::sync::atomic::AtomicI32;
+
+    static NO_ABORT: AtomicI32 = AtomicI32::new(0);
+
+    struct KillOnDrop(Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn range(addr: u64, len: u64) -> PageRange {
+        PageRange { addr, len }
+    }
+
+    fn entry(perms: &str, flags: &[&str]) -> MapsEntry {
+        MapsEntry {
+            start: 0x1000,
+            end: 0x2000,
+            perms: perms.into(),
+            offset: 0,
+            dev: "00:00".into(),
+            inode: 0,
+            path: String::new(),
+            vm_flags: flags.iter().map(|f| f.to_string()).collect(),
+            anonymous_bytes: Some(0),
+        }
+    }
+
+    #[test]
+    fn unions_sorted_ranges() {
+        let a = [range(0x1000, 0x1000), range(0x5000, 0x2000)];
+        let b = [
+            range(0x2000, 0x1000),
+            range(0x6000, 0x3000),
+            range(0xa000, 0x1000),
+        ];
+        assert_eq!(
+            union_ranges(&a, &b),
+            vec![
+                range(0x1000, 0x2000),
+                range(0x5000, 0x4000),
+                range(0xa000, 0x1000)
+            ]
+        );
+        assert_eq!(union_ranges(&[], &b), b.to_vec());
+        assert!(union_ranges(&[], &[]).is_empty());
+    }
+
+    #[test]
+    fn parent_only_mappings() {
+        assert!(parent_only(&entry("rw-p", &["rd", "wr", "dc"])));
+        assert!(parent_only(&entry("rw-p", &["rd", "wr", "wf"])));
+        assert!(parent_only(&entry("rw-s", &["rd", "wr", "sh"])));
+        assert!(!parent_only(&entry("r--s", &["rd", "sh"])));
+        assert!(!parent_only(&entry("rw-p", &["rd", "wr", "mr"])));
+    }
+
+    #[test]
+    fn parses_kib_fields() {
+        let text = "Rss:  100 kB\nPrivate_Dirty:    12 kB\nVmPTE:\t  8 kB\n";
+        assert_eq!(kib_field(text, "Private_Dirty"), Some(12 * 1024));
+        assert_eq!(kib_field(text, "VmPTE"), Some(8 * 1024));
+        assert_eq!(kib_field(text, "Private"), None);
+        assert_eq!(kib_field("Rss: lots kB", "Rss"), None);
+    }
+
+    #[test]
+    fn refusal_rules() {
+        let ok = CowFacts {
+            seccomp: 0,
+            rss: 1 << 30,
+            memcg_headroom: None,
+        };
+        assert_eq!(ok.page_table_estimate(), 2 << 20);
+        assert_eq!(refusal(&ok, DEFAULT_MAX_EXTRA), None);
+        let filtered = CowFacts { seccomp: 2, ..ok };
+        assert!(refusal(&filtered, DEFAULT_MAX_EXTRA)
+            .unwrap()
+            .contains("seccomp"));
+        // Strict mode (1) cannot even run clone, but it is not a filter that kills on it.
+        assert!(refusal(&CowFacts { seccomp: 0, ..ok }, 1)
+            .unwrap()
+            .contains("--cow-max-extra"));
+        let tight = CowFacts {
+            memcg_headroom: Some(100 << 20),
+            ..ok
+        };
+        assert!(refusal(&tight, DEFAULT_MAX_EXTRA)
+            .unwrap()
+            .contains("headroom"));
+        assert_eq!(refusal(&tight, 64 << 20), None);
+    }
+
+    #[test]
+    fn fork_errors_say_what_to_check() {
+        let text = CowError::ForkFailed {
+            errno: Errno::EAGAIN,
+        }
+        .to_string();
+        assert!(
+            text.contains("EAGAIN") && text.contains("pids.max"),
+            "{text}"
+        );
+        assert!(CowError::NoHostThread.falls_back());
+        assert!(!CowError::Exited { pid: 1 }.falls_back());
+    }
+
+    /// A process that is not Go has no futex-stub host: the injection is
+    /// refused without touching a register, and the process runs on.
+    #[test]
+    fn non_go_process_has_no_host() {
+        let child = KillOnDrop(Command::new("sleep").arg("30").spawn().unwrap());
+        let pid = child.0.id();
+        std::thread::sleep(Duration::from_millis(50));
+        let frozen = Frozen::freeze(pid, Duration::from_secs(5), &NO_ABORT, &[]).unwrap();
+        let before = frozen.registers().unwrap();
+        let err = ForkedImage::fork(pid, &frozen).err().unwrap();
+        assert!(matches!(err, CowError::NoHostThread), "{err}");
+        let after = frozen.registers().unwrap();
+        assert_eq!(before[0].regs.rip, after[0].regs.rip);
+        assert_eq!(before[0].regs.rax, after[0].regs.rax);
+        frozen.resume();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(proc::thread_state(pid, pid), Some('S'));
+    }
+
+    const TICKER: &str = r#"package main
+
+import (
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+var counter atomic.Uint64
+
+func main() {
+	go func() {
+		for {
+			counter.Add(1)
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+	fmt.Println("READY", uintptr(unsafe.Pointer(&counter)), os.Getpid())
+	for {
+		time.Sleep(time.Second)
+	}
+}
+"#;
+
+    fn read_u64(pid: u32, addr: u64) -> u64 {
+        let mut word = [0u8; 8];
+        assert!(read_target(pid, addr, &mut word), "read {pid} {addr:#x}");
+        u64::from_ne_bytes(word)
+    }
+
+    fn children_of(pid: u32) -> Vec<(u32, char)> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(other) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Ok(status) = proc::read_status(other) {
+                if status.ppid == pid {
+                    out.push((other, status.state));
+                }
+            }
+        }
+        out
+    }
+
+    /// The whole cycle on a live Go process: fork while frozen, resume, read
+    /// the frozen value from the child while the parent's moves on, kill,
+    /// reap; registers are intact and no child is left.
+    #[test]
+    fn forks_reads_and_reaps_a_go_process() {
+        let exe = crate::testutil::go_program("cow_ticker", TICKER);
+        let mut child = KillOnDrop(Command::new(&exe).stdout(Stdio::piped()).spawn().unwrap());
+        let ready = crate::testutil::wait_ready(&mut child.0);
+        let addr: u64 = ready.split_whitespace().next().unwrap().parse().unwrap();
+        let pid = child.0.id();
+        std::thread::sleep(Duration::from_millis(100));
+        for round in 0..3 {
+            let frozen = Frozen::freeze(pid, Duration::from_secs(5), &NO_ABORT, &[]).unwrap();
+            let before = frozen.registers().unwrap();
+            let frozen_value = read_u64(pid, addr);
+            let image = ForkedImage::fork(pid, &frozen).unwrap();
+            let after = frozen.registers().unwrap();
+            for (b, a) in before.iter().zip(&after) {
+                assert_eq!(b.tid, a.tid);
+                assert_eq!(
+                    (
+                        b.regs.rip,
+                        b.regs.rsp,
+                        b.regs.rax,
+                        b.regs.orig_rax,
+                        b.regs.rdi,
+                        b.regs.r10
+                    ),
+                    (
+                        a.regs.rip,
+                        a.regs.rsp,
+                        a.regs.rax,
+                        a.regs.orig_rax,
+                        a.regs.rdi,
+                        a.regs.r10
+                    ),
+                    "round {round}: thread {} registers changed",
+                    b.tid
+                );
+                assert_eq!(b.fpregs, a.fpregs);
+            }
+            let child_pid = image.pid();
+            assert_eq!(proc::read_status(child_pid).unwrap().ppid, pid);
+            assert_eq!(proc::thread_state(child_pid, child_pid), Some('t'));
+            frozen.resume();
+            std::thread::sleep(Duration::from_millis(30));
+            // The parent ran on; the child holds the image of the freeze.
+            assert!(read_u64(pid, addr) > frozen_value);
+            let page = addr & !(PAGE_SIZE - 1);
+            let mut buffer = vec![0u8; PAGE_SIZE as usize * 2];
+            let outcome = image
+                .read_ranges(
+                    &[range(page, PAGE_SIZE), range(page + PAGE_SIZE, PAGE_SIZE)],
+                    &mut buffer,
+                    &NO_ABORT,
+                )
+                .unwrap();
+            assert!(outcome.failed.is_empty(), "{:?}", outcome.failed);
+            let at = (addr - page) as usize;
+            let value = u64::from_ne_bytes(buffer[at..at + 8].try_into().unwrap());
+            assert_eq!(value, frozen_value, "round {round}");
+            assert!(image.extra_bytes().is_some_and(|b| b > 0));
+            let dead = image.kill();
+            assert!(is_zombie_child_of(dead, pid));
+            let report = reap(pid, dead, Duration::from_secs(1), &NO_ABORT).unwrap();
+            assert!(report.reaped, "round {round}");
+            assert!(report.pause_us < 1_000_000);
+            assert!(children_of(pid).is_empty(), "{:?}", children_of(pid));
+        }
+        // Still alive and ticking.
+        let value = read_u64(pid, addr);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(read_u64(pid, addr) > value);
+        assert!(child.0.try_wait().unwrap().is_none());
+    }
+}
