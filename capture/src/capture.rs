@@ -17,6 +17,7 @@ use rdlv_format::{
 };
 
 use crate::copy::{self, CopyOutcome};
+use crate::cow;
 use crate::error::{CaptureError, Result};
 use crate::exeinfo;
 use crate::freeze::{self, duration_us, Frozen, ThreadRegs};
@@ -49,6 +50,11 @@ pub struct Options {
     pub level: i32,
     /// Show a progress bar while writing.
     pub progress: bool,
+    /// Copy-on-write capture: fork the frozen target and read the child.
+    pub cow: bool,
+    /// Extra memory `--cow` may add to the target (page tables and pages
+    /// copied on write while the child lives).
+    pub cow_max_extra: u64,
 }
 
 /// What happened, for `--json` and the summary line.
@@ -96,6 +102,19 @@ pub struct Summary {
     pub warnings: Vec<String>,
     /// Presence method (`PAGEMAP_SCAN` or `pagemap`).
     pub page_scan: &'static str,
+    /// Capture method actually used: `plain` or `cow`.
+    pub method: &'static str,
+    /// Why `--cow` fell back to the plain copy.
+    pub cow_fallback: Option<String>,
+    /// `--cow`: extra memory the forked image cost the target at its peak
+    /// (the child's private dirty pages plus its page tables).
+    pub cow_extra_bytes: Option<u64>,
+    /// `--cow`: microseconds of the fork injection (inside the pause).
+    pub fork_us: u64,
+    /// `--cow`: microseconds the target was stopped again to reap the child.
+    pub reap_pause_us: u64,
+    /// `--cow`: milliseconds reading the forked image (target running).
+    pub read_ms: u64,
 }
 
 fn map_proc_err(pid: u32, what: &str, err: CaptureError) -> CaptureError {
@@ -383,18 +402,62 @@ struct Stopped {
     regs_us: u64,
     plan_us: u64,
     resume_us: u64,
+    /// `plain` or `cow`.
+    method: &'static str,
+    /// Facts of a copy-on-write capture.
+    cow: Option<CowStats>,
+}
+
+/// What a copy-on-write capture measured.
+#[derive(Debug, Clone, Default)]
+struct CowStats {
+    extra_bytes: Option<u64>,
+    fork_us: u64,
+    reap_pause_us: u64,
+    read_ms: u64,
+    warnings: Vec<String>,
+}
+
+/// Prints and returns the note for a `--cow` capture that falls back.
+fn cow_fallback_note(reason: &str) -> String {
+    eprintln!("rdlv-snap: --cow: {reason}; falling back to the plain copy");
+    reason.to_string()
 }
 
 /// Runs one capture. `abort` holds a signal number once SIGINT/SIGTERM/SIGHUP arrived.
 pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
     let started = Instant::now();
     let mut pre = preflight(options, abort)?;
-    let stopped = stop_and_copy(options, abort, &mut pre)?;
+    let mut cow_fallback = None;
+    let stopped = if options.cow {
+        let facts = cow::CowFacts::read(options.pid);
+        match cow::refusal(&facts, options.cow_max_extra) {
+            Some(reason) => {
+                cow_fallback = Some(cow_fallback_note(&reason));
+                stop_and_copy(options, abort, &mut pre)?
+            }
+            None => match stop_and_fork(options, abort, &mut pre)? {
+                Ok(stopped) => stopped,
+                Err(reason) => {
+                    cow_fallback = Some(cow_fallback_note(&reason));
+                    stop_and_copy(options, abort, &mut pre)?
+                }
+            },
+        }
+    } else {
+        stop_and_copy(options, abort, &mut pre)?
+    };
 
     // Running again from here on.
     let write_started = Instant::now();
     let runs = runs_without_failures(&stopped.ranges, &stopped.outcome.failed);
-    let metadata = describe(options.pid, &pre, &stopped, &runs);
+    let mut metadata = describe(options.pid, &pre, &stopped, &runs);
+    if let Some(reason) = &cow_fallback {
+        metadata
+            .capture
+            .warnings
+            .push(format!("--cow fell back to the plain copy: {reason}"));
+    }
     let bytes_captured = metadata.capture.bytes_captured;
     let zero_bytes: u64 = metadata
         .mappings
@@ -444,6 +507,12 @@ pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
         } else {
             "pagemap"
         },
+        method: stopped.method,
+        cow_fallback,
+        cow_extra_bytes: stopped.cow.as_ref().and_then(|c| c.extra_bytes),
+        fork_us: stopped.cow.as_ref().map_or(0, |c| c.fork_us),
+        reap_pause_us: stopped.cow.as_ref().map_or(0, |c| c.reap_pause_us),
+        read_ms: stopped.cow.as_ref().map_or(0, |c| c.read_ms),
     })
 }
 
@@ -629,7 +698,257 @@ fn stop_and_copy(options: &Options, abort: &AtomicI32, pre: &mut Preflight) -> R
         regs_us,
         plan_us,
         resume_us,
+        method: "plain",
+        cow: None,
     })
+}
+
+/// The `--cow` capture: stops the target, reads registers and maps, copies
+/// the mappings a child would not hold as the parent does, makes the target
+/// fork, resumes it, then reads the image from the child, kills it and has
+/// the target reap it. `Ok(Err(reason))` means fork injection was not
+/// possible and nothing was changed: the caller falls back to the plain copy
+/// (the target runs again by then).
+fn stop_and_fork(
+    options: &Options,
+    abort: &AtomicI32,
+    pre: &mut Preflight,
+) -> Result<std::result::Result<Stopped, String>> {
+    let pid = options.pid;
+    let _boost = PriorityBoost::new();
+    let frozen = Frozen::freeze(pid, options.max_pause, abort, &pre.hints)?;
+    let clock_monotonic_ns = clock_ns(libc::CLOCK_MONOTONIC);
+    let clock_realtime_ns = clock_ns(libc::CLOCK_REALTIME);
+
+    let regs_started = Instant::now();
+    let regs = frozen.registers()?;
+    let regs_us = duration_us(regs_started.elapsed());
+
+    let plan_started = Instant::now();
+    let maps_now = proc::read_maps(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/maps", e))?;
+    let (maps, smaps_reread) = match reuse_flags(&maps_now, &pre.smaps) {
+        Some(maps) => (maps, false),
+        None => (
+            proc::read_smaps(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/smaps", e))?,
+            true,
+        ),
+    };
+    let auxv = proc::read_auxv(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/auxv", e))?;
+    // Presence is scanned now only where the child will not hold the
+    // parent's bytes; everything else is scanned on the child after resume.
+    let mut plans = Vec::with_capacity(maps.len());
+    let mut parent_ranges = Vec::new();
+    for entry in &maps {
+        let decision = pages::classify(entry, &pre.exe_identity);
+        let mut ranges = Vec::new();
+        if decision == Decision::Capture && cow::parent_only(entry) {
+            pre.scanner
+                .existing_pages(entry.start, entry.end, &mut ranges)?;
+            parent_ranges.extend(ranges.iter().copied());
+        }
+        plans.push(MappingPlan {
+            entry: entry.clone(),
+            decision,
+            ranges,
+        });
+    }
+    let plan_us = duration_us(plan_started.elapsed());
+
+    let deadline = frozen
+        .first_interrupt()
+        .map(|start| (start, start + options.max_pause));
+    let copy_started = Instant::now();
+    let parent_bytes: u64 = parent_ranges.iter().map(|r| r.len).sum();
+    let mut parent_copy = vec![0u8; usize::try_from(parent_bytes).unwrap_or(usize::MAX)];
+    let parent_outcome = copy::copy_ranges(
+        pid,
+        &parent_ranges,
+        &mut parent_copy,
+        Some(&pre.mem),
+        abort,
+        deadline,
+    )?;
+    let copy_us = duration_us(copy_started.elapsed());
+    freeze::check_budget(abort, deadline, "forking")?;
+    let image = match cow::ForkedImage::fork(pid, &frozen) {
+        Ok(image) => image,
+        Err(error) if error.falls_back() => {
+            drop(frozen);
+            return Ok(Err(error.to_string()));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let threads = frozen.threads().to_vec();
+    let resume_started = Instant::now();
+    let report = frozen.resume();
+    let resume_us = duration_us(resume_started.elapsed());
+
+    // Running again. Whatever happens while reading, the child is killed
+    // and reaped before returning.
+    let read_started = Instant::now();
+    let read = read_forked_image(&image, &mut plans, pre, &parent_copy, abort);
+    let read_ms = u64::try_from(read_started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let extra_bytes = image.extra_bytes();
+    let fork_us = image.fork_us;
+    let dead = image.kill();
+    // Reaping is not skipped on SIGINT: it is short and leaves no zombie.
+    let never = AtomicI32::new(0);
+    let mut warnings = Vec::new();
+    let reap_pause_us = match cow::reap(pid, dead, options.max_pause, &never) {
+        Ok(report) => {
+            if !report.reaped {
+                warnings.push(format!(
+                    "--cow: the forked child {dead} could not be reaped (no parked thread); it stays a zombie of the target"
+                ));
+            }
+            report.pause_us
+        }
+        Err(error) => {
+            warnings.push(format!(
+                "--cow: reaping the forked child {dead} failed: {error}; it stays a zombie of the target"
+            ));
+            0
+        }
+    };
+    let (ranges, mut outcome) = read?;
+    outcome.failed.extend(parent_outcome.failed);
+    outcome.failed.sort_by_key(|r| r.addr);
+    outcome.fallback_bytes += parent_outcome.fallback_bytes;
+    Ok(Ok(Stopped {
+        threads,
+        regs,
+        plans,
+        ranges,
+        auxv,
+        clock_monotonic_ns,
+        clock_realtime_ns,
+        copy_us,
+        outcome,
+        report,
+        smaps_reread,
+        regs_us,
+        plan_us,
+        resume_us,
+        method: "cow",
+        cow: Some(CowStats {
+            extra_bytes,
+            fork_us,
+            reap_pause_us,
+            read_ms,
+            warnings,
+        }),
+    }))
+}
+
+/// Scans presence on the child, lays every captured range out back to back
+/// in `pre.buffer` (in address order, as [`runs_without_failures`] expects)
+/// and fills it: parent-only mappings from `parent_copy` (taken in the
+/// stop, in the same order), the rest from the child.
+fn read_forked_image(
+    image: &cow::ForkedImage,
+    plans: &mut [MappingPlan],
+    pre: &mut Preflight,
+    parent_copy: &[u8],
+    abort: &AtomicI32,
+) -> Result<(Vec<PageRange>, CopyOutcome)> {
+    let mut child_scanner = PresenceScanner::open(image.pid())?;
+    for plan in plans.iter_mut() {
+        if plan.decision != Decision::Capture || cow::parent_only(&plan.entry) {
+            continue;
+        }
+        let (start, end) = (plan.entry.start, plan.entry.end);
+        let mut ranges = Vec::new();
+        child_scanner.existing_pages(start, end, &mut ranges)?;
+        if plan.entry.inode != 0 {
+            // fork copies no page tables for file mappings without private
+            // pages; the parent's presence says which page-cache pages exist
+            // (their bytes, read through the child, are the file's).
+            let mut parent = Vec::new();
+            pre.scanner.existing_pages(start, end, &mut parent)?;
+            ranges = cow::union_ranges(&ranges, &parent);
+        }
+        plan.ranges = ranges;
+    }
+    let ranges: Vec<PageRange> = plans
+        .iter()
+        .flat_map(|p| p.ranges.iter().copied())
+        .collect();
+    let total: u64 = ranges.iter().map(|r| r.len).sum();
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
+    if total > pre.buffer.len() {
+        pre.buffer
+            .try_reserve_exact(total - pre.buffer.len())
+            .map_err(|_| CaptureError::OutOfMemory {
+                needed: total as u64,
+                available: proc::mem_available().unwrap_or(0),
+            })?;
+        pre.buffer.resize(total, 0);
+    }
+    let mut outcome = CopyOutcome::default();
+    let mut pending: Vec<PageRange> = Vec::new();
+    let mut pending_offset = 0usize;
+    let mut offset = 0usize;
+    let mut parent_cursor = 0usize;
+    let flush = |pending: &mut Vec<PageRange>,
+                 from: usize,
+                 to: usize,
+                 buffer: &mut [u8],
+                 outcome: &mut CopyOutcome|
+     -> Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let slice = buffer
+            .get_mut(from..to)
+            .ok_or_else(|| CaptureError::Parse {
+                what: "copy plan".into(),
+                detail: format!("{from}..{to} outside the buffer"),
+            })?;
+        let part = image.read_ranges(pending, slice, abort)?;
+        outcome.failed.extend(part.failed);
+        outcome.fallback_bytes += part.fallback_bytes;
+        pending.clear();
+        Ok(())
+    };
+    for plan in plans.iter() {
+        let bytes = usize::try_from(plan.bytes()).unwrap_or(usize::MAX);
+        if plan.decision == Decision::Capture && cow::parent_only(&plan.entry) {
+            flush(
+                &mut pending,
+                pending_offset,
+                offset,
+                &mut pre.buffer,
+                &mut outcome,
+            )?;
+            let source = parent_copy
+                .get(parent_cursor..parent_cursor + bytes)
+                .ok_or_else(|| CaptureError::Parse {
+                    what: "copy plan".into(),
+                    detail: "parent-only copy shorter than its plan".into(),
+                })?;
+            let target =
+                pre.buffer
+                    .get_mut(offset..offset + bytes)
+                    .ok_or_else(|| CaptureError::Parse {
+                        what: "copy plan".into(),
+                        detail: "buffer shorter than the plan".into(),
+                    })?;
+            target.copy_from_slice(source);
+            parent_cursor += bytes;
+            pending_offset = offset + bytes;
+        } else {
+            pending.extend(plan.ranges.iter().copied());
+        }
+        offset += bytes;
+    }
+    flush(
+        &mut pending,
+        pending_offset,
+        offset,
+        &mut pre.buffer,
+        &mut outcome,
+    )?;
+    Ok((ranges, outcome))
 }
 
 /// Builds the snapshot metadata (after resume).
@@ -643,6 +962,9 @@ fn describe(pid: u32, pre: &Preflight, stopped: &Stopped, runs: &[Run]) -> Metad
             failed.addr + failed.len,
             failed.len
         ));
+    }
+    if let Some(cow) = &stopped.cow {
+        warnings.extend(cow.warnings.iter().cloned());
     }
     for thread in &stopped.threads {
         if thread.exiting {
@@ -747,7 +1069,7 @@ fn describe(pid: u32, pre: &Preflight, stopped: &Stopped, runs: &[Run]) -> Metad
             pause_us: stopped.report.pause_us(),
             freeze_us: stopped.report.freeze_us(),
             copy_us: stopped.copy_us,
-            method: "plain".into(),
+            method: stopped.method.into(),
             bytes_captured,
             warnings,
         },
@@ -1149,6 +1471,8 @@ func main() {
             embed_exe: true,
             level: 1,
             progress: false,
+            cow: false,
+            cow_max_extra: cow::DEFAULT_MAX_EXTRA,
         }
     }
 
@@ -1220,6 +1544,133 @@ func main() {
         // A second capture to the same name is refused before anything stops.
         let err = run(&options(target.pid, &path), &AtomicI32::new(0)).unwrap_err();
         assert!(matches!(err, CaptureError::Exists { .. }));
+    }
+
+    /// A Go program with one region each of MADV_DONTFORK and
+    /// MADV_WIPEONFORK memory, filled with a pattern.
+    const FORK_FLAGS_PROGRAM: &str = r#"package main
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+)
+
+func region(advice int, seed byte) []byte {
+	b, err := syscall.Mmap(-1, 0, 1<<20, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	if err != nil {
+		panic(err)
+	}
+	for i := range b {
+		b[i] = byte(i*13) + seed
+	}
+	if err := syscall.Madvise(b, advice); err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func main() {
+	dontfork := region(10, 1)
+	wipe := region(18, 2)
+	fmt.Printf("READY %d %p %p\n", os.Getpid(), &dontfork[0], &wipe[0])
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+"#;
+
+    /// `--cow` gives the same bytes as the plain copy, including memory the
+    /// child does not inherit (copied from the frozen parent), and reaps
+    /// its child; a budget below the page-table estimate falls back.
+    #[test]
+    fn cow_capture_matches_plain_and_falls_back_on_budget() {
+        let target = start_target();
+        let dir = tempfile::tempdir().unwrap();
+        let cow_path = dir.path().join("cow.snap");
+        let mut cow_options = options(target.pid, &cow_path);
+        cow_options.cow = true;
+        let summary = run(&cow_options, &AtomicI32::new(0)).unwrap();
+        assert_eq!(summary.method, "cow");
+        assert_eq!(summary.cow_fallback, None);
+        assert!(summary.fork_us > 0 && summary.fork_us <= summary.pause_us);
+        assert!(summary.cow_extra_bytes.is_some_and(|b| b > 0));
+        let snapshot = rdlv_format::Snapshot::open(&cow_path).unwrap();
+        assert_eq!(snapshot.metadata().capture.method, "cow");
+        let mut payload = vec![0u8; 32 << 20];
+        snapshot.read_memory(target.payload, &mut payload).unwrap();
+        assert!(payload == expected_payload(), "payload bytes differ");
+        let children =
+            std::fs::read_to_string(format!("/proc/{}/task/{}/children", target.pid, target.pid))
+                .unwrap_or_default();
+        assert_eq!(children.trim(), "", "the forked child was reaped");
+        assert_eq!(proc::read_status(target.pid).unwrap().tracer_pid, 0);
+
+        let plain_path = dir.path().join("fallback.snap");
+        let mut fallback = options(target.pid, &plain_path);
+        fallback.cow = true;
+        fallback.cow_max_extra = 1;
+        let summary = run(&fallback, &AtomicI32::new(0)).unwrap();
+        assert_eq!(summary.method, "plain");
+        assert!(summary
+            .cow_fallback
+            .as_deref()
+            .is_some_and(|r| r.contains("--cow-max-extra")));
+        let snapshot = rdlv_format::Snapshot::open(&plain_path).unwrap();
+        assert!(snapshot
+            .metadata()
+            .capture
+            .warnings
+            .iter()
+            .any(|w| w.contains("--cow fell back to the plain copy")));
+        snapshot.read_memory(target.payload, &mut payload).unwrap();
+        assert!(
+            payload == expected_payload(),
+            "fallback payload bytes differ"
+        );
+    }
+
+    #[test]
+    fn cow_copies_dontfork_and_wipeonfork_memory_from_the_parent() {
+        let exe = crate::testutil::go_program("forkflags", FORK_FLAGS_PROGRAM);
+        let mut child = std::process::Command::new(exe)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let line = crate::testutil::wait_ready(&mut child);
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let parse = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
+        let pid: u32 = fields[0].parse().unwrap();
+        let (dontfork, wipe) = (parse(fields[1]), parse(fields[2]));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flags.snap");
+        let mut cow_options = options(pid, &path);
+        cow_options.cow = true;
+        let result = run(&cow_options, &AtomicI32::new(0));
+        let _ = child.kill();
+        let _ = child.wait();
+        let summary = result.unwrap();
+        assert_eq!(summary.method, "cow");
+        let snapshot = rdlv_format::Snapshot::open(&path).unwrap();
+        for (addr, seed) in [(dontfork, 1u8), (wipe, 2u8)] {
+            let mapping = snapshot
+                .metadata()
+                .mappings
+                .iter()
+                .find(|m| m.start <= addr && addr < m.end)
+                .unwrap()
+                .clone();
+            assert!(
+                mapping.vm_flags.iter().any(|f| f == "dc" || f == "wf"),
+                "{mapping:?}"
+            );
+            let mut bytes = vec![0u8; 1 << 20];
+            snapshot.read_memory(addr, &mut bytes).unwrap();
+            let bad = (0..bytes.len())
+                .find(|&i| bytes[i] != (i as u8).wrapping_mul(13).wrapping_add(seed));
+            assert_eq!(bad, None, "region {addr:#x} differs");
+        }
     }
 
     /// In a PIE, the RELRO segment is read-only but relocated: it must be

@@ -6,6 +6,7 @@
 
 mod capture;
 mod copy;
+mod cow;
 mod error;
 mod exeinfo;
 mod freeze;
@@ -75,6 +76,34 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// Parses `512M`, `2G`, `64k`, `1048576` (bytes; binary units).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid size {text:?}: expected e.g. 512M, 2G, 1048576"))?;
+    let shift = match unit
+        .trim()
+        .to_ascii_lowercase()
+        .trim_end_matches("ib")
+        .trim_end_matches('b')
+    {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        other => return Err(format!("unknown size unit {other:?}: use k, M, G or T")),
+    };
+    value
+        .checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("size {text:?} is too large"))
+}
+
 /// Capture a running process into an rdlv snapshot, pausing it only while
 /// its memory is copied.
 #[derive(Debug, Parser)]
@@ -103,6 +132,15 @@ struct Cli {
     /// No progress bar and no summary line.
     #[arg(short, long)]
     quiet: bool,
+    /// Copy-on-write capture: make the frozen target fork, resume it at once
+    /// and read the stopped child (pause about one page-table copy). Falls
+    /// back to the plain copy, with a note, when fork injection is refused.
+    #[arg(long)]
+    cow: bool,
+    /// With --cow: most extra memory the fork may add to the target (page
+    /// tables plus pages copied on write while the child is read), e.g. 512M.
+    #[arg(long, value_name = "SIZE", default_value_t = cow::DEFAULT_MAX_EXTRA, value_parser = parse_size)]
+    cow_max_extra: u64,
 }
 
 fn human_bytes(bytes: u64) -> String {
@@ -125,6 +163,8 @@ fn main() {
         embed_exe: !cli.no_exe,
         level: cli.level,
         progress: !cli.quiet && std::io::stderr().is_terminal(),
+        cow: cli.cow,
+        cow_max_extra: cli.cow_max_extra,
     };
     match capture::run(&options, &ABORT) {
         Ok(summary) => {
@@ -155,7 +195,12 @@ fn main() {
                     "compression_ratio": (ratio * 100.0).round() / 100.0,
                     "mappings": summary.mappings,
                     "go_version": summary.go_version,
-                    "method": "plain",
+                    "method": summary.method,
+                    "cow_fallback": summary.cow_fallback,
+                    "cow_extra_bytes": summary.cow_extra_bytes,
+                    "fork_us": summary.fork_us,
+                    "reap_pause_us": summary.reap_pause_us,
+                    "read_ms": summary.read_ms,
                     "page_scan": summary.page_scan,
                     "warnings": summary.warnings,
                 });
@@ -166,16 +211,28 @@ fn main() {
                 }
             }
             if !cli.quiet && !cli.json {
+                let detail = if summary.method == "cow" {
+                    format!(
+                        "freeze {:.1} ms, fork {:.1} ms; copy-on-write image read in {} ms",
+                        summary.freeze_us as f64 / 1000.0,
+                        summary.fork_us as f64 / 1000.0,
+                        summary.read_ms
+                    )
+                } else {
+                    format!(
+                        "freeze {:.1} ms, copy {:.1} ms",
+                        summary.freeze_us as f64 / 1000.0,
+                        summary.copy_us as f64 / 1000.0
+                    )
+                };
                 eprintln!(
-                    "rdlv-snap: captured process {} ({}{}): {} threads, {} in a {:.1} ms pause (freeze {:.1} ms, copy {:.1} ms) -> {} ({}, ratio {:.1}) in {} ms",
+                    "rdlv-snap: captured process {} ({}{}): {} threads, {} in a {:.1} ms pause ({detail}) -> {} ({}, ratio {:.1}) in {} ms",
                     summary.pid,
                     summary.name,
                     summary.go_version.as_deref().map(|v| format!(", {v}")).unwrap_or_default(),
                     summary.threads,
                     human_bytes(summary.bytes_captured),
                     summary.pause_us as f64 / 1000.0,
-                    summary.freeze_us as f64 / 1000.0,
-                    summary.copy_us as f64 / 1000.0,
                     summary.file,
                     human_bytes(summary.file_bytes),
                     ratio,
@@ -208,6 +265,33 @@ mod tests {
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("10h").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn parses_sizes() {
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("1"), Ok(1));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("5X").is_err());
+        assert!(parse_size("99999999999T").is_err());
+        let cli = Cli::try_parse_from([
+            "rdlv-snap",
+            "1",
+            "-o",
+            "f",
+            "--cow",
+            "--cow-max-extra",
+            "1G",
+        ])
+        .unwrap();
+        assert!(cli.cow);
+        assert_eq!(cli.cow_max_extra, 1 << 30);
+        let cli = Cli::try_parse_from(["rdlv-snap", "1", "-o", "f"]).unwrap();
+        assert!(!cli.cow);
+        assert_eq!(cli.cow_max_extra, 512 << 20);
     }
 
     #[test]

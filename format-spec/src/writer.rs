@@ -688,4 +688,152 @@ mod tests {
             .expect("unknown kind in the current minor is corrupt");
         assert!(err.to_string().contains("kind 77"), "{err}");
     }
+
+    /// Builds a file whose checksums are all valid but whose structure is
+    /// broken by `damage`, and returns the error `open` (then reading every
+    /// range) gives. These checks sit behind the CRCs, so byte flips never
+    /// reach them.
+    fn structural_error(damage: impl FnOnce(&mut SnapshotWriter<Vec<u8>>)) -> String {
+        let mut w = SnapshotWriter::new(Vec::new(), WriteOptions::default()).expect("writer");
+        let data = [5u8; 8192];
+        w.write_memory(
+            &[MemoryRegion {
+                addr: 0x10000,
+                data: &data,
+            }],
+            &mut |_| {},
+        )
+        .expect("memory");
+        damage(&mut w);
+        if !w.metadata_written {
+            w.write_metadata(&Metadata::default()).expect("metadata");
+        }
+        let bytes = w.finish().expect("finish").0;
+        let mut f = tempfile::NamedTempFile::new().expect("tempfile");
+        std::io::Write::write_all(&mut f, &bytes).expect("write");
+        let result = Snapshot::open(f.path()).and_then(|snap| {
+            for r in snap.memory_ranges() {
+                let mut buf = vec![0u8; r.len as usize];
+                snap.read_memory(r.addr, &mut buf)?;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => panic!("damaged structure accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn chunk_block(w: &mut SnapshotWriter<Vec<u8>>, addr: u64, claimed: u64, data: &[u8]) -> u32 {
+        let frame = zstd::bulk::compress(data, 1).expect("compress");
+        let mut prefix = addr.to_le_bytes().to_vec();
+        prefix.extend_from_slice(&claimed.to_le_bytes());
+        let crc = {
+            let mut h = crc32fast::Hasher::new();
+            h.update(&prefix);
+            h.update(&frame);
+            h.finalize()
+        };
+        w.write_block(kind::MEMORY_CHUNK, &[&prefix, &frame], crc)
+            .expect("block")
+    }
+
+    #[test]
+    fn structural_checks_behind_valid_checksums() {
+        let e = structural_error(|w| {
+            let json = b"{\"process\": 42}";
+            w.write_block(kind::METADATA, &[json], crc32(json))
+                .expect("block");
+            w.metadata_written = true;
+        });
+        assert!(e.contains("JSON does not parse"), "{e}");
+
+        let e = structural_error(|w| {
+            w.write_metadata(&Metadata::default()).expect("metadata");
+            let json = serde_json::to_vec(&Metadata::default()).expect("json");
+            w.write_block(kind::METADATA, &[&json], crc32(&json))
+                .expect("block");
+        });
+        assert!(e.contains("2 metadata blocks"), "{e}");
+
+        let e = structural_error(|w| {
+            w.ranges.push(RangeEntry {
+                addr: 0x11000,
+                len: 10,
+                kind: range_kind::ZERO,
+                block: NO_BLOCK,
+            });
+        });
+        assert!(e.contains("overlaps or precedes"), "{e}");
+
+        let e = structural_error(|w| {
+            w.ranges.push(RangeEntry {
+                addr: 0x90000,
+                len: 10,
+                kind: range_kind::ZERO,
+                block: 0,
+            });
+        });
+        assert!(e.contains("zero range #1 points at block 0"), "{e}");
+
+        let e = structural_error(|w| {
+            // Block 0 is the first memory chunk, already used by its own range.
+            w.ranges.push(RangeEntry {
+                addr: 0x90000,
+                len: 10,
+                kind: range_kind::DATA,
+                block: 0,
+            });
+        });
+        assert!(e.contains("not an unused memory chunk"), "{e}");
+
+        let e = structural_error(|w| {
+            w.ranges.push(RangeEntry {
+                addr: 0x90000,
+                len: 0,
+                kind: range_kind::ZERO,
+                block: NO_BLOCK,
+            });
+        });
+        assert!(e.contains("is empty or wraps"), "{e}");
+
+        let e = structural_error(|w| {
+            w.ranges.push(RangeEntry {
+                addr: 0x90000,
+                len: 10,
+                kind: 9,
+                block: NO_BLOCK,
+            });
+        });
+        assert!(e.contains("unknown kind 9"), "{e}");
+
+        let e = structural_error(|w| {
+            chunk_block(w, 0x90000, 4096, &[1u8; 4096]);
+        });
+        assert!(e.contains("not referenced by any range"), "{e}");
+
+        // A chunk whose frame holds fewer bytes than its header and range claim.
+        let e = structural_error(|w| {
+            let block = chunk_block(w, 0x90000, 5000, &[1u8; 4096]);
+            w.ranges.push(RangeEntry {
+                addr: 0x90000,
+                len: 5000,
+                kind: range_kind::DATA,
+                block,
+            });
+        });
+        assert!(e.contains("expected 5000"), "{e}");
+
+        // A chunk whose header disagrees with its range.
+        let e = structural_error(|w| {
+            let block = chunk_block(w, 0x90000, 4096, &[1u8; 4096]);
+            w.ranges.push(RangeEntry {
+                addr: 0x90010,
+                len: 4096,
+                kind: range_kind::DATA,
+                block,
+            });
+        });
+        assert!(e.contains("but the index says"), "{e}");
+    }
 }

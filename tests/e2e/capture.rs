@@ -542,6 +542,17 @@ fn existing_file_is_kept_unless_forced() {
 #[test]
 fn snapshot_is_mode_0600_and_json_has_the_contract_fields() {
     let target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", "2"]);
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", target.pid())).expect("read status");
+    let kib = |field: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{field} missing from /proc/PID/status"))
+    };
+    let (rss, virt) = (kib("VmRSS:") << 10, kib("VmSize:") << 10);
     let snap_file = target.capture(&["--json"]);
     let mode = std::fs::metadata(snap_file.path())
         .expect("stat")
@@ -564,6 +575,13 @@ fn snapshot_is_mode_0600_and_json_has_the_contract_fields() {
             .as_u64()
             .is_some_and(|b| b >= 2 << 20),
         "{ctx}"
+    );
+    // Only present pages are copied: about the resident set, far below the
+    // address space a Go process reserves.
+    let captured = json["bytes_captured"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        captured <= rss + (16 << 20) && captured < virt / 4,
+        "{ctx}: captured {captured} bytes, RSS {rss}, virtual {virt}"
     );
     assert_eq!(json["file_bytes"].as_u64(), Some(snap.file_len()), "{ctx}");
     assert_eq!(
@@ -698,4 +716,27 @@ fn every_go_release_and_build_variant_is_captured_with_its_identity() {
         assert_eq!(&head[..], &pattern.head[..], "{ctx}: pattern bytes");
         target.assert_running_untraced();
     }
+}
+
+#[test]
+fn exceeding_the_pause_budget_resumes_the_target_and_writes_nothing() {
+    let target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", "64"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("budget.snap");
+    // 64 MiB cannot be frozen and copied in 10 µs.
+    let out = Command::new(rdlv_snap_path())
+        .arg(target.pid().to_string())
+        .arg("-o")
+        .arg(&path)
+        .args(["--max-pause", "10us"])
+        .output()
+        .expect("spawn rdlv-snap");
+    let ctx = describe_output("rdlv-snap --max-pause 10us", &out);
+    assert_eq!(out.status.code(), Some(1), "{ctx}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--max-pause"),
+        "{ctx}: should say how to raise the budget"
+    );
+    assert!(dir_entries(dir.path()).is_empty(), "{ctx}: files left");
+    target.assert_running_untraced();
 }

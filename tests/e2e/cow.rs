@@ -278,7 +278,8 @@ fn sigkill_during_cow_captures_never_harms_the_server() {
         seed ^= seed >> 12;
         seed ^= seed << 25;
         seed ^= seed >> 27;
-        let delay = Duration::from_micros(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) % (full_ms * 1000 + 1));
+        let delay =
+            Duration::from_micros(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) % (full_ms * 1000 + 1));
         let path = dir.path().join("t.snap");
         let mut child = Command::new(rdlv_snap_path())
             .arg(target.pid().to_string())
@@ -312,6 +313,11 @@ fn sigkill_during_cow_captures_never_harms_the_server() {
         leftovers.len()
     );
     assert!(target.is_alive(), "target died: {}", target.stderr_text());
+    let stderr = target.stderr_text();
+    assert!(
+        !stderr.contains("SIGTRAP") && !stderr.contains("fatal error") && !stderr.contains("panic"),
+        "the target (or a child sharing its stderr) reported a crash: {stderr}"
+    );
     assert!(
         failures.is_empty(),
         "{} failed requests (of {}): {failures:?}",

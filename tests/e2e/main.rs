@@ -4,6 +4,8 @@
 mod capture;
 mod cli;
 mod corpus;
+mod cow;
 mod http;
 mod values;
 mod stacks;
+mod robust;

@@ -10,6 +10,7 @@
 //! not), the elision line, and `created by ... in goroutine N`.
 
 use rdlv_e2e::oracle::{parse_stacks, GoroutineBlock};
+use rdlv_e2e::toolchain::build_corpus;
 use rdlv_e2e::tools::{describe_output, run_rdlv};
 use rdlv_e2e::{Target, Variant, DEFAULT_GO};
 
@@ -36,12 +37,14 @@ fn compare_block(want: &GoroutineBlock, got: Option<&GoroutineBlock>) -> Result<
                 want.id
             ));
         }
-        if let Some(top) = want.frames.first() {
-            if !got.frames.iter().any(|f| f.func == top.func) {
+        // It kept running between the capture and the oracle, so only the
+        // goroutine's own function (its outermost frame) is sure to be in both.
+        if let Some(own) = want.frames.last() {
+            if !got.frames.iter().any(|f| f.func == own.func) {
                 return Err(format!(
                     "goroutine {} (running): function {} not in rdlv's frames {:?}",
                     want.id,
-                    top.func,
+                    own.func,
                     got.funcs()
                 ));
             }
@@ -318,6 +321,24 @@ fn goroutines_json_bt_threads_sched() {
         "expected {count}:\n{text}"
     );
 
+    // Start location unwraps the go-statement wrapper (Delve's -s); -g is the go statement.
+    let start = rdlv(&["goroutines", "-s"]);
+    let line = start
+        .lines()
+        .find(|l| l.contains(&format!("Goroutine {} - Start:", chan.id)))
+        .unwrap_or_else(|| panic!("no start line for goroutine {}:\n{start}", chan.id));
+    assert!(line.contains(" main.chanRecv ("), "{line}");
+    let go = rdlv(&["goroutines", "-g"]);
+    let line = go
+        .lines()
+        .find(|l| l.contains(&format!("Goroutine {} - Go:", chan.id)))
+        .unwrap_or_else(|| panic!("no go line for goroutine {}:\n{go}", chan.id));
+    let created = chan.created_by.as_ref().expect("created by");
+    assert!(
+        line.contains(&format!("{}:{} main.main (", created.file, created.line)),
+        "{line} vs {created:?}"
+    );
+
     // Filters.
     let only_mutex = rdlv(&["goroutines", "--wait-reason", "sync.Mutex.Lock"]);
     assert!(only_mutex.contains("[1 goroutines]"), "{only_mutex}");
@@ -394,5 +415,181 @@ fn goroutines_match_runtime_stack_go_1_22_1_23_1_25() {
         "{}\n\n{}",
         report.join("\n"),
         all_failures.join("\n\n")
+    );
+}
+
+/// Splits `runtime.Stack` text into (goroutine id, block text) pairs.
+fn raw_blocks(text: &str) -> Vec<(u64, String)> {
+    text.split("\n\n")
+        .filter_map(|b| {
+            let b = b.trim_matches('\n');
+            let id = b
+                .strip_prefix("goroutine ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((id, b.to_string()))
+        })
+        .collect()
+}
+
+/// With `GODEBUG=tracebackancestors=3` the runtime appends the creators'
+/// stacks (`[originating from goroutine N]:`); rdlv prints the same from
+/// `g.ancestors`.
+#[test]
+fn ancestors_match_runtime_stack() {
+    let binary = build_corpus("parked", DEFAULT_GO, Variant::Default);
+    let target = Target::spawn_with_env(&binary, &[], &[("GODEBUG", "tracebackancestors=3")]);
+    let snap = target.capture(&[]);
+    // The harness's stacks parser does not know ancestor sections: read the
+    // oracle's text directly.
+    let done = target.oracle_dir().join("done");
+    target.signal(libc::SIGUSR1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "oracle did not answer"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let stacks =
+        std::fs::read_to_string(target.oracle_dir().join("stacks.txt")).expect("stacks.txt");
+    let out = run_rdlv(&[
+        "goroutines".as_ref(),
+        snap.path().as_os_str(),
+        "--format".as_ref(),
+        "go".as_ref(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("goroutines --format go", &out)
+    );
+    let ours = raw_blocks(&String::from_utf8_lossy(&out.stdout));
+    let mut with_ancestors = 0;
+    let mut compared = 0;
+    for (id, want_text) in raw_blocks(&stacks) {
+        // Own part of the block, before any ancestor section.
+        let own = want_text
+            .split("[originating from")
+            .next()
+            .unwrap_or_default();
+        let header = own.lines().next().unwrap_or_default();
+        let machinery = own.contains("corpus/internal/oracle.") || own.contains("os/signal.");
+        if machinery || header.contains("[running") || header.contains("[runnable") {
+            continue;
+        }
+        compared += 1;
+        if want_text.contains("[originating from goroutine") {
+            with_ancestors += 1;
+        }
+        let got = ours.iter().find(|(g, _)| *g == id).map(|(_, t)| t.as_str());
+        assert_eq!(got, Some(want_text.as_str()), "goroutine {id}");
+    }
+    assert!(
+        compared >= 20,
+        "only {compared} goroutines compared:\n{stacks}"
+    );
+    assert!(
+        with_ancestors >= 10,
+        "only {with_ancestors} goroutines with ancestors"
+    );
+}
+
+/// A thread inside cgo C code: `threads --stacks` unwinds the C frames of the
+/// executable with its `.eh_frame` (named from `.symtab`) down to
+/// `runtime.asmcgocall`; the goroutine shows its Go frames from
+/// `syscallsp/pc` exactly like the runtime (`main._Cfunc_outer`).
+#[test]
+fn cgo_native_frames() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("go.mod"), "module cgospin\n\ngo 1.21\n").expect("go.mod");
+    std::fs::write(
+        dir.path().join("main.go"),
+        r#"package main
+
+/*
+static volatile long counter;
+static int __attribute__((noinline)) inner(int n) { for (;;) { counter++; } return n; }
+static int __attribute__((noinline)) outer(int n) { return inner(n) * 2; }
+*/
+import "C"
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+func callC() { C.outer(1) }
+
+func main() {
+	go callC()
+	time.Sleep(300 * time.Millisecond)
+	fmt.Println("READY", os.Getpid())
+	select {}
+}
+"#,
+    )
+    .expect("main.go");
+    let bin = dir.path().join("cgospin");
+    let status = std::process::Command::new("go")
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(dir.path())
+        .env("CGO_ENABLED", "1")
+        .env("GOTOOLCHAIN", "local")
+        .status()
+        .expect("go build");
+    assert!(status.success(), "go build of the cgo program failed");
+    let target = Target::spawn(&bin, &[]);
+    let snap = target.capture(&[]);
+    let out = run_rdlv(&[
+        "threads".as_ref(),
+        snap.path().as_os_str(),
+        "--stacks".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("threads --stacks", &out)
+    );
+    let threads: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let in_c = threads
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|t| {
+            t["frames"][0]["func"]
+                .as_str()
+                .is_some_and(|f| f.starts_with("inner"))
+        })
+        .unwrap_or_else(|| panic!("no thread in the C function inner: {threads}"));
+    let names: Vec<&str> = in_c["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .filter_map(|f| f["func"].as_str())
+        .collect();
+    assert!(names.len() >= 4, "{names:?}");
+    assert!(names[1].starts_with("outer"), "{names:?}");
+    assert!(names[2].contains("_Cfunc_outer"), "{names:?}");
+    assert_eq!(names[3], "runtime.asmcgocall", "{names:?}");
+
+    let out = run_rdlv(&[
+        "goroutines".as_ref(),
+        snap.path().as_os_str(),
+        "--format".as_ref(),
+        "go".as_ref(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("[syscall]:\nmain._Cfunc_outer(0x1)\n\t_cgo_gotypes.go:"),
+        "{text}"
     );
 }

@@ -784,3 +784,168 @@ func main() {
         );
     });
 }
+
+/// The frame of `goroutine` running `func`, by index into its logical frames.
+fn frame_of(target: &rdlv_analyze::Target, func: &str) -> Option<(u64, usize)> {
+    let rt = rdlv_analyze::runtime::Runtime::new(target).expect("runtime");
+    let gs = rt.goroutines().expect("goroutines");
+    gs.iter().find_map(|g| {
+        let frames = rdlv_analyze::runtime::frames_of(g);
+        frames.iter().position(|f| f.function == func).map(|i| (g.g.goid, i))
+    })
+}
+
+fn scope_json(session: &Session<'_>, goid: u64, frame: usize) -> Vec<(String, bool, Json)> {
+    big_stack(|| {
+        session.with_program(|prog| {
+            let (_, scope) = frame::goroutine_scope(session.target, prog, goid, frame).expect("scope");
+            scope
+                .iter()
+                .map(|v| {
+                    let j: Json = serde_json::from_str(&json::to_json(&load_var(prog, v))).expect("json");
+                    (v.name.clone(), v.is_arg, j)
+                })
+                .collect()
+        })
+    })
+}
+
+/// Frame variables beyond `main.parkLocals`: a generic function's argument
+/// typed through its dictionary (`chan T` → `chan string`), the innermost
+/// frame of the goroutine running on a thread, and the arguments of calls
+/// the compiler inlined.
+#[test]
+fn generic_running_and_inlined_frames_go126() {
+    // -N -l: the dictionary and every argument live in stack slots.
+    let program = Target::start("parked", "1.26", Variant::NoOpt, &[]);
+    let snap = program.capture(&[]);
+    let target = rdlv_analyze::Target::open(snap.path(), None).expect("open snapshot");
+    let session = Session::open(&target);
+    let (goid, idx) = frame_of(&target, "main.genericWait[...]")
+        .or_else(|| frame_of(&target, "main.genericWait[go.shape.string]"))
+        .expect("a goroutine in main.genericWait");
+    let vars = scope_json(&session, goid, idx);
+    let ch = vars.iter().find(|v| v.0 == "ch").unwrap_or_else(|| panic!("no ch in {vars:?}"));
+    assert_eq!(ch.2["$chan"], Json::from("string"), "ch resolved through .dict: {vars:?}");
+    assert!(vars.iter().all(|v| v.0 != ".dict"), ".dict is an implementation detail: {vars:?}");
+    // Channels list the goroutines blocked on them.
+    for (func, key) in [("main.chanSend", "senders"), ("main.chanRecv", "receivers")] {
+        let (goid, idx) = frame_of(&target, func).unwrap_or_else(|| panic!("no goroutine in {func}"));
+        let vars = scope_json(&session, goid, idx);
+        let ch = vars.iter().find(|v| v.0 == "ch").unwrap_or_else(|| panic!("no ch in {func}: {vars:?}"));
+        assert_eq!(ch.2[key], Json::from(vec![goid]), "{func}: ch.{key} is the blocked goroutine {goid}: {:?}", ch.2);
+    }
+    // The busy goroutine runs sync/atomic.(*Uint64).Add(&spinCount, 1).
+    let (goid, idx) = frame_of(&target, "sync/atomic.(*Uint64).Add").expect("the running goroutine");
+    let vars = scope_json(&session, goid, idx);
+    let delta = vars.iter().find(|v| v.0 == "delta").unwrap_or_else(|| panic!("no delta in {vars:?}"));
+    assert_eq!(delta.2, Json::from(1), "{vars:?}");
+    drop(program);
+
+    // Optimized: inlineC/B/A are inlined into inlineRoot; each logical frame
+    // has its own `ch` parameter (from the inlined copies' abstract origin).
+    let program = Target::start("parked", "1.26", Variant::Default, &[]);
+    let snap = program.capture(&[]);
+    let target = rdlv_analyze::Target::open(snap.path(), None).expect("open snapshot");
+    let session = Session::open(&target);
+    for func in ["main.inlineC", "main.inlineB", "main.inlineA", "main.inlineRoot"] {
+        let (goid, idx) = frame_of(&target, func).unwrap_or_else(|| panic!("no frame {func}"));
+        let vars = scope_json(&session, goid, idx);
+        assert!(
+            vars.iter().any(|v| v.0 == "ch" && v.1),
+            "{func} (frame {idx} of goroutine {goid}) has no argument ch: {vars:?}"
+        );
+    }
+}
+
+/// Builds a throwaway Go program (`main.go` = `src`) with Go `go`.
+fn build_program(src: &str, go: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::write(dir.join("go.mod"), "module scratch\ngo 1.21\n").expect("go.mod");
+    std::fs::write(dir.join("main.go"), src).expect("main.go");
+    let exe = dir.join("scratch");
+    let status = std::process::Command::new(rdlv_e2e::go_toolchain(go))
+        .args(["build", "-o"])
+        .arg(&exe)
+        .arg(".")
+        .current_dir(dir)
+        .env("GOTOOLCHAIN", "local")
+        .status()
+        .expect("go build");
+    assert!(status.success(), "go build failed");
+    exe
+}
+
+/// Keys and elements over 128 bytes live behind pointers in both map
+/// layouts (classic buckets and Swiss groups); small Swiss maps have no
+/// directory.
+fn indirect_map_slots(go: &str) {
+    const SRC: &str = r#"package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+type Big [20]int64
+
+var bigKeys = map[Big]int{}
+var bigElems = map[int]Big{}
+var small = map[string]bool{"a": true, "b": false}
+var keep []any
+
+func main() {
+	for i := 0; i < 20; i++ {
+		var b Big
+		b[0], b[19] = int64(i), int64(-i)
+		bigKeys[b] = i
+		bigElems[i] = b
+	}
+	keep = append(keep, &bigKeys, &bigElems, &small)
+	fmt.Println("READY", os.Getpid())
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+"#;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = build_program(SRC, go, dir.path());
+    let program = Target::spawn(&exe, &[]);
+    let snap = program.capture(&[]);
+    let target = rdlv_analyze::Target::open(snap.path(), None).expect("open snapshot");
+    let session = Session::open(&target);
+    let big = |i: i64| {
+        let mut a = vec![Json::from(0); 20];
+        a[0] = Json::from(i);
+        a[19] = Json::from(-i);
+        Json::from(a)
+    };
+    let sorted = |mut pairs: Vec<Json>| {
+        pairs.sort_by_key(|p| p[0].to_string());
+        Json::from(pairs)
+    };
+    let want_keys = sorted((0..20).map(|i| Json::from(vec![big(i), Json::from(i)])).collect());
+    let want_elems = sorted((0..20).map(|i| Json::from(vec![Json::from(i), big(i)])).collect());
+    let want_small = serde_json::json!([["a", true], ["b", false]]);
+    big_stack(|| {
+        session.with_program(|prog| {
+            let ev = Evaluator::new(prog, Vec::new());
+            for (expr, want) in [("main.bigKeys", &want_keys), ("main.bigElems", &want_elems), ("main.small", &want_small)] {
+                let v = ev.eval_str(expr, LoadConfig::canonical()).expect("eval");
+                compare(&format!("go{go} {expr}"), want, &json::to_json(&v)).unwrap_or_else(|e| panic!("{e}"));
+            }
+            let v = ev.eval_str("main.bigElems[7][19]", LoadConfig::canonical()).expect("index an indirect elem");
+            assert_eq!(json::to_json(&v), "-7");
+        })
+    });
+}
+
+#[test]
+fn indirect_map_slots_go126() {
+    indirect_map_slots("1.26");
+}
+
+#[test]
+fn indirect_map_slots_go121() {
+    indirect_map_slots("1.21.13");
+}

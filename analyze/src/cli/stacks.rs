@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use serde_json::{json, Value};
 
 use crate::error::AnalyzeError;
+use crate::runtime::cframes::ThreadFrame;
 use crate::runtime::format::{Filter, LocationKind};
 use crate::runtime::{frames_of, Frame, Goroutine, Runtime};
 use crate::target::Target;
@@ -257,6 +258,38 @@ fn frames_of_phys(rt: &Runtime<'_>, phys: &[crate::runtime::PhysFrame]) -> Vec<F
     frames_of(&g)
 }
 
+/// A thread's frames: native ones (function = ELF symbol or `?`, no file)
+/// then Go ones with inlined calls expanded.
+fn thread_stack_frames(rt: &Runtime<'_>, t: &crate::runtime::ThreadState) -> Vec<Frame> {
+    let stack = rt.thread_stack(t);
+    let mut out = Vec::new();
+    let mut go = Vec::new();
+    for f in stack {
+        match f {
+            ThreadFrame::Go(pf) => go.push(pf),
+            ThreadFrame::Native { pc, sp, symbol } => out.push(Frame {
+                pc,
+                sym_pc: pc,
+                sp,
+                cfa: 0,
+                function: symbol.unwrap_or_else(|| "?".to_string()),
+                entry: 0,
+                file: String::new(),
+                line: 0,
+                inlined: false,
+                inline_depth: 0,
+                physical_index: out.len(),
+            }),
+        }
+    }
+    let base = out.len();
+    out.extend(frames_of_phys(rt, &go).into_iter().map(|mut f| {
+        f.physical_index += base;
+        f
+    }));
+    out
+}
+
 /// `bt`: every frame of one goroutine, runtime frames included.
 pub fn run_bt(target: &Target, args: &BtArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let rt = Runtime::new(target)?;
@@ -300,7 +333,7 @@ pub fn run_threads(target: &Target, args: &ThreadsArgs, out: &mut dyn Write) -> 
         if g == 0 {
             None
         } else {
-            rt.mem().read_u64(g + rt.layout.g.goid).ok()
+            rt.mem().read_u64(g.wrapping_add(rt.layout.g.goid)).ok()
         }
     };
     let mut rows = Vec::new();
@@ -318,7 +351,7 @@ pub fn run_threads(target: &Target, args: &ThreadsArgs, out: &mut dyn Write) -> 
             (None, _) => ("non-Go", None),
         };
         let frames = if args.stacks {
-            frames_of_phys(&rt, &rt.thread_frames(t))
+            thread_stack_frames(&rt, t)
         } else {
             Vec::new()
         };
@@ -373,6 +406,10 @@ pub fn run_threads(target: &Target, args: &ThreadsArgs, out: &mut dyn Write) -> 
                     t.tid, t.regs.pc, t.name, t.state
                 )?;
                 for f in frames {
+                    if f.file.is_empty() {
+                        writeln!(out, "    {:#018x} in {} (native)", f.pc, f.function)?;
+                        continue;
+                    }
                     let inl = if f.inlined { " (inlined)" } else { "" };
                     writeln!(
                         out,

@@ -30,6 +30,7 @@ const DW_AT_GO_KEY: DwAt = DwAt(0x2901);
 const DW_AT_GO_ELEM: DwAt = DwAt(0x2902);
 const DW_AT_GO_EMBEDDED_FIELD: DwAt = DwAt(0x2903);
 const DW_AT_GO_RUNTIME_TYPE: DwAt = DwAt(0x2904);
+const DW_AT_GO_DICT_INDEX: DwAt = DwAt(0x2906);
 const DW_AT_GO_CLOSURE_OFFSET: DwAt = DwAt(0x2907);
 
 /// Upper bound on struct fields, array lengths declared in DWARF and similar
@@ -132,6 +133,7 @@ struct RawType {
     go_kind: u64,
     encoding: u64,
     runtime_type: Option<u64>,
+    dict_index: Option<u64>,
     type_ref: Option<u64>,
     key_ref: Option<u64>,
     elem_ref: Option<u64>,
@@ -346,6 +348,7 @@ impl DwarfInfo {
                 size,
                 kind,
                 runtime_type: raw.runtime_type,
+                dict_index: raw.dict_index,
             });
         }
         // A typedef's size is its target's size.
@@ -479,6 +482,7 @@ impl DwarfInfo {
                             other => udata(other).unwrap_or(0),
                         },
                         runtime_type: udata(entry.attr_value(DW_AT_GO_RUNTIME_TYPE)),
+                        dict_index: udata(entry.attr_value(DW_AT_GO_DICT_INDEX)),
                         type_ref: ref_key(unit, entry.attr_value(gimli::DW_AT_type)),
                         key_ref: ref_key(unit, entry.attr_value(DW_AT_GO_KEY)),
                         elem_ref: ref_key(unit, entry.attr_value(DW_AT_GO_ELEM)),

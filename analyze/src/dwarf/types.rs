@@ -128,6 +128,9 @@ pub struct GoType {
     pub kind: TypeKind,
     /// Offset of the runtime `abi.Type` from `moduledata.types`, if known.
     pub runtime_type: Option<u64>,
+    /// For a generic function's type parameter (`.paramN` typedefs): the
+    /// index of its concrete `*abi.Type` in the function's dictionary.
+    pub dict_index: Option<u64>,
 }
 
 /// How many typedefs in a row are followed before giving up (a cycle in a

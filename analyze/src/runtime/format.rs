@@ -10,6 +10,8 @@ use super::frames_of;
 use super::model::Runtime;
 use super::traceback::Goroutine;
 
+/// Bytes of a go-statement wrapper searched for the wrapped call.
+const MAX_WRAPPER_CODE: u64 = 1024;
 /// Frames Delve looks through for the user location (`maxGoroutineUserCurrentDepth`).
 const USER_LOCATION_DEPTH: usize = 30;
 
@@ -151,8 +153,42 @@ impl Runtime<'_> {
                 .and_then(frame_loc)
                 .or_else(|| frame_loc(0)),
             LocationKind::Go => pc_loc(g.g.gopc, true),
-            LocationKind::Start => pc_loc(g.g.startpc, false),
+            LocationKind::Start => pc_loc(self.unwrap_go_wrapper(g.g.startpc), false),
         }
+    }
+
+    /// For a `go f(x)` statement the goroutine starts in a compiler
+    /// wrapper (`main.main.gowrap1` since Go 1.22); like Delve, show the
+    /// function it calls: the first direct `CALL rel32` to the entry of a
+    /// function outside the runtime.
+    pub fn unwrap_go_wrapper(&self, startpc: u64) -> u64 {
+        let Some(info) = self.pc_info(startpc) else {
+            return startpc;
+        };
+        if !info.name.contains(".gowrap") && !self.is_wrapper_func_id(info.func_id) {
+            return startpc;
+        }
+        let Some(f) = self.tab().find_func(startpc) else {
+            return startpc;
+        };
+        let len = f.end().saturating_sub(f.entry()).min(MAX_WRAPPER_CODE) as usize;
+        let Ok(code) = self.mem().read_vec(f.entry(), len) else {
+            return startpc;
+        };
+        for (i, w) in code.windows(5).enumerate() {
+            if w[0] != 0xe8 {
+                continue;
+            }
+            let rel = i32::from_le_bytes([w[1], w[2], w[3], w[4]]);
+            let next = f.entry().wrapping_add(i as u64 + 5);
+            let target = next.wrapping_add_signed(i64::from(rel));
+            if let Some(callee) = self.pc_info(target) {
+                if callee.entry == target && !callee.name.starts_with("runtime.") {
+                    return target;
+                }
+            }
+        }
+        startpc
     }
 
     /// The bracket of a summary line: `chan receive 3m`, `running`.
@@ -181,7 +217,7 @@ impl Runtime<'_> {
             Some(l) => {
                 let _ = write!(s, "{}:{} {} ({:#x})", l.file, l.line, l.func, l.pc);
             }
-            None => s.push_str("?"),
+            None => s.push('?'),
         }
         if let Some(tid) = g.thread {
             let _ = write!(s, " (thread {tid})");
@@ -252,6 +288,9 @@ impl Runtime<'_> {
     }
 }
 
+/// Status text and visible frames (function, file, line) shared by a group.
+type GroupKey = (String, Vec<(String, String, u32)>);
+
 /// Goroutines with the same status text and the same visible stack.
 #[derive(Debug, Clone)]
 pub struct Group<'g> {
@@ -265,7 +304,7 @@ impl Runtime<'_> {
     /// Groups goroutines by (status text, visible frames with file:line),
     /// biggest group first, ties by first goroutine id.
     pub fn group<'g>(&self, list: &[&'g Goroutine]) -> Vec<Group<'g>> {
-        let mut index: HashMap<(String, Vec<(String, String, u32)>), usize> = HashMap::new();
+        let mut index: HashMap<GroupKey, usize> = HashMap::new();
         let mut groups: Vec<Group<'g>> = Vec::new();
         for g in list {
             let frames = self

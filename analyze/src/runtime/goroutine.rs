@@ -255,8 +255,8 @@ impl<'t> Runtime<'t> {
     fn plausible_allgs(&self, addr: u64) -> Option<(u64, u64)> {
         let mem = self.mem();
         let ptr = mem.read_u64(addr).ok()?;
-        let len = mem.read_u64(addr + 8).ok()?;
-        let cap = mem.read_u64(addr + 16).ok()?;
+        let len = mem.read_u64(addr.wrapping_add(8)).ok()?;
+        let cap = mem.read_u64(addr.wrapping_add(16)).ok()?;
         if ptr == 0 || ptr % 8 != 0 || len == 0 || len > cap || cap > MAX_GOROUTINES {
             return None;
         }
@@ -264,8 +264,10 @@ impl<'t> Runtime<'t> {
         if first == 0 || first % 8 != 0 {
             return None;
         }
-        let self_ptr = mem.read_u64(first + self.layout.g.sched_g).ok()?;
-        let goid = mem.read_u64(first + self.layout.g.goid).ok()?;
+        let self_ptr = mem
+            .read_u64(first.wrapping_add(self.layout.g.sched_g))
+            .ok()?;
+        let goid = mem.read_u64(first.wrapping_add(self.layout.g.goid)).ok()?;
         (self_ptr == first && goid == 1).then_some((ptr, len))
     }
 
@@ -280,7 +282,7 @@ impl<'t> Runtime<'t> {
             let ptr = mem.read_u64(addr)?;
             let len = match self.global("runtime.allglen") {
                 Some(l) => mem.read_u64(l)?,
-                None => mem.read_u64(addr + 8)?,
+                None => mem.read_u64(addr.wrapping_add(8))?,
             };
             if len > MAX_GOROUTINES {
                 return Err(AnalyzeError::Corrupt(format!(
@@ -346,7 +348,7 @@ impl<'t> Runtime<'t> {
                     .and_then(|a| self.mem().read_u64(a).ok())
                     .filter(|g| *g != 0);
                 let m = tls_g
-                    .and_then(|g| self.mem().read_u64(g + self.layout.g.m).ok())
+                    .and_then(|g| self.mem().read_u64(g.wrapping_add(self.layout.g.m)).ok())
                     .filter(|m| *m != 0)
                     .and_then(|m| self.read_m(m).ok())
                     .filter(|m| m.procid == u64::from(t.tid));
@@ -423,7 +425,7 @@ impl<'t> Runtime<'t> {
     fn labels_slice(&self, addr: u64) -> Option<Vec<(String, String)>> {
         let mem = self.mem();
         let ptr = mem.read_u64(addr).ok()?;
-        let len = mem.read_u64(addr + 8).ok()?.min(MAX_LABELS);
+        let len = mem.read_u64(addr.wrapping_add(8)).ok()?.min(MAX_LABELS);
         let raw = mem.read_vec(ptr, (len * 32) as usize).ok()?;
         let mut out = Vec::new();
         for e in raw.chunks_exact(32) {
@@ -444,11 +446,11 @@ impl<'t> Runtime<'t> {
             return Some(Vec::new());
         }
         let count = mem.read_u64(hmap).ok()?;
-        let b = mem.read_u8(hmap + 9).ok()?;
+        let b = mem.read_u8(hmap.wrapping_add(9)).ok()?;
         if b > 16 || count > MAX_LABELS {
             return None;
         }
-        let buckets = mem.read_u64(hmap + 16).ok()?;
+        let buckets = mem.read_u64(hmap.wrapping_add(16)).ok()?;
         let mut out = Vec::new();
         for i in 0..(1u64 << b) {
             let mut bucket = buckets.checked_add(i * BUCKET)?;

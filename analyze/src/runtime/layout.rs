@@ -291,10 +291,10 @@ pub struct RuntimeLayout {
 /// A per-version table: `(path, offset)` pairs with `"size"` for the size.
 pub type FieldTable = &'static [(&'static str, u64)];
 
-fn from_table<T>(
-    table: FieldTable,
-    resolve: fn(u64, &dyn Fn(&str) -> Option<u64>) -> Result<T, LayoutError>,
-) -> Result<T, LayoutError> {
+/// Builds a layout struct from its size and a lookup of dotted field paths.
+type Resolver<T> = fn(u64, &dyn Fn(&str) -> Option<u64>) -> Result<T, LayoutError>;
+
+fn from_table<T>(table: FieldTable, resolve: Resolver<T>) -> Result<T, LayoutError> {
     let lookup = |path: &str| table.iter().find(|(p, _)| *p == path).map(|(_, o)| *o);
     resolve(lookup("size").unwrap_or(0), &lookup)
 }
@@ -302,7 +302,7 @@ fn from_table<T>(
 fn from_dwarf<T>(
     dwarf: &RuntimeDwarf,
     ty: &'static str,
-    resolve: fn(u64, &dyn Fn(&str) -> Option<u64>) -> Result<T, LayoutError>,
+    resolve: Resolver<T>,
 ) -> Result<T, LayoutError> {
     let size = dwarf.struct_size(ty).ok_or(LayoutError::MissingType(ty))?;
     resolve(size, &|path| dwarf.field_offset(ty, path))

@@ -6,6 +6,7 @@
 //! `runtime.Stack` would, and [`goroutine_frames`] gives the frames of one
 //! goroutine for variable evaluation.
 
+pub mod cframes;
 pub mod format;
 pub mod goroutine;
 pub mod layout;
@@ -97,26 +98,4 @@ pub fn frames_of(g: &Goroutine) -> Vec<Frame> {
             })
         })
         .collect()
-}
-
-#[cfg(test)]
-mod dev_tests {
-    use super::*;
-
-    /// Prints `--format go` for the snapshot in `$RDLV_DEV_SNAP` (development aid).
-    #[test]
-    #[ignore = "development aid: needs RDLV_DEV_SNAP"]
-    fn print_dev_snapshot() {
-        let path = std::env::var("RDLV_DEV_SNAP").expect("RDLV_DEV_SNAP");
-        let target = Target::open(std::path::Path::new(&path), None).expect("open");
-        let rt = Runtime::new(&target).expect("runtime");
-        eprintln!("layout source {:?}", rt.layout.source);
-        let gs = rt.goroutines().expect("goroutines");
-        for g in &gs {
-            if g.system {
-                continue;
-            }
-            println!("{}", rt.go_traceback(g));
-        }
-    }
 }

@@ -156,8 +156,10 @@ impl<'t> Runtime<'t> {
         let mem = self.mem();
         let mut out = Vec::with_capacity(n as usize);
         for i in 0..n {
-            let ptr = mem.read_u64(addr + i * 16).ok()?;
-            let len = mem.read_u64(addr + i * 16 + 8).ok()?;
+            let ptr = mem.read_u64(addr.wrapping_add(i * 16)).ok()?;
+            let len = mem
+                .read_u64(addr.wrapping_add(i * 16).wrapping_add(8))
+                .ok()?;
             if len == 0 {
                 out.push(String::new());
                 continue;

@@ -146,15 +146,18 @@ impl Runtime<'_> {
         let mem = self.mem();
         let p_id = self.layout.p.id;
         for r in &refs {
-            let (Ok(ptr), Ok(n)) = (mem.read_u64(r.target), mem.read_u64(r.target + 8)) else {
+            let (Ok(ptr), Ok(n)) = (
+                mem.read_u64(r.target),
+                mem.read_u64(r.target.wrapping_add(8)),
+            ) else {
                 continue;
             };
             if n == 0 || n > 1024 || ptr == 0 {
                 continue;
             }
             let numbered = (0..n).all(|i| {
-                mem.read_u64(ptr + i * 8)
-                    .and_then(|p| mem.read_u32(p + p_id))
+                mem.read_u64(ptr.wrapping_add(i * 8))
+                    .and_then(|p| mem.read_u32(p.wrapping_add(p_id)))
                     .is_ok_and(|id| u64::from(id) == i)
             });
             if numbered {
@@ -196,7 +199,7 @@ impl Runtime<'_> {
         let status_off = self.layout.g.atomicstatus;
         let mut goroutines = 0u64;
         for a in addrs {
-            if let Ok(st) = self.mem().read_u32(a + status_off) {
+            if let Ok(st) = self.mem().read_u32(a.wrapping_add(status_off)) {
                 let st = st & !super::goroutine::G_SCAN;
                 if st != super::goroutine::G_DEAD
                     && !(self.minor >= 26 && st == super::goroutine::G_DEAD_EXTRA)
@@ -218,17 +221,17 @@ impl Runtime<'_> {
     fn read_p(&self, addr: u64, ms: &[M]) -> Result<P> {
         let l = &self.layout.p;
         let mem = self.mem();
-        let m_addr = mem.read_u64(addr + l.m)?;
-        let head = mem.read_u32(addr + l.runqhead)?;
-        let tail = mem.read_u32(addr + l.runqtail)?;
+        let m_addr = mem.read_u64(addr.wrapping_add(l.m))?;
+        let head = mem.read_u32(addr.wrapping_add(l.runqhead))?;
+        let tail = mem.read_u32(addr.wrapping_add(l.runqtail))?;
         let gfree = l.gfree_size.or(l.gfree_n);
         let timers = l.timers_heap.or(l.timers_slice);
         Ok(P {
             addr,
-            id: mem.read_u32(addr + l.id)? as i32,
-            status: mem.read_u32(addr + l.status)?,
-            schedtick: mem.read_u32(addr + l.schedtick)?,
-            syscalltick: mem.read_u32(addr + l.syscalltick)?,
+            id: mem.read_u32(addr.wrapping_add(l.id))? as i32,
+            status: mem.read_u32(addr.wrapping_add(l.status))?,
+            schedtick: mem.read_u32(addr.wrapping_add(l.schedtick))?,
+            syscalltick: mem.read_u32(addr.wrapping_add(l.syscalltick))?,
             m_id: if m_addr == 0 {
                 None
             } else {
@@ -238,13 +241,13 @@ impl Runtime<'_> {
                     .or_else(|| self.read_m(m_addr).ok().map(|m| m.id))
             },
             runqsize: tail.wrapping_sub(head),
-            runnext: mem.read_u64(addr + l.runnext)?,
+            runnext: mem.read_u64(addr.wrapping_add(l.runnext))?,
             gfreecnt: match gfree {
-                Some(o) => mem.read_u32(addr + o)? as i32,
+                Some(o) => mem.read_u32(addr.wrapping_add(o))? as i32,
                 None => 0,
             },
             timerslen: match timers {
-                Some(o) => mem.read_u64(addr + o + 8)?,
+                Some(o) => mem.read_u64(addr.wrapping_add(o).wrapping_add(8))?,
                 None => 0,
             },
         })
@@ -260,7 +263,7 @@ impl Runtime<'_> {
         let ms = self.all_ms(&threads);
         let allp = self.need_global("runtime.allp")?;
         let allp_ptr = mem.read_u64(allp)?;
-        let allp_len = mem.read_u64(allp + 8)?;
+        let allp_len = mem.read_u64(allp.wrapping_add(8))?;
         if allp_len > MAX_PROCS {
             return Err(AnalyzeError::Corrupt(format!(
                 "len(runtime.allp) = {allp_len} is not plausible"
@@ -268,7 +271,7 @@ impl Runtime<'_> {
         }
         let mut ps = Vec::with_capacity(allp_len as usize);
         for i in 0..allp_len {
-            let p = mem.read_u64(allp_ptr + i * 8)?;
+            let p = mem.read_u64(allp_ptr.wrapping_add(i * 8))?;
             ps.push(self.read_p(p, &ms)?);
         }
         // schedtrace counts from its first call (made by sysmon soon after
@@ -285,27 +288,27 @@ impl Runtime<'_> {
         let elapsed_ms = if starttime == 0 {
             0
         } else {
-            (self.now_ns as i64 - starttime) / 1_000_000
+            (self.now_ns as i64).saturating_sub(starttime) / 1_000_000
         };
         let runqueue = match l.runq_size.or(l.runqsize) {
-            Some(o) => mem.read_u32(sched + o)? as i32,
+            Some(o) => mem.read_u32(sched.wrapping_add(o))? as i32,
             None => 0,
         };
-        let mnext = mem.read_u64(sched + l.mnext)? as i64;
-        let nmfreed = mem.read_u64(sched + l.nmfreed)? as i64;
+        let mnext = mem.read_u64(sched.wrapping_add(l.mnext))? as i64;
+        let nmfreed = mem.read_u64(sched.wrapping_add(l.nmfreed))? as i64;
         Ok(SchedState {
             elapsed_ms,
             gomaxprocs,
-            idleprocs: mem.read_u32(sched + l.npidle)? as i32,
-            threads: mnext - nmfreed,
-            spinningthreads: mem.read_u32(sched + l.nmspinning)? as i32,
-            needspinning: mem.read_u32(sched + l.needspinning)?,
-            idlethreads: mem.read_u32(sched + l.nmidle)? as i32,
+            idleprocs: mem.read_u32(sched.wrapping_add(l.npidle))? as i32,
+            threads: mnext.wrapping_sub(nmfreed),
+            spinningthreads: mem.read_u32(sched.wrapping_add(l.nmspinning))? as i32,
+            needspinning: mem.read_u32(sched.wrapping_add(l.needspinning))?,
+            idlethreads: mem.read_u32(sched.wrapping_add(l.nmidle))? as i32,
             runqueue,
-            gcwaiting: mem.read_u8(sched + l.gcwaiting)? != 0,
-            nmidlelocked: mem.read_u32(sched + l.nmidlelocked)? as i32,
-            stopwait: mem.read_u32(sched + l.stopwait)? as i32,
-            sysmonwait: mem.read_u8(sched + l.sysmonwait)? != 0,
+            gcwaiting: mem.read_u8(sched.wrapping_add(l.gcwaiting))? != 0,
+            nmidlelocked: mem.read_u32(sched.wrapping_add(l.nmidlelocked))? as i32,
+            stopwait: mem.read_u32(sched.wrapping_add(l.stopwait))? as i32,
+            sysmonwait: mem.read_u8(sched.wrapping_add(l.sysmonwait))? != 0,
             ps,
             ms,
             gcphase: self
@@ -318,7 +321,7 @@ impl Runtime<'_> {
         if g == 0 {
             return None;
         }
-        self.mem().read_u64(g + self.layout.g.goid).ok()
+        self.mem().read_u64(g.wrapping_add(self.layout.g.goid)).ok()
     }
 
     /// `schedtrace(true)` text for the captured instant, then a GC line.

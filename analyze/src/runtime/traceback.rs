@@ -167,7 +167,7 @@ impl Runtime<'_> {
             return 0;
         }
         self.mem()
-            .read_u64(g.m + self.layout.m.vdso_sp)
+            .read_u64(g.m.wrapping_add(self.layout.m.vdso_sp))
             .unwrap_or(0)
     }
 
@@ -391,7 +391,10 @@ impl Runtime<'_> {
                     }
                     let Some(&size) = info.get(pi) else { break };
                     pi += 1;
-                    let mut x = self.mem().read_u64(argp + u64::from(off)).unwrap_or(0);
+                    let mut x = self
+                        .mem()
+                        .read_u64(argp.wrapping_add(u64::from(off)))
+                        .unwrap_or(0);
                     if size < 8 {
                         let shift = 64 - u32::from(size) * 8;
                         x = (x << shift) >> shift;
@@ -495,12 +498,17 @@ impl Runtime<'_> {
             return;
         }
         let mem = self.mem();
-        let (Ok(ptr), Ok(len)) = (mem.read_u64(g.ancestors), mem.read_u64(g.ancestors + 8)) else {
+        let (Ok(ptr), Ok(len)) = (
+            mem.read_u64(g.ancestors),
+            mem.read_u64(g.ancestors.wrapping_add(8)),
+        ) else {
             return;
         };
         for i in 0..len.min(MAX_ANCESTORS) {
-            let Ok(raw) = mem.read_vec(ptr + i * ANCESTOR_INFO_SIZE, ANCESTOR_INFO_SIZE as usize)
-            else {
+            let Ok(raw) = mem.read_vec(
+                ptr.wrapping_add(i * ANCESTOR_INFO_SIZE),
+                ANCESTOR_INFO_SIZE as usize,
+            ) else {
                 return;
             };
             let word = |o: usize| {

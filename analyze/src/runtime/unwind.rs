@@ -68,9 +68,9 @@ impl Runtime<'_> {
         let status = g.status();
         if g.m != 0 {
             let vdso = self.layout.m.vdso_sp;
-            if let Ok(vsp) = self.mem().read_u64(g.m + vdso) {
+            if let Ok(vsp) = self.mem().read_u64(g.m.wrapping_add(vdso)) {
                 if vsp != 0 {
-                    if let Ok(vpc) = self.mem().read_u64(g.m + self.layout.m.vdso_pc) {
+                    if let Ok(vpc) = self.mem().read_u64(g.m.wrapping_add(self.layout.m.vdso_pc)) {
                         return StartRegs {
                             pc: vpc,
                             sp: vsp,
@@ -116,10 +116,10 @@ impl Runtime<'_> {
             if bp == 0 || bp % 8 != 0 {
                 return None;
             }
-            let ret = mem.read_u64(bp + 8).ok()?;
+            let ret = mem.read_u64(bp.wrapping_add(8)).ok()?;
             let next = mem.read_u64(bp).ok()?;
             if self.pc_info(ret).is_some() {
-                return Some((ret, bp + 16));
+                return Some((ret, bp.checked_add(16)?));
             }
             if next <= bp {
                 return None;
@@ -160,7 +160,7 @@ impl Runtime<'_> {
             match mem.read_u64(sp) {
                 Ok(ret) => {
                     pc = ret;
-                    sp += 8;
+                    sp = sp.wrapping_add(8);
                     trap = false;
                 }
                 Err(_) => return frames,

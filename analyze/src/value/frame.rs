@@ -57,9 +57,39 @@ pub fn frame_scope_inlined(
             is_arg: v.is_arg,
         });
     }
+    resolve_type_parameters(prog, &mut out);
     // Arguments first (stable: declaration order within each group).
     out.sort_by_key(|v| !v.is_arg);
     Ok(out)
+}
+
+/// Gives variables typed by a generic function's type parameters (shape
+/// types such as `go.shape.int`) their concrete types, from the `.dict`
+/// argument: entry `DW_AT_go_dict_index` of the dictionary is the
+/// `*abi.Type` of the instantiation. Without a readable `.dict` (optimized
+/// code) the shape type stays. `.dict` itself is then left out.
+fn resolve_type_parameters(prog: &Program<'_>, vars: &mut Vec<ScopeVar>) {
+    let dict = vars.iter().find(|v| v.name == ".dict").and_then(|v| match &v.src {
+        VarSource::Memory(a) => prog.mem.read_u64(*a).ok(),
+        VarSource::Bytes(b) => b.get(..8).and_then(|w| w.try_into().ok()).map(u64::from_le_bytes),
+        VarSource::Unavailable(_) => None,
+    });
+    if let Some(dict) = dict.filter(|&d| d != 0) {
+        for v in vars.iter_mut() {
+            let Some(idx) = prog.ty(v.ty).dict_index else {
+                continue;
+            };
+            let concrete = idx
+                .checked_mul(8)
+                .and_then(|o| dict.checked_add(o))
+                .and_then(|a| prog.mem.read_u64(a).ok())
+                .and_then(|rtype| prog.rtype_dwarf(rtype));
+            if let Some(t) = concrete {
+                v.ty = t;
+            }
+        }
+    }
+    vars.retain(|v| v.name != ".dict");
 }
 
 /// The function name and variables of logical frame `frame` (an index into

@@ -281,6 +281,7 @@ impl<'a> Program<'a> {
             size: 0,
             kind: TypeKind::Unknown,
             runtime_type: None,
+            dict_index: None,
         };
         self.dwarf.ty(id).unwrap_or(&UNKNOWN)
     }
