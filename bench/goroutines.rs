@@ -635,33 +635,33 @@ fn main() -> Result<()> {
             .unwrap_or_default()
     );
 
-    println!("targets (issue 3):");
+    println!("targets (issue 3; judged on wall time, CPU time shown for a loaded machine):");
     let wall = listing.wall();
     if n <= 100_000 {
         println!(
-            "  {n} goroutines listed in < 1 s: {:.3} s {}",
+            "  {n} goroutines listed in < 1 s: {:.3} s wall ({:.3} s cpu) {}",
             wall.as_secs_f64(),
+            listing.cpu().as_secs_f64(),
             pass(wall < TARGET_WALL)
         );
     }
     let ratio = delve.map(|d| d.wall().as_secs_f64() / wall.as_secs_f64().max(1e-6));
-    if let Some(r) = ratio {
+    if let (Some(r), Some(d)) = (ratio, delve) {
         println!(
-            "  >= 10x faster than dlv core: {r:.1}x wall {}",
+            "  >= 10x faster than dlv core: {r:.1}x wall ({:.1}x cpu) {}",
+            d.cpu().as_secs_f64() / listing.cpu().as_secs_f64().max(1e-6),
             pass(r >= TARGET_RATIO)
         );
     }
-    let rdlv_peak = rows[..rdlv_rows]
-        .iter()
-        .map(Measured::peak_rss)
-        .max()
-        .unwrap_or(0);
     if n >= 1_000_000 {
-        println!(
-            "  {n} goroutines complete with peak RSS < 2 GB: {:.1} MiB {}",
-            mib(rdlv_peak),
-            pass(rdlv_peak < TARGET_RSS_BYTES)
-        );
+        for row in &rows[..rdlv_rows] {
+            println!(
+                "  {n} goroutines with peak RSS < 2 GB, {}: {:.1} MiB {}",
+                row.label,
+                mib(row.peak_rss()),
+                pass(row.peak_rss() < TARGET_RSS_BYTES)
+            );
+        }
     }
 
     if o.json {

@@ -715,6 +715,8 @@ fn stop_and_fork(
     pre: &mut Preflight,
 ) -> Result<std::result::Result<Stopped, String>> {
     let pid = options.pid;
+    // Reaps the forked child should this process die before doing so.
+    let mut sentinel = cow::Sentinel::spawn(pid);
     let _boost = PriorityBoost::new();
     let frozen = Frozen::freeze(pid, options.max_pause, abort, &pre.hints)?;
     let clock_monotonic_ns = clock_ns(libc::CLOCK_MONOTONIC);
@@ -770,7 +772,7 @@ fn stop_and_fork(
     )?;
     let copy_us = duration_us(copy_started.elapsed());
     freeze::check_budget(abort, deadline, "forking")?;
-    let image = match cow::ForkedImage::fork(pid, &frozen) {
+    let image = match cow::ForkedImage::fork(pid, &frozen, sentinel.as_mut().ok()) {
         Ok(image) => image,
         Err(error) if error.falls_back() => {
             drop(frozen);
@@ -810,6 +812,12 @@ fn stop_and_fork(
             0
         }
     };
+    match sentinel {
+        Ok(sentinel) => sentinel.finish(),
+        Err(error) => warnings.push(format!(
+            "--cow: no reap sentinel ({error}): had rdlv-snap died during the read, the child would have stayed a zombie"
+        )),
+    }
     let (ranges, mut outcome) = read?;
     outcome.failed.extend(parent_outcome.failed);
     outcome.failed.sort_by_key(|r| r.addr);

@@ -54,29 +54,37 @@
 //! 1. Before the injected registers are set: nothing was changed; every
 //!    thread runs on (the plain-capture guarantee).
 //! 2. Between setting the injected registers and the fork event (the fork
-//!    syscall itself, about 15 ms per GiB of RSS): the host thread executes
-//!    the fork untraced. The parent returns to the futex stub with the child
-//!    pid in `rax`; the stub only stores `eax` as the futex result and
-//!    returns, and Go treats any futex result as a possible spurious wake-up
-//!    and re-checks its condition; the registers we clobbered (rdi, rsi,
-//!    rdx, r10, r8, rcx, r11) are dead after the stub. **The target is
+//!    syscall itself, about 15-80 ms per GiB of RSS here): the host thread
+//!    executes the fork untraced. The parent returns to the futex stub with
+//!    the child pid in `rax`; the stub only stores `eax` as the futex result
+//!    and returns, and Go treats any futex result as a possible spurious
+//!    wake-up and re-checks its condition; the registers we clobbered (rdi,
+//!    rsi, rdx, r10, r8, rcx, r11) are dead after the stub. **The target is
 //!    unharmed.** The child returns from the "futex" with 0, re-checks the
 //!    same condition in its private copy of memory (still unsatisfied: we
-//!    checked the futex word) and sleeps again on a private futex that no
-//!    thread can wake: **a sleeping orphan child of the target is left
-//!    behind**, holding copies of the target's file descriptors until
-//!    someone kills it.
+//!    checked the futex word) and sleeps again on a private futex no thread
+//!    can wake. The [`Sentinel`] was told, before the fork, the futex address
+//!    and the last pid allocated: it finds that child (a new single-threaded
+//!    child of the target, same executable, in `futex` on that address),
+//!    SIGKILLs it and reaps it through the target.
 //! 3. Between the fork event and the child's registers being set (a few
 //!    microseconds): as 2.
 //! 4. From then until the injected `wait4` has run (the whole read of the
 //!    child): the child is resumed, executes `exit_group(0)` without running
-//!    any Go code and **stays a zombie of the target** (only the target can
-//!    reap it; Go reaps only pids it started).
+//!    any Go code and becomes a zombie of the target (only the target can
+//!    reap it). A [`Sentinel`] process, started before the freeze and told
+//!    the child's pid right after the fork, sees its pipe close without
+//!    `done`, and reaps the zombie through the target as [`reap`] does.
+//!    A zombie stays only if the sentinel is killed too (e.g. SIGKILL of the
+//!    whole process group).
 //! 5. During the `wait4` injection: as 2 for the parent (wait4's result goes
-//!    into the futex stub just the same); the zombie may stay.
+//!    into the futex stub just the same); the sentinel reaps the zombie.
 //!
-//! No instant exists where the target crashes or stays stopped, but windows
-//! 2-5 can leave a child process behind, so `--cow` stays opt-in.
+//! No instant exists where the target crashes or stays stopped. A child is
+//! left behind only if the sentinel dies too, or in the microseconds between
+//! the fork event and the `child` message (an armed child that exits
+//! unannounced stays a zombie). `--cow` stays opt-in (see the report of the
+//! SIGKILL trials in tests/e2e/cow.rs).
 //!
 //! # When `--cow` falls back to the plain copy
 //!
@@ -569,10 +577,30 @@ impl ForkedImage {
     /// Makes the frozen target fork. Must run on the thread that froze it.
     /// On error the host thread's registers are restored (the caller still
     /// holds the target frozen); see [`CowError::falls_back`].
-    pub fn fork(pid: u32, frozen: &Frozen) -> Result<ForkedImage, CowError> {
+    ///
+    /// `sentinel` is told before the fork how to recognise an orphaned
+    /// child, and its pid right after.
+    pub fn fork(
+        pid: u32,
+        frozen: &Frozen,
+        mut sentinel: Option<&mut Sentinel>,
+    ) -> Result<ForkedImage, CowError> {
         let started = Instant::now();
         let host = find_host(pid, frozen.threads())?;
-        let injected = inject(pid, &host, SYS_CLONE, [libc::SIGCHLD as u64, 0, 0, 0, 0])?;
+        if let Some(sentinel) = sentinel.as_deref_mut() {
+            sentinel.send(&format!("forking {:x} {}", host.saved.rdi, last_pid()));
+        }
+        let injected = inject(pid, &host, SYS_CLONE, [libc::SIGCHLD as u64, 0, 0, 0, 0]);
+        if let Some(sentinel) = sentinel {
+            match &injected {
+                Ok(Injected {
+                    child: Some(child), ..
+                }) => sentinel.send(&format!("child {child}")),
+                Ok(_) => sentinel.send("done"),
+                Err(_) => {}
+            }
+        }
+        let injected = injected?;
         match injected.child {
             Some(child) if injected.ret == i64::from(child) => Ok(ForkedImage {
                 child,
@@ -870,6 +898,206 @@ pub fn is_zombie_child_of(child: u32, parent: u32) -> bool {
     status.state == 'Z' && status.ppid == parent
 }
 
+/// Hidden first argument that turns `rdlv-snap` into a [`Sentinel`].
+pub const SENTINEL_ARG: &str = "--cow-reap-sentinel";
+/// How long a sentinel waits for the orphaned child to exit and be reaped.
+const SENTINEL_PATIENCE: Duration = Duration::from_secs(10);
+
+/// A small helper process (`rdlv-snap --cow-reap-sentinel PID`) that reaps
+/// the forked child if rdlv-snap dies before doing so itself. It learns the
+/// child's pid through a pipe right after the fork; if the pipe closes
+/// without `done` (rdlv-snap was SIGKILLed, crashed or OOM-killed), the
+/// kernel has detached the child, which runs the `exit_group` we armed it
+/// with; the sentinel then freezes the target briefly and injects the
+/// `wait4` exactly as [`reap`] does. It closes window 4 of the module docs.
+pub struct Sentinel {
+    process: std::process::Child,
+    pipe: Option<std::process::ChildStdin>,
+}
+
+impl Sentinel {
+    /// Starts the sentinel for `target` (before the target is stopped: a
+    /// process start costs milliseconds).
+    pub fn spawn(target: u32) -> std::io::Result<Sentinel> {
+        if cfg!(test) {
+            // /proc/self/exe is the test harness, not rdlv-snap.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "unit tests run without the rdlv-snap binary",
+            ));
+        }
+        let mut process = std::process::Command::new("/proc/self/exe")
+            .arg(SENTINEL_ARG)
+            .arg(target.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        let pipe = process.stdin.take();
+        Ok(Sentinel { process, pipe })
+    }
+
+    /// Sends one line of the protocol (`forking UADDR LASTPID`, `child
+    /// PID`, `done`); a pipe write this small is atomic.
+    fn send(&mut self, line: &str) {
+        use std::io::Write;
+        if let Some(pipe) = self.pipe.as_mut() {
+            let _ = pipe.write_all(format!("{line}\n").as_bytes());
+        }
+    }
+
+    /// The child was reaped: the sentinel may exit. Waits for it, so that it
+    /// leaves no zombie of its own.
+    pub fn finish(mut self) {
+        use std::io::Write;
+        if let Some(mut pipe) = self.pipe.take() {
+            let _ = writeln!(pipe, "done");
+        }
+        let _ = self.process.wait();
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        // Closing the pipe without `done`: the sentinel reaps what was
+        // announced (nothing if no fork happened) and exits.
+        self.pipe.take();
+        let _ = self.process.wait();
+    }
+}
+
+/// The last pid allocated in our pid namespace (0 if unknown).
+fn last_pid() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// What the sentinel must clean up when its pipe closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Orphan {
+    /// A fork was in flight: a child of the target with a pid above
+    /// `last_pid`, single-threaded, parked in futex on `uaddr`, is ours.
+    Unknown { uaddr: u64, last_pid: u32 },
+    /// This child (armed with `exit_group`).
+    Known(u32),
+}
+
+/// Parses the sentinel's input: what the last line leaves to clean up.
+fn sentinel_orphan(input: &str) -> Option<Orphan> {
+    let mut orphan = None;
+    for line in input.lines() {
+        let mut words = line.split_whitespace();
+        orphan = match (words.next(), words.next(), words.next()) {
+            (Some("done"), ..) => None,
+            (Some("child"), Some(pid), _) => pid.parse().ok().map(Orphan::Known),
+            (Some("forking"), Some(uaddr), Some(last)) => {
+                match (u64::from_str_radix(uaddr, 16), last.parse()) {
+                    (Ok(uaddr), Ok(last_pid)) => Some(Orphan::Unknown { uaddr, last_pid }),
+                    _ => None,
+                }
+            }
+            _ => orphan,
+        };
+    }
+    orphan
+}
+
+/// Finds the child an injected fork left running when rdlv-snap died mid
+/// fork: it returned from the "futex" into Go's wait loop and sleeps again
+/// on the same futex word, alone in its process. A child the program
+/// forked itself (os/exec) never waits on a runtime futex.
+fn find_unknown_orphan(target: u32, uaddr: u64, last_pid: u32) -> Option<u32> {
+    let exe = std::fs::read_link(proc::proc_dir(target).join("exe")).ok()?;
+    let wanted = format!("202 0x{uaddr:x} ");
+    let dir = std::fs::read_dir("/proc").ok()?;
+    for entry in dir.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if child <= last_pid {
+            continue;
+        }
+        let Ok(status) = proc::read_status(child) else {
+            continue;
+        };
+        if status.ppid != target || status.threads != 1 {
+            continue;
+        }
+        let syscall =
+            std::fs::read_to_string(proc::proc_dir(child).join("syscall")).unwrap_or_default();
+        let same_exe =
+            std::fs::read_link(proc::proc_dir(child).join("exe")).ok() == Some(exe.clone());
+        if same_exe && syscall.starts_with(&wanted) {
+            return Some(child);
+        }
+    }
+    None
+}
+
+/// Body of the sentinel process. Returns the exit code.
+pub fn run_sentinel(target: &str) -> i32 {
+    use std::io::Read;
+    let Ok(target) = target.parse::<u32>() else {
+        return 2;
+    };
+    // A Ctrl-C reaches the whole process group: rdlv-snap cleans up on it
+    // itself, and the sentinel must outlive it in case it cannot.
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: setting a signal to SIG_IGN.
+        unsafe { libc::signal(signal, libc::SIG_IGN) };
+    }
+    let mut input = String::new();
+    // Reads until rdlv-snap closes the pipe, by choice or by dying.
+    let _ = std::io::stdin().take(1 << 16).read_to_string(&mut input);
+    let child = match sentinel_orphan(&input) {
+        None => return 0,
+        Some(Orphan::Known(child)) => child,
+        Some(Orphan::Unknown { uaddr, last_pid }) => {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            loop {
+                if let Some(child) = find_unknown_orphan(target, uaddr, last_pid) {
+                    // SAFETY: kill(2) on the orphan identified above.
+                    unsafe { libc::kill(child as libc::pid_t, libc::SIGKILL) };
+                    break child;
+                }
+                if Instant::now() > deadline {
+                    return 0;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    };
+    let never = AtomicI32::new(0);
+    let deadline = Instant::now() + SENTINEL_PATIENCE;
+    while Instant::now() < deadline {
+        let Ok(status) = proc::read_status(child) else {
+            return 0;
+        };
+        if status.ppid != target {
+            return 0;
+        }
+        // Still traced by the dying rdlv-snap, or not yet exited: wait.
+        if status.state == 'Z' && status.tracer_pid == 0 {
+            if let Ok(report) = reap(target, child, Duration::from_secs(1), &never) {
+                if report.reaped {
+                    eprintln!(
+                        "rdlv-snap: reaped the forked child {child} of process {target} left behind by an interrupted --cow capture"
+                    );
+                    return 0;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    eprintln!("rdlv-snap: could not reap the forked child {child} of process {target}");
+    1
+}
+
 /// Mappings whose contents the child does not hold as the parent did at the
 /// fork: MADV_DONTFORK (`dc`, absent in the child), MADV_WIPEONFORK (`wf`,
 /// zero in the child) and shared writable mappings (the parent keeps
@@ -1064,6 +1292,25 @@ mod tests {
     }
 
     #[test]
+    fn sentinel_reaps_only_an_unfinished_child() {
+        assert_eq!(sentinel_orphan(""), None);
+        assert_eq!(
+            sentinel_orphan("forking c000012345 977\n"),
+            Some(Orphan::Unknown {
+                uaddr: 0xc000012345,
+                last_pid: 977
+            })
+        );
+        assert_eq!(
+            sentinel_orphan("forking c000012345 977\nchild 42\n"),
+            Some(Orphan::Known(42))
+        );
+        assert_eq!(sentinel_orphan("forking 10 1\nchild 42\ndone\n"), None);
+        assert_eq!(sentinel_orphan("forking 10 1\ndone\n"), None);
+        assert_eq!(sentinel_orphan("child x\n"), None);
+    }
+
+    #[test]
     fn parses_kib_fields() {
         let text = "Rss:  100 kB\nPrivate_Dirty:    12 kB\nVmPTE:\t  8 kB\n";
         assert_eq!(kib_field(text, "Private_Dirty"), Some(12 * 1024));
@@ -1122,7 +1369,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         let frozen = Frozen::freeze(pid, Duration::from_secs(5), &NO_ABORT, &[]).unwrap();
         let before = frozen.registers().unwrap();
-        let err = ForkedImage::fork(pid, &frozen).err().unwrap();
+        let err = ForkedImage::fork(pid, &frozen, None).err().unwrap();
         assert!(matches!(err, CowError::NoHostThread), "{err}");
         let after = frozen.registers().unwrap();
         assert_eq!(before[0].regs.rip, after[0].regs.rip);
@@ -1198,7 +1445,7 @@ func main() {
             let frozen = Frozen::freeze(pid, Duration::from_secs(5), &NO_ABORT, &[]).unwrap();
             let before = frozen.registers().unwrap();
             let frozen_value = read_u64(pid, addr);
-            let image = ForkedImage::fork(pid, &frozen).unwrap();
+            let image = ForkedImage::fork(pid, &frozen, None).unwrap();
             let after = frozen.registers().unwrap();
             for (b, a) in before.iter().zip(&after) {
                 assert_eq!(b.tid, a.tid);

@@ -153,6 +153,10 @@ fn human_bytes(bytes: u64) -> String {
 }
 
 fn main() {
+    let mut args = std::env::args();
+    if args.nth(1).as_deref() == Some(cow::SENTINEL_ARG) {
+        std::process::exit(cow::run_sentinel(&args.next().unwrap_or_default()));
+    }
     let cli = Cli::parse();
     install_signal_handlers();
     let options = capture::Options {

@@ -8,16 +8,21 @@
 //! parsing of the Go runtime, the pclntab, DWARF and values. Every command
 //! of the command line and of the REPL then runs on each hostile snapshot
 //! under a watchdog, and must end with exit code 0, 1 or 3, print no panic,
-//! finish within [`COMMAND_TIMEOUT`] and stay under [`MAX_RSS_KIB`].
+//! use less than [`COMMAND_TIMEOUT`] of CPU and stay under [`MAX_RSS_KIB`].
 //!
 //! Mutations come from a fixed-seed xorshift generator, so a failure names
-//! its class, variant label and seed and is reproduced by running the test
-//! again; the failing snapshot is also kept under
-//! `target/robust-failures/`. `RDLV_ROBUST_ROUNDS=N` changes the number of
+//! its class, variant label and seed. Each run captures a fresh baseline (a
+//! live process: other addresses), so the same seed damages slightly
+//! different bytes from run to run; the failing snapshot itself is kept
+//! under `target/robust-failures/` as the exact reproduction.
+//! `RDLV_ROBUST_ROUNDS=N` changes the number of
 //! random variants per class (default [`DEFAULT_ROUNDS`]);
+//! `RDLV_ROBUST_SEED=N` runs only seed N of each class and keeps its
+//! snapshot under `target/robust-failures/` (to inspect one variant);
 //! `RDLV_ROBUST_FULL=1` runs every standalone command on every variant
-//! (by default each variant runs the whole REPL script plus three standalone
-//! commands, rotating, so every standalone command runs several times per class).
+//! (by default each variant runs the whole REPL script plus
+//! [`STANDALONE_PER_VARIANT`] standalone commands, rotating, so every
+//! standalone command runs a few times per class).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -33,8 +38,16 @@ use rdlv_format::{
     WriteOptions,
 };
 
-/// Longest a single `rdlv` invocation may run (a hang is a failure).
+/// CPU time (user + system, all threads) a single `rdlv` invocation may
+/// use: more is a hang. CPU rather than wall time, so a loaded machine (other
+/// test binaries, other builds) does not turn slowness into false hangs.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Wall-clock backstop for an invocation that sleeps or blocks instead of computing.
+const WALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs slower than this are listed (not failed): a hang in the making.
+const SLOW_RUN: Duration = Duration::from_secs(5);
 
 /// Peak resident set allowed to one `rdlv` invocation: 2 GiB, in KiB.
 const MAX_RSS_KIB: u64 = 2 << 20;
@@ -44,6 +57,10 @@ const MAX_STDOUT_BYTES: u64 = 256 << 20;
 
 /// Random variants per mutation class unless `RDLV_ROBUST_ROUNDS` says otherwise.
 const DEFAULT_ROUNDS: u64 = 30;
+
+/// Standalone commands run on each variant (rotating through the list)
+/// besides the whole REPL script, unless `RDLV_ROBUST_FULL=1`.
+const STANDALONE_PER_VARIANT: usize = 2;
 
 /// Failing snapshots kept per class under `target/robust-failures/`.
 const KEPT_FAILURES_PER_CLASS: usize = 4;
@@ -576,6 +593,24 @@ fn drain(
     })
 }
 
+/// User plus system CPU time of a live process, from `/proc/PID/stat`.
+fn cpu_time(pid: i32) -> Duration {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the parenthesized command name; utime and stime are 14 and 15.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 1000 / ticks_per_s)
+}
+
 fn vm_rss_kib(pid: i32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -627,7 +662,7 @@ fn run_bounded(args: &[OsString]) -> Outcome {
             peak_polled = peak_polled.max(rss);
             let verdict = if rss > MAX_RSS_KIB {
                 Some(Exit::OverMemory)
-            } else if start.elapsed() > COMMAND_TIMEOUT {
+            } else if start.elapsed() > WALL_TIMEOUT || cpu_time(pid) > COMMAND_TIMEOUT {
                 Some(Exit::TimedOut)
             } else {
                 None
@@ -676,7 +711,9 @@ fn verdict(out: &Outcome) -> Option<String> {
         Exit::Code(101) => Some("panic (exit 101)".to_string()),
         Exit::Code(c) => Some(format!("exit code {c}")),
         Exit::Signal(s) => Some(format!("killed by signal {s}")),
-        Exit::TimedOut => Some(format!("hang: still running after {COMMAND_TIMEOUT:?}")),
+        Exit::TimedOut => Some(format!(
+            "hang: over {COMMAND_TIMEOUT:?} of CPU or {WALL_TIMEOUT:?} of wall time"
+        )),
         Exit::OverMemory => Some(format!("resident memory over {} MiB", MAX_RSS_KIB >> 10)),
     };
     let problem = problem.or_else(|| {
@@ -770,7 +807,7 @@ fn repl_script(base: &Baseline) -> Vec<String> {
         "print main.cfg.Tags[1]".into(),
         "print *main.cfgPtr".into(),
         "print main.cfg.Limits[\"rps\"]".into(),
-        "vars main.b".into(),
+        "vars main".into(),
         "threads".into(),
         format!("thread {tid}"),
         "sched".into(),
@@ -817,8 +854,8 @@ fn exercise(class: &str, base: &Baseline, hostiles: impl Iterator<Item = Hostile
         let chosen: Vec<&Vec<String>> = if full {
             standalone.iter().collect()
         } else {
-            (0..3)
-                .map(|k| &standalone[(index * 3 + k) % standalone.len()])
+            (0..STANDALONE_PER_VARIANT)
+                .map(|k| &standalone[(index * STANDALONE_PER_VARIANT + k) % standalone.len()])
                 .collect()
         };
         for words in chosen {
@@ -831,6 +868,12 @@ fn exercise(class: &str, base: &Baseline, hostiles: impl Iterator<Item = Hostile
             let out = run_bounded(&args);
             runs += 1;
             peak_rss = peak_rss.max(out.max_rss_kib);
+            if out.elapsed > SLOW_RUN {
+                eprintln!(
+                    "robust {class}: slow run ({:?}): variant {} command `{name}`",
+                    out.elapsed, hostile.label
+                );
+            }
             if out.elapsed > slowest.0 {
                 slowest = (out.elapsed, format!("{} / {name}", hostile.label));
             }
@@ -857,7 +900,7 @@ fn exercise(class: &str, base: &Baseline, hostiles: impl Iterator<Item = Hostile
                 }
             }
             if kept.is_none() && failures.len() < KEPT_FAILURES_PER_CLASS {
-                let name = format!("{class}-{}.snap", hostile.label.replace(['/', ' '], "_"));
+                let name = format!("{class}-{}.snap", file_label(&hostile.label));
                 let path = keep_dir.join(name);
                 if std::fs::create_dir_all(&keep_dir).is_ok() && std::fs::copy(&snap, &path).is_ok()
                 {
@@ -1498,7 +1541,36 @@ fn run_class(
     make: fn(&Baseline, u64) -> Hostile,
 ) -> Vec<Failure> {
     let base = baseline(variant);
-    exercise(class, base, (0..rounds).map(|seed| make(base, seed)))
+    match only_seed() {
+        Some(seed) => {
+            // Reproduction mode: one seed, its snapshot kept.
+            let hostile = make(base, seed);
+            let keep_dir = target_dirs().0.join("robust-failures");
+            let path = keep_dir.join(format!("{class}-{}.snap", file_label(&hostile.label)));
+            std::fs::create_dir_all(&keep_dir).expect("create robust-failures dir");
+            hostile.write(&path, &base.exe_name);
+            eprintln!("robust {class}: seed {seed} written to {}", path.display());
+            exercise(class, base, std::iter::once(hostile))
+        }
+        None => exercise(class, base, (0..rounds).map(|seed| make(base, seed))),
+    }
+}
+
+/// `RDLV_ROBUST_SEED=N`: run only seed N of each class and keep its snapshot.
+fn only_seed() -> Option<u64> {
+    std::env::var("RDLV_ROBUST_SEED").ok()?.parse().ok()
+}
+
+/// A file name part for a variant label, tagged with this test process's id:
+/// every run captures a fresh baseline (other addresses), so a seed alone
+/// does not reproduce a failure; the kept snapshot does, and a later run
+/// must not overwrite it.
+fn file_label(label: &str) -> String {
+    format!(
+        "{}-run{}",
+        label.replace(['/', ' '], "_"),
+        std::process::id()
+    )
 }
 
 #[test]
@@ -1557,4 +1629,42 @@ fn hostile_embedded_executable() {
         executable_damage,
     ));
     assert_no_failures("exe", failures);
+}
+
+#[test]
+fn rng_is_deterministic_and_classes_differ() {
+    let draw = |class: &str, seed: u64| {
+        let mut rng = Rng::new(class, seed);
+        (0..4).map(|_| rng.next_u64()).collect::<Vec<_>>()
+    };
+    assert_eq!(draw("flip", 3), draw("flip", 3));
+    assert_ne!(draw("flip", 3), draw("flip", 4));
+    assert_ne!(draw("flip", 3), draw("huge", 3));
+    let mut rng = Rng::new("below", 0);
+    assert!((0..1000).all(|_| rng.below(7) < 7));
+}
+
+#[test]
+fn memory_slices_never_cross_regions() {
+    let mut memory = Memory {
+        regions: vec![(0x1000, vec![1; 0x100]), (0x1100, vec![2; 0x100])],
+    };
+    assert_eq!(memory.read_u64(0x10f8), Some(0x0101_0101_0101_0101));
+    // Bytes 0x10fc..0x1104 straddle two regions: refused rather than stitched.
+    assert_eq!(memory.read_u64(0x10fc), None);
+    assert_eq!(memory.read_u64(0xff8), None);
+    assert_eq!(memory.read_u64(0x11f9), None);
+    assert!(memory.write_u64(0x1100, u64::MAX));
+    assert_eq!(memory.read_u64(0x1100), Some(u64::MAX));
+    assert_eq!(
+        memory.pieces_within(0x1080, 0x1180),
+        vec![(0x1080, 0x1100), (0x1100, 0x1180)]
+    );
+    let pieces = memory.pieces_within(0, u64::MAX);
+    let mut rng = Rng::new("words", 1);
+    for _ in 0..100 {
+        let at = Memory::random_word(&mut rng, &pieces).expect("a word");
+        assert_eq!(at % 8, 0);
+        assert!(memory.read_u64(at).is_some(), "{at:#x} not readable");
+    }
 }

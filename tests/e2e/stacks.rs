@@ -434,15 +434,15 @@ fn raw_blocks(text: &str) -> Vec<(u64, String)> {
         .collect()
 }
 
-/// With `GODEBUG=tracebackancestors=3` the runtime appends the creators'
-/// stacks (`[originating from goroutine N]:`); rdlv prints the same from
-/// `g.ancestors`.
-#[test]
-fn ancestors_match_runtime_stack() {
-    let binary = build_corpus("parked", DEFAULT_GO, Variant::Default);
-    let target = Target::spawn_with_env(&binary, &[], &[("GODEBUG", "tracebackancestors=3")]);
+/// Runs `parked` (Go `version`, default build) with `godebug`, captures it,
+/// and compares every block of `rdlv goroutines --format go` with the
+/// oracle's text byte for byte (machinery and running goroutines excluded).
+/// Returns (blocks compared, blocks containing `marker`).
+fn compare_raw_with_godebug(version: &str, godebug: &str, marker: &str) -> (usize, usize) {
+    let binary = build_corpus("parked", version, Variant::Default);
+    let target = Target::spawn_with_env(&binary, &[], &[("GODEBUG", godebug)]);
     let snap = target.capture(&[]);
-    // The harness's stacks parser does not know ancestor sections: read the
+    // The harness's stacks parser does not know these sections: read the
     // oracle's text directly.
     let done = target.oracle_dir().join("done");
     target.signal(libc::SIGUSR1);
@@ -468,7 +468,7 @@ fn ancestors_match_runtime_stack() {
         describe_output("goroutines --format go", &out)
     );
     let ours = raw_blocks(&String::from_utf8_lossy(&out.stdout));
-    let mut with_ancestors = 0;
+    let mut marked = 0;
     let mut compared = 0;
     for (id, want_text) in raw_blocks(&stacks) {
         // Own part of the block, before any ancestor section.
@@ -477,20 +477,35 @@ fn ancestors_match_runtime_stack() {
             .next()
             .unwrap_or_default();
         let header = own.lines().next().unwrap_or_default();
-        let machinery = own.contains("corpus/internal/oracle.") || own.contains("os/signal.");
+        let machinery = own.contains("corpus/internal/oracle.serve")
+            || own.contains("corpus/internal/oracle.AllStacks")
+            || own.contains("os/signal.");
         if machinery || header.contains("[running") || header.contains("[runnable") {
             continue;
         }
         compared += 1;
-        if want_text.contains("[originating from goroutine") {
-            with_ancestors += 1;
+        if want_text.contains(marker) {
+            marked += 1;
         }
         let got = ours.iter().find(|(g, _)| *g == id).map(|(_, t)| t.as_str());
-        assert_eq!(got, Some(want_text.as_str()), "goroutine {id}");
+        assert_eq!(got, Some(want_text.as_str()), "goroutine {id} ({godebug})");
     }
     assert!(
         compared >= 20,
         "only {compared} goroutines compared:\n{stacks}"
+    );
+    (compared, marked)
+}
+
+/// With `GODEBUG=tracebackancestors=3` the runtime appends the creators'
+/// stacks (`[originating from goroutine N]:`); rdlv prints the same from
+/// `g.ancestors`.
+#[test]
+fn ancestors_match_runtime_stack() {
+    let (_, with_ancestors) = compare_raw_with_godebug(
+        DEFAULT_GO,
+        "tracebackancestors=3",
+        "[originating from goroutine",
     );
     assert!(
         with_ancestors >= 10,
@@ -498,10 +513,24 @@ fn ancestors_match_runtime_stack() {
     );
 }
 
+/// Go 1.26+ with `GODEBUG=tracebacklabels=1` prints pprof labels in the
+/// header (1.26: `[chan receive labels:{"request": "r-42", "tenant": "acme"}]`,
+/// 1.27: `[chan receive] {request: "r-42", tenant: acme}`);
+/// rdlv reads the setting from `runtime.debug` and prints the same.
+#[test]
+fn traceback_labels_match_runtime_stack() {
+    // 1.26 prints them inside the brackets, 1.27 after them.
+    for (version, marker) in [(DEFAULT_GO, " labels:{"), ("1.27.3", "] {")] {
+        let (_, labelled) = compare_raw_with_godebug(version, "tracebacklabels=1", marker);
+        assert_eq!(labelled, 1, "go{version}: one labelled goroutine expected");
+    }
+}
+
 /// A thread inside cgo C code: `threads --stacks` unwinds the C frames of the
 /// executable with its `.eh_frame` (named from `.symtab`) down to
 /// `runtime.asmcgocall`; the goroutine shows its Go frames from
-/// `syscallsp/pc` exactly like the runtime (`main._Cfunc_outer`).
+/// `syscallsp/pc` exactly like the runtime (`main._Cfunc_spin_outer`).
+/// A thread asleep in libc unwinds through libc's own CFI.
 #[test]
 fn cgo_native_frames() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -511,9 +540,12 @@ fn cgo_native_frames() {
         r#"package main
 
 /*
+#include <unistd.h>
 static volatile long counter;
-static int __attribute__((noinline)) inner(int n) { for (;;) { counter++; } return n; }
-static int __attribute__((noinline)) outer(int n) { return inner(n) * 2; }
+static int __attribute__((noinline)) spin_inner(int n) { for (;;) { counter++; } return n; }
+static int __attribute__((noinline)) spin_outer(int n) { return spin_inner(n) * 2; }
+static int __attribute__((noinline)) sleep_inner(int n) { sleep(n); return n + 1; }
+static int __attribute__((noinline)) sleep_outer(int n) { return sleep_inner(n) * 2; }
 */
 import "C"
 
@@ -523,10 +555,12 @@ import (
 	"time"
 )
 
-func callC() { C.outer(1) }
+func spin()  { C.spin_outer(1) }
+func doze()  { C.sleep_outer(3600) }
 
 func main() {
-	go callC()
+	go spin()
+	go doze()
 	time.Sleep(300 * time.Millisecond)
 	fmt.Println("READY", os.Getpid())
 	select {}
@@ -560,26 +594,44 @@ func main() {
         describe_output("threads --stacks", &out)
     );
     let threads: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let in_c = threads
-        .as_array()
-        .expect("array")
+    let stack_of = |first: &str| -> Vec<String> {
+        threads
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|t| {
+                t["frames"]
+                    .as_array()
+                    .map(|f| {
+                        f.iter()
+                            .filter_map(|f| f["func"].as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .find(|names: &Vec<String>| names.iter().any(|n| n.starts_with(first)))
+            .unwrap_or_else(|| panic!("no thread with {first}: {threads}"))
+    };
+    // Busy in the executable's own C code: .eh_frame all the way.
+    let spin = stack_of("spin_inner");
+    assert!(spin[0].starts_with("spin_inner"), "{spin:?}");
+    assert!(spin[1].starts_with("spin_outer"), "{spin:?}");
+    assert!(spin[2].contains("_Cfunc_spin_outer"), "{spin:?}");
+    assert_eq!(spin[3], "runtime.asmcgocall", "{spin:?}");
+    // Asleep in libc: the library's own CFI (found through its in-memory
+    // ELF headers), then the executable's C frames.
+    let doze = stack_of("sleep_inner");
+    let at = doze
         .iter()
-        .find(|t| {
-            t["frames"][0]["func"]
-                .as_str()
-                .is_some_and(|f| f.starts_with("inner"))
-        })
-        .unwrap_or_else(|| panic!("no thread in the C function inner: {threads}"));
-    let names: Vec<&str> = in_c["frames"]
-        .as_array()
-        .expect("frames")
-        .iter()
-        .filter_map(|f| f["func"].as_str())
-        .collect();
-    assert!(names.len() >= 4, "{names:?}");
-    assert!(names[1].starts_with("outer"), "{names:?}");
-    assert!(names[2].contains("_Cfunc_outer"), "{names:?}");
-    assert_eq!(names[3], "runtime.asmcgocall", "{names:?}");
+        .position(|n| n.starts_with("sleep_inner"))
+        .expect("sleep_inner");
+    assert!(
+        at >= 1 && doze[..at].iter().all(|n| n.starts_with("libc")),
+        "{doze:?}"
+    );
+    assert!(doze[at + 1].starts_with("sleep_outer"), "{doze:?}");
+    assert!(doze[at + 2].contains("_Cfunc_sleep_outer"), "{doze:?}");
+    assert_eq!(doze[at + 3], "runtime.asmcgocall", "{doze:?}");
 
     let out = run_rdlv(&[
         "goroutines".as_ref(),
@@ -589,7 +641,11 @@ func main() {
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("[syscall]:\nmain._Cfunc_outer(0x1)\n\t_cgo_gotypes.go:"),
+        text.contains("[syscall]:\nmain._Cfunc_spin_outer(0x1)\n\t_cgo_gotypes.go:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[syscall]:\nmain._Cfunc_sleep_outer(0xe10)\n\t_cgo_gotypes.go:"),
         "{text}"
     );
 }

@@ -723,18 +723,7 @@ func main() {
 }
 "#;
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("go.mod"), "module growing\ngo 1.21\n").expect("go.mod");
-    std::fs::write(dir.path().join("main.go"), SRC).expect("main.go");
-    let exe = dir.path().join("growing");
-    let status = std::process::Command::new(rdlv_e2e::go_toolchain("1.21.13"))
-        .args(["build", "-o"])
-        .arg(&exe)
-        .arg(".")
-        .current_dir(dir.path())
-        .env("GOTOOLCHAIN", "local")
-        .status()
-        .expect("go build");
-    assert!(status.success(), "go build failed");
+    let exe = build_program(SRC, "1.21.13", dir.path());
     let program = Target::spawn(&exe, &[]);
     let snap = program.capture(&[]);
     let target = rdlv_analyze::Target::open(snap.path(), None).expect("open snapshot");
@@ -791,18 +780,23 @@ fn frame_of(target: &rdlv_analyze::Target, func: &str) -> Option<(u64, usize)> {
     let gs = rt.goroutines().expect("goroutines");
     gs.iter().find_map(|g| {
         let frames = rdlv_analyze::runtime::frames_of(g);
-        frames.iter().position(|f| f.function == func).map(|i| (g.g.goid, i))
+        frames
+            .iter()
+            .position(|f| f.function == func)
+            .map(|i| (g.g.goid, i))
     })
 }
 
 fn scope_json(session: &Session<'_>, goid: u64, frame: usize) -> Vec<(String, bool, Json)> {
     big_stack(|| {
         session.with_program(|prog| {
-            let (_, scope) = frame::goroutine_scope(session.target, prog, goid, frame).expect("scope");
+            let (_, scope) =
+                frame::goroutine_scope(session.target, prog, goid, frame).expect("scope");
             scope
                 .iter()
                 .map(|v| {
-                    let j: Json = serde_json::from_str(&json::to_json(&load_var(prog, v))).expect("json");
+                    let j: Json =
+                        serde_json::from_str(&json::to_json(&load_var(prog, v))).expect("json");
                     (v.name.clone(), v.is_arg, j)
                 })
                 .collect()
@@ -825,20 +819,43 @@ fn generic_running_and_inlined_frames_go126() {
         .or_else(|| frame_of(&target, "main.genericWait[go.shape.string]"))
         .expect("a goroutine in main.genericWait");
     let vars = scope_json(&session, goid, idx);
-    let ch = vars.iter().find(|v| v.0 == "ch").unwrap_or_else(|| panic!("no ch in {vars:?}"));
-    assert_eq!(ch.2["$chan"], Json::from("string"), "ch resolved through .dict: {vars:?}");
-    assert!(vars.iter().all(|v| v.0 != ".dict"), ".dict is an implementation detail: {vars:?}");
+    let ch = vars
+        .iter()
+        .find(|v| v.0 == "ch")
+        .unwrap_or_else(|| panic!("no ch in {vars:?}"));
+    assert_eq!(
+        ch.2["$chan"],
+        Json::from("string"),
+        "ch resolved through .dict: {vars:?}"
+    );
+    assert!(
+        vars.iter().all(|v| v.0 != ".dict"),
+        ".dict is an implementation detail: {vars:?}"
+    );
     // Channels list the goroutines blocked on them.
     for (func, key) in [("main.chanSend", "senders"), ("main.chanRecv", "receivers")] {
-        let (goid, idx) = frame_of(&target, func).unwrap_or_else(|| panic!("no goroutine in {func}"));
+        let (goid, idx) =
+            frame_of(&target, func).unwrap_or_else(|| panic!("no goroutine in {func}"));
         let vars = scope_json(&session, goid, idx);
-        let ch = vars.iter().find(|v| v.0 == "ch").unwrap_or_else(|| panic!("no ch in {func}: {vars:?}"));
-        assert_eq!(ch.2[key], Json::from(vec![goid]), "{func}: ch.{key} is the blocked goroutine {goid}: {:?}", ch.2);
+        let ch = vars
+            .iter()
+            .find(|v| v.0 == "ch")
+            .unwrap_or_else(|| panic!("no ch in {func}: {vars:?}"));
+        assert_eq!(
+            ch.2[key],
+            Json::from(vec![goid]),
+            "{func}: ch.{key} is the blocked goroutine {goid}: {:?}",
+            ch.2
+        );
     }
     // The busy goroutine runs sync/atomic.(*Uint64).Add(&spinCount, 1).
-    let (goid, idx) = frame_of(&target, "sync/atomic.(*Uint64).Add").expect("the running goroutine");
+    let (goid, idx) =
+        frame_of(&target, "sync/atomic.(*Uint64).Add").expect("the running goroutine");
     let vars = scope_json(&session, goid, idx);
-    let delta = vars.iter().find(|v| v.0 == "delta").unwrap_or_else(|| panic!("no delta in {vars:?}"));
+    let delta = vars
+        .iter()
+        .find(|v| v.0 == "delta")
+        .unwrap_or_else(|| panic!("no delta in {vars:?}"));
     assert_eq!(delta.2, Json::from(1), "{vars:?}");
     drop(program);
 
@@ -848,7 +865,12 @@ fn generic_running_and_inlined_frames_go126() {
     let snap = program.capture(&[]);
     let target = rdlv_analyze::Target::open(snap.path(), None).expect("open snapshot");
     let session = Session::open(&target);
-    for func in ["main.inlineC", "main.inlineB", "main.inlineA", "main.inlineRoot"] {
+    for func in [
+        "main.inlineC",
+        "main.inlineB",
+        "main.inlineA",
+        "main.inlineRoot",
+    ] {
         let (goid, idx) = frame_of(&target, func).unwrap_or_else(|| panic!("no frame {func}"));
         let vars = scope_json(&session, goid, idx);
         assert!(
@@ -924,17 +946,32 @@ func main() {
         pairs.sort_by_key(|p| p[0].to_string());
         Json::from(pairs)
     };
-    let want_keys = sorted((0..20).map(|i| Json::from(vec![big(i), Json::from(i)])).collect());
-    let want_elems = sorted((0..20).map(|i| Json::from(vec![Json::from(i), big(i)])).collect());
+    let want_keys = sorted(
+        (0..20)
+            .map(|i| Json::from(vec![big(i), Json::from(i)]))
+            .collect(),
+    );
+    let want_elems = sorted(
+        (0..20)
+            .map(|i| Json::from(vec![Json::from(i), big(i)]))
+            .collect(),
+    );
     let want_small = serde_json::json!([["a", true], ["b", false]]);
     big_stack(|| {
         session.with_program(|prog| {
             let ev = Evaluator::new(prog, Vec::new());
-            for (expr, want) in [("main.bigKeys", &want_keys), ("main.bigElems", &want_elems), ("main.small", &want_small)] {
+            for (expr, want) in [
+                ("main.bigKeys", &want_keys),
+                ("main.bigElems", &want_elems),
+                ("main.small", &want_small),
+            ] {
                 let v = ev.eval_str(expr, LoadConfig::canonical()).expect("eval");
-                compare(&format!("go{go} {expr}"), want, &json::to_json(&v)).unwrap_or_else(|e| panic!("{e}"));
+                compare(&format!("go{go} {expr}"), want, &json::to_json(&v))
+                    .unwrap_or_else(|e| panic!("{e}"));
             }
-            let v = ev.eval_str("main.bigElems[7][19]", LoadConfig::canonical()).expect("index an indirect elem");
+            let v = ev
+                .eval_str("main.bigElems[7][19]", LoadConfig::canonical())
+                .expect("index an indirect elem");
             assert_eq!(json::to_json(&v), "-7");
         })
     });
@@ -948,4 +985,24 @@ fn indirect_map_slots_go126() {
 #[test]
 fn indirect_map_slots_go121() {
     indirect_map_slots("1.21.13");
+}
+
+#[test]
+fn values_go122_default() {
+    assert_all_located_match(check_config("1.22.10", Variant::Default));
+}
+
+#[test]
+fn values_go123_default() {
+    assert_all_located_match(check_config("1.23.9", Variant::Default));
+}
+
+#[test]
+fn values_go125_default() {
+    assert_all_located_match(check_config("1.25.5", Variant::Default));
+}
+
+#[test]
+fn values_go126_nocgo() {
+    assert_all_located_match(check_config("1.26", Variant::NoCgo));
 }

@@ -113,6 +113,9 @@ pub struct FrameVarsArgs {
     /// Frame index in `bt` (0 = innermost).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub frame: usize,
+    /// Full values on several lines (Delve's `-v`) instead of one-line summaries.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ValueFormat::Text)]
     pub format: ValueFormat,
@@ -127,6 +130,8 @@ pub type LocalsArgs = FrameVarsArgs;
 pub type ArgsArgs = FrameVarsArgs;
 
 /// Parses a REPL line (`print -g 5 main.cfg`) into one of the Args structs.
+// Offered to the REPL, which currently has its own parser.
+#[allow(dead_code)]
 pub fn parse_args<T: Parser>(words: &[&str]) -> Result<T, clap::Error> {
     T::try_parse_from(std::iter::once("rdlv").chain(words.iter().copied()))
 }
@@ -274,11 +279,34 @@ fn run_frame_vars(
         .filter(|v| v.is_arg == want_args)
         .filter(|v| re.as_ref().is_none_or(|r| r.is_match(&v.name)))
         .collect();
-    let cfg = args.limits.config(args.format);
     let format = args.format;
-    let text = with_big_stack(|| render_vars(&prog, &vars, cfg, format))?;
+    let text = with_big_stack(|| match (format, args.verbose) {
+        (ValueFormat::Json, _) => render_vars(&prog, &vars, LoadConfig::canonical(), format),
+        (ValueFormat::Text, true) => render_vars(&prog, &vars, args.limits.config(format), format),
+        (ValueFormat::Text, false) => summary_lines(&prog, &vars, &args.limits, want_args),
+    })?;
     out.write_all(text.as_bytes())?;
     Ok(())
+}
+
+/// Delve's `locals`/`args` lines: `name = value` on one line each, loaded
+/// with `ShortLoadConfig` (string limit still configurable).
+fn summary_lines(prog: &Program<'_>, vars: &[ScopeVar], limits: &LimitArgs, args: bool) -> String {
+    let mut cfg = LoadConfig::delve_locals();
+    if let Some(n) = limits.max_string_len {
+        cfg.max_string_len = n;
+    }
+    if vars.is_empty() {
+        return if args { "(no args)\n" } else { "(no locals)\n" }.to_string();
+    }
+    let mut s = String::new();
+    for v in vars {
+        s.push_str(&v.name);
+        s.push_str(" = ");
+        s.push_str(&text::render_single_line(&load_var(prog, v, cfg.clone())));
+        s.push('\n');
+    }
+    s
 }
 
 /// Loads and renders frame variables: `name = value` lines, or one JSON object.
@@ -349,6 +377,8 @@ pub fn global_names(target: &Target) -> Vec<String> {
         .unwrap_or_default()
 }
 
+// For `bt -full` (the `bt` command lives in cli/stacks.rs).
+#[allow(dead_code)]
 /// `bt -full` support: `name = value` lines (single-line Delve form) for the
 /// arguments and locals of frame `frame` of goroutine `goid`.
 pub fn frame_locals_lines(target: &Target, goid: u64, frame: usize) -> anyhow::Result<Vec<String>> {
@@ -604,6 +634,7 @@ mod dev_tests {
                     regex: None,
                     goroutine: goid,
                     frame: f,
+                    verbose: false,
                     format: ValueFormat::Json,
                     limits: LimitArgs::default(),
                 };

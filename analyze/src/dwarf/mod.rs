@@ -819,10 +819,8 @@ impl DwarfInfo {
                         inlines.push(depth);
                     }
                 }
-                gimli::DW_TAG_lexical_block => {
-                    if !self.die_contains(unit, entry, pc)? {
-                        skip_below = Some(depth);
-                    }
+                gimli::DW_TAG_lexical_block if !self.die_contains(unit, entry, pc)? => {
+                    skip_below = Some(depth);
                 }
                 tag @ (gimli::DW_TAG_formal_parameter | gimli::DW_TAG_variable) => {
                     if inlines.len() as u32 != inline_depth {

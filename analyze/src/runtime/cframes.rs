@@ -97,29 +97,159 @@ impl<'b> NativeUnwinder<'b> {
         let row = eh
             .unwind_info_for_address(&bases, &mut ctx, lookup, EhFrame::cie_from_offset)
             .ok()?;
-        let cfa = match row.cfa() {
-            CfaRule::RegisterAndOffset { register, offset } => {
-                let base = if *register == X86_64::RSP {
-                    sp
-                } else if *register == X86_64::RBP {
-                    bp
-                } else {
-                    return None;
-                };
-                base.checked_add_signed(*offset)?
-            }
-            CfaRule::Expression(_) => return None,
-        };
-        let ra = match row.register(X86_64::RA) {
-            Some(RegisterRule::Offset(o)) => mem.read_u64(cfa.checked_add_signed(o)?).ok()?,
-            _ => return None,
-        };
-        let new_bp = match row.register(X86_64::RBP) {
-            Some(RegisterRule::Offset(o)) => mem.read_u64(cfa.checked_add_signed(o)?).ok()?,
-            _ => bp,
-        };
-        Some((ra, cfa, new_bp))
+        apply_row(row, mem, sp, bp)
     }
+}
+
+/// Bound on a library's `.eh_frame_hdr` and `.eh_frame` read from memory or disk.
+const MAX_EH_BYTES: u64 = 16 << 20;
+/// `PT_GNU_EH_FRAME`.
+const PT_GNU_EH_FRAME: u32 = 0x6474_e550;
+
+/// CFI of one shared library, located through its in-memory ELF headers.
+struct LibraryCfi {
+    /// Runtime address of the library's first mapping (its ELF header).
+    base: u64,
+    /// Path, for naming frames.
+    name: String,
+    hdr_addr: u64,
+    hdr: Vec<u8>,
+    eh_addr: u64,
+    eh: Vec<u8>,
+}
+
+/// Reads `len` bytes at `addr` of a mapped file: from the snapshot, else
+/// from the file itself when it exists on this machine at the same path.
+fn read_mapped(
+    rt: &Runtime<'_>,
+    maps: &[rdlv_format::Mapping],
+    addr: u64,
+    len: u64,
+) -> Option<Vec<u8>> {
+    if len > MAX_EH_BYTES {
+        return None;
+    }
+    if let Ok(v) = rt.mem().read_vec(addr, len as usize) {
+        return Some(v);
+    }
+    let m = maps
+        .iter()
+        .find(|m| addr >= m.start && addr < m.end && !m.path.is_empty())?;
+    let off = m.offset.checked_add(addr - m.start)?;
+    let data = std::fs::read(&m.path).ok()?;
+    data.get(off as usize..off.checked_add(len)? as usize)
+        .map(<[u8]>::to_vec)
+}
+
+impl LibraryCfi {
+    fn locate(rt: &Runtime<'_>, pc: u64) -> Option<LibraryCfi> {
+        let maps = &rt.target().snapshot().metadata().mappings;
+        let m = maps.iter().find(|m| pc >= m.start && pc < m.end)?;
+        if m.path.is_empty() || m.path.starts_with('[') {
+            return None;
+        }
+        let base = maps
+            .iter()
+            .filter(|x| x.path == m.path && x.offset == 0)
+            .map(|x| x.start)
+            .min()?;
+        let ehdr = read_mapped(rt, maps, base, 64)?;
+        if ehdr.get(0..4)? != b"\x7fELF" {
+            return None;
+        }
+        let u16_at =
+            |b: &[u8], o: usize| Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?));
+        let u64_at =
+            |b: &[u8], o: usize| Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?));
+        let phoff = u64_at(&ehdr, 32)?;
+        let phentsize = u64::from(u16_at(&ehdr, 54)?);
+        let phnum = u64::from(u16_at(&ehdr, 56)?).min(256);
+        let phdrs = read_mapped(rt, maps, base.checked_add(phoff)?, phentsize * phnum)?;
+        let (hdr_vaddr, hdr_size) = (0..phnum).find_map(|i| {
+            let p = phdrs.get((i * phentsize) as usize..((i + 1) * phentsize) as usize)?;
+            let ty = u32::from_le_bytes(p.get(0..4)?.try_into().ok()?);
+            (ty == PT_GNU_EH_FRAME).then(|| Some((u64_at(p, 16)?, u64_at(p, 40)?)))?
+        })?;
+        let hdr_addr = base.checked_add(hdr_vaddr)?;
+        let hdr = read_mapped(rt, maps, hdr_addr, hdr_size)?;
+        let bases = BaseAddresses::default().set_eh_frame_hdr(hdr_addr);
+        let parsed = gimli::EhFrameHdr::new(&hdr, LittleEndian)
+            .parse(&bases, 8)
+            .ok()?;
+        let eh_addr = match parsed.eh_frame_ptr() {
+            gimli::Pointer::Direct(a) => a,
+            gimli::Pointer::Indirect(_) => return None,
+        };
+        // .eh_frame runs to the end of its mapping at most.
+        let eh_map = maps
+            .iter()
+            .find(|x| eh_addr >= x.start && eh_addr < x.end)?;
+        let eh = read_mapped(rt, maps, eh_addr, (eh_map.end - eh_addr).min(MAX_EH_BYTES))?;
+        let name = m.path.rsplit('/').next().unwrap_or(&m.path).to_string();
+        Some(LibraryCfi {
+            base,
+            name,
+            hdr_addr,
+            hdr,
+            eh_addr,
+            eh,
+        })
+    }
+
+    fn step(
+        &self,
+        mem: &dyn Memory,
+        pc: u64,
+        sp: u64,
+        bp: u64,
+        innermost: bool,
+    ) -> Option<(u64, u64, u64)> {
+        let bases = BaseAddresses::default()
+            .set_eh_frame_hdr(self.hdr_addr)
+            .set_eh_frame(self.eh_addr);
+        let parsed = gimli::EhFrameHdr::new(&self.hdr, LittleEndian)
+            .parse(&bases, 8)
+            .ok()?;
+        let table = parsed.table()?;
+        let eh = EhFrame::new(&self.eh, LittleEndian);
+        let mut ctx = UnwindContext::new();
+        let lookup = if innermost { pc } else { pc.wrapping_sub(1) };
+        let row = table
+            .unwind_info_for_address(&eh, &bases, &mut ctx, lookup, EhFrame::cie_from_offset)
+            .ok()?;
+        apply_row(row, mem, sp, bp)
+    }
+}
+
+/// Applies one CFI row: the caller's (pc, sp, bp).
+fn apply_row<S: gimli::UnwindContextStorage<usize>>(
+    row: &gimli::UnwindTableRow<usize, S>,
+    mem: &dyn Memory,
+    sp: u64,
+    bp: u64,
+) -> Option<(u64, u64, u64)> {
+    let cfa = match row.cfa() {
+        CfaRule::RegisterAndOffset { register, offset } => {
+            let base = if *register == X86_64::RSP {
+                sp
+            } else if *register == X86_64::RBP {
+                bp
+            } else {
+                return None;
+            };
+            base.checked_add_signed(*offset)?
+        }
+        CfaRule::Expression(_) => return None,
+    };
+    let ra = match row.register(X86_64::RA) {
+        Some(RegisterRule::Offset(o)) => mem.read_u64(cfa.checked_add_signed(o)?).ok()?,
+        _ => return None,
+    };
+    let new_bp = match row.register(X86_64::RBP) {
+        Some(RegisterRule::Offset(o)) => mem.read_u64(cfa.checked_add_signed(o)?).ok()?,
+        _ => bp,
+    };
+    Some((ra, cfa, new_bp))
 }
 
 impl Runtime<'_> {
@@ -135,6 +265,8 @@ impl Runtime<'_> {
         let native = NativeUnwinder::new(self.target().binary(), self.target().bias());
         let mem = self.mem();
         let (mut pc, mut sp, mut bp) = (t.regs.pc, t.regs.sp, t.regs.bp);
+        let maps = &self.target().snapshot().metadata().mappings;
+        let mut libs: Vec<LibraryCfi> = Vec::new();
         let mut innermost = true;
         while out.len() < MAX_NATIVE_FRAMES {
             if self.pc_info(pc).is_some() {
@@ -160,20 +292,42 @@ impl Runtime<'_> {
             }
             // A return address may be one past its function's last byte.
             let sym_pc = if innermost { pc } else { pc.wrapping_sub(1) };
-            out.push(ThreadFrame::Native {
-                pc,
-                sp,
-                symbol: native.symbol_at(sym_pc).map(str::to_string),
-            });
-            let next = native.cfi_step(mem, pc, sp, bp, innermost).or_else(|| {
-                // Frame-pointer step: [bp] = caller's bp, [bp+8] = return address.
-                if bp == 0 || bp % 8 != 0 || bp < sp {
-                    return None;
+            let in_exe = native.symbol_at(sym_pc).is_some()
+                || native.cfi_step(mem, pc, sp, bp, innermost).is_some();
+            let lib = if in_exe {
+                None
+            } else {
+                match libs.iter().position(|l: &LibraryCfi| {
+                    maps.iter()
+                        .any(|m| pc >= m.start && pc < m.end && m.path.ends_with(&l.name))
+                }) {
+                    Some(i) => libs.get(i),
+                    None => match LibraryCfi::locate(self, pc) {
+                        Some(l) => {
+                            libs.push(l);
+                            libs.last()
+                        }
+                        None => None,
+                    },
                 }
-                let ra = mem.read_u64(bp.checked_add(8)?).ok()?;
-                let caller_bp = mem.read_u64(bp).ok()?;
-                Some((ra, bp.checked_add(16)?, caller_bp))
-            });
+            };
+            let symbol = match lib {
+                Some(l) => Some(format!("{}+{:#x}", l.name, pc.wrapping_sub(l.base))),
+                None => native.symbol_at(sym_pc).map(str::to_string),
+            };
+            out.push(ThreadFrame::Native { pc, sp, symbol });
+            let lib_step = lib.and_then(|l| l.step(mem, pc, sp, bp, innermost));
+            let next = lib_step
+                .or_else(|| native.cfi_step(mem, pc, sp, bp, innermost))
+                .or_else(|| {
+                    // Frame-pointer step: [bp] = caller's bp, [bp+8] = return address.
+                    if bp == 0 || bp % 8 != 0 || bp < sp {
+                        return None;
+                    }
+                    let ra = mem.read_u64(bp.checked_add(8)?).ok()?;
+                    let caller_bp = mem.read_u64(bp).ok()?;
+                    Some((ra, bp.checked_add(16)?, caller_bp))
+                });
             let Some((npc, nsp, nbp)) = next else { break };
             if npc == 0 || nsp <= sp {
                 break;

@@ -138,6 +138,26 @@ impl<'t> Runtime<'t> {
             .map(|a| a.wrapping_add(bias))
     }
 
+    /// Whether the process ran with `GODEBUG=tracebacklabels=1` (Go 1.26+),
+    /// which adds `labels:{...}` to traceback headers. Needs DWARF to find
+    /// the field in `runtime.debug`; false when unknown.
+    pub fn traceback_labels(&self) -> bool {
+        if self.minor < 26 {
+            return false;
+        }
+        let (Some(addr), Some(off)) = (
+            self.global("runtime.debug"),
+            self.dwarf
+                .as_ref()
+                .and_then(|d| d.variable_field_offset("runtime.debug", "tracebacklabels")),
+        ) else {
+            return false;
+        };
+        self.mem()
+            .read_u32(addr.wrapping_add(off))
+            .is_ok_and(|v| v == 1)
+    }
+
     /// A DWARF constant of the runtime, if DWARF is present.
     pub fn constant(&self, name: &str) -> Option<i64> {
         self.dwarf.as_ref().and_then(|d| d.constant(name))

@@ -46,6 +46,7 @@ pub struct RuntimeDwarf {
     nodes: HashMap<usize, TypeNode>,
     constants: HashMap<String, i64>,
     variables: HashMap<String, u64>,
+    variable_types: HashMap<String, usize>,
 }
 
 /// Upper bound on how many typedef hops a type reference may take.
@@ -166,6 +167,9 @@ impl RuntimeDwarf {
                             if bytes.len() == 9 && bytes.first() == Some(&0x03) {
                                 let mut a = [0u8; 8];
                                 a.copy_from_slice(&bytes[1..9]);
+                                if let Some(t) = type_ref {
+                                    self.variable_types.insert(n.clone(), t);
+                                }
                                 self.variables.insert(n, u64::from_le_bytes(a));
                             }
                         }
@@ -211,11 +215,21 @@ impl RuntimeDwarf {
         self.resolve_struct(off).map(|(size, _)| size)
     }
 
+    /// Byte offset of the dotted member path `path` inside the (often
+    /// anonymous) struct type of global variable `var` (e.g. `runtime.debug`).
+    pub fn variable_field_offset(&self, var: &str, path: &str) -> Option<u64> {
+        self.offset_in(*self.variable_types.get(var)?, path)
+    }
+
     /// Byte offset of the dotted member path `path` (e.g. `sched.sp`) inside
     /// the struct `type_name`. Each step may pass through embedded structs
     /// and typedefs (e.g. `atomicstatus` → `atomic.Uint32`).
     pub fn field_offset(&self, type_name: &str, path: &str) -> Option<u64> {
-        let mut current = *self.types_by_name.get(type_name)?;
+        self.offset_in(*self.types_by_name.get(type_name)?, path)
+    }
+
+    fn offset_in(&self, type_offset: usize, path: &str) -> Option<u64> {
+        let mut current = type_offset;
         let mut total = 0u64;
         let mut steps = path.split('.').peekable();
         while let Some(step) = steps.next() {

@@ -319,7 +319,34 @@ impl Runtime<'_> {
         if g.lockedm != 0 {
             s.push_str(", locked to thread");
         }
-        s.push_str("]:");
+        let labels = if g.labels != 0 && self.traceback_labels() {
+            self.labels(g)
+        } else {
+            Vec::new()
+        };
+        if labels.is_empty() {
+            s.push_str("]:");
+        } else if self.minor >= 27 {
+            // 1.27: after the bracket, quoted only when needed.
+            let q = |t: &str| {
+                if needs_quoting(t) {
+                    runtime_quoted(t)
+                } else {
+                    t.to_string()
+                }
+            };
+            let items: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{}: {}", q(k), q(v)))
+                .collect();
+            let _ = write!(s, "] {{{}}}:", items.join(", "));
+        } else {
+            let items: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{}: {}", runtime_quoted(k), runtime_quoted(v)))
+                .collect();
+            let _ = write!(s, " labels:{{{}}}]:", items.join(", "));
+        }
         s
     }
 
@@ -573,6 +600,43 @@ impl Runtime<'_> {
     }
 }
 
+/// The runtime's `printquoted` (Go 1.26): `\n \r \t \\ \"` escaped,
+/// printable ASCII as is, other runes as `\xNN`, `\uNNNN` or `\UNNNNNNNN`.
+pub fn runtime_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for r in s.chars() {
+        match r {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\\' | '"' => {
+                out.push('\\');
+                out.push(r);
+            }
+            ' '..='~' => out.push(r),
+            _ => {
+                let v = u32::from(r);
+                let _ = if v < 127 {
+                    write!(out, "\\x{v:02x}")
+                } else if v < 0x1_0000 {
+                    write!(out, "\\u{v:04x}")
+                } else {
+                    write!(out, "\\U{v:08x}")
+                };
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `tracebackStringNeedsQuoting` (Go 1.27): anything but `[A-Za-z0-9./_]`.
+fn needs_quoting(s: &str) -> bool {
+    !s.chars()
+        .all(|r| r.is_ascii_alphanumeric() || r == '.' || r == '/' || r == '_')
+}
+
 /// `funcNameForPrint`: replaces generic shape arguments with `[...]`.
 /// From Go 1.27, methods of generic types with their own type parameters
 /// get both bracket groups replaced.
@@ -635,6 +699,16 @@ pub fn func_name_for_print(name: &str, two_groups: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::func_name_for_print;
+
+    #[test]
+    fn labels_are_quoted_like_printquoted() {
+        use super::runtime_quoted;
+        assert_eq!(runtime_quoted("acme"), "\"acme\"");
+        assert_eq!(runtime_quoted("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
+        assert_eq!(runtime_quoted("\u{1}"), "\"\\x01\"");
+        assert_eq!(runtime_quoted("é"), "\"\\u00e9\"");
+        assert_eq!(runtime_quoted("😀"), "\"\\U0001f600\"");
+    }
 
     #[test]
     fn generic_names_print_like_the_runtime() {

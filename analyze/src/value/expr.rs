@@ -55,6 +55,19 @@ enum Tok {
     Punct(&'static str),
 }
 
+impl std::fmt::Display for Tok {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Tok::Ident(s) => write!(f, "{s}"),
+            Tok::Int(i) => write!(f, "{i}"),
+            Tok::Float(x) => write!(f, "{x}"),
+            Tok::Str(b) => write!(f, "{:?}", String::from_utf8_lossy(b)),
+            Tok::Char(c) => write!(f, "{:?}", char::from_u32(*c).unwrap_or('?')),
+            Tok::Punct(p) => write!(f, "{p}"),
+        }
+    }
+}
+
 const PUNCTS: [&str; 14] = [
     "...", "*", "&", ".", "[", "]", "(", ")", "{", "}", ",", ":", "-", "+",
 ];
@@ -287,7 +300,11 @@ pub enum Expr {
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    depth: u32,
 }
+
+/// Nesting allowed in an expression (the parser recurses per level).
+const MAX_NESTING: u32 = 200;
 
 /// Parses an expression of the supported subset.
 pub fn parse(src: &str) -> Result<Expr, EvalError> {
@@ -295,12 +312,16 @@ pub fn parse(src: &str) -> Result<Expr, EvalError> {
     if toks.is_empty() {
         return Err(EvalError::Syntax("empty expression".into()));
     }
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let e = p.expr()?;
     if p.pos != p.toks.len() {
+        let extra = p.toks.get(p.pos).map(|t| t.to_string()).unwrap_or_default();
         return Err(EvalError::Syntax(format!(
-            "unexpected {:?} after the expression",
-            p.toks[p.pos]
+            "unexpected `{extra}` after the expression"
         )));
     }
     Ok(e)
@@ -335,17 +356,43 @@ impl Parser {
                 self.pos += 1;
                 Ok(s)
             }
-            other => Err(EvalError::Syntax(format!(
-                "expected a name, found {other:?}"
+            Some(other) => Err(EvalError::Syntax(format!(
+                "expected a name, found `{other}`"
             ))),
+            None => Err(EvalError::Syntax(
+                "expected a name at the end of the expression".into(),
+            )),
         }
     }
 
     fn expr(&mut self) -> Result<Expr, EvalError> {
-        self.unary()
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(EvalError::Syntax(format!(
+                "expression nested deeper than {MAX_NESTING} levels"
+            )));
+        }
+        let e = self.unary();
+        self.depth -= 1;
+        e
     }
 
     fn unary(&mut self) -> Result<Expr, EvalError> {
+        if self.depth > MAX_NESTING {
+            return Err(EvalError::Syntax(format!(
+                "expression nested deeper than {MAX_NESTING} levels"
+            )));
+        }
+        if self.is("*") || self.is("&") || self.is("-") || self.is("+") {
+            self.depth += 1;
+            let r = self.unary_op();
+            self.depth -= 1;
+            return r;
+        }
+        self.postfix()
+    }
+
+    fn unary_op(&mut self) -> Result<Expr, EvalError> {
         if self.eat("*") {
             return Ok(Expr::Deref(Box::new(self.unary()?)));
         }
@@ -475,11 +522,24 @@ impl Parser {
                 self.expect(")")?;
                 Ok(Expr::Convert(t, Box::new(arg)))
             }
-            other => Err(EvalError::Syntax(format!("unexpected {other:?}"))),
+            other => Err(EvalError::Syntax(format!("unexpected `{other}`"))),
         }
     }
 
     fn type_expr(&mut self) -> Result<TypeExpr, EvalError> {
+        self.depth += 1;
+        let t = if self.depth > MAX_NESTING {
+            Err(EvalError::Syntax(format!(
+                "type nested deeper than {MAX_NESTING} levels"
+            )))
+        } else {
+            self.type_expr_inner()
+        };
+        self.depth -= 1;
+        t
+    }
+
+    fn type_expr_inner(&mut self) -> Result<TypeExpr, EvalError> {
         if self.eat("*") {
             return Ok(TypeExpr::Pointer(Box::new(self.type_expr()?)));
         }
@@ -585,6 +645,8 @@ pub struct ScopeVar {
     pub src: VarSource,
     /// Whether it is an argument.
     pub is_arg: bool,
+    /// Declaration line (Delve lists variables in this order).
+    pub decl_line: u64,
 }
 
 /// An intermediate result: a typed location, or a computed value.
@@ -841,9 +903,20 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         match &under.kind {
             TypeKind::Struct { .. } => {
                 let (fty, off) = self.find_field(ty, field, 0).ok_or_else(|| {
+                    let near: Vec<String> = match &under.kind {
+                        TypeKind::Struct { fields } => fields
+                            .iter()
+                            .filter(|f| {
+                                levenshtein(&f.name.to_lowercase(), &field.to_lowercase()) <= 2
+                            })
+                            .map(|f| f.name.clone())
+                            .collect(),
+                        _ => Vec::new(),
+                    };
                     EvalError::Type(format!(
-                        "{} has no field or method {field}",
-                        self.prog.ty(ty).name
+                        "{} has no field or method {field}{}",
+                        self.prog.ty(ty).name,
+                        suggest(&near)
                     ))
                 })?;
                 Ok(match op {
@@ -1391,6 +1464,31 @@ mod tests {
             vec![Tok::Int(31), Tok::Int(1000), Tok::Char(97)]
         );
         assert_eq!(lex("1.5").expect("lex"), vec![Tok::Float(1.5)]);
+    }
+
+    #[test]
+    fn hostile_input_is_an_error_not_a_crash() {
+        let deep = format!("{}x{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(parse(&deep).is_err());
+        assert!(parse(&"*".repeat(100_000)).is_err());
+        assert!(parse(&format!("({})(0)", "*".repeat(100_000))).is_err());
+        for s in [
+            "\"abc",
+            "'ab'",
+            "`x",
+            "0x",
+            "m[",
+            "a.",
+            "é.ü[\"\\x\"]",
+            "1e999999",
+            "\u{0}",
+            "[]",
+            "map[",
+            "(",
+            "&&&",
+        ] {
+            let _ = parse(s);
+        }
     }
 
     #[test]

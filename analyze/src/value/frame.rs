@@ -55,11 +55,12 @@ pub fn frame_scope_inlined(
             ty: v.ty,
             src,
             is_arg: v.is_arg,
+            decl_line: v.decl_line,
         });
     }
     resolve_type_parameters(prog, &mut out);
-    // Arguments first (stable: declaration order within each group).
-    out.sort_by_key(|v| !v.is_arg);
+    // Arguments first, each group by declaration line (stable), as Delve lists them.
+    out.sort_by_key(|v| (!v.is_arg, v.decl_line));
     Ok(out)
 }
 
@@ -69,11 +70,17 @@ pub fn frame_scope_inlined(
 /// `*abi.Type` of the instantiation. Without a readable `.dict` (optimized
 /// code) the shape type stays. `.dict` itself is then left out.
 fn resolve_type_parameters(prog: &Program<'_>, vars: &mut Vec<ScopeVar>) {
-    let dict = vars.iter().find(|v| v.name == ".dict").and_then(|v| match &v.src {
-        VarSource::Memory(a) => prog.mem.read_u64(*a).ok(),
-        VarSource::Bytes(b) => b.get(..8).and_then(|w| w.try_into().ok()).map(u64::from_le_bytes),
-        VarSource::Unavailable(_) => None,
-    });
+    let dict = vars
+        .iter()
+        .find(|v| v.name == ".dict")
+        .and_then(|v| match &v.src {
+            VarSource::Memory(a) => prog.mem.read_u64(*a).ok(),
+            VarSource::Bytes(b) => b
+                .get(..8)
+                .and_then(|w| w.try_into().ok())
+                .map(u64::from_le_bytes),
+            VarSource::Unavailable(_) => None,
+        });
     if let Some(dict) = dict.filter(|&d| d != 0) {
         for v in vars.iter_mut() {
             let Some(idx) = prog.ty(v.ty).dict_index else {

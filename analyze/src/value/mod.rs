@@ -57,10 +57,17 @@ impl LoadConfig {
             detect_cycles: false,
         }
     }
-    /// Delve's short form for `locals`/`args` summaries... with the print limits
-    /// Delve's CLI actually uses for `locals` (`LoadFullValue` too).
+    /// Delve's `ShortLoadConfig`, used by `locals` and `args`: pointers not
+    /// followed, no recursion, 64 string bytes, no elements, 3 struct fields.
     pub fn delve_locals() -> Self {
-        Self::delve_print()
+        LoadConfig {
+            follow_pointers: false,
+            max_recurse: 0,
+            max_string_len: 64,
+            max_array_values: 0,
+            max_struct_fields: Some(3),
+            detect_cycles: false,
+        }
     }
     /// Only the top-level scalar or header (lengths), nothing behind it: for
     /// `len()`, indexes and other evaluation steps.
