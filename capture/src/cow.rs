@@ -35,6 +35,11 @@
 //! original arguments when the thread resumes.
 //! The caller then detaches every parent thread: the pause ends.
 //!
+//! During the fork the host thread runs at nice -20 (when we may raise it):
+//! page-table copying is the whole pause, and on a busy machine it should
+//! not queue behind other work. Its previous nice value is restored right
+//! after (by the sentinel if we die in between).
+//!
 //! The child never executes user code while we hold it. Its page tables
 //! mirror the parent's at the fork, so presence is scanned on the child and
 //! its pages are read with `pread` on `/proc/CHILD/mem` (never
@@ -551,11 +556,8 @@ fn run_syscall(
 /// Waits for a newborn child's first stop and points it at `exit_group(0)`,
 /// so that if we die it exits without running a single Go instruction.
 fn arm_child(child: u32, syscall_addr: u64) -> Result<(), CowError> {
-    loop {
-        match wait_stop(child, "the child's first stop")? {
-            Stop::Gone => return Ok(()),
-            Stop::Stopped { .. } => break,
-        }
+    if wait_stop(child, "the child's first stop")? == Stop::Gone {
+        return Ok(());
     }
     let mut regs = get_regs(child)?;
     regs.rip = syscall_addr;
@@ -590,7 +592,18 @@ impl ForkedImage {
         if let Some(sentinel) = sentinel.as_deref_mut() {
             sentinel.send(&format!("forking {:x} {}", host.saved.rdi, last_pid()));
         }
+        // The fork's cost (copying page tables) is paid by the host thread
+        // while every other thread of the target waits: on a busy machine
+        // it should not queue behind other work. Restored right after; the
+        // sentinel restores it if we die in between.
+        let boost = ThreadNice::raise(host.tid);
+        if let (Some(sentinel), Some(boost)) = (sentinel.as_deref_mut(), boost.as_ref()) {
+            sentinel.send(&format!("nice {} {}", boost.tid, boost.previous));
+        }
         let injected = inject(pid, &host, SYS_CLONE, [libc::SIGCHLD as u64, 0, 0, 0, 0]);
+        if let Some(boost) = boost {
+            boost.restore();
+        }
         if let Some(sentinel) = sentinel {
             match &injected {
                 Ok(Injected {
@@ -965,6 +978,40 @@ impl Drop for Sentinel {
     }
 }
 
+/// Nice value the host thread gets for the duration of the fork.
+const FORK_NICE: libc::c_int = -20;
+
+/// A target thread's raised scheduling priority, to be restored.
+struct ThreadNice {
+    tid: u32,
+    previous: libc::c_int,
+}
+
+impl ThreadNice {
+    /// Raises `tid` to [`FORK_NICE`]; `None` if it cannot (no CAP_SYS_NICE)
+    /// or it already runs at that priority.
+    fn raise(tid: u32) -> Option<ThreadNice> {
+        Errno::clear();
+        // SAFETY: plain syscalls on a thread id.
+        let previous = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t) };
+        if Errno::last_raw() != 0 || previous <= FORK_NICE {
+            return None;
+        }
+        // SAFETY: as above.
+        let raised = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, FORK_NICE) };
+        (raised == 0).then_some(ThreadNice { tid, previous })
+    }
+
+    fn restore(self) {
+        set_nice(self.tid, self.previous);
+    }
+}
+
+fn set_nice(tid: u32, nice: libc::c_int) {
+    // SAFETY: plain syscall on a thread id.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) };
+}
+
 /// The last pid allocated in our pid namespace (0 if unknown).
 fn last_pid() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
@@ -990,6 +1037,7 @@ fn sentinel_orphan(input: &str) -> Option<Orphan> {
         let mut words = line.split_whitespace();
         orphan = match (words.next(), words.next(), words.next()) {
             (Some("done"), ..) => None,
+            (Some("nice"), ..) => orphan,
             (Some("child"), Some(pid), _) => pid.parse().ok().map(Orphan::Known),
             (Some("forking"), Some(uaddr), Some(last)) => {
                 match (u64::from_str_radix(uaddr, 16), last.parse()) {
@@ -1001,6 +1049,17 @@ fn sentinel_orphan(input: &str) -> Option<Orphan> {
         };
     }
     orphan
+}
+
+/// The host thread whose priority was raised and not yet restored (the
+/// `nice` line comes right before the fork and counts until the next line).
+fn sentinel_nice(input: &str) -> Option<(u32, libc::c_int)> {
+    let last = input.lines().last()?;
+    let mut words = last.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some("nice"), Some(tid), Some(nice)) => Some((tid.parse().ok()?, nice.parse().ok()?)),
+        _ => None,
+    }
 }
 
 /// Finds the child an injected fork left running when rdlv-snap died mid
@@ -1054,6 +1113,11 @@ pub fn run_sentinel(target: &str) -> i32 {
     let mut input = String::new();
     // Reads until rdlv-snap closes the pipe, by choice or by dying.
     let _ = std::io::stdin().take(1 << 16).read_to_string(&mut input);
+    if let Some((tid, nice)) = sentinel_nice(&input) {
+        if proc::thread_exists(target, tid) {
+            set_nice(tid, nice);
+        }
+    }
     let child = match sentinel_orphan(&input) {
         None => return 0,
         Some(Orphan::Known(child)) => child,
@@ -1308,6 +1372,16 @@ mod tests {
         assert_eq!(sentinel_orphan("forking 10 1\nchild 42\ndone\n"), None);
         assert_eq!(sentinel_orphan("forking 10 1\ndone\n"), None);
         assert_eq!(sentinel_orphan("child x\n"), None);
+        let forking = "forking 10 1\nnice 77 0\n";
+        assert_eq!(
+            sentinel_orphan(forking),
+            Some(Orphan::Unknown {
+                uaddr: 0x10,
+                last_pid: 1
+            })
+        );
+        assert_eq!(sentinel_nice(forking), Some((77, 0)));
+        assert_eq!(sentinel_nice("forking 10 1\nnice 77 5\nchild 9\n"), None);
     }
 
     #[test]
@@ -1472,6 +1546,12 @@ func main() {
                 .filter(|(b, a)| b.regs.rip != a.regs.rip)
                 .count();
             assert_eq!(hosts, 1, "exactly one host thread");
+            for thread in &after {
+                // SAFETY: plain syscall.
+                let nice =
+                    unsafe { libc::getpriority(libc::PRIO_PROCESS, thread.tid as libc::id_t) };
+                assert_eq!(nice, 0, "thread {} priority restored", thread.tid);
+            }
             let child_pid = image.pid();
             assert_eq!(proc::read_status(child_pid).unwrap().ppid, pid);
             assert_eq!(proc::thread_state(child_pid, child_pid), Some('t'));

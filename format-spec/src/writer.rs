@@ -338,28 +338,41 @@ impl<W: Write> SnapshotWriter<W> {
         let batch = (workers * 4).max(8);
         let level = self.options.level;
         let pool = self.pool.take();
+        let compress_group = |group: &[(u64, &[u8])]| -> Vec<std::io::Result<CompressedChunk>> {
+            let compress = || {
+                group
+                    .par_iter()
+                    .map(|&(addr, data)| compress_chunk(level, addr, data))
+                    .collect()
+            };
+            match &pool {
+                Some(p) => p.install(compress),
+                None => compress(),
+            }
+        };
+        // Called from inside a worker of the global pool, the writing thread
+        // would block a worker the helper thread's jobs need (a deadlock with
+        // one worker): compress and write in turn instead.
+        let pipelined = pool.is_some() || rayon::current_thread_index().is_none();
         let result = std::thread::scope(|scope| -> Result<()> {
             let (tx, rx) =
                 std::sync::mpsc::sync_channel::<Vec<std::io::Result<CompressedChunk>>>(2);
-            let (jobs, pool) = (&jobs, pool.as_ref());
-            scope.spawn(move || {
-                for group in jobs.chunks(batch) {
-                    let compress = || {
-                        group
-                            .par_iter()
-                            .map(|&(addr, data)| compress_chunk(level, addr, data))
-                            .collect()
-                    };
-                    let compressed = match pool {
-                        Some(p) => p.install(compress),
-                        None => compress(),
-                    };
-                    if tx.send(compressed).is_err() {
-                        break; // The writer stopped on an error.
-                    }
-                }
-            });
-            for (group, compressed) in jobs.chunks(batch).zip(rx) {
+            let batches: Box<dyn Iterator<Item = Vec<std::io::Result<CompressedChunk>>>> =
+                if pipelined {
+                    let (jobs, compress_group) = (&jobs, &compress_group);
+                    scope.spawn(move || {
+                        for group in jobs.chunks(batch) {
+                            if tx.send(compress_group(group)).is_err() {
+                                break; // The writer stopped on an error.
+                            }
+                        }
+                    });
+                    Box::new(rx.into_iter())
+                } else {
+                    drop((tx, rx));
+                    Box::new(jobs.chunks(batch).map(compress_group))
+                };
+            for (group, compressed) in jobs.chunks(batch).zip(batches) {
                 for (&(addr, data), chunk) in group.iter().zip(compressed) {
                     let chunk = chunk.map_err(|e| self.fail(FormatError::Io(e)))?;
                     let block = self.write_block(

@@ -34,8 +34,7 @@ use std::time::{Duration, Instant};
 
 use rdlv_e2e::{rdlv_path, target_dirs, Target, Variant, DEFAULT_GO};
 use rdlv_format::{
-    FileRole, MappingCapture, MemoryRegion, Metadata, RangeKind, Snapshot, SnapshotWriter,
-    WriteOptions,
+    FileRole, MappingCapture, MemoryRegion, Metadata, Snapshot, SnapshotWriter, WriteOptions,
 };
 
 /// CPU time (user + system, all threads) a single `rdlv` invocation may
@@ -49,8 +48,10 @@ const WALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// Runs slower than this are listed (not failed): a hang in the making.
 const SLOW_RUN: Duration = Duration::from_secs(5);
 
-/// Peak resident set allowed to one `rdlv` invocation: 2 GiB, in KiB.
-const MAX_RSS_KIB: u64 = 2 << 20;
+/// Peak resident set allowed to one `rdlv` invocation: 1 GiB, in KiB. The
+/// hostile snapshots hold about 2 MiB of memory and a 3 MiB executable, so
+/// anything near this is an allocation sized by a damaged length.
+const MAX_RSS_KIB: u64 = 1 << 20;
 
 /// Output beyond this many bytes on stdout counts as unbounded.
 const MAX_STDOUT_BYTES: u64 = 256 << 20;
@@ -62,8 +63,9 @@ const DEFAULT_ROUNDS: u64 = 30;
 /// besides the whole REPL script, unless `RDLV_ROBUST_FULL=1`.
 const STANDALONE_PER_VARIANT: usize = 2;
 
-/// Failing snapshots kept per class under `target/robust-failures/`.
-const KEPT_FAILURES_PER_CLASS: usize = 4;
+/// Failing snapshots kept per class under `target/robust-failures/`: one
+/// per distinct problem, at most this many.
+const KEPT_FAILURES_PER_CLASS: usize = 8;
 
 /// Cap on the memory a baseline may hold (the corpus program is small).
 const MAX_BASELINE_MEMORY: u64 = 512 << 20;
@@ -290,6 +292,8 @@ impl Hostile {
     }
 }
 
+/// Every indexed range of the snapshot, adjacent ones merged. Zero ranges
+/// read as zeros; the writer elides them again when the variant is written.
 fn read_memory(snap: &Snapshot) -> Memory {
     let mut spans: Vec<(u64, u64)> = Vec::new();
     for r in snap.memory_ranges() {
@@ -312,22 +316,21 @@ fn read_memory(snap: &Snapshot) -> Memory {
             (start, data)
         })
         .collect();
-    // RangeKind::Zero ranges read as zeros above; the writer elides them again.
-    let _ = RangeKind::Zero;
     Memory { regions }
 }
 
+/// `HOME` and XDG directories of every `rdlv` run: under the target
+/// directory, so the user's configuration never leaks in and nothing is left in /tmp.
 fn home_dir() -> &'static Path {
-    static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static HOME: OnceLock<PathBuf> = OnceLock::new();
     HOME.get_or_init(|| {
-        tempfile::Builder::new()
-            .prefix("rdlv-robust-home-")
-            .tempdir()
-            .expect("tempdir")
+        let home = target_dirs().0.join("robust-home");
+        std::fs::create_dir_all(&home).expect("create robust-home");
+        home
     })
-    .path()
 }
 
+/// The baseline of a build variant, captured once per test process.
 fn baseline(variant: Variant) -> &'static Baseline {
     static DEFAULT: OnceLock<Baseline> = OnceLock::new();
     static PIE: OnceLock<Baseline> = OnceLock::new();
@@ -345,12 +348,13 @@ fn baseline(variant: Variant) -> &'static Baseline {
     })
 }
 
+/// Captures the `values` program built as `variant` and takes the snapshot apart.
 fn make_baseline(variant: Variant) -> Baseline {
     let label = variant.dir_name();
+    // The program is killed at the end of the block: the snapshot is all we need.
     let snap_file = {
         let target = Target::start("values", DEFAULT_GO, variant, &[]);
         target.capture(&[])
-        // The program is killed here: the snapshot is all we need.
     };
     let path = snap_file.path();
     let snap = Snapshot::open(path).expect("open baseline snapshot");
@@ -838,6 +842,7 @@ fn exercise(class: &str, base: &Baseline, hostiles: impl Iterator<Item = Hostile
         .expect("tempdir");
     let keep_dir = target_dirs().0.join("robust-failures");
     let mut failures: Vec<Failure> = Vec::new();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut runs = 0usize;
     let mut slowest = (Duration::ZERO, String::new());
     let mut peak_rss = 0u64;
@@ -880,8 +885,11 @@ fn exercise(class: &str, base: &Baseline, hostiles: impl Iterator<Item = Hostile
             let Some(problem) = verdict(&out) else {
                 continue;
             };
+            // One bug tends to fail many variants: only its first occurrence
+            // is bisected and kept.
+            let first_of_its_kind = seen.insert(problem_key(&problem).to_string());
             let mut name = name;
-            if name == REPL_SCRIPT {
+            if name == REPL_SCRIPT && first_of_its_kind {
                 // Which command of the script is it? The shortest failing
                 // prefix of the script ends with it (earlier commands set the
                 // goroutine and frame later ones use).
@@ -899,7 +907,7 @@ fn exercise(class: &str, base: &Baseline, hostiles: impl Iterator<Item = Hostile
                     }
                 }
             }
-            if kept.is_none() && failures.len() < KEPT_FAILURES_PER_CLASS {
+            if kept.is_none() && first_of_its_kind && seen.len() <= KEPT_FAILURES_PER_CLASS {
                 let name = format!("{class}-{}.snap", file_label(&hostile.label));
                 let path = keep_dir.join(name);
                 if std::fs::create_dir_all(&keep_dir).is_ok() && std::fs::copy(&snap, &path).is_ok()
@@ -926,6 +934,11 @@ fn exercise(class: &str, base: &Baseline, hostiles: impl Iterator<Item = Hostile
     failures
 }
 
+/// The part of a problem that names the bug (not the variant's stderr).
+fn problem_key(problem: &str) -> &str {
+    problem.split(" (stderr:").next().unwrap_or(problem)
+}
+
 fn assert_no_failures(class: &str, failures: Vec<Failure>) {
     if failures.is_empty() {
         return;
@@ -933,7 +946,10 @@ fn assert_no_failures(class: &str, failures: Vec<Failure>) {
     // Group identical problems so one bug does not drown the others.
     let mut by_problem: BTreeMap<String, Vec<&Failure>> = BTreeMap::new();
     for f in &failures {
-        by_problem.entry(f.problem.clone()).or_default().push(f);
+        by_problem
+            .entry(problem_key(&f.problem).to_string())
+            .or_default()
+            .push(f);
     }
     let mut report = format!(
         "{class}: {} failing rdlv runs, {} distinct problems\n",
@@ -1029,7 +1045,7 @@ fn heap_cycles(base: &Baseline, seed: u64) -> Hostile {
 /// string headers), in package variables, and at random words.
 fn huge_lengths(base: &Baseline, seed: u64) -> Hostile {
     let mut rng = Rng::new("huge", seed);
-    let headers = seed % 2 == 0;
+    let headers = matches!(seed % 2, 0);
     let mut h = Hostile::from(
         base,
         format!(
@@ -1190,7 +1206,7 @@ fn allgs_garbage(base: &Baseline, seed: u64) -> Hostile {
 /// (e) Thread registers: rip, rsp, rbp, fs_base and the rest set to garbage.
 fn register_garbage(base: &Baseline, seed: u64) -> Hostile {
     let mut rng = Rng::new("regs", seed);
-    let all = seed % 5 == 0;
+    let all = matches!(seed % 5, 0);
     let mut h = Hostile::from(
         base,
         format!("seed{seed}-{}", if all { "all" } else { "some" }),
@@ -1504,7 +1520,7 @@ fn executable_damage(base: &Baseline, seed: u64) -> Hostile {
                 // The pclntab gets one round in three: it drives every stack.
                 let pcln = base.exe_sections.iter().position(|s| s.0 == ".gopclntab");
                 let idx = match pcln {
-                    Some(p) if which % 3 == 0 => p,
+                    Some(p) if matches!(which % 3, 0) => p,
                     _ => rng.below(base.exe_sections.len() as u64) as usize,
                 };
                 base.exe_sections[idx].clone()

@@ -1006,3 +1006,67 @@ fn values_go125_default() {
 fn values_go126_nocgo() {
     assert_all_located_match(check_config("1.26", Variant::NoCgo));
 }
+
+/// `args` and `locals` of the parked `main.parkLocals` frame: the same lines
+/// as Delve's (`ShortLoadConfig`, one line each, declaration order), on a
+/// `-N -l` build where every variable has a location.
+#[test]
+fn frame_variables_match_delve_go126_noopt() {
+    let program = Target::start("values", "1.26", Variant::NoOpt, &[]);
+    let snap = program.capture(&[]);
+    let oracle = program.oracle();
+    let locals = oracle.locals.as_ref().expect("locals.json");
+    let target = rdlv_analyze::Target::open(snap.path(), None).expect("open snapshot");
+    let frames =
+        rdlv_analyze::runtime::goroutine_frames(&target, locals.goroutine).expect("frames");
+    let idx = frames
+        .iter()
+        .position(|f| f.function == locals.func)
+        .expect("parkLocals frame");
+    let dlv = rdlv_e2e::workspace_root().join(".toolchains/bin/dlv");
+    let script = format!(
+        "goroutine {g} frame {idx} args\ngoroutine {g} frame {idx} locals\nexit\nn\n",
+        g = locals.goroutine
+    );
+    let mut child = std::process::Command::new(&dlv)
+        .args([
+            "attach",
+            &program.pid().to_string(),
+            "--allow-non-terminal-interactive=true",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn dlv");
+    {
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(script.as_bytes())
+            .expect("write");
+    }
+    let out = child.wait_with_output().expect("dlv");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let blocks: Vec<&str> = text.split("(dlv) ").skip(1).collect();
+    assert!(blocks.len() >= 2, "dlv output:\n{text}");
+    for (cmd, want) in [("args", blocks[0]), ("locals", blocks[1])] {
+        let got = run_rdlv(&[
+            cmd.as_ref(),
+            snap.path().as_os_str(),
+            "-g".as_ref(),
+            locals.goroutine.to_string().as_ref(),
+            "--frame".as_ref(),
+            idx.to_string().as_ref(),
+        ]);
+        assert!(got.status.success(), "{}", describe_output(cmd, &got));
+        let got = strip_duration_suffixes(&String::from_utf8_lossy(&got.stdout));
+        assert_eq!(
+            got.trim_end(),
+            want.trim_end(),
+            "rdlv {cmd} differs from dlv"
+        );
+    }
+}

@@ -429,3 +429,74 @@ mod tests {
         assert_eq!(shorten_package_paths("[]*main.Node"), "[]*main.Node");
     }
 }
+
+#[cfg(test)]
+mod garbage_tests {
+    use super::*;
+    use crate::memory::SliceMemory;
+
+    /// Memory full of pseudo-random words, a third of which point back into
+    /// the same region: every pointer chase, length and map header is garbage.
+    fn garbage(base: u64, len: usize, seed: u64) -> SliceMemory {
+        let mut x = seed | 1;
+        let mut bytes = Vec::with_capacity(len);
+        while bytes.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let w = match x % 3 {
+                0 => base + (x >> 8) % len as u64,
+                1 => x >> (x % 64),
+                _ => x,
+            };
+            bytes.extend_from_slice(&w.to_le_bytes());
+        }
+        let mut m = SliceMemory::new();
+        m.add(base, bytes);
+        m
+    }
+
+    /// Loading, rendering and evaluating every package variable of a real
+    /// program over garbage memory neither panics nor runs away.
+    #[test]
+    fn garbage_memory_never_panics() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = crate::dwarf::testprog::build(
+            "package main\n\nimport (\n\t\"fmt\"\n\t\"net/http\"\n)\n\nvar m = map[string][]int{}\nvar c = make(chan http.Header, 3)\n\nfunc main() { fmt.Println(m, c, http.DefaultClient) }\n",
+            dir.path(),
+        );
+        let info = crate::dwarf::testprog::load(&exe);
+        let globals: Vec<_> = info.globals().cloned().collect();
+        let (lo, hi) = globals
+            .iter()
+            .fold((u64::MAX, 0), |(lo, hi), g| (lo.min(g.addr), hi.max(g.addr)));
+        assert!(!globals.is_empty() && lo < hi);
+        let started = std::time::Instant::now();
+        std::thread::Builder::new()
+            .stack_size(512 << 20)
+            .spawn(move || {
+                for seed in [1u64, 0x9e37_79b9_7f4a_7c15] {
+                    let mem = garbage(lo, (hi - lo + 4096) as usize, seed);
+                    let prog = Program::new(&info, &mem, 0);
+                    for g in &globals {
+                        let mut cfg = LoadConfig::canonical();
+                        cfg.max_array_values = 1000;
+                        cfg.max_string_len = 4096;
+                        let v = Loader::new(&prog, cfg).load(g.ty, g.addr);
+                        let _ = json::to_json(&v);
+                        let _ = text::render(&v);
+                        let v = Loader::new(&prog, LoadConfig::delve_print()).load(g.ty, g.addr);
+                        let _ = text::render(&v);
+                    }
+                    let ev = expr::Evaluator::new(&prog, Vec::new());
+                    for e in ["main.m[\"x\"]", "len(main.c)", "*main.c", "net/http.DefaultClient.Jar"] {
+                        let _ = ev.eval_str(e, LoadConfig::canonical());
+                    }
+                }
+            })
+            .expect("spawn")
+            .join()
+            .expect("no panic on garbage memory");
+        assert!(started.elapsed().as_secs() < 120, "garbage took {:?}", started.elapsed());
+    }
+}

@@ -169,8 +169,9 @@ fn write_to(out: &mut String, v: &Value, flags: Flags, indent: &str) {
             match &data.kind {
                 ValueKind::Pointer { addr, pointee } => match pointee {
                     Pointee::Nil => out.push_str("nil"),
+                    // Delve prints the address of the data word here, not the pointer.
                     Pointee::NotLoaded | Pointee::Cycle => {
-                        let _ = write!(out, "0x{addr:x}");
+                        let _ = write!(out, "0x{:x}", data.addr.unwrap_or(*addr));
                     }
                     Pointee::Loaded(_) => write_to(out, data, inner, indent),
                 },
