@@ -205,6 +205,9 @@ struct SnapRun {
     pause_us: u64,
     wall: Duration,
     file_bytes: u64,
+    /// Extra memory the target held during a --cow capture (child's private
+    /// dirty pages plus its page tables), as rdlv-snap reports it.
+    cow_extra_bytes: u64,
 }
 
 fn run_snap(pid: u32, out: &Path, cow: bool) -> Result<SnapRun> {
@@ -238,6 +241,7 @@ fn run_snap(pid: u32, out: &Path, cow: bool) -> Result<SnapRun> {
         pause_us: v["pause_us"].as_u64().context("pause_us")?,
         wall,
         file_bytes: v["file_bytes"].as_u64().context("file_bytes")?,
+        cow_extra_bytes: v["cow_extra_bytes"].as_u64().unwrap_or(0),
     })
 }
 
@@ -297,15 +301,20 @@ fn main() -> Result<()> {
         let _ = std::fs::remove_file(work.path().join(format!("x{i}.snap")));
     }
     let mut cow_pauses = Vec::new();
+    let mut cow_walls = Vec::new();
+    let mut cow_extra = Vec::new();
     if args.cow {
         for i in 0..args.runs {
             let r = run_snap(target.pid, &work.path().join(format!("c{i}.snap")), true)?;
             println!(
-                "rdlv-snap --cow run {i}: pause {:.1} ms, total {:.2} s",
+                "rdlv-snap --cow run {i}: pause {:.1} ms, total {:.2} s, target extra memory {:.1} MiB",
                 r.pause_us as f64 / 1000.0,
-                r.wall.as_secs_f64()
+                r.wall.as_secs_f64(),
+                r.cow_extra_bytes as f64 / 1048576.0
             );
             cow_pauses.push(r.pause_us as f64 / 1000.0);
+            cow_walls.push(r.wall.as_secs_f64());
+            cow_extra.push(r.cow_extra_bytes as f64);
             let _ = std::fs::remove_file(work.path().join(format!("c{i}.snap")));
         }
     }
@@ -351,7 +360,12 @@ fn main() -> Result<()> {
     println!("gcore wall             {gcore_ms:>9.1} ms   gcore / rdlv-snap pause = {:.1}x (target >= 10x)", gcore_ms / pause);
     if !cow_pauses.is_empty() {
         let cow = median(cow_pauses);
-        println!("rdlv-snap --cow pause  {cow:>9.1} ms   gcore / cow pause     = {:.1}x; {:.1} ms per GiB RSS", gcore_ms / cow, cow / (rss as f64 / 1073741824.0));
+        println!("rdlv-snap --cow pause  {cow:>9.1} ms   gcore / cow pause     = {:.1}x (target >= 40x); {:.1} ms per GiB RSS (target <= 40)", gcore_ms / cow, cow / (rss as f64 / 1073741824.0));
+        println!(
+            "rdlv-snap --cow total  {:>9.2} s    target extra memory during capture {:.1} MiB",
+            median(cow_walls),
+            median(cow_extra) / 1048576.0
+        );
     }
     println!("rdlv-snap total        {wall:>9.2} s   (target <= 3 s at 1 GiB)");
     println!("snapshot size          {:>9.1} MiB  snapshot / gcore core  = {:.3}x (target <= 0.2x; core on disk {:.1} MiB)", size / 1048576.0, size / core_size, core_disk / 1048576.0);

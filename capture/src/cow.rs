@@ -27,7 +27,7 @@
 //! SIGTRAP makes Go throw). We see the syscall-entry stop, then
 //! `PTRACE_EVENT_FORK` (child pid from `PTRACE_GETEVENTMSG`): we wait for
 //! the auto-attached child's first stop at once and set *its* registers to
-//! `exit_group(0)` through the same instruction; then the parent's
+//! `exit_group(82)` through the same instruction; then the parent's
 //! syscall-exit stop, where its saved registers are restored, except that
 //! the kernel's restart of the interrupted futex wait (which no longer
 //! happens from a syscall-exit stop) is done by hand: `rip` back on the
@@ -75,7 +75,7 @@
 //! 3. Between the fork event and the child's registers being set (a few
 //!    microseconds): as 2.
 //! 4. From then until the injected `wait4` has run (the whole read of the
-//!    child): the child is resumed, executes `exit_group(0)` without running
+//!    child): the child is resumed, executes `exit_group(82)` without running
 //!    any Go code and becomes a zombie of the target (only the target can
 //!    reap it). A [`Sentinel`] process, started before the freeze and told
 //!    the child's pid right after the fork, sees its pipe close without
@@ -86,9 +86,10 @@
 //!    into the futex stub just the same); the sentinel reaps the zombie.
 //!
 //! No instant exists where the target crashes or stays stopped. A child is
-//! left behind only if the sentinel dies too, or in the microseconds between
-//! the fork event and the `child` message (an armed child that exits
-//! unannounced stays a zombie). `--cow` stays opt-in (see the report of the
+//! left behind only if the sentinel dies too (SIGKILL of the whole process
+//! group). An armed child that exits before it was announced is still found:
+//! it is a zombie of the target with a pid above the announced last pid and
+//! exit status 82. `--cow` stays opt-in (see the report of the
 //! SIGKILL trials in tests/e2e/cow.rs).
 //!
 //! # When `--cow` falls back to the plain copy
@@ -131,6 +132,9 @@ const FUTEX_STUB_TAIL: [u8; 7] = [0x0f, 0x05, 0x89, 0x44, 0x24, 0x30, 0xc3];
 const RESTART_CODES: [i64; 4] = [-512, -513, -514, -516];
 /// FUTEX_WAIT (0) with FUTEX_PRIVATE_FLAG (128); the low 7 bits are the op.
 const FUTEX_OP_MASK: u64 = 0x7f;
+/// Exit code of an armed child that ran on after our death: it lets the
+/// sentinel recognise the zombie even before it was told the child's pid.
+const ARMED_EXIT_CODE: u64 = 82;
 /// `__WALL` for wait4's options argument.
 const WAIT_ALL: u64 = 0x4000_0000;
 /// `WNOHANG`.
@@ -415,7 +419,7 @@ struct Injected {
 /// Runs `nr(args)` on the host thread's own `syscall` instruction and
 /// restores every register afterwards (on every path that can still reach
 /// the thread). For clone, the child is caught at birth and its registers
-/// set to `exit_group(0)` before the parent goes on.
+/// set to `exit_group(82)` before the parent goes on.
 ///
 /// The thread is driven with `PTRACE_SYSCALL`, never single-stepped: the
 /// kernel clears syscall tracing when the tracer dies, but not the trap
@@ -553,7 +557,7 @@ fn run_syscall(
     }
 }
 
-/// Waits for a newborn child's first stop and points it at `exit_group(0)`,
+/// Waits for a newborn child's first stop and points it at `exit_group(82)`,
 /// so that if we die it exits without running a single Go instruction.
 fn arm_child(child: u32, syscall_addr: u64) -> Result<(), CowError> {
     if wait_stop(child, "the child's first stop")? == Stop::Gone {
@@ -563,7 +567,7 @@ fn arm_child(child: u32, syscall_addr: u64) -> Result<(), CowError> {
     regs.rip = syscall_addr;
     regs.rax = SYS_EXIT_GROUP;
     regs.orig_rax = u64::MAX;
-    regs.rdi = 0;
+    regs.rdi = ARMED_EXIT_CODE;
     set_regs(child, &regs)
 }
 
@@ -1084,7 +1088,23 @@ fn find_unknown_orphan(target: u32, uaddr: u64, last_pid: u32) -> Option<u32> {
         let Ok(status) = proc::read_status(child) else {
             continue;
         };
-        if status.ppid != target || status.threads != 1 {
+        if status.ppid != target {
+            continue;
+        }
+        if status.state == 'Z' {
+            // An armed child that exited before we could name it.
+            let stat =
+                std::fs::read_to_string(proc::proc_dir(child).join("stat")).unwrap_or_default();
+            let exit_code = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().last())
+                .and_then(|code| code.parse::<u64>().ok());
+            if exit_code == Some(ARMED_EXIT_CODE << 8) {
+                return Some(child);
+            }
+            continue;
+        }
+        if status.threads != 1 {
             continue;
         }
         let syscall =
