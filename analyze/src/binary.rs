@@ -85,6 +85,9 @@ pub struct LoadSegment {
 /// Upper bound on a decompressed section; DWARF of large services stays well below.
 const MAX_DECOMPRESSED_SECTION: u64 = 1 << 32;
 
+/// Largest expansion deflate can achieve (RFC 1951: 258 bytes from ~2 bits).
+const MAX_ZLIB_RATIO: u64 = 1032;
+
 /// A parsed executable. Owns its bytes; cheap to share behind an `Arc`.
 pub struct Binary {
     data: Arc<[u8]>,
@@ -440,7 +443,16 @@ impl Binary {
         }
         match s.compressed {
             Some(range) => {
-                if range.uncompressed_size > MAX_DECOMPRESSED_SECTION {
+                // The header's size is untrusted: zlib cannot expand more than
+                // about 1032:1, so a larger claim is corrupt and must not
+                // decide an allocation.
+                let plausible = range
+                    .compressed_size
+                    .saturating_mul(MAX_ZLIB_RATIO)
+                    .saturating_add(4096);
+                if range.uncompressed_size > MAX_DECOMPRESSED_SECTION
+                    || range.uncompressed_size > plausible
+                {
                     return None;
                 }
                 let compressed = range.data(&*self.data).ok()?;

@@ -144,9 +144,16 @@ impl Target {
         };
         for &(start, map_end, offset) in &self.exe_ranges {
             if addr >= start && end <= map_end {
-                let file_off = offset + (addr - start);
+                // Mapping offsets come from the snapshot: untrusted, so no
+                // arithmetic on them may overflow.
+                let Some(file_off) = offset.checked_add(addr - start) else {
+                    return false;
+                };
+                let Some(file_end) = file_off.checked_add(len) else {
+                    return false;
+                };
                 let data = self.binary.data();
-                let (Ok(lo), Ok(hi)) = (usize::try_from(file_off), usize::try_from(file_off + len))
+                let (Ok(lo), Ok(hi)) = (usize::try_from(file_off), usize::try_from(file_end))
                 else {
                     return false;
                 };

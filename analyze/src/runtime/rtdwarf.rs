@@ -76,6 +76,14 @@ impl RuntimeDwarf {
             SectionId::DebugLocLists,
         ] {
             if let Some(section) = file.section_by_name(id.name()) {
+                // The compressed header's size is untrusted; refuse claims
+                // beyond deflate's maximum ratio before anything is allocated.
+                let range = section.compressed_file_range()?;
+                if range.uncompressed_size
+                    > range.compressed_size.saturating_mul(1032).saturating_add(4096)
+                {
+                    return Err(DwarfIndexError::Absent);
+                }
                 owned.insert(id, section.uncompressed_data()?);
             }
         }
