@@ -22,10 +22,14 @@ pub(crate) fn time_display(
     ty: TypeId,
     addr: u64,
 ) -> Option<String> {
-    let wall = mem.read_u64(addr + field(prog, ty, "wall")?.offset).ok()?;
-    let ext = mem.read_u64(addr + field(prog, ty, "ext")?.offset).ok()? as i64;
+    let wall = mem
+        .read_u64(addr.wrapping_add(field(prog, ty, "wall")?.offset))
+        .ok()?;
+    let ext = mem
+        .read_u64(addr.wrapping_add(field(prog, ty, "ext")?.offset))
+        .ok()? as i64;
     let loc_f = field(prog, ty, "loc")?;
-    let loc = mem.read_u64(addr + loc_f.offset).ok()?;
+    let loc = mem.read_u64(addr.wrapping_add(loc_f.offset)).ok()?;
     let offset = if loc == 0 {
         0
     } else {
@@ -50,18 +54,22 @@ fn zone_offset(prog: &Program<'_>, loc_ptr_ty: TypeId, loc: u64) -> Option<i64> 
     };
     let mem = prog.mem;
     let cache = field(prog, loc_ty, "cacheZone")?;
-    let zone_ptr = mem.read_u64(loc + cache.offset).ok()?;
+    let zone_ptr = mem.read_u64(loc.wrapping_add(cache.offset)).ok()?;
     let zone_ty = match prog.underlying(cache.ty).1.kind {
         TypeKind::Pointer { elem: Some(z) } => z,
         _ => return None,
     };
     let off = field(prog, zone_ty, "offset")?.offset;
     if zone_ptr != 0 {
-        return Some(i64::from(mem.read_u32(zone_ptr + off).ok()? as i32));
+        return Some(i64::from(
+            mem.read_u32(zone_ptr.wrapping_add(off)).ok()? as i32
+        ));
     }
     let zones = field(prog, loc_ty, "zone")?;
-    let base = mem.read_u64(loc + zones.offset).ok()?;
-    let len = mem.read_u64(loc + zones.offset + 8).ok()?;
+    let base = mem.read_u64(loc.wrapping_add(zones.offset)).ok()?;
+    let len = mem
+        .read_u64(loc.wrapping_add(zones.offset).wrapping_add(8))
+        .ok()?;
     (len == 1 && base != 0).then_some(())?;
-    Some(i64::from(mem.read_u32(base + off).ok()? as i32))
+    Some(i64::from(mem.read_u32(base.wrapping_add(off)).ok()? as i32))
 }

@@ -47,7 +47,15 @@ pub struct Loader<'p, 'a> {
     cfg: LoadConfig,
     path: Vec<(u64, TypeId)>,
     depth: u32,
+    loaded: u64,
+    /// String bytes read so far: with [`MAX_TOTAL_STRING_BYTES`] this bounds
+    /// the output when corrupt headers make many strings claim 1 MiB each.
+    string_bytes: std::cell::Cell<u64>,
 }
+
+/// Most string bytes one load reads in total. Each string is still complete
+/// up to its own limit (1 MiB for canonical JSON) until this is spent.
+pub const MAX_TOTAL_STRING_BYTES: u64 = 64 << 20;
 
 fn err_text(e: &AnalyzeError) -> String {
     e.to_string()
@@ -61,6 +69,8 @@ impl<'p, 'a> Loader<'p, 'a> {
             cfg,
             path: Vec::new(),
             depth: 0,
+            loaded: 0,
+            string_bytes: std::cell::Cell::new(0),
         }
     }
 
@@ -100,6 +110,17 @@ impl<'p, 'a> Loader<'p, 'a> {
                 self.prog.ty(ty).name.clone(),
                 Some(addr),
                 "nesting too deep",
+            );
+        }
+        self.loaded += 1;
+        if self.loaded > self.cfg.max_values {
+            return Value::unreadable(
+                self.prog.ty(ty).name.clone(),
+                Some(addr),
+                format!(
+                    "value too large: more than {} values loaded",
+                    self.cfg.max_values
+                ),
             );
         }
         self.depth += 1;
@@ -399,14 +420,20 @@ impl<'p, 'a> Loader<'p, 'a> {
         addr: u64,
     ) -> std::result::Result<(Vec<u8>, u64), String> {
         let ptr = mem.read_u64(addr).map_err(|e| err_text(&e))?;
-        let len = mem.read_u64(addr + 8).map_err(|e| err_text(&e))?;
+        let len = mem
+            .read_u64(addr.wrapping_add(8))
+            .map_err(|e| err_text(&e))?;
         if (len as i64) < 0 {
             return Err(format!("corrupt string header: length {}", len as i64));
         }
-        let n = len.min(self.cfg.max_string_len);
+        let spent = self.string_bytes.get();
+        let n = len
+            .min(self.cfg.max_string_len)
+            .min(MAX_TOTAL_STRING_BYTES.saturating_sub(spent));
         if n == 0 {
             return Ok((Vec::new(), len));
         }
+        self.string_bytes.set(spent + n);
         let mut bytes = vec![0u8; n as usize];
         mem.read(ptr, &mut bytes).map_err(|e| err_text(&e))?;
         Ok((bytes, len))
@@ -431,7 +458,8 @@ impl<'p, 'a> Loader<'p, 'a> {
             word
         } else {
             // itab: inter @0, type @8 in every supported version.
-            mem.read_u64(word + 8).map_err(|e| err_text(&e))?
+            mem.read_u64(word.wrapping_add(8))
+                .map_err(|e| err_text(&e))?
         };
         let dyn_name = prog
             .rtype_name(rtype)
@@ -443,8 +471,10 @@ impl<'p, 'a> Loader<'p, 'a> {
             });
         }
         let direct = self.direct_iface(rtype);
-        let data = mem.read_u64(addr + 8).map_err(|e| err_text(&e))?;
-        let value_addr = if direct { addr + 8 } else { data };
+        let data = mem
+            .read_u64(addr.wrapping_add(8))
+            .map_err(|e| err_text(&e))?;
+        let value_addr = if direct { addr.wrapping_add(8) } else { data };
         let value = match prog.rtype_dwarf(rtype) {
             Some(dt) => {
                 let mut v = self.load_at(mem, dt, value_addr, recurse);
@@ -465,9 +495,11 @@ impl<'p, 'a> Loader<'p, 'a> {
         let mem = self.prog.mem;
         let minor = self.prog.dwarf.go_minor().unwrap_or(26);
         if minor >= 26 {
-            mem.read_u8(rtype + 20).is_ok_and(|tflag| tflag & 0x20 != 0)
+            mem.read_u8(rtype.wrapping_add(20))
+                .is_ok_and(|tflag| tflag & 0x20 != 0)
         } else {
-            mem.read_u8(rtype + 23).is_ok_and(|kind| kind & 0x20 != 0)
+            mem.read_u8(rtype.wrapping_add(23))
+                .is_ok_and(|kind| kind & 0x20 != 0)
         }
     }
 
@@ -490,6 +522,10 @@ impl<'p, 'a> Loader<'p, 'a> {
     ) -> Value {
         if self.depth >= MAX_DEPTH {
             return Value::unreadable(name.unwrap_or_default(), Some(addr), "nesting too deep");
+        }
+        self.loaded += 1;
+        if self.loaded > self.cfg.max_values {
+            return Value::unreadable(name.unwrap_or_default(), Some(addr), "value too large");
         }
         if let Some(dt) = self.prog.rtype_dwarf(rtype) {
             let mut v = self.load_at(mem, dt, addr, recurse);
@@ -524,10 +560,13 @@ impl<'p, 'a> Loader<'p, 'a> {
             kind,
         };
         let pm = prog.mem;
-        let (Ok(kind), Ok(size)) = (pm.read_u8(rtype + 23), pm.read_u64(rtype)) else {
+        let (Ok(kind), Ok(size)) = (pm.read_u8(rtype.wrapping_add(23)), pm.read_u64(rtype)) else {
             return mk(ValueKind::Unreadable("cannot read the runtime type".into()));
         };
-        let word = |off: u64| pm.read_u64(rtype + off).map_err(|e| err_text(&e));
+        let word = |off: u64| {
+            pm.read_u64(rtype.wrapping_add(off))
+                .map_err(|e| err_text(&e))
+        };
         let tk = match kind & 0x1f {
             1 => TypeKind::Bool,
             2..=6 => TypeKind::Int,
@@ -628,10 +667,12 @@ impl<'p, 'a> Loader<'p, 'a> {
                 let mut fields = Vec::new();
                 if recurse <= self.cfg.max_recurse {
                     for i in 0..flen {
-                        let f = fptr + i * 24;
-                        let (Ok(fname), Ok(ftyp), Ok(foff)) =
-                            (pm.read_u64(f), pm.read_u64(f + 8), pm.read_u64(f + 16))
-                        else {
+                        let f = fptr.wrapping_add(i.wrapping_mul(24));
+                        let (Ok(fname), Ok(ftyp), Ok(foff)) = (
+                            pm.read_u64(f),
+                            pm.read_u64(f.wrapping_add(8)),
+                            pm.read_u64(f.wrapping_add(16)),
+                        ) else {
                             break;
                         };
                         let fname = read_abi_name(pm, fname).unwrap_or_default();
@@ -719,7 +760,7 @@ impl<'p, 'a> Loader<'p, 'a> {
             let f = field(name).ok_or_else(|| format!("hchan has no field {name}"))?;
             let size = prog.underlying(f.ty).1.size.min(8) as usize;
             let mut b = [0u8; 8];
-            mem.read(hchan + f.offset, &mut b[..size])
+            mem.read(hchan.wrapping_add(f.offset), &mut b[..size])
                 .map_err(|e| err_text(&e))?;
             Ok(u64::from_le_bytes(b))
         };
@@ -737,7 +778,7 @@ impl<'p, 'a> Loader<'p, 'a> {
         let mut buffer = Vec::new();
         if recurse <= self.cfg.max_recurse {
             for i in 0..qcount.min(self.cfg.max_array_values) {
-                let idx = (recvx + i) % dataqsiz.max(1);
+                let idx = recvx.wrapping_add(i) % dataqsiz.max(1);
                 let a = buf.wrapping_add(idx.wrapping_mul(esize));
                 buffer.push(self.load_at(mem, elem, a, recurse + 1));
             }
@@ -746,7 +787,7 @@ impl<'p, 'a> Loader<'p, 'a> {
             let Some(q) = field(qname) else {
                 return Vec::new();
             };
-            let Ok(first) = mem.read_u64(hchan + q.offset) else {
+            let Ok(first) = mem.read_u64(hchan.wrapping_add(q.offset)) else {
                 return Vec::new();
             };
             sudog_goids(prog, first)
@@ -779,10 +820,10 @@ fn sudog_goids(prog: &Program<'_>, mut sudog: u64) -> Vec<u64> {
     // sudog: g @0, next @8 in every supported version.
     while sudog != 0 && out.len() < 100_000 {
         let Ok(g) = mem.read_u64(sudog) else { break };
-        if let Ok(id) = mem.read_u64(g + goid_off) {
+        if let Ok(id) = mem.read_u64(g.wrapping_add(goid_off)) {
             out.push(id);
         }
-        match mem.read_u64(sudog + 8) {
+        match mem.read_u64(sudog.wrapping_add(8)) {
             Ok(n) => sudog = n,
             Err(_) => break,
         }
@@ -807,7 +848,9 @@ fn read_abi_name(mem: &dyn Memory, addr: u64) -> Option<String> {
     if len > 4096 {
         return None;
     }
-    let bytes = mem.read_vec(addr + pos as u64, len as usize).ok()?;
+    let bytes = mem
+        .read_vec(addr.wrapping_add(pos as u64), len as usize)
+        .ok()?;
     Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 

@@ -139,7 +139,7 @@ fn classic(
                 return Err("map overflow chains do not end".into());
             }
             let mut top = [0u8; 8];
-            mem.read(bucket + tophash_off, &mut top)
+            mem.read(bucket.wrapping_add(tophash_off), &mut top)
                 .map_err(|e| e.to_string())?;
             for (i, &t) in top.iter().enumerate() {
                 // 0 emptyRest, 1 emptyOne, 2..4 evacuated; 5+ a full slot.

@@ -38,6 +38,9 @@ pub struct LoadConfig {
     /// short as a cycle (canonical JSON); Delve's text relies on the
     /// recursion limit instead and shows the repetition.
     pub detect_cycles: bool,
+    /// Most values (nodes of the tree) loaded in total: pointer graphs that
+    /// share subtrees (or garbage memory) can otherwise grow exponentially.
+    pub max_values: u64,
 }
 
 /// Deepest nesting followed even in "complete" mode; beyond it a value is
@@ -55,6 +58,7 @@ impl LoadConfig {
             max_array_values: 64,
             max_struct_fields: None,
             detect_cycles: false,
+            max_values: 1_000_000,
         }
     }
     /// Delve's `ShortLoadConfig`, used by `locals` and `args`: pointers not
@@ -67,6 +71,7 @@ impl LoadConfig {
             max_array_values: 0,
             max_struct_fields: Some(3),
             detect_cycles: false,
+            max_values: 1_000_000,
         }
     }
     /// Only the top-level scalar or header (lengths), nothing behind it: for
@@ -79,6 +84,7 @@ impl LoadConfig {
             max_array_values: 0,
             max_struct_fields: Some(0),
             detect_cycles: true,
+            max_values: 5_000_000,
         }
     }
     /// The canonical JSON limits: complete up to 1 MiB of string bytes and
@@ -91,6 +97,7 @@ impl LoadConfig {
             max_array_values: 100_000,
             max_struct_fields: None,
             detect_cycles: true,
+            max_values: 5_000_000,
         }
     }
 }
@@ -309,8 +316,8 @@ impl<'a> Program<'a> {
             };
             let base = g.addr.wrapping_add(self.bias);
             let off = |name: &str| fields.iter().find(|f| f.name == name).map(|f| f.offset);
-            let types = self.mem.read_u64(base + off("types")?).ok()?;
-            let etypes = self.mem.read_u64(base + off("etypes")?).ok()?;
+            let types = self.mem.read_u64(base.wrapping_add(off("types")?)).ok()?;
+            let etypes = self.mem.read_u64(base.wrapping_add(off("etypes")?)).ok()?;
             (types != 0 && types <= etypes).then_some((types, etypes))
         })
     }
@@ -334,8 +341,8 @@ impl<'a> Program<'a> {
         if rtype < types || rtype >= etypes {
             return None;
         }
-        let tflag = self.mem.read_u8(rtype + 20).ok()?;
-        let name_off = self.mem.read_u32(rtype + 40).ok()? as i32;
+        let tflag = self.mem.read_u8(rtype.wrapping_add(20)).ok()?;
+        let name_off = self.mem.read_u32(rtype.wrapping_add(40)).ok()? as i32;
         let name_addr = types.checked_add_signed(i64::from(name_off))?;
         let mut hdr = [0u8; 11];
         self.mem.read(name_addr, &mut hdr).ok()?;
@@ -360,7 +367,7 @@ impl<'a> Program<'a> {
         }
         let bytes = self
             .mem
-            .read_vec(name_addr + pos as u64, len as usize)
+            .read_vec(name_addr.wrapping_add(pos as u64), len as usize)
             .ok()?;
         let mut s = String::from_utf8_lossy(&bytes).into_owned();
         // TFlagExtraStar: the name is stored with a '*' that belongs to the pointer type.
@@ -383,7 +390,7 @@ impl<'a> Program<'a> {
         if let (Some(off), Some((types, _))) =
             (t.runtime_type.filter(|&o| o != 0), self.types_range())
         {
-            if let Some(n) = self.rtype_name(types + off) {
+            if let Some(n) = self.rtype_name(types.wrapping_add(off)) {
                 return n;
             }
         }
@@ -467,9 +474,9 @@ mod garbage_tests {
         );
         let info = crate::dwarf::testprog::load(&exe);
         let globals: Vec<_> = info.globals().cloned().collect();
-        let (lo, hi) = globals
-            .iter()
-            .fold((u64::MAX, 0), |(lo, hi), g| (lo.min(g.addr), hi.max(g.addr)));
+        let (lo, hi) = globals.iter().fold((u64::MAX, 0), |(lo, hi), g| {
+            (lo.min(g.addr), hi.max(g.addr))
+        });
         assert!(!globals.is_empty() && lo < hi);
         let started = std::time::Instant::now();
         std::thread::Builder::new()
@@ -479,17 +486,29 @@ mod garbage_tests {
                     let mem = garbage(lo, (hi - lo + 4096) as usize, seed);
                     let prog = Program::new(&info, &mem, 0);
                     for g in &globals {
+                        let t0 = std::time::Instant::now();
                         let mut cfg = LoadConfig::canonical();
                         cfg.max_array_values = 1000;
                         cfg.max_string_len = 4096;
+                        cfg.max_values = 20_000;
                         let v = Loader::new(&prog, cfg).load(g.ty, g.addr);
                         let _ = json::to_json(&v);
                         let _ = text::render(&v);
-                        let v = Loader::new(&prog, LoadConfig::delve_print()).load(g.ty, g.addr);
+                        let mut cfg = LoadConfig::delve_print();
+                        cfg.max_values = 20_000;
+                        let v = Loader::new(&prog, cfg).load(g.ty, g.addr);
                         let _ = text::render(&v);
+                        if t0.elapsed().as_millis() > 500 {
+                            eprintln!("slow {} {:?} {}", g.name, t0.elapsed(), prog.ty(g.ty).name);
+                        }
                     }
                     let ev = expr::Evaluator::new(&prog, Vec::new());
-                    for e in ["main.m[\"x\"]", "len(main.c)", "*main.c", "net/http.DefaultClient.Jar"] {
+                    for e in [
+                        "main.m[\"x\"]",
+                        "len(main.c)",
+                        "*main.c",
+                        "net/http.DefaultClient.Jar",
+                    ] {
                         let _ = ev.eval_str(e, LoadConfig::canonical());
                     }
                 }
@@ -497,6 +516,10 @@ mod garbage_tests {
             .expect("spawn")
             .join()
             .expect("no panic on garbage memory");
-        assert!(started.elapsed().as_secs() < 120, "garbage took {:?}", started.elapsed());
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "garbage took {:?}",
+            started.elapsed()
+        );
     }
 }

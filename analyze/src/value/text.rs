@@ -540,7 +540,13 @@ fn frac(v: u64, div: u64) -> String {
 
 /// `2024-02-29T13:14:15Z` / `...+01:00` for Unix seconds and a zone offset.
 pub(crate) fn rfc3339(unix: i64, offset: i64) -> String {
-    let local = unix + offset;
+    // Both come from target memory; beyond ±2^50 s no calendar date is
+    // meaningful and the arithmetic below could overflow.
+    const LIMIT: i64 = 1 << 50;
+    let local = match unix.checked_add(offset) {
+        Some(l) if (-LIMIT..LIMIT).contains(&l) && (-LIMIT..LIMIT).contains(&offset) => l,
+        _ => return format!("<invalid time: {unix} s, offset {offset} s>"),
+    };
     let days = local.div_euclid(86_400);
     let secs = local.rem_euclid(86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
