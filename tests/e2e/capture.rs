@@ -314,7 +314,7 @@ fn target_exiting_while_frozen_is_a_clean_error() {
         let mut seized_at: Option<Instant> = None;
         let outcome = capture_while_target_dies(
             dir.path(),
-            "256",
+            "32",
             &format!("while frozen (trial {trial})"),
             |target, child| {
                 if child.try_wait().ok().flatten().is_some() {

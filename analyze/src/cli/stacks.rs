@@ -4,12 +4,12 @@
 use std::io::Write;
 
 use clap::{Args, ValueEnum};
-use rayon::prelude::*;
 use serde_json::{json, Value};
 
 use crate::error::AnalyzeError;
 use crate::runtime::cframes::ThreadFrame;
-use crate::runtime::format::{Filter, LocationKind};
+use crate::runtime::format::{Filter, GroupKey, Grouper, LocationKind};
+use crate::runtime::traceback::GOROUTINE_BATCH;
 use crate::runtime::{frames_of, Frame, Goroutine, Runtime};
 use crate::target::Target;
 
@@ -155,6 +155,11 @@ impl GoroutinesArgs {
 }
 
 /// `goroutines`: list goroutines as text, Go traceback text or JSON.
+///
+/// Streams: goroutines are unwound and formatted one batch at a time
+/// ([`GOROUTINE_BATCH`] `allgs` entries, in parallel) and written in
+/// `allgs` order, so memory does not grow with the goroutine count; with
+/// `--group` only a key and an id per goroutine are kept.
 pub fn run_goroutines(
     target: &Target,
     args: &GoroutinesArgs,
@@ -162,72 +167,104 @@ pub fn run_goroutines(
 ) -> anyhow::Result<()> {
     let filter = args.filter()?;
     let rt = Runtime::new(target)?;
-    let all = rt.goroutines()?;
-    let selected: Vec<&Goroutine> = all.iter().filter(|g| rt.matches(g, &filter)).collect();
+    let mut out = std::io::BufWriter::new(out);
+    let selected = |g: &Goroutine| rt.matches(g, &filter);
     match (args.format, args.group) {
         (GoroutinesFormat::Go, false) => {
-            let blocks: Vec<String> = selected.par_iter().map(|g| rt.go_traceback(g)).collect();
-            let mut out = std::io::BufWriter::new(out);
-            for (i, b) in blocks.iter().enumerate() {
-                if i > 0 {
-                    out.write_all(b"\n")?;
-                }
-                out.write_all(b.as_bytes())?;
-            }
-            out.flush()?;
+            let mut first = true;
+            rt.for_each_goroutine_batch(
+                GOROUTINE_BATCH,
+                |g| selected(&g).then(|| rt.go_traceback(&g)),
+                |blocks: Vec<String>| -> anyhow::Result<()> {
+                    for b in blocks {
+                        if !first {
+                            out.write_all(b"\n")?;
+                        }
+                        first = false;
+                        out.write_all(b.as_bytes())?;
+                    }
+                    Ok(())
+                },
+            )?;
         }
         (GoroutinesFormat::Json, false) => {
-            // Serialized per goroutine in parallel: 100k goroutines make
-            // ~150 MB of JSON, too much to build as one tree.
-            let items: Vec<String> = selected
-                .par_iter()
-                .map(|g| serde_json::to_string(&rt.goroutine_json(g)))
-                .collect::<Result<_, _>>()?;
-            let mut out = std::io::BufWriter::new(out);
+            // One object at a time: 1M goroutines make ~1.5 GB of JSON.
+            let mut first = true;
             out.write_all(b"[")?;
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.write_all(b",")?;
-                }
-                out.write_all(item.as_bytes())?;
-            }
-            out.write_all(b"]\n")?;
-            out.flush()?;
-        }
-        (GoroutinesFormat::Json, true) => {
-            let v: Vec<Value> = rt
-                .group(&selected)
-                .iter()
-                .map(|g| rt.group_json(g))
-                .collect();
-            out.write_all(serde_json::to_string(&v)?.as_bytes())?;
-            writeln!(out)?;
-        }
-        (GoroutinesFormat::Text | GoroutinesFormat::Go, true) => {
-            let groups = rt.group(&selected);
-            let texts: Vec<String> = groups.iter().map(|g| rt.group_text(g)).collect();
-            out.write_all(texts.join("\n").as_bytes())?;
-            writeln!(
-                out,
-                "[{} goroutines in {} groups]",
-                selected.len(),
-                groups.len()
+            rt.for_each_goroutine_batch(
+                GOROUTINE_BATCH,
+                |g| selected(&g).then(|| rt.goroutine_json_bytes(&g)),
+                |items: Vec<serde_json::Result<Vec<u8>>>| -> anyhow::Result<()> {
+                    for item in items {
+                        if !first {
+                            out.write_all(b",")?;
+                        }
+                        first = false;
+                        out.write_all(&item?)?;
+                    }
+                    Ok(())
+                },
             )?;
+            out.write_all(b"]\n")?;
+        }
+        (format, true) => {
+            let mut grouper = Grouper::default();
+            rt.for_each_goroutine_batch(
+                GOROUTINE_BATCH,
+                |g| {
+                    selected(&g).then(|| {
+                        let key = rt.group_key(&g);
+                        let minutes = rt.wait_minutes(&g.g);
+                        (key, minutes, g)
+                    })
+                },
+                |batch: Vec<(GroupKey, i64, Goroutine)>| -> anyhow::Result<()> {
+                    for (key, minutes, g) in batch {
+                        grouper.add(key, minutes, g);
+                    }
+                    Ok(())
+                },
+            )?;
+            let members = grouper.members();
+            let groups = grouper.finish();
+            if format == GoroutinesFormat::Json {
+                out.write_all(b"[")?;
+                for (i, group) in groups.iter().enumerate() {
+                    if i > 0 {
+                        out.write_all(b",")?;
+                    }
+                    serde_json::to_writer(&mut out, &rt.group_json(group))?;
+                }
+                out.write_all(b"]\n")?;
+            } else {
+                for (i, group) in groups.iter().enumerate() {
+                    if i > 0 {
+                        out.write_all(b"\n")?;
+                    }
+                    out.write_all(rt.group_text(group).as_bytes())?;
+                }
+                writeln!(out, "[{members} goroutines in {} groups]", groups.len())?;
+            }
         }
         (GoroutinesFormat::Text, false) => {
             let kind = args.location_kind();
-            let lines: Vec<String> = selected
-                .par_iter()
-                .map(|g| rt.summary_line(g, kind, args.labels))
-                .collect();
-            let mut out = std::io::BufWriter::new(out);
-            for l in &lines {
-                writeln!(out, "{l}")?;
-            }
-            writeln!(out, "[{} goroutines]", selected.len())?;
-            out.flush()?;
+            let mut count = 0usize;
+            rt.for_each_goroutine_batch(
+                GOROUTINE_BATCH,
+                |g| selected(&g).then(|| rt.summary_line(&g, kind, args.labels)),
+                |lines: Vec<String>| -> anyhow::Result<()> {
+                    count += lines.len();
+                    for l in lines {
+                        out.write_all(l.as_bytes())?;
+                        out.write_all(b"\n")?;
+                    }
+                    Ok(())
+                },
+            )?;
+            writeln!(out, "[{count} goroutines]")?;
         }
     }
+    out.flush()?;
     Ok(())
 }
 
@@ -247,7 +284,7 @@ fn frame_json(f: &Frame) -> Value {
 
 /// Logical frames of physical frames not tied to a listed goroutine.
 fn frames_of_phys(rt: &Runtime<'_>, phys: &[crate::runtime::PhysFrame]) -> Vec<Frame> {
-    let logical = rt.expand(phys);
+    let logical = rt.expand(phys).into();
     let g = Goroutine {
         g: crate::runtime::G::default(),
         thread: None,

@@ -1,12 +1,13 @@
 //! Printing goroutines: Delve-style one-line summaries, the JSON of
 //! CONTRACT.md, grouping by identical stack, and filters.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::{json, Value};
 
-use super::frames_of;
 use super::model::Runtime;
 use super::traceback::Goroutine;
 
@@ -235,117 +236,207 @@ impl Runtime<'_> {
 
     /// The CONTRACT JSON object of one goroutine.
     pub fn goroutine_json(&self, g: &Goroutine) -> Value {
-        let frames: Vec<Value> = frames_of(g)
+        serde_json::to_value(self.goroutine_record(g)).unwrap_or(Value::Null)
+    }
+
+    /// The CONTRACT JSON object of one goroutine, serialized: the same
+    /// bytes as [`Runtime::goroutine_json`] without building a tree.
+    pub fn goroutine_json_bytes(&self, g: &Goroutine) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(&self.goroutine_record(g))
+    }
+
+    fn goroutine_record<'s>(&'s self, g: &'s Goroutine) -> GoroutineRecord<'s> {
+        let frames = g
+            .logical
             .iter()
-            .map(|f| {
-                json!({
-                    "func": f.function,
-                    "file": f.file,
-                    "line": f.line,
-                    "pc": format!("{:#x}", f.pc),
-                    "inlined": f.inlined,
+            .filter_map(|lf| {
+                let pf = g.frames.get(lf.phys)?;
+                Some(FrameRecord {
+                    file: &lf.file,
+                    func: &lf.name,
+                    inlined: lf.inlined,
+                    line: lf.line,
+                    pc: Hex(pf.pc),
                 })
             })
             .collect();
         let created_by = self
             .created_by(&g.g)
-            .map(|(func, file, line, _)| {
-                json!({"func": func, "file": file, "line": line, "goid": g.g.parent_goid})
-            })
-            .unwrap_or(Value::Null);
-        let mut labels = Map::new();
-        for (k, v) in self.labels(&g.g) {
-            labels.insert(k, Value::String(v));
-        }
-        let status = self.status_text(g.g.status());
-        let wait_reason = if g.g.wait_reason != 0 {
-            Value::String(self.wait_reason_text(g.g.wait_reason).to_string())
-        } else {
-            Value::Null
-        };
+            .map(|(func, file, line, _)| CreatedByRecord {
+                file,
+                func,
+                goid: g.g.parent_goid,
+                line,
+            });
         let loc = |k| {
-            self.location(g, k)
-                .map(|l| json!({"func": l.func, "file": l.file, "line": l.line, "pc": format!("{:#x}", l.pc)}))
-                .unwrap_or(Value::Null)
+            self.location(g, k).map(|l| LocationRecord {
+                file: l.file,
+                func: l.func,
+                line: l.line,
+                pc: Hex(l.pc),
+            })
         };
-        json!({
-            "id": g.g.goid,
-            "status": status,
-            "wait_reason": wait_reason,
-            "wait_minutes": self.wait_minutes(&g.g),
-            "locked_to_thread": g.g.lockedm != 0,
-            "thread": g.thread,
-            "system": g.system,
-            "frames": frames,
-            "created_by": created_by,
-            "labels": labels,
-            "header_status": self.status_string(&g.g),
-            "parent_goid": g.g.parent_goid,
-            "address": format!("{:#x}", g.g.addr),
-            "go_location": loc(LocationKind::Go),
-            "start_location": loc(LocationKind::Start),
-        })
+        GoroutineRecord {
+            address: Hex(g.g.addr),
+            created_by,
+            frames,
+            go_location: loc(LocationKind::Go),
+            header_status: self.status_string(&g.g),
+            id: g.g.goid,
+            labels: self.labels(&g.g).into_iter().collect(),
+            locked_to_thread: g.g.lockedm != 0,
+            parent_goid: g.g.parent_goid,
+            start_location: loc(LocationKind::Start),
+            status: self.status_text(g.g.status()),
+            system: g.system,
+            thread: g.thread,
+            wait_minutes: self.wait_minutes(&g.g),
+            wait_reason: (g.g.wait_reason != 0).then(|| self.wait_reason_text(g.g.wait_reason)),
+        }
     }
 }
 
-/// Status text and visible frames (function, file, line) shared by a group.
-type GroupKey = (String, Vec<(String, String, u32)>);
+/// A number serialized as a `0x...` string.
+#[derive(Debug, Clone, Copy)]
+struct Hex(u64);
+
+impl Serialize for Hex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:#x}", self.0))
+    }
+}
+
+// Fields of the records below are in byte order of their names: the
+// output must stay identical to a `serde_json::Value` object (sorted keys).
+
+/// One goroutine as CONTRACT.md's JSON object, plus extra keys.
+#[derive(Serialize)]
+struct GoroutineRecord<'s> {
+    address: Hex,
+    created_by: Option<CreatedByRecord>,
+    frames: Vec<FrameRecord<'s>>,
+    go_location: Option<LocationRecord>,
+    header_status: String,
+    id: u64,
+    labels: BTreeMap<String, String>,
+    locked_to_thread: bool,
+    parent_goid: u64,
+    start_location: Option<LocationRecord>,
+    status: &'static str,
+    system: bool,
+    thread: Option<u32>,
+    wait_minutes: i64,
+    wait_reason: Option<&'s str>,
+}
+
+#[derive(Serialize)]
+struct FrameRecord<'s> {
+    file: &'s str,
+    func: &'s str,
+    inlined: bool,
+    line: u32,
+    pc: Hex,
+}
+
+#[derive(Serialize)]
+struct CreatedByRecord {
+    file: String,
+    func: String,
+    goid: u64,
+    line: u32,
+}
+
+#[derive(Serialize)]
+struct LocationRecord {
+    file: String,
+    func: String,
+    line: u32,
+    pc: Hex,
+}
+
+/// What goroutines of one group share: the status text and the visible
+/// frames (function, file, line).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupKey {
+    status: String,
+    frames: Vec<(Arc<str>, Arc<str>, u32)>,
+}
 
 /// Goroutines with the same status text and the same visible stack.
 #[derive(Debug, Clone)]
-pub struct Group<'g> {
-    /// Members, in listing order.
-    pub members: Vec<&'g Goroutine>,
+pub struct Group {
+    /// The first member, in listing order: its stack is the group's.
+    pub exemplar: Goroutine,
+    /// Ids of every member, in listing order.
+    pub goids: Vec<u64>,
     /// Shortest and longest wait in minutes.
     pub minutes: (i64, i64),
 }
 
-impl Runtime<'_> {
-    /// Groups goroutines by (status text, visible frames with file:line),
-    /// biggest group first, ties by first goroutine id.
-    pub fn group<'g>(&self, list: &[&'g Goroutine]) -> Vec<Group<'g>> {
-        let mut index: HashMap<GroupKey, usize> = HashMap::new();
-        let mut groups: Vec<Group<'g>> = Vec::new();
-        for g in list {
-            let frames = self
-                .visible_frames(g)
-                .into_iter()
-                .filter_map(|i| g.logical.get(i))
-                .map(|lf| (lf.name.to_string(), lf.file.to_string(), lf.line))
-                .collect();
-            let key = (self.status_string(&g.g), frames);
-            let m = self.wait_minutes(&g.g);
-            match index.get(&key) {
-                Some(&i) => {
-                    if let Some(gr) = groups.get_mut(i) {
-                        gr.members.push(g);
-                        gr.minutes = (gr.minutes.0.min(m), gr.minutes.1.max(m));
-                    }
-                }
-                None => {
-                    index.insert(key, groups.len());
-                    groups.push(Group {
-                        members: vec![g],
-                        minutes: (m, m),
-                    });
-                }
-            }
+/// Builds groups one goroutine at a time, keeping only the id of every
+/// member but the first: 1M goroutines cost 8 MB of ids, not 1M stacks.
+#[derive(Debug, Default)]
+pub struct Grouper {
+    index: HashMap<GroupKey, usize>,
+    groups: Vec<Group>,
+    members: usize,
+}
+
+impl Grouper {
+    /// Adds `g` (with its key from [`Runtime::group_key`] and its wait
+    /// minutes) to its group; goroutines must come in listing order.
+    pub fn add(&mut self, key: GroupKey, minutes: i64, g: Goroutine) {
+        self.members += 1;
+        if let Some(group) = self.index.get(&key).and_then(|&i| self.groups.get_mut(i)) {
+            group.goids.push(g.g.goid);
+            group.minutes = (group.minutes.0.min(minutes), group.minutes.1.max(minutes));
+            return;
         }
+        self.index.insert(key, self.groups.len());
+        self.groups.push(Group {
+            goids: vec![g.g.goid],
+            exemplar: g,
+            minutes: (minutes, minutes),
+        });
+    }
+
+    /// Goroutines added so far.
+    pub fn members(&self) -> usize {
+        self.members
+    }
+
+    /// The groups, biggest first, ties by first goroutine id.
+    pub fn finish(self) -> Vec<Group> {
+        let mut groups = self.groups;
         groups.sort_by(|a, b| {
-            b.members
+            b.goids
                 .len()
-                .cmp(&a.members.len())
-                .then_with(|| a.members[0].g.goid.cmp(&b.members[0].g.goid))
+                .cmp(&a.goids.len())
+                .then_with(|| a.exemplar.g.goid.cmp(&b.exemplar.g.goid))
         });
         groups
     }
+}
+
+impl Runtime<'_> {
+    /// The grouping key of a goroutine: status text and visible frames.
+    pub fn group_key(&self, g: &Goroutine) -> GroupKey {
+        let frames = self
+            .visible_frames(g)
+            .into_iter()
+            .filter_map(|i| g.logical.get(i))
+            .map(|lf| (lf.name.clone(), lf.file.clone(), lf.line))
+            .collect();
+        GroupKey {
+            status: self.status_string(&g.g),
+            frames,
+        }
+    }
 
     /// Text of one group: a count header, then the stack once.
-    pub fn group_text(&self, group: &Group<'_>) -> String {
-        let Some(first) = group.members.first() else {
-            return String::new();
-        };
-        let n = group.members.len();
+    pub fn group_text(&self, group: &Group) -> String {
+        let first = &group.exemplar;
+        let n = group.goids.len();
         let mut s = format!(
             "{n} goroutine{} [{}",
             if n == 1 { "" } else { "s" },
@@ -361,12 +452,7 @@ impl Runtime<'_> {
             }
         }
         s.push_str("]: ");
-        let ids: Vec<String> = group
-            .members
-            .iter()
-            .take(10)
-            .map(|g| g.g.goid.to_string())
-            .collect();
+        let ids: Vec<String> = group.goids.iter().take(10).map(u64::to_string).collect();
         s.push_str(&ids.join(" "));
         if n > 10 {
             let _ = write!(s, " ... ({} more)", n - 10);
@@ -382,17 +468,11 @@ impl Runtime<'_> {
     }
 
     /// JSON of one group.
-    pub fn group_json(&self, group: &Group<'_>) -> Value {
-        let Some(first) = group.members.first() else {
-            return Value::Null;
-        };
-        let mut v = self.goroutine_json(first);
+    pub fn group_json(&self, group: &Group) -> Value {
+        let mut v = self.goroutine_json(&group.exemplar);
         if let Value::Object(o) = &mut v {
-            o.insert("count".into(), json!(group.members.len()));
-            o.insert(
-                "goroutines".into(),
-                json!(group.members.iter().map(|g| g.g.goid).collect::<Vec<_>>()),
-            );
+            o.insert("count".into(), json!(group.goids.len()));
+            o.insert("goroutines".into(), json!(group.goids));
             o.insert("wait_minutes_min".into(), json!(group.minutes.0));
             o.insert("wait_minutes_max".into(), json!(group.minutes.1));
         }
@@ -402,7 +482,100 @@ impl Runtime<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_private_runtime;
+    use std::sync::Arc;
+
+    use super::{
+        is_private_runtime, CreatedByRecord, FrameRecord, GoroutineRecord, GroupKey, Grouper, Hex,
+        LocationRecord,
+    };
+    use crate::runtime::{Goroutine, G};
+
+    fn goroutine(goid: u64) -> Goroutine {
+        Goroutine {
+            g: G {
+                goid,
+                ..G::default()
+            },
+            thread: None,
+            system: false,
+            frames: Vec::new(),
+            logical: Arc::from(Vec::new()),
+        }
+    }
+
+    fn key(status: &str, func: &str) -> GroupKey {
+        GroupKey {
+            status: status.to_string(),
+            frames: vec![(Arc::from(func), Arc::from("/src/main.go"), 7)],
+        }
+    }
+
+    #[test]
+    fn grouper_keeps_ids_in_order_and_sorts_biggest_first() {
+        let mut grouper = Grouper::default();
+        grouper.add(key("sleep", "main.a"), 0, goroutine(1));
+        grouper.add(key("chan receive", "main.b"), 3, goroutine(5));
+        grouper.add(key("chan receive", "main.b"), 1, goroutine(6));
+        grouper.add(key("sleep", "main.b"), 0, goroutine(7));
+        grouper.add(key("chan receive", "main.b"), 2, goroutine(9));
+        assert_eq!(grouper.members(), 5);
+        let groups = grouper.finish();
+        let summary: Vec<(u64, Vec<u64>, (i64, i64))> = groups
+            .iter()
+            .map(|g| (g.exemplar.g.goid, g.goids.clone(), g.minutes))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (5, vec![5, 6, 9], (1, 3)),
+                (1, vec![1], (0, 0)),
+                (7, vec![7], (0, 0)),
+            ]
+        );
+    }
+
+    #[test]
+    fn goroutine_record_serializes_like_a_sorted_value() {
+        let record = GoroutineRecord {
+            address: Hex(0xc000001),
+            created_by: Some(CreatedByRecord {
+                file: "/src/main.go".into(),
+                func: "main.main".into(),
+                goid: 1,
+                line: 12,
+            }),
+            frames: vec![FrameRecord {
+                file: "/src/main.go",
+                func: "main.f",
+                inlined: true,
+                line: 3,
+                pc: Hex(0x4a1b53),
+            }],
+            go_location: Some(LocationRecord {
+                file: "/src/main.go".into(),
+                func: "main.main".into(),
+                line: 12,
+                pc: Hex(0x4a0000),
+            }),
+            header_status: "chan receive, 3 minutes".into(),
+            id: 41,
+            labels: [("tenant".to_string(), "a\"cme".to_string())]
+                .into_iter()
+                .collect(),
+            locked_to_thread: false,
+            parent_goid: 1,
+            start_location: None,
+            status: "waiting",
+            system: false,
+            thread: Some(12345),
+            wait_minutes: 3,
+            wait_reason: Some("chan receive"),
+        };
+        let direct = serde_json::to_string(&record).expect("record");
+        let value = serde_json::to_value(&record).expect("value");
+        assert_eq!(direct, value.to_string());
+        assert!(direct.contains(r#""pc":"0x4a1b53""#), "{direct}");
+    }
 
     #[test]
     fn private_runtime_matches_delve() {

@@ -13,6 +13,7 @@ use crate::target::Target;
 use super::layout::{LayoutError, RuntimeLayout};
 use super::rtdwarf::RuntimeDwarf;
 use super::tables;
+use super::traceback::LogicalFrame;
 
 /// Bound on `waitReasonStrings` entries read from memory (Go 1.26 has 47).
 const MAX_WAIT_REASONS: u64 = 256;
@@ -20,6 +21,10 @@ const MAX_WAIT_REASONS: u64 = 256;
 const MAX_WAIT_REASON_LEN: u64 = 128;
 /// Number of shards of the per-PC cache (reduces lock contention under rayon).
 const PC_CACHE_SHARDS: usize = 32;
+/// Distinct stacks whose logical frames are shared (see [`PcCache::shared_stack`]).
+/// Past this, stacks are expanded per goroutine: a hostile snapshot cannot
+/// grow the cache without bound.
+const MAX_SHARED_STACKS: usize = 65_536;
 
 /// The Go runtime of one snapshot.
 pub struct Runtime<'t> {
@@ -258,6 +263,9 @@ pub struct PcCache {
     pc: Vec<Shard<PcInfo>>,
     sym: Vec<Shard<SymInfo>>,
     names: Mutex<HashMap<String, Arc<str>>>,
+    /// (pc, sym_pc) of every physical frame → the logical frames: goroutines
+    /// parked at the same place share one expansion.
+    stacks: Mutex<HashMap<Box<[u64]>, Arc<[LogicalFrame]>>>,
 }
 
 impl PcCache {
@@ -270,7 +278,30 @@ impl PcCache {
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
             names: Mutex::new(HashMap::new()),
+            stacks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The shared logical frames of a stack keyed by its (pc, sym_pc)
+    /// pairs, computing them with `expand` on a miss.
+    pub(crate) fn shared_stack(
+        &self,
+        key: Box<[u64]>,
+        expand: impl FnOnce() -> Vec<LogicalFrame>,
+    ) -> Arc<[LogicalFrame]> {
+        let lock = || match self.stacks.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(hit) = lock().get(&key) {
+            return hit.clone();
+        }
+        let logical: Arc<[LogicalFrame]> = expand().into();
+        let mut stacks = lock();
+        if stacks.len() < MAX_SHARED_STACKS {
+            stacks.insert(key, logical.clone());
+        }
+        logical
     }
 
     fn shard_of(pc: u64) -> usize {

@@ -80,7 +80,10 @@ impl RuntimeDwarf {
                 // beyond deflate's maximum ratio before anything is allocated.
                 let range = section.compressed_file_range()?;
                 if range.uncompressed_size
-                    > range.compressed_size.saturating_mul(1032).saturating_add(4096)
+                    > range
+                        .compressed_size
+                        .saturating_mul(1032)
+                        .saturating_add(4096)
                 {
                     return Err(DwarfIndexError::Absent);
                 }

@@ -19,6 +19,9 @@ use super::goroutine::{
 use super::model::Runtime;
 use super::unwind::PhysFrame;
 
+/// `allgs` entries unwound together when streaming goroutines: enough to
+/// keep both cores busy, small enough that a batch of stacks stays a few MB.
+pub const GOROUTINE_BATCH: usize = 8192;
 /// Frames printed before and after an elision (`tracebackInnerFrames`/`OuterFrames`).
 const TRACEBACK_INNER: usize = 50;
 const TRACEBACK_OUTER: usize = 50;
@@ -67,8 +70,9 @@ pub struct Goroutine {
     pub system: bool,
     /// Physical frames, innermost first.
     pub frames: Vec<PhysFrame>,
-    /// Logical frames, innermost first.
-    pub logical: Vec<LogicalFrame>,
+    /// Logical frames, innermost first; shared between goroutines with
+    /// the same stack PCs.
+    pub logical: Arc<[LogicalFrame]>,
 }
 
 /// Thread facts needed while listing goroutines.
@@ -95,25 +99,58 @@ impl Runtime<'_> {
     }
 
     /// Every goroutine of `allgs` that is not dead, in `allgs` order,
-    /// unwound in parallel.
+    /// unwound in parallel. Holds every stack at once: listings use
+    /// [`Runtime::for_each_goroutine_batch`] instead.
     pub fn goroutines(&self) -> Result<Vec<Goroutine>> {
+        let mut all = Vec::new();
+        self.for_each_goroutine_batch(
+            GOROUTINE_BATCH,
+            Some,
+            |batch: Vec<Goroutine>| -> Result<()> {
+                all.extend(batch);
+                Ok(())
+            },
+        )?;
+        Ok(all)
+    }
+
+    /// Streams the goroutines of `allgs` that are not dead, in `allgs`
+    /// order: each batch of `batch_size` entries is read, unwound and passed
+    /// through `map` in parallel (a goroutine is dropped right after `map`),
+    /// then the kept results go to `sink` in order. Peak memory is one batch
+    /// of stacks, whatever the goroutine count.
+    pub fn for_each_goroutine_batch<T, E, F, S>(
+        &self,
+        batch_size: usize,
+        map: F,
+        mut sink: S,
+    ) -> std::result::Result<(), E>
+    where
+        T: Send,
+        E: From<crate::error::AnalyzeError>,
+        F: Fn(Goroutine) -> Option<T> + Sync,
+        S: FnMut(Vec<T>) -> std::result::Result<(), E>,
+    {
         let addrs = self.all_g_addrs()?;
         let threads = self.thread_map();
         let fing_status = self
             .global("runtime.fingStatus")
             .and_then(|a| self.mem().read_u32(a).ok());
-        let list: Vec<Option<Goroutine>> = addrs
-            .par_iter()
-            .map(|&addr| {
-                let g = self.read_g(addr).ok()?;
-                let st = g.status();
-                if st == G_DEAD || (self.minor >= 26 && st == G_DEAD_EXTRA) {
-                    return None;
-                }
-                Some(self.build_goroutine(g, &threads, fing_status))
-            })
-            .collect();
-        Ok(list.into_iter().flatten().collect())
+        for chunk in addrs.chunks(batch_size.max(1)) {
+            let kept: Vec<T> = chunk
+                .par_iter()
+                .filter_map(|&addr| {
+                    let g = self.read_g(addr).ok()?;
+                    let st = g.status();
+                    if st == G_DEAD || (self.minor >= 26 && st == G_DEAD_EXTRA) {
+                        return None;
+                    }
+                    map(self.build_goroutine(g, &threads, fing_status))
+                })
+                .collect();
+            sink(kept)?;
+        }
+        Ok(())
     }
 
     /// One goroutine by id.
@@ -151,7 +188,7 @@ impl Runtime<'_> {
             }
             _ => self.unwind(self.start_regs(&g, None), stack),
         };
-        let logical = self.expand(&frames);
+        let logical = self.expand_shared(&frames);
         let system = self.is_system(&g, fing_status);
         Goroutine {
             g,
@@ -171,11 +208,24 @@ impl Runtime<'_> {
             .unwrap_or(0)
     }
 
+    /// [`Runtime::expand`], shared with every goroutine whose physical
+    /// frames have the same PCs.
+    pub fn expand_shared(&self, frames: &[PhysFrame]) -> Arc<[LogicalFrame]> {
+        let key: Box<[u64]> = frames.iter().flat_map(|f| [f.pc, f.sym_pc]).collect();
+        self.pc_cache.shared_stack(key, || self.expand(frames))
+    }
+
     /// Inline expansion of physical frames.
     pub fn expand(&self, frames: &[PhysFrame]) -> Vec<LogicalFrame> {
-        let mut out = Vec::with_capacity(frames.len());
-        for (i, f) in frames.iter().enumerate() {
-            match self.sym_info(f.sym_pc) {
+        let syms: Vec<_> = frames.iter().map(|f| self.sym_info(f.sym_pc)).collect();
+        // Exact size: a listing holds thousands of these at once.
+        let total = syms
+            .iter()
+            .map(|s| s.as_ref().map_or(1, |s| s.frames.len()))
+            .sum();
+        let mut out = Vec::with_capacity(total);
+        for (i, (f, sym)) in frames.iter().zip(syms).enumerate() {
+            match sym {
                 Some(sym) => {
                     let n = sym.frames.len();
                     for (k, (name, file, line, inlined)) in sym.frames.iter().enumerate() {
