@@ -111,7 +111,7 @@ use nix::errno::Errno;
 
 use crate::copy::CopyOutcome;
 use crate::error::CaptureError;
-use crate::freeze::{check_budget, duration_us, Frozen, StoppedThread};
+use crate::freeze::{check_budget, duration_us, ptrace, Frozen, StoppedThread};
 use crate::pages::{PageRange, PAGE_SIZE};
 use crate::proc::{self, MapsEntry};
 
@@ -235,30 +235,6 @@ impl CowError {
     }
 }
 
-/// Raw ptrace call (the libc wrapper: any request, any signal).
-fn ptrace(
-    request: libc::c_uint,
-    tid: u32,
-    addr: usize,
-    data: usize,
-) -> std::result::Result<libc::c_long, Errno> {
-    Errno::clear();
-    // SAFETY: the requests used here take no pointer or a pointer to a live,
-    // correctly sized buffer owned by the caller.
-    let ret = unsafe {
-        libc::ptrace(
-            request,
-            tid as libc::pid_t,
-            addr as *mut libc::c_void,
-            data as *mut libc::c_void,
-        )
-    };
-    if ret == -1 && Errno::last_raw() != 0 {
-        Err(Errno::last())
-    } else {
-        Ok(ret)
-    }
-}
 
 fn get_regs(tid: u32) -> Result<libc::user_regs_struct, CowError> {
     // SAFETY: user_regs_struct is plain old data; all-zero is valid.

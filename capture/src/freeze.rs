@@ -87,7 +87,7 @@ pub struct ThreadRegs {
 
 /// Raw ptrace call; the libc wrapper is used (not nix) so that any signal
 /// number, including real-time ones, can be re-injected faithfully.
-fn ptrace(
+pub(crate) fn ptrace(
     request: libc::c_uint,
     tid: u32,
     addr: usize,
