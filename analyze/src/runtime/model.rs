@@ -258,6 +258,9 @@ pub struct SymInfo {
 
 type Shard<V> = Mutex<HashMap<u64, Option<Arc<V>>>>;
 
+/// (pc, sym_pc) pairs of a stack's physical frames → its logical frames.
+type SharedStacks = HashMap<Box<[u64]>, Arc<[LogicalFrame]>>;
+
 /// Sharded caches keyed by PC, shared by the rayon workers.
 pub struct PcCache {
     pc: Vec<Shard<PcInfo>>,
@@ -265,7 +268,7 @@ pub struct PcCache {
     names: Mutex<HashMap<String, Arc<str>>>,
     /// (pc, sym_pc) of every physical frame → the logical frames: goroutines
     /// parked at the same place share one expansion.
-    stacks: Mutex<HashMap<Box<[u64]>, Arc<[LogicalFrame]>>>,
+    stacks: Mutex<SharedStacks>,
 }
 
 impl PcCache {
@@ -378,7 +381,55 @@ impl Runtime<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::wrapper_func_id;
+    use std::sync::Arc;
+
+    use super::{wrapper_func_id, PcCache, MAX_SHARED_STACKS};
+    use crate::runtime::LogicalFrame;
+
+    fn one_frame(line: u32) -> Vec<LogicalFrame> {
+        vec![LogicalFrame {
+            name: Arc::from("main.f"),
+            file: Arc::from("/src/main.go"),
+            line,
+            inlined: false,
+            phys: 0,
+            func_id: 0,
+            inline_depth: 0,
+        }]
+    }
+
+    #[test]
+    fn identical_stacks_share_one_expansion_up_to_the_bound() {
+        let cache = PcCache::new();
+        let a = cache.shared_stack(Box::new([0x401000, 0x400fff]), || one_frame(1));
+        let b = cache.shared_stack(Box::new([0x401000, 0x400fff]), || one_frame(2));
+        assert!(
+            Arc::ptr_eq(&a, &b),
+            "second lookup reuses the first expansion"
+        );
+        assert_eq!(b.first().map(|f| f.line), Some(1));
+        let c = cache.shared_stack(Box::new([0x401000, 0x401000]), || one_frame(3));
+        assert_eq!(
+            c.first().map(|f| f.line),
+            Some(3),
+            "a different sym_pc is another stack"
+        );
+        for k in 0..MAX_SHARED_STACKS as u64 {
+            cache.shared_stack(Box::new([k]), Vec::new);
+        }
+        let len = cache.stacks.lock().map(|m| m.len()).unwrap_or(0);
+        assert_eq!(
+            len, MAX_SHARED_STACKS,
+            "the cache stops growing at its bound"
+        );
+        let d = cache.shared_stack(Box::new([u64::MAX]), || one_frame(4));
+        let e = cache.shared_stack(Box::new([u64::MAX]), || one_frame(5));
+        assert_eq!(
+            (d[0].line, e[0].line),
+            (4, 5),
+            "past the bound every stack is expanded"
+        );
+    }
     use crate::binary::Binary;
     use crate::pclntab::Pclntab;
     use crate::runtime::testbin;
