@@ -132,8 +132,28 @@ fn map_proc_err(pid: u32, what: &str, err: CaptureError) -> CaptureError {
     }
 }
 
+/// Whether the process is dead or dying: a zombie, or already past the
+/// point of no return in `do_exit` (PF_EXITING set while State still says R
+/// and its mm, hence its exe link, is gone).
 fn process_is_zombie(pid: u32) -> bool {
     proc::read_status(pid).is_ok_and(|status| matches!(status.state, 'Z' | 'X'))
+        || process_is_exiting(pid)
+}
+
+/// PF_EXITING in the flags (field 9) of `/proc/PID/stat`.
+fn process_is_exiting(pid: u32) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // Fields after the command name, which may itself contain ") ".
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    rest.split_whitespace()
+        .nth(6)
+        .and_then(|flags| flags.parse::<u64>().ok())
+        .is_some_and(|flags| flags & PF_EXITING != 0)
 }
 
 fn hex(bytes: &[u8]) -> String {

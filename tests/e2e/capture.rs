@@ -348,10 +348,6 @@ fn target_exiting_while_frozen_is_a_clean_error() {
 }
 
 #[test]
-#[ignore = "capture bug: a target that is exiting (PF_EXITING set, State still R, no mm) makes \
-            rdlv-snap fail with 'reading /proc/PID/exe: No such file or directory' instead of \
-            'process N exited'; process_is_zombie in capture/src/capture.rs must also check \
-            PF_EXITING (0x4, field 9 of /proc/PID/stat). Fails about 1 run in 3."]
 fn target_exiting_before_the_freeze_is_a_clean_error() {
     // The kill lands a few milliseconds after rdlv-snap starts: during its
     // pre-flight reads of /proc (exe, smaps, status) or the seize.
