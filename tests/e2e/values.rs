@@ -499,6 +499,54 @@ fn print_through_the_cli() {
     );
 }
 
+#[test]
+fn bt_full_prints_frame_variables() {
+    let program = Target::start("values", "1.26", Variant::NoOpt, &[]);
+    let snap = program.capture(&[]);
+    let snap_path = snap.path().as_os_str();
+    let out = run_rdlv(&[
+        "goroutines".as_ref(),
+        snap_path,
+        "--func".as_ref(),
+        "main.parkLocals".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    let list: Json = serde_json::from_slice(&out.stdout).expect("goroutines json");
+    let goid = list[0]["id"].as_u64().expect("parkLocals goroutine");
+    let out = run_rdlv(&[
+        "bt".as_ref(),
+        snap_path,
+        goid.to_string().as_ref(),
+        "--full".as_ref(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("rdlv bt --full", &out)
+    );
+    // The parked function's frame lists its locals with their values.
+    let frame = text
+        .split("in main.parkLocals")
+        .nth(1)
+        .expect("bt has a main.parkLocals frame");
+    for want in ["name = \"locals-test\"", "pt = main.Point {X: 17, Y: -17}"] {
+        assert!(frame.contains(want), "bt --full lacks {want:?}:\n{text}");
+    }
+    // The REPL spells it as Delve does.
+    let out = run_rdlv(&[
+        snap_path,
+        "-c".as_ref(),
+        format!("goroutine {goid} bt -full").as_ref(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("pt = main.Point {X: 17, Y: -17}"),
+        "{}",
+        describe_output("rdlv -c 'goroutine N bt -full'", &out)
+    );
+}
+
 /// Delve's `print` output for each expression, from `dlv attach` on the
 /// running program (the state rdlv captured just before): one block per
 /// expression, split at the prompts.

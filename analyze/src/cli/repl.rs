@@ -424,6 +424,10 @@ impl<'t> Session<'t> {
             }
             Cmd::Bt => {
                 let mut words = split_words(rest)?;
+                // Delve spells it `bt -full`.
+                for w in words.iter_mut().filter(|w| *w == "-full") {
+                    *w = "--full".to_string();
+                }
                 let args = match parse_args::<stacks::BtArgs>("bt", &words) {
                     Err(e) if e.kind() == clap::error::ErrorKind::MissingRequiredArgument => {
                         // `bt` alone: the selected goroutine, as in Delve.

@@ -82,6 +82,9 @@ pub struct BtArgs {
     /// Goroutine id.
     #[arg(value_name = "GOID")]
     pub goid: u64,
+    /// Also print each frame's local variables and arguments (Delve's `bt -full`).
+    #[arg(long)]
+    pub full: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
     pub format: TextOrJson,
@@ -356,6 +359,18 @@ pub fn run_bt(target: &Target, args: &BtArgs, out: &mut dyn Write) -> anyhow::Re
                     f.file,
                     f.line
                 )?;
+                if args.full {
+                    // A frame without DWARF (assembly, stripped) still gets
+                    // its line; the reason replaces the variables.
+                    match super::values::frame_locals_lines(target, args.goid, i) {
+                        Ok(lines) => {
+                            for line in lines {
+                                writeln!(out, "        {line}")?;
+                            }
+                        }
+                        Err(e) => writeln!(out, "        (no variables: {e})")?,
+                    }
+                }
             }
         }
     }
