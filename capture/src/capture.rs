@@ -446,6 +446,23 @@ fn cow_fallback_note(reason: &str) -> String {
 
 /// Runs one capture. `abort` holds a signal number once SIGINT/SIGTERM/SIGHUP arrived.
 pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
+    run_capture(options, abort).map_err(|err| exited_if_gone(options.pid, err))
+}
+
+/// A ptrace request that fails with ESRCH because the whole process died
+/// (killed while frozen, say) is reported as the process exiting, not as a
+/// ptrace failure on some thread.
+fn exited_if_gone(pid: u32, err: CaptureError) -> CaptureError {
+    let gone = || !proc::process_exists(pid) || process_is_zombie(pid);
+    match &err {
+        CaptureError::Ptrace { errno, .. } if *errno == nix::errno::Errno::ESRCH && gone() => {
+            CaptureError::Exited { pid }
+        }
+        _ => err,
+    }
+}
+
+fn run_capture(options: &Options, abort: &AtomicI32) -> Result<Summary> {
     let started = Instant::now();
     let mut pre = preflight(options, abort)?;
     let mut cow_fallback = None;
