@@ -896,15 +896,29 @@ fn generic_running_and_inlined_frames_go126() {
             ch.2
         );
     }
-    // The busy goroutine runs sync/atomic.(*Uint64).Add(&spinCount, 1).
-    let (goid, idx) =
-        frame_of(&target, "sync/atomic.(*Uint64).Add").expect("the running goroutine");
+    // The busy goroutine runs sync/atomic.(*Uint64).Add(&spinCount, 1) in a
+    // loop; a capture may also catch it in the loop itself, so capture again
+    // (bounded) until it is stopped inside Add.
+    let mut caught = frame_of(&target, "sync/atomic.(*Uint64).Add").map(|f| (snap, f));
+    for _ in 0..20 {
+        if caught.is_some() {
+            break;
+        }
+        let again = program.capture(&[]);
+        let t = rdlv_analyze::Target::open(again.path(), None).expect("open snapshot");
+        caught = frame_of(&t, "sync/atomic.(*Uint64).Add").map(|f| (again, f));
+    }
+    let (snap, (goid, idx)) = caught.expect("the running goroutine inside Add in 21 captures");
+    let target = rdlv_analyze::Target::open(snap.path(), None).expect("open snapshot");
+    let session = Session::open(&target);
     let vars = scope_json(&session, goid, idx);
     let delta = vars
         .iter()
         .find(|v| v.0 == "delta")
         .unwrap_or_else(|| panic!("no delta in {vars:?}"));
     assert_eq!(delta.2, Json::from(1), "{vars:?}");
+    drop(session);
+    drop(target);
     drop(program);
 
     // Optimized: inlineC/B/A are inlined into inlineRoot; each logical frame
