@@ -65,7 +65,10 @@ impl Memory for SliceMemory {
         if idx > 0 {
             let (start, bytes) = &self.ranges[idx - 1];
             let off = addr - start;
-            if off.checked_add(len).is_some_and(|end| end <= bytes.len() as u64) {
+            if off
+                .checked_add(len)
+                .is_some_and(|end| end <= bytes.len() as u64)
+            {
                 buf.copy_from_slice(&bytes[off as usize..(off + len) as usize]);
                 return Ok(());
             }

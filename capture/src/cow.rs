@@ -235,7 +235,6 @@ impl CowError {
     }
 }
 
-
 fn get_regs(tid: u32) -> Result<libc::user_regs_struct, CowError> {
     // SAFETY: user_regs_struct is plain old data; all-zero is valid.
     let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };

@@ -6,6 +6,6 @@ mod cli;
 mod corpus;
 mod cow;
 mod http;
-mod values;
-mod stacks;
 mod robust;
+mod stacks;
+mod values;
