@@ -115,7 +115,7 @@ fn noise(len: usize, mut state: u64) -> Vec<u8> {
 fn synthetic_snapshot(dir: &Path) -> PathBuf {
     let regs = X86Regs {
         rip: 0x46_1a20,
-        rsp: 0xc000_0a3f_58,
+        rsp: 0x00c0_000a_3f58,
         fs_base: 0x7f00_0000_1000,
         ..X86Regs::default()
     };

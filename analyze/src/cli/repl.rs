@@ -1055,7 +1055,9 @@ fn expression_words<A: clap::Args>(
         })
     };
     let mut trailing: Vec<String> = Vec::new();
-    while !explicit_end {
+    // After an explicit `--` everything is the expression.
+    let mut peel = !explicit_end;
+    while peel {
         let Some(i) = rest.rfind(char::is_whitespace) else {
             break;
         };
@@ -1071,7 +1073,7 @@ fn expression_words<A: clap::Args>(
                 trailing.splice(0..0, [before[j + 1..].to_string(), last.to_string()]);
                 rest = before[..j].trim_end();
             }
-            _ => break,
+            _ => peel = false,
         }
     }
     words.extend(trailing);
