@@ -659,13 +659,21 @@ fn preflight(options: &Options, abort: &AtomicI32) -> Result<Preflight> {
     })
 }
 
-/// Stops the target, reads registers, maps and memory, and resumes it.
-/// On any error the [`Frozen`] guard resumes the target before returning.
-fn stop_and_copy(options: &Options, abort: &AtomicI32, pre: &mut Preflight) -> Result<Stopped> {
-    let pid = options.pid;
-    // Copy threads spawned while this is alive inherit the priority.
-    let _boost = PriorityBoost::new();
-    let frozen = Frozen::freeze(pid, options.max_pause, abort, &pre.hints)?;
+/// What is read from the target right after every thread stopped, the same
+/// for the plain and the `--cow` capture.
+struct FrozenState {
+    clock_monotonic_ns: u64,
+    clock_realtime_ns: u64,
+    regs: Vec<freeze::ThreadRegs>,
+    regs_us: u64,
+    /// When planning (maps under the stop) began, for `plan_us`.
+    plan_started: Instant,
+    maps: Vec<proc::MapsEntry>,
+    smaps_reread: bool,
+    auxv: Vec<(u64, u64)>,
+}
+
+fn read_frozen_state(pid: u32, frozen: &Frozen, pre: &Preflight) -> Result<FrozenState> {
     let clock_monotonic_ns = clock_ns(libc::CLOCK_MONOTONIC);
     let clock_realtime_ns = clock_ns(libc::CLOCK_REALTIME);
 
@@ -683,6 +691,35 @@ fn stop_and_copy(options: &Options, abort: &AtomicI32, pre: &mut Preflight) -> R
         ),
     };
     let auxv = proc::read_auxv(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/auxv", e))?;
+    Ok(FrozenState {
+        clock_monotonic_ns,
+        clock_realtime_ns,
+        regs,
+        regs_us,
+        plan_started,
+        maps,
+        smaps_reread,
+        auxv,
+    })
+}
+
+/// Stops the target, reads registers, maps and memory, and resumes it.
+/// On any error the [`Frozen`] guard resumes the target before returning.
+fn stop_and_copy(options: &Options, abort: &AtomicI32, pre: &mut Preflight) -> Result<Stopped> {
+    let pid = options.pid;
+    // Copy threads spawned while this is alive inherit the priority.
+    let _boost = PriorityBoost::new();
+    let frozen = Frozen::freeze(pid, options.max_pause, abort, &pre.hints)?;
+    let FrozenState {
+        clock_monotonic_ns,
+        clock_realtime_ns,
+        regs,
+        regs_us,
+        plan_started,
+        maps,
+        smaps_reread,
+        auxv,
+    } = read_frozen_state(pid, &frozen, pre)?;
     let plans = pages::plan(&maps, &pre.exe_identity, &mut pre.scanner)?;
     let ranges: Vec<PageRange> = plans
         .iter()
@@ -756,23 +793,16 @@ fn stop_and_fork(
     let mut sentinel = cow::Sentinel::spawn(pid);
     let _boost = PriorityBoost::new();
     let frozen = Frozen::freeze(pid, options.max_pause, abort, &pre.hints)?;
-    let clock_monotonic_ns = clock_ns(libc::CLOCK_MONOTONIC);
-    let clock_realtime_ns = clock_ns(libc::CLOCK_REALTIME);
-
-    let regs_started = Instant::now();
-    let regs = frozen.registers()?;
-    let regs_us = duration_us(regs_started.elapsed());
-
-    let plan_started = Instant::now();
-    let maps_now = proc::read_maps(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/maps", e))?;
-    let (maps, smaps_reread) = match reuse_flags(&maps_now, &pre.smaps) {
-        Some(maps) => (maps, false),
-        None => (
-            proc::read_smaps(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/smaps", e))?,
-            true,
-        ),
-    };
-    let auxv = proc::read_auxv(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/auxv", e))?;
+    let FrozenState {
+        clock_monotonic_ns,
+        clock_realtime_ns,
+        regs,
+        regs_us,
+        plan_started,
+        maps,
+        smaps_reread,
+        auxv,
+    } = read_frozen_state(pid, &frozen, pre)?;
     // Presence is scanned now only where the child will not hold the
     // parent's bytes; everything else is scanned on the child after resume.
     let mut plans = Vec::with_capacity(maps.len());

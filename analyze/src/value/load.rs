@@ -675,7 +675,7 @@ impl<'p, 'a> Loader<'p, 'a> {
                         ) else {
                             break;
                         };
-                        let fname = read_abi_name(pm, fname).unwrap_or_default();
+                        let fname = super::read_abi_name(pm, fname, 4096).unwrap_or_default();
                         let v =
                             self.load_rtype(mem, ftyp, None, addr.wrapping_add(foff), recurse + 1);
                         fields.push((fname, v));
@@ -829,29 +829,6 @@ fn sudog_goids(prog: &Program<'_>, mut sudog: u64) -> Vec<u64> {
         }
     }
     out
-}
-
-/// An `abi.Name` (flag byte, uvarint length, bytes) at `addr`.
-fn read_abi_name(mem: &dyn Memory, addr: u64) -> Option<String> {
-    let mut hdr = [0u8; 6];
-    mem.read(addr, &mut hdr).ok()?;
-    let (mut len, mut shift, mut pos) = (0u64, 0, 1);
-    loop {
-        let b = *hdr.get(pos)?;
-        len |= u64::from(b & 0x7f) << shift;
-        pos += 1;
-        if b & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-    }
-    if len > 4096 {
-        return None;
-    }
-    let bytes = mem
-        .read_vec(addr.wrapping_add(pos as u64), len as usize)
-        .ok()?;
-    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The DWARF name of a dynamic type, unless it is empty.

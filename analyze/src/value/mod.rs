@@ -344,32 +344,7 @@ impl<'a> Program<'a> {
         let tflag = self.mem.read_u8(rtype.wrapping_add(20)).ok()?;
         let name_off = self.mem.read_u32(rtype.wrapping_add(40)).ok()? as i32;
         let name_addr = types.checked_add_signed(i64::from(name_off))?;
-        let mut hdr = [0u8; 11];
-        self.mem.read(name_addr, &mut hdr).ok()?;
-        // abi.Name: one flag byte, a uvarint length, the bytes.
-        let mut len: u64 = 0;
-        let mut shift = 0;
-        let mut pos = 1;
-        loop {
-            let b = *hdr.get(pos)?;
-            len |= u64::from(b & 0x7f) << shift;
-            pos += 1;
-            if b & 0x80 == 0 {
-                break;
-            }
-            shift += 7;
-            if shift > 28 {
-                return None;
-            }
-        }
-        if len > 1 << 16 {
-            return None;
-        }
-        let bytes = self
-            .mem
-            .read_vec(name_addr.wrapping_add(pos as u64), len as usize)
-            .ok()?;
-        let mut s = String::from_utf8_lossy(&bytes).into_owned();
+        let mut s = read_abi_name(self.mem, name_addr, 1 << 16)?;
         // TFlagExtraStar: the name is stored with a '*' that belongs to the pointer type.
         if tflag & 0x2 != 0 && s.starts_with('*') {
             s.remove(0);
@@ -420,6 +395,35 @@ pub fn shorten_package_paths(name: &str) -> String {
     }
     flush(&mut word, &mut out);
     out
+}
+
+/// Reads an `abi.Name` at `addr`: one flag byte, a uvarint length, then the
+/// bytes. `None` when unreadable or longer than `max_len` (corrupt memory).
+pub(crate) fn read_abi_name(mem: &dyn Memory, addr: u64, max_len: u64) -> Option<String> {
+    let mut hdr = [0u8; 11];
+    mem.read(addr, &mut hdr).ok()?;
+    let mut len: u64 = 0;
+    let mut shift = 0;
+    let mut pos = 1;
+    loop {
+        let b = *hdr.get(pos)?;
+        len |= u64::from(b & 0x7f) << shift;
+        pos += 1;
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 28 {
+            return None;
+        }
+    }
+    if len > max_len {
+        return None;
+    }
+    let bytes = mem
+        .read_vec(addr.wrapping_add(pos as u64), len as usize)
+        .ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 #[cfg(test)]
