@@ -132,28 +132,9 @@ fn map_proc_err(pid: u32, what: &str, err: CaptureError) -> CaptureError {
     }
 }
 
-/// Whether the process is dead or dying: a zombie, or already past the
-/// point of no return in `do_exit` (PF_EXITING set while State still says R
-/// and its mm, hence its exe link, is gone).
+/// Whether the process is dead or dying (see [`proc::gone_or_exiting`]).
 fn process_is_zombie(pid: u32) -> bool {
-    proc::read_status(pid).is_ok_and(|status| matches!(status.state, 'Z' | 'X'))
-        || process_is_exiting(pid)
-}
-
-/// PF_EXITING in the flags (field 9) of `/proc/PID/stat`.
-fn process_is_exiting(pid: u32) -> bool {
-    const PF_EXITING: u64 = 0x4;
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // Fields after the command name, which may itself contain ") ".
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return false;
-    };
-    rest.split_whitespace()
-        .nth(6)
-        .and_then(|flags| flags.parse::<u64>().ok())
-        .is_some_and(|flags| flags & PF_EXITING != 0)
+    proc::gone_or_exiting(pid)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -453,9 +434,33 @@ pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
 /// (killed while frozen, say) is reported as the process exiting, not as a
 /// ptrace failure on some thread.
 fn exited_if_gone(pid: u32, err: CaptureError) -> CaptureError {
-    let gone = || !proc::process_exists(pid) || process_is_zombie(pid);
+    // A thread we held stopped vanished: the SIGKILL that did it takes the
+    // whole process down within moments, so give it that long to show.
+    let gone = || {
+        let deadline = Instant::now() + Duration::from_millis(500);
+        loop {
+            if proc::gone_or_exiting(pid) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
     match &err {
+        // A thread we hold in a ptrace-stop only leaves it when SIGKILL takes
+        // its whole process down (it may then sit in its exit stop until we
+        // let go, so /proc does not show it gone yet).
+        CaptureError::Ptrace {
+            op: "GETREGS" | "GETREGSET",
+            errno: nix::errno::Errno::ESRCH,
+            ..
+        } => CaptureError::Exited { pid },
         CaptureError::Ptrace { errno, .. } if *errno == nix::errno::Errno::ESRCH && gone() => {
+            CaptureError::Exited { pid }
+        }
+        CaptureError::Parse { what, .. } if what.starts_with("--cow") && gone() => {
             CaptureError::Exited { pid }
         }
         _ => err,

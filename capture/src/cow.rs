@@ -309,6 +309,11 @@ fn wait_stop(tid: u32, what: &'static str) -> Result<Stop, CowError> {
                 if start.elapsed() > STEP_TIMEOUT {
                     return Err(CowError::Timeout { tid, what });
                 }
+                // A thread killed (with its process) while we wait may never
+                // report again: don't wait out the timeout for it.
+                if spins % 1000 == 999 && proc::gone_or_exiting(tid) {
+                    return Ok(Stop::Gone);
+                }
                 // Spin briefly (a step takes microseconds), then sleep lightly
                 // (a fork of a large process takes milliseconds).
                 spins += 1;

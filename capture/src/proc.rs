@@ -292,6 +292,28 @@ pub fn process_exists(pid: u32) -> bool {
     proc_dir(pid).exists()
 }
 
+/// Whether process or thread `id` is gone or dying: no `/proc/ID`, state Z
+/// or X, or PF_EXITING set (past the point of no return in `do_exit`, while
+/// its state may still say R and its mm is already gone).
+pub fn gone_or_exiting(id: u32) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    let Ok(stat) = std::fs::read_to_string(proc_dir(id).join("stat")) else {
+        return !process_exists(id);
+    };
+    // Fields after the command name, which may itself contain ") ".
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let mut fields = rest.split_whitespace();
+    let state = fields.next().unwrap_or("");
+    // flags is field 9: the 7th after the state (field 3).
+    let flags = fields
+        .nth(5)
+        .and_then(|f| f.parse::<u64>().ok())
+        .unwrap_or(0);
+    matches!(state, "Z" | "X" | "x") || flags & PF_EXITING != 0
+}
+
 /// `/proc/PID/smaps` parsed (with VmFlags).
 pub fn read_smaps(pid: u32) -> Result<Vec<MapsEntry>> {
     parse_maps(&read_text(&proc_dir(pid).join("smaps"))?)
