@@ -708,6 +708,27 @@ fn read_frozen_state(pid: u32, frozen: &Frozen, pre: &Preflight) -> Result<Froze
     })
 }
 
+/// Every range the plans copy, in order, with `buffer` grown to hold them.
+fn planned_ranges(plans: &[MappingPlan], buffer: &mut Vec<u8>) -> Result<Vec<PageRange>> {
+    let ranges: Vec<PageRange> = plans
+        .iter()
+        .flat_map(|p| p.ranges.iter().copied())
+        .collect();
+    let total: u64 = ranges.iter().map(|r| r.len).sum();
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
+    if total > buffer.len() {
+        // The process grew since pre-flight; these pages fault during the pause.
+        buffer
+            .try_reserve_exact(total - buffer.len())
+            .map_err(|_| CaptureError::OutOfMemory {
+                needed: total as u64,
+                available: proc::mem_available().unwrap_or(0),
+            })?;
+        buffer.resize(total, 0);
+    }
+    Ok(ranges)
+}
+
 /// Stops the target, reads registers, maps and memory, and resumes it.
 /// On any error the [`Frozen`] guard resumes the target before returning.
 fn stop_and_copy(options: &Options, abort: &AtomicI32, pre: &mut Preflight) -> Result<Stopped> {
@@ -726,22 +747,7 @@ fn stop_and_copy(options: &Options, abort: &AtomicI32, pre: &mut Preflight) -> R
         auxv,
     } = read_frozen_state(pid, &frozen, pre)?;
     let plans = pages::plan(&maps, &pre.exe_identity, &mut pre.scanner)?;
-    let ranges: Vec<PageRange> = plans
-        .iter()
-        .flat_map(|p| p.ranges.iter().copied())
-        .collect();
-    let total: u64 = ranges.iter().map(|r| r.len).sum();
-    let total = usize::try_from(total).unwrap_or(usize::MAX);
-    if total > pre.buffer.len() {
-        // The process grew since pre-flight; these pages fault during the pause.
-        pre.buffer
-            .try_reserve_exact(total - pre.buffer.len())
-            .map_err(|_| CaptureError::OutOfMemory {
-                needed: total as u64,
-                available: proc::mem_available().unwrap_or(0),
-            })?;
-        pre.buffer.resize(total, 0);
-    }
+    let ranges = planned_ranges(&plans, &mut pre.buffer)?;
     let plan_us = duration_us(plan_started.elapsed());
 
     let deadline = frozen
@@ -949,21 +955,7 @@ fn read_forked_image(
         }
         plan.ranges = ranges;
     }
-    let ranges: Vec<PageRange> = plans
-        .iter()
-        .flat_map(|p| p.ranges.iter().copied())
-        .collect();
-    let total: u64 = ranges.iter().map(|r| r.len).sum();
-    let total = usize::try_from(total).unwrap_or(usize::MAX);
-    if total > pre.buffer.len() {
-        pre.buffer
-            .try_reserve_exact(total - pre.buffer.len())
-            .map_err(|_| CaptureError::OutOfMemory {
-                needed: total as u64,
-                available: proc::mem_available().unwrap_or(0),
-            })?;
-        pre.buffer.resize(total, 0);
-    }
+    let ranges = planned_ranges(&plans, &mut pre.buffer)?;
     let mut outcome = CopyOutcome::default();
     let mut pending: Vec<PageRange> = Vec::new();
     let mut pending_offset = 0usize;
