@@ -252,7 +252,7 @@ fn capture_while_target_dies(
     what: &str,
     mut kill_when: impl FnMut(&Target, &mut std::process::Child) -> bool,
 ) -> Result<ExitOutcome, String> {
-    let mut target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", heap_mb]);
+    let target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", heap_mb]);
     let path = dir.join("exit.snap");
     let mut child = Command::new(rdlv_snap_path())
         .arg(target.pid().to_string())
@@ -263,7 +263,10 @@ fn capture_while_target_dies(
         .spawn()
         .expect("spawn rdlv-snap");
     while !kill_when(&target, &mut child) {}
-    target.kill();
+    // SIGKILL without reaping: until rdlv-snap is done the target stays a
+    // zombie, as a dying process does whose parent has not waited yet, so
+    // what rdlv-snap sees does not depend on how fast it started.
+    target.signal(libc::SIGKILL);
     let out = child.wait_with_output().expect("wait rdlv-snap");
     let ctx = describe_output(&format!("target killed {what}"), &out);
     let outcome = if out.status.success() {
