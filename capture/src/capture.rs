@@ -897,9 +897,7 @@ fn stop_and_fork(
         )),
     }
     let (ranges, mut outcome) = read?;
-    outcome.failed.extend(parent_outcome.failed);
-    outcome.failed.sort_by_key(|r| r.addr);
-    outcome.fallback_bytes += parent_outcome.fallback_bytes;
+    outcome.absorb(parent_outcome);
     Ok(Ok(Stopped {
         threads,
         regs,
@@ -955,7 +953,7 @@ fn read_forked_image(
         }
         plan.ranges = ranges;
     }
-    let ranges = planned_ranges(&plans, &mut pre.buffer)?;
+    let ranges = planned_ranges(plans, &mut pre.buffer)?;
     let mut outcome = CopyOutcome::default();
     let mut pending: Vec<PageRange> = Vec::new();
     let mut pending_offset = 0usize;
@@ -977,8 +975,7 @@ fn read_forked_image(
                 detail: format!("{from}..{to} outside the buffer"),
             })?;
         let part = image.read_ranges(pending, slice, abort)?;
-        outcome.failed.extend(part.failed);
-        outcome.fallback_bytes += part.fallback_bytes;
+        outcome.absorb(part);
         pending.clear();
         Ok(())
     };

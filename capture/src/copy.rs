@@ -52,6 +52,28 @@ pub struct CopyOutcome {
     pub fallback_bytes: u64,
 }
 
+impl CopyOutcome {
+    /// Adds another part's failures and fallback bytes to this one, keeping
+    /// the failures sorted by address.
+    pub fn absorb(&mut self, part: CopyOutcome) {
+        self.failed.extend(part.failed);
+        self.failed.sort_by_key(|r| r.addr);
+        self.fallback_bytes += part.fallback_bytes;
+    }
+
+    /// The outcomes of the parts of one copy (one per reader thread) as one,
+    /// or the first error.
+    pub fn merged<E>(
+        parts: Vec<std::result::Result<CopyOutcome, E>>,
+    ) -> std::result::Result<CopyOutcome, E> {
+        let mut outcome = CopyOutcome::default();
+        for part in parts {
+            outcome.absorb(part?);
+        }
+        Ok(outcome)
+    }
+}
+
 /// A piece of a range with its offset in the destination buffer.
 #[derive(Debug, Clone, Copy)]
 struct Piece {
@@ -141,14 +163,7 @@ pub fn copy_ranges(
             })
             .collect()
     });
-    let mut outcome = CopyOutcome::default();
-    for result in results {
-        let part = result?;
-        outcome.failed.extend(part.failed);
-        outcome.fallback_bytes += part.fallback_bytes;
-    }
-    outcome.failed.sort_by_key(|r| r.addr);
-    Ok(outcome)
+    CopyOutcome::merged(results)
 }
 
 /// Copies one thread's run of pieces into `buffer`, whose byte 0 is the

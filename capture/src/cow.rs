@@ -772,14 +772,7 @@ fn read_image(
             })
             .collect()
     });
-    let mut outcome = CopyOutcome::default();
-    for result in results {
-        let part = result?;
-        outcome.failed.extend(part.failed);
-        outcome.fallback_bytes += part.fallback_bytes;
-    }
-    outcome.failed.sort_by_key(|r| r.addr);
-    Ok(outcome)
+    CopyOutcome::merged(results)
 }
 
 fn read_share(
