@@ -207,22 +207,7 @@ fn write_to(out: &mut String, v: &Value, flags: Flags, indent: &str) {
                 // Delve writes the separator after every pair, the last too.
                 out.push_str(", ");
             }
-            if (entries.len() as u64) < *len {
-                if !entries.is_empty() {
-                    if nl {
-                        let _ = write!(out, "\n{indent}{INDENT}");
-                    } else {
-                        out.push(',');
-                    }
-                    let _ = write!(out, "...+{} more", len - entries.len() as u64);
-                } else {
-                    out.push_str("...");
-                }
-            }
-            if nl {
-                let _ = write!(out, "\n{indent}");
-            }
-            out.push(']');
+            close_list(out, entries.len(), *len, nl, indent);
         }
         ValueKind::Func { pc, name, captured } => {
             if *pc == 0 {
@@ -375,14 +360,20 @@ fn write_elems(out: &mut String, elems: &[Value], len: u64, flags: Flags, indent
             out.push(',');
         }
     }
-    if (elems.len() as u64) < len {
-        if !elems.is_empty() {
+    close_list(out, elems.len(), len, nl, indent);
+}
+
+/// Ends a list that showed `shown` of `len` elements: Delve's `...+N more`
+/// (or `...` when none were shown), then the closing bracket.
+fn close_list(out: &mut String, shown: usize, len: u64, nl: bool, indent: &str) {
+    if (shown as u64) < len {
+        if shown > 0 {
             if nl {
                 let _ = write!(out, "\n{indent}{INDENT}");
             } else {
                 out.push(',');
             }
-            let _ = write!(out, "...+{} more", len - elems.len() as u64);
+            let _ = write!(out, "...+{} more", len - shown as u64);
         } else {
             out.push_str("...");
         }
