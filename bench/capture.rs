@@ -1,7 +1,7 @@
 //! bench-capture: rdlv-snap against a bare process_vm_readv copy and gcore on
 //! the same Go process, in one run. Prints medians and ratios; asserts nothing.
 //!
-//! Usage: bench-capture [--mb N] [--runs N] [--cow]
+//! Usage: bench-capture [--mb N] [--runs N] [--cow] [--precopy] [--dirty-mibps N]
 //! Needs: target/release/rdlv-snap (cargo build --release -p rdlv-snap),
 //! Go (system), gdb's gcore.
 
@@ -16,6 +16,8 @@ struct Args {
     mb: u64,
     runs: usize,
     cow: bool,
+    precopy: bool,
+    dirty_mibps: u64,
 }
 
 fn parse_args() -> Result<Args> {
@@ -23,6 +25,8 @@ fn parse_args() -> Result<Args> {
         mb: 1024,
         runs: 3,
         cow: false,
+        precopy: false,
+        dirty_mibps: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -30,8 +34,10 @@ fn parse_args() -> Result<Args> {
             "--mb" => args.mb = it.next().context("--mb N")?.parse()?,
             "--runs" => args.runs = it.next().context("--runs N")?.parse()?,
             "--cow" => args.cow = true,
+            "--precopy" => args.precopy = true,
+            "--dirty-mibps" => args.dirty_mibps = it.next().context("--dirty-mibps N")?.parse()?,
             "-h" | "--help" => {
-                println!("bench-capture [--mb N (1024)] [--runs N (3)] [--cow]");
+                println!("bench-capture [--mb N (1024)] [--runs N (3)] [--cow] [--precopy] [--dirty-mibps N (0)]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other}"),
@@ -60,7 +66,7 @@ impl Drop for HeapTarget {
     }
 }
 
-fn start_heap(mb: u64, work: &Path) -> Result<HeapTarget> {
+fn start_heap(mb: u64, dirty_mibps: u64, work: &Path) -> Result<HeapTarget> {
     let bin = work.join("heap");
     let status = Command::new("go")
         .args(["build", "-o"])
@@ -74,6 +80,7 @@ fn start_heap(mb: u64, work: &Path) -> Result<HeapTarget> {
     }
     let mut child = Command::new(&bin)
         .args(["-mb", &mb.to_string()])
+        .args(["-dirty-mibps", &dirty_mibps.to_string()])
         .env("ORACLE_DIR", work)
         .stdout(Stdio::piped())
         .spawn()
@@ -208,9 +215,22 @@ struct SnapRun {
     /// Extra memory the target held during a --cow capture (child's private
     /// dirty pages plus its page tables), as rdlv-snap reports it.
     cow_extra_bytes: u64,
+    /// --precopy: the short stop that set up write tracking (the target is
+    /// stopped twice; `pause_us` is the second, main stop).
+    attach_pause_us: u64,
+    /// --precopy: bytes copied while the target ran / re-copied in the stop.
+    precopy_bytes: u64,
+    recopied_bytes: u64,
 }
 
-fn run_snap(pid: u32, out: &Path, cow: bool) -> Result<SnapRun> {
+impl SnapRun {
+    /// Everything the target spent stopped, in ms (both stops for --precopy).
+    fn stopped_ms(&self) -> f64 {
+        (self.pause_us + self.attach_pause_us) as f64 / 1000.0
+    }
+}
+
+fn run_snap(pid: u32, out: &Path, mode: Option<&str>) -> Result<SnapRun> {
     let snap = repo_root().join("target/release/rdlv-snap");
     if !snap.exists() {
         bail!(
@@ -225,8 +245,8 @@ fn run_snap(pid: u32, out: &Path, cow: bool) -> Result<SnapRun> {
         .arg("-o")
         .arg(out)
         .args(["--json", "-q"]);
-    if cow {
-        cmd.arg("--cow");
+    if let Some(flag) = mode {
+        cmd.arg(flag);
     }
     let output = cmd.output()?;
     let wall = start.elapsed();
@@ -242,6 +262,10 @@ fn run_snap(pid: u32, out: &Path, cow: bool) -> Result<SnapRun> {
         wall,
         file_bytes: v["file_bytes"].as_u64().context("file_bytes")?,
         cow_extra_bytes: v["cow_extra_bytes"].as_u64().unwrap_or(0),
+        attach_pause_us: v["precopy_attach_pause_us"].as_u64().unwrap_or(0),
+        precopy_bytes: v["precopy_bytes"].as_u64().unwrap_or(0),
+        recopied_bytes: v["bytes_captured"].as_u64().unwrap_or(0)
+            - v["precopy_reused_bytes"].as_u64().unwrap_or(0),
     })
 }
 
@@ -275,11 +299,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() -> Result<()> {
     let args = parse_args()?;
     let work = tempfile::tempdir()?;
-    let target = start_heap(args.mb, work.path())?;
+    let target = start_heap(args.mb, args.dirty_mibps, work.path())?;
     let rss = rss_bytes(target.pid)?;
     println!(
-        "target: corpus/cmd/heap -mb {} pid {} RSS {:.1} MiB",
+        "target: corpus/cmd/heap -mb {} -dirty-mibps {} pid {} RSS {:.1} MiB",
         args.mb,
+        args.dirty_mibps,
         target.pid,
         rss as f64 / 1048576.0
     );
@@ -288,7 +313,7 @@ fn main() -> Result<()> {
     let mut walls = Vec::new();
     let mut sizes = Vec::new();
     for i in 0..args.runs {
-        let r = run_snap(target.pid, &work.path().join(format!("x{i}.snap")), false)?;
+        let r = run_snap(target.pid, &work.path().join(format!("x{i}.snap")), None)?;
         println!(
             "rdlv-snap run {i}: pause {:.1} ms, total {:.2} s, file {:.1} MiB",
             r.pause_us as f64 / 1000.0,
@@ -305,7 +330,11 @@ fn main() -> Result<()> {
     let mut cow_extra = Vec::new();
     if args.cow {
         for i in 0..args.runs {
-            let r = run_snap(target.pid, &work.path().join(format!("c{i}.snap")), true)?;
+            let r = run_snap(
+                target.pid,
+                &work.path().join(format!("c{i}.snap")),
+                Some("--cow"),
+            )?;
             println!(
                 "rdlv-snap --cow run {i}: pause {:.1} ms, total {:.2} s, target extra memory {:.1} MiB",
                 r.pause_us as f64 / 1000.0,
@@ -316,6 +345,31 @@ fn main() -> Result<()> {
             cow_walls.push(r.wall.as_secs_f64());
             cow_extra.push(r.cow_extra_bytes as f64);
             let _ = std::fs::remove_file(work.path().join(format!("c{i}.snap")));
+        }
+    }
+    let mut pre_stops = Vec::new();
+    let mut pre_walls = Vec::new();
+    let mut pre_recopied = Vec::new();
+    if args.precopy {
+        for i in 0..args.runs {
+            let r = run_snap(
+                target.pid,
+                &work.path().join(format!("p{i}.snap")),
+                Some("--precopy"),
+            )?;
+            println!(
+                "rdlv-snap --precopy run {i}: stopped {:.1} ms (set-up stop {:.1} ms + main stop {:.1} ms), {:.1} MiB copied while running, {:.1} MiB re-copied in the stop, total {:.2} s",
+                r.stopped_ms(),
+                r.attach_pause_us as f64 / 1000.0,
+                r.pause_us as f64 / 1000.0,
+                r.precopy_bytes as f64 / 1048576.0,
+                r.recopied_bytes as f64 / 1048576.0,
+                r.wall.as_secs_f64(),
+            );
+            pre_stops.push(r.stopped_ms());
+            pre_walls.push(r.wall.as_secs_f64());
+            pre_recopied.push(r.recopied_bytes as f64);
+            let _ = std::fs::remove_file(work.path().join(format!("p{i}.snap")));
         }
     }
     let mut bare = Vec::new();
@@ -366,6 +420,12 @@ fn main() -> Result<()> {
             median(cow_walls),
             median(cow_extra) / 1048576.0
         );
+    }
+    if !pre_stops.is_empty() {
+        let stopped = median(pre_stops);
+        println!("rdlv-snap --precopy    {stopped:>9.1} ms   gcore / precopy stops = {:.1}x (target >= 10x); both stops summed, {:.1} MiB re-copied in the stop",
+            gcore_ms / stopped, median(pre_recopied) / 1048576.0);
+        println!("rdlv-snap --precopy total {:>6.2} s", median(pre_walls));
     }
     println!("rdlv-snap total        {wall:>9.2} s   (target <= 3 s at 1 GiB)");
     println!("snapshot size          {:>9.1} MiB  snapshot / gcore core  = {:.3}x (target <= 0.2x; core on disk {:.1} MiB)", size / 1048576.0, size / core_size, core_disk / 1048576.0);

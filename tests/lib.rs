@@ -44,4 +44,6 @@ pub use toolchain::{
     build_corpus, go_toolchain, target_dirs, workspace_root, Variant, CORPUS_PROGRAMS, DEFAULT_GO,
     GO_VERSIONS,
 };
-pub use tools::{describe_output, rdlv_path, rdlv_snap_path, run_rdlv, run_snap};
+pub use tools::{
+    describe_output, rdlv_path, rdlv_snap_path, rdlv_snap_unwrapped_path, run_rdlv, run_snap,
+};

@@ -20,7 +20,15 @@ pub const GO_VERSIONS: &[&str] = &[
 pub const DEFAULT_GO: &str = "1.26";
 
 /// The names of the programs under `corpus/cmd/`.
-pub const CORPUS_PROGRAMS: &[&str] = &["parked", "heap", "threads", "httpserver", "values", "many"];
+pub const CORPUS_PROGRAMS: &[&str] = &[
+    "parked",
+    "heap",
+    "threads",
+    "httpserver",
+    "values",
+    "many",
+    "churn",
+];
 
 /// How a corpus program is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -63,6 +63,14 @@ pub fn rdlv_snap_path() -> PathBuf {
     binary("RDLV_SNAP", "rdlv-snap", "rdlv-snap", &BUILT)
 }
 
+/// Path of the `rdlv-snap` binary itself, `$RDLV_SNAP_REAL`, else
+/// `target/<profile>/rdlv-snap` (built if needed): never a `$RDLV_SNAP`
+/// wrapper that adds a capture mode, for tests that choose the mode.
+pub fn rdlv_snap_unwrapped_path() -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    binary("RDLV_SNAP_REAL", "rdlv-snap", "rdlv-snap", &BUILT)
+}
+
 /// Path of `rdlv`: `$RDLV`, else `target/<profile>/rdlv` (built if needed).
 pub fn rdlv_path() -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();

@@ -23,6 +23,7 @@ use crate::exeinfo;
 use crate::freeze::{self, duration_us, Frozen, ThreadRegs};
 use crate::output::Output;
 use crate::pages::{self, Decision, ExeIdentity, MappingPlan, PageRange, PresenceScanner};
+use crate::precopy;
 use crate::proc;
 
 /// Extra room in the pre-faulted buffer for growth between pre-flight and stop.
@@ -55,6 +56,9 @@ pub struct Options {
     /// Extra memory `--cow` may add to the target (page tables and pages
     /// copied on write while the child lives).
     pub cow_max_extra: u64,
+    /// Pre-copy capture: copy while the target runs, tracking its writes,
+    /// then copy only the written pages while it is stopped.
+    pub precopy: bool,
 }
 
 /// What happened, for `--json` and the summary line.
@@ -102,7 +106,7 @@ pub struct Summary {
     pub warnings: Vec<String>,
     /// Presence method (`PAGEMAP_SCAN` or `pagemap`).
     pub page_scan: &'static str,
-    /// Capture method actually used: `plain` or `cow`.
+    /// Capture method actually used: `plain`, `cow` or `precopy`.
     pub method: &'static str,
     /// Why `--cow` fell back to the plain copy.
     pub cow_fallback: Option<String>,
@@ -115,6 +119,10 @@ pub struct Summary {
     pub reap_pause_us: u64,
     /// `--cow`: milliseconds reading the forked image (target running).
     pub read_ms: u64,
+    /// Why `--precopy` fell back to the plain copy.
+    pub precopy_fallback: Option<String>,
+    /// `--precopy`: what the pre-copy did.
+    pub precopy: Option<PrecopyStats>,
 }
 
 fn map_proc_err(pid: u32, what: &str, err: CaptureError) -> CaptureError {
@@ -227,12 +235,20 @@ fn zero_page_bytes(data: &[u8]) -> u64 {
         .sum()
 }
 
-/// A captured run of bytes: target address and offset in the copy buffer.
+/// A captured run of bytes: target address and offset in the copy buffer
+/// (or, for `--precopy` pages not written since, in the pre-copy buffer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Run {
     addr: u64,
     offset: usize,
     len: u64,
+    from_precopy: bool,
+}
+
+/// The bytes of a run, given the copy buffer and the pre-copy buffer.
+fn run_bytes<'a>(buffer: &'a [u8], precopy: &'a [u8], run: &Run) -> Option<&'a [u8]> {
+    let buffer = if run.from_precopy { precopy } else { buffer };
+    buffer.get(run.offset..run.offset.checked_add(run.len as usize)?)
 }
 
 /// Lays `ranges` out back to back (as the copy did) and removes failed pages.
@@ -257,6 +273,7 @@ fn runs_without_failures(ranges: &[PageRange], failed: &[PageRange]) -> Vec<Run>
                     addr: cursor,
                     offset: offset + (cursor - range.addr) as usize,
                     len: stop - cursor,
+                    from_precopy: false,
                 });
             }
             match next_fail {
@@ -384,6 +401,8 @@ struct Preflight {
     cmdline: Vec<String>,
     scanner: PresenceScanner,
     buffer: Vec<u8>,
+    /// `--precopy`: the pages copied while the target ran (empty otherwise).
+    precopy: Vec<u8>,
     hints: Vec<freeze::ThreadHint>,
 }
 
@@ -407,6 +426,24 @@ struct Stopped {
     method: &'static str,
     /// Facts of a copy-on-write capture.
     cow: Option<CowStats>,
+    /// `--precopy`: runs taken from the pre-copy (sorted), and its facts.
+    reused: Vec<Run>,
+    precopy: Option<PrecopyStats>,
+}
+
+/// What a pre-copy capture measured.
+#[derive(Debug, Clone, Default)]
+pub struct PrecopyStats {
+    /// Microseconds the target was stopped to set up write tracking.
+    pub attach_pause_us: u64,
+    /// Bytes under write tracking.
+    pub tracked_bytes: u64,
+    /// Bytes copied while the target ran.
+    pub precopy_bytes: u64,
+    /// Milliseconds of that copy.
+    pub precopy_ms: u64,
+    /// Bytes of the snapshot taken from the pre-copy (not written since).
+    pub reused_bytes: u64,
 }
 
 /// What a copy-on-write capture measured.
@@ -460,7 +497,16 @@ fn exited_if_gone(pid: u32, err: CaptureError) -> CaptureError {
         CaptureError::Ptrace { errno, .. } if *errno == nix::errno::Errno::ESRCH && gone() => {
             CaptureError::Exited { pid }
         }
-        CaptureError::Parse { what, .. } if what.starts_with("--cow") && gone() => {
+        CaptureError::Parse { what, .. }
+            if (what.starts_with("--cow") || what.starts_with("--precopy")) && gone() =>
+        {
+            CaptureError::Exited { pid }
+        }
+        // /proc reads of a process that died (e.g. during --precopy's copy
+        // while it runs) fail with ESRCH.
+        CaptureError::Proc { source, .. }
+            if source.raw_os_error() == Some(libc::ESRCH) && gone() =>
+        {
             CaptureError::Exited { pid }
         }
         _ => err,
@@ -471,6 +517,7 @@ fn run_capture(options: &Options, abort: &AtomicI32) -> Result<Summary> {
     let started = Instant::now();
     let mut pre = preflight(options, abort)?;
     let mut cow_fallback = None;
+    let mut precopy_fallback = None;
     let stopped = if options.cow {
         let facts = cow::CowFacts::read(options.pid);
         match cow::refusal(&facts, options.cow_max_extra) {
@@ -486,19 +533,38 @@ fn run_capture(options: &Options, abort: &AtomicI32) -> Result<Summary> {
                 }
             },
         }
+    } else if options.precopy {
+        match stop_and_precopy(options, abort, &mut pre)? {
+            Ok(stopped) => stopped,
+            Err(reason) => {
+                eprintln!("rdlv-snap: --precopy: {reason}; falling back to the plain copy");
+                precopy_fallback = Some(reason);
+                stop_and_copy(options, abort, &mut pre)?
+            }
+        }
     } else {
         stop_and_copy(options, abort, &mut pre)?
     };
 
     // Running again from here on.
     let write_started = Instant::now();
-    let runs = runs_without_failures(&stopped.ranges, &stopped.outcome.failed);
+    let mut runs = runs_without_failures(&stopped.ranges, &stopped.outcome.failed);
+    if !stopped.reused.is_empty() {
+        runs.extend(stopped.reused.iter().copied());
+        runs.sort_by_key(|run| run.addr);
+    }
     let mut metadata = describe(options.pid, &pre, &stopped, &runs);
     if let Some(reason) = &cow_fallback {
         metadata
             .capture
             .warnings
             .push(format!("--cow fell back to the plain copy: {reason}"));
+    }
+    if let Some(reason) = &precopy_fallback {
+        metadata
+            .capture
+            .warnings
+            .push(format!("--precopy fell back to the plain copy: {reason}"));
     }
     let bytes_captured = metadata.capture.bytes_captured;
     let zero_bytes: u64 = metadata
@@ -555,6 +621,8 @@ fn run_capture(options: &Options, abort: &AtomicI32) -> Result<Summary> {
         fork_us: stopped.cow.as_ref().map_or(0, |c| c.fork_us),
         reap_pause_us: stopped.cow.as_ref().map_or(0, |c| c.reap_pause_us),
         read_ms: stopped.cow.as_ref().map_or(0, |c| c.read_ms),
+        precopy_fallback,
+        precopy: stopped.precopy.clone(),
     })
 }
 
@@ -660,6 +728,7 @@ fn preflight(options: &Options, abort: &AtomicI32) -> Result<Preflight> {
         cmdline,
         scanner,
         buffer,
+        precopy: Vec::new(),
         hints,
     })
 }
@@ -714,6 +783,12 @@ fn planned_ranges(plans: &[MappingPlan], buffer: &mut Vec<u8>) -> Result<Vec<Pag
         .iter()
         .flat_map(|p| p.ranges.iter().copied())
         .collect();
+    planned_ranges_fit(&ranges, buffer)?;
+    Ok(ranges)
+}
+
+/// Grows `buffer` to hold `ranges` back to back.
+fn planned_ranges_fit(ranges: &[PageRange], buffer: &mut Vec<u8>) -> Result<()> {
     let total: u64 = ranges.iter().map(|r| r.len).sum();
     let total = usize::try_from(total).unwrap_or(usize::MAX);
     if total > buffer.len() {
@@ -726,7 +801,7 @@ fn planned_ranges(plans: &[MappingPlan], buffer: &mut Vec<u8>) -> Result<Vec<Pag
             })?;
         buffer.resize(total, 0);
     }
-    Ok(ranges)
+    Ok(())
 }
 
 /// Stops the target, reads registers, maps and memory, and resumes it.
@@ -785,7 +860,186 @@ fn stop_and_copy(options: &Options, abort: &AtomicI32, pre: &mut Preflight) -> R
         resume_us,
         method: "plain",
         cow: None,
+        reused: Vec::new(),
+        precopy: None,
     })
+}
+
+/// The `--precopy` capture (see `precopy.rs`): a short stop to take over a
+/// userfaultfd of the target, then, with the target running, write
+/// protection of its private anonymous mappings and a copy of their present
+/// pages; then the real stop, which copies everything else plus the pages
+/// written since they were protected. `Ok(Err(reason))` means write tracking
+/// could not be set up and nothing is left changed: the caller falls back
+/// to the plain copy.
+fn stop_and_precopy(
+    options: &Options,
+    abort: &AtomicI32,
+    pre: &mut Preflight,
+) -> Result<std::result::Result<Stopped, String>> {
+    let pid = options.pid;
+    if !pre.scanner.uses_scan_ioctl() {
+        return Ok(Err(
+            "finding written pages needs the PAGEMAP_SCAN ioctl (Linux 6.7+)".into(),
+        ));
+    }
+    let (mut tracker, attach_pause_us) =
+        match precopy::WriteTracker::attach(pid, options.max_pause, abort, &pre.hints) {
+            Ok(attached) => attached,
+            Err(error) if error.falls_back() => return Ok(Err(error.to_string())),
+            Err(error) => return Err(error.into()),
+        };
+
+    // Running again: protect, then copy what is protected.
+    let maps = proc::read_smaps(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/smaps", e))?;
+    for entry in &maps {
+        if pages::classify(entry, &pre.exe_identity) == Decision::Capture
+            && precopy::trackable(entry)
+        {
+            tracker.protect(entry.start, entry.end, &mut pre.scanner)?;
+        }
+    }
+    let tracked_bytes: u64 = tracker.tracked().iter().map(|r| r.len).sum();
+    let mut precopy_ranges = Vec::new();
+    for range in tracker.tracked() {
+        pre.scanner
+            .existing_pages(range.addr, range.addr + range.len, &mut precopy_ranges)?;
+    }
+    let mut precopy_buffer = std::mem::take(&mut pre.buffer);
+    planned_ranges_fit(&precopy_ranges, &mut precopy_buffer)?;
+    let precopy_started = Instant::now();
+    let precopy_outcome = copy::copy_ranges(
+        pid,
+        &precopy_ranges,
+        &mut precopy_buffer,
+        Some(&pre.mem),
+        abort,
+        None,
+    )?;
+    let precopy_ms = u64::try_from(precopy_started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let precopy_bytes: u64 = precopy_ranges.iter().map(|r| r.len).sum();
+    let precopied = pages::subtract_ranges(&precopy_ranges, &precopy_outcome.failed);
+    let layout = precopy::Layout::of(&precopy_ranges);
+    // In the stop, written pages are copied again into their own slots of
+    // the pre-copy; pages outside it (untracked mappings, pages new since)
+    // go to a fresh pre-faulted buffer sized for the untracked part (it
+    // grows, with page faults in the pause, if the target grew more).
+    let delta_capacity = (precopy_buffer.len() as u64)
+        .saturating_sub(precopy_bytes)
+        .max(BUFFER_SLACK_MIN);
+    pre.buffer = usize::try_from(delta_capacity)
+        .ok()
+        .and_then(copy::prefaulted_buffer)
+        .ok_or(CaptureError::OutOfMemory {
+            needed: delta_capacity,
+            available: proc::mem_available().unwrap_or(0),
+        })?;
+    pre.precopy = precopy_buffer;
+
+    let _boost = PriorityBoost::new();
+    let frozen = Frozen::freeze(pid, options.max_pause, abort, &pre.hints)?;
+    let FrozenState {
+        clock_monotonic_ns,
+        clock_realtime_ns,
+        regs,
+        regs_us,
+        plan_started,
+        maps,
+        smaps_reread,
+        auxv,
+    } = read_frozen_state(pid, &frozen, pre)?;
+    let mut unwritten = Vec::new();
+    let plans =
+        pages::plan_with_unwritten(&maps, &pre.exe_identity, &mut pre.scanner, &mut unwritten)?;
+    let planned: Vec<PageRange> = plans
+        .iter()
+        .flat_map(|p| p.ranges.iter().copied())
+        .collect();
+    let unwritten = tracker.tracked_only(&unwritten);
+    let reusable =
+        pages::intersect_ranges(&pages::intersect_ranges(&unwritten, &precopied), &planned);
+    let rest = pages::subtract_ranges(&planned, &reusable);
+    let in_place: Vec<(PageRange, usize)> = pages::intersect_ranges(&rest, &precopy_ranges)
+        .into_iter()
+        .filter_map(|range| Some((range, layout.offset_of(range.addr, range.len)?)))
+        .collect();
+    let ranges = pages::subtract_ranges(&rest, &precopy_ranges);
+    planned_ranges_fit(&ranges, &mut pre.buffer)?;
+    let plan_us = duration_us(plan_started.elapsed());
+
+    let deadline = frozen
+        .first_interrupt()
+        .map(|start| (start, start + options.max_pause));
+    let copy_started = Instant::now();
+    let in_place_outcome = copy::copy_placed(
+        pid,
+        &in_place,
+        &mut pre.precopy,
+        Some(&pre.mem),
+        abort,
+        deadline,
+    )?;
+    let outcome = copy::copy_ranges(
+        pid,
+        &ranges,
+        &mut pre.buffer,
+        Some(&pre.mem),
+        abort,
+        deadline,
+    )?;
+    let copy_us = duration_us(copy_started.elapsed());
+    let threads = frozen.threads().to_vec();
+    let resume_started = Instant::now();
+    let report = frozen.resume();
+    let resume_us = duration_us(resume_started.elapsed());
+    // Running again; write tracking ends (every page unprotected).
+    drop(tracker);
+
+    let reused_bytes: u64 = reusable.iter().map(|r| r.len).sum();
+    let in_place: Vec<PageRange> = in_place.iter().map(|(range, _)| *range).collect();
+    let from_precopy = cow::union_ranges(
+        &reusable,
+        &pages::subtract_ranges(&in_place, &in_place_outcome.failed),
+    );
+    // Each range lies inside one pre-copied range (they are maximal), so
+    // every lookup succeeds.
+    let reused: Vec<Run> = from_precopy
+        .iter()
+        .filter_map(|range| {
+            Some(Run {
+                addr: range.addr,
+                offset: layout.offset_of(range.addr, range.len)?,
+                len: range.len,
+                from_precopy: true,
+            })
+        })
+        .collect();
+    Ok(Ok(Stopped {
+        threads,
+        regs,
+        plans,
+        ranges,
+        auxv,
+        clock_monotonic_ns,
+        clock_realtime_ns,
+        copy_us,
+        outcome,
+        report,
+        smaps_reread,
+        regs_us,
+        plan_us,
+        resume_us,
+        method: "precopy",
+        cow: None,
+        reused,
+        precopy: Some(PrecopyStats {
+            attach_pause_us,
+            tracked_bytes,
+            precopy_bytes,
+            precopy_ms,
+            reused_bytes,
+        }),
+    }))
 }
 
 /// The `--cow` capture: stops the target, reads registers and maps, copies
@@ -921,6 +1175,8 @@ fn stop_and_fork(
             read_ms,
             warnings,
         }),
+        reused: Vec::new(),
+        precopy: None,
     }))
 }
 
@@ -1068,8 +1324,8 @@ fn describe(pid: u32, pre: &Preflight, stopped: &Stopped, runs: &[Run]) -> Metad
                 let mut zero_bytes = 0u64;
                 while let Some(run) = runs.get(run_index).filter(|r| r.addr < plan.entry.end) {
                     present_bytes += run.len;
-                    let end = run.offset + run.len as usize;
-                    zero_bytes += pre.buffer.get(run.offset..end).map_or(0, zero_page_bytes);
+                    zero_bytes +=
+                        run_bytes(&pre.buffer, &pre.precopy, run).map_or(0, zero_page_bytes);
                     run_index += 1;
                 }
                 MappingCapture::Captured {
@@ -1160,13 +1416,12 @@ fn write_snapshot(
     fill: &[(u64, Cow<'_, [u8]>)],
 ) -> Result<u64> {
     let file_name = pre.file_name.clone();
-    let buffer = &pre.buffer;
+    let (buffer, precopy) = (&pre.buffer, &pre.precopy);
     // Copied memory, then the executable's untouched pages: disjoint ranges.
     let regions: Vec<MemoryRegion<'_>> = runs
         .iter()
         .filter_map(|run| {
-            let end = run.offset + run.len as usize;
-            buffer.get(run.offset..end).map(|data| MemoryRegion {
+            run_bytes(buffer, precopy, run).map(|data| MemoryRegion {
                 addr: run.addr,
                 data,
             })
@@ -1328,12 +1583,14 @@ mod tests {
                 Run {
                     addr: 0x1000,
                     offset: 0,
-                    len: 0x4000
+                    len: 0x4000,
+                    from_precopy: false
                 },
                 Run {
                     addr: 0x10000,
                     offset: 0x4000,
-                    len: 0x1000
+                    len: 0x1000,
+                    from_precopy: false
                 }
             ]
         );
@@ -1346,12 +1603,14 @@ mod tests {
                 Run {
                     addr: 0x1000,
                     offset: 0,
-                    len: 0x1000
+                    len: 0x1000,
+                    from_precopy: false
                 },
                 Run {
                     addr: 0x3000,
                     offset: 0x2000,
-                    len: 0x1000
+                    len: 0x1000,
+                    from_precopy: false
                 }
             ]
         );
@@ -1361,12 +1620,14 @@ mod tests {
                 Run {
                     addr: 0x2000,
                     offset: 0x1000,
-                    len: 0x3000
+                    len: 0x3000,
+                    from_precopy: false
                 },
                 Run {
                     addr: 0x10000,
                     offset: 0x4000,
-                    len: 0x1000
+                    len: 0x1000,
+                    from_precopy: false
                 }
             ]
         );
@@ -1542,6 +1803,7 @@ func main() {
             progress: false,
             cow: false,
             cow_max_extra: cow::DEFAULT_MAX_EXTRA,
+            precopy: false,
         }
     }
 

@@ -385,6 +385,23 @@ fn find_host(pid: u32, threads: &[StoppedThread]) -> Result<Host, CowError> {
     Err(CowError::NoHostThread)
 }
 
+/// Runs one syscall (not clone) on a thread of the frozen target parked in
+/// Go's futex stub, restoring its registers afterwards, and returns the
+/// syscall's result. [`CowError::NoHostThread`] when no thread qualifies.
+pub(crate) fn inject_on_parked_thread(
+    pid: u32,
+    threads: &[StoppedThread],
+    nr: u64,
+    args: [u64; 5],
+) -> Result<i64, CowError> {
+    debug_assert_ne!(
+        nr, SYS_CLONE,
+        "fork injection goes through ForkedImage::fork"
+    );
+    let host = find_host(pid, threads)?;
+    inject(pid, &host, nr, args).map(|injected| injected.ret)
+}
+
 /// Ptrace options the freeze set (TRACECLONE|TRACEEXIT), restored after the injection.
 const FREEZE_OPTIONS: usize = (libc::PTRACE_O_TRACECLONE | libc::PTRACE_O_TRACEEXIT) as usize;
 

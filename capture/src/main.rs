@@ -12,6 +12,7 @@ mod exeinfo;
 mod freeze;
 mod output;
 mod pages;
+mod precopy;
 mod proc;
 #[cfg(test)]
 mod testutil;
@@ -141,6 +142,12 @@ struct Cli {
     /// tables plus pages copied on write while the child is read), e.g. 512M.
     #[arg(long, value_name = "SIZE", default_value_t = cow::DEFAULT_MAX_EXTRA, value_parser = parse_size)]
     cow_max_extra: u64,
+    /// Pre-copy capture: copy memory while the target runs, with the kernel
+    /// tracking the pages it writes (userfaultfd, Linux 6.7+), then stop it
+    /// only to copy those. Falls back to the plain copy, with a note, when
+    /// write tracking cannot be set up. Not with --cow.
+    #[arg(long, conflicts_with = "cow")]
+    precopy: bool,
 }
 
 fn human_bytes(bytes: u64) -> String {
@@ -169,6 +176,7 @@ fn main() {
         progress: !cli.quiet && std::io::stderr().is_terminal(),
         cow: cli.cow,
         cow_max_extra: cli.cow_max_extra,
+        precopy: cli.precopy,
     };
     match capture::run(&options, &ABORT) {
         Ok(summary) => {
@@ -205,6 +213,12 @@ fn main() {
                     "fork_us": summary.fork_us,
                     "reap_pause_us": summary.reap_pause_us,
                     "read_ms": summary.read_ms,
+                    "precopy_fallback": summary.precopy_fallback,
+                    "precopy_attach_pause_us": summary.precopy.as_ref().map(|p| p.attach_pause_us),
+                    "precopy_tracked_bytes": summary.precopy.as_ref().map(|p| p.tracked_bytes),
+                    "precopy_bytes": summary.precopy.as_ref().map(|p| p.precopy_bytes),
+                    "precopy_ms": summary.precopy.as_ref().map(|p| p.precopy_ms),
+                    "precopy_reused_bytes": summary.precopy.as_ref().map(|p| p.reused_bytes),
                     "page_scan": summary.page_scan,
                     "warnings": summary.warnings,
                 });
@@ -221,6 +235,16 @@ fn main() {
                         summary.freeze_us as f64 / 1000.0,
                         summary.fork_us as f64 / 1000.0,
                         summary.read_ms
+                    )
+                } else if let Some(precopy) = &summary.precopy {
+                    format!(
+                        "freeze {:.1} ms, copy of written pages {:.1} ms; {} copied beforehand in {} ms while running, {} of it unchanged; {:.1} ms stop to set up write tracking",
+                        summary.freeze_us as f64 / 1000.0,
+                        summary.copy_us as f64 / 1000.0,
+                        human_bytes(precopy.precopy_bytes),
+                        precopy.precopy_ms,
+                        human_bytes(precopy.reused_bytes),
+                        precopy.attach_pause_us as f64 / 1000.0,
                     )
                 } else {
                     format!(

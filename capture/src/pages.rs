@@ -19,9 +19,15 @@ pub const PAGE_SIZE: u64 = 4096;
 
 /// `_IOWR('f', 16, struct pm_scan_arg)` from `<linux/fs.h>`.
 const PAGEMAP_SCAN: libc::c_ulong = 0xC060_6610;
-const PAGE_IS_PRESENT: u64 = 1 << 3;
+/// Not write-protected by userfaultfd (async mode): written since protected.
+pub(crate) const PAGE_IS_WRITTEN: u64 = 1 << 1;
+pub(crate) const PAGE_IS_PRESENT: u64 = 1 << 3;
 const PAGE_IS_SWAPPED: u64 = 1 << 4;
-const PAGE_IS_PFNZERO: u64 = 1 << 5;
+pub(crate) const PAGE_IS_PFNZERO: u64 = 1 << 5;
+/// `PAGEMAP_SCAN` flag: write-protect the matching pages.
+const PM_SCAN_WP_MATCHING: u64 = 1 << 0;
+/// `PAGEMAP_SCAN` flag: fail (EPERM) on ranges without asynchronous protection.
+const PM_SCAN_CHECK_WPASYNC: u64 = 1 << 1;
 /// Regions returned per PAGEMAP_SCAN call.
 const SCAN_VEC_LEN: usize = 4096;
 /// Pagemap entries read per pread in the fallback path.
@@ -50,7 +56,7 @@ struct PmScanArg {
 /// `struct page_region` (linux/fs.h).
 #[repr(C)]
 #[derive(Default, Clone, Copy)]
-struct PageRegion {
+pub(crate) struct PageRegion {
     start: u64,
     end: u64,
     categories: u64,
@@ -136,7 +142,7 @@ pub struct PageRange {
 /// touches or overlaps the previous one extends it, and the part of a range
 /// that lies before the previous end is dropped (a scan continuation may
 /// report a region again).
-fn push_range(out: &mut Vec<PageRange>, addr: u64, len: u64) {
+pub(crate) fn push_range(out: &mut Vec<PageRange>, addr: u64, len: u64) {
     let end = addr.saturating_add(len);
     if let Some(last) = out.last_mut() {
         let last_end = last.addr + last.len;
@@ -150,6 +156,50 @@ fn push_range(out: &mut Vec<PageRange>, addr: u64, len: u64) {
     if len > 0 {
         out.push(PageRange { addr, len });
     }
+}
+
+/// The pages in both `a` and `b` (each sorted and non-overlapping).
+pub fn intersect_ranges(a: &[PageRange], b: &[PageRange]) -> Vec<PageRange> {
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
+        let lo = x.addr.max(y.addr);
+        let hi = (x.addr + x.len).min(y.addr + y.len);
+        if hi > lo {
+            push_range(&mut out, lo, hi - lo);
+        }
+        if x.addr + x.len <= y.addr + y.len {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+/// The pages of `a` that are not in `b` (each sorted and non-overlapping).
+pub fn subtract_ranges(a: &[PageRange], b: &[PageRange]) -> Vec<PageRange> {
+    let mut out = Vec::new();
+    let mut j = 0;
+    for x in a {
+        let end = x.addr + x.len;
+        let mut cursor = x.addr;
+        while b.get(j).is_some_and(|y| y.addr + y.len <= cursor) {
+            j += 1;
+        }
+        let mut k = j;
+        while let Some(y) = b.get(k).filter(|y| y.addr < end) {
+            if y.addr > cursor {
+                push_range(&mut out, cursor, y.addr - cursor);
+            }
+            cursor = cursor.max(y.addr + y.len);
+            k += 1;
+        }
+        if cursor < end {
+            push_range(&mut out, cursor, end - cursor);
+        }
+    }
+    out
 }
 
 /// Finds existing pages of one process.
@@ -172,7 +222,7 @@ impl PresenceScanner {
         let mut scanner = PresenceScanner {
             pagemap,
             use_scan_ioctl: true,
-            regions: vec![PageRegion::default(); SCAN_VEC_LEN],
+            regions: scan_vector(),
         };
         // An empty range answers ENOTTY/EINVAL on kernels without the ioctl.
         if scanner.scan_ioctl(0, 0, &mut Vec::new()).is_err() {
@@ -206,47 +256,74 @@ impl PresenceScanner {
         end: u64,
         out: &mut Vec<PageRange>,
     ) -> std::io::Result<()> {
-        let mut cursor = start;
-        loop {
-            let mut arg = PmScanArg {
-                size: std::mem::size_of::<PmScanArg>() as u64,
-                start: cursor,
-                end,
-                vec: self.regions.as_mut_ptr() as u64,
-                vec_len: self.regions.len() as u64,
-                category_inverted: PAGE_IS_PFNZERO,
-                category_mask: PAGE_IS_PFNZERO,
-                category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-                return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-                ..PmScanArg::default()
-            };
-            // SAFETY: `arg` and the region vector it points to outlive the call;
-            // vec_len is the vector's length.
-            let ret = unsafe { libc::ioctl(self.pagemap.as_raw_fd(), PAGEMAP_SCAN as _, &mut arg) };
-            if ret < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let count = usize::try_from(ret).unwrap_or(0).min(self.regions.len());
-            for region in self.regions.iter().take(count) {
-                let lo = region.start.max(start);
-                let hi = region.end.min(end);
-                if hi > lo {
-                    push_range(out, lo, hi - lo);
-                }
-            }
-            // Only a full vector means the scan stopped early. (walk_end alone
-            // is not reliable: 6.18 can report walk_end < end after a complete
-            // scan that returned fewer regions than the vector holds.)
-            if count < self.regions.len() {
-                return Ok(());
-            }
-            let last_end = self.regions.get(count - 1).map_or(cursor, |r| r.end);
-            let next = arg.walk_end.max(last_end);
-            if next >= end || next <= cursor {
-                return Ok(());
-            }
-            cursor = next;
+        scan_categories(
+            &self.pagemap,
+            &mut self.regions,
+            start,
+            end,
+            EXISTING,
+            0,
+            |lo, hi, _| push_range(out, lo, hi - lo),
+        )
+    }
+
+    /// Write-protects, through a userfaultfd registered for asynchronous
+    /// write protection on them, the present pages in `[start, end)`
+    /// (`PM_SCAN_WP_MATCHING`). Fails with EPERM where the range is not so
+    /// registered (`PM_SCAN_CHECK_WPASYNC`).
+    pub fn write_protect_present(&mut self, start: u64, end: u64) -> std::io::Result<()> {
+        let query = CategoryQuery {
+            inverted: 0,
+            required: PAGE_IS_PRESENT,
+            any_of: 0,
+            flags: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+        };
+        scan_categories(
+            &self.pagemap,
+            &mut self.regions,
+            start,
+            end,
+            query,
+            0,
+            |_, _, _| {},
+        )
+    }
+
+    /// Like [`PresenceScanner::existing_pages`], and in the same pass the
+    /// present pages not written since userfaultfd write protection was
+    /// applied (`PAGE_IS_WRITTEN` clear) go to `unwritten`. Needs the
+    /// `PAGEMAP_SCAN` ioctl.
+    pub fn existing_and_unwritten_pages(
+        &mut self,
+        start: u64,
+        end: u64,
+        existing: &mut Vec<PageRange>,
+        unwritten: &mut Vec<PageRange>,
+    ) -> Result<()> {
+        if !self.use_scan_ioctl {
+            return Err(CaptureError::Parse {
+                what: "PAGEMAP_SCAN".into(),
+                detail: "the kernel has no PAGEMAP_SCAN ioctl (Linux 6.7+)".into(),
+            });
         }
+        scan_categories(
+            &self.pagemap,
+            &mut self.regions,
+            start,
+            end,
+            EXISTING,
+            PAGE_IS_WRITTEN,
+            |lo, hi, categories| {
+                push_range(existing, lo, hi - lo);
+                if categories & PAGE_IS_PRESENT != 0 && categories & PAGE_IS_WRITTEN == 0 {
+                    push_range(unwritten, lo, hi - lo);
+                }
+            },
+        )
+        .map_err(|source| CaptureError::Proc {
+            path: "PAGEMAP_SCAN ioctl on /proc/PID/pagemap".into(),
+            source,
+        })
     }
 
     fn scan_pagemap(&mut self, start: u64, end: u64, out: &mut Vec<PageRange>) -> Result<()> {
@@ -280,6 +357,95 @@ impl PresenceScanner {
     }
 }
 
+/// Which pages a `PAGEMAP_SCAN` call selects, in the kernel's terms: a page
+/// matches when its categories XOR `inverted`, masked by `required`, equal
+/// `required`, and it has at least one of `any_of` (when non-zero).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CategoryQuery {
+    /// Categories whose sense is inverted (e.g. "not the zero page").
+    pub inverted: u64,
+    /// Categories that must all hold (after inversion).
+    pub required: u64,
+    /// Categories of which one must hold (0: no such condition).
+    pub any_of: u64,
+    /// `PM_SCAN_*` flags (0 for a plain scan).
+    pub flags: u64,
+}
+
+/// Pages that exist: present or swapped, and not the shared zero page.
+const EXISTING: CategoryQuery = CategoryQuery {
+    inverted: PAGE_IS_PFNZERO,
+    required: PAGE_IS_PFNZERO,
+    any_of: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+    flags: 0,
+};
+
+/// Runs `PAGEMAP_SCAN` on an open `/proc/PID/pagemap` over `[start, end)`
+/// and calls `found(lo, hi, categories)` for each run of matching pages
+/// (clipped to the range, in address order; `categories` holds the query's
+/// categories plus `also_return`), continuing while the kernel fills the
+/// whole `regions` vector. `regions` must not be empty.
+pub(crate) fn scan_categories(
+    pagemap: &File,
+    regions: &mut [PageRegion],
+    start: u64,
+    end: u64,
+    query: CategoryQuery,
+    also_return: u64,
+    mut found: impl FnMut(u64, u64, u64),
+) -> std::io::Result<()> {
+    if regions.is_empty() {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    }
+    let mut cursor = start;
+    loop {
+        let mut arg = PmScanArg {
+            size: std::mem::size_of::<PmScanArg>() as u64,
+            flags: query.flags,
+            start: cursor,
+            end,
+            vec: regions.as_mut_ptr() as u64,
+            vec_len: regions.len() as u64,
+            category_inverted: query.inverted,
+            category_mask: query.required,
+            category_anyof_mask: query.any_of,
+            return_mask: query.required | query.any_of | also_return,
+            ..PmScanArg::default()
+        };
+        // SAFETY: `arg` and the region vector it points to outlive the call;
+        // vec_len is the vector's length.
+        let ret = unsafe { libc::ioctl(pagemap.as_raw_fd(), PAGEMAP_SCAN as _, &mut arg) };
+        if ret < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let count = usize::try_from(ret).unwrap_or(0).min(regions.len());
+        for region in regions.iter().take(count) {
+            let lo = region.start.max(start);
+            let hi = region.end.min(end);
+            if hi > lo {
+                found(lo, hi, region.categories);
+            }
+        }
+        // Only a full vector means the scan stopped early. (walk_end alone
+        // is not reliable: 6.18 can report walk_end < end after a complete
+        // scan that returned fewer regions than the vector holds.)
+        if count < regions.len() {
+            return Ok(());
+        }
+        let last_end = regions.get(count - 1).map_or(cursor, |r| r.end);
+        let next = arg.walk_end.max(last_end);
+        if next >= end || next <= cursor {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+/// A vector for [`scan_categories`] of the usual length.
+pub(crate) fn scan_vector() -> Vec<PageRegion> {
+    vec![PageRegion::default(); SCAN_VEC_LEN]
+}
+
 /// The plan for one mapping.
 #[derive(Debug, Clone)]
 pub struct MappingPlan {
@@ -304,12 +470,40 @@ pub fn plan(
     exe: &ExeIdentity,
     scanner: &mut PresenceScanner,
 ) -> Result<Vec<MappingPlan>> {
+    plan_scanning(maps, exe, scanner, None)
+}
+
+/// [`plan`], also collecting (in the same scan) the present pages not
+/// written since userfaultfd write protection was applied, for `--precopy`.
+pub fn plan_with_unwritten(
+    maps: &[MapsEntry],
+    exe: &ExeIdentity,
+    scanner: &mut PresenceScanner,
+    unwritten: &mut Vec<PageRange>,
+) -> Result<Vec<MappingPlan>> {
+    plan_scanning(maps, exe, scanner, Some(unwritten))
+}
+
+fn plan_scanning(
+    maps: &[MapsEntry],
+    exe: &ExeIdentity,
+    scanner: &mut PresenceScanner,
+    mut unwritten: Option<&mut Vec<PageRange>>,
+) -> Result<Vec<MappingPlan>> {
     let mut plans = Vec::with_capacity(maps.len());
     for entry in maps {
         let decision = classify(entry, exe);
         let mut ranges = Vec::new();
         if decision == Decision::Capture {
-            scanner.existing_pages(entry.start, entry.end, &mut ranges)?;
+            match unwritten.as_deref_mut() {
+                Some(unwritten) => scanner.existing_and_unwritten_pages(
+                    entry.start,
+                    entry.end,
+                    &mut ranges,
+                    unwritten,
+                )?,
+                None => scanner.existing_pages(entry.start, entry.end, &mut ranges)?,
+            }
         }
         plans.push(MappingPlan {
             entry: entry.clone(),
@@ -388,6 +582,44 @@ mod tests {
             classify(&entry("rw-p", "[heap]", 0, &["rd", "wr"]), &exe),
             Decision::Capture
         );
+    }
+
+    fn ranges(list: &[(u64, u64)]) -> Vec<PageRange> {
+        list.iter()
+            .map(|&(addr, len)| PageRange { addr, len })
+            .collect()
+    }
+
+    #[test]
+    fn intersects_and_subtracts_range_lists() {
+        let a = ranges(&[(0x1000, 0x4000), (0x8000, 0x2000), (0x20000, 0x1000)]);
+        let b = ranges(&[(0x2000, 0x1000), (0x4000, 0x5000), (0x30000, 0x1000)]);
+        assert_eq!(
+            intersect_ranges(&a, &b),
+            ranges(&[(0x2000, 0x1000), (0x4000, 0x1000), (0x8000, 0x1000)])
+        );
+        assert_eq!(
+            subtract_ranges(&a, &b),
+            ranges(&[
+                (0x1000, 0x1000),
+                (0x3000, 0x1000),
+                (0x9000, 0x1000),
+                (0x20000, 0x1000)
+            ])
+        );
+        assert_eq!(subtract_ranges(&a, &[]), a);
+        assert_eq!(subtract_ranges(&a, &a), Vec::new());
+        assert_eq!(intersect_ranges(&a, &[]), Vec::new());
+        // Page by page, both agree with a set computation.
+        let pages = |list: &[PageRange]| -> std::collections::BTreeSet<u64> {
+            list.iter()
+                .flat_map(|r| (r.addr..r.addr + r.len).step_by(0x1000))
+                .collect()
+        };
+        let (pa, pb) = (pages(&a), pages(&b));
+        assert_eq!(pages(&intersect_ranges(&a, &b)), &pa & &pb);
+        assert_eq!(pages(&subtract_ranges(&a, &b)), &pa - &pb);
+        assert_eq!(pages(&subtract_ranges(&b, &a)), &pb - &pa);
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! analyzed with `rdlv`, and compared with what the programs report.
 
 mod capture;
+mod churn;
 mod cli;
 mod corpus;
 mod cow;
 mod http;
+mod precopy;
 mod robust;
 mod stacks;
 mod values;

@@ -6,6 +6,11 @@
 //
 // Byte i of the buffer is PatternByte(i, patternSeed); byte i of the bulk heap
 // (counted across all chunks) is PatternByte(i, bulkSeed).
+//
+// With -dirty-mibps N a goroutine keeps writing N MiB/s worth of bulk-heap
+// pages (one byte per page, rewritten with its own pattern value, so the
+// contents never change but every page it touches is written), like a
+// service whose working set is busy while it is captured.
 package main
 
 import (
@@ -13,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 	"unsafe"
 
 	"corpus/internal/oracle"
@@ -38,6 +44,7 @@ var (
 
 func main() {
 	mb := flag.Int("mb", 64, "MiB of heap to fill")
+	dirtyMiBps := flag.Int("dirty-mibps", 0, "MiB/s of bulk-heap pages to keep writing")
 	flag.Parse()
 	if *mb < 0 || *mb > 1<<16 {
 		fmt.Fprintln(os.Stderr, "heap: -mb must be in 0..65536")
@@ -55,6 +62,29 @@ func main() {
 		}
 		bulk[k] = chunk
 	}
+	if *dirtyMiBps > 0 && *mb > 0 {
+		go dirtyPages(*dirtyMiBps)
+	}
 	fmt.Printf("PATTERN 0x%x %d %s\n", uintptr(unsafe.Pointer(&pattern[0])), len(pattern), hex.EncodeToString(pattern[:16]))
 	oracle.ReadyAndPark()
+}
+
+// dirtyPages writes one byte in each of mibps MiB worth of 4 KiB pages of
+// the bulk heap per second, cycling through it, every millisecond a slice.
+func dirtyPages(mibps int) {
+	const page = 4096
+	perTick := mibps * (1 << 20) / page / 1000
+	if perTick < 1 {
+		perTick = 1
+	}
+	pages := len(bulk) * chunkLen / page
+	next := 0
+	ticker := time.NewTicker(time.Millisecond)
+	for range ticker.C {
+		for n := 0; n < perTick; n++ {
+			i := next * page
+			bulk[i/chunkLen][i%chunkLen] = PatternByte(i, bulkSeed)
+			next = (next + 1) % pages
+		}
+	}
 }

@@ -1,0 +1,547 @@
+//! Pre-copy capture (`--precopy`): the target's memory is copied while it
+//! runs, with the kernel recording which pages it writes meanwhile; the
+//! freeze then copies only the pages written since, and the rest of the
+//! snapshot comes from the pre-copy. The pause shrinks from "copy every
+//! page" to "copy the pages written during the pre-copy".
+//!
+//! # How writes are tracked
+//!
+//! userfaultfd write protection in asynchronous mode (`UFFD_FEATURE_WP_ASYNC`,
+//! Linux 6.7): a write to a protected page is resolved inside the kernel,
+//! which drops the page's protection bit; no handler runs and the writer
+//! never waits. `PAGEMAP_SCAN` reports every page whose bit is gone as
+//! `PAGE_IS_WRITTEN`. (Soft-dirty bits would do the same without a
+//! userfaultfd, but they need `CONFIG_MEM_SOFT_DIRTY`, which common
+//! distribution kernels, and this machine's, leave out.)
+//!
+//! A userfaultfd always belongs to the memory of the process that created
+//! it, so the target has to create it: during a first, short freeze, one
+//! thread parked in Go's futex stub runs
+//! `userfaultfd(UFFD_USER_MODE_ONLY | O_CLOEXEC | O_NONBLOCK)` (injected as
+//! `--cow` injects its fork, see `cow.rs`), we take a duplicate with
+//! `pidfd_getfd` and make the target `close` its own descriptor, and the
+//! target runs again. From then on only our descriptor holds the
+//! userfaultfd: however rdlv-snap ends (even SIGKILL), the kernel releases
+//! it, which unregisters every range and clears every protection bit.
+//! While it lives, the first write to each protected page costs the target
+//! one minor fault (about a microsecond).
+//!
+//! Only private anonymous mappings are protected (the Go heap, goroutine
+//! stacks, `[heap]`); the kernel refuses write protection elsewhere, and
+//! shared mappings can change through another process's mapping, which the
+//! target's page tables never see. Everything else is copied during the
+//! freeze, as in the plain capture.
+//!
+//! # Which pre-copied pages are used
+//!
+//! At the final freeze a page's pre-copied bytes are used only when it lies
+//! in a protected range, its pre-copy read succeeded, and it is now present,
+//! still protected (not `PAGE_IS_WRITTEN`) and not the shared zero page.
+//! The protection was applied before the pre-copy read it, and every write
+//! through the target's page tables removes it first, so a protected page
+//! holds the bytes the pre-copy read. Pages the kernel moved or replaced
+//! (mremap, MADV_DONTNEED then a fault) come back unprotected and are copied
+//! again; a zero page mapped after MADV_DONTNEED is recognised by
+//! `PAGE_IS_PFNZERO`.
+//!
+//! Limit: memory that a device or the kernel writes through a page pinned
+//! *before* the protection was applied (an O_DIRECT read or io_uring fixed
+//! buffer in flight, RDMA) bypasses the page tables and is not seen as
+//! written. Use the plain capture for such processes.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::AtomicI32;
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+use crate::cow::{self, CowError};
+use crate::error::CaptureError;
+use crate::freeze::{check_budget, Frozen, ThreadHint};
+use crate::pages::{self, PageRange, PresenceScanner};
+use crate::proc::MapsEntry;
+
+const SYS_CLOSE: u64 = 3;
+const SYS_USERFAULTFD: u64 = 323;
+const SYS_PIDFD_OPEN: libc::c_long = 434;
+const SYS_PIDFD_GETFD: libc::c_long = 438;
+
+/// `UFFD_USER_MODE_ONLY`: allowed without privileges; faults from kernel
+/// mode are not delivered (irrelevant here: asynchronous mode delivers none).
+const UFFD_USER_MODE_ONLY: u64 = 1;
+const O_CLOEXEC: u64 = libc::O_CLOEXEC as u64;
+const O_NONBLOCK: u64 = libc::O_NONBLOCK as u64;
+
+const UFFD_API: u64 = 0xAA;
+const UFFD_FEATURE_WP_ASYNC: u64 = 1 << 15;
+/// `_IOWR(0xAA, 0x3F, struct uffdio_api)`.
+const UFFDIO_API: libc::c_ulong = 0xC018_AA3F;
+/// `_IOWR(0xAA, 0x00, struct uffdio_register)`.
+const UFFDIO_REGISTER: libc::c_ulong = 0xC020_AA00;
+/// `_IOR(0xAA, 0x01, struct uffdio_range)`.
+const UFFDIO_UNREGISTER: libc::c_ulong = 0x8010_AA01;
+const UFFDIO_REGISTER_MODE_WP: u64 = 1 << 1;
+
+/// Freezes tried to find a thread parked in the futex stub.
+const ATTACH_ATTEMPTS: u32 = 10;
+
+#[repr(C)]
+#[derive(Default)]
+struct UffdioApi {
+    api: u64,
+    features: u64,
+    ioctls: u64,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct UffdioRange {
+    start: u64,
+    len: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct UffdioRegister {
+    range: UffdioRange,
+    mode: u64,
+    ioctls: u64,
+}
+
+/// Why write tracking could not be set up (or failed).
+#[derive(Debug, thiserror::Error)]
+pub enum PrecopyError {
+    /// The target runs under a seccomp filter, which could kill it on the
+    /// injected syscall.
+    #[error("the target runs under a seccomp filter (Seccomp: 2) that could kill it on the injected userfaultfd()")]
+    Seccomp,
+    /// No thread was parked in Go's futex stub to host the injected syscall.
+    #[error("no thread is parked in Go's runtime.futex to host the injected userfaultfd() (is it a Go program?)")]
+    NoHostThread,
+    /// The target's userfaultfd() failed.
+    #[error(
+        "userfaultfd() in the target failed: {0} (CONFIG_USERFAULTFD, or a seccomp/LSM policy?)"
+    )]
+    Userfaultfd(Errno),
+    /// pidfd_open/pidfd_getfd failed.
+    #[error("{op} failed: {errno} (needs Linux 5.6+ and ptrace access)")]
+    Pidfd {
+        /// Which call.
+        op: &'static str,
+        /// The error.
+        errno: Errno,
+    },
+    /// The kernel has no asynchronous write protection.
+    #[error("the kernel lacks UFFD_FEATURE_WP_ASYNC (Linux 6.7+): {0}")]
+    NoAsyncWriteProtect(Errno),
+    /// A userfaultfd ioctl failed unexpectedly.
+    #[error("userfaultfd {op} on {start:#x}..{end:#x} failed: {errno}")]
+    Ioctl {
+        /// Which ioctl.
+        op: &'static str,
+        /// Range start.
+        start: u64,
+        /// Range end.
+        end: u64,
+        /// The error.
+        errno: Errno,
+    },
+    /// The injection itself failed.
+    #[error(transparent)]
+    Inject(#[from] CowError),
+    /// Freezing or a budget failed.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+}
+
+impl PrecopyError {
+    /// Whether the capture should go on with the plain copy: nothing was
+    /// changed in the target, or what was is already undone.
+    pub fn falls_back(&self) -> bool {
+        match self {
+            PrecopyError::Seccomp
+            | PrecopyError::NoHostThread
+            | PrecopyError::Userfaultfd(_)
+            | PrecopyError::Pidfd { .. }
+            | PrecopyError::NoAsyncWriteProtect(_) => true,
+            PrecopyError::Inject(inner) => inner.falls_back(),
+            PrecopyError::Ioctl { .. } | PrecopyError::Capture(_) => false,
+        }
+    }
+}
+
+impl From<PrecopyError> for CaptureError {
+    fn from(error: PrecopyError) -> CaptureError {
+        match error {
+            PrecopyError::Capture(inner) => inner,
+            PrecopyError::Inject(inner) => inner.into(),
+            other => CaptureError::Parse {
+                what: "--precopy write tracking".into(),
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Whether mappings like `entry` can be write-tracked: private, writable
+/// and anonymous (no backing file). The kernel refuses the others.
+pub fn trackable(entry: &MapsEntry) -> bool {
+    entry.writable() && entry.perms.as_bytes().get(3) == Some(&b'p') && entry.inode == 0
+}
+
+/// Asynchronous write tracking over ranges of one process's memory.
+/// Dropping it unregisters every range and closes the userfaultfd, which
+/// clears any protection left.
+pub struct WriteTracker {
+    uffd: OwnedFd,
+    tracked: Vec<PageRange>,
+}
+
+impl WriteTracker {
+    /// Wraps a userfaultfd of the target and switches it to asynchronous
+    /// write protection.
+    fn new(uffd: OwnedFd) -> Result<WriteTracker, PrecopyError> {
+        let mut api = UffdioApi {
+            api: UFFD_API,
+            features: UFFD_FEATURE_WP_ASYNC,
+            ioctls: 0,
+        };
+        // SAFETY: `api` is a valid uffdio_api for the duration of the call.
+        let ret = unsafe { libc::ioctl(uffd.as_raw_fd(), UFFDIO_API as _, &mut api) };
+        if ret < 0 {
+            return Err(PrecopyError::NoAsyncWriteProtect(Errno::last()));
+        }
+        if api.features & UFFD_FEATURE_WP_ASYNC == 0 {
+            return Err(PrecopyError::NoAsyncWriteProtect(Errno::ENOTSUP));
+        }
+        Ok(WriteTracker {
+            uffd,
+            tracked: Vec::new(),
+        })
+    }
+
+    /// Makes the frozen-then-resumed target create a userfaultfd and takes
+    /// it over (see the module comment). Returns the tracker and the
+    /// microseconds the target was stopped for it. On error the target runs
+    /// and holds no userfaultfd of ours, except when rdlv-snap is killed in
+    /// the few microseconds between the injected `userfaultfd()` and `close()`.
+    pub fn attach(
+        pid: u32,
+        max_pause: Duration,
+        abort: &AtomicI32,
+        hints: &[ThreadHint],
+    ) -> Result<(WriteTracker, u64), PrecopyError> {
+        if cow::CowFacts::read(pid).seccomp == 2 {
+            return Err(PrecopyError::Seccomp);
+        }
+        let pidfd = pidfd_open(pid)?;
+        let mut pause_us = 0u64;
+        for attempt in 0..ATTACH_ATTEMPTS {
+            check_budget(abort, None, "setting up write tracking")?;
+            let frozen = Frozen::freeze(pid, max_pause, abort, hints)?;
+            let taken = take_userfaultfd(pid, &frozen, &pidfd);
+            pause_us += frozen.resume().pause_us();
+            match taken {
+                Ok(uffd) => return Ok((WriteTracker::new(uffd)?, pause_us)),
+                Err(PrecopyError::NoHostThread) if attempt + 1 < ATTACH_ATTEMPTS => {
+                    std::thread::sleep(Duration::from_millis(2 + u64::from(attempt) * 2));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(PrecopyError::NoHostThread)
+    }
+
+    /// Registers `[start, end)` (one whole mapping) for write protection and
+    /// protects its present pages (through `scanner`, the target's
+    /// `PAGEMAP_SCAN`). `Ok(false)` when the kernel will not track this
+    /// mapping (it stays untracked and is copied in the freeze).
+    ///
+    /// Only present pages are protected: `UFFDIO_WRITEPROTECT` would also
+    /// put markers in the holes, which `PAGEMAP_SCAN` reports as swapped
+    /// pages, and reading those would fault them into the target.
+    pub fn protect(
+        &mut self,
+        start: u64,
+        end: u64,
+        scanner: &mut PresenceScanner,
+    ) -> Result<bool, PrecopyError> {
+        if end <= start {
+            return Ok(false);
+        }
+        let range = UffdioRange {
+            start,
+            len: end - start,
+        };
+        let mut register = UffdioRegister {
+            range,
+            mode: UFFDIO_REGISTER_MODE_WP,
+            ioctls: 0,
+        };
+        // SAFETY: `register` is a valid uffdio_register for the call.
+        let ret =
+            unsafe { libc::ioctl(self.uffd.as_raw_fd(), UFFDIO_REGISTER as _, &mut register) };
+        if ret < 0 {
+            return match Errno::last() {
+                // Not anonymous after all, unmapped meanwhile, or another
+                // userfaultfd owns it: leave it to the freeze.
+                Errno::EINVAL | Errno::EBUSY | Errno::ENOMEM | Errno::EPERM => Ok(false),
+                errno => Err(PrecopyError::Ioctl {
+                    op: "REGISTER",
+                    start,
+                    end,
+                    errno,
+                }),
+            };
+        }
+        if let Err(error) = scanner.write_protect_present(start, end) {
+            self.unregister(range);
+            return match error.raw_os_error() {
+                // The mapping changed under us (EPERM: no longer registered
+                // for asynchronous protection): leave it to the freeze.
+                Some(libc::EPERM) | Some(libc::EINVAL) | Some(libc::ENOMEM) => Ok(false),
+                _ => Err(PrecopyError::Ioctl {
+                    op: "PAGEMAP_SCAN write protect",
+                    start,
+                    end,
+                    errno: Errno::from_raw(error.raw_os_error().unwrap_or(libc::EIO)),
+                }),
+            };
+        }
+        pages::push_range(&mut self.tracked, start, end - start);
+        Ok(true)
+    }
+
+    /// The ranges under write tracking, sorted.
+    pub fn tracked(&self) -> &[PageRange] {
+        &self.tracked
+    }
+
+    /// Of `unwritten` (present pages whose write protection is intact, from
+    /// [`crate::pages::plan_with_unwritten`]), those in ranges this tracker
+    /// protected: elsewhere the bit was not set by us.
+    pub fn tracked_only(&self, unwritten: &[PageRange]) -> Vec<PageRange> {
+        pages::intersect_ranges(unwritten, &self.tracked)
+    }
+
+    fn unregister(&self, mut range: UffdioRange) {
+        // SAFETY: `range` is a valid uffdio_range for the call. Failure only
+        // means the range is gone already; closing the fd clears the rest.
+        unsafe { libc::ioctl(self.uffd.as_raw_fd(), UFFDIO_UNREGISTER as _, &mut range) };
+    }
+}
+
+impl Drop for WriteTracker {
+    fn drop(&mut self) {
+        for range in &self.tracked {
+            self.unregister(UffdioRange {
+                start: range.addr,
+                len: range.len,
+            });
+        }
+        // Closing the descriptor (the only one left) releases the context.
+    }
+}
+
+fn pidfd_open(pid: u32) -> Result<OwnedFd, PrecopyError> {
+    // SAFETY: plain syscall; the result is a new descriptor or -1.
+    let fd = unsafe { libc::syscall(SYS_PIDFD_OPEN, pid as libc::c_long, 0 as libc::c_long) };
+    if fd < 0 {
+        return Err(PrecopyError::Pidfd {
+            op: "pidfd_open",
+            errno: Errno::last(),
+        });
+    }
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// With the target frozen: injects `userfaultfd()`, duplicates the new
+/// descriptor into this process and injects `close()` of the target's copy.
+fn take_userfaultfd(pid: u32, frozen: &Frozen, pidfd: &OwnedFd) -> Result<OwnedFd, PrecopyError> {
+    let threads = frozen.threads();
+    let flags = UFFD_USER_MODE_ONLY | O_CLOEXEC | O_NONBLOCK;
+    let ret = match cow::inject_on_parked_thread(pid, threads, SYS_USERFAULTFD, [flags, 0, 0, 0, 0])
+    {
+        Ok(ret) => ret,
+        Err(CowError::NoHostThread) => return Err(PrecopyError::NoHostThread),
+        Err(error) => return Err(error.into()),
+    };
+    if ret < 0 {
+        return Err(PrecopyError::Userfaultfd(Errno::from_raw(
+            i32::try_from(-ret).unwrap_or(libc::EINVAL),
+        )));
+    }
+    let remote_fd = ret as u64;
+    // SAFETY: plain syscall; the result is a new descriptor or -1.
+    let local = unsafe {
+        libc::syscall(
+            SYS_PIDFD_GETFD,
+            pidfd.as_raw_fd() as libc::c_long,
+            remote_fd as libc::c_long,
+            0 as libc::c_long,
+        )
+    };
+    let local_errno = Errno::last();
+    // Close the target's copy whatever happened: it must not keep one.
+    let closed = cow::inject_on_parked_thread(pid, threads, SYS_CLOSE, [remote_fd, 0, 0, 0, 0]);
+    if local < 0 {
+        closed?;
+        return Err(PrecopyError::Pidfd {
+            op: "pidfd_getfd",
+            errno: local_errno,
+        });
+    }
+    // SAFETY: the kernel just returned this descriptor to us.
+    let local = unsafe { OwnedFd::from_raw_fd(local as i32) };
+    closed?;
+    Ok(local)
+}
+
+/// Offsets of `ranges` laid out back to back in a buffer.
+pub struct Layout {
+    starts: Vec<(PageRange, usize)>,
+}
+
+impl Layout {
+    /// The back-to-back layout of `ranges` (sorted, non-overlapping).
+    pub fn of(ranges: &[PageRange]) -> Layout {
+        let mut offset = 0usize;
+        let starts = ranges
+            .iter()
+            .map(|range| {
+                let entry = (*range, offset);
+                offset += range.len as usize;
+                entry
+            })
+            .collect();
+        Layout { starts }
+    }
+
+    /// Buffer offset of `[addr, addr + len)` if it lies inside one range.
+    pub fn offset_of(&self, addr: u64, len: u64) -> Option<usize> {
+        let index = self.starts.partition_point(|(r, _)| r.addr + r.len <= addr);
+        let (range, offset) = self.starts.get(index)?;
+        let end = addr.checked_add(len)?;
+        if addr >= range.addr && end <= range.addr + range.len {
+            Some(offset + (addr - range.addr) as usize)
+        } else {
+            None
+        }
+    }
+}
+
+/// Creates a userfaultfd of this very process (for tests).
+#[cfg(test)]
+fn own_userfaultfd() -> Option<OwnedFd> {
+    // SAFETY: plain syscall.
+    let fd = unsafe {
+        libc::syscall(
+            SYS_USERFAULTFD as libc::c_long,
+            (UFFD_USER_MODE_ONLY | O_CLOEXEC) as libc::c_long,
+        )
+    };
+    // SAFETY: the kernel just returned this descriptor to us.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pages::PAGE_SIZE;
+
+    #[test]
+    fn layout_finds_offsets_inside_one_range() {
+        let ranges = [
+            PageRange {
+                addr: 0x1000,
+                len: 0x2000,
+            },
+            PageRange {
+                addr: 0x10000,
+                len: 0x1000,
+            },
+        ];
+        let layout = Layout::of(&ranges);
+        assert_eq!(layout.offset_of(0x1000, 0x1000), Some(0));
+        assert_eq!(layout.offset_of(0x2000, 0x1000), Some(0x1000));
+        assert_eq!(layout.offset_of(0x10000, 0x1000), Some(0x2000));
+        assert_eq!(layout.offset_of(0x2000, 0x2000), None);
+        assert_eq!(layout.offset_of(0x4000, 0x1000), None);
+        assert_eq!(layout.offset_of(0x11000, 0x1000), None);
+    }
+
+    #[test]
+    fn tracks_exactly_the_pages_written_after_protection() {
+        let Some(uffd) = own_userfaultfd() else {
+            panic!("userfaultfd() unavailable: {}", Errno::last());
+        };
+        let mut tracker = match WriteTracker::new(uffd) {
+            Ok(tracker) => tracker,
+            Err(error) => panic!("{error}"),
+        };
+        let pages = 64usize;
+        let len = pages * PAGE_SIZE as usize;
+        // SAFETY: a fresh private anonymous mapping, unmapped below.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED);
+        let start = base as u64;
+        let page = |i: usize| (start + (i as u64) * PAGE_SIZE) as *mut u64;
+        // Pages 0..48 exist before protection; 48.. do not.
+        for i in 0..48 {
+            // SAFETY: inside the mapping.
+            unsafe { page(i).write_volatile(i as u64 + 1) };
+        }
+        let mut scanner = PresenceScanner::open(std::process::id()).unwrap();
+        assert!(tracker
+            .protect(start, start + len as u64, &mut scanner)
+            .unwrap());
+        // Written after protection: 3, 10, 11; read only: 20; new: 50.
+        for i in [3usize, 10, 11] {
+            // SAFETY: inside the mapping.
+            unsafe { page(i).write_volatile(99) };
+        }
+        // SAFETY: inside the mapping.
+        let _ = unsafe { page(20).read_volatile() };
+        // SAFETY: inside the mapping.
+        unsafe { page(50).write_volatile(7) };
+        // Dropped and faulted back by a read: the zero page, not "unwritten".
+        // SAFETY: inside the mapping.
+        unsafe {
+            libc::madvise(page(30).cast(), PAGE_SIZE as usize, libc::MADV_DONTNEED);
+            let _ = page(30).read_volatile();
+        }
+        let (mut existing, mut unwritten) = (Vec::new(), Vec::new());
+        scanner
+            .existing_and_unwritten_pages(start, start + len as u64, &mut existing, &mut unwritten)
+            .unwrap();
+        let unwritten = tracker.tracked_only(&unwritten);
+        let existing_pages: u64 = existing.iter().map(|r| r.len / PAGE_SIZE).sum();
+        // 0..48 minus the zero page at 30, plus 50.
+        assert_eq!(existing_pages, 48);
+        let expected_pages: Vec<usize> = (0..48).filter(|i| ![3, 10, 11, 30].contains(i)).collect();
+        let got: Vec<usize> = unwritten
+            .iter()
+            .flat_map(|r| {
+                let first = ((r.addr - start) / PAGE_SIZE) as usize;
+                first..first + (r.len / PAGE_SIZE) as usize
+            })
+            .collect();
+        assert_eq!(got, expected_pages);
+        drop(tracker);
+        // Unregistered: writing works and nothing is tracked any more.
+        // SAFETY: inside the mapping.
+        unsafe { page(5).write_volatile(5) };
+        // SAFETY: unmapping what we mapped.
+        unsafe { libc::munmap(base, len) };
+    }
+}

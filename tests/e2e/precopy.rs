@@ -1,0 +1,247 @@
+//! `rdlv-snap --precopy` (issue 2): what the write tracking leaves in the
+//! target (nothing, however rdlv-snap ends), and the fallback when it
+//! cannot be set up. Snapshot contents under pre-copy are checked by the
+//! whole suite running through `tests/precopy/rdlv-snap` and by `churn`.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rdlv_e2e::{
+    describe_output, pattern_byte, rdlv_snap_unwrapped_path, Target, Variant, DEFAULT_GO,
+    PATTERN_SEED,
+};
+use rdlv_format::Snapshot;
+
+/// What write tracking could leave in a target: mappings still registered
+/// with a userfaultfd (`uw` in smaps VmFlags) and userfaultfd descriptors.
+fn tracking_leftovers(pid: u32) -> Vec<String> {
+    let mut found = Vec::new();
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut mapping = "";
+    for line in smaps.lines() {
+        if line
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.contains('-') && !w.ends_with(':'))
+        {
+            mapping = line;
+        }
+        if let Some(flags) = line.strip_prefix("VmFlags:") {
+            if flags.split_whitespace().any(|f| f == "uw" || f == "um") {
+                found.push(format!("still registered: {mapping} ({flags})"));
+            }
+        }
+    }
+    if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        for fd in fds.flatten() {
+            if let Ok(link) = std::fs::read_link(fd.path()) {
+                if link.to_string_lossy().contains("userfaultfd") {
+                    found.push(format!("fd {:?} -> {}", fd.file_name(), link.display()));
+                }
+            }
+        }
+    }
+    found
+}
+
+fn capture(pid: u32, path: &Path, extra: &[&str]) -> Output {
+    Command::new(rdlv_snap_unwrapped_path())
+        .arg(pid.to_string())
+        .arg("-o")
+        .arg(path)
+        .args(["--json", "--force"])
+        .args(extra)
+        .output()
+        .expect("spawn rdlv-snap")
+}
+
+fn summary(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", describe_output("rdlv-snap --json", out)))
+}
+
+#[test]
+fn precopy_capture_reuses_unwritten_pages_and_leaves_nothing_behind() {
+    // 64 MiB heap with 32 MiB/s of it being written meanwhile.
+    let target = Target::start(
+        "heap",
+        DEFAULT_GO,
+        Variant::Default,
+        &["-mb", "64", "-dirty-mibps", "32"],
+    );
+    let pattern = target.pattern().expect("PATTERN line");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("p.snap");
+    for round in 0..3 {
+        let out = capture(target.pid(), &path, &["--precopy"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            describe_output("--precopy capture", &out)
+        );
+        let json = summary(&out);
+        assert_eq!(json["method"], "precopy", "{json}");
+        let reused = json["precopy_reused_bytes"].as_u64().unwrap_or(0);
+        let captured = json["bytes_captured"].as_u64().unwrap_or(0);
+        // 32 MiB/s of the 64 MiB heap is written and the pre-copy takes a
+        // few tens of ms: most of the snapshot must come from the pre-copy,
+        // and some pages must have been copied again in the stop (stacks,
+        // the writer's pages, untracked mappings).
+        assert!(
+            reused * 10 > captured * 8 && reused < captured,
+            "round {round}: {reused} of {captured} bytes reused: {json}"
+        );
+        assert!(
+            json["precopy_attach_pause_us"]
+                .as_u64()
+                .is_some_and(|us| us > 0),
+            "{json}"
+        );
+        let leftovers = tracking_leftovers(target.pid());
+        assert!(leftovers.is_empty(), "round {round}: {leftovers:#?}");
+        target.assert_running_untraced();
+        let snapshot = Snapshot::open(&path).expect("open snapshot");
+        let mut bytes = vec![0u8; pattern.len];
+        snapshot
+            .read_memory(pattern.addr, &mut bytes)
+            .expect("pattern bytes in the snapshot");
+        for (i, byte) in bytes.iter().enumerate() {
+            assert_eq!(
+                *byte,
+                pattern_byte(i, PATTERN_SEED),
+                "round {round}: pattern byte {i}"
+            );
+        }
+    }
+}
+
+#[test]
+fn sigkill_during_precopy_leaves_no_tracking_and_no_stopped_thread() {
+    let target = Target::start(
+        "heap",
+        DEFAULT_GO,
+        Variant::Default,
+        &["-mb", "128", "-dirty-mibps", "64"],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("k.snap");
+    // Calibrate on one full capture; the kills spread over its first 3/4,
+    // which holds the set-up stop, the pre-copy and the main stop.
+    let started = Instant::now();
+    let out = capture(target.pid(), &path, &["--precopy"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("calibration", &out)
+    );
+    let full_us = (started.elapsed().as_micros() as u64).max(5_000);
+    let mut seed = (std::process::id() as u64) << 17 | 1;
+    let mut landed = 0;
+    let mut while_tracking = 0;
+    for trial in 0..24u64 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_micros(seed % (full_us * 3 / 4));
+        let _ = std::fs::remove_file(&path);
+        let mut child = Command::new(rdlv_snap_unwrapped_path())
+            .arg(target.pid().to_string())
+            .args(["-o"])
+            .arg(&path)
+            .arg("--precopy")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn rdlv-snap");
+        std::thread::sleep(delay);
+        if child.try_wait().expect("try_wait").is_none() {
+            landed += 1;
+        }
+        // Registered ranges visible right before the kill: it lands while
+        // the target's pages are write-protected.
+        if !tracking_leftovers(target.pid()).is_empty() {
+            while_tracking += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        target.assert_running_untraced();
+        // The kernel releases the userfaultfd with its last descriptor
+        // (ours); give the release a moment.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let leftovers = tracking_leftovers(target.pid());
+            if leftovers.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "trial {trial}, kill after {delay:?}: {leftovers:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    eprintln!(
+        "{landed} of 24 kills hit a running rdlv-snap --precopy, {while_tracking} while pages were write-protected (full capture {full_us} us)"
+    );
+    assert!(
+        landed >= 8,
+        "only {landed} of 24 kills hit a running rdlv-snap"
+    );
+    assert!(
+        while_tracking >= 3,
+        "only {while_tracking} of 24 kills landed while write tracking was on"
+    );
+    // The target still works: a final capture reads its pattern.
+    let out = capture(target.pid(), &path, &["--precopy"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("final capture", &out)
+    );
+}
+
+#[test]
+fn precopy_falls_back_to_the_plain_copy_for_a_non_go_process() {
+    let mut sleeper = Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("spawn sleep");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.snap");
+    let out = capture(sleeper.id(), &path, &["--precopy"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("--precopy on sleep", &out)
+    );
+    let json = summary(&out);
+    assert_eq!(json["method"], "plain", "{json}");
+    let reason = json["precopy_fallback"].as_str().unwrap_or_default();
+    assert!(reason.contains("futex"), "{json}");
+    assert!(
+        stderr.contains("--precopy") && stderr.contains("falling back to the plain copy"),
+        "{stderr}"
+    );
+    let snapshot = Snapshot::open(&path).expect("open snapshot");
+    let warnings = format!("{:?}", snapshot.metadata().capture.warnings);
+    assert!(warnings.contains("--precopy fell back"), "{warnings}");
+}
+
+#[test]
+fn precopy_and_cow_together_are_refused() {
+    let out = Command::new(rdlv_snap_unwrapped_path())
+        .args(["1", "-o", "/nonexistent/x.snap", "--precopy", "--cow"])
+        .output()
+        .expect("spawn rdlv-snap");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        describe_output("--precopy --cow", &out)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+}
