@@ -444,6 +444,9 @@ pub struct PrecopyStats {
     pub precopy_ms: u64,
     /// Bytes of the snapshot taken from the pre-copy (not written since).
     pub reused_bytes: u64,
+    /// Microseconds removing write tracking after the stop (the target runs;
+    /// its page faults wait for each 16 MiB chunk being unregistered).
+    pub teardown_us: u64,
 }
 
 /// What a copy-on-write capture measured.
@@ -537,7 +540,6 @@ fn run_capture(options: &Options, abort: &AtomicI32) -> Result<Summary> {
         match stop_and_precopy(options, abort, &mut pre)? {
             Ok(stopped) => stopped,
             Err(reason) => {
-                eprintln!("rdlv-snap: --precopy: {reason}; falling back to the plain copy");
                 precopy_fallback = Some(reason);
                 stop_and_copy(options, abort, &mut pre)?
             }
@@ -564,7 +566,7 @@ fn run_capture(options: &Options, abort: &AtomicI32) -> Result<Summary> {
         metadata
             .capture
             .warnings
-            .push(format!("--precopy fell back to the plain copy: {reason}"));
+            .push(format!("pre-copy not possible, plain copy used: {reason}"));
     }
     let bytes_captured = metadata.capture.bytes_captured;
     let zero_bytes: u64 = metadata
@@ -993,7 +995,9 @@ fn stop_and_precopy(
     let report = frozen.resume();
     let resume_us = duration_us(resume_started.elapsed());
     // Running again; write tracking ends (every page unprotected).
+    let teardown_started = Instant::now();
     drop(tracker);
+    let teardown_us = duration_us(teardown_started.elapsed());
 
     let reused_bytes: u64 = reusable.iter().map(|r| r.len).sum();
     let in_place: Vec<PageRange> = in_place.iter().map(|(range, _)| *range).collect();
@@ -1038,6 +1042,7 @@ fn stop_and_precopy(
             precopy_bytes,
             precopy_ms,
             reused_bytes,
+            teardown_us,
         }),
     }))
 }

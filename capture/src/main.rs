@@ -142,12 +142,19 @@ struct Cli {
     /// tables plus pages copied on write while the child is read), e.g. 512M.
     #[arg(long, value_name = "SIZE", default_value_t = cow::DEFAULT_MAX_EXTRA, value_parser = parse_size)]
     cow_max_extra: u64,
-    /// Pre-copy capture: copy memory while the target runs, with the kernel
-    /// tracking the pages it writes (userfaultfd, Linux 6.7+), then stop it
-    /// only to copy those. Falls back to the plain copy, with a note, when
-    /// write tracking cannot be set up. Not with --cow.
-    #[arg(long, conflicts_with = "cow")]
+    /// Pre-copy capture, the default: copy memory while the target runs,
+    /// with the kernel tracking the pages it writes (userfaultfd, Linux
+    /// 6.7+), then stop it only to copy those. Falls back to the plain copy,
+    /// with a note, when write tracking cannot be set up (not a Go program,
+    /// seccomp filter, older kernel). Not with --cow.
+    #[arg(long, conflicts_with = "cow", overrides_with = "no_precopy")]
     precopy: bool,
+    /// Plain capture: copy every page while the target is stopped (a longer
+    /// pause, nothing injected). Use it for processes whose memory devices
+    /// write into pages pinned beforehand (O_DIRECT reads in flight, io_uring
+    /// fixed buffers, RDMA): write tracking does not see those writes.
+    #[arg(long, overrides_with = "precopy")]
+    no_precopy: bool,
 }
 
 fn human_bytes(bytes: u64) -> String {
@@ -176,7 +183,7 @@ fn main() {
         progress: !cli.quiet && std::io::stderr().is_terminal(),
         cow: cli.cow,
         cow_max_extra: cli.cow_max_extra,
-        precopy: cli.precopy,
+        precopy: !cli.no_precopy && !cli.cow,
     };
     match capture::run(&options, &ABORT) {
         Ok(summary) => {
@@ -219,6 +226,7 @@ fn main() {
                     "precopy_bytes": summary.precopy.as_ref().map(|p| p.precopy_bytes),
                     "precopy_ms": summary.precopy.as_ref().map(|p| p.precopy_ms),
                     "precopy_reused_bytes": summary.precopy.as_ref().map(|p| p.reused_bytes),
+                    "precopy_teardown_us": summary.precopy.as_ref().map(|p| p.teardown_us),
                     "page_scan": summary.page_scan,
                     "warnings": summary.warnings,
                 });

@@ -824,3 +824,68 @@ fn exceeding_the_pause_budget_resumes_the_target_and_writes_nothing() {
     assert!(dir_entries(dir.path()).is_empty(), "{ctx}: files left");
     target.assert_running_untraced();
 }
+
+#[test]
+fn sigstop_sent_during_the_capture_leaves_the_target_stopped() {
+    // Job control must survive a capture: a SIGSTOP that arrives while
+    // rdlv-snap holds the target stops it for good once rdlv-snap lets go,
+    // and SIGCONT resumes it.
+    let target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", "32"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut while_traced = 0;
+    for trial in 0..6 {
+        let path = dir.path().join("stop.snap");
+        let mut child = Command::new(rdlv_snap_path())
+            .arg(target.pid().to_string())
+            .arg("-o")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rdlv-snap");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tracer_of(&target) == 0 && Instant::now() < deadline {
+            if child.try_wait().expect("try_wait").is_some() {
+                break;
+            }
+        }
+        target.signal(libc::SIGSTOP);
+        if tracer_of(&target) != 0 {
+            while_traced += 1;
+        }
+        let out = child.wait_with_output().expect("wait rdlv-snap");
+        assert!(
+            out.status.success(),
+            "{}",
+            describe_output(
+                &format!("trial {trial}: capture with a SIGSTOP sent meanwhile"),
+                &out
+            )
+        );
+        open_snapshot(&path)
+            .verify()
+            .unwrap_or_else(|e| panic!("trial {trial}: {e}"));
+        // Every thread ends in job-control stop, untraced.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let statuses = target.thread_statuses();
+            let stopped = statuses.iter().all(|t| t.state == 'T' && t.tracer_pid == 0);
+            if stopped && !statuses.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "trial {trial}: after the capture the target should be in job-control stop: {statuses:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        target.signal(libc::SIGCONT);
+        target.assert_running_untraced();
+        std::fs::remove_file(&path).expect("remove snapshot");
+    }
+    eprintln!("{while_traced} of 6 SIGSTOPs were sent while rdlv-snap held the target");
+    assert!(
+        while_traced >= 3,
+        "only {while_traced} of 6 SIGSTOPs landed while the target was traced"
+    );
+}

@@ -210,7 +210,6 @@ fn precopy_falls_back_to_the_plain_copy_for_a_non_go_process() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("s.snap");
     let out = capture(sleeper.id(), &path, &["--precopy"]);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let _ = sleeper.kill();
     let _ = sleeper.wait();
     assert!(
@@ -223,12 +222,56 @@ fn precopy_falls_back_to_the_plain_copy_for_a_non_go_process() {
     let reason = json["precopy_fallback"].as_str().unwrap_or_default();
     assert!(reason.contains("futex"), "{json}");
     assert!(
-        stderr.contains("--precopy") && stderr.contains("falling back to the plain copy"),
-        "{stderr}"
+        json["warnings"]
+            .to_string()
+            .contains("pre-copy not possible, plain copy used"),
+        "{json}"
     );
     let snapshot = Snapshot::open(&path).expect("open snapshot");
     let warnings = format!("{:?}", snapshot.metadata().capture.warnings);
-    assert!(warnings.contains("--precopy fell back"), "{warnings}");
+    assert!(warnings.contains("pre-copy not possible"), "{warnings}");
+    // Without --json the reason is printed with the summary.
+    let out = capture_text(&mut Command::new("sleep"), dir.path());
+    assert!(
+        out.contains("warning: pre-copy not possible, plain copy used") && out.contains("futex"),
+        "{out}"
+    );
+}
+
+/// Captures a fresh `command` without --json and returns rdlv-snap's stderr.
+fn capture_text(command: &mut Command, dir: &Path) -> String {
+    let mut child = command.arg("30").spawn().expect("spawn target");
+    let out = Command::new(rdlv_snap_unwrapped_path())
+        .arg(child.id().to_string())
+        .arg("-o")
+        .arg(dir.join("text.snap"))
+        .output()
+        .expect("spawn rdlv-snap");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(out.status.success(), "{}", describe_output("capture", &out));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn precopy_is_the_default_and_no_precopy_copies_while_stopped() {
+    let target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", "16"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("d.snap");
+    for (args, method) in [
+        (&[][..], "precopy"),
+        (&["--no-precopy"][..], "plain"),
+        (&["--no-precopy", "--precopy"][..], "precopy"),
+        (&["--cow"][..], "cow"),
+    ] {
+        let out = capture(target.pid(), &path, args);
+        assert!(
+            out.status.success(),
+            "{}",
+            describe_output(&format!("{args:?}"), &out)
+        );
+        assert_eq!(summary(&out)["method"], method, "{args:?}");
+    }
 }
 
 #[test]
