@@ -20,7 +20,7 @@ use crate::copy::{self, CopyOutcome};
 use crate::cow;
 use crate::error::{CaptureError, Result};
 use crate::exeinfo;
-use crate::freeze::{self, duration_us, Frozen, ThreadRegs};
+use crate::freeze::{self, duration_us, Frozen};
 use crate::output::Output;
 use crate::pages::{self, Decision, ExeIdentity, MappingPlan, PageRange, PresenceScanner};
 use crate::precopy;
@@ -408,18 +408,14 @@ struct Preflight {
 
 /// Everything collected while the target was stopped.
 struct Stopped {
+    /// Registers, clocks, maps and auxv read at the stop.
+    state: FrozenState,
     threads: Vec<freeze::StoppedThread>,
-    regs: Vec<ThreadRegs>,
     plans: Vec<MappingPlan>,
     ranges: Vec<PageRange>,
-    auxv: Vec<(u64, u64)>,
-    clock_monotonic_ns: u64,
-    clock_realtime_ns: u64,
     copy_us: u64,
     outcome: CopyOutcome,
     report: freeze::ResumeReport,
-    smaps_reread: bool,
-    regs_us: u64,
     plan_us: u64,
     resume_us: u64,
     /// `plain` or `cow`.
@@ -598,7 +594,7 @@ fn run_capture(options: &Options, abort: &AtomicI32) -> Result<Summary> {
         pause_us: stopped.report.pause_us(),
         freeze_us: stopped.report.freeze_us(),
         copy_us: stopped.copy_us,
-        regs_us: stopped.regs_us,
+        regs_us: stopped.state.regs_us,
         plan_us: stopped.plan_us,
         resume_us: stopped.resume_us,
         bytes_captured,
@@ -736,7 +732,7 @@ fn preflight(options: &Options, abort: &AtomicI32) -> Result<Preflight> {
 }
 
 /// What is read from the target right after every thread stopped, the same
-/// for the plain and the `--cow` capture.
+/// for every capture method.
 struct FrozenState {
     clock_monotonic_ns: u64,
     clock_realtime_ns: u64,
@@ -813,19 +809,10 @@ fn stop_and_copy(options: &Options, abort: &AtomicI32, pre: &mut Preflight) -> R
     // Copy threads spawned while this is alive inherit the priority.
     let _boost = PriorityBoost::new();
     let frozen = Frozen::freeze(pid, options.max_pause, abort, &pre.hints)?;
-    let FrozenState {
-        clock_monotonic_ns,
-        clock_realtime_ns,
-        regs,
-        regs_us,
-        plan_started,
-        maps,
-        smaps_reread,
-        auxv,
-    } = read_frozen_state(pid, &frozen, pre)?;
-    let plans = pages::plan(&maps, &pre.exe_identity, &mut pre.scanner)?;
+    let state = read_frozen_state(pid, &frozen, pre)?;
+    let plans = pages::plan(&state.maps, &pre.exe_identity, &mut pre.scanner)?;
     let ranges = planned_ranges(&plans, &mut pre.buffer)?;
-    let plan_us = duration_us(plan_started.elapsed());
+    let plan_us = duration_us(state.plan_started.elapsed());
 
     let deadline = frozen
         .first_interrupt()
@@ -846,18 +833,13 @@ fn stop_and_copy(options: &Options, abort: &AtomicI32, pre: &mut Preflight) -> R
     let report = frozen.resume();
     let resume_us = duration_us(resume_started.elapsed());
     Ok(Stopped {
+        state,
         threads,
-        regs,
         plans,
         ranges,
-        auxv,
-        clock_monotonic_ns,
-        clock_realtime_ns,
         copy_us,
         outcome,
         report,
-        smaps_reread,
-        regs_us,
         plan_us,
         resume_us,
         method: "plain",
@@ -940,19 +922,14 @@ fn stop_and_precopy(
 
     let _boost = PriorityBoost::new();
     let frozen = Frozen::freeze(pid, options.max_pause, abort, &pre.hints)?;
-    let FrozenState {
-        clock_monotonic_ns,
-        clock_realtime_ns,
-        regs,
-        regs_us,
-        plan_started,
-        maps,
-        smaps_reread,
-        auxv,
-    } = read_frozen_state(pid, &frozen, pre)?;
+    let state = read_frozen_state(pid, &frozen, pre)?;
     let mut unwritten = Vec::new();
-    let plans =
-        pages::plan_with_unwritten(&maps, &pre.exe_identity, &mut pre.scanner, &mut unwritten)?;
+    let plans = pages::plan_with_unwritten(
+        &state.maps,
+        &pre.exe_identity,
+        &mut pre.scanner,
+        &mut unwritten,
+    )?;
     let planned: Vec<PageRange> = plans
         .iter()
         .flat_map(|p| p.ranges.iter().copied())
@@ -967,7 +944,7 @@ fn stop_and_precopy(
         .collect();
     let ranges = pages::subtract_ranges(&rest, &precopy_ranges);
     planned_ranges_fit(&ranges, &mut pre.buffer)?;
-    let plan_us = duration_us(plan_started.elapsed());
+    let plan_us = duration_us(state.plan_started.elapsed());
 
     let deadline = frozen
         .first_interrupt()
@@ -1019,18 +996,13 @@ fn stop_and_precopy(
         })
         .collect();
     Ok(Ok(Stopped {
+        state,
         threads,
-        regs,
         plans,
         ranges,
-        auxv,
-        clock_monotonic_ns,
-        clock_realtime_ns,
         copy_us,
         outcome,
         report,
-        smaps_reread,
-        regs_us,
         plan_us,
         resume_us,
         method: "precopy",
@@ -1063,21 +1035,12 @@ fn stop_and_fork(
     let mut sentinel = cow::Sentinel::spawn(pid);
     let _boost = PriorityBoost::new();
     let frozen = Frozen::freeze(pid, options.max_pause, abort, &pre.hints)?;
-    let FrozenState {
-        clock_monotonic_ns,
-        clock_realtime_ns,
-        regs,
-        regs_us,
-        plan_started,
-        maps,
-        smaps_reread,
-        auxv,
-    } = read_frozen_state(pid, &frozen, pre)?;
+    let state = read_frozen_state(pid, &frozen, pre)?;
     // Presence is scanned now only where the child will not hold the
     // parent's bytes; everything else is scanned on the child after resume.
-    let mut plans = Vec::with_capacity(maps.len());
+    let mut plans = Vec::with_capacity(state.maps.len());
     let mut parent_ranges = Vec::new();
-    for entry in &maps {
+    for entry in &state.maps {
         let decision = pages::classify(entry, &pre.exe_identity);
         let mut ranges = Vec::new();
         if decision == Decision::Capture && cow::parent_only(entry) {
@@ -1091,7 +1054,7 @@ fn stop_and_fork(
             ranges,
         });
     }
-    let plan_us = duration_us(plan_started.elapsed());
+    let plan_us = duration_us(state.plan_started.elapsed());
 
     let deadline = frozen
         .first_interrupt()
@@ -1158,18 +1121,13 @@ fn stop_and_fork(
     let (ranges, mut outcome) = read?;
     outcome.absorb(parent_outcome);
     Ok(Ok(Stopped {
+        state,
         threads,
-        regs,
         plans,
         ranges,
-        auxv,
-        clock_monotonic_ns,
-        clock_realtime_ns,
         copy_us,
         outcome,
         report,
-        smaps_reread,
-        regs_us,
         plan_us,
         resume_us,
         method: "cow",
@@ -1309,7 +1267,7 @@ fn describe(pid: u32, pre: &Preflight, stopped: &Stopped, runs: &[Run]) -> Metad
     if !pre.scanner.uses_scan_ioctl() {
         warnings.push("PAGEMAP_SCAN unavailable: shared zero pages were copied as data".into());
     }
-    if stopped.smaps_reread {
+    if stopped.state.smaps_reread {
         warnings.push(
             "mappings changed between pre-flight and stop; smaps was re-read while stopped".into(),
         );
@@ -1356,7 +1314,14 @@ fn describe(pid: u32, pre: &Preflight, stopped: &Stopped, runs: &[Run]) -> Metad
     let threads: Vec<ThreadInfo> = stopped
         .threads
         .iter()
-        .zip(stopped.regs.iter().map(Some).chain(std::iter::repeat(None)))
+        .zip(
+            stopped
+                .state
+                .regs
+                .iter()
+                .map(Some)
+                .chain(std::iter::repeat(None)),
+        )
         .map(|(t, regs)| {
             let regs = regs.filter(|r| r.tid == t.tid);
             ThreadInfo {
@@ -1394,8 +1359,8 @@ fn describe(pid: u32, pre: &Preflight, stopped: &Stopped, runs: &[Run]) -> Metad
                 .unwrap_or_default(),
             arch: std::env::consts::ARCH.to_string(),
             page_size: pages::PAGE_SIZE,
-            clock_monotonic_ns: stopped.clock_monotonic_ns,
-            clock_realtime_ns: stopped.clock_realtime_ns,
+            clock_monotonic_ns: stopped.state.clock_monotonic_ns,
+            clock_realtime_ns: stopped.state.clock_realtime_ns,
             pause_us: stopped.report.pause_us(),
             freeze_us: stopped.report.freeze_us(),
             copy_us: stopped.copy_us,
@@ -1405,7 +1370,7 @@ fn describe(pid: u32, pre: &Preflight, stopped: &Stopped, runs: &[Run]) -> Metad
         },
         threads,
         mappings,
-        auxv: stopped.auxv.clone(),
+        auxv: stopped.state.auxv.clone(),
     }
 }
 

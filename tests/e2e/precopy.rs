@@ -116,6 +116,34 @@ fn precopy_capture_reuses_unwritten_pages_and_leaves_nothing_behind() {
     }
 }
 
+/// Spawns `rdlv-snap --precopy` on `pid`, writing to `path`, output discarded.
+fn spawn_precopy(pid: u32, path: &Path) -> std::process::Child {
+    let _ = std::fs::remove_file(path);
+    Command::new(rdlv_snap_unwrapped_path())
+        .arg(pid.to_string())
+        .arg("-o")
+        .arg(path)
+        .arg("--precopy")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn rdlv-snap")
+}
+
+/// Polls until write tracking shows in the target (true) or rdlv-snap ends.
+fn wait_for_tracking(pid: u32, child: &mut std::process::Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if !tracking_leftovers(pid).is_empty() {
+            return true;
+        }
+        if child.try_wait().expect("try_wait").is_some() {
+            return false;
+        }
+    }
+    false
+}
+
 #[test]
 fn sigkill_during_precopy_leaves_no_tracking_and_no_stopped_thread() {
     let target = Target::start(
@@ -126,34 +154,43 @@ fn sigkill_during_precopy_leaves_no_tracking_and_no_stopped_thread() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("k.snap");
-    // Calibrate on one full capture; the kills spread over its first 3/4,
-    // which holds the set-up stop, the pre-copy and the main stop.
+    // Calibrate on one full capture: its length, and how long the target's
+    // pages stay write-protected (polled through smaps).
     let started = Instant::now();
-    let out = capture(target.pid(), &path, &["--precopy"]);
+    let mut child = spawn_precopy(target.pid(), &path);
     assert!(
-        out.status.success(),
-        "{}",
-        describe_output("calibration", &out)
+        wait_for_tracking(target.pid(), &mut child),
+        "calibration: write tracking never showed in the target"
+    );
+    let tracking_from = Instant::now();
+    while !tracking_leftovers(target.pid()).is_empty() {}
+    let tracking_us = (tracking_from.elapsed().as_micros() as u64).max(1_000);
+    assert!(
+        child.wait().expect("wait").success(),
+        "calibration capture failed"
     );
     let full_us = (started.elapsed().as_micros() as u64).max(5_000);
+
+    // Half the kills at a random instant of the whole capture (pre-flight,
+    // set-up stop, pre-copy, main stop, writing), half at a random instant
+    // of the write tracking itself.
     let mut seed = (std::process::id() as u64) << 17 | 1;
-    let mut landed = 0;
-    let mut while_tracking = 0;
-    for trial in 0..24u64 {
+    let mut random = move |below: u64| {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let delay = Duration::from_micros(seed % (full_us * 3 / 4));
-        let _ = std::fs::remove_file(&path);
-        let mut child = Command::new(rdlv_snap_unwrapped_path())
-            .arg(target.pid().to_string())
-            .args(["-o"])
-            .arg(&path)
-            .arg("--precopy")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn rdlv-snap");
+        seed % below.max(1)
+    };
+    let mut landed = 0;
+    let mut while_tracking = 0;
+    for trial in 0..24u64 {
+        let mut child = spawn_precopy(target.pid(), &path);
+        let delay = if trial % 2 == 0 {
+            Duration::from_micros(random(full_us * 3 / 4))
+        } else {
+            wait_for_tracking(target.pid(), &mut child);
+            Duration::from_micros(random(tracking_us))
+        };
         std::thread::sleep(delay);
         if child.try_wait().expect("try_wait").is_none() {
             landed += 1;
@@ -182,14 +219,14 @@ fn sigkill_during_precopy_leaves_no_tracking_and_no_stopped_thread() {
         }
     }
     eprintln!(
-        "{landed} of 24 kills hit a running rdlv-snap --precopy, {while_tracking} while pages were write-protected (full capture {full_us} us)"
+        "{landed} of 24 kills hit a running rdlv-snap --precopy, {while_tracking} while pages were write-protected (full capture {full_us} us, tracking {tracking_us} us)"
     );
     assert!(
         landed >= 8,
         "only {landed} of 24 kills hit a running rdlv-snap"
     );
     assert!(
-        while_tracking >= 3,
+        while_tracking >= 6,
         "only {while_tracking} of 24 kills landed while write tracking was on"
     );
     // The target still works: a final capture reads its pattern.
