@@ -218,7 +218,7 @@ struct SnapRun {
     /// dirty pages plus its page tables), as rdlv-snap reports it.
     cow_extra_bytes: u64,
     /// --precopy: the short stop that set up write tracking (the target is
-    /// stopped twice; `pause_us` is the second, main stop).
+    /// stopped twice; `pause_us` sums both).
     attach_pause_us: u64,
     /// --precopy: bytes copied while the target ran / re-copied in the stop.
     precopy_bytes: u64,
@@ -226,9 +226,10 @@ struct SnapRun {
 }
 
 impl SnapRun {
-    /// Everything the target spent stopped, in ms (both stops for --precopy).
+    /// Everything the target spent stopped, in ms: `pause_us`, which for
+    /// --precopy sums both stops.
     fn stopped_ms(&self) -> f64 {
-        (self.pause_us + self.attach_pause_us) as f64 / 1000.0
+        self.pause_us as f64 / 1000.0
     }
 }
 
@@ -367,7 +368,7 @@ fn main() -> Result<()> {
                 "rdlv-snap --precopy run {i}: stopped {:.1} ms (set-up stop {:.1} ms + main stop {:.1} ms), {:.1} MiB copied while running, {:.1} MiB re-copied in the stop, total {:.2} s",
                 r.stopped_ms(),
                 r.attach_pause_us as f64 / 1000.0,
-                r.pause_us as f64 / 1000.0,
+                r.pause_us.saturating_sub(r.attach_pause_us) as f64 / 1000.0,
                 r.precopy_bytes as f64 / 1048576.0,
                 r.recopied_bytes as f64 / 1048576.0,
                 r.wall.as_secs_f64(),

@@ -427,6 +427,15 @@ struct Stopped {
     precopy: Option<PrecopyStats>,
 }
 
+impl Stopped {
+    /// Microseconds the target was stopped for the capture: the stop itself,
+    /// plus, for `--precopy`, the short stop that set up write tracking.
+    fn pause_us(&self) -> u64 {
+        let setup = self.precopy.as_ref().map_or(0, |p| p.attach_pause_us);
+        self.report.pause_us() + setup
+    }
+}
+
 /// What a pre-copy capture measured.
 #[derive(Debug, Clone, Default)]
 pub struct PrecopyStats {
@@ -591,7 +600,7 @@ fn run_capture(options: &Options, abort: &AtomicI32) -> Result<Summary> {
         pid: options.pid,
         name: pre.status.name.clone(),
         threads: stopped.threads.len(),
-        pause_us: stopped.report.pause_us(),
+        pause_us: stopped.pause_us(),
         freeze_us: stopped.report.freeze_us(),
         copy_us: stopped.copy_us,
         regs_us: stopped.state.regs_us,
@@ -1361,7 +1370,7 @@ fn describe(pid: u32, pre: &Preflight, stopped: &Stopped, runs: &[Run]) -> Metad
             page_size: pages::PAGE_SIZE,
             clock_monotonic_ns: stopped.state.clock_monotonic_ns,
             clock_realtime_ns: stopped.state.clock_realtime_ns,
-            pause_us: stopped.report.pause_us(),
+            pause_us: stopped.pause_us(),
             freeze_us: stopped.report.freeze_us(),
             copy_us: stopped.copy_us,
             method: stopped.method.into(),

@@ -246,13 +246,13 @@ fn main() {
                     )
                 } else if let Some(precopy) = &summary.precopy {
                     format!(
-                        "freeze {:.1} ms, copy of written pages {:.1} ms; {} copied beforehand in {} ms while running, {} of it unchanged; {:.1} ms stop to set up write tracking",
-                        summary.freeze_us as f64 / 1000.0,
-                        summary.copy_us as f64 / 1000.0,
+                        "{:.1} ms stop to set up write tracking, then {} copied in {} ms while running ({} of it unchanged since), then freeze {:.1} ms, copy of the rest {:.1} ms",
+                        precopy.attach_pause_us as f64 / 1000.0,
                         human_bytes(precopy.precopy_bytes),
                         precopy.precopy_ms,
                         human_bytes(precopy.reused_bytes),
-                        precopy.attach_pause_us as f64 / 1000.0,
+                        summary.freeze_us as f64 / 1000.0,
+                        summary.copy_us as f64 / 1000.0,
                     )
                 } else {
                     format!(
@@ -262,7 +262,7 @@ fn main() {
                     )
                 };
                 eprintln!(
-                    "rdlv-snap: captured process {} ({}{}): {} threads, {} in a {:.1} ms pause ({detail}) -> {} ({}, ratio {:.1}) in {} ms",
+                    "rdlv-snap: captured process {} ({}{}): {} threads, {} in {:.1} ms of pause ({detail}) -> {} ({}, ratio {:.1}) in {} ms",
                     summary.pid,
                     summary.name,
                     summary.go_version.as_deref().map(|v| format!(", {v}")).unwrap_or_default(),
