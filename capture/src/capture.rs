@@ -931,7 +931,21 @@ fn stop_and_precopy(
 
     let _boost = PriorityBoost::new();
     let frozen = Frozen::freeze(pid, options.max_pause, abort, &pre.hints)?;
-    let state = read_frozen_state(pid, &frozen, pre)?;
+    let mut state = read_frozen_state(pid, &frozen, pre)?;
+    // smaps re-read now shows our registration (`uw`): the snapshot
+    // describes the target, not the capture's instrument.
+    for entry in &mut state.maps {
+        let inside = pages::intersect_ranges(
+            &[PageRange {
+                addr: entry.start,
+                len: entry.end.saturating_sub(entry.start),
+            }],
+            tracker.tracked(),
+        );
+        if !inside.is_empty() {
+            entry.vm_flags.retain(|flag| flag != "uw");
+        }
+    }
     let mut unwritten = Vec::new();
     let plans = pages::plan_with_unwritten(
         &state.maps,

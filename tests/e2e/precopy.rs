@@ -325,3 +325,41 @@ fn precopy_and_cow_together_are_refused() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
 }
+
+#[test]
+fn recorded_mapping_flags_do_not_show_the_write_tracking() {
+    // churn re-maps memory constantly, so smaps is re-read during the stop,
+    // when the tracked mappings carry the kernel's `uw` flag: the snapshot
+    // must record the target's flags, not the capture's instrument.
+    let target = Target::start("churn", DEFAULT_GO, Variant::Default, &["-mb", "4"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f.snap");
+    let mut reread = 0;
+    for round in 0..4 {
+        let out = capture(target.pid(), &path, &["--precopy"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            describe_output("--precopy capture", &out)
+        );
+        let json = summary(&out);
+        assert_eq!(json["method"], "precopy", "{json}");
+        if json["warnings"].to_string().contains("smaps was re-read") {
+            reread += 1;
+        }
+        let snapshot = Snapshot::open(&path).expect("open snapshot");
+        for mapping in &snapshot.metadata().mappings {
+            assert!(
+                !mapping.vm_flags.iter().any(|f| f == "uw" || f == "um"),
+                "round {round}: {:#x}-{:#x} recorded with {:?}",
+                mapping.start,
+                mapping.end,
+                mapping.vm_flags
+            );
+        }
+    }
+    assert!(
+        reread > 0,
+        "smaps was never re-read in the stop: the test proves nothing"
+    );
+}
