@@ -373,7 +373,10 @@ impl<'t> Runtime<'t> {
             .and_then(|a| self.mem().read_u64(a).ok())
         {
             let mut cur = head;
-            while cur != 0 && out.len() < MAX_MS {
+            // A corrupt snapshot can link the list into a cycle: stop at the
+            // first M seen twice instead of repeating it up to MAX_MS times.
+            let mut seen = std::collections::HashSet::new();
+            while cur != 0 && out.len() < MAX_MS && seen.insert(cur) {
                 match self.read_m(cur) {
                     Ok(m) => {
                         cur = m.alllink;
