@@ -289,6 +289,35 @@ fn runs_without_failures(ranges: &[PageRange], failed: &[PageRange]) -> Vec<Run>
     out
 }
 
+/// `runs` (sorted) cut wherever a mapping of `plans` (sorted) ends inside one.
+fn split_at_mappings(runs: Vec<Run>, plans: &[MappingPlan]) -> Vec<Run> {
+    let ends: Vec<u64> = plans.iter().map(|plan| plan.entry.end).collect();
+    let mut out = Vec::with_capacity(runs.len());
+    for mut run in runs {
+        loop {
+            let end = run.addr + run.len;
+            let next = ends.partition_point(|&e| e <= run.addr);
+            match ends.get(next) {
+                Some(&cut) if cut < end => {
+                    let head = cut - run.addr;
+                    out.push(Run { len: head, ..run });
+                    run = Run {
+                        addr: cut,
+                        offset: run.offset + head as usize,
+                        len: end - cut,
+                        from_precopy: run.from_precopy,
+                    };
+                }
+                _ => {
+                    out.push(run);
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Raises this thread's scheduling priority while the target is stopped, so
 /// that on a busy host the copy is not queued behind other work while the
 /// service waits; restored on drop. Without CAP_SYS_NICE it does nothing.
@@ -403,6 +432,8 @@ struct Preflight {
     buffer: Vec<u8>,
     /// `--precopy`: the pages copied while the target ran (empty otherwise).
     precopy: Vec<u8>,
+    /// Bytes the pre-flight plan would copy.
+    estimate: u64,
     hints: Vec<freeze::ThreadHint>,
 }
 
@@ -418,6 +449,9 @@ struct Stopped {
     report: freeze::ResumeReport,
     plan_us: u64,
     resume_us: u64,
+    /// Microseconds of earlier, shorter stops of this capture: `--precopy`'s
+    /// set-up stop (also when it then fell back to the plain copy).
+    setup_pause_us: u64,
     /// `plain` or `cow`.
     method: &'static str,
     /// Facts of a copy-on-write capture.
@@ -431,8 +465,7 @@ impl Stopped {
     /// Microseconds the target was stopped for the capture: the stop itself,
     /// plus, for `--precopy`, the short stop that set up write tracking.
     fn pause_us(&self) -> u64 {
-        let setup = self.precopy.as_ref().map_or(0, |p| p.attach_pause_us);
-        self.report.pause_us() + setup
+        self.report.pause_us() + self.setup_pause_us
     }
 }
 
@@ -510,6 +543,9 @@ fn exited_if_gone(pid: u32, err: CaptureError) -> CaptureError {
         {
             CaptureError::Exited { pid }
         }
+        // A process dying under a previous stop can still be held by our
+        // own ptrace thread when the next stop is tried.
+        CaptureError::Permission { .. } if gone() => CaptureError::Exited { pid },
         // /proc reads of a process that died (e.g. during --precopy's copy
         // while it runs) fail with ESRCH.
         CaptureError::Proc { source, .. }
@@ -544,9 +580,13 @@ fn run_capture(options: &Options, abort: &AtomicI32) -> Result<Summary> {
     } else if options.precopy {
         match stop_and_precopy(options, abort, &mut pre)? {
             Ok(stopped) => stopped,
-            Err(reason) => {
-                precopy_fallback = Some(reason);
-                stop_and_copy(options, abort, &mut pre)?
+            Err(fallback) => {
+                // The whole copy now happens in the stop: check the budget again.
+                check_pause_budget(pre.estimate, options.max_pause)?;
+                precopy_fallback = Some(fallback.reason);
+                let mut stopped = stop_and_copy(options, abort, &mut pre)?;
+                stopped.setup_pause_us = fallback.pause_us;
+                stopped
             }
         }
     } else {
@@ -560,6 +600,9 @@ fn run_capture(options: &Options, abort: &AtomicI32) -> Result<Summary> {
         runs.extend(stopped.reused.iter().copied());
         runs.sort_by_key(|run| run.addr);
     }
+    // Range arithmetic merges touching pages of adjacent mappings; the
+    // per-mapping facts need every run inside one mapping.
+    let runs = split_at_mappings(runs, &stopped.plans);
     let mut metadata = describe(options.pid, &pre, &stopped, &runs);
     if let Some(reason) = &cow_fallback {
         metadata
@@ -683,21 +726,21 @@ fn preflight(options: &Options, abort: &AtomicI32) -> Result<Preflight> {
     let cmdline =
         proc::read_cmdline(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/cmdline", e))?;
     let mut scanner = PresenceScanner::open(pid)?;
-    let estimate: u64 = pages::plan(&smaps, &exe_identity, &mut scanner)
-        .map_err(|e| map_proc_err(pid, "scan /proc/PID/pagemap", e))?
-        .iter()
-        .map(MappingPlan::bytes)
-        .sum();
-    // Refuse captures that cannot fit the budget even at the best copy speed
-    // seen on fast hardware, rather than stop the target only to give up.
-    let best_case = Duration::from_secs_f64(estimate as f64 / FASTEST_COPY_BYTES_PER_SEC);
-    if best_case > options.max_pause {
-        return Err(CaptureError::PauseBudgetTooSmall {
-            bytes: estimate,
-            best_case_ms: u64::try_from(best_case.as_millis()).unwrap_or(u64::MAX),
-            max_pause_ms: u64::try_from(options.max_pause.as_millis()).unwrap_or(u64::MAX),
-        });
-    }
+    let plans = pages::plan(&smaps, &exe_identity, &mut scanner)
+        .map_err(|e| map_proc_err(pid, "scan /proc/PID/pagemap", e))?;
+    let estimate: u64 = plans.iter().map(MappingPlan::bytes).sum();
+    // With the pre-copy only untracked mappings are copied in the stop (plus
+    // what is written meanwhile, which nothing can predict).
+    let stop_estimate: u64 = if options.precopy {
+        plans
+            .iter()
+            .filter(|plan| !precopy::trackable(&plan.entry))
+            .map(MappingPlan::bytes)
+            .sum()
+    } else {
+        estimate
+    };
+    check_pause_budget(stop_estimate, options.max_pause)?;
     let capacity = estimate + (estimate / 8).max(BUFFER_SLACK_MIN);
     let available = match (proc::mem_available(), proc::cgroup_memory_headroom()) {
         (Some(host), Some(cgroup)) => Some(host.min(cgroup)),
@@ -736,8 +779,23 @@ fn preflight(options: &Options, abort: &AtomicI32) -> Result<Preflight> {
         scanner,
         buffer,
         precopy: Vec::new(),
+        estimate,
         hints,
     })
+}
+
+/// Refuses captures whose stop cannot fit `--max-pause` even at the best copy
+/// speed seen on fast hardware, rather than stop the target only to give up.
+fn check_pause_budget(bytes: u64, max_pause: Duration) -> Result<()> {
+    let best_case = Duration::from_secs_f64(bytes as f64 / FASTEST_COPY_BYTES_PER_SEC);
+    if best_case > max_pause {
+        return Err(CaptureError::PauseBudgetTooSmall {
+            bytes,
+            best_case_ms: u64::try_from(best_case.as_millis()).unwrap_or(u64::MAX),
+            max_pause_ms: u64::try_from(max_pause.as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+    Ok(())
 }
 
 /// What is read from the target right after every thread stopped, the same
@@ -851,6 +909,7 @@ fn stop_and_copy(options: &Options, abort: &AtomicI32, pre: &mut Preflight) -> R
         report,
         plan_us,
         resume_us,
+        setup_pause_us: 0,
         method: "plain",
         cow: None,
         reused: Vec::new(),
@@ -858,66 +917,138 @@ fn stop_and_copy(options: &Options, abort: &AtomicI32, pre: &mut Preflight) -> R
     })
 }
 
-/// The `--precopy` capture (see `precopy.rs`): a short stop to take over a
-/// userfaultfd of the target, then, with the target running, write
-/// protection of its private anonymous mappings and a copy of their present
-/// pages; then the real stop, which copies everything else plus the pages
-/// written since they were protected. `Ok(Err(reason))` means write tracking
-/// could not be set up and nothing is left changed: the caller falls back
-/// to the plain copy.
-fn stop_and_precopy(
-    options: &Options,
-    abort: &AtomicI32,
-    pre: &mut Preflight,
-) -> Result<std::result::Result<Stopped, String>> {
-    let pid = options.pid;
-    if !pre.scanner.uses_scan_ioctl() {
-        return Ok(Err(
-            "finding written pages needs the PAGEMAP_SCAN ioctl (Linux 6.7+)".into(),
-        ));
-    }
-    let (mut tracker, attach_pause_us) =
-        match precopy::WriteTracker::attach(pid, options.max_pause, abort, &pre.hints) {
-            Ok(attached) => attached,
-            Err(error) if error.falls_back() => return Ok(Err(error.to_string())),
-            Err(error) => return Err(error.into()),
-        };
+/// Why `--precopy` gave way to the plain copy, and how long the target was
+/// stopped trying (the set-up stops count as pause).
+struct PrecopyFallback {
+    reason: String,
+    pause_us: u64,
+}
 
-    // Running again: protect, then copy what is protected.
-    let maps = proc::read_smaps(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/smaps", e))?;
+/// Errors of the pre-copy while the target runs that end the capture
+/// rather than hand over to the plain copy: the target is gone, or the user
+/// asked to stop. Any other leaves nothing in the target once the tracker
+/// is dropped, so the plain copy can go on.
+fn ends_capture(error: &CaptureError) -> bool {
+    matches!(
+        error,
+        CaptureError::Exited { .. }
+            | CaptureError::NoSuchProcess { .. }
+            | CaptureError::Interrupted { .. }
+    )
+}
+
+/// What the pre-copy copied while the target ran.
+struct Precopied {
+    buffer: Vec<u8>,
+    ranges: Vec<PageRange>,
+    /// `ranges` minus the pages that could not be read.
+    readable: Vec<PageRange>,
+    ms: u64,
+}
+
+/// Protects every trackable mapping, then copies its existing pages into
+/// `buffer` (returned with the copy; on error the caller still owns it).
+fn precopy_while_running(
+    pid: u32,
+    pre: &mut Preflight,
+    tracker: &mut precopy::WriteTracker,
+    mut buffer: Vec<u8>,
+    abort: &AtomicI32,
+) -> std::result::Result<Precopied, (CaptureError, Vec<u8>)> {
+    let maps = match proc::read_smaps(pid) {
+        Ok(maps) => maps,
+        Err(e) => return Err((map_proc_err(pid, "read /proc/PID/smaps", e), buffer)),
+    };
     for entry in &maps {
         if pages::classify(entry, &pre.exe_identity) == Decision::Capture
             && precopy::trackable(entry)
         {
-            tracker.protect(entry.start, entry.end, &mut pre.scanner)?;
+            if let Err(error) = tracker.protect(entry.start, entry.end, &mut pre.scanner) {
+                return Err((error.into(), buffer));
+            }
         }
     }
-    let tracked_bytes: u64 = tracker.tracked().iter().map(|r| r.len).sum();
-    let mut precopy_ranges = Vec::new();
+    let mut ranges = Vec::new();
     for range in tracker.tracked() {
-        pre.scanner
-            .existing_pages(range.addr, range.addr + range.len, &mut precopy_ranges)?;
+        if let Err(error) =
+            pre.scanner
+                .existing_pages(range.addr, range.addr + range.len, &mut ranges)
+        {
+            return Err((error, buffer));
+        }
     }
-    let mut precopy_buffer = std::mem::take(&mut pre.buffer);
-    planned_ranges_fit(&precopy_ranges, &mut precopy_buffer)?;
-    let precopy_started = Instant::now();
-    let precopy_outcome = copy::copy_ranges(
-        pid,
-        &precopy_ranges,
-        &mut precopy_buffer,
-        Some(&pre.mem),
-        abort,
-        None,
-    )?;
-    let precopy_ms = u64::try_from(precopy_started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let precopy_bytes: u64 = precopy_ranges.iter().map(|r| r.len).sum();
-    let precopied = pages::subtract_ranges(&precopy_ranges, &precopy_outcome.failed);
-    let layout = precopy::Layout::of(&precopy_ranges);
+    if let Err(error) = planned_ranges_fit(&ranges, &mut buffer) {
+        return Err((error, buffer));
+    }
+    let started = Instant::now();
+    match copy::copy_ranges(pid, &ranges, &mut buffer, Some(&pre.mem), abort, None) {
+        Ok(outcome) => Ok(Precopied {
+            readable: pages::subtract_ranges(&ranges, &outcome.failed),
+            ranges,
+            buffer,
+            ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        }),
+        Err(error) => Err((error, buffer)),
+    }
+}
+
+/// The `--precopy` capture (see `precopy.rs`): a short stop to take over a
+/// userfaultfd of the target, then, with the target running, write
+/// protection of its private anonymous mappings and a copy of their existing
+/// pages; then the real stop, which copies everything else plus the pages
+/// written since they were protected. `Ok(Err(_))` means the pre-copy could
+/// not be used and nothing is left changed in the target: the caller falls
+/// back to the plain copy.
+fn stop_and_precopy(
+    options: &Options,
+    abort: &AtomicI32,
+    pre: &mut Preflight,
+) -> Result<std::result::Result<Stopped, PrecopyFallback>> {
+    let pid = options.pid;
+    if !pre.scanner.uses_scan_ioctl() {
+        return Ok(Err(PrecopyFallback {
+            reason: "finding written pages needs the PAGEMAP_SCAN ioctl (Linux 6.7+)".into(),
+            pause_us: 0,
+        }));
+    }
+    let (attached, attach_pause_us) =
+        precopy::WriteTracker::attach(pid, options.max_pause, abort, &pre.hints);
+    let mut tracker = match attached {
+        Ok(tracker) => tracker,
+        Err(error) if error.falls_back() => {
+            return Ok(Err(PrecopyFallback {
+                reason: error.to_string(),
+                pause_us: attach_pause_us,
+            }))
+        }
+        Err(error) => return Err(error.into()),
+    };
+
+    // Running again: protect, then copy what is protected.
+    let buffer = std::mem::take(&mut pre.buffer);
+    let precopied = match precopy_while_running(pid, pre, &mut tracker, buffer, abort) {
+        Ok(precopied) => precopied,
+        Err((error, buffer)) => {
+            pre.buffer = buffer;
+            drop(tracker);
+            if ends_capture(&error) {
+                return Err(error);
+            }
+            return Ok(Err(PrecopyFallback {
+                reason: format!("the copy while running failed: {error}"),
+                pause_us: attach_pause_us,
+            }));
+        }
+    };
+    let tracked_bytes: u64 = tracker.tracked().iter().map(|r| r.len).sum();
+    let precopy_bytes: u64 = precopied.ranges.iter().map(|r| r.len).sum();
+    let precopy_ms = precopied.ms;
+    let layout = precopy::Layout::of(&precopied.ranges);
     // In the stop, written pages are copied again into their own slots of
     // the pre-copy; pages outside it (untracked mappings, pages new since)
     // go to a fresh pre-faulted buffer sized for the untracked part (it
     // grows, with page faults in the pause, if the target grew more).
-    let delta_capacity = (precopy_buffer.len() as u64)
+    let delta_capacity = (precopied.buffer.len() as u64)
         .saturating_sub(precopy_bytes)
         .max(BUFFER_SLACK_MIN);
     pre.buffer = usize::try_from(delta_capacity)
@@ -927,7 +1058,9 @@ fn stop_and_precopy(
             needed: delta_capacity,
             available: proc::mem_available().unwrap_or(0),
         })?;
-    pre.precopy = precopy_buffer;
+    pre.precopy = precopied.buffer;
+    let precopy_ranges = precopied.ranges;
+    let readable = precopied.readable;
 
     let _boost = PriorityBoost::new();
     let frozen = Frozen::freeze(pid, options.max_pause, abort, &pre.hints)?;
@@ -959,12 +1092,12 @@ fn stop_and_precopy(
         .collect();
     let unwritten = tracker.tracked_only(&unwritten);
     let reusable =
-        pages::intersect_ranges(&pages::intersect_ranges(&unwritten, &precopied), &planned);
+        pages::intersect_ranges(&pages::intersect_ranges(&unwritten, &readable), &planned);
     let rest = pages::subtract_ranges(&planned, &reusable);
     let in_place: Vec<(PageRange, usize)> = pages::intersect_ranges(&rest, &precopy_ranges)
         .into_iter()
-        .filter_map(|range| Some((range, layout.offset_of(range.addr, range.len)?)))
-        .collect();
+        .map(|range| Ok((range, layout.locate(range)?)))
+        .collect::<Result<_>>()?;
     let ranges = pages::subtract_ranges(&rest, &precopy_ranges);
     planned_ranges_fit(&ranges, &mut pre.buffer)?;
     let plan_us = duration_us(state.plan_started.elapsed());
@@ -1005,19 +1138,17 @@ fn stop_and_precopy(
         &reusable,
         &pages::subtract_ranges(&in_place, &in_place_outcome.failed),
     );
-    // Each range lies inside one pre-copied range (they are maximal), so
-    // every lookup succeeds.
     let reused: Vec<Run> = from_precopy
         .iter()
-        .filter_map(|range| {
-            Some(Run {
+        .map(|range| {
+            Ok(Run {
                 addr: range.addr,
-                offset: layout.offset_of(range.addr, range.len)?,
+                offset: layout.locate(*range)?,
                 len: range.len,
                 from_precopy: true,
             })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     Ok(Ok(Stopped {
         state,
         threads,
@@ -1028,6 +1159,7 @@ fn stop_and_precopy(
         report,
         plan_us,
         resume_us,
+        setup_pause_us: attach_pause_us,
         method: "precopy",
         cow: None,
         reused,
@@ -1153,6 +1285,7 @@ fn stop_and_fork(
         report,
         plan_us,
         resume_us,
+        setup_pause_us: 0,
         method: "cow",
         cow: Some(CowStats {
             extra_bytes,
@@ -1564,6 +1697,38 @@ mod tests {
             entry(0x3000, 0x4000, "rw-p", &[]),
         ];
         assert!(reuse_flags(&added, &before).is_none());
+    }
+
+    #[test]
+    fn runs_are_cut_at_mapping_ends() {
+        let plan = |start, end| MappingPlan {
+            entry: entry(start, end, "rw-p", &[]),
+            decision: Decision::Capture,
+            ranges: Vec::new(),
+        };
+        let plans = [
+            plan(0x1000, 0x3000),
+            plan(0x3000, 0x5000),
+            plan(0x8000, 0x9000),
+        ];
+        let run = |addr, offset, len, from_precopy| Run {
+            addr,
+            offset,
+            len,
+            from_precopy,
+        };
+        let runs = vec![
+            run(0x2000, 0x100000, 0x3000, true),
+            run(0x8000, 0, 0x1000, false),
+        ];
+        assert_eq!(
+            split_at_mappings(runs, &plans),
+            vec![
+                run(0x2000, 0x100000, 0x1000, true),
+                run(0x3000, 0x101000, 0x2000, true),
+                run(0x8000, 0, 0x1000, false),
+            ]
+        );
     }
 
     #[test]

@@ -385,21 +385,28 @@ fn find_host(pid: u32, threads: &[StoppedThread]) -> Result<Host, CowError> {
     Err(CowError::NoHostThread)
 }
 
-/// Runs one syscall (not clone) on a thread of the frozen target parked in
-/// Go's futex stub, restoring its registers afterwards, and returns the
-/// syscall's result. [`CowError::NoHostThread`] when no thread qualifies.
-pub(crate) fn inject_on_parked_thread(
-    pid: u32,
-    threads: &[StoppedThread],
-    nr: u64,
-    args: [u64; 5],
-) -> Result<i64, CowError> {
-    debug_assert_ne!(
-        nr, SYS_CLONE,
-        "fork injection goes through ForkedImage::fork"
-    );
-    let host = find_host(pid, threads)?;
-    inject(pid, &host, nr, args).map(|injected| injected.ret)
+/// A thread of the frozen target parked in Go's futex stub, chosen to run
+/// injected syscalls. Found once and used for every syscall of a sequence:
+/// after one injection the thread no longer looks parked (its registers
+/// stand at the hand-made restart), so searching again could find none.
+pub(crate) struct ParkedHost(Host);
+
+impl ParkedHost {
+    /// The first thread of `threads` that qualifies ([`CowError::NoHostThread`]
+    /// when none does).
+    pub(crate) fn find(pid: u32, threads: &[StoppedThread]) -> Result<ParkedHost, CowError> {
+        find_host(pid, threads).map(ParkedHost)
+    }
+
+    /// Runs one syscall (not clone) on the thread, restoring its registers
+    /// afterwards, and returns the syscall's result.
+    pub(crate) fn inject(&self, pid: u32, nr: u64, args: [u64; 5]) -> Result<i64, CowError> {
+        debug_assert_ne!(
+            nr, SYS_CLONE,
+            "fork injection goes through ForkedImage::fork"
+        );
+        inject(pid, &self.0, nr, args).map(|injected| injected.ret)
+    }
 }
 
 /// Ptrace options the freeze set (TRACECLONE|TRACEEXIT), restored after the injection.
@@ -1526,10 +1533,24 @@ func main() {
         let pid = child.0.id();
         std::thread::sleep(Duration::from_millis(100));
         for round in 0..3 {
-            let frozen = Frozen::freeze(pid, Duration::from_secs(5), &NO_ABORT, &[]).unwrap();
-            let before = frozen.registers().unwrap();
-            let frozen_value = read_u64(pid, addr);
-            let image = ForkedImage::fork(pid, &frozen, None).unwrap();
+            // At a given instant every thread may be busy or in a timed wait
+            // (the ticker's timers): freeze again until one is parked, as
+            // the capture's own fallback logic would.
+            let mut attempts = 0;
+            let (frozen, before, frozen_value, image) = loop {
+                let frozen = Frozen::freeze(pid, Duration::from_secs(5), &NO_ABORT, &[]).unwrap();
+                let before = frozen.registers().unwrap();
+                let frozen_value = read_u64(pid, addr);
+                match ForkedImage::fork(pid, &frozen, None) {
+                    Ok(image) => break (frozen, before, frozen_value, image),
+                    Err(CowError::NoHostThread) if attempts < 50 => {
+                        attempts += 1;
+                        drop(frozen);
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(error) => panic!("round {round}: {error}"),
+                }
+            };
             let after = frozen.registers().unwrap();
             for (b, a) in before.iter().zip(&after) {
                 assert_eq!(b.tid, a.tid);

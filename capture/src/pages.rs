@@ -19,6 +19,8 @@ pub const PAGE_SIZE: u64 = 4096;
 
 /// `_IOWR('f', 16, struct pm_scan_arg)` from `<linux/fs.h>`.
 const PAGEMAP_SCAN: libc::c_ulong = 0xC060_6610;
+/// The mapping is registered for asynchronous userfaultfd write protection.
+pub(crate) const PAGE_IS_WPALLOWED: u64 = 1 << 0;
 /// Not write-protected by userfaultfd (async mode): written since protected.
 pub(crate) const PAGE_IS_WRITTEN: u64 = 1 << 1;
 pub(crate) const PAGE_IS_PRESENT: u64 = 1 << 3;
@@ -268,14 +270,14 @@ impl PresenceScanner {
     }
 
     /// Write-protects, through a userfaultfd registered for asynchronous
-    /// write protection on them, the present pages in `[start, end)`
-    /// (`PM_SCAN_WP_MATCHING`). Fails with EPERM where the range is not so
-    /// registered (`PM_SCAN_CHECK_WPASYNC`).
-    pub fn write_protect_present(&mut self, start: u64, end: u64) -> std::io::Result<()> {
+    /// write protection on them, the pages in `[start, end)` that exist
+    /// (present or swapped; `PM_SCAN_WP_MATCHING`). Fails with EPERM where
+    /// the range is not so registered (`PM_SCAN_CHECK_WPASYNC`).
+    pub fn write_protect_existing(&mut self, start: u64, end: u64) -> std::io::Result<()> {
         let query = CategoryQuery {
             inverted: 0,
-            required: PAGE_IS_PRESENT,
-            any_of: 0,
+            required: 0,
+            any_of: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
             flags: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
         };
         scan_categories(
@@ -291,7 +293,10 @@ impl PresenceScanner {
 
     /// Like [`PresenceScanner::existing_pages`], and in the same pass the
     /// present pages not written since userfaultfd write protection was
-    /// applied (`PAGE_IS_WRITTEN` clear) go to `unwritten`. Needs the
+    /// applied (`PAGE_IS_WRITTEN` clear) go to `unwritten`, but only in
+    /// mappings still registered for asynchronous protection
+    /// (`PAGE_IS_WPALLOWED`): before Linux 6.12.11 mremap could move a
+    /// page's protection bit into an unregistered mapping. Needs the
     /// `PAGEMAP_SCAN` ioctl.
     pub fn existing_and_unwritten_pages(
         &mut self,
@@ -312,10 +317,13 @@ impl PresenceScanner {
             start,
             end,
             EXISTING,
-            PAGE_IS_WRITTEN,
+            PAGE_IS_WRITTEN | PAGE_IS_WPALLOWED,
             |lo, hi, categories| {
                 push_range(existing, lo, hi - lo);
-                if categories & PAGE_IS_PRESENT != 0 && categories & PAGE_IS_WRITTEN == 0 {
+                let present = categories & PAGE_IS_PRESENT != 0;
+                let protected = categories & PAGE_IS_WRITTEN == 0;
+                let registered = categories & PAGE_IS_WPALLOWED != 0;
+                if present && protected && registered {
                     push_range(unwritten, lo, hi - lo);
                 }
             },

@@ -27,10 +27,11 @@
 //! one minor fault (about a microsecond).
 //!
 //! Only private anonymous mappings are protected (the Go heap, goroutine
-//! stacks, `[heap]`); the kernel refuses write protection elsewhere, and
-//! shared mappings can change through another process's mapping, which the
-//! target's page tables never see. Everything else is copied during the
-//! freeze, as in the plain capture.
+//! stacks, `[heap]`): shared mappings can change through another process's
+//! mapping, and pages of private file mappings not yet copied on write can
+//! change with the file, neither through the target's page tables, where
+//! the protection lives. Everything else is copied during the freeze, as in
+//! the plain capture.
 //!
 //! # Which pre-copied pages are used
 //!
@@ -73,6 +74,10 @@ const O_CLOEXEC: u64 = libc::O_CLOEXEC as u64;
 const O_NONBLOCK: u64 = libc::O_NONBLOCK as u64;
 
 const UFFD_API: u64 = 0xAA;
+/// Write protection applies to unpopulated pages too (pte markers); with it
+/// anonymous mappings count as `PAGE_IS_WPALLOWED`, which `PAGEMAP_SCAN`
+/// needs for `PM_SCAN_WP_MATCHING` (we only ever protect existing pages).
+const UFFD_FEATURE_WP_UNPOPULATED: u64 = 1 << 13;
 const UFFD_FEATURE_WP_ASYNC: u64 = 1 << 15;
 /// `_IOWR(0xAA, 0x3F, struct uffdio_api)`.
 const UFFDIO_API: libc::c_ulong = 0xC018_AA3F;
@@ -133,6 +138,15 @@ pub enum PrecopyError {
         /// The error.
         errno: Errno,
     },
+    /// The injected `close()` of the target's own descriptor failed (ours
+    /// was closed again: nothing is registered on the one the target keeps).
+    #[error("the target keeps an idle userfaultfd descriptor {fd} (nothing registered on it): close() in the target failed: {cause}")]
+    TargetKeepsDescriptor {
+        /// The descriptor number in the target.
+        fd: u64,
+        /// Why close() failed.
+        cause: String,
+    },
     /// The kernel has no asynchronous write protection.
     #[error("the kernel lacks UFFD_FEATURE_WP_ASYNC (Linux 6.7+): {0}")]
     NoAsyncWriteProtect(Errno),
@@ -165,7 +179,8 @@ impl PrecopyError {
             | PrecopyError::NoHostThread
             | PrecopyError::Userfaultfd(_)
             | PrecopyError::Pidfd { .. }
-            | PrecopyError::NoAsyncWriteProtect(_) => true,
+            | PrecopyError::NoAsyncWriteProtect(_)
+            | PrecopyError::TargetKeepsDescriptor { .. } => true,
             PrecopyError::Inject(inner) => inner.falls_back(),
             PrecopyError::Ioctl { .. } | PrecopyError::Capture(_) => false,
         }
@@ -185,8 +200,9 @@ impl From<PrecopyError> for CaptureError {
     }
 }
 
-/// Whether mappings like `entry` can be write-tracked: private, writable
-/// and anonymous (no backing file). The kernel refuses the others.
+/// Whether mappings like `entry` are write-tracked: private, writable and
+/// anonymous (no backing file). Only there does every change of a page go
+/// through the target's own page tables (see the module comment).
 pub fn trackable(entry: &MapsEntry) -> bool {
     entry.writable() && entry.perms.as_bytes().get(3) == Some(&b'p') && entry.inode == 0
 }
@@ -205,7 +221,7 @@ impl WriteTracker {
     fn new(uffd: OwnedFd) -> Result<WriteTracker, PrecopyError> {
         let mut api = UffdioApi {
             api: UFFD_API,
-            features: UFFD_FEATURE_WP_ASYNC,
+            features: UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED,
             ioctls: 0,
         };
         // SAFETY: `api` is a valid uffdio_api for the duration of the call.
@@ -213,7 +229,8 @@ impl WriteTracker {
         if ret < 0 {
             return Err(PrecopyError::NoAsyncWriteProtect(Errno::last()));
         }
-        if api.features & UFFD_FEATURE_WP_ASYNC == 0 {
+        let wanted = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
+        if api.features & wanted != wanted {
             return Err(PrecopyError::NoAsyncWriteProtect(Errno::ENOTSUP));
         }
         Ok(WriteTracker {
@@ -223,28 +240,55 @@ impl WriteTracker {
     }
 
     /// Makes the frozen-then-resumed target create a userfaultfd and takes
-    /// it over (see the module comment). Returns the tracker and the
-    /// microseconds the target was stopped for it. On error the target runs
-    /// and holds no userfaultfd of ours, except when rdlv-snap is killed in
-    /// the few microseconds between the injected `userfaultfd()` and `close()`.
+    /// it over (see the module comment). Returns the tracker, or why not,
+    /// and the microseconds the target was stopped trying (failed tries
+    /// count too). On error the target runs and holds no userfaultfd of
+    /// ours, except when rdlv-snap is killed in the few microseconds between
+    /// the injected `userfaultfd()` and `close()`, or [`PrecopyError::TargetKeepsDescriptor`].
     pub fn attach(
         pid: u32,
         max_pause: Duration,
         abort: &AtomicI32,
         hints: &[ThreadHint],
-    ) -> Result<(WriteTracker, u64), PrecopyError> {
+    ) -> (Result<WriteTracker, PrecopyError>, u64) {
+        let mut pause_us = 0u64;
+        let result = Self::attach_counting(pid, max_pause, abort, hints, &mut pause_us);
+        (result, pause_us)
+    }
+
+    fn attach_counting(
+        pid: u32,
+        max_pause: Duration,
+        abort: &AtomicI32,
+        hints: &[ThreadHint],
+        pause_us: &mut u64,
+    ) -> Result<WriteTracker, PrecopyError> {
         if cow::CowFacts::read(pid).seccomp == 2 {
             return Err(PrecopyError::Seccomp);
         }
         let pidfd = pidfd_open(pid)?;
-        let mut pause_us = 0u64;
         for attempt in 0..ATTACH_ATTEMPTS {
             check_budget(abort, None, "setting up write tracking")?;
+            // Not worth a stop while no thread even looks parked (a non-Go
+            // target never has one).
+            if !untimed_futex_waiter(pid) {
+                if attempt + 1 < ATTACH_ATTEMPTS {
+                    std::thread::sleep(Duration::from_millis(2 + u64::from(attempt) * 2));
+                    continue;
+                }
+                return Err(PrecopyError::NoHostThread);
+            }
             let frozen = Frozen::freeze(pid, max_pause, abort, hints)?;
             let taken = take_userfaultfd(pid, &frozen, &pidfd);
-            pause_us += frozen.resume().pause_us();
+            *pause_us += frozen.resume().pause_us();
             match taken {
-                Ok(uffd) => return Ok((WriteTracker::new(uffd)?, pause_us)),
+                Ok(uffd) => return WriteTracker::new(uffd),
+                // A thread that died under us (SIGKILL of the whole
+                // process) is no host either: do not freeze a dying process
+                // again.
+                Err(_) if crate::proc::gone_or_exiting(pid) => {
+                    return Err(CaptureError::Exited { pid }.into())
+                }
                 Err(PrecopyError::NoHostThread) if attempt + 1 < ATTACH_ATTEMPTS => {
                     std::thread::sleep(Duration::from_millis(2 + u64::from(attempt) * 2));
                 }
@@ -296,7 +340,7 @@ impl WriteTracker {
                 }),
             };
         }
-        if let Err(error) = scanner.write_protect_present(start, end) {
+        if let Err(error) = scanner.write_protect_existing(start, end) {
             self.unregister(range);
             return match error.raw_os_error() {
                 // The mapping changed under us (EPERM: no longer registered
@@ -351,6 +395,33 @@ impl Drop for WriteTracker {
     }
 }
 
+/// Whether a thread of `pid` is, by `/proc/PID/task/TID/syscall`, blocked
+/// in an untimed `FUTEX_WAIT` (what [`cow::ParkedHost`] looks for, checked
+/// properly once the target is stopped). Reading it needs no stop.
+fn untimed_futex_waiter(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(crate::proc::proc_dir(pid).join("task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("syscall"))
+            .is_ok_and(|line| is_untimed_futex_wait(&line))
+    })
+}
+
+/// `/proc/PID/task/TID/syscall` is `NR ARG1 .. ARG6 SP PC` (hex args), or
+/// `running` / `-1 SP PC` when not in a syscall.
+fn is_untimed_futex_wait(line: &str) -> bool {
+    let mut fields = line.split_whitespace();
+    let hex =
+        |f: Option<&str>| f.and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok());
+    let nr = fields.next();
+    let _uaddr = fields.next();
+    let op = hex(fields.next());
+    let _val = fields.next();
+    let timeout = hex(fields.next());
+    nr == Some("202") && op.is_some_and(|op| op & 0x7f == 0) && timeout == Some(0)
+}
+
 fn pidfd_open(pid: u32) -> Result<OwnedFd, PrecopyError> {
     // SAFETY: plain syscall; the result is a new descriptor or -1.
     let fd = unsafe { libc::syscall(SYS_PIDFD_OPEN, pid as libc::c_long, 0 as libc::c_long) };
@@ -367,14 +438,14 @@ fn pidfd_open(pid: u32) -> Result<OwnedFd, PrecopyError> {
 /// With the target frozen: injects `userfaultfd()`, duplicates the new
 /// descriptor into this process and injects `close()` of the target's copy.
 fn take_userfaultfd(pid: u32, frozen: &Frozen, pidfd: &OwnedFd) -> Result<OwnedFd, PrecopyError> {
-    let threads = frozen.threads();
-    let flags = UFFD_USER_MODE_ONLY | O_CLOEXEC | O_NONBLOCK;
-    let ret = match cow::inject_on_parked_thread(pid, threads, SYS_USERFAULTFD, [flags, 0, 0, 0, 0])
-    {
-        Ok(ret) => ret,
+    // One host for both syscalls: after the first it no longer looks parked.
+    let host = match cow::ParkedHost::find(pid, frozen.threads()) {
+        Ok(host) => host,
         Err(CowError::NoHostThread) => return Err(PrecopyError::NoHostThread),
         Err(error) => return Err(error.into()),
     };
+    let flags = UFFD_USER_MODE_ONLY | O_CLOEXEC | O_NONBLOCK;
+    let ret = host.inject(pid, SYS_USERFAULTFD, [flags, 0, 0, 0, 0])?;
     if ret < 0 {
         return Err(PrecopyError::Userfaultfd(Errno::from_raw(
             i32::try_from(-ret).unwrap_or(libc::EINVAL),
@@ -391,19 +462,28 @@ fn take_userfaultfd(pid: u32, frozen: &Frozen, pidfd: &OwnedFd) -> Result<OwnedF
         )
     };
     let local_errno = Errno::last();
+    // SAFETY: on success the kernel just returned this descriptor to us.
+    let local = (local >= 0).then(|| unsafe { OwnedFd::from_raw_fd(local as i32) });
     // Close the target's copy whatever happened: it must not keep one.
-    let closed = cow::inject_on_parked_thread(pid, threads, SYS_CLOSE, [remote_fd, 0, 0, 0, 0]);
-    if local < 0 {
-        closed?;
-        return Err(PrecopyError::Pidfd {
-            op: "pidfd_getfd",
-            errno: local_errno,
-        });
+    match host.inject(pid, SYS_CLOSE, [remote_fd, 0, 0, 0, 0]) {
+        Ok(0) => {}
+        Ok(ret) => {
+            return Err(PrecopyError::TargetKeepsDescriptor {
+                fd: remote_fd,
+                cause: Errno::from_raw(i32::try_from(-ret).unwrap_or(libc::EINVAL)).to_string(),
+            })
+        }
+        Err(error) => {
+            return Err(PrecopyError::TargetKeepsDescriptor {
+                fd: remote_fd,
+                cause: error.to_string(),
+            })
+        }
     }
-    // SAFETY: the kernel just returned this descriptor to us.
-    let local = unsafe { OwnedFd::from_raw_fd(local as i32) };
-    closed?;
-    Ok(local)
+    local.ok_or(PrecopyError::Pidfd {
+        op: "pidfd_getfd",
+        errno: local_errno,
+    })
 }
 
 /// Offsets of `ranges` laid out back to back in a buffer.
@@ -424,6 +504,21 @@ impl Layout {
             })
             .collect();
         Layout { starts }
+    }
+
+    /// Buffer offset of `range`, which must lie inside one laid-out range.
+    /// Every range the pre-copy derives does (the laid-out ranges are
+    /// maximal); an error here is a bug, reported rather than a page lost.
+    pub fn locate(&self, range: PageRange) -> Result<usize, CaptureError> {
+        self.offset_of(range.addr, range.len)
+            .ok_or_else(|| CaptureError::Parse {
+                what: "pre-copy layout".into(),
+                detail: format!(
+                    "{:#x}..{:#x} is not inside one pre-copied range",
+                    range.addr,
+                    range.addr + range.len
+                ),
+            })
     }
 
     /// Buffer offset of `[addr, addr + len)` if it lies inside one range.
@@ -457,6 +552,125 @@ fn own_userfaultfd() -> Option<OwnedFd> {
 mod tests {
     use super::*;
     use crate::pages::PAGE_SIZE;
+
+    /// A busy loop on one P (run with GOMAXPROCS=1): three threads, of which
+    /// exactly one is parked in the futex stub.
+    const SPINNER: &str = r#"package main
+
+import (
+	"fmt"
+	"os"
+)
+
+var sink uint64
+
+func main() {
+	fmt.Println("READY", os.Getpid())
+	for {
+		sink++
+	}
+}
+"#;
+
+    fn userfaultfd_descriptors(pid: u32) -> usize {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|fds| {
+                fds.flatten()
+                    .filter(|fd| {
+                        std::fs::read_link(fd.path())
+                            .is_ok_and(|l| l.to_string_lossy().contains("userfaultfd"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    fn untimed_waiters(pid: u32) -> usize {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|tasks| {
+                tasks
+                    .flatten()
+                    .filter(|t| {
+                        std::fs::read_to_string(t.path().join("syscall"))
+                            .is_ok_and(|l| is_untimed_futex_wait(&l))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn attach_leaves_the_target_no_descriptor_even_with_one_parked_thread() {
+        let exe = crate::testutil::go_program("precopy_spinner", SPINNER);
+        /// Kills the spinner even when an assertion fails.
+        struct KillOnDrop(std::process::Child);
+        impl Drop for KillOnDrop {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let mut child = KillOnDrop(
+            std::process::Command::new(&exe)
+                .env("GOMAXPROCS", "1")
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        crate::testutil::wait_ready(&mut child.0);
+        let pid = child.0.id();
+        std::thread::sleep(Duration::from_millis(100));
+        let waiters = untimed_waiters(pid);
+        assert_eq!(
+            waiters, 1,
+            "the spinner should have exactly one parked thread"
+        );
+        let abort = AtomicI32::new(0);
+        let mut attached = 0;
+        for round in 0..5 {
+            let (tracker, pause_us) =
+                WriteTracker::attach(pid, Duration::from_secs(5), &abort, &[]);
+            match tracker {
+                Ok(tracker) => {
+                    attached += 1;
+                    drop(tracker);
+                }
+                Err(error) => assert!(error.falls_back(), "round {round}: {error}"),
+            }
+            assert!(pause_us > 0, "round {round}: no stop counted");
+            assert_eq!(
+                userfaultfd_descriptors(pid),
+                0,
+                "round {round}: the target kept a userfaultfd ({waiters} parked threads)"
+            );
+        }
+        drop(child);
+        eprintln!("{attached} of 5 attaches with {waiters} untimed futex waiter(s)");
+        assert!(attached >= 3, "only {attached} of 5 attaches succeeded");
+    }
+
+    #[test]
+    fn recognises_untimed_futex_waits() {
+        assert!(is_untimed_futex_wait(
+            "202 0xc000051148 0x80 0x0 0x0 0x0 0x0 0x7ffd5e2c1d28 0x47a1e3\n"
+        ));
+        // FUTEX_WAKE, a timed wait, another syscall, not in a syscall.
+        assert!(!is_untimed_futex_wait(
+            "202 0xc000051148 0x81 0x1 0x0 0x0 0x0 0x7ffd 0x47a1e3"
+        ));
+        assert!(!is_untimed_futex_wait(
+            "202 0xc000051148 0x80 0x0 0x7ffd5e2c1c80 0x0 0x0 0x7ffd 0x4"
+        ));
+        assert!(!is_untimed_futex_wait(
+            "35 0x7ffd 0x0 0x0 0x0 0x0 0x0 0x7ffd 0x4"
+        ));
+        assert!(!is_untimed_futex_wait("running"));
+        assert!(!is_untimed_futex_wait("-1 0x7ffd5e2c1d28 0x47a1e3"));
+        // The current process's main thread waits in no futex.
+        assert!(!is_untimed_futex_wait(
+            &std::fs::read_to_string("/proc/thread-self/syscall").unwrap()
+        ));
+    }
 
     #[test]
     fn layout_finds_offsets_inside_one_range() {

@@ -11,7 +11,7 @@ use rdlv_e2e::{
     describe_output, pattern_byte, rdlv_snap_unwrapped_path, Target, Variant, DEFAULT_GO,
     PATTERN_SEED,
 };
-use rdlv_format::Snapshot;
+use rdlv_format::{MappingCapture, Snapshot};
 
 /// What write tracking could leave in a target: mappings still registered
 /// with a userfaultfd (`uw` in smaps VmFlags) and userfaultfd descriptors.
@@ -102,6 +102,25 @@ fn precopy_capture_reuses_unwritten_pages_and_leaves_nothing_behind() {
         assert!(leftovers.is_empty(), "round {round}: {leftovers:#?}");
         target.assert_running_untraced();
         let snapshot = Snapshot::open(&path).expect("open snapshot");
+        // Per-mapping facts: every page counted in the mapping that holds it
+        // (runs from the pre-copy can touch two adjacent mappings), and the
+        // counts add up to the memory stored.
+        let mut counted = 0u64;
+        for mapping in &snapshot.metadata().mappings {
+            if let MappingCapture::Captured { present_bytes, .. } = mapping.capture {
+                assert!(
+                    present_bytes <= mapping.end - mapping.start,
+                    "round {round}: {:#x}-{:#x} counts {present_bytes} bytes present",
+                    mapping.start,
+                    mapping.end
+                );
+                counted += present_bytes;
+            }
+        }
+        assert_eq!(
+            counted, captured,
+            "round {round}: present bytes vs bytes_captured"
+        );
         let mut bytes = vec![0u8; pattern.len];
         snapshot
             .read_memory(pattern.addr, &mut bytes)
