@@ -12,8 +12,8 @@ use std::sync::atomic::AtomicI32;
 use std::time::{Duration, Instant};
 
 use rdlv_format::{
-    CaptureInfo, FileRole, Mapping, MappingCapture, MemoryRegion, Metadata, ProcessInfo,
-    SnapshotWriter, ThreadInfo, WriteOptions, WriteProgress, X86Regs,
+    CaptureInfo, FileRole, Mapping, MappingCapture, MemoryRegion, Metadata, PrecopyInfo,
+    ProcessInfo, SnapshotWriter, ThreadInfo, WriteOptions, WriteProgress, X86Regs,
 };
 
 use crate::copy::{self, CopyOutcome};
@@ -1521,6 +1521,11 @@ fn describe(pid: u32, pre: &Preflight, stopped: &Stopped, runs: &[Run]) -> Metad
             freeze_us: stopped.report.freeze_us(),
             copy_us: stopped.copy_us,
             method: stopped.method.into(),
+            precopy: stopped.precopy.as_ref().map(|p| PrecopyInfo {
+                setup_pause_us: p.attach_pause_us,
+                precopy_bytes: p.precopy_bytes,
+                reused_bytes: p.reused_bytes,
+            }),
             bytes_captured,
             warnings,
         },

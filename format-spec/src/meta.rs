@@ -60,7 +60,8 @@ pub struct CaptureInfo {
     pub clock_monotonic_ns: u64,
     /// CLOCK_REALTIME in nanoseconds since the Unix epoch, read at the same instant.
     pub clock_realtime_ns: u64,
-    /// Microseconds from the first thread stopped to the last thread resumed.
+    /// Microseconds from the first thread stopped to the last thread resumed
+    /// (for `precopy`, of both its stops).
     pub pause_us: u64,
     /// Microseconds spent stopping every thread.
     #[serde(default)]
@@ -68,15 +69,31 @@ pub struct CaptureInfo {
     /// Microseconds spent copying memory while stopped.
     #[serde(default)]
     pub copy_us: u64,
-    /// Capture method: `plain` (copy while stopped) or `cow` (forked image).
+    /// Capture method: `plain` (copy while stopped), `cow` (forked image) or
+    /// `precopy` (copied while running, written pages again while stopped).
     #[serde(default)]
     pub method: String,
+    /// For `precopy`: what was copied before the stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precopy: Option<PrecopyInfo>,
     /// Bytes of memory copied from the target (before zero elision and compression).
     #[serde(default)]
     pub bytes_captured: u64,
     /// Free-form warnings the capture wants a reader to see (e.g. a region that failed to copy).
     #[serde(default)]
     pub warnings: Vec<String>,
+}
+
+/// What a `precopy` capture copied before its main stop.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrecopyInfo {
+    /// Microseconds of the short stop that set up write tracking (included
+    /// in `pause_us`).
+    pub setup_pause_us: u64,
+    /// Bytes copied while the target ran.
+    pub precopy_bytes: u64,
+    /// Of `bytes_captured`, bytes taken from that copy (not written since).
+    pub reused_bytes: u64,
 }
 
 /// x86-64 general purpose registers, in `struct user_regs_struct` order.

@@ -158,6 +158,7 @@ fn synthetic_snapshot(dir: &Path) -> PathBuf {
             freeze_us: 1_000,
             copy_us: 5_980,
             method: "plain".into(),
+            precopy: None,
             bytes_captured: (data.len() + tail.len()) as u64,
             warnings: vec!["region 0x7f0000000000 shrank while copying".into()],
         },

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use rdlv_e2e::{
-    describe_output, pattern_byte, rdlv_snap_unwrapped_path, Target, Variant, DEFAULT_GO,
+    describe_output, pattern_byte, rdlv_snap_unwrapped_path, run_rdlv, Target, Variant, DEFAULT_GO,
     PATTERN_SEED,
 };
 use rdlv_format::{MappingCapture, Snapshot};
@@ -120,6 +120,25 @@ fn precopy_capture_reuses_unwritten_pages_and_leaves_nothing_behind() {
         assert_eq!(
             counted, captured,
             "round {round}: present bytes vs bytes_captured"
+        );
+        // The snapshot records the pre-copy, and `rdlv info` shows it.
+        let recorded = &snapshot.metadata().capture;
+        let facts = recorded
+            .precopy
+            .clone()
+            .expect("pre-copy facts in the snapshot");
+        assert_eq!(facts.reused_bytes, reused, "round {round}");
+        assert_eq!(
+            Some(recorded.pause_us),
+            json["pause_us"].as_u64(),
+            "round {round}"
+        );
+        assert!(facts.setup_pause_us > 0 && facts.setup_pause_us < recorded.pause_us);
+        let info = run_rdlv(&["info".as_ref(), path.as_os_str()]);
+        let text = String::from_utf8_lossy(&info.stdout);
+        assert!(
+            text.contains("method     precopy") && text.contains("pre-copy   "),
+            "round {round}: {text}"
         );
         let mut bytes = vec![0u8; pattern.len];
         snapshot

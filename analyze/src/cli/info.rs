@@ -116,10 +116,13 @@ pub struct CaptureFacts {
     pub arch: String,
     /// Page size.
     pub page_size: u64,
-    /// `plain` or `cow`.
+    /// `plain`, `cow` or `precopy`.
     pub method: String,
-    /// First thread stopped to last resumed, microseconds.
+    /// First thread stopped to last resumed, microseconds (for `precopy`,
+    /// of both stops).
     pub pause_us: u64,
+    /// For `precopy`: the set-up stop and what was copied before the stop.
+    pub precopy: Option<rdlv_format::PrecopyInfo>,
     /// Stopping all threads, microseconds.
     pub freeze_us: u64,
     /// Copying memory while stopped, microseconds.
@@ -369,6 +372,7 @@ pub fn build_report(
             page_size: capture.page_size,
             method: capture.method.clone(),
             pause_us: capture.pause_us,
+            precopy: capture.precopy.clone(),
             freeze_us: capture.freeze_us,
             copy_us: capture.copy_us,
             realtime_ns: capture.clock_realtime_ns,
@@ -531,6 +535,15 @@ fn write_text(r: &InfoReport, out: &mut dyn Write) -> std::io::Result<()> {
         human_micros(c.freeze_us),
         human_micros(c.copy_us)
     )?;
+    if let Some(p) = &c.precopy {
+        writeln!(
+            out,
+            "  pre-copy   {} set-up stop (in the pause); {} copied while running, {} of it unchanged at the stop",
+            human_micros(p.setup_pause_us),
+            human_bytes(p.precopy_bytes),
+            human_bytes(p.reused_bytes)
+        )?;
+    }
     writeln!(out, "  time       {} (CLOCK_REALTIME)", c.realtime_utc)?;
     writeln!(
         out,
