@@ -842,6 +842,22 @@ fn read_frozen_state(pid: u32, frozen: &Frozen, pre: &Preflight) -> Result<Froze
     })
 }
 
+/// The pause budget of a stop: from its first interrupt, `--max-pause`.
+fn pause_deadline(frozen: &Frozen, options: &Options) -> Option<(Instant, Instant)> {
+    frozen
+        .first_interrupt()
+        .map(|start| (start, start + options.max_pause))
+}
+
+/// Resumes every thread: the threads that were stopped, the timing, and
+/// the microseconds the detaching took.
+fn resume_timed(frozen: Frozen) -> (Vec<freeze::StoppedThread>, freeze::ResumeReport, u64) {
+    let threads = frozen.threads().to_vec();
+    let started = Instant::now();
+    let report = frozen.resume();
+    (threads, report, duration_us(started.elapsed()))
+}
+
 /// Every range the plans copy, in order, with `buffer` grown to hold them.
 fn planned_ranges(plans: &[MappingPlan], buffer: &mut Vec<u8>) -> Result<Vec<PageRange>> {
     let ranges: Vec<PageRange> = plans
@@ -881,9 +897,7 @@ fn stop_and_copy(options: &Options, abort: &AtomicI32, pre: &mut Preflight) -> R
     let ranges = planned_ranges(&plans, &mut pre.buffer)?;
     let plan_us = duration_us(state.plan_started.elapsed());
 
-    let deadline = frozen
-        .first_interrupt()
-        .map(|start| (start, start + options.max_pause));
+    let deadline = pause_deadline(&frozen, options);
     let copy_started = Instant::now();
     let outcome = copy::copy_ranges(
         pid,
@@ -895,10 +909,7 @@ fn stop_and_copy(options: &Options, abort: &AtomicI32, pre: &mut Preflight) -> R
     )?;
     let copy_us = duration_us(copy_started.elapsed());
 
-    let threads = frozen.threads().to_vec();
-    let resume_started = Instant::now();
-    let report = frozen.resume();
-    let resume_us = duration_us(resume_started.elapsed());
+    let (threads, report, resume_us) = resume_timed(frozen);
     Ok(Stopped {
         state,
         threads,
@@ -1102,9 +1113,7 @@ fn stop_and_precopy(
     planned_ranges_fit(&ranges, &mut pre.buffer)?;
     let plan_us = duration_us(state.plan_started.elapsed());
 
-    let deadline = frozen
-        .first_interrupt()
-        .map(|start| (start, start + options.max_pause));
+    let deadline = pause_deadline(&frozen, options);
     let copy_started = Instant::now();
     let in_place_outcome = copy::copy_placed(
         pid,
@@ -1123,10 +1132,7 @@ fn stop_and_precopy(
         deadline,
     )?;
     let copy_us = duration_us(copy_started.elapsed());
-    let threads = frozen.threads().to_vec();
-    let resume_started = Instant::now();
-    let report = frozen.resume();
-    let resume_us = duration_us(resume_started.elapsed());
+    let (threads, report, resume_us) = resume_timed(frozen);
     // Running again; write tracking ends (every page unprotected).
     let teardown_started = Instant::now();
     drop(tracker);
@@ -1211,9 +1217,7 @@ fn stop_and_fork(
     }
     let plan_us = duration_us(state.plan_started.elapsed());
 
-    let deadline = frozen
-        .first_interrupt()
-        .map(|start| (start, start + options.max_pause));
+    let deadline = pause_deadline(&frozen, options);
     let copy_started = Instant::now();
     let parent_bytes: u64 = parent_ranges.iter().map(|r| r.len).sum();
     let mut parent_copy = vec![0u8; usize::try_from(parent_bytes).unwrap_or(usize::MAX)];
@@ -1235,10 +1239,7 @@ fn stop_and_fork(
         }
         Err(error) => return Err(error.into()),
     };
-    let threads = frozen.threads().to_vec();
-    let resume_started = Instant::now();
-    let report = frozen.resume();
-    let resume_us = duration_us(resume_started.elapsed());
+    let (threads, report, resume_us) = resume_timed(frozen);
 
     // Running again. Whatever happens while reading, the child is killed
     // and reaped before returning.

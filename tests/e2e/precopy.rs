@@ -56,6 +56,19 @@ fn capture(pid: u32, path: &Path, extra: &[&str]) -> Output {
         .expect("spawn rdlv-snap")
 }
 
+/// A `--precopy` capture that must succeed as a pre-copy; its summary.
+fn precopy_capture(pid: u32, path: &Path) -> serde_json::Value {
+    let out = capture(pid, path, &["--precopy"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("--precopy capture", &out)
+    );
+    let json = summary(&out);
+    assert_eq!(json["method"], "precopy", "{json}");
+    json
+}
+
 fn summary(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", describe_output("rdlv-snap --json", out)))
@@ -74,14 +87,7 @@ fn precopy_capture_reuses_unwritten_pages_and_leaves_nothing_behind() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("p.snap");
     for round in 0..3 {
-        let out = capture(target.pid(), &path, &["--precopy"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            describe_output("--precopy capture", &out)
-        );
-        let json = summary(&out);
-        assert_eq!(json["method"], "precopy", "{json}");
+        let json = precopy_capture(target.pid(), &path);
         let reused = json["precopy_reused_bytes"].as_u64().unwrap_or(0);
         let captured = json["bytes_captured"].as_u64().unwrap_or(0);
         // 32 MiB/s of the 64 MiB heap is written and the pre-copy takes a
@@ -374,14 +380,7 @@ fn recorded_mapping_flags_do_not_show_the_write_tracking() {
     let path = dir.path().join("f.snap");
     let mut reread = 0;
     for round in 0..4 {
-        let out = capture(target.pid(), &path, &["--precopy"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            describe_output("--precopy capture", &out)
-        );
-        let json = summary(&out);
-        assert_eq!(json["method"], "precopy", "{json}");
+        let json = precopy_capture(target.pid(), &path);
         if json["warnings"].to_string().contains("smaps was re-read") {
             reread += 1;
         }
