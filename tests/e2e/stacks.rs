@@ -528,7 +528,8 @@ fn traceback_labels_match_runtime_stack() {
 
 /// A thread inside cgo C code: `threads --stacks` unwinds the C frames of the
 /// executable with its `.eh_frame` (named from `.symtab`) down to
-/// `runtime.asmcgocall`; the goroutine shows its Go frames from
+/// `runtime.asmcgocall`, then the goroutine's Go frames from where
+/// `entersyscall` left it (`syscallsp/pc`); the goroutine shows its Go frames from
 /// `syscallsp/pc` exactly like the runtime (`main._Cfunc_spin_outer`).
 /// A thread asleep in libc unwinds through libc's own CFI.
 #[test]
@@ -618,6 +619,17 @@ func main() {
     assert!(spin[1].starts_with("spin_outer"), "{spin:?}");
     assert!(spin[2].contains("_Cfunc_spin_outer"), "{spin:?}");
     assert_eq!(spin[3], "runtime.asmcgocall", "{spin:?}");
+    // Then on the goroutine's stack, from where cgocall's entersyscall left it.
+    assert_eq!(
+        &spin[4..],
+        [
+            "runtime.cgocall",
+            "main._Cfunc_spin_outer",
+            "main.spin",
+            "runtime.goexit"
+        ],
+        "{spin:?}"
+    );
     // Asleep in libc: the library's own CFI (found through its in-memory
     // ELF headers), then the executable's C frames.
     let doze = stack_of("sleep_inner");
@@ -632,6 +644,16 @@ func main() {
     assert!(doze[at + 1].starts_with("sleep_outer"), "{doze:?}");
     assert!(doze[at + 2].contains("_Cfunc_sleep_outer"), "{doze:?}");
     assert_eq!(doze[at + 3], "runtime.asmcgocall", "{doze:?}");
+    assert_eq!(
+        &doze[at + 4..],
+        [
+            "runtime.cgocall",
+            "main._Cfunc_sleep_outer",
+            "main.doze",
+            "runtime.goexit"
+        ],
+        "{doze:?}"
+    );
 
     let out = run_rdlv(&[
         "goroutines".as_ref(),

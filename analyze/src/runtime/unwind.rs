@@ -217,6 +217,7 @@ impl Runtime<'_> {
             };
             let sym_pc = if !trap && pc > info.entry { pc - 1 } else { pc };
             let injected = is_injected_call(&info.name);
+            let cgo_call = &*info.name == "runtime.asmcgocall";
             frames.push(PhysFrame {
                 pc,
                 sp,
@@ -224,6 +225,21 @@ impl Runtime<'_> {
                 sym_pc,
                 info,
             });
+            // A thread in C code called through cgo: asmcgocall switched to
+            // g0's stack, and cgocall's entersyscall recorded where the
+            // goroutine stands; continue there, as Go's traceback of the
+            // goroutine starts.
+            if cgo_call {
+                if let Some(curg) = jump_to.filter(|g| g.syscallsp != 0 && g.syscallpc != 0) {
+                    jump_to = None;
+                    stack = Some((curg.stack_lo, curg.stack_hi));
+                    pc = curg.syscallpc;
+                    sp = curg.syscallsp;
+                    trap = false;
+                    innermost = false;
+                    continue;
+                }
+            }
             if lr == 0 || self.pc_info(lr).is_none() {
                 break;
             }
