@@ -531,7 +531,8 @@ fn traceback_labels_match_runtime_stack() {
 /// `runtime.asmcgocall`, then the goroutine's Go frames from where
 /// `entersyscall` left it (`syscallsp/pc`); the goroutine shows its Go frames from
 /// `syscallsp/pc` exactly like the runtime (`main._Cfunc_spin_outer`).
-/// A thread asleep in libc unwinds through libc's own CFI.
+/// A thread asleep in libc unwinds through libc's own CFI, its frames named
+/// from libc's `.dynsym` in the snapshot.
 #[test]
 fn cgo_native_frames() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -639,6 +640,14 @@ func main() {
         .expect("sleep_inner");
     assert!(
         at >= 1 && doze[..at].iter().all(|n| n.starts_with("libc")),
+        "{doze:?}"
+    );
+    // Named from libc's exported symbols in the snapshot (`lib!func+0xoff`):
+    // sleep() waits in nanosleep / clock_nanosleep.
+    assert!(
+        doze[..at]
+            .iter()
+            .any(|n| n.contains("!sleep+") || n.contains("nanosleep+")),
         "{doze:?}"
     );
     assert!(doze[at + 1].starts_with("sleep_outer"), "{doze:?}");

@@ -103,6 +103,12 @@ impl<'b> NativeUnwinder<'b> {
 
 /// Bound on a library's `.eh_frame_hdr` and `.eh_frame` read from memory or disk.
 const MAX_EH_BYTES: u64 = 16 << 20;
+/// `PT_DYNAMIC`.
+const PT_DYNAMIC: u32 = 2;
+/// Most `.dynsym` entries read from one library (libc has about 3,000).
+const MAX_DYNSYMS: u64 = 200_000;
+/// Most bytes of `.dynstr` read from one library.
+const MAX_DYNSTR: u64 = 8 << 20;
 /// `PT_GNU_EH_FRAME`.
 const PT_GNU_EH_FRAME: u32 = 0x6474_e550;
 
@@ -116,6 +122,9 @@ struct LibraryCfi {
     hdr: Vec<u8>,
     eh_addr: u64,
     eh: Vec<u8>,
+    /// Exported functions (`.dynsym`) as (start, end, name), runtime
+    /// addresses, sorted; empty when the snapshot lacks those pages.
+    symbols: Vec<(u64, u64, String)>,
 }
 
 /// Reads `len` bytes at `addr` of a mapped file: from the snapshot, else
@@ -186,6 +195,16 @@ impl LibraryCfi {
             .find(|x| eh_addr >= x.start && eh_addr < x.end)?;
         let eh = read_mapped(rt, maps, eh_addr, (eh_map.end - eh_addr).min(MAX_EH_BYTES))?;
         let name = m.path.rsplit('/').next().unwrap_or(&m.path).to_string();
+        let dynamic = (0..phnum).find_map(|i| {
+            let p = phdrs.get((i * phentsize) as usize..((i + 1) * phentsize) as usize)?;
+            let ty = u32::from_le_bytes(p.get(0..4)?.try_into().ok()?);
+            (ty == PT_DYNAMIC).then(|| Some((u64_at(p, 16)?, u64_at(p, 40)?)))?
+        });
+        let symbols = dynamic
+            .and_then(|(vaddr, size)| {
+                dynamic_symbols(rt.mem(), base, base.checked_add(vaddr)?, size)
+            })
+            .unwrap_or_default();
         Some(LibraryCfi {
             base,
             name,
@@ -193,7 +212,20 @@ impl LibraryCfi {
             hdr,
             eh_addr,
             eh,
+            symbols,
         })
+    }
+
+    /// `lib!symbol+0xoff` for a PC in the library, or `lib+0xoff` when no
+    /// exported function covers it.
+    fn describe(&self, pc: u64) -> String {
+        let index = self.symbols.partition_point(|(start, _, _)| *start <= pc);
+        match index.checked_sub(1).and_then(|i| self.symbols.get(i)) {
+            Some((start, end, symbol)) if pc < *end => {
+                format!("{}!{symbol}+{:#x}", self.name, pc - start)
+            }
+            _ => format!("{}+{:#x}", self.name, pc.wrapping_sub(self.base)),
+        }
     }
 
     fn step(
@@ -219,6 +251,123 @@ impl LibraryCfi {
             .ok()?;
         apply_row(row, mem, sp, bp)
     }
+}
+
+/// The exported functions of a library loaded at `base`, from its dynamic
+/// section at `dynamic_addr` (`size` bytes): `DT_SYMTAB`, `DT_STRTAB`,
+/// `DT_STRSZ` and the symbol count from `DT_HASH` or `DT_GNU_HASH`. Only
+/// the snapshot's memory is read: the library on this machine may be
+/// another build. Every length is bounded.
+fn dynamic_symbols(
+    mem: &dyn Memory,
+    base: u64,
+    dynamic_addr: u64,
+    size: u64,
+) -> Option<Vec<(u64, u64, String)>> {
+    const DT_NULL: u64 = 0;
+    const DT_HASH: u64 = 4;
+    const DT_STRTAB: u64 = 5;
+    const DT_SYMTAB: u64 = 6;
+    const DT_STRSZ: u64 = 10;
+    const DT_GNU_HASH: u64 = 0x6fff_fef5;
+    let dynamic = mem
+        .read_vec(dynamic_addr, size.min(64 << 10) as usize)
+        .ok()?;
+    let (mut symtab, mut strtab, mut strsz, mut hash, mut gnu_hash) = (0, 0, 0, 0, 0);
+    for entry in dynamic.chunks_exact(16) {
+        let tag = u64::from_le_bytes(entry.get(0..8)?.try_into().ok()?);
+        let value = u64::from_le_bytes(entry.get(8..16)?.try_into().ok()?);
+        // glibc's loader relocates these in place; musl leaves them relative.
+        let absolute = if value < base {
+            value.checked_add(base)?
+        } else {
+            value
+        };
+        match tag {
+            DT_NULL => break,
+            DT_SYMTAB => symtab = absolute,
+            DT_STRTAB => strtab = absolute,
+            DT_STRSZ => strsz = value,
+            DT_HASH => hash = absolute,
+            DT_GNU_HASH => gnu_hash = absolute,
+            _ => {}
+        }
+    }
+    if symtab == 0 || strtab == 0 || strsz == 0 || strsz > MAX_DYNSTR {
+        return None;
+    }
+    let u32_at = |addr: u64| mem.read_u32(addr).ok();
+    let count = if hash != 0 {
+        // DT_HASH: nbucket, nchain; nchain is the symbol count.
+        u64::from(u32_at(hash.checked_add(4)?)?)
+    } else if gnu_hash != 0 {
+        // DT_GNU_HASH: the highest bucket start, then its chain to the end bit.
+        let nbuckets = u64::from(u32_at(gnu_hash)?);
+        let symoffset = u64::from(u32_at(gnu_hash.checked_add(4)?)?);
+        let bloom_size = u64::from(u32_at(gnu_hash.checked_add(8)?)?);
+        if nbuckets > MAX_DYNSYMS || bloom_size > MAX_DYNSYMS {
+            return None;
+        }
+        let buckets = gnu_hash.checked_add(16)?.checked_add(bloom_size * 8)?;
+        let chains = buckets.checked_add(nbuckets * 4)?;
+        let words = mem.read_vec(buckets, (nbuckets * 4) as usize).ok()?;
+        let last = words
+            .chunks_exact(4)
+            .filter_map(|w| w.try_into().ok().map(u32::from_le_bytes))
+            .max()
+            .map_or(0, u64::from);
+        if last < symoffset {
+            symoffset
+        } else {
+            let mut index = last;
+            loop {
+                let word = u32_at(chains.checked_add((index - symoffset) * 4)?)?;
+                if word & 1 != 0 || index >= MAX_DYNSYMS {
+                    break index + 1;
+                }
+                index += 1;
+            }
+        }
+    } else {
+        return None;
+    };
+    let count = count.min(MAX_DYNSYMS);
+    let table = mem.read_vec(symtab, (count * 24) as usize).ok()?;
+    let strings = mem.read_vec(strtab, strsz as usize).ok()?;
+    let mut symbols: Vec<(u64, u64, String)> = table
+        .chunks_exact(24)
+        .filter_map(|sym| {
+            let name_off = u32::from_le_bytes(sym.get(0..4)?.try_into().ok()?) as usize;
+            let kind = sym.get(4)? & 0xf;
+            let shndx = u16::from_le_bytes(sym.get(6..8)?.try_into().ok()?);
+            let value = u64::from_le_bytes(sym.get(8..16)?.try_into().ok()?);
+            let size = u64::from_le_bytes(sym.get(16..24)?.try_into().ok()?);
+            // STT_FUNC or STT_GNU_IFUNC, defined, with a size.
+            if !(kind == 2 || kind == 10) || shndx == 0 || size == 0 {
+                return None;
+            }
+            let name = strings.get(name_off..)?;
+            let name = &name[..name.iter().position(|&b| b == 0)?];
+            let start = base.checked_add(value)?;
+            Some((
+                start,
+                start.checked_add(size)?,
+                String::from_utf8_lossy(name).into_owned(),
+            ))
+        })
+        .collect();
+    // Aliases share an address (`__nanosleep`, `nanosleep`): keep the
+    // public-looking name.
+    symbols.sort_unstable_by(|a, b| {
+        (a.0, a.2.starts_with('_'), a.2.len(), &a.2).cmp(&(
+            b.0,
+            b.2.starts_with('_'),
+            b.2.len(),
+            &b.2,
+        ))
+    });
+    symbols.dedup_by_key(|(start, _, _)| *start);
+    Some(symbols)
 }
 
 /// Applies one CFI row: the caller's (pc, sp, bp).
@@ -312,7 +461,7 @@ impl Runtime<'_> {
                 }
             };
             let symbol = match lib {
-                Some(l) => Some(format!("{}+{:#x}", l.name, pc.wrapping_sub(l.base))),
+                Some(l) => Some(l.describe(sym_pc)),
                 None => native.symbol_at(sym_pc).map(str::to_string),
             };
             out.push(ThreadFrame::Native { pc, sp, symbol });
