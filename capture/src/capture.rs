@@ -31,6 +31,8 @@ const BUFFER_SLACK_MIN: u64 = 16 << 20;
 /// Copy throughput no machine beats (bytes/s): used only to refuse captures
 /// that could not possibly finish within `--max-pause`.
 const FASTEST_COPY_BYTES_PER_SEC: f64 = 20e9;
+/// Pre-copies at least this large are announced on a terminal.
+const PRECOPY_NOTICE_BYTES: u64 = 1 << 30;
 /// Memory handed to the writer per call, so that signals are noticed while writing.
 const WRITE_BATCH: u64 = 64 << 20;
 
@@ -965,6 +967,7 @@ fn precopy_while_running(
     tracker: &mut precopy::WriteTracker,
     mut buffer: Vec<u8>,
     abort: &AtomicI32,
+    progress: bool,
 ) -> std::result::Result<Precopied, (CaptureError, Vec<u8>)> {
     let maps = match proc::read_smaps(pid) {
         Ok(maps) => maps,
@@ -990,6 +993,14 @@ fn precopy_while_running(
     }
     if let Err(error) = planned_ranges_fit(&ranges, &mut buffer) {
         return Err((error, buffer));
+    }
+    let bytes: u64 = ranges.iter().map(|r| r.len).sum();
+    if progress && bytes >= PRECOPY_NOTICE_BYTES {
+        // About 0.1 s per GiB here: say what the wait is before it starts.
+        eprintln!(
+            "rdlv-snap: copying {:.1} GiB while process {pid} runs (its writes are tracked)...",
+            bytes as f64 / (1u64 << 30) as f64
+        );
     }
     let started = Instant::now();
     match copy::copy_ranges(pid, &ranges, &mut buffer, Some(&pre.mem), abort, None) {
@@ -1037,20 +1048,21 @@ fn stop_and_precopy(
 
     // Running again: protect, then copy what is protected.
     let buffer = std::mem::take(&mut pre.buffer);
-    let precopied = match precopy_while_running(pid, pre, &mut tracker, buffer, abort) {
-        Ok(precopied) => precopied,
-        Err((error, buffer)) => {
-            pre.buffer = buffer;
-            drop(tracker);
-            if ends_capture(&error) {
-                return Err(error);
+    let precopied =
+        match precopy_while_running(pid, pre, &mut tracker, buffer, abort, options.progress) {
+            Ok(precopied) => precopied,
+            Err((error, buffer)) => {
+                pre.buffer = buffer;
+                drop(tracker);
+                if ends_capture(&error) {
+                    return Err(error);
+                }
+                return Ok(Err(PrecopyFallback {
+                    reason: format!("the copy while running failed: {error}"),
+                    pause_us: attach_pause_us,
+                }));
             }
-            return Ok(Err(PrecopyFallback {
-                reason: format!("the copy while running failed: {error}"),
-                pause_us: attach_pause_us,
-            }));
-        }
-    };
+        };
     let tracked_bytes: u64 = tracker.tracked().iter().map(|r| r.len).sum();
     let precopy_bytes: u64 = precopied.ranges.iter().map(|r| r.len).sum();
     let precopy_ms = precopied.ms;
