@@ -103,6 +103,8 @@ impl<'b> NativeUnwinder<'b> {
 
 /// Bound on a library's `.eh_frame_hdr` and `.eh_frame` read from memory or disk.
 const MAX_EH_BYTES: u64 = 16 << 20;
+/// `PT_NOTE`.
+const PT_NOTE: u32 = 4;
 /// `PT_DYNAMIC`.
 const PT_DYNAMIC: u32 = 2;
 /// Most `.dynsym` entries read from one library (libc has about 3,000).
@@ -128,12 +130,15 @@ struct LibraryCfi {
 }
 
 /// Reads `len` bytes at `addr` of a mapped file: from the snapshot, else
-/// from the file itself when it exists on this machine at the same path.
+/// from the file itself when it exists on this machine at the same path
+/// *and* carries `build_id`, the GNU build id of the image in the snapshot
+/// (the library on the analysis machine is often another build).
 fn read_mapped(
     rt: &Runtime<'_>,
     maps: &[rdlv_format::Mapping],
     addr: u64,
     len: u64,
+    build_id: Option<&[u8]>,
 ) -> Option<Vec<u8>> {
     if len > MAX_EH_BYTES {
         return None;
@@ -141,13 +146,41 @@ fn read_mapped(
     if let Ok(v) = rt.mem().read_vec(addr, len as usize) {
         return Some(v);
     }
+    let build_id = build_id?;
     let m = maps
         .iter()
         .find(|m| addr >= m.start && addr < m.end && !m.path.is_empty())?;
     let off = m.offset.checked_add(addr - m.start)?;
     let data = std::fs::read(&m.path).ok()?;
+    let local_id = object::read::File::parse(&*data)
+        .ok()
+        .and_then(|file| object::Object::build_id(&file).ok().flatten())?;
+    if local_id != build_id {
+        return None;
+    }
     data.get(off as usize..off.checked_add(len)? as usize)
         .map(<[u8]>::to_vec)
+}
+
+/// The GNU build id among ELF notes (`NT_GNU_BUILD_ID` with owner `GNU`).
+fn gnu_build_id(notes: &[u8]) -> Option<Vec<u8>> {
+    let mut at = 0usize;
+    while at.checked_add(12)? <= notes.len() {
+        let word = |o: usize| {
+            Some(u32::from_le_bytes(notes.get(at + o..at + o + 4)?.try_into().ok()?) as usize)
+        };
+        let (namesz, descsz, kind) = (word(0)?, word(4)?, word(8)?);
+        let name_at = at + 12;
+        let desc_at = name_at.checked_add(namesz.checked_add(3)? & !3)?;
+        let next = desc_at.checked_add(descsz.checked_add(3)? & !3)?;
+        if kind == 3 && notes.get(name_at..name_at + namesz)? == b"GNU\0" {
+            return notes
+                .get(desc_at..desc_at.checked_add(descsz)?)
+                .map(<[u8]>::to_vec);
+        }
+        at = next;
+    }
+    None
 }
 
 impl LibraryCfi {
@@ -162,7 +195,9 @@ impl LibraryCfi {
             .filter(|x| x.path == m.path && x.offset == 0)
             .map(|x| x.start)
             .min()?;
-        let ehdr = read_mapped(rt, maps, base, 64)?;
+        // Headers and notes only from the snapshot: they say which build of
+        // the library the process had.
+        let ehdr = read_mapped(rt, maps, base, 64, None)?;
         if ehdr.get(0..4)? != b"\x7fELF" {
             return None;
         }
@@ -173,14 +208,27 @@ impl LibraryCfi {
         let phoff = u64_at(&ehdr, 32)?;
         let phentsize = u64::from(u16_at(&ehdr, 54)?);
         let phnum = u64::from(u16_at(&ehdr, 56)?).min(256);
-        let phdrs = read_mapped(rt, maps, base.checked_add(phoff)?, phentsize * phnum)?;
+        let phdrs = read_mapped(rt, maps, base.checked_add(phoff)?, phentsize * phnum, None)?;
+        let build_id = (0..phnum).find_map(|i| {
+            let p = phdrs.get((i * phentsize) as usize..((i + 1) * phentsize) as usize)?;
+            let ty = u32::from_le_bytes(p.get(0..4)?.try_into().ok()?);
+            if ty != PT_NOTE {
+                return None;
+            }
+            let (vaddr, size) = (u64_at(p, 16)?, u64_at(p, 40)?);
+            let notes = rt
+                .mem()
+                .read_vec(base.checked_add(vaddr)?, size.min(64 << 10) as usize)
+                .ok()?;
+            gnu_build_id(&notes)
+        });
         let (hdr_vaddr, hdr_size) = (0..phnum).find_map(|i| {
             let p = phdrs.get((i * phentsize) as usize..((i + 1) * phentsize) as usize)?;
             let ty = u32::from_le_bytes(p.get(0..4)?.try_into().ok()?);
             (ty == PT_GNU_EH_FRAME).then(|| Some((u64_at(p, 16)?, u64_at(p, 40)?)))?
         })?;
         let hdr_addr = base.checked_add(hdr_vaddr)?;
-        let hdr = read_mapped(rt, maps, hdr_addr, hdr_size)?;
+        let hdr = read_mapped(rt, maps, hdr_addr, hdr_size, build_id.as_deref())?;
         let bases = BaseAddresses::default().set_eh_frame_hdr(hdr_addr);
         let parsed = gimli::EhFrameHdr::new(&hdr, LittleEndian)
             .parse(&bases, 8)
@@ -193,7 +241,13 @@ impl LibraryCfi {
         let eh_map = maps
             .iter()
             .find(|x| eh_addr >= x.start && eh_addr < x.end)?;
-        let eh = read_mapped(rt, maps, eh_addr, (eh_map.end - eh_addr).min(MAX_EH_BYTES))?;
+        let eh = read_mapped(
+            rt,
+            maps,
+            eh_addr,
+            (eh_map.end - eh_addr).min(MAX_EH_BYTES),
+            build_id.as_deref(),
+        )?;
         let name = m.path.rsplit('/').next().unwrap_or(&m.path).to_string();
         let dynamic = (0..phnum).find_map(|i| {
             let p = phdrs.get((i * phentsize) as usize..((i + 1) * phentsize) as usize)?;
@@ -485,5 +539,44 @@ impl Runtime<'_> {
             innermost = false;
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gnu_build_id;
+
+    fn note(owner: &[u8], kind: u32, desc: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&(owner.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(owner);
+        out.resize(out.len().next_multiple_of(4), 0);
+        out.extend_from_slice(desc);
+        out.resize(out.len().next_multiple_of(4), 0);
+        out
+    }
+
+    #[test]
+    fn finds_the_gnu_build_id_among_notes() {
+        let id = [
+            0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+        ];
+        let mut notes = note(
+            b"GNU\0",
+            1,
+            &[0, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0],
+        );
+        notes.extend(note(b"Go\0\0", 4, b"go build id"));
+        notes.extend(note(b"GNU\0", 3, &id));
+        assert_eq!(gnu_build_id(&notes), Some(id.to_vec()));
+        assert_eq!(gnu_build_id(&notes[..notes.len() - 4]), None);
+        assert_eq!(gnu_build_id(&note(b"XYZ\0", 3, &id)), None);
+        // A hostile size never panics.
+        let mut hostile = note(b"GNU\0", 3, &id);
+        hostile[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(gnu_build_id(&hostile), None);
+        assert_eq!(gnu_build_id(&[]), None);
     }
 }
