@@ -123,6 +123,8 @@ pub struct Summary {
     pub read_ms: u64,
     /// Why `--precopy` fell back to the plain copy.
     pub precopy_fallback: Option<String>,
+    /// Microseconds of `--precopy`'s set-up stop(s), included in `pause_us`.
+    pub setup_pause_us: u64,
     /// `--precopy`: what the pre-copy did.
     pub precopy: Option<PrecopyStats>,
 }
@@ -474,8 +476,6 @@ impl Stopped {
 /// What a pre-copy capture measured.
 #[derive(Debug, Clone, Default)]
 pub struct PrecopyStats {
-    /// Microseconds the target was stopped to set up write tracking.
-    pub attach_pause_us: u64,
     /// Bytes under write tracking.
     pub tracked_bytes: u64,
     /// Bytes copied while the target ran.
@@ -674,6 +674,7 @@ fn run_capture(options: &Options, abort: &AtomicI32) -> Result<Summary> {
         reap_pause_us: stopped.cow.as_ref().map_or(0, |c| c.reap_pause_us),
         read_ms: stopped.cow.as_ref().map_or(0, |c| c.read_ms),
         precopy_fallback,
+        setup_pause_us: stopped.setup_pause_us,
         precopy: stopped.precopy.clone(),
     })
 }
@@ -1091,14 +1092,9 @@ fn stop_and_precopy(
     // smaps re-read now shows our registration (`uw`): the snapshot
     // describes the target, not the capture's instrument.
     for entry in &mut state.maps {
-        let inside = pages::intersect_ranges(
-            &[PageRange {
-                addr: entry.start,
-                len: entry.end.saturating_sub(entry.start),
-            }],
-            tracker.tracked(),
-        );
-        if !inside.is_empty() {
+        if entry.vm_flags.iter().any(|flag| flag == "uw")
+            && pages::overlaps(tracker.tracked(), entry.start, entry.end)
+        {
             entry.vm_flags.retain(|flag| flag != "uw");
         }
     }
@@ -1182,7 +1178,6 @@ fn stop_and_precopy(
         cow: None,
         reused,
         precopy: Some(PrecopyStats {
-            attach_pause_us,
             tracked_bytes,
             precopy_bytes,
             precopy_ms,
@@ -1535,7 +1530,7 @@ fn describe(pid: u32, pre: &Preflight, stopped: &Stopped, runs: &[Run]) -> Metad
             copy_us: stopped.copy_us,
             method: stopped.method.into(),
             precopy: stopped.precopy.as_ref().map(|p| PrecopyInfo {
-                setup_pause_us: p.attach_pause_us,
+                setup_pause_us: stopped.setup_pause_us,
                 precopy_bytes: p.precopy_bytes,
                 reused_bytes: p.reused_bytes,
             }),

@@ -221,7 +221,7 @@ fn main() {
                     "reap_pause_us": summary.reap_pause_us,
                     "read_ms": summary.read_ms,
                     "precopy_fallback": summary.precopy_fallback,
-                    "precopy_attach_pause_us": summary.precopy.as_ref().map(|p| p.attach_pause_us),
+                    "precopy_attach_pause_us": summary.precopy.as_ref().map(|_| summary.setup_pause_us),
                     "precopy_tracked_bytes": summary.precopy.as_ref().map(|p| p.tracked_bytes),
                     "precopy_bytes": summary.precopy.as_ref().map(|p| p.precopy_bytes),
                     "precopy_ms": summary.precopy.as_ref().map(|p| p.precopy_ms),
@@ -247,7 +247,7 @@ fn main() {
                 } else if let Some(precopy) = &summary.precopy {
                     format!(
                         "{:.1} ms stop to set up write tracking, then {} copied in {} ms while running ({} of it unchanged since), then freeze {:.1} ms, copy of the rest {:.1} ms",
-                        precopy.attach_pause_us as f64 / 1000.0,
+                        summary.setup_pause_us as f64 / 1000.0,
                         human_bytes(precopy.precopy_bytes),
                         precopy.precopy_ms,
                         human_bytes(precopy.reused_bytes),

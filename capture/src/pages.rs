@@ -160,6 +160,12 @@ pub(crate) fn push_range(out: &mut Vec<PageRange>, addr: u64, len: u64) {
     }
 }
 
+/// Whether any of `ranges` (sorted, non-overlapping) overlaps `[start, end)`.
+pub fn overlaps(ranges: &[PageRange], start: u64, end: u64) -> bool {
+    let index = ranges.partition_point(|r| r.addr + r.len <= start);
+    ranges.get(index).is_some_and(|r| r.addr < end)
+}
+
 /// The pages in both `a` and `b` (each sorted and non-overlapping).
 pub fn intersect_ranges(a: &[PageRange], b: &[PageRange]) -> Vec<PageRange> {
     let mut out = Vec::new();
@@ -618,6 +624,8 @@ mod tests {
         assert_eq!(subtract_ranges(&a, &[]), a);
         assert_eq!(subtract_ranges(&a, &a), Vec::new());
         assert_eq!(intersect_ranges(&a, &[]), Vec::new());
+        assert!(overlaps(&a, 0x4000, 0x5000) && overlaps(&a, 0x0, 0x2000));
+        assert!(!overlaps(&a, 0x5000, 0x8000) && !overlaps(&a, 0x21000, 0x30000));
         // Page by page, both agree with a set computation.
         let pages = |list: &[PageRange]| -> std::collections::BTreeSet<u64> {
             list.iter()
