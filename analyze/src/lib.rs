@@ -4,7 +4,8 @@
 //! Layers, bottom up: [`memory`] (one trait over all target memory),
 //! [`binary`] and [`pclntab`] (static facts from the executable),
 //! [`runtime`] (goroutines, threads, stacks as the Go runtime sees them),
-//! [`dwarf`] and [`value`] (typed variables and expressions).
+//! [`dwarf`] and [`value`] (typed variables and expressions). A
+//! [`Session`] owns one opened snapshot and builds each of these once.
 #![deny(missing_docs)]
 
 pub mod binary;
@@ -15,8 +16,10 @@ pub mod error;
 pub mod memory;
 pub mod pclntab;
 pub mod runtime;
-pub mod target;
+pub mod session;
 pub mod value;
 
 pub use error::{AnalyzeError, Result};
-pub use target::Target;
+pub use session::Session;
+/// The session under its former name, kept while callers move to [`Session`].
+pub use session::Session as Target;

@@ -9,5 +9,6 @@ mod cow;
 mod http;
 mod precopy;
 mod robust;
+mod session;
 mod stacks;
 mod values;
