@@ -6,10 +6,11 @@
 //! (DWARF 4 up to Go 1.24, DWARF 5 from 1.25; the sections arrive already
 //! decompressed from [`crate::binary::Binary::section`]), the unit headers,
 //! and the `runtime` unit, which holds every type DIE (Go's linker puts them
-//! there): every type becomes a [`GoType`] in an arena. Other units (one per
-//! package) are scanned the first time a name of their package or a PC in
-//! their ranges is looked up. Locals of one function are parsed on demand
-//! ([`DwarfInfo::frame_variables`]).
+//! there) for the runtime model's layouts, constants and globals. The first
+//! value-level lookup scans every unit once, in parallel (generic code keeps
+//! its shape types inside its function's DIE, so the full type arena needs
+//! every unit), and every type becomes a [`GoType`] in that arena. Locals of
+//! one function are parsed on demand ([`DwarfInfo::frame_variables`]).
 //!
 //! All addresses here are link-time addresses; callers add the PIE bias.
 
@@ -137,7 +138,10 @@ struct UnitSlot {
     /// `DW_AT_name` of the root DIE: the package path (`main`, `net/http`).
     name: String,
     unit: OnceLock<Result<gimli::Unit<Reader>, DwarfError>>,
-    index: OnceLock<Result<UnitIndex, DwarfError>>,
+    /// Set once the full index resolved this unit against the whole arena.
+    index: OnceLock<UnitIndex>,
+    /// Whether this unit's DIEs were read at all.
+    scanned: std::sync::atomic::AtomicBool,
 }
 
 /// What one unit declares at its top level.
@@ -158,21 +162,29 @@ struct TypeIndex {
     type_by_runtime: HashMap<u64, TypeId>,
 }
 
-/// DWARF of one executable, indexed lazily by compile unit.
+/// DWARF of one executable: the runtime's part at load, the rest on demand.
 ///
-/// Invariants: at load only the unit headers, their root DIEs and the types
-/// unit (`runtime`: all type DIEs, the runtime's globals and constants) are
-/// read; any other unit is scanned once, the first time a name in its
-/// package or a PC in its ranges is asked for. So listing goroutines never
-/// reads a user package's DIEs, and printing `main.cfg` reads `runtime` and
-/// `main` only. Every cache is a `OnceLock`: parsed state is shared by all
-/// threads and never rebuilt.
+/// Invariants: at load only the unit headers, their root DIEs and the
+/// `runtime` units are read (the runtime model's lookups: `struct_size`,
+/// `field_offset`, `constant`, `runtime_variable`), so listing goroutines
+/// never reads a user package's DIEs. The value-level lookups (`ty`,
+/// `global`, `function_at`...) build the full index of every unit once.
+/// Every cache is a `OnceLock`: parsed state is shared by all threads and
+/// never rebuilt.
 pub struct DwarfInfo {
     dwarf: gimli::Dwarf<Reader>,
     units: Vec<UnitSlot>,
     /// Package path (and its `%2e`-escaped symbol form) → units.
     by_name: HashMap<String, Vec<usize>>,
-    types: TypeIndex,
+    /// The runtime's types, from the `runtime` units alone: enough for the
+    /// runtime model's layouts, and built at load.
+    rt_types: TypeIndex,
+    /// Globals and constants of the `runtime` units, against `rt_types`.
+    rt_index: UnitIndex,
+    /// Every type of every unit (generic code keeps its shape types inside
+    /// its function's DIE, in its package's unit), built on the first
+    /// value-level lookup together with every unit's index.
+    full: OnceLock<Result<TypeIndex, DwarfError>>,
     /// Every global of every unit, built when all are listed.
     all_globals: OnceLock<BTreeMap<String, Global>>,
     /// (begin, end, unit) of every unit's PC ranges, sorted; built on the
@@ -232,6 +244,52 @@ fn udata(v: Option<AttributeValue<Reader>>) -> Option<u64> {
         AttributeValue::Addr(u) => Some(u),
         _ => None,
     }
+}
+
+/// Resolves a scanned unit's type references against an arena.
+fn resolve_unit(types: &TypeIndex, raw: RawUnit) -> UnitIndex {
+    let mut index = UnitIndex::default();
+    for (name, addr, ty_off) in raw.globals {
+        let Some(&ty) = types.type_by_die.get(&ty_off) else {
+            continue;
+        };
+        index
+            .globals
+            .insert(name.clone(), Global { name, addr, ty });
+    }
+    index.constants = raw.constants.into_iter().collect();
+    index.functions = raw.functions;
+    index.functions.sort_by_key(|f| f.low_pc);
+    index
+}
+
+/// Follows typedefs in `types` to the type that says what the value is.
+fn underlying_in(types: &TypeIndex, id: TypeId) -> Option<(TypeId, &GoType)> {
+    let mut cur = id;
+    for _ in 0..types::MAX_TYPEDEF_CHAIN {
+        let t = types.types.get(cur.0 as usize)?;
+        match t.kind {
+            TypeKind::Typedef(next) => cur = next,
+            _ => return Some((cur, t)),
+        }
+    }
+    None
+}
+
+/// Byte offset of a dotted member path from type `ty` in `types`.
+fn offset_in(types: &TypeIndex, ty: TypeId, path: &str) -> Option<u64> {
+    let mut current = ty;
+    let mut total = 0u64;
+    for step in path.split('.') {
+        let (_, t) = underlying_in(types, current)?;
+        let TypeKind::Struct { fields } = &t.kind else {
+            return None;
+        };
+        let field = fields.iter().find(|f| f.name == step)?;
+        total = total.checked_add(field.offset)?;
+        current = field.ty;
+    }
+    Some(total)
 }
 
 /// Builds the type arena from raw type DIEs (ids follow their order).
@@ -503,6 +561,7 @@ impl DwarfInfo {
                 name,
                 unit: OnceLock::new(),
                 index: OnceLock::new(),
+                scanned: std::sync::atomic::AtomicBool::new(false),
             });
         }
         let go_minor = producer.as_deref().and_then(parse_go_minor);
@@ -510,7 +569,9 @@ impl DwarfInfo {
             dwarf,
             units,
             by_name,
-            types: TypeIndex::default(),
+            rt_types: TypeIndex::default(),
+            rt_index: UnitIndex::default(),
+            full: OnceLock::new(),
             all_globals: OnceLock::new(),
             ranges: OnceLock::new(),
             producer,
@@ -521,8 +582,8 @@ impl DwarfInfo {
         Ok(info)
     }
 
-    /// Scans the types unit(s) (every unit when none is named `runtime`,
-    /// which no Go linker produces) and builds the type arena.
+    /// Scans the `runtime` unit(s) (every unit when none is named so,
+    /// which no Go linker produces) for the runtime model's arena.
     fn index_types(&mut self) -> Result<(), DwarfError> {
         let mut type_units: Vec<usize> = self.by_name.get(TYPES_UNIT).cloned().unwrap_or_default();
         if type_units.is_empty() {
@@ -537,16 +598,53 @@ impl DwarfInfo {
                 .scan_unit(unit, u, true)
                 .map_err(malformed(".debug_info", unit_off))?;
             raw_types.append(&mut raw.types);
-            raws.push((u, raw));
+            raws.push(raw);
         }
-        self.types = build_types(&raw_types);
-        for (u, raw) in raws {
-            let index = self.resolve_unit(raw);
-            if let Some(slot) = self.units.get(u) {
-                let _ = slot.index.set(Ok(index));
-            }
+        self.rt_types = build_types(&raw_types);
+        let mut rt_index = UnitIndex::default();
+        for raw in raws {
+            let index = resolve_unit(&self.rt_types, raw);
+            rt_index.globals.extend(index.globals);
+            rt_index.constants.extend(index.constants);
         }
+        self.rt_index = rt_index;
         Ok(())
+    }
+
+    /// The whole type arena, scanning every unit (in parallel) on first use
+    /// and resolving each unit's index against it.
+    fn full_types(&self) -> Result<&TypeIndex, DwarfError> {
+        self.full
+            .get_or_init(|| {
+                use rayon::prelude::*;
+                let raws: Vec<Result<RawUnit, DwarfError>> = (0..self.units.len())
+                    .into_par_iter()
+                    .map(|u| {
+                        let unit = self.unit(u)?;
+                        let unit_off = unit.header.offset().0 as u64;
+                        self.scan_unit(unit, u, true)
+                            .map_err(malformed(".debug_info", unit_off))
+                    })
+                    .collect();
+                let mut raw_types = Vec::new();
+                let mut units = Vec::with_capacity(raws.len());
+                for raw in raws {
+                    let mut raw = raw?;
+                    raw_types.append(&mut raw.types);
+                    units.push(raw);
+                }
+                let types = build_types(&raw_types);
+                for (slot, raw) in self.units.iter().zip(units) {
+                    let _ = slot.index.set(resolve_unit(&types, raw));
+                }
+                Ok(types)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn types(&self) -> Option<&TypeIndex> {
+        self.full_types().ok()
     }
 
     /// The parsed unit `u` (its abbreviations, line program header, bases).
@@ -563,37 +661,13 @@ impl DwarfInfo {
             .map_err(Clone::clone)
     }
 
-    /// The index of unit `u`, scanning it on first use.
+    /// The index of unit `u` (built with the whole arena).
     fn unit_index(&self, u: usize) -> Result<&UnitIndex, DwarfError> {
-        let slot = self.units.get(u).ok_or(DwarfError::NoUnit(u))?;
-        slot.index
-            .get_or_init(|| {
-                let unit = self.unit(u)?;
-                let unit_off = unit.header.offset().0 as u64;
-                let raw = self
-                    .scan_unit(unit, u, false)
-                    .map_err(malformed(".debug_info", unit_off))?;
-                Ok(self.resolve_unit(raw))
-            })
-            .as_ref()
-            .map_err(Clone::clone)
-    }
-
-    /// Resolves a scanned unit's type references against the arena.
-    fn resolve_unit(&self, raw: RawUnit) -> UnitIndex {
-        let mut index = UnitIndex::default();
-        for (name, addr, ty_off) in raw.globals {
-            let Some(&ty) = self.types.type_by_die.get(&ty_off) else {
-                continue;
-            };
-            index
-                .globals
-                .insert(name.clone(), Global { name, addr, ty });
-        }
-        index.constants = raw.constants.into_iter().collect();
-        index.functions = raw.functions;
-        index.functions.sort_by_key(|f| f.low_pc);
-        index
+        self.full_types()?;
+        self.units
+            .get(u)
+            .and_then(|slot| slot.index.get())
+            .ok_or(DwarfError::NoUnit(u))
     }
 
     /// Units whose package could declare `name` (`net/http.DefaultClient`,
@@ -635,7 +709,7 @@ impl DwarfInfo {
     pub fn scanned_units(&self) -> Vec<&str> {
         self.units
             .iter()
-            .filter(|s| s.index.get().is_some())
+            .filter(|s| s.scanned.load(Ordering::Relaxed))
             .map(|s| s.name.as_str())
             .collect()
     }
@@ -648,7 +722,11 @@ impl DwarfInfo {
         unit_idx: usize,
         want_types: bool,
     ) -> gimli::Result<RawUnit> {
-        self.scanned.fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = self.units.get(unit_idx) {
+            if !slot.scanned.swap(true, Ordering::Relaxed) {
+                self.scanned.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let mut raw_unit = RawUnit::default();
         let raw_types = &mut raw_unit.types;
         let mut cursor = unit.entries();
@@ -802,35 +880,27 @@ impl DwarfInfo {
 
     /// The type with this id.
     pub fn ty(&self, id: TypeId) -> Option<&GoType> {
-        self.types.types.get(id.0 as usize)
+        self.types()?.types.get(id.0 as usize)
     }
 
     /// Follows typedefs to the type that says what the value is.
     pub fn underlying(&self, id: TypeId) -> Option<(TypeId, &GoType)> {
-        let mut cur = id;
-        for _ in 0..types::MAX_TYPEDEF_CHAIN {
-            let t = self.ty(cur)?;
-            match t.kind {
-                TypeKind::Typedef(next) => cur = next,
-                _ => return Some((cur, t)),
-            }
-        }
-        None
+        underlying_in(self.types()?, id)
     }
 
     /// Number of types.
     pub fn type_count(&self) -> usize {
-        self.types.types.len()
+        self.types().map_or(0, |t| t.types.len())
     }
 
     /// A type by its DWARF name (`main.Config`, `*main.Node`, `[]int`).
     pub fn type_by_name(&self, name: &str) -> Option<TypeId> {
-        self.types.type_by_name.get(name).copied()
+        self.types()?.type_by_name.get(name).copied()
     }
 
     /// The DWARF type of a runtime `abi.Type`, by its offset from `moduledata.types`.
     pub fn type_by_runtime_offset(&self, off: u64) -> Option<TypeId> {
-        self.types.type_by_runtime.get(&off).copied()
+        self.types()?.type_by_runtime.get(&off).copied()
     }
 
     /// A package variable by fully qualified name; scans only the unit(s)
@@ -862,16 +932,22 @@ impl DwarfInfo {
             .values()
     }
 
-    /// Value of a DWARF constant such as `runtime._Gwaiting`.
+    /// Value of a runtime constant such as `runtime._Gwaiting` (from the
+    /// `runtime` units alone).
     pub fn constant(&self, name: &str) -> Option<i64> {
-        self.units_for_name(name)
-            .into_iter()
-            .find_map(|u| self.unit_index(u).ok()?.constants.get(name).copied())
+        self.rt_index.constants.get(name).copied()
     }
 
-    /// Size of the struct named `type_name` (through typedefs).
+    /// Link-time address of a runtime global such as `runtime.allgs` (from
+    /// the `runtime` units alone).
+    pub fn runtime_variable(&self, name: &str) -> Option<u64> {
+        self.rt_index.globals.get(name).map(|g| g.addr)
+    }
+
+    /// Size of the runtime struct named `type_name` (through typedefs).
     pub fn struct_size(&self, type_name: &str) -> Option<u64> {
-        let (_, t) = self.underlying(self.type_by_name(type_name)?)?;
+        let id = *self.rt_types.type_by_name.get(type_name)?;
+        let (_, t) = underlying_in(&self.rt_types, id)?;
         matches!(t.kind, TypeKind::Struct { .. }).then_some(t.size)
     }
 
@@ -879,28 +955,17 @@ impl DwarfInfo {
     /// the struct `type_name`. Each step may pass through embedded structs
     /// and typedefs (e.g. `atomicstatus` → `atomic.Uint32`).
     pub fn field_offset(&self, type_name: &str, path: &str) -> Option<u64> {
-        self.offset_in(self.type_by_name(type_name)?, path)
+        offset_in(
+            &self.rt_types,
+            *self.rt_types.type_by_name.get(type_name)?,
+            path,
+        )
     }
 
     /// Byte offset of the dotted member path `path` inside the (often
     /// anonymous) struct type of global variable `var` (e.g. `runtime.debug`).
     pub fn variable_field_offset(&self, var: &str, path: &str) -> Option<u64> {
-        self.offset_in(self.global(var)?.ty, path)
-    }
-
-    fn offset_in(&self, ty: TypeId, path: &str) -> Option<u64> {
-        let mut current = ty;
-        let mut total = 0u64;
-        for step in path.split('.') {
-            let (_, t) = self.underlying(current)?;
-            let TypeKind::Struct { fields } = &t.kind else {
-                return None;
-            };
-            let field = fields.iter().find(|f| f.name == step)?;
-            total = total.checked_add(field.offset)?;
-            current = field.ty;
-        }
-        Some(total)
+        offset_in(&self.rt_types, self.rt_index.globals.get(var)?.ty, path)
     }
 
     /// Every unit's PC ranges, sorted by start.
@@ -923,20 +988,26 @@ impl DwarfInfo {
         })
     }
 
-    /// The function containing a link-time PC (scans the unit whose ranges
-    /// hold it).
+    /// The function containing a link-time PC: first in the units whose
+    /// ranges hold it, then (generic instantiations may sit outside their
+    /// unit's ranges) in every unit.
     pub fn function_at(&self, pc: u64) -> Option<&Function> {
+        let in_unit = |u: usize| {
+            let functions = &self.unit_index(u).ok()?.functions;
+            let idx = functions.partition_point(|f| f.low_pc <= pc);
+            let f = functions.get(idx.checked_sub(1)?)?;
+            (pc < f.high_pc).then_some(f)
+        };
         let ranges = self.unit_ranges();
         let end = ranges.partition_point(|r| r.0 <= pc);
         ranges[..end]
             .iter()
             .rev()
             .filter(|r| pc < r.1)
-            .find_map(|&(_, _, u)| {
-                let functions = &self.unit_index(u).ok()?.functions;
-                let idx = functions.partition_point(|f| f.low_pc <= pc);
-                let f = functions.get(idx.checked_sub(1)?)?;
-                (pc < f.high_pc).then_some(f)
+            .find_map(|&(_, _, u)| in_unit(u))
+            .or_else(|| {
+                let _ = self.globals().next();
+                (0..self.units.len()).find_map(in_unit)
             })
     }
 
@@ -1057,7 +1128,7 @@ impl DwarfInfo {
         };
         let ty = |e: &gimli::DebuggingInformationEntry<Reader>| {
             ref_key(unit, e.attr_value(gimli::DW_AT_type))
-                .and_then(|o| self.types.type_by_die.get(&o).copied())
+                .and_then(|o| self.types().and_then(|t| t.type_by_die.get(&o).copied()))
         };
         let line = |e: &gimli::DebuggingInformationEntry<Reader>| {
             udata(e.attr_value(gimli::DW_AT_decl_line))
@@ -1077,7 +1148,7 @@ impl DwarfInfo {
                     .and_then(|v| self.dwarf.attr_string(ounit, v).ok())
                     .and_then(|s| s.to_string_lossy().ok().map(|c| c.into_owned()));
                 let oty = ref_key(ounit, origin.attr_value(gimli::DW_AT_type))
-                    .and_then(|o| self.types.type_by_die.get(&o).copied());
+                    .and_then(|o| self.types().and_then(|t| t.type_by_die.get(&o).copied()));
                 n = n.or(oname);
                 t = t.or(oty);
                 l = l.or_else(|| line(&origin));

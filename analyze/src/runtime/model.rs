@@ -153,8 +153,8 @@ impl<'t> Runtime<'t> {
             return Some(sym.addr.wrapping_add(bias));
         }
         self.dwarf
-            .and_then(|d| d.global(name))
-            .map(|g| g.addr.wrapping_add(bias))
+            .and_then(|d| d.runtime_variable(name))
+            .map(|a| a.wrapping_add(bias))
     }
 
     /// Whether the process ran with `GODEBUG=tracebacklabels=1` (Go 1.26+),
