@@ -17,8 +17,8 @@ use clap::FromArgMatches;
 
 use super::color::Style;
 use super::commands::{
-    live_only_message, repl_grammar, repl_words, Command, FrameArgs, GoroutineArgs, Navigation,
-    ReplCommand, ReplLine, LIVE_ONLY, NOT_YET,
+    live_only_message, repl_grammar, repl_words, snapshot_commands, Command, FrameArgs,
+    GoroutineArgs, Navigation, ReplCommand, ReplLine, LIVE_ONLY, NOT_YET,
 };
 use super::config::Config;
 use super::info::run_info;
@@ -542,20 +542,34 @@ impl<'t> Console<'t> {
     /// `help [COMMAND]`, from the commands' clap definitions.
     fn help(&self, topic: Option<&str>, out: &mut dyn Write) -> anyhow::Result<()> {
         let Some(topic) = topic else {
-            writeln!(
-                out,
-                "Commands (a snapshot is read-only; Delve's names and aliases):"
-            )?;
-            for c in self.grammar.get_subcommands() {
-                let mut names = c.get_name().to_string();
-                let aliases = self.aliases_of(c.get_name());
-                if !aliases.is_empty() {
-                    names.push_str(&format!(" ({})", aliases.join(", ")));
+            let on_snapshot: Vec<String> = snapshot_commands()
+                .iter()
+                .map(|c| c.get_name().to_string())
+                .collect();
+            let sections = [
+                (
+                    "Commands (a snapshot is read-only; Delve's names and aliases; \
+                     also `rdlv NAME SNAP ...`):",
+                    true,
+                ),
+                ("Selecting goroutines and frames:", false),
+            ];
+            for (title, snapshot) in sections {
+                writeln!(out, "{title}")?;
+                for c in self.grammar.get_subcommands() {
+                    if on_snapshot.iter().any(|n| n == c.get_name()) != snapshot {
+                        continue;
+                    }
+                    let mut names = c.get_name().to_string();
+                    let aliases = self.aliases_of(c.get_name());
+                    if !aliases.is_empty() {
+                        names.push_str(&format!(" ({})", aliases.join(", ")));
+                    }
+                    let about = c.get_about().map(|a| a.to_string()).unwrap_or_default();
+                    writeln!(out, "    {names:<24} {about}")?;
                 }
-                let about = c.get_about().map(|a| a.to_string()).unwrap_or_default();
-                writeln!(out, "    {names:<24} {about}")?;
+                writeln!(out)?;
             }
-            writeln!(out)?;
             writeln!(
                 out,
                 "An empty line repeats the previous command. Type help COMMAND for details."

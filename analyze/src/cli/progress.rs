@@ -6,6 +6,9 @@
 //! invisible unless stderr is a terminal, and appears only after
 //! [`SHOW_AFTER`], so quick commands and scripts never see it.
 //!
+//! `RDLV_PROGRESS_AFTER_MS` changes the delay (0 shows progress at once; the
+//! end-to-end test uses it, and so can someone who wants it sooner).
+//!
 //! Invariant: progress never interleaves with the command's output on one
 //! terminal. When stdout is that terminal too, [`ProgressWriter`] removes the
 //! bar before the first byte of output is written and it does not come
@@ -20,6 +23,19 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A command that finishes within this time shows no progress at all.
 pub const SHOW_AFTER: Duration = Duration::from_secs(1);
+/// Longest delay `RDLV_PROGRESS_AFTER_MS` may ask for (one hour).
+const MAX_DELAY_MS: u64 = 3_600_000;
+
+/// The delay before progress shows: [`SHOW_AFTER`] unless
+/// `RDLV_PROGRESS_AFTER_MS` says otherwise.
+fn show_after() -> Duration {
+    std::env::var("RDLV_PROGRESS_AFTER_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|ms| Duration::from_millis(ms.min(MAX_DELAY_MS)))
+        .unwrap_or(SHOW_AFTER)
+}
+
 /// Redraw interval of the spinner.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -62,10 +78,11 @@ impl Progress {
         progress.shared.bar.set_message(message.to_string());
         let (tx, rx) = channel::<()>();
         let shared = progress.shared.clone();
+        let delay = show_after();
         let spawned = std::thread::Builder::new()
             .name("rdlv-progress".into())
             .spawn(move || {
-                if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(SHOW_AFTER) {
+                if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(delay) {
                     let done = shared.done.lock().map(|d| *d).unwrap_or(true);
                     if !done {
                         shared.bar.set_draw_target(ProgressDrawTarget::stderr());
