@@ -155,6 +155,8 @@ pub struct Invocation {
     pub cli: Cli,
     /// The snapshot of a snapshot command.
     pub snap: Option<PathBuf>,
+    /// The subcommand's name as typed (an alias stays an alias), for progress.
+    pub name: Option<String>,
 }
 
 /// Parses `args` (the program name first) with [`cli_command`].
@@ -167,8 +169,9 @@ where
     let snap = matches
         .subcommand()
         .and_then(|(_, m)| m.try_get_one::<PathBuf>(SNAP_ID).ok().flatten().cloned());
+    let name = matches.subcommand_name().map(str::to_string);
     let cli = Cli::from_arg_matches(&matches)?;
-    Ok(Invocation { cli, snap })
+    Ok(Invocation { cli, snap, name })
 }
 
 /// A usage error found after clap parsing (exit code 2).
@@ -320,7 +323,7 @@ pub fn open_snapshot(snap: &Path) -> anyhow::Result<rdlv_format::Snapshot> {
 /// Runs a parsed command line; returns the exit code for successful paths
 /// that still want a non-zero status (a scripted REPL whose command failed).
 pub fn run(invocation: Invocation, out: &mut dyn Write) -> anyhow::Result<i32> {
-    let Invocation { cli, snap } = invocation;
+    let Invocation { cli, snap, name } = invocation;
     let exe = cli.exe.as_deref();
     let stdout_is_terminal = std::io::stdout().is_terminal();
     let style = Style::new(cli.color, stdout_is_terminal);
@@ -345,6 +348,7 @@ pub fn run(invocation: Invocation, out: &mut dyn Write) -> anyhow::Result<i32> {
             let progress = Progress::start(&format!("opening {}", snap.display()));
             let mut out = ProgressWriter::new(out, progress.clone(), stdout_is_terminal);
             let target = open_target(&snap, exe)?;
+            progress.set_message(name.as_deref().unwrap_or("working"));
             let mut console =
                 console::Console::new(&target, &snap, exe, &config::Config::default(), style);
             console.set_progress(progress.clone());

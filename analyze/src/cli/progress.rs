@@ -135,7 +135,7 @@ fn spinner_style() -> ProgressStyle {
 }
 
 fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template("{msg} [{bar:30}] {human_pos}/{human_len} ({elapsed}, {eta} left)")
+    ProgressStyle::with_template("{msg} [{bar:20}] {human_pos}/{human_len} ({elapsed}, {eta} left)")
         .map(|s| s.progress_chars("=> "))
         .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
