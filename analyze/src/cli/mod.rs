@@ -13,6 +13,7 @@
 //! 2 usage; 3 unreadable, corrupt or mismatched input; 101 internal error.
 
 pub mod config;
+pub mod export;
 pub mod info;
 pub mod repl;
 pub mod stacks;
@@ -160,6 +161,10 @@ pub enum Command {
         #[command(flatten)]
         args: values::ArgsArgs,
     },
+    /// Export to pprof (goroutine profile), an ELF core, or folded stacks.
+    Export(export::ExportArgs),
+    /// Write a self-contained HTML report of the goroutines.
+    Report(export::ReportArgs),
     /// Interactive debugger (Delve's vocabulary) on a snapshot.
     Repl {
         /// Snapshot file.
@@ -377,6 +382,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
                 values::run_args(t, &args, o).map_err(|e| goroutine_hint(t, args.goroutine, e))
             })
         }
+        Some(Command::Export(args)) => export::run_export(&args, exe, out),
+        Some(Command::Report(args)) => export::run_report(&args, exe, out),
         Some(Command::Repl { snap, opts }) => repl::run_repl_path(&snap, exe, &opts, out),
         None => match cli.snap {
             Some(snap) => repl::run_repl_path(&snap, exe, &cli.repl, out),
