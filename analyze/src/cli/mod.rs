@@ -19,6 +19,7 @@ pub mod color;
 pub mod commands;
 pub mod config;
 pub mod console;
+pub mod export;
 pub mod info;
 pub mod progress;
 pub mod repl;
@@ -101,6 +102,10 @@ pub enum TopCommand {
         #[command(flatten)]
         opts: repl::ReplOptions,
     },
+    /// Export to pprof (goroutine profile), an ELF core, or folded stacks.
+    Export(export::ExportArgs),
+    /// Write a self-contained HTML report of the goroutines.
+    Report(export::ReportArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// bash: `source <(rdlv completion bash)`; zsh: `rdlv completion zsh >
@@ -359,6 +364,8 @@ pub fn run(invocation: Invocation, out: &mut dyn Write) -> anyhow::Result<i32> {
         }
         Some(TopCommand::Verify { snap }) => info::run_verify_path(&snap, out),
         Some(TopCommand::Repl { snap, opts }) => repl::run_repl_path(&snap, exe, &opts, style, out),
+        Some(TopCommand::Export(args)) => export::run_export(&args, exe, out),
+        Some(TopCommand::Report(args)) => export::run_report(&args, exe, out),
         Some(TopCommand::Completion { shell }) => {
             let mut cmd = cli_command();
             clap_complete::generate(shell, &mut cmd, "rdlv", out);

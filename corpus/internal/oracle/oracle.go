@@ -11,6 +11,9 @@
 //   - values.json: [{"expr": ..., "value": <canonical JSON>}] for every
 //     registered global, in registration order, computed at signal time;
 //   - locals.json (when Locals was called): {"goroutine", "func", "locals", "args"};
+//   - goroutine.pb.gz (only when $ORACLE_PPROF is set): the process's own
+//     /debug/pprof/goroutine profile, pprof.Lookup("goroutine").WriteTo(w, 0),
+//     taken right after stacks.txt;
 //   - done: written last; it holds the number of signals answered so far.
 //
 // Every file is written to a temporary name and renamed, so a reader never
@@ -27,6 +30,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -202,6 +206,15 @@ func answer() error {
 	// close as possible to the instant of the capture that preceded it.
 	if err := writeAtomic(dir, "stacks.txt", AllStacks()); err != nil {
 		return err
+	}
+	if os.Getenv("ORACLE_PPROF") != "" {
+		var profile bytes.Buffer
+		if err := pprof.Lookup("goroutine").WriteTo(&profile, 0); err != nil {
+			return fmt.Errorf("goroutine profile: %w", err)
+		}
+		if err := writeAtomic(dir, "goroutine.pb.gz", profile.Bytes()); err != nil {
+			return err
+		}
 	}
 	mu.Lock()
 	gs := append([]global(nil), globals...)
