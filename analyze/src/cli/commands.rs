@@ -429,10 +429,7 @@ fn peel_trailing_options<'a>(
         })
     };
     let mut trailing: Vec<String> = Vec::new();
-    loop {
-        let Some(i) = rest.rfind(char::is_whitespace) else {
-            break;
-        };
+    while let Some(i) = rest.rfind(char::is_whitespace) {
         let last = &rest[i + 1..];
         let before = rest[..i].trim_end();
         if known(last) == Some(0) {
