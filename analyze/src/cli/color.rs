@@ -130,9 +130,9 @@ impl Style {
                 rest = &tail[end..];
                 continue;
             }
-            if tail.starts_with('/') {
+            if let Some(after) = tail.strip_prefix('/') {
                 out.push('/');
-                rest = &tail[1..];
+                rest = after;
                 continue;
             }
             let quote = tail.as_bytes()[0];

@@ -14,7 +14,10 @@
 //!
 //! To add a command: add a variant (with its doc comment as the summary and
 //! its `Args` struct in the module that implements it) to [`Command`] and one
-//! match arm to `Console::run_command`. Nothing else lists commands.
+//! match arm to `Console::run_command`. Nothing else lists commands. A
+//! command that does not run on one opened snapshot (`verify`, `completion`),
+//! or whose `SNAP` is not its first positional (`export FORMAT SNAP`), is a
+//! `super::TopCommand` variant instead, with its own `SNAP` argument.
 //!
 //! REPL lines are split into words by [`repl_words`], driven by the clap
 //! definition of the command:
@@ -426,10 +429,7 @@ fn peel_trailing_options<'a>(
         })
     };
     let mut trailing: Vec<String> = Vec::new();
-    loop {
-        let Some(i) = rest.rfind(char::is_whitespace) else {
-            break;
-        };
+    while let Some(i) = rest.rfind(char::is_whitespace) {
         let last = &rest[i + 1..];
         let before = rest[..i].trim_end();
         if known(last) == Some(0) {

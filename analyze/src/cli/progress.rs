@@ -83,10 +83,12 @@ impl Progress {
             .name("rdlv-progress".into())
             .spawn(move || {
                 if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(delay) {
-                    let done = shared.done.lock().map(|d| *d).unwrap_or(true);
-                    if !done {
-                        shared.bar.set_draw_target(ProgressDrawTarget::stderr());
-                        shared.bar.enable_steady_tick(TICK);
+                    // Held while showing, so `finish` cannot slip in between.
+                    if let Ok(done) = shared.done.lock() {
+                        if !*done {
+                            shared.bar.set_draw_target(ProgressDrawTarget::stderr());
+                            shared.bar.enable_steady_tick(TICK);
+                        }
                     }
                 }
             });
@@ -116,10 +118,13 @@ impl Progress {
 
     /// Removes the progress for good.
     pub fn finish(&self) {
-        if let Ok(mut done) = self.shared.done.lock() {
+        let done = self.shared.done.lock();
+        if let Ok(mut done) = done {
             *done = true;
+            self.shared.bar.finish_and_clear();
+        } else {
+            self.shared.bar.finish_and_clear();
         }
-        self.shared.bar.finish_and_clear();
     }
 
     /// Whether it has been finished.
