@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use super::{open_target, Spinner, UsageError, EXIT_OK};
+use super::progress::Progress;
+use super::{open_target, UsageError, EXIT_OK};
 use crate::export::{self, AtomicFile};
 use crate::runtime::Runtime;
 use crate::{AnalyzeError, Target};
@@ -84,10 +85,10 @@ fn run_on(
     what: &str,
     f: impl FnOnce(&Runtime<'_>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let spinner = Spinner::start(what);
+    let progress = Progress::start(what);
     let rt = Runtime::new(target)?;
     let result = f(&rt);
-    spinner.finish();
+    progress.finish();
     result
 }
 
@@ -133,10 +134,10 @@ pub fn run_export(
         })
         .map(|()| EXIT_OK),
         ExportKind::Core => {
-            let spinner = Spinner::start("writing the core");
+            let progress = Progress::start("writing the core");
             let mut file = AtomicFile::create(&args.output)?;
             let stats = export::core::write_core(&target, file.file());
-            spinner.finish();
+            progress.finish();
             let stats = stats?;
             file.commit()?;
             eprintln!(
