@@ -119,8 +119,7 @@ fn running_funcs(snap: &Path) -> HashSet<String> {
             .into_iter()
             .flatten()
             .filter_map(|f| f["func"].as_str())
-            .filter(|f| !f.starts_with("runtime."))
-            .last()
+            .rfind(|f| !f.starts_with("runtime."))
             .map(str::to_string);
         set.extend(own);
     }
