@@ -85,10 +85,10 @@ fn run_on(
     what: &str,
     f: impl FnOnce(&Runtime<'_>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let spinner = Progress::start(what);
+    let progress = Progress::start(what);
     let rt = Runtime::new(target)?;
     let result = f(&rt);
-    spinner.finish();
+    progress.finish();
     result
 }
 
@@ -134,10 +134,10 @@ pub fn run_export(
         })
         .map(|()| EXIT_OK),
         ExportKind::Core => {
-            let spinner = Progress::start("writing the core");
+            let progress = Progress::start("writing the core");
             let mut file = AtomicFile::create(&args.output)?;
             let stats = export::core::write_core(&target, file.file());
-            spinner.finish();
+            progress.finish();
             let stats = stats?;
             file.commit()?;
             eprintln!(

@@ -93,6 +93,10 @@ pub enum TopCommand {
         #[arg(value_name = "SNAP", value_hint = clap::ValueHint::FilePath)]
         snap: PathBuf,
     },
+    /// Export to pprof (goroutine profile), an ELF core, or folded stacks.
+    Export(export::ExportArgs),
+    /// Write a self-contained HTML report of the goroutines.
+    Report(export::ReportArgs),
     /// Interactive debugger (Delve's vocabulary) on a snapshot.
     Repl {
         /// Snapshot file.
@@ -102,10 +106,6 @@ pub enum TopCommand {
         #[command(flatten)]
         opts: repl::ReplOptions,
     },
-    /// Export to pprof (goroutine profile), an ELF core, or folded stacks.
-    Export(export::ExportArgs),
-    /// Write a self-contained HTML report of the goroutines.
-    Report(export::ReportArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// bash: `source <(rdlv completion bash)`; zsh: `rdlv completion zsh >
@@ -363,9 +363,9 @@ pub fn run(invocation: Invocation, out: &mut dyn Write) -> anyhow::Result<i32> {
             Ok(EXIT_OK)
         }
         Some(TopCommand::Verify { snap }) => info::run_verify_path(&snap, out),
-        Some(TopCommand::Repl { snap, opts }) => repl::run_repl_path(&snap, exe, &opts, style, out),
         Some(TopCommand::Export(args)) => export::run_export(&args, exe, out),
         Some(TopCommand::Report(args)) => export::run_report(&args, exe, out),
+        Some(TopCommand::Repl { snap, opts }) => repl::run_repl_path(&snap, exe, &opts, style, out),
         Some(TopCommand::Completion { shell }) => {
             let mut cmd = cli_command();
             clap_complete::generate(shell, &mut cmd, "rdlv", out);

@@ -482,8 +482,10 @@ mod tests {
 
     #[test]
     fn fp_state_rejects_bad_hex() {
-        let mut t = rdlv_format::ThreadInfo::default();
-        t.fpregs_hex = "0aff".into();
+        let mut t = rdlv_format::ThreadInfo {
+            fpregs_hex: "0aff".into(),
+            ..Default::default()
+        };
         assert_eq!(fp_state(&t).ok(), Some(vec![0x0a, 0xff]));
         t.fpregs_hex = "0g".into();
         assert!(fp_state(&t).is_err());

@@ -411,9 +411,9 @@ pub fn render(data: &ReportData, title: &str) -> String {
             data.groups.len() - MAX_GROUPS
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<p class=\"ids\">Written by rdlv {}.</p><script>{SCRIPT}</script></body></html>\n",
+        "<p class=\"ids\">Written by rdlv {}.</p><script>{SCRIPT}</script></body></html>",
         env!("CARGO_PKG_VERSION")
     );
     h
