@@ -153,7 +153,15 @@ impl<'p, 'a> Loader<'p, 'a> {
                 let n = size.min(16) as usize;
                 let mut buf = [0u8; 16];
                 match mem.read(addr, &mut buf[..n]) {
-                    Ok(()) => mk(decode_scalar(&under.kind, &buf[..n])),
+                    Ok(()) => {
+                        let mut v = mk(decode_scalar(&under.kind, &buf[..n]));
+                        v.display = match v.kind {
+                            ValueKind::Int(i) => prog.const_descr(ty, i),
+                            ValueKind::Uint(u) => prog.const_descr(ty, u as i64),
+                            _ => None,
+                        };
+                        v
+                    }
                     Err(e) => unreadable(e),
                 }
             }
@@ -203,6 +211,13 @@ impl<'p, 'a> Loader<'p, 'a> {
                     return mk(ValueKind::Unreadable(format!(
                         "corrupt slice header: len {len} cap {cap}"
                     )));
+                }
+                if base == 0 && len > 0 {
+                    // Never a plausible slice: show no elements rather than
+                    // pretending it is nil or empty.
+                    return mk(ValueKind::Unreadable(
+                        "non-zero length array with nil base".into(),
+                    ));
                 }
                 let elems = if base == 0 {
                     Vec::new()
@@ -491,7 +506,7 @@ impl<'p, 'a> Loader<'p, 'a> {
 
     /// Whether values of this runtime type are stored directly in the
     /// interface's data word.
-    fn direct_iface(&self, rtype: u64) -> bool {
+    pub(crate) fn direct_iface(&self, rtype: u64) -> bool {
         let mem = self.prog.mem;
         let minor = self.prog.dwarf.go_minor().unwrap_or(26);
         if minor >= 26 {
