@@ -1087,17 +1087,22 @@ impl<'p, 'a> Evaluator<'p, 'a> {
             Expr::AddrOf(inner) => {
                 let op = self.operand(inner)?;
                 match op {
-                    // Delve shows `&x` as its address only.
-                    Operand::Place(ty, addr) => Ok(Operand::Computed(Value {
-                        display: None,
-                        composite_target: false,
-                        type_name: format!("*{}", self.prog.ty(ty).name),
-                        addr: None,
-                        kind: ValueKind::Pointer {
-                            addr,
-                            pointee: Pointee::NotLoaded,
-                        },
-                    })),
+                    // Delve's text shows `&x` as its address only (the
+                    // `&` display); JSON shows the pointee.
+                    Operand::Place(ty, addr) => {
+                        let pointee =
+                            self.materialize(Operand::Place(ty, addr), LoadConfig::delve_print());
+                        Ok(Operand::Computed(Value {
+                            display: Some("&".into()),
+                            composite_target: false,
+                            type_name: format!("*{}", self.prog.ty(ty).name),
+                            addr: None,
+                            kind: ValueKind::Pointer {
+                                addr,
+                                pointee: Pointee::Loaded(Box::new(pointee)),
+                            },
+                        }))
+                    }
                     _ => Err(EvalError::Type(
                         "cannot take the address of a value that is not in memory".into(),
                     )),
@@ -1339,6 +1344,17 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                 (split == 1 && !from_path)
                     .then(|| self.find_global(&format!("{}.{name}", self.package)))
                     .flatten()
+            });
+            // A function never has fields: `main.cfgg` is not `main.main`.
+            let found = found.filter(|r| {
+                split == chain.len()
+                    || !matches!(
+                        r,
+                        Ok(Operand::Computed(Value {
+                            kind: ValueKind::Func { .. },
+                            ..
+                        }))
+                    )
             });
             if let Some(op) = found {
                 let mut op = op?;
@@ -2226,15 +2242,20 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                 // Pointer to pointer: from unsafe.Pointer, or between
                 // pointers to the same underlying type (Go's rules).
                 if let Some(addr) = self.pointer_addr(&op)? {
+                    // Or, as a debugger reinterpretation, between pointers to
+                    // types of the same size (`(*uintptr)(&m)`): never
+                    // reading past the pointee.
+                    let size = |e: Option<TypeId>| e.map(|e| self.prog.underlying(e).1.size);
+                    let src_elem = match &op {
+                        Operand::Computed(v) => v
+                            .type_name
+                            .strip_prefix('*')
+                            .and_then(|n| self.prog.dwarf.type_by_name(n)),
+                        _ => self.type_of(&op).and_then(|s| self.pointee_of(s)),
+                    };
                     let ok = match self.type_of(&op).map(|s| &self.prog.underlying(s).1.kind) {
                         Some(TypeKind::UnsafePointer) => true,
-                        Some(TypeKind::Pointer { elem: se }) => {
-                            let u = |e: &Option<TypeId>| {
-                                e.map(|e| self.prog.underlying(e).1.name.clone())
-                            };
-                            u(se) == u(elem)
-                        }
-                        _ => false,
+                        _ => src_elem.is_some() && size(src_elem) == size(*elem),
                     };
                     if !ok {
                         return Err(refuse());

@@ -57,8 +57,19 @@ pub struct Loader<'p, 'a> {
 /// up to its own limit (1 MiB for canonical JSON) until this is spent.
 pub const MAX_TOTAL_STRING_BYTES: u64 = 64 << 20;
 
+/// Linux never maps memory below this address (`vm.mmap_min_addr`).
+const MIN_MAPPABLE: u64 = 0x10000;
+
+/// The reason a read failed. An address no process can have mapped is not
+/// a gap in the snapshot: the value leading there is stale (optimized code
+/// keeps dead values in registers and slots) or corrupt.
 fn err_text(e: &AnalyzeError) -> String {
-    e.to_string()
+    match e {
+        AnalyzeError::Unreadable { addr, .. } if *addr < MIN_MAPPABLE => format!(
+            "address {addr:#x} is below any mapping: a stale value (optimized code) or a corrupt one"
+        ),
+        other => other.to_string(),
+    }
 }
 
 impl<'p, 'a> Loader<'p, 'a> {

@@ -109,6 +109,10 @@ fn write_to(out: &mut String, v: &Value, flags: Flags, indent: &str) {
                 }
             }
             Pointee::NotLoaded | Pointee::Cycle => addr_form(out, type_str(v), *addr, false),
+            // `&x`: Delve prints the address alone.
+            Pointee::Loaded(_) if v.display.as_deref() == Some("&") => {
+                addr_form(out, type_str(v), *addr, false)
+            }
             Pointee::Loaded(p) => {
                 if flags.top && flags.newlines {
                     addr_form(out, type_str(v), *addr, false);
