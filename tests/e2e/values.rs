@@ -1513,6 +1513,13 @@ const DELVE_QUIRKS: &[(&str, &str)] = &[
 /// of process `pid`, stdout and stderr together ("Command failed: ..." is
 /// a refusal), one block per expression.
 fn delve_answers(pid: u32, goid: u64, frame: usize, exprs: &[&str]) -> (String, Vec<String>) {
+    let cmds: Vec<String> = exprs.iter().map(|e| format!("print {e}")).collect();
+    delve_commands(pid, goid, frame, &cmds)
+}
+
+/// Delve's output of each command (`print X`, `whatis X`, `locals`) run in
+/// frame `frame` of goroutine `goid`, after that goroutine's `bt`.
+fn delve_commands(pid: u32, goid: u64, frame: usize, exprs: &[String]) -> (String, Vec<String>) {
     let dlv = rdlv_e2e::workspace_root().join(".toolchains/bin/dlv");
     assert!(
         dlv.is_file(),
@@ -1521,7 +1528,7 @@ fn delve_answers(pid: u32, goid: u64, frame: usize, exprs: &[&str]) -> (String, 
     );
     let mut script = format!("goroutine {goid} bt\n");
     for e in exprs {
-        script.push_str(&format!("goroutine {goid} frame {frame} print {e}\n"));
+        script.push_str(&format!("goroutine {goid} frame {frame} {e}\n"));
     }
     script.push_str("exit\nn\n");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1717,6 +1724,102 @@ fn delve_table_go127_noopt() {
     delve_table("1.27.3", Variant::NoOpt);
 }
 
+/// `whatis` rows: Delve's type lines (`Real type:`, `Concrete type:`).
+const WHATIS_TABLE: &[&str] = &[
+    "i1",
+    "u8a",
+    "f32a",
+    "str1",
+    "cv",
+    "flags",
+    "dur1",
+    "as1",
+    "pas1",
+    "sl1",
+    "arr1",
+    "mapint",
+    "ch1",
+    "err1",
+    "iface1",
+    "ifacenil",
+    "zi",
+    "i2 + i3",
+    "uint8(i4)",
+    "str1[1:3]",
+    "bs1.a",
+    "err1.(*main.astruct)",
+    "loc1",
+    "esc",
+    "sh",
+    "arg1",
+    "lslice",
+];
+
+/// `whatis`, `locals` and `args` of `main.zooFrame` (escaped variables by
+/// their own name, a shadowed name in parentheses, a variable declared
+/// after the park point left out) equal Delve's, on a `-N -l` build.
+#[test]
+fn delve_whatis_and_locals_go127_noopt() {
+    let program = Target::start("values", "1.27.3", Variant::NoOpt, &[]);
+    let snap = program.capture(&[]);
+    let target = rdlv_analyze::Target::open(snap.path(), None).expect("open snapshot");
+    let (goid, frame) = frame_of(&target, "main.zooFrame").expect("main.zooFrame is parked");
+    let mut cmds: Vec<String> = WHATIS_TABLE.iter().map(|e| format!("whatis {e}")).collect();
+    cmds.push("locals".into());
+    cmds.push("args".into());
+    let (_, delve) = delve_commands(program.pid(), goid, frame, &cmds);
+    let session = Session::open(&target);
+    let ours: Vec<String> = big_stack(|| {
+        session.with_program(|prog| {
+            let (func, scope) =
+                frame::goroutine_scope(&target, prog, goid, frame).expect("frame scope");
+            let ev = Evaluator::new(prog, scope).in_function(&func);
+            WHATIS_TABLE
+                .iter()
+                .map(|e| match ev.whatis(e) {
+                    Ok(t) => t.trim_end_matches('\n').to_string(),
+                    Err(e) => format!("ERR: {e}"),
+                })
+                .collect()
+        })
+    });
+    let mut failures = Vec::new();
+    for ((expr, want), got) in WHATIS_TABLE.iter().zip(&delve).zip(&ours) {
+        let ok = if is_refusal(want) {
+            is_refusal(got)
+        } else {
+            got == want
+        };
+        if !ok {
+            failures.push(format!("whatis {expr}:\n  dlv : {want}\n  rdlv: {got}"));
+        }
+    }
+    for (i, cmd) in ["locals", "args"].iter().enumerate() {
+        let want = &delve[WHATIS_TABLE.len() + i];
+        let out = run_rdlv(&[
+            cmd.as_ref(),
+            snap.path().as_os_str(),
+            "-g".as_ref(),
+            goid.to_string().as_ref(),
+            "--frame".as_ref(),
+            frame.to_string().as_ref(),
+        ]);
+        let got = strip_duration_suffixes(String::from_utf8_lossy(&out.stdout).trim_end());
+        if !out.status.success() || got != want.trim_end() {
+            failures.push(format!(
+                "{cmd}:\n  dlv :\n{want}\n  rdlv:\n{got}{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} differ from Delve:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 #[test]
 fn delve_table_go127_default() {
     delve_table("1.27.3", Variant::Default);
@@ -1825,7 +1928,7 @@ fn gonum_matches_go() {
         ("float64", Num::Float(64)),
     ];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut value = |rng: &mut Rng, t: Num| -> Const {
+    let value = |rng: &mut Rng, t: Num| -> Const {
         match t {
             Num::Int { signed, bits } => {
                 let (lo, hi) = gonum::int_range(signed, bits);

@@ -892,8 +892,13 @@ impl<'p, 'a> Evaluator<'p, 'a> {
             out.push_str(&format!("Real type: {}\n", under.name));
         }
         if matches!(under.kind, TypeKind::Interface { .. }) {
-            if let Ok(Some((dty, _))) = self.iface_dynamic(&op) {
-                out.push_str(&format!("Concrete type: {}\n", self.prog.ty(dty).name));
+            match self.iface_dynamic(&op) {
+                Ok(Some((dty, _))) => {
+                    out.push_str(&format!("Concrete type: {}\n", self.prog.ty(dty).name))
+                }
+                // Delve's word for the dynamic type of a nil interface.
+                Ok(None) => out.push_str("Concrete type: void\n"),
+                Err(_) => {}
             }
         }
         Ok(out)
@@ -2767,6 +2772,85 @@ mod tests {
         ] {
             let _ = parse(s);
         }
+    }
+
+    #[test]
+    fn parses_operators_slices_assertions_and_paths() {
+        // Go precedence: * binds tighter than +, + tighter than ==, == than &&.
+        match parse("a + b * c == d && e").expect("parse") {
+            Expr::Binary("&&", l, _) => match *l {
+                Expr::Binary("==", l, _) => match *l {
+                    Expr::Binary("+", _, r) => assert!(matches!(*r, Expr::Binary("*", ..))),
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+        // `i2/i3` divides; `net/http.X` is a path.
+        assert!(matches!(
+            parse("i2/i3").expect("parse"),
+            Expr::Binary("/", ..)
+        ));
+        assert!(matches!(
+            parse("net/http.DefaultClient").expect("parse"),
+            Expr::Select(..)
+        ));
+        assert!(matches!(
+            parse("s[2:4]").expect("parse"),
+            Expr::Slice(_, Some(_), Some(_))
+        ));
+        assert!(matches!(
+            parse("s[:4]").expect("parse"),
+            Expr::Slice(_, None, Some(_))
+        ));
+        assert!(matches!(
+            parse("s[2:]").expect("parse"),
+            Expr::Slice(_, Some(_), None)
+        ));
+        assert!(matches!(
+            parse("e.(*main.T)").expect("parse"),
+            Expr::TypeAssert(_, TypeExpr::Pointer(_))
+        ));
+        assert!(matches!(
+            parse("e.(data)").expect("parse"),
+            Expr::TypeAssert(_, TypeExpr::Named(n)) if n == "data"
+        ));
+        match parse(r#""github.com/a/b/v2/server".Flag.Port"#).expect("parse") {
+            Expr::Select(b, f) => {
+                assert_eq!(f, "Port");
+                assert!(
+                    matches!(*b, Expr::Select(ref p, _) if matches!(**p, Expr::PkgPath(ref s) if s == "github.com/a/b/v2/server"))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(parse("1 + 2i").expect("parse"), Expr::Binary("+", _, r) if *r == Expr::Imag(2.0))
+        );
+        assert!(matches!(parse("1e-7").expect("parse"), Expr::Float(f) if f == 1e-7));
+        assert!(matches!(parse("^x").expect("parse"), Expr::Unary("^", _)));
+        assert!(matches!(parse("!b").expect("parse"), Expr::Unary("!", _)));
+        assert!(matches!(
+            parse("x &^ y").expect("parse"),
+            Expr::Binary("&^", ..)
+        ));
+        assert!(matches!(
+            parse("1 << 3 >> 1").expect("parse"),
+            Expr::Binary(">>", ..)
+        ));
+    }
+
+    #[test]
+    fn package_of_functions() {
+        assert_eq!(package_of("main.zooFrame"), "main");
+        assert_eq!(package_of("main.(*T).m"), "main");
+        assert_eq!(package_of("github.com/a/b.F"), "github.com/a/b");
+        assert_eq!(canonical_type_name("[]byte"), "[]uint8");
+        assert_eq!(
+            canonical_type_name("map[rune]main.bytes"),
+            "map[int32]main.bytes"
+        );
     }
 
     #[test]
