@@ -1944,7 +1944,11 @@ fn gonum_matches_go() {
                 let mag = [1e-3, 0.5, 3.0, 255.75, 1e4, 3e9, 1e19, 1e30];
                 let m = rng.pick(&mag);
                 let frac = (rng.next() % 1_000_000) as f64 / 1_000_000.0;
-                let sign = if rng.next() % 2 == 0 { 1.0 } else { -1.0 };
+                let sign = if rng.next().is_multiple_of(2) {
+                    1.0
+                } else {
+                    -1.0
+                };
                 Const::Float(gonum::round_float(sign * m * (1.0 + frac), bits))
             }
             _ => Const::Bool(false),
@@ -1977,7 +1981,7 @@ fn gonum_matches_go() {
             Num::Float(_) => "fmt.Sprintf(\"%x\", math.Float64bits(float64(r)))",
             _ => "fmt.Sprint(r)",
         };
-        if rng.next() % 2 == 0 {
+        if rng.next().is_multiple_of(2) {
             // Conversion T(v).
             let (tn, t) = rng.pick(TYPES);
             let Ok(r) = gonum::convert(&a, t, tn) else {

@@ -983,13 +983,13 @@ impl<'p, 'a> Evaluator<'p, 'a> {
     /// non-scalar.
     fn scalar_const(&self, op: &Operand) -> Result<Option<(Option<TypeId>, Const)>, EvalError> {
         match op {
-            Operand::Const(c) => return Ok(Some((None, c.clone()))),
-            Operand::Typed(t, c) => return Ok(Some((Some(*t), c.clone()))),
-            Operand::Computed(_) => return Ok(None),
+            Operand::Const(c) => Ok(Some((None, c.clone()))),
+            Operand::Typed(t, c) => Ok(Some((Some(*t), c.clone()))),
+            Operand::Computed(_) => Ok(None),
             Operand::Place(t, _) | Operand::Bytes(t, _) => {
-                let Some(class) = self.num_class(*t) else {
+                if self.num_class(*t).is_none() {
                     return Ok(None);
-                };
+                }
                 let mut cfg = LoadConfig::canonical_shallow();
                 cfg.max_string_len = MAX_OPERAND_STRING;
                 let v = self.materialize(op.clone(), cfg);
@@ -1010,7 +1010,6 @@ impl<'p, 'a> Evaluator<'p, 'a> {
                     }
                     _ => return Ok(None),
                 };
-                let _ = class;
                 Ok(Some((Some(*t), c)))
             }
         }
