@@ -1435,6 +1435,8 @@ const DELVE_TABLE: &[&str] = &[
     "len(badslice)",
     "zoneCST",
     "zoneIST",
+    "zoneDenverSummer",
+    "zoneDenverWinter",
     "dur1",
     "up1",
     "ppas1",
@@ -1684,6 +1686,11 @@ fn delve_table(go: &str, variant: Variant) {
     // Golden: rdlv's own answers, addresses normalized.
     let mut golden = String::new();
     for (expr, got) in DELVE_TABLE.iter().zip(&ours) {
+        // An address printed in decimal moves with the binary's layout too.
+        if expr.starts_with("uintptr(") && got.bytes().all(|b| b.is_ascii_digit()) {
+            golden.push_str(&format!("{expr}\n=> ADDR\n"));
+            continue;
+        }
         golden.push_str(&format!(
             "{expr}\n=> {}\n",
             normalize_addresses(got).replace('\n', "\n   ")

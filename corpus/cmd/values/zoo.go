@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"runtime"
 	"time"
+	_ "time/tzdata" // zones without the machine's database
 	"unsafe"
 )
 
@@ -139,6 +140,22 @@ var (
 	emptyStr struct{}
 )
 
+// A zone with daylight saving time: the Location caches the zone in effect
+// when it was loaded, which is not the one of every time in it.
+var (
+	denver           = mustZone("America/Denver")
+	zoneDenverSummer = time.Date(2021, time.July, 4, 12, 0, 0, 0, denver)
+	zoneDenverWinter = time.Date(2021, time.January, 4, 12, 0, 0, 0, denver)
+)
+
+func mustZone(name string) *time.Location {
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		panic(err)
+	}
+	return l
+}
+
 // zooEscaped keeps the frame's escaped local on the heap.
 var zooEscaped *int
 
@@ -196,5 +213,5 @@ func keepZoo() {
 		&err1, &err2, &errnil, &iface1, &iface2, &iface3, &iface4, &iface5, &ifacenil, &zi,
 		&ch1, &chnil, &mapzoo, &mapint, &c1, &c2, &cv, &cvOne, &cvOther, &flags, &flagOne,
 		&afunc, &fnsq, &fnnil, &as1Get, &badslice, &zoneCST, &zoneIST, &dur1, &up1, &ppas1,
-		&huges, &emptyStr}
+		&huges, &emptyStr, &zoneDenverSummer, &zoneDenverWinter}
 }
