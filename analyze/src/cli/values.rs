@@ -92,6 +92,9 @@ pub struct PrintArgs {
     /// Text limits.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Print the expression's type as Delve's `whatis` does instead of its value.
+    #[arg(long)]
+    pub whatis: bool,
 }
 
 /// `vars [REGEX]`: package variables.
@@ -217,15 +220,20 @@ pub fn run_print(target: &Target, args: &PrintArgs, out: &mut dyn Write) -> anyh
     let info = dwarf(target)?;
     let names = func_namer(target);
     let prog = program(target, &info, &names);
-    let scope = match args.goroutine {
-        Some(goid) => frame_variables(target, &prog, goid, args.frame.unwrap_or(0))?.1,
-        None => Vec::new(),
+    let (function, scope) = match args.goroutine {
+        Some(goid) => frame_variables(target, &prog, goid, args.frame.unwrap_or(0))?,
+        None => ("main.main".to_string(), Vec::new()),
     };
     let src = args.expr.join(" ");
     let cfg = args.limits.config(args.format);
     let format = args.format;
+    let whatis = args.whatis;
     let rendered = with_big_stack(|| -> anyhow::Result<String> {
-        let ev = Evaluator::new(&prog, scope);
+        let ev = Evaluator::new(&prog, scope).in_function(&function);
+        if whatis {
+            let t = ev.whatis(&src).map_err(eval_error)?;
+            return Ok(t.trim_end_matches('\n').to_string());
+        }
         let v = ev.eval_str(&src, cfg).map_err(eval_error)?;
         if let ValueKind::Unreadable(why) = &v.kind {
             return Err(AnalyzeError::NotFound(format!("{src}: {why}")).into());
@@ -332,7 +340,7 @@ fn summary_lines(prog: &Program<'_>, vars: &[ScopeVar], limits: &LimitArgs, args
     }
     let mut s = String::new();
     for v in vars {
-        s.push_str(&v.name);
+        s.push_str(&v.display_name());
         s.push_str(" = ");
         s.push_str(&text::render_single_line(&load_var(prog, v, cfg.clone())));
         s.push('\n');
@@ -361,12 +369,12 @@ pub fn render_vars(
                 if i > 0 {
                     s.push(',');
                 }
-                json::write_string(&mut s, v.name.as_bytes());
+                json::write_string(&mut s, v.display_name().as_bytes());
                 s.push(':');
                 json::write_value(&mut s, &val);
             }
             ValueFormat::Text => {
-                s.push_str(&v.name);
+                s.push_str(&v.display_name());
                 s.push_str(" = ");
                 s.push_str(&text::render(&val));
                 s.push('\n');
@@ -431,7 +439,7 @@ pub fn frame_locals_lines(target: &Target, goid: u64, frame: usize) -> anyhow::R
             .map(|v| {
                 format!(
                     "{} = {}",
-                    v.name,
+                    v.display_name(),
                     text::render_single_line(&load_var(&prog, v, LoadConfig::delve_print()))
                 )
             })
@@ -643,6 +651,7 @@ mod dev_tests {
                 frame: None,
                 format: ValueFormat::Json,
                 limits: LimitArgs::default(),
+                whatis: false,
             };
             let mut out = Vec::new();
             total += 1;
