@@ -148,6 +148,14 @@ impl CaptureError {
         }
     }
 
+    /// An inconsistent copy plan (a bug, reported rather than a page lost).
+    pub fn copy_plan(detail: impl Into<String>) -> CaptureError {
+        CaptureError::Parse {
+            what: "copy plan".into(),
+            detail: detail.into(),
+        }
+    }
+
     /// Wraps an I/O error from writing `file`, turning ENOSPC/EDQUOT into [`CaptureError::NoSpace`].
     pub fn output(file: &str, source: std::io::Error) -> CaptureError {
         match source.raw_os_error() {
