@@ -41,7 +41,7 @@ pub(crate) const SYS_CLONE: u64 = 56;
 /// `__NR_wait4` on x86-64.
 pub(crate) const SYS_WAIT4: u64 = 61;
 /// `__NR_exit_group` on x86-64.
-const SYS_EXIT_GROUP: u64 = 231;
+pub(crate) const SYS_EXIT_GROUP: u64 = 231;
 /// Go's `runtime.futex` stub from its `syscall` on: `SYSCALL; MOVL AX,
 /// 0x30(SP); RET`. Its parent branch only stores eax and returns, which is
 /// what makes the reuse safe even if we die mid-injection.
@@ -233,6 +233,12 @@ impl ParkedHost {
     /// The host's thread id.
     pub(crate) fn tid(&self) -> u32 {
         self.tid
+    }
+
+    /// The instruction pointer the kernel shows seccomp for a syscall
+    /// injected here (the address after the `syscall` instruction).
+    pub(crate) fn ip(&self) -> u64 {
+        self.syscall_addr.wrapping_add(2)
     }
 
     /// The futex word the host waits on (how an orphaned fork child, which

@@ -17,6 +17,7 @@ mod pages;
 mod precopy;
 mod preflight;
 mod proc;
+mod seccomp;
 mod snapshot;
 mod stop;
 #[cfg(test)]

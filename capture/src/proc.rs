@@ -186,6 +186,28 @@ pub fn all_pids() -> Vec<u32> {
         .collect()
 }
 
+/// The descriptor number the target's next new descriptor gets (the lowest
+/// one not open, by `/proc/PID/fd`).
+pub fn lowest_free_fd(pid: u32) -> u64 {
+    let mut open: Vec<u64> = std::fs::read_dir(proc_dir(pid).join("fd"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    open.sort_unstable();
+    let mut next = 0u64;
+    for fd in open {
+        if fd == next {
+            next += 1;
+        } else if fd > next {
+            break;
+        }
+    }
+    next
+}
+
 /// The target's `Seccomp:` mode (0 when unknown).
 pub fn seccomp_mode(pid: u32) -> u32 {
     read_status(pid).map_or(0, |status| status.seccomp)

@@ -96,10 +96,13 @@
 //! # When `--cow` falls back to the plain copy
 //!
 //! [`refusal`] checks, before anything is stopped: a seccomp filter
-//! (`Seccomp: 2`, which could kill the target on `clone`), the target's
+//! rdlv-snap cannot read (without CAP_SYS_ADMIN; it could kill the target
+//! on `clone`) or strict mode, the target's
 //! memory cgroup headroom against the page-table estimate plus the COW
 //! budget, and the budget against the page-table estimate. After the stop,
-//! [`ForkedImage::fork`] reports [`CowError::NoHostThread`] or
+//! [`ForkedImage::fork`] reports [`CowError::Seccomp`] (the filters of the
+//! host thread, run by [`crate::seccomp`], do not allow `clone`, the child's
+//! `exit_group` and the reaping `wait4`), [`CowError::NoHostThread`] or
 //! [`CowError::ForkFailed`] (EAGAIN from pids.max/RLIMIT_NPROC, ENOMEM under
 //! strict overcommit) with the target's registers already restored.
 
@@ -116,7 +119,10 @@ use crate::copy::{self, CopyOutcome};
 use crate::error::{CaptureError, Result};
 use crate::freeze::Waited;
 use crate::freeze::{self, check_budget, duration_us, Frozen};
-use crate::inject::{wait_stop, InjectError, Injected, ParkedHost, STEP_TIMEOUT};
+use crate::inject::{
+    wait_stop, InjectError, Injected, ParkedHost, ARMED_EXIT_CODE, STEP_TIMEOUT, SYS_CLONE,
+    SYS_EXIT_GROUP, SYS_WAIT4,
+};
 use crate::nice::{Nice, FORK_NICE};
 use crate::pages::{self, Decision, MappingPlan, PageRange, PresenceScanner};
 use crate::preflight::Preflight;
@@ -139,6 +145,10 @@ pub enum CowError {
     /// No thread parked in Go's futex stub to host the injected syscall.
     #[error("no thread is parked in Go's runtime.futex to host the injected fork")]
     NoHostThread,
+    /// The target's seccomp filters do not let the fork, its child's exit
+    /// or the reap through (nothing was injected).
+    #[error("{0}")]
+    Seccomp(String),
     /// The injected clone returned an error.
     #[error("fork refused ({errno}{hint})", hint = fork_hint(*errno))]
     ForkFailed {
@@ -190,7 +200,10 @@ impl CowError {
     /// Whether the capture should continue with the plain copy (the target
     /// is untouched and running or still frozen with its registers intact).
     pub fn falls_back(&self) -> bool {
-        matches!(self, CowError::NoHostThread | CowError::ForkFailed { .. })
+        matches!(
+            self,
+            CowError::NoHostThread | CowError::ForkFailed { .. } | CowError::Seccomp(_)
+        )
     }
 }
 
@@ -219,6 +232,20 @@ impl ForkedImage {
             InjectError::NoHostThread => CowError::NoHostThread,
             other => CowError::Inject(other),
         })?;
+        if proc::seccomp_mode(pid) == 2 {
+            let call = |name, nr, args| crate::seccomp::Planned { name, nr, args };
+            let next_pid = u64::from(reap::last_pid()) + 1;
+            let planned = [
+                call("clone", SYS_CLONE, [libc::SIGCHLD as u64, 0, 0, 0, 0, 0]),
+                call(
+                    "exit_group",
+                    SYS_EXIT_GROUP,
+                    [ARMED_EXIT_CODE, 0, 0, 0, 0, 0],
+                ),
+                call("wait4", SYS_WAIT4, reap::wait4_args(next_pid)),
+            ];
+            crate::seccomp::check(host.tid(), host.ip(), &planned).map_err(CowError::Seccomp)?;
+        }
         if let Some(sentinel) = sentinel.as_deref_mut() {
             sentinel.send(&format!(
                 "forking {:x} {}",
@@ -448,6 +475,8 @@ fn read_share(
 pub struct CowFacts {
     /// `Seccomp:` mode (0 none, 1 strict, 2 filter).
     pub seccomp: u32,
+    /// rdlv-snap may read the target's filters (CAP_SYS_ADMIN).
+    pub can_read_filters: bool,
     /// Resident set size in bytes.
     pub rss: u64,
     /// Memory cgroup headroom (`memory.max - memory.current`, smallest up
@@ -466,6 +495,7 @@ impl CowFacts {
                 .find_map(|l| l.strip_prefix("Seccomp:"))
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0),
+            can_read_filters: crate::seccomp::have_cap_sys_admin(),
             rss: kib_field(&status, "VmRSS").unwrap_or(0),
             memcg_headroom: proc::memory_cgroup_headroom(&proc::proc_dir(pid).join("cgroup")),
         }
@@ -481,11 +511,8 @@ impl CowFacts {
 /// `max_extra` is the budget of extra memory in the target (page tables
 /// plus pages copied on write while the child lives).
 pub fn refusal(facts: &CowFacts, max_extra: u64) -> Option<String> {
-    if facts.seccomp == 2 {
-        return Some(
-            "the target runs under a seccomp filter (Seccomp: 2) that could kill it on the injected clone"
-                .into(),
-        );
+    if let Err(reason) = crate::seccomp::admit(facts.seccomp, facts.can_read_filters) {
+        return Some(reason);
     }
     let tables = facts.page_table_estimate();
     if tables > max_extra {
@@ -806,6 +833,7 @@ mod tests {
     fn refusal_rules() {
         let ok = CowFacts {
             seccomp: 0,
+            can_read_filters: false,
             rss: 1 << 30,
             memcg_headroom: None,
         };
@@ -814,7 +842,13 @@ mod tests {
         let filtered = CowFacts { seccomp: 2, ..ok };
         assert!(refusal(&filtered, DEFAULT_MAX_EXTRA)
             .unwrap()
-            .contains("seccomp"));
+            .contains("CAP_SYS_ADMIN"));
+        // Readable filters are decided on the stopped host thread instead.
+        let readable = CowFacts {
+            can_read_filters: true,
+            ..filtered
+        };
+        assert_eq!(refusal(&readable, DEFAULT_MAX_EXTRA), None);
         // Strict mode (1) cannot even run clone, but it is not a filter that kills on it.
         assert!(refusal(&CowFacts { seccomp: 0, ..ok }, 1)
             .unwrap()

@@ -20,6 +20,11 @@ use crate::proc;
 const WAIT_ALL: u64 = 0x4000_0000;
 /// `WNOHANG`.
 const WAIT_NOHANG: u64 = 1;
+/// `wait4(child, NULL, __WALL | WNOHANG, NULL)`, as injected.
+pub(super) fn wait4_args(child: u64) -> [u64; 6] {
+    [child, 0, WAIT_ALL | WAIT_NOHANG, 0, 0, 0]
+}
+
 /// Attempts to find a parked host thread when reaping (threads park and
 /// wake continuously in a busy Go process).
 const REAP_ATTEMPTS: u32 = 20;
@@ -43,6 +48,7 @@ pub fn reap(
     abort: &AtomicI32,
 ) -> Result<ReapReport, CowError> {
     let mut pause_us = 0u64;
+    let filtered = proc::seccomp_mode(pid) == 2;
     for attempt in 0..REAP_ATTEMPTS {
         if !is_zombie_child_of(child, pid) {
             return Ok(ReapReport {
@@ -52,13 +58,22 @@ pub fn reap(
         }
         check_budget(abort, None, "reaping the forked child")?;
         let frozen = Frozen::freeze(pid, max_pause, abort, &[])?;
-        let result = ParkedHost::find(pid, frozen.threads()).and_then(|host| {
-            host.syscall(
-                pid,
-                SYS_WAIT4,
-                [u64::from(child), 0, WAIT_ALL | WAIT_NOHANG, 0, 0],
-            )
-        });
+        let result = ParkedHost::find(pid, frozen.threads())
+            .map_err(CowError::from)
+            .and_then(|host| {
+                let args = wait4_args(u64::from(child));
+                if filtered {
+                    let planned = [crate::seccomp::Planned {
+                        name: "wait4",
+                        nr: SYS_WAIT4,
+                        args,
+                    }];
+                    crate::seccomp::check(host.tid(), host.ip(), &planned)
+                        .map_err(CowError::Seccomp)?;
+                }
+                let [a0, a1, a2, a3, a4, _] = args;
+                Ok(host.syscall(pid, SYS_WAIT4, [a0, a1, a2, a3, a4])?)
+            });
         let report = frozen.resume();
         pause_us += report.pause_us();
         match result {
@@ -68,10 +83,10 @@ pub fn reap(
                     reaped: !is_zombie_child_of(child, pid),
                 })
             }
-            Ok(_) | Err(InjectError::NoHostThread) => {
+            Ok(_) | Err(CowError::Inject(InjectError::NoHostThread)) => {
                 std::thread::sleep(Duration::from_millis(2 + u64::from(attempt) * 2));
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(error),
         }
     }
     Ok(ReapReport {

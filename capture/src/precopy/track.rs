@@ -77,8 +77,8 @@ struct UffdioRegister {
 pub enum PrecopyError {
     /// The target runs under a seccomp filter, which could kill it on the
     /// injected syscall.
-    #[error("the target runs under a seccomp filter (Seccomp: 2) that could kill it on the injected userfaultfd()")]
-    Seccomp,
+    #[error("{0}")]
+    Seccomp(String),
     /// No thread was parked in Go's futex stub to host the injected syscall.
     #[error("no thread is parked in Go's runtime.futex to host the injected userfaultfd() (is it a Go program?)")]
     NoHostThread,
@@ -132,7 +132,7 @@ impl PrecopyError {
     /// changed in the target, or what was is already undone.
     pub fn falls_back(&self) -> bool {
         match self {
-            PrecopyError::Seccomp
+            PrecopyError::Seccomp(_)
             | PrecopyError::NoHostThread
             | PrecopyError::Userfaultfd(_)
             | PrecopyError::Pidfd { .. }
@@ -221,9 +221,7 @@ impl WriteTracker {
         hints: &[ThreadHint],
         pause_us: &mut u64,
     ) -> Result<WriteTracker, PrecopyError> {
-        if crate::proc::seccomp_mode(pid) == 2 {
-            return Err(PrecopyError::Seccomp);
-        }
+        let filtered = crate::seccomp::admission(pid).map_err(PrecopyError::Seccomp)?;
         let pidfd = pidfd_open(pid)?;
         for attempt in 0..ATTACH_ATTEMPTS {
             check_budget(abort, None, "setting up write tracking")?;
@@ -237,7 +235,7 @@ impl WriteTracker {
                 return Err(PrecopyError::NoHostThread);
             }
             let frozen = Frozen::freeze(pid, max_pause, abort, hints)?;
-            let taken = take_userfaultfd(pid, &frozen, &pidfd);
+            let taken = take_userfaultfd(pid, &frozen, &pidfd, filtered);
             *pause_us += frozen.resume().pause_us();
             match taken {
                 Ok(uffd) => return WriteTracker::new(uffd),
@@ -395,7 +393,12 @@ fn pidfd_open(pid: u32) -> Result<OwnedFd, PrecopyError> {
 
 /// With the target frozen: injects `userfaultfd()`, duplicates the new
 /// descriptor into this process and injects `close()` of the target's copy.
-fn take_userfaultfd(pid: u32, frozen: &Frozen, pidfd: &OwnedFd) -> Result<OwnedFd, PrecopyError> {
+fn take_userfaultfd(
+    pid: u32,
+    frozen: &Frozen,
+    pidfd: &OwnedFd,
+    filtered: bool,
+) -> Result<OwnedFd, PrecopyError> {
     // One host for both syscalls: after the first it no longer looks parked.
     let host = match ParkedHost::find(pid, frozen.threads()) {
         Ok(host) => host,
@@ -403,6 +406,15 @@ fn take_userfaultfd(pid: u32, frozen: &Frozen, pidfd: &OwnedFd) -> Result<OwnedF
         Err(error) => return Err(error.into()),
     };
     let flags = UFFD_USER_MODE_ONLY | O_CLOEXEC | O_NONBLOCK;
+    let predicted_fd = crate::proc::lowest_free_fd(pid);
+    if filtered {
+        // Both calls, decided before the first is made.
+        let planned = [
+            planned_call("userfaultfd", SYS_USERFAULTFD, flags),
+            planned_call("close", SYS_CLOSE, predicted_fd),
+        ];
+        crate::seccomp::check(host.tid(), host.ip(), &planned).map_err(PrecopyError::Seccomp)?;
+    }
     let ret = host.syscall(pid, SYS_USERFAULTFD, [flags, 0, 0, 0, 0])?;
     if ret < 0 {
         return Err(PrecopyError::Userfaultfd(Errno::from_raw(
@@ -422,6 +434,17 @@ fn take_userfaultfd(pid: u32, frozen: &Frozen, pidfd: &OwnedFd) -> Result<OwnedF
     let local_errno = Errno::last();
     // SAFETY: on success the kernel just returned this descriptor to us.
     let local = (local >= 0).then(|| unsafe { OwnedFd::from_raw_fd(local as i32) });
+    // A filter deciding on close()'s argument was asked about the predicted
+    // descriptor; should another have come, ask again.
+    if filtered && remote_fd != predicted_fd {
+        let planned = [planned_call("close", SYS_CLOSE, remote_fd)];
+        if let Err(cause) = crate::seccomp::check(host.tid(), host.ip(), &planned) {
+            return Err(PrecopyError::TargetKeepsDescriptor {
+                fd: remote_fd,
+                cause,
+            });
+        }
+    }
     // Close the target's copy whatever happened: it must not keep one.
     match host.syscall(pid, SYS_CLOSE, [remote_fd, 0, 0, 0, 0]) {
         Ok(0) => {}
@@ -442,6 +465,15 @@ fn take_userfaultfd(pid: u32, frozen: &Frozen, pidfd: &OwnedFd) -> Result<OwnedF
         op: "pidfd_getfd",
         errno: local_errno,
     })
+}
+
+/// A one-argument syscall as the seccomp check sees it.
+fn planned_call(name: &'static str, nr: u64, arg: u64) -> crate::seccomp::Planned {
+    crate::seccomp::Planned {
+        name,
+        nr,
+        args: [arg, 0, 0, 0, 0, 0],
+    }
 }
 
 /// Offsets of `ranges` laid out back to back in a buffer.
