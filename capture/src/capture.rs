@@ -171,7 +171,17 @@ pub struct Summary {
 
 /// Runs one capture. `abort` holds a signal number once SIGINT/SIGTERM/SIGHUP arrived.
 pub fn run(options: &Options, abort: &AtomicI32) -> Result<Summary> {
+    forbid_dumping_self();
     run_capture(options, abort).map_err(|err| exited_if_gone(options.pid, err))
+}
+
+/// Marks rdlv-snap non-dumpable: from here on it holds the target's memory,
+/// which no core dump of rdlv-snap, and no unprivileged ptrace or
+/// `/proc/PID/mem` reader of it, may see.
+fn forbid_dumping_self() {
+    let zero: libc::c_ulong = 0;
+    // SAFETY: plain prctl on ourselves.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, zero, zero, zero, zero) };
 }
 
 /// A ptrace request that fails with ESRCH because the whole process died
@@ -432,6 +442,86 @@ mod tests {
         assert!(matches!(err, CaptureError::Exited { .. }), "{err}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         child.wait().unwrap();
+    }
+
+    /// A target that made itself non-dumpable is refused before anything
+    /// stops, unless `--force`; rdlv-snap itself is non-dumpable once it runs.
+    #[test]
+    fn non_dumpable_target_is_refused_unless_forced() {
+        let mut child = crate::testutil::KillOnDrop(
+            std::process::Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .args(["/usr/bin/python3", "-c"])
+                .arg(
+                    "import ctypes, time\n\
+                     assert ctypes.CDLL(None).prctl(4, 0, 0, 0, 0) == 0\n\
+                     print('READY', flush=True)\n\
+                     time.sleep(60)",
+                )
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("setpriv (util-linux) and python3 must be installed"),
+        );
+        crate::testutil::wait_ready(&mut child.0);
+        let pid = child.0.id();
+        let status = proc::read_status(pid).unwrap();
+        assert!(
+            proc::non_dumpable(pid, &status),
+            "the target is non-dumpable"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nd.snap");
+        let err = run(&options(pid, &path), &AtomicI32::new(0)).unwrap_err();
+        assert!(matches!(err, CaptureError::NotDumpable { .. }), "{err}");
+        assert!(err.to_string().contains("--force"));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let mut forced = options(pid, &path);
+        forced.force = true;
+        run(&forced, &AtomicI32::new(0)).unwrap();
+        // SAFETY: plain prctl on ourselves.
+        assert_eq!(unsafe { libc::prctl(libc::PR_GET_DUMPABLE) }, 0);
+        // A dumpable target of another user is not taken for a non-dumpable one.
+        let mut plain = crate::testutil::KillOnDrop(
+            std::process::Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .args(["sleep", "60"])
+                .spawn()
+                .unwrap(),
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        let other = plain.0.id();
+        assert!(!proc::non_dumpable(
+            other,
+            &proc::read_status(other).unwrap()
+        ));
+        let _ = plain.0.kill();
+    }
+
+    /// A process in job-control stop gets the plain copy with an accurate
+    /// reason, and stays stopped.
+    #[test]
+    fn stopped_target_gets_the_plain_copy_and_stays_stopped() {
+        let target = start_pattern_target();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(target.pid as libc::pid_t, libc::SIGSTOP) };
+        let start = Instant::now();
+        while !proc::job_stopped(target.pid) && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for (method, name) in [(Requested::Precopy, "p.snap"), (Requested::Cow, "c.snap")] {
+            let opts = capture_options(target.pid, &dir.path().join(name), method);
+            let summary = run(&opts, &AtomicI32::new(0)).unwrap();
+            assert_eq!(
+                summary.method.fallback_from(method),
+                Some("the process is stopped (SIGSTOP); it stays stopped"),
+                "{:?}",
+                summary.method
+            );
+            assert!(proc::job_stopped(target.pid), "it stays stopped");
+        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(target.pid as libc::pid_t, libc::SIGCONT) };
     }
 
     #[test]

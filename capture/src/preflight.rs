@@ -100,6 +100,9 @@ pub fn preflight(options: &Options, abort: &AtomicI32) -> Result<Preflight> {
     if status.state == 'Z' && status.threads <= 1 {
         return Err(CaptureError::Exited { pid });
     }
+    if proc::non_dumpable(pid, &status) && !options.force {
+        return Err(CaptureError::NotDumpable { pid });
+    }
     if status.tracer_pid != 0 {
         return Err(freeze::permission_error(pid, "already traced"));
     }

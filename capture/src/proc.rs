@@ -208,6 +208,23 @@ pub fn lowest_free_fd(pid: u32) -> u64 {
     next
 }
 
+/// Whether the process is in job-control stop (`T`, e.g. after SIGSTOP).
+pub fn job_stopped(pid: u32) -> bool {
+    read_status(pid).is_ok_and(|status| status.state == 'T')
+}
+
+/// Why nothing is injected into a process in job-control stop.
+pub const STOPPED_REASON: &str = "the process is stopped (SIGSTOP); it stays stopped";
+
+/// Whether the process marked itself non-dumpable (`PR_SET_DUMPABLE 0`, or
+/// it runs a setuid/setcap binary). The kernel shows it only one way: the
+/// owner of the files in `/proc/PID` becomes root, so for a target running as root it
+/// cannot be seen (and `false` is returned).
+pub fn non_dumpable(pid: u32, status: &Status) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    status.uid != 0 && std::fs::metadata(proc_dir(pid).join("stat")).is_ok_and(|m| m.uid() == 0)
+}
+
 /// The target's `Seccomp:` mode (0 when unknown).
 pub fn seccomp_mode(pid: u32) -> u32 {
     read_status(pid).map_or(0, |status| status.seccomp)

@@ -579,7 +579,12 @@ pub fn capture(
     max_extra: u64,
 ) -> Result<Stopped> {
     let facts = CowFacts::read(options.pid);
-    let attempt = match refusal(&facts, max_extra) {
+    let refused = if proc::job_stopped(options.pid) {
+        Some(proc::STOPPED_REASON.to_string())
+    } else {
+        refusal(&facts, max_extra)
+    };
+    let attempt = match refused {
         Some(reason) => Err(fallback(reason)),
         None => stop_and_fork(options, abort, pre)?.map_err(fallback),
     };

@@ -79,6 +79,9 @@ pub enum PrecopyError {
     /// injected syscall.
     #[error("{0}")]
     Seccomp(String),
+    /// The target is in job-control stop: no thread runs to host anything.
+    #[error("{}", crate::proc::STOPPED_REASON)]
+    Stopped,
     /// No thread was parked in Go's futex stub to host the injected syscall.
     #[error("no thread is parked in Go's runtime.futex to host the injected userfaultfd() (is it a Go program?)")]
     NoHostThread,
@@ -133,6 +136,7 @@ impl PrecopyError {
     pub fn falls_back(&self) -> bool {
         match self {
             PrecopyError::Seccomp(_)
+            | PrecopyError::Stopped
             | PrecopyError::NoHostThread
             | PrecopyError::Userfaultfd(_)
             | PrecopyError::Pidfd { .. }
@@ -221,6 +225,9 @@ impl WriteTracker {
         hints: &[ThreadHint],
         pause_us: &mut u64,
     ) -> Result<WriteTracker, PrecopyError> {
+        if crate::proc::job_stopped(pid) {
+            return Err(PrecopyError::Stopped);
+        }
         let filtered = crate::seccomp::admission(pid).map_err(PrecopyError::Seccomp)?;
         let pidfd = pidfd_open(pid)?;
         for attempt in 0..ATTACH_ATTEMPTS {
