@@ -13,6 +13,7 @@
 //! 2 usage; 3 unreadable, corrupt or mismatched input; 101 internal error.
 
 pub mod config;
+pub mod heap;
 pub mod info;
 pub mod repl;
 pub mod stacks;
@@ -159,6 +160,15 @@ pub enum Command {
         /// Options.
         #[command(flatten)]
         args: values::ArgsArgs,
+    },
+    /// Live heap objects by type, beside the runtime's own accounting.
+    Heap {
+        /// Snapshot file.
+        #[arg(value_name = "SNAP")]
+        snap: PathBuf,
+        /// Options.
+        #[command(flatten)]
+        args: heap::HeapArgs,
     },
     /// Interactive debugger (Delve's vocabulary) on a snapshot.
     Repl {
@@ -375,6 +385,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
         Some(Command::Args { snap, args }) => {
             on_target(&snap, exe, "loading arguments", out, |t, o| {
                 values::run_args(t, &args, o).map_err(|e| goroutine_hint(t, args.goroutine, e))
+            })
+        }
+        Some(Command::Heap { snap, args }) => {
+            on_target(&snap, exe, "walking the heap", out, |t, o| {
+                heap::run_heap(t, &args, o)
             })
         }
         Some(Command::Repl { snap, opts }) => repl::run_repl_path(&snap, exe, &opts, out),
