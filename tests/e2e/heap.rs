@@ -134,8 +134,111 @@ fn census_matches_construction_and_runtime_counters() {
     }
 }
 
+fn ids(v: &Value) -> BTreeSet<u64> {
+    v.as_array()
+        .expect("array of goroutine ids")
+        .iter()
+        .map(u)
+        .collect()
+}
+
+/// Goroutine ids in a `runtime.Stack`-format dump whose header says `(leaked)`.
+fn runtime_leaked(dump: &str) -> BTreeSet<u64> {
+    dump.lines()
+        .filter(|l| l.starts_with("goroutine ") && l.contains(" (leaked)"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect()
+}
+
+/// Our leaks equal heapzoo's known set; when the runtime has a leak
+/// profile (`must_have_profile`), they equal the runtime's too.
+fn check_leaks(what: &str, zoo: Zoo, must_have_profile: bool) {
+    let leaks = rdlv_json(&zoo.snap, &["leaks", "--format", "json"]);
+    let ours: BTreeSet<u64> = leaks
+        .as_array()
+        .expect("leaks array")
+        .iter()
+        .map(|l| u(&l["id"]))
+        .collect();
+    for l in leaks.as_array().into_iter().flatten() {
+        assert!(
+            l["frames"].as_array().is_some_and(|f| !f.is_empty()),
+            "{what}: leak without frames: {l}"
+        );
+        assert!(l["wait_reason"].is_string(), "{what}: {l}");
+    }
+    let known = ids(&zoo.truth["leaked"]);
+    assert_eq!(ours, known, "{what}: leaked goroutines (ours vs heapzoo's)");
+    let not_leaked = ids(&zoo.truth["not_leaked"]);
+    assert!(ours.is_disjoint(&not_leaked), "{what}");
+    zoo.target.oracle();
+    let profile = zoo.target.oracle_dir().join("goroutineleak.txt");
+    match std::fs::read_to_string(&profile) {
+        Ok(dump) => {
+            let theirs = runtime_leaked(&dump);
+            assert_eq!(
+                ours, theirs,
+                "{what}: leaked goroutines (ours vs the runtime's goroutineleak profile)"
+            );
+        }
+        Err(e) => assert!(
+            !must_have_profile,
+            "{what}: the runtime should have written its goroutineleak profile: {e}"
+        ),
+    }
+}
+
 #[test]
-fn census_of_a_stripped_binary() {
-    check_census("1.26", Variant::Stripped);
-    check_census("1.21.13", Variant::Stripped);
+fn leaks_equal_the_known_set_and_the_runtime_profile() {
+    for v in VERSIONS {
+        for variant in [Variant::Default, Variant::NoOpt] {
+            let zoo = start(v, variant);
+            check_leaks(&format!("Go {v} {variant:?}"), zoo, minor(v) >= 27);
+        }
+    }
+}
+
+/// Builds heapzoo with Go 1.26 and `GOEXPERIMENT=goroutineleakprofile`
+/// (not a corpus variant: only this test needs it).
+fn build_with_leak_profile() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("rdlv-heapzoo-")
+        .tempdir()
+        .expect("tempdir");
+    let out = dir.path().join("heapzoo");
+    let status = std::process::Command::new(rdlv_e2e::go_toolchain("1.26"))
+        .current_dir(rdlv_e2e::workspace_root().join("corpus"))
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg("./cmd/heapzoo")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "")
+        .env("GOEXPERIMENT", "goroutineleakprofile")
+        .output()
+        .expect("run go build");
+    assert!(
+        status.status.success(),
+        "go build with GOEXPERIMENT=goroutineleakprofile: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    (dir, out)
+}
+
+#[test]
+fn leaks_equal_the_runtime_profile_on_1_26_with_the_experiment() {
+    let (_dir, bin) = build_with_leak_profile();
+    let target = Target::spawn(&bin, &[]);
+    let text =
+        std::fs::read_to_string(target.oracle_dir().join("heapzoo.json")).expect("heapzoo.json");
+    let truth: Value = serde_json::from_str(&text).expect("parses");
+    let snap = target.capture(&[]);
+    check_leaks(
+        "Go 1.26 goroutineleakprofile",
+        Zoo {
+            target,
+            snap,
+            truth,
+        },
+        true,
+    );
 }

@@ -48,3 +48,27 @@ pub enum WaitsFormat {
     /// JSON.
     Json,
 }
+
+/// `rdlv leaks SNAP`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LeaksArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+    pub format: TextOrJson,
+}
+
+/// Runs `rdlv leaks`.
+pub fn run_leaks(target: &Target, args: &LeaksArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let rt = Runtime::new(target)?;
+    let model = HeapModel::new(&rt)?;
+    let gs = rt.goroutines()?;
+    let report = crate::heap::leaks::find_leaks(&model, &gs)?;
+    match args.format {
+        TextOrJson::Text => out.write_all(report.text().as_bytes())?,
+        TextOrJson::Json => {
+            serde_json::to_writer_pretty(&mut *out, &report.json())?;
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}

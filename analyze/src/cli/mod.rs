@@ -170,6 +170,15 @@ pub enum Command {
         #[command(flatten)]
         args: heap::HeapArgs,
     },
+    /// Goroutines blocked forever: the Go 1.26 leak detector, offline.
+    Leaks {
+        /// Snapshot file.
+        #[arg(value_name = "SNAP")]
+        snap: PathBuf,
+        /// Options.
+        #[command(flatten)]
+        args: heap::LeaksArgs,
+    },
     /// Interactive debugger (Delve's vocabulary) on a snapshot.
     Repl {
         /// Snapshot file.
@@ -390,6 +399,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
         Some(Command::Heap { snap, args }) => {
             on_target(&snap, exe, "walking the heap", out, |t, o| {
                 heap::run_heap(t, &args, o)
+            })
+        }
+        Some(Command::Leaks { snap, args }) => {
+            on_target(&snap, exe, "finding leaks", out, |t, o| {
+                heap::run_leaks(t, &args, o)
             })
         }
         Some(Command::Repl { snap, opts }) => repl::run_repl_path(&snap, exe, &opts, out),

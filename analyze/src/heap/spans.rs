@@ -137,7 +137,12 @@ impl Heap {
     pub fn read(rt: &Runtime<'_>, layout: &HeapLayout) -> Result<Heap> {
         let mem = rt.mem();
         let mheap = rt.global("runtime.mheap_").ok_or_else(|| {
-            AnalyzeError::Unsupported("the binary has no runtime.mheap_ symbol".into())
+            AnalyzeError::Unsupported(
+                "the binary has no symbol table (runtime.mheap_ not found): the heap of a \
+                 binary built with -ldflags=-s cannot be walked yet; pass the unstripped build \
+                 with --exe"
+                    .into(),
+            )
         })?;
         let off = |e: super::layout::HeapLayoutError| AnalyzeError::Unsupported(e.to_string());
         let allspans = mheap.wrapping_add(layout.mheap.req("allspans").map_err(off)?);

@@ -1,1 +1,1 @@
-//! placeholder
+//! The wait-for graph of blocked goroutines.

@@ -87,6 +87,24 @@ type GarbageLarge struct {
 	pad [8192]int64
 }
 
+// Sync primitives of the goroutine scenarios live in pointerful boxes: a
+// bare new(sync.Mutex) is an 8-byte noscan object that the tiny allocator
+// packs into a 16-byte block with its neighbour, and a block is marked as
+// a whole, so a reachable neighbour would keep a dropped mutex alive (for
+// the runtime's own leak detector too).
+type muBox struct {
+	sync.Mutex
+	_ *int
+}
+type rwBox struct {
+	sync.RWMutex
+	_ *int
+}
+type wgBox struct {
+	sync.WaitGroup
+	_ *int
+}
+
 const (
 	nGlobal  = 100
 	nMap     = 50
@@ -112,7 +130,7 @@ var (
 	parkForever = make(chan struct{})
 	// Primitives kept reachable from globals.
 	keepChan  = make(chan int)
-	keepMuPtr *sync.Mutex
+	keepMuPtr *muBox
 	// ids carries goroutine ids from the goroutines to their creator.
 	ids = make(chan int64)
 )
@@ -265,28 +283,28 @@ func startGoroutines(t *truth) {
 	}
 	// Leaked: Lock of a dropped locked mutex.
 	{
-		mu := new(sync.Mutex)
+		mu := new(muBox)
 		mu.Lock()
 		go func() { ids <- oracle.CurrentGoroutineID(); mu.Lock() }()
 		record(t, "mutex dropped", true, <-ids)
 	}
 	// Leaked: RLock of a dropped write-locked RWMutex.
 	{
-		rw := new(sync.RWMutex)
+		rw := new(rwBox)
 		rw.Lock()
 		go func() { ids <- oracle.CurrentGoroutineID(); rw.RLock() }()
 		record(t, "rwmutex dropped", true, <-ids)
 	}
 	// Leaked: Wait on a dropped WaitGroup.
 	{
-		wg := new(sync.WaitGroup)
+		wg := new(wgBox)
 		wg.Add(1)
 		go func() { ids <- oracle.CurrentGoroutineID(); wg.Wait() }()
 		record(t, "waitgroup dropped", true, <-ids)
 	}
 	// Leaked: lock-order deadlock (g1 holds A wants B, g2 holds B wants A).
 	{
-		a, b := new(sync.Mutex), new(sync.Mutex)
+		a, b := new(muBox), new(muBox)
 		step := make(chan struct{})
 		go func() { a.Lock(); ids <- oracle.CurrentGoroutineID(); <-step; b.Lock() }()
 		g1 := record(t, "deadlock A then B", true, <-ids)
@@ -306,14 +324,14 @@ func startGoroutines(t *truth) {
 	}
 	// Not leaked: Lock of a locked mutex a global points to.
 	{
-		keepMuPtr = new(sync.Mutex)
+		keepMuPtr = new(muBox)
 		keepMuPtr.Lock()
 		go func() { ids <- oracle.CurrentGoroutineID(); keepMuPtr.Lock() }()
 		record(t, "mutex in global", false, <-ids)
 	}
 	// Not leaked: Wait on a WaitGroup that a sleeping (runnable) goroutine holds.
 	{
-		wg := new(sync.WaitGroup)
+		wg := new(wgBox)
 		wg.Add(1)
 		go func() { ids <- oracle.CurrentGoroutineID(); wg.Wait() }()
 		record(t, "waitgroup held by sleeper", false, <-ids)
