@@ -72,3 +72,28 @@ pub fn run_leaks(target: &Target, args: &LeaksArgs, out: &mut dyn Write) -> anyh
     }
     Ok(())
 }
+
+/// `rdlv waits SNAP`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct WaitsArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = WaitsFormat::Text)]
+    pub format: WaitsFormat,
+}
+
+/// Runs `rdlv waits`.
+pub fn run_waits(target: &Target, args: &WaitsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let rt = Runtime::new(target)?;
+    let model = HeapModel::new(&rt)?;
+    let gs = rt.goroutines()?;
+    let graph = crate::heap::waits::wait_graph(&model, &gs)?;
+    match args.format {
+        WaitsFormat::Text => out.write_all(graph.text().as_bytes())?,
+        WaitsFormat::Dot => out.write_all(graph.dot().as_bytes())?,
+        WaitsFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, &graph.json())?;
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}

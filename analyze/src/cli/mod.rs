@@ -179,6 +179,15 @@ pub enum Command {
         #[command(flatten)]
         args: heap::LeaksArgs,
     },
+    /// Wait-for graph: blocked goroutine -> primitive -> goroutines reaching it; cycles.
+    Waits {
+        /// Snapshot file.
+        #[arg(value_name = "SNAP")]
+        snap: PathBuf,
+        /// Options.
+        #[command(flatten)]
+        args: heap::WaitsArgs,
+    },
     /// Interactive debugger (Delve's vocabulary) on a snapshot.
     Repl {
         /// Snapshot file.
@@ -404,6 +413,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
         Some(Command::Leaks { snap, args }) => {
             on_target(&snap, exe, "finding leaks", out, |t, o| {
                 heap::run_leaks(t, &args, o)
+            })
+        }
+        Some(Command::Waits { snap, args }) => {
+            on_target(&snap, exe, "building the wait graph", out, |t, o| {
+                heap::run_waits(t, &args, o)
             })
         }
         Some(Command::Repl { snap, opts }) => repl::run_repl_path(&snap, exe, &opts, out),

@@ -302,13 +302,14 @@ func startGoroutines(t *truth) {
 		go func() { ids <- oracle.CurrentGoroutineID(); wg.Wait() }()
 		record(t, "waitgroup dropped", true, <-ids)
 	}
-	// Leaked: lock-order deadlock (g1 holds A wants B, g2 holds B wants A).
+	// Leaked: lock-order deadlock (g1 holds A wants B, g2 holds B wants A),
+	// each holding its first lock the usual way (Lock; defer Unlock).
 	{
 		a, b := new(muBox), new(muBox)
 		step := make(chan struct{})
-		go func() { a.Lock(); ids <- oracle.CurrentGoroutineID(); <-step; b.Lock() }()
+		go lockBoth(a, b, step)
 		g1 := record(t, "deadlock A then B", true, <-ids)
-		go func() { b.Lock(); ids <- oracle.CurrentGoroutineID(); <-step; a.Lock() }()
+		go lockBoth(b, a, step)
 		g2 := record(t, "deadlock B then A", true, <-ids)
 		close(step)
 		t.Cycles = append(t.Cycles, []int64{g1, g2})
@@ -351,6 +352,16 @@ func startGoroutines(t *truth) {
 		go func() { ids <- oracle.CurrentGoroutineID(); <-keepChan; c <- 1 }()
 		record(t, "sender waiting on global chan", false, <-ids)
 	}
+}
+
+// lockBoth locks first, then (after step is closed) second.
+func lockBoth(first, second *muBox, step chan struct{}) {
+	first.Lock()
+	defer first.Unlock()
+	ids <- oracle.CurrentGoroutineID()
+	<-step
+	second.Lock()
+	second.Unlock()
 }
 
 func writeTruth(t *truth) {
