@@ -116,27 +116,34 @@ pub fn goroutine_scope(
             frames.len()
         ))
     })?;
-    // Registers are known only for the innermost physical frame of a
-    // goroutine running on a thread; everywhere else Go keeps live values in
-    // stack slots (it has no callee-saved registers).
-    let mut regs = RegisterSet::none();
-    if f.physical_index == 0 {
-        if let Some(tid) = g.thread {
-            if let Some(t) = target
-                .snapshot()
-                .metadata()
-                .threads
-                .iter()
-                .find(|t| t.tid == tid)
-            {
-                if t.regs.rip == f.pc {
-                    regs = thread_registers(&t.regs);
-                }
-            }
-        }
-    }
+    let regs = frame_thread(target, &g, f)
+        .map(|t| thread_registers(&t.regs))
+        .unwrap_or_else(RegisterSet::none);
     let scope = frame_scope_inlined(prog, f.sym_pc, f.inline_depth, f.cfa, &regs)?;
     Ok((f.function.clone(), scope))
+}
+
+/// The captured thread whose registers are those of frame `f` of `g`, if
+/// any: only the innermost physical frame of a goroutine running on a
+/// thread, when that thread's pc is the frame's. Everywhere else Go keeps
+/// live values in stack slots (it has no callee-saved registers), so a frame
+/// has only what unwinding recovers (pc, sp, cfa). `print`, `locals` and
+/// the REPL's `regs` all decide with this one rule.
+pub fn frame_thread<'t>(
+    target: &'t crate::Target,
+    g: &crate::runtime::Goroutine,
+    f: &crate::runtime::Frame,
+) -> Option<&'t rdlv_format::ThreadInfo> {
+    if f.physical_index != 0 {
+        return None;
+    }
+    let tid = g.thread?;
+    target
+        .snapshot()
+        .metadata()
+        .threads
+        .iter()
+        .find(|t| t.tid == tid && t.regs.rip == f.pc)
 }
 
 /// A thread's registers by DWARF number (amd64: rax rdx rcx rbx rsi rdi rbp
