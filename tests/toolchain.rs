@@ -22,6 +22,7 @@ pub const CORPUS_PROGRAMS: &[&str] = &[
     "values",
     "many",
     "churn",
+    "heapzoo",
 ];
 
 /// How a corpus program is built.

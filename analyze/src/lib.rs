@@ -14,6 +14,7 @@ pub mod disasm;
 pub mod dwarf;
 pub mod error;
 pub mod export;
+pub mod heap;
 pub mod memory;
 pub mod pclntab;
 pub mod runtime;

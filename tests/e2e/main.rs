@@ -7,6 +7,7 @@ mod cli;
 mod corpus;
 mod cow;
 mod export;
+mod heap;
 mod http;
 mod precopy;
 mod robust;

@@ -34,6 +34,7 @@
 use clap::builder::ValueHint;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use super::heap::{HeapArgs, LeaksArgs, WaitsArgs};
 use super::info::InfoArgs;
 use super::stacks::{BtArgs, GoroutinesArgs, SchedArgs, ThreadsArgs};
 use super::values::{FrameVarsArgs, FuncsArgs, PrintArgs, VarsArgs};
@@ -82,6 +83,12 @@ pub enum Command {
     Locals(FrameVarsArgs),
     /// Arguments of a goroutine's frame (in the REPL, the selected frame).
     Args(FrameVarsArgs),
+    /// Live heap objects by type, beside the runtime's own accounting.
+    Heap(HeapArgs),
+    /// Goroutines blocked forever: the Go 1.26 leak detector, run offline.
+    Leaks(LeaksArgs),
+    /// Wait-for graph: blocked goroutine -> primitive -> goroutines reaching it; cycles.
+    Waits(WaitsArgs),
 }
 
 /// Commands of the REPL only: they select, move or read the selection.

@@ -21,6 +21,7 @@ use super::commands::{
     GoroutineArgs, Navigation, ReplCommand, ReplLine, LIVE_ONLY, NOT_YET,
 };
 use super::config::Config;
+use super::heap;
 use super::info::run_info;
 use super::progress::Progress;
 use super::stacks::{self, Presentation};
@@ -254,6 +255,9 @@ impl<'t> Console<'t> {
             }
             Command::Threads(args) => stacks::run_threads(target, &args, self.style, out),
             Command::Sched(args) => stacks::run_sched(target, &args, out),
+            Command::Heap(args) => heap::run_heap(target, &args, out),
+            Command::Leaks(args) => heap::run_leaks(target, &args, out),
+            Command::Waits(args) => heap::run_waits(target, &args, out),
             Command::Print(mut args) => {
                 if args.goroutine.is_none() {
                     if let Some(sel) = self.selection {

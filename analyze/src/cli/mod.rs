@@ -20,6 +20,7 @@ pub mod commands;
 pub mod config;
 pub mod console;
 pub mod export;
+pub mod heap;
 pub mod info;
 pub mod progress;
 pub mod repl;

@@ -14,6 +14,7 @@
 //   - goroutine.pb.gz (only when $ORACLE_PPROF is set): the process's own
 //     /debug/pprof/goroutine profile, pprof.Lookup("goroutine").WriteTo(w, 0),
 //     taken right after stacks.txt;
+//   - one file per Extra registration, computed at signal time;
 //   - done: written last; it holds the number of signals answered so far.
 //
 // Every file is written to a temporary name and renamed, so a reader never
@@ -73,7 +74,22 @@ var (
 	answered     int
 	readyOnce    sync.Once
 	skipSettle   bool
+	extras       []extra
 )
+
+type extra struct {
+	name string
+	fn   func() ([]byte, error)
+}
+
+// Extra registers a file written into $ORACLE_DIR on every signal, after
+// values.json and before done, with the bytes fn returns then (e.g. a
+// runtime profile that must be taken after the capture).
+func Extra(name string, fn func() ([]byte, error)) {
+	mu.Lock()
+	extras = append(extras, extra{name: name, fn: fn})
+	mu.Unlock()
+}
 
 // Value registers a global to be reported in values.json under expr (e.g.
 // "main.cfg"). ptr must point to the variable; the value is read when the
@@ -219,6 +235,7 @@ func answer() error {
 	mu.Lock()
 	gs := append([]global(nil), globals...)
 	rec := locals
+	more := append([]extra(nil), extras...)
 	answered++
 	seq := answered
 	mu.Unlock()
@@ -249,6 +266,15 @@ func answer() error {
 			return err
 		}
 		if err := writeAtomic(dir, "locals.json", text); err != nil {
+			return err
+		}
+	}
+	for _, e := range more {
+		data, err := e.fn()
+		if err != nil {
+			return fmt.Errorf("%s: %w", e.name, err)
+		}
+		if err := writeAtomic(dir, e.name, data); err != nil {
 			return err
 		}
 	}
