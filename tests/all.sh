@@ -3,12 +3,13 @@
 # with the default, --precopy), then the end-to-end suite twice more, with
 # every capture taken by `rdlv-snap --cow` and by `rdlv-snap --no-precopy`, so
 # that every oracle test also holds for the other two capture methods. Tests
-# that choose the method themselves (cow::, precopy::, churn::precopy_) and the
+# that choose the method themselves (cow::, precopy::, churn::precopy_,
+# container::, whose captures also run inside containers) and the
 # unprivileged-user test (method-independent) run in the first pass only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace
-skip=(--skip cow:: --skip precopy:: --skip churn::precopy_ --skip capture::unprivileged)
+skip=(--skip cow:: --skip precopy:: --skip churn::precopy_ --skip container:: --skip capture::unprivileged)
 echo "== e2e again, every capture with --cow"
 RDLV_SNAP=$PWD/tests/cow/rdlv-snap cargo test -p rdlv-e2e --test e2e -- "${skip[@]}"
 echo "== e2e again, every capture with --no-precopy"

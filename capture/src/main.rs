@@ -3,6 +3,9 @@
 //!
 //! Exit codes: 0 the snapshot is complete and verified; 1 the capture failed
 //! (the target runs, no file is left); 2 usage error.
+//!
+//! `rdlv-snap idle` only waits for SIGTERM/SIGINT/SIGHUP: the command of the
+//! rdlv-snap container image, so captures can be exec'd into it (idle.rs).
 
 mod capture;
 mod copy;
@@ -10,6 +13,7 @@ mod cow;
 mod error;
 mod exeinfo;
 mod freeze;
+mod idle;
 mod inject;
 mod nice;
 mod output;
@@ -176,8 +180,12 @@ fn human_bytes(bytes: u64) -> String {
 
 fn main() {
     let mut args = std::env::args();
-    if args.nth(1).as_deref() == Some(cow::SENTINEL_ARG) {
-        std::process::exit(cow::run_sentinel(&args.next().unwrap_or_default()));
+    match args.nth(1).as_deref() {
+        Some(cow::SENTINEL_ARG) => {
+            std::process::exit(cow::run_sentinel(&args.next().unwrap_or_default()))
+        }
+        Some(idle::IDLE_ARG) if args.next().is_none() => std::process::exit(idle::run()),
+        _ => {}
     }
     let cli = Cli::parse();
     install_signal_handlers();

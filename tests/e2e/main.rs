@@ -4,6 +4,7 @@
 mod capture;
 mod churn;
 mod cli;
+mod container;
 mod corpus;
 mod cow;
 mod export;
