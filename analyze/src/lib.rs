@@ -4,8 +4,9 @@
 //! Layers, bottom up: [`memory`] (one trait over all target memory),
 //! [`binary`] and [`pclntab`] (static facts from the executable),
 //! [`runtime`] (goroutines, threads, stacks as the Go runtime sees them),
-//! [`dwarf`] and [`value`] (typed variables and expressions). A
-//! [`Session`] owns one opened snapshot and builds each of these once.
+//! [`dwarf`] and [`value`] (typed variables and expressions); [`export`]
+//! writes what other tools read (pprof, ELF cores, folded stacks, HTML). A
+//! [`Session`] owns one opened snapshot and builds each part once.
 #![deny(missing_docs)]
 
 pub mod binary;
@@ -13,6 +14,8 @@ pub mod buildinfo;
 pub mod disasm;
 pub mod dwarf;
 pub mod error;
+pub mod export;
+pub mod heap;
 pub mod memory;
 pub mod pclntab;
 pub mod runtime;

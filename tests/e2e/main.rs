@@ -4,8 +4,11 @@
 mod capture;
 mod churn;
 mod cli;
+mod container;
 mod corpus;
 mod cow;
+mod export;
+mod heap;
 mod http;
 mod precopy;
 mod robust;

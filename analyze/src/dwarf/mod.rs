@@ -24,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 use gimli::{AttributeValue, DwAt, DwTag, Reader as _};
 
 pub use location::{evaluate_location, Location, Piece, PieceSource, RegisterSet};
-pub use types::{Field, GoType, TypeId, TypeKind};
+pub use types::{Field, GoType, NamedConst, TypeId, TypeKind};
 
 use crate::binary::Binary;
 
@@ -155,7 +155,7 @@ struct UnitIndex {
 
 /// The type arena, built from the types unit(s).
 #[derive(Default)]
-struct TypeIndex {
+pub(crate) struct TypeIndex {
     types: Vec<GoType>,
     type_by_die: HashMap<u64, TypeId>,
     type_by_name: HashMap<String, TypeId>,
@@ -643,12 +643,12 @@ impl DwarfInfo {
             .map_err(Clone::clone)
     }
 
-    fn types(&self) -> Option<&TypeIndex> {
+    pub(crate) fn types(&self) -> Option<&TypeIndex> {
         self.full_types().ok()
     }
 
     /// The parsed unit `u` (its abbreviations, line program header, bases).
-    fn unit(&self, u: usize) -> Result<&gimli::Unit<Reader>, DwarfError> {
+    pub(crate) fn unit(&self, u: usize) -> Result<&gimli::Unit<Reader>, DwarfError> {
         let slot = self.units.get(u).ok_or(DwarfError::NoUnit(u))?;
         slot.unit
             .get_or_init(|| {

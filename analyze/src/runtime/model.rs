@@ -176,6 +176,11 @@ impl<'t> Runtime<'t> {
             .is_ok_and(|v| v == 1)
     }
 
+    /// The runtime part of the binary's DWARF, if it has DWARF.
+    pub fn dwarf(&self) -> Option<&'t DwarfInfo> {
+        self.dwarf
+    }
+
     /// A DWARF constant of the runtime, if DWARF is present.
     pub fn constant(&self, name: &str) -> Option<i64> {
         self.dwarf.and_then(|d| d.constant(name))

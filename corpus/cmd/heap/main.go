@@ -45,7 +45,14 @@ var (
 func main() {
 	mb := flag.Int("mb", 64, "MiB of heap to fill")
 	dirtyMiBps := flag.Int("dirty-mibps", 0, "MiB/s of bulk-heap pages to keep writing")
+	filter := flag.String("seccomp", "", "seccomp filter for every thread: kill-userfaultfd or deny-unrelated")
 	flag.Parse()
+	if *filter != "" {
+		if err := installFilter(*filter); err != nil {
+			fmt.Fprintln(os.Stderr, "heap: seccomp:", err)
+			os.Exit(1)
+		}
+	}
 	if *mb < 0 || *mb > 1<<16 {
 		fmt.Fprintln(os.Stderr, "heap: -mb must be in 0..65536")
 		os.Exit(2)
