@@ -319,7 +319,7 @@ pub struct Planned {
 /// Whether the filters of the stopped thread `tid` let every syscall of
 /// `planned`, made at `ip`, through: `Ok(())`, or the reason not to inject.
 pub fn check(tid: u32, ip: u64, planned: &[Planned]) -> Result<(), String> {
-    let filters = read_filters(tid).map_err(|errno| unreadable(errno))?;
+    let filters = read_filters(tid).map_err(unreadable)?;
     judge(&filters, ip, planned)
 }
 
@@ -584,7 +584,7 @@ mod tests {
             Action::Errno(1)
         );
         assert_eq!(
-            decide(&[log.clone()], &d).unwrap(),
+            decide(std::slice::from_ref(&log), &d).unwrap(),
             Action::Other(SECCOMP_RET_LOG)
         );
         let trap = ret(SECCOMP_RET_TRAP);

@@ -1090,7 +1090,11 @@ fn on_pty(command: &str, env: &[(&str, &str)]) -> String {
     let mut cmd = Command::new("script");
     cmd.args(["-qec", command, "/dev/null"])
         .stdin(Stdio::null())
-        .env_remove("NO_COLOR");
+        .env_remove("NO_COLOR")
+        // The pty carries stderr too: keep the progress bar (shown after 1 s
+        // on a terminal, which a loaded machine reaches) out of the colour
+        // checks unless the caller asks for it.
+        .env("RDLV_PROGRESS_AFTER_MS", "3600000");
     for (k, v) in env {
         cmd.env(k, v);
     }

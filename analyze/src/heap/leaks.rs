@@ -371,7 +371,7 @@ impl LeakReport {
                 None => groups.push((key, l.wait_reason.clone(), vec![l.id])),
             }
         }
-        groups.sort_by(|a, b| b.2.len().cmp(&a.2.len()));
+        groups.sort_by_key(|g| std::cmp::Reverse(g.2.len()));
         let mut s = String::new();
         let _ = writeln!(
             s,

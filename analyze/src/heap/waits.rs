@@ -275,8 +275,8 @@ fn cycles(edges: &[WaitEdge], stuck: &HashSet<u64>) -> Vec<Vec<u64>> {
             let succs = succ.get(&v).cloned().unwrap_or_default();
             if let Some(&w) = succs.get(*pos) {
                 *pos += 1;
-                if !index.contains_key(&w) {
-                    index.insert(w, next);
+                if let std::collections::hash_map::Entry::Vacant(e) = index.entry(w) {
+                    e.insert(next);
                     low.insert(w, next);
                     next += 1;
                     stack.push(w);
