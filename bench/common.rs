@@ -109,4 +109,3 @@ pub fn pass(ok: bool) -> &'static str {
         "FAIL"
     }
 }
-

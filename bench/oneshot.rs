@@ -157,9 +157,15 @@ fn start_server(o: &Options, work: &Path) -> Result<(Server, PathBuf)> {
         Some(exe) => (exe.clone(), o.args.clone()),
         None => (
             caddy()?,
-            ["file-server", "--listen", "127.0.0.1:{port}", "--root", "{dir}"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "file-server",
+                "--listen",
+                "127.0.0.1:{port}",
+                "--root",
+                "{dir}",
+            ]
+            .map(String::from)
+            .to_vec(),
         ),
     };
     let args: Vec<String> = args
@@ -208,7 +214,12 @@ fn start_server(o: &Options, work: &Path) -> Result<(Server, PathBuf)> {
 /// The first goroutine whose stack (in `--format go`) has `func`.
 fn goroutine_with(rdlv: &Path, snap: &Path, func: &str) -> Result<Option<u64>> {
     let out = Command::new(rdlv)
-        .args(["goroutines".as_ref(), snap.as_os_str(), "--format".as_ref(), "go".as_ref()])
+        .args([
+            "goroutines".as_ref(),
+            snap.as_os_str(),
+            "--format".as_ref(),
+            "go".as_ref(),
+        ])
         .output()?;
     if !out.status.success() {
         bail!("rdlv goroutines: {}", String::from_utf8_lossy(&out.stderr));
@@ -248,12 +259,20 @@ impl Row {
 
 fn measure(label: &str, work: &Path, runs: usize, make: impl Fn() -> Command) -> Result<Row> {
     let out_path = work.join("check.out");
-    run_measured(&mut make(), File::create(&out_path)?.into(), &work.join("check.err"))
-        .with_context(|| label.to_string())?;
+    run_measured(
+        &mut make(),
+        File::create(&out_path)?.into(),
+        &work.join("check.err"),
+    )
+    .with_context(|| label.to_string())?;
     let output = std::fs::read_to_string(&out_path)?;
     let mut timed = Vec::new();
     for _ in 0..runs {
-        timed.push(run_measured(&mut make(), Stdio::null(), &work.join("run.err"))?);
+        timed.push(run_measured(
+            &mut make(),
+            Stdio::null(),
+            &work.join("run.err"),
+        )?);
     }
     let row = Row {
         label: label.to_string(),
@@ -276,7 +295,11 @@ fn stack_funcs(text: &str) -> Vec<String> {
         .filter_map(|l| {
             let (_, rest) = l.split_once(" in ")?;
             let func = rest.split_whitespace().next()?;
-            l.trim_start().split_whitespace().next()?.parse::<u64>().ok()?;
+            l.trim_start()
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()?;
             Some(func.to_string())
         })
         .collect()
@@ -305,7 +328,10 @@ fn main() -> Result<()> {
         }
     }
     if o.delve && !o.dlv.exists() {
-        bail!("Delve not found at {} (run .ci/install-toolchains, or pass --no-delve)", o.dlv.display());
+        bail!(
+            "Delve not found at {} (run .ci/install-toolchains, or pass --no-delve)",
+            o.dlv.display()
+        );
     }
     let load_before = loadavg();
     let dir = tempfile::tempdir()?;
@@ -330,7 +356,10 @@ fn main() -> Result<()> {
     if o.delve {
         let prefix = work.join("core");
         run_measured(
-            Command::new("gcore").arg("-o").arg(&prefix).arg(pid.to_string()),
+            Command::new("gcore")
+                .arg("-o")
+                .arg(&prefix)
+                .arg(pid.to_string()),
             Stdio::null(),
             &work.join("gcore.err"),
         )
@@ -351,7 +380,10 @@ fn main() -> Result<()> {
         None => goroutine_with(&o.rdlv, &snap, "net/http.(*conn).serve")?
             .context("no goroutine in net/http.(*conn).serve: pass --goroutine N")?,
     };
-    eprintln!("goroutine {goid}, global {}; {} timed runs each (medians)", o.global, o.runs);
+    eprintln!(
+        "goroutine {goid}, global {}; {} timed runs each (medians)",
+        o.global, o.runs
+    );
 
     let rdlv_cmd = |rdlv: &Path, args: Vec<String>| {
         let (rdlv, snap) = (rdlv.to_path_buf(), snap.clone());
@@ -364,7 +396,12 @@ fn main() -> Result<()> {
     let bt_args = vec!["bt".to_string(), goid.to_string()];
     let print_args = vec!["print".to_string(), o.global.clone()];
     let mut rows = Vec::new();
-    let bt = measure(&format!("rdlv bt SNAP {goid}"), work, o.runs, rdlv_cmd(&o.rdlv, bt_args.clone()))?;
+    let bt = measure(
+        &format!("rdlv bt SNAP {goid}"),
+        work,
+        o.runs,
+        rdlv_cmd(&o.rdlv, bt_args.clone()),
+    )?;
     let print = measure(
         &format!("rdlv print SNAP {}", o.global),
         work,
@@ -373,7 +410,12 @@ fn main() -> Result<()> {
     )?;
     let mut before = None;
     if let Some(old) = &o.before {
-        let b = measure(&format!("before: rdlv bt SNAP {goid}"), work, o.runs, rdlv_cmd(old, bt_args))?;
+        let b = measure(
+            &format!("before: rdlv bt SNAP {goid}"),
+            work,
+            o.runs,
+            rdlv_cmd(old, bt_args),
+        )?;
         let p = measure(
             &format!("before: rdlv print SNAP {}", o.global),
             work,
@@ -432,7 +474,10 @@ fn main() -> Result<()> {
     rows.push(print);
 
     println!();
-    println!("{:<28} {:>10} {:>12} {:>12}", "command", "rdlv (s)", "before (x)", "dlv core (x)");
+    println!(
+        "{:<28} {:>10} {:>12} {:>12}",
+        "command", "rdlv (s)", "before (x)", "dlv core (x)"
+    );
     for (i, row) in rows.iter().enumerate() {
         let vs_before = before
             .as_ref()

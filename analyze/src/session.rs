@@ -54,20 +54,21 @@ impl Session {
     /// which must have the same build id.
     pub fn open(snapshot_path: &Path, exe: Option<&Path>) -> Result<Session> {
         let snapshot = Snapshot::open(snapshot_path)?;
-        let embedded = snapshot.embedded_file(FileRole::Executable)?;
-        let bytes: Vec<u8> = match exe {
-            Some(path) => std::fs::read(path).map_err(|e| {
+        let bytes: Arc<[u8]> = match exe {
+            Some(path) => Arc::from(std::fs::read(path).map_err(|e| {
                 AnalyzeError::Binary(format!("cannot read --exe {}: {e}", path.display()))
-            })?,
-            None => embedded.clone().ok_or_else(|| {
-                AnalyzeError::Binary(
-                    "the snapshot has no embedded executable (captured with --no-exe); \
-                     pass the binary with --exe PATH"
-                        .to_string(),
-                )
-            })?,
+            })?),
+            None => snapshot
+                .embedded_file_shared(FileRole::Executable)?
+                .ok_or_else(|| {
+                    AnalyzeError::Binary(
+                        "the snapshot has no embedded executable (captured with --no-exe); \
+                         pass the binary with --exe PATH"
+                            .to_string(),
+                    )
+                })?,
         };
-        let binary = Binary::parse(Arc::from(bytes.into_boxed_slice()))?;
+        let binary = Binary::parse(bytes)?;
         Self::check_same_build(&snapshot, &binary, exe)?;
         let at_entry = snapshot
             .metadata()

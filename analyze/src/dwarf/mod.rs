@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use gimli::{AttributeValue, DwAt, DwTag, Reader as _};
+use rayon::prelude::*;
 
 pub use location::{evaluate_location, Location, Piece, PieceSource, RegisterSet};
 pub use types::{Field, GoType, NamedConst, TypeId, TypeKind};
@@ -500,23 +501,33 @@ impl DwarfInfo {
     /// The DWARF of `binary` (sections decompressed by [`Binary::section`]),
     /// with its types unit indexed. Every other unit is indexed on demand.
     pub fn for_binary(binary: &Binary) -> Result<DwarfInfo, DwarfError> {
-        Self::load(|name| binary.section(name).map(|(_, bytes)| bytes.into_owned()))
+        Self::load(|name| binary.section_shared(name))
     }
 
     /// Loads DWARF from named sections (`section(".debug_info")` returns the
     /// decompressed bytes, or `None` if absent), reads the unit headers and
-    /// indexes the types unit.
-    pub fn load(mut section: impl FnMut(&str) -> Option<Vec<u8>>) -> Result<DwarfInfo, DwarfError> {
-        let mut have_info = false;
+    /// indexes the types unit. The sections are fetched in parallel (each
+    /// one is inflated on its own thread).
+    pub fn load(
+        section: impl Fn(&str) -> Option<Arc<[u8]>> + Sync,
+    ) -> Result<DwarfInfo, DwarfError> {
+        let empty = || Reader::new(Arc::from(&[][..]), gimli::LittleEndian);
+        // Which sections gimli reads: ask it once with empty ones.
+        let mut names = Vec::new();
+        gimli::Dwarf::load(|id: gimli::SectionId| -> Result<Reader, DwarfError> {
+            names.push(id.name());
+            Ok(empty())
+        })?;
+        let fetched: HashMap<&str, Arc<[u8]>> = names
+            .par_iter()
+            .filter_map(|&name| section(name).map(|bytes| (name, bytes)))
+            .collect();
+        let have_info = fetched.get(".debug_info").is_some_and(|b| !b.is_empty());
         let dwarf = gimli::Dwarf::load(|id: gimli::SectionId| -> Result<Reader, DwarfError> {
-            let bytes = section(id.name()).unwrap_or_default();
-            if id == gimli::SectionId::DebugInfo && !bytes.is_empty() {
-                have_info = true;
-            }
-            Ok(Reader::new(
-                Arc::from(bytes.into_boxed_slice()),
-                gimli::LittleEndian,
-            ))
+            Ok(match fetched.get(id.name()) {
+                Some(bytes) => Reader::new(Arc::clone(bytes), gimli::LittleEndian),
+                None => empty(),
+            })
         })?;
         if !have_info {
             return Err(DwarfError::Missing);
@@ -1319,7 +1330,7 @@ pub(crate) mod testprog {
         let file = object::File::parse(&*data).expect("parse ELF");
         DwarfInfo::load(|name| {
             let s = file.section_by_name(name)?;
-            s.uncompressed_data().ok().map(|c| c.into_owned())
+            s.uncompressed_data().ok().map(|c| std::sync::Arc::from(&*c))
         })
         .expect("load DWARF")
     }
