@@ -289,17 +289,33 @@ fn measure(label: &str, work: &Path, runs: usize, make: impl Fn() -> Command) ->
     Ok(row)
 }
 
+/// `text` without terminal colour sequences (`ESC [ ... m`; Delve colours
+/// even into a pipe).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Functions named in a Delve-style stack (`  N  0xPC in FUNC`), in order.
 fn stack_funcs(text: &str) -> Vec<String> {
-    text.lines()
+    strip_ansi(text)
+        .lines()
         .filter_map(|l| {
             let (_, rest) = l.split_once(" in ")?;
             let func = rest.split_whitespace().next()?;
-            l.trim_start()
-                .split_whitespace()
-                .next()?
-                .parse::<u64>()
-                .ok()?;
+            l.split_whitespace().next()?.parse::<u64>().ok()?;
             Some(func.to_string())
         })
         .collect()
@@ -307,7 +323,8 @@ fn stack_funcs(text: &str) -> Vec<String> {
 
 /// Delve's answer with its banner and prompt echoes removed.
 fn delve_value(text: &str) -> String {
-    text.lines()
+    strip_ansi(text)
+        .lines()
         .filter(|l| !l.is_empty() && !l.starts_with("Type 'help'"))
         .collect::<Vec<_>>()
         .join("\n")
@@ -503,4 +520,19 @@ fn main() -> Result<()> {
         loadavg()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delve_stacks_parse_with_or_without_colour() {
+        let plain =
+            " 0  0x000000000049034e in runtime.gopark\n    at proc.go:462\n 1  0x1 in main.f\n";
+        let coloured =
+            " 0  0x000000000049034e in \u{1b}[1mruntime.gopark\u{1b}[0m\n 1  0x1 in main.f\n";
+        assert_eq!(stack_funcs(plain), ["runtime.gopark", "main.f"]);
+        assert_eq!(stack_funcs(coloured), stack_funcs(plain));
+    }
 }

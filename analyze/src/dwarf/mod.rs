@@ -1330,7 +1330,9 @@ pub(crate) mod testprog {
         let file = object::File::parse(&*data).expect("parse ELF");
         DwarfInfo::load(|name| {
             let s = file.section_by_name(name)?;
-            s.uncompressed_data().ok().map(|c| std::sync::Arc::from(&*c))
+            s.uncompressed_data()
+                .ok()
+                .map(|c| std::sync::Arc::from(&*c))
         })
         .expect("load DWARF")
     }
