@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+mod common;
+use common::{loadavg, median, mib, pass, root, rss_bytes, run_measured, Usage};
+
 /// Above this many goroutines `dlv core` is skipped unless `--with-dlv`: it
 /// takes minutes and gigabytes there, and the 1M target is about rdlv's RSS.
 const DELVE_DEFAULT_LIMIT: u64 = 200_000;
@@ -50,13 +53,6 @@ struct Options {
     snap: PathBuf,
     delve: DelveMode,
     json: bool,
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 const USAGE: &str = "bench-goroutines [--goroutines N (100000)] [--runs N (3)] \
@@ -103,58 +99,6 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
     }
     o.runs = o.runs.max(1);
     Ok(o)
-}
-
-/// One finished run of a command, from `wait4`.
-#[derive(Clone, Copy, Debug)]
-struct Usage {
-    wall: Duration,
-    cpu: Duration,
-    max_rss_bytes: u64,
-}
-
-fn timeval(tv: libc::timeval) -> Duration {
-    Duration::from_secs(tv.tv_sec.max(0) as u64) + Duration::from_micros(tv.tv_usec.max(0) as u64)
-}
-
-/// Runs `cmd` with stdout to `stdout`, stdin from /dev/null and stderr to
-/// `stderr_path`; reaps it with `wait4` for its own rusage.
-fn run_measured(cmd: &mut Command, stdout: Stdio, stderr_path: &Path) -> Result<Usage> {
-    let stderr = File::create(stderr_path)?;
-    cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
-    let start = Instant::now();
-    // The Child is reaped by wait4 below, never by std (it does not wait on drop).
-    let child = cmd.spawn().with_context(|| format!("spawn {cmd:?}"))?;
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data; all-zero is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: status and usage are valid for writes; pid is our own child.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if r == pid {
-            break;
-        }
-        let err = std::io::Error::last_os_error();
-        if r < 0 && err.kind() == std::io::ErrorKind::Interrupted {
-            continue;
-        }
-        bail!("wait4 {pid}: {err}");
-    }
-    let wall = start.elapsed();
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        let mut text = String::new();
-        File::open(stderr_path)?
-            .take(64 * 1024)
-            .read_to_string(&mut text)?;
-        bail!("{cmd:?} failed (wait status {status:#x}):\n{text}");
-    }
-    Ok(Usage {
-        wall,
-        cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
-        // Linux reports ru_maxrss in KiB.
-        max_rss_bytes: (usage.ru_maxrss.max(0) as u64).saturating_mul(1024),
-    })
 }
 
 /// What one of the listings says about the number of goroutines.
@@ -269,11 +213,6 @@ fn count_output(path: &Path, shape: Shape) -> Result<Listed> {
         Shape::JsonArray => count_json_array(reader),
         _ => count_text(reader, shape),
     }
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
 /// A benchmarked command: its check run and its timed runs.
@@ -397,37 +336,6 @@ fn start_many(o: &Options, work: &Path) -> Result<(Target, PathBuf)> {
         }
     }
     bail!("corpus/cmd/many exited before READY")
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
-fn rss_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line
-        .trim_start_matches("VmRSS:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / 1048576.0
-}
-
-fn pass(ok: bool) -> &'static str {
-    if ok {
-        "PASS"
-    } else {
-        "FAIL"
-    }
 }
 
 fn main() -> Result<()> {

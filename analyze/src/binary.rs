@@ -466,6 +466,40 @@ impl Binary {
         }
     }
 
+    /// Like [`Binary::section`], as one shared buffer: a zlib-compressed
+    /// section (Go compresses its DWARF) is inflated in one pass straight
+    /// into a buffer of its recorded size; an uncompressed one is copied.
+    /// Safe to call from several threads at once, one section each.
+    pub fn section_shared(&self, name: &str) -> Option<Arc<[u8]>> {
+        let s = self.section_info(name)?;
+        let Some(range) = s.compressed else {
+            return self.section(name).map(|(_, bytes)| Arc::from(&*bytes));
+        };
+        if range.format != object::CompressionFormat::Zlib {
+            return self.section(name).map(|(_, bytes)| Arc::from(&*bytes));
+        }
+        let plausible = range
+            .compressed_size
+            .saturating_mul(MAX_ZLIB_RATIO)
+            .saturating_add(4096);
+        if range.uncompressed_size > MAX_DECOMPRESSED_SECTION || range.uncompressed_size > plausible
+        {
+            return None;
+        }
+        let input = self.file_bytes(range.offset, range.compressed_size)?;
+        let len = usize::try_from(range.uncompressed_size).ok()?;
+        let buf: Arc<[std::mem::MaybeUninit<u8>]> = Arc::new_zeroed_slice(len);
+        // SAFETY: allocated zeroed; all-zero bytes are valid `u8`s.
+        let mut buf: Arc<[u8]> = unsafe { buf.assume_init() };
+        let out = Arc::get_mut(&mut buf)?;
+        let mut inflate = flate2::Decompress::new(true);
+        let status = inflate
+            .decompress(input, out, flate2::FlushDecompress::Finish)
+            .ok()?;
+        (status == flate2::Status::StreamEnd && inflate.total_out() == range.uncompressed_size)
+            .then_some(buf)
+    }
+
     /// Bytes of the file-backed part of the loaded image at a link-time address
     /// (from PT_LOAD segments); `None` if not file-backed.
     pub fn read_static(&self, vaddr: u64, len: usize) -> Option<&[u8]> {

@@ -1,16 +1,20 @@
 //! Typed errors of the analyzer library.
 
+use std::sync::Arc;
+
 /// Result alias for the analyzer.
 pub type Result<T, E = AnalyzeError> = std::result::Result<T, E>;
 
 /// Errors while analyzing a snapshot. The binary maps them to exit codes:
 /// `Snapshot`/`Binary`/`Mismatch`/`Corrupt` are input problems (exit 3),
 /// `NotFound`/`Unsupported` are unanswerable requests (exit 1).
-#[derive(Debug, thiserror::Error)]
+/// `Clone` so that a [`crate::Session`] can cache a failure once and hand it
+/// to every later caller.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AnalyzeError {
     /// The snapshot file itself is unreadable or corrupt.
     #[error(transparent)]
-    Snapshot(#[from] rdlv_format::FormatError),
+    Snapshot(Arc<rdlv_format::FormatError>),
     /// The executable could not be parsed.
     #[error("executable: {0}")]
     Binary(String),
@@ -36,5 +40,17 @@ pub enum AnalyzeError {
     Unsupported(String),
     /// I/O error.
     #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(#[source] Arc<std::io::Error>),
+}
+
+impl From<rdlv_format::FormatError> for AnalyzeError {
+    fn from(e: rdlv_format::FormatError) -> Self {
+        AnalyzeError::Snapshot(Arc::new(e))
+    }
+}
+
+impl From<std::io::Error> for AnalyzeError {
+    fn from(e: std::io::Error) -> Self {
+        AnalyzeError::Io(Arc::new(e))
+    }
 }

@@ -5,7 +5,8 @@
 //! [`binary`] and [`pclntab`] (static facts from the executable),
 //! [`runtime`] (goroutines, threads, stacks as the Go runtime sees them),
 //! [`dwarf`] and [`value`] (typed variables and expressions); [`export`]
-//! writes what other tools read (pprof, ELF cores, folded stacks, HTML).
+//! writes what other tools read (pprof, ELF cores, folded stacks, HTML). A
+//! [`Session`] owns one opened snapshot and builds each part once.
 #![deny(missing_docs)]
 
 pub mod binary;
@@ -18,8 +19,10 @@ pub mod heap;
 pub mod memory;
 pub mod pclntab;
 pub mod runtime;
-pub mod target;
+pub mod session;
 pub mod value;
 
 pub use error::{AnalyzeError, Result};
-pub use target::Target;
+pub use session::Session;
+/// The session under its former name, kept while callers move to [`Session`].
+pub use session::Session as Target;

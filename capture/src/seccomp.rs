@@ -70,7 +70,7 @@ pub struct Insn {
 impl Insn {
     /// Decodes `struct sock_filter` records (8 bytes each, native endian).
     pub fn parse_all(bytes: &[u8]) -> Result<Vec<Insn>, BpfError> {
-        if bytes.len() % 8 != 0 {
+        if !bytes.len().is_multiple_of(8) {
             return Err(BpfError::Malformed(format!(
                 "{} bytes is not a whole number of 8-byte instructions",
                 bytes.len()
@@ -125,9 +125,13 @@ impl SeccompData {
             4 => Some(self.arch),
             8 => Some(low(self.instruction_pointer)),
             12 => Some(high(self.instruction_pointer)),
-            16..=60 if offset % 4 == 0 => {
+            16..=60 if offset.is_multiple_of(4) => {
                 let arg = *self.args.get(((offset - 16) / 8) as usize)?;
-                Some(if offset % 8 == 0 { low(arg) } else { high(arg) })
+                Some(if offset.is_multiple_of(8) {
+                    low(arg)
+                } else {
+                    high(arg)
+                })
             }
             _ => None,
         }

@@ -30,7 +30,7 @@ fn heap_like(len: usize, seed: u64, random_pct: u64) -> Vec<u8> {
     let text = b"GET /api/v1/orders?tenant=acme HTTP/1.1\r\nHost: orders.internal\r\n";
     while v.len() < len {
         let r = rng.next();
-        if r % 100 == 0 && v.len() % 4096 == 0 {
+        if r.is_multiple_of(100) && v.len() % 4096 == 0 {
             v.resize(v.len() + 4096, 0);
             continue;
         }

@@ -365,6 +365,49 @@ impl Snapshot {
         Ok(Some(out))
     }
 
+    /// Like [`Snapshot::embedded_file`], decompressed in one pass straight
+    /// into one shared buffer of the recorded size (no growing `Vec`, no
+    /// copy into the `Arc`): the path for a large executable that every
+    /// command opens.
+    pub fn embedded_file_shared(&self, role: FileRole) -> Result<Option<Arc<[u8]>>> {
+        let Some(f) = self.files.iter().find(|f| f.info.role == role) else {
+            return Ok(None);
+        };
+        let entry = self.block_entry(f.block)?;
+        let section = format!("embedded file {:?} (block #{})", f.info.name, f.block);
+        let payload = self.read_block_payload(f.block)?;
+        let frame = payload.get(f.frame_start as usize..).unwrap_or(&[]);
+        let frame_offset = entry.offset + BLOCK_HEADER_LEN + f.frame_start;
+        // The size is bounded by MAX_EMBEDDED_FILE_LEN when the index is
+        // read; zeroed memory is mapped lazily, so a false claim costs
+        // address space, not memory, before the check below rejects it.
+        let len = usize::try_from(f.info.size)
+            .map_err(|_| corrupt(&section, frame_offset, "size does not fit in memory"))?;
+        let buf: Arc<[std::mem::MaybeUninit<u8>]> = Arc::new_zeroed_slice(len);
+        // SAFETY: the slice was allocated zeroed, and all-zero bytes are
+        // valid `u8`s.
+        let mut buf: Arc<[u8]> = unsafe { buf.assume_init() };
+        let out = Arc::get_mut(&mut buf)
+            .ok_or_else(|| corrupt(&section, frame_offset, "buffer is shared"))?;
+        let produced = zstd::bulk::Decompressor::new()
+            .and_then(|mut d| d.decompress_to_buffer(frame, out))
+            .map_err(|e| {
+                corrupt(
+                    &section,
+                    frame_offset,
+                    format!("zstd decompression failed: {e}"),
+                )
+            })?;
+        if produced as u64 != f.info.size {
+            return Err(corrupt(
+                &section,
+                frame_offset,
+                format!("decompresses to {produced} bytes, expected {}", f.info.size),
+            ));
+        }
+        Ok(Some(buf))
+    }
+
     /// Compressed and uncompressed sizes of memory: (compressed, uncompressed data, zero).
     /// "Compressed" counts the zstd frames of all memory chunks.
     pub fn memory_sizes(&self) -> (u64, u64, u64) {

@@ -193,7 +193,7 @@ impl<W: Write> SnapshotWriter<W> {
     /// (tests write files as a newer minor would).
     fn start(out: W, options: WriteOptions, minor: u16) -> Result<Self> {
         let cs = options.chunk_size as u64;
-        if !(PAGE_SIZE..=MAX_CHUNK_LEN).contains(&cs) || cs % PAGE_SIZE != 0 {
+        if !(PAGE_SIZE..=MAX_CHUNK_LEN).contains(&cs) || !cs.is_multiple_of(PAGE_SIZE) {
             return Err(FormatError::Usage(format!(
                 "chunk_size {} must be a multiple of 4096 between 4 KiB and 16 MiB",
                 options.chunk_size
@@ -640,7 +640,7 @@ mod tests {
                 assert_eq!(s, next, "{addr:#x}+{len} piece {i}");
                 assert!(e > s && e - s <= 4096);
                 // Every piece ends on a page boundary or at the region end.
-                assert!((addr + e as u64) % 4096 == 0 || e == len);
+                assert!((addr + e as u64).is_multiple_of(4096) || e == len);
                 next = e;
             }
             assert_eq!(next, len, "{addr:#x}+{len}");

@@ -38,7 +38,16 @@ fn open_and_read_all(bytes: &[u8]) -> Result<()> {
         let mut buf = vec![0u8; r.len as usize];
         snap.read_memory(r.addr, &mut buf)?;
     }
-    snap.embedded_file(FileRole::Executable)?;
+    let plain = snap.embedded_file(FileRole::Executable);
+    let shared = snap.embedded_file_shared(FileRole::Executable);
+    // Both decompression paths judge damage alike.
+    assert_eq!(
+        plain.is_ok(),
+        shared.is_ok(),
+        "{plain:?} vs {:?}",
+        shared.as_ref().map(|_| ())
+    );
+    plain?;
     Ok(())
 }
 

@@ -69,7 +69,20 @@ fn round_trip_metadata_memory_and_file() {
         .expect("exe")
         .expect("present");
     assert_eq!(exe, model.exe);
+    let shared = snap
+        .embedded_file_shared(FileRole::Executable)
+        .expect("exe")
+        .expect("present");
+    assert_eq!(
+        &*shared,
+        &model.exe[..],
+        "one-pass decompression gives the same bytes"
+    );
     assert_eq!(snap.embedded_file(FileRole::Other).expect("other"), None);
+    assert!(snap
+        .embedded_file_shared(FileRole::Other)
+        .expect("other")
+        .is_none());
     let files = snap.embedded_files();
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].name, "/srv/orders");

@@ -12,5 +12,6 @@ mod heap;
 mod http;
 mod precopy;
 mod robust;
+mod session;
 mod stacks;
 mod values;

@@ -436,7 +436,6 @@ fn make_baseline(go: &str, variant: Variant) -> Baseline {
         (s.sh_type != 8 && s.size > 0).then(|| (name.to_string(), s.file_offset, s.size))
     })
     .collect();
-    drop(runtime);
     drop(target);
 
     // The goroutine parked in main.parkLocals, and its frame.

@@ -58,7 +58,7 @@ struct Session<'a> {
 
 impl<'a> Session<'a> {
     fn open(target: &'a rdlv_analyze::Target) -> Self {
-        let info = DwarfInfo::for_binary(target.binary()).expect("DWARF of the values program");
+        let info = target.dwarf().expect("DWARF of the values program").clone();
         Session { target, info }
     }
 

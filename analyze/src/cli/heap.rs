@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 
 use crate::heap::{census, HeapModel};
 use crate::runtime::Runtime;
-use crate::target::Target;
+use crate::Target;
 
 use super::stacks::TextOrJson;
 

@@ -360,6 +360,10 @@ pub fn run(invocation: Invocation, out: &mut dyn Write) -> anyhow::Result<i32> {
             console.set_progress(progress.clone());
             let result = console.run_command(command, &mut out);
             progress.finish();
+            drop(console);
+            // The process exits next: freeing the session (the executable,
+            // every parsed table, the DWARF arenas) would only cost time.
+            std::mem::forget(target);
             result?;
             Ok(EXIT_OK)
         }

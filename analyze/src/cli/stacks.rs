@@ -14,7 +14,7 @@ use crate::runtime::cframes::ThreadFrame;
 use crate::runtime::format::{Filter, GroupKey, Grouper, LocationKind};
 use crate::runtime::traceback::GOROUTINE_BATCH;
 use crate::runtime::{frames_of, Frame, Goroutine, Runtime};
-use crate::target::Target;
+use crate::Target;
 
 /// Output formats of `goroutines`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]

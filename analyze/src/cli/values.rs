@@ -177,7 +177,7 @@ fn with_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
 }
 
 fn dwarf(target: &Target) -> anyhow::Result<std::sync::Arc<DwarfInfo>> {
-    Ok(DwarfInfo::for_binary(target.binary()).map_err(AnalyzeError::from)?)
+    Ok(target.dwarf().map_err(AnalyzeError::from)?.clone())
 }
 
 fn program<'a>(
@@ -421,7 +421,8 @@ pub fn run_args(
 
 /// Names of package variables, for REPL completion.
 pub fn global_names(target: &Target) -> Vec<String> {
-    DwarfInfo::for_binary(target.binary())
+    target
+        .dwarf()
         .map(|d| d.globals().map(|g| g.name.clone()).collect())
         .unwrap_or_default()
 }

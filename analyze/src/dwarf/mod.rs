@@ -1,11 +1,16 @@
-//! DWARF: types, package variables, frame locals.
+//! DWARF: types, package variables, frame locals — one index per
+//! executable, shared by the runtime model (struct layouts, constants,
+//! runtime globals) and the value code (typed variables, expressions).
 //!
 //! [`DwarfInfo::load`] reads the `.debug_*` sections of a Go executable
 //! (DWARF 4 up to Go 1.24, DWARF 5 from 1.25; the sections arrive already
-//! decompressed from [`crate::binary::Binary::section`]) and indexes it in one
-//! pass: every type DIE becomes a [`GoType`] in an arena, package variables
-//! are indexed by name, functions by PC range. Locals of one function are
-//! parsed on demand ([`DwarfInfo::frame_variables`]).
+//! decompressed from [`crate::binary::Binary::section`]), the unit headers,
+//! and the `runtime` unit, which holds every type DIE (Go's linker puts them
+//! there) for the runtime model's layouts, constants and globals. The first
+//! value-level lookup scans every unit once, in parallel (generic code keeps
+//! its shape types inside its function's DIE, so the full type arena needs
+//! every unit), and every type becomes a [`GoType`] in that arena. Locals of
+//! one function are parsed on demand ([`DwarfInfo::frame_variables`]).
 //!
 //! All addresses here are link-time addresses; callers add the PIE bias.
 
@@ -13,9 +18,11 @@ pub mod location;
 pub mod types;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use gimli::{AttributeValue, DwAt, DwTag, Reader as _};
+use rayon::prelude::*;
 
 pub use location::{evaluate_location, Location, Piece, PieceSource, RegisterSet};
 pub use types::{Field, GoType, NamedConst, TypeId, TypeKind};
@@ -37,8 +44,10 @@ const DW_AT_GO_CLOSURE_OFFSET: DwAt = DwAt(0x2907);
 /// counts: a corrupt binary must not make us allocate without bound.
 const MAX_FIELDS: usize = 1 << 16;
 
-/// Errors while reading DWARF.
-#[derive(Debug, thiserror::Error)]
+/// Errors while reading DWARF. `Clone` so that a cached failure can be
+/// handed to every later caller.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum DwarfError {
     /// The executable has no `.debug_info` (stripped with `-ldflags=-s -w`).
     #[error("the executable has no DWARF debug information (built with -ldflags=-s -w?); typed values need an unstripped binary: pass it with --exe")]
@@ -53,6 +62,9 @@ pub enum DwarfError {
         /// What gimli said.
         error: gimli::Error,
     },
+    /// A unit index past the last compile unit (an internal reference).
+    #[error("DWARF has no compile unit #{0}")]
+    NoUnit(usize),
     /// A DIE refers to a type that does not exist.
     #[error("DWARF type reference 0x{0:x} points at no type DIE")]
     DanglingType(u64),
@@ -111,18 +123,78 @@ pub struct Variable {
     pub scope_depth: u32,
 }
 
-/// Indexed DWARF of one executable.
-pub struct DwarfInfo {
-    dwarf: gimli::Dwarf<Reader>,
-    units: Vec<gimli::Unit<Reader>>,
+/// Upper bound on compile units (a Go program has one per package; a
+/// corrupt `.debug_info` must not make us keep millions of headers).
+const MAX_UNITS: usize = 1 << 20;
+
+/// Name of the compile unit that holds every type DIE: Go's linker emits
+/// all types, and the runtime's own globals and constants, in the unit of
+/// package `runtime`.
+const TYPES_UNIT: &str = "runtime";
+
+/// One compile unit: its header and package path read at load, its parsed
+/// form and its index built on first use.
+struct UnitSlot {
+    header: gimli::UnitHeader<Reader>,
+    /// `DW_AT_name` of the root DIE: the package path (`main`, `net/http`).
+    name: String,
+    unit: OnceLock<Result<gimli::Unit<Reader>, DwarfError>>,
+    /// Set once the full index resolved this unit against the whole arena.
+    index: OnceLock<UnitIndex>,
+    /// Whether this unit's DIEs were read at all.
+    scanned: std::sync::atomic::AtomicBool,
+}
+
+/// What one unit declares at its top level.
+#[derive(Default)]
+struct UnitIndex {
+    globals: BTreeMap<String, Global>,
+    constants: HashMap<String, i64>,
+    /// Sorted by `low_pc`.
+    functions: Vec<Function>,
+}
+
+/// The type arena, built from the types unit(s).
+#[derive(Default)]
+pub(crate) struct TypeIndex {
     types: Vec<GoType>,
     type_by_die: HashMap<u64, TypeId>,
     type_by_name: HashMap<String, TypeId>,
     type_by_runtime: HashMap<u64, TypeId>,
-    globals: BTreeMap<String, Global>,
-    functions: Vec<Function>,
+}
+
+/// DWARF of one executable: the runtime's part at load, the rest on demand.
+///
+/// Invariants: at load only the unit headers, their root DIEs and the
+/// `runtime` units are read (the runtime model's lookups: `struct_size`,
+/// `field_offset`, `constant`, `runtime_variable`), so listing goroutines
+/// never reads a user package's DIEs. The value-level lookups (`ty`,
+/// `global`, `function_at`...) build the full index of every unit once.
+/// Every cache is a `OnceLock`: parsed state is shared by all threads and
+/// never rebuilt.
+pub struct DwarfInfo {
+    dwarf: gimli::Dwarf<Reader>,
+    units: Vec<UnitSlot>,
+    /// Package path (and its `%2e`-escaped symbol form) → units.
+    by_name: HashMap<String, Vec<usize>>,
+    /// The runtime's types, from the `runtime` units alone: enough for the
+    /// runtime model's layouts, and built at load.
+    rt_types: TypeIndex,
+    /// Globals and constants of the `runtime` units, against `rt_types`.
+    rt_index: UnitIndex,
+    /// Every type of every unit (generic code keeps its shape types inside
+    /// its function's DIE, in its package's unit), built on the first
+    /// value-level lookup together with every unit's index.
+    full: OnceLock<Result<TypeIndex, DwarfError>>,
+    /// Every global of every unit, built when all are listed.
+    all_globals: OnceLock<BTreeMap<String, Global>>,
+    /// (begin, end, unit) of every unit's PC ranges, sorted; built on the
+    /// first PC lookup.
+    ranges: OnceLock<Vec<(u64, u64, usize)>>,
     producer: Option<String>,
     go_minor: Option<u32>,
+    /// Units scanned so far (the types unit included).
+    scanned: AtomicUsize,
 }
 
 /// A type DIE as read in the first pass, before references are resolved.
@@ -175,266 +247,499 @@ fn udata(v: Option<AttributeValue<Reader>>) -> Option<u64> {
     }
 }
 
-/// Cache of loaded DWARF per executable, so the REPL pays the indexing once.
-type Cache = Mutex<Vec<(Weak<Binary>, Arc<DwarfInfo>)>>;
-static CACHE: OnceLock<Cache> = OnceLock::new();
+/// Resolves a scanned unit's type references against an arena.
+fn resolve_unit(types: &TypeIndex, raw: RawUnit) -> UnitIndex {
+    let mut index = UnitIndex::default();
+    for (name, addr, ty_off) in raw.globals {
+        let Some(&ty) = types.type_by_die.get(&ty_off) else {
+            continue;
+        };
+        index
+            .globals
+            .insert(name.clone(), Global { name, addr, ty });
+    }
+    index.constants = raw.constants.into_iter().collect();
+    index.functions = raw.functions;
+    index.functions.sort_by_key(|f| f.low_pc);
+    index
+}
 
-impl DwarfInfo {
-    /// The DWARF of `binary`, loaded and indexed on first use and then shared.
-    pub fn for_binary(binary: &Arc<Binary>) -> Result<Arc<DwarfInfo>, DwarfError> {
-        let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
-        if let Ok(mut entries) = cache.lock() {
-            entries.retain(|(w, _)| w.strong_count() > 0);
-            if let Some((_, info)) = entries
-                .iter()
-                .find(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(binary)))
+/// Follows typedefs in `types` to the type that says what the value is.
+fn underlying_in(types: &TypeIndex, id: TypeId) -> Option<(TypeId, &GoType)> {
+    let mut cur = id;
+    for _ in 0..types::MAX_TYPEDEF_CHAIN {
+        let t = types.types.get(cur.0 as usize)?;
+        match t.kind {
+            TypeKind::Typedef(next) => cur = next,
+            _ => return Some((cur, t)),
+        }
+    }
+    None
+}
+
+/// Byte offset of a dotted member path from type `ty` in `types`.
+fn offset_in(types: &TypeIndex, ty: TypeId, path: &str) -> Option<u64> {
+    let mut current = ty;
+    let mut total = 0u64;
+    for step in path.split('.') {
+        let (_, t) = underlying_in(types, current)?;
+        let TypeKind::Struct { fields } = &t.kind else {
+            return None;
+        };
+        let field = fields.iter().find(|f| f.name == step)?;
+        total = total.checked_add(field.offset)?;
+        current = field.ty;
+    }
+    Some(total)
+}
+
+/// Builds the type arena from raw type DIEs (ids follow their order).
+fn build_types(raw_types: &[(u64, RawType)]) -> TypeIndex {
+    let mut ix = TypeIndex::default();
+    // Arena ids follow the order of raw types; resolve references.
+    for (i, (off, _)) in raw_types.iter().enumerate() {
+        ix.type_by_die.insert(*off, TypeId(i as u32));
+    }
+    let resolve = |r: Option<u64>, map: &HashMap<u64, TypeId>| r.and_then(|o| map.get(&o).copied());
+    let mut types = Vec::with_capacity(raw_types.len());
+    for (_, raw) in raw_types {
+        let t = |r| resolve(r, &ix.type_by_die);
+        let kind = match raw.tag {
+            gimli::DW_TAG_base_type => match (raw.go_kind, raw.encoding) {
+                (types::go_kind::UINTPTR, _) => TypeKind::Uintptr,
+                (types::go_kind::UNSAFE_POINTER, _) => TypeKind::UnsafePointer,
+                (_, 2) => TypeKind::Bool,
+                (_, 4) => TypeKind::Float,
+                (_, 3) => TypeKind::Complex,
+                (_, 5) | (_, 6) => TypeKind::Int,
+                (_, 7) | (_, 8) => TypeKind::Uint,
+                _ => TypeKind::Unknown,
+            },
+            gimli::DW_TAG_pointer_type => match t(raw.type_ref) {
+                None if raw.name == "unsafe.Pointer" => TypeKind::UnsafePointer,
+                elem => TypeKind::Pointer { elem },
+            },
+            gimli::DW_TAG_array_type => match t(raw.type_ref) {
+                Some(elem) => TypeKind::Array {
+                    elem,
+                    len: raw.count.unwrap_or(0),
+                },
+                None => TypeKind::Unknown,
+            },
+            gimli::DW_TAG_subroutine_type => TypeKind::Func,
+            gimli::DW_TAG_structure_type => match raw.go_kind {
+                types::go_kind::STRING => TypeKind::String,
+                types::go_kind::SLICE => {
+                    // The element is go_elem, or else the pointee of `array`.
+                    let elem = t(raw.elem_ref).or_else(|| {
+                        raw.members
+                            .iter()
+                            .find(|m| m.0 == "array")
+                            .and_then(|m| t(m.2))
+                            .and_then(|p| match raw_types.get(p.0 as usize) {
+                                Some((_, r)) => t(r.type_ref),
+                                None => None,
+                            })
+                    });
+                    match elem {
+                        Some(elem) => TypeKind::Slice { elem },
+                        None => TypeKind::Unknown,
+                    }
+                }
+                _ => TypeKind::Struct {
+                    fields: raw
+                        .members
+                        .iter()
+                        .filter_map(|(name, offset, ty, embedded)| {
+                            Some(Field {
+                                name: name.clone(),
+                                offset: *offset,
+                                ty: t(*ty)?,
+                                embedded: *embedded,
+                            })
+                        })
+                        .collect(),
+                },
+            },
+            gimli::DW_TAG_typedef => match (raw.go_kind, t(raw.type_ref)) {
+                (types::go_kind::MAP, header) => match (t(raw.key_ref), t(raw.elem_ref)) {
+                    (Some(key), Some(elem)) => TypeKind::Map { key, elem, header },
+                    _ => TypeKind::Unknown,
+                },
+                (types::go_kind::CHAN, header) => match t(raw.elem_ref) {
+                    Some(elem) => TypeKind::Chan { elem, header },
+                    None => TypeKind::Unknown,
+                },
+                (types::go_kind::INTERFACE, Some(target)) => TypeKind::Interface {
+                    empty: raw_types
+                        .get(target.0 as usize)
+                        .is_some_and(|(_, r)| r.name == "runtime.eface"),
+                },
+                (_, Some(target)) => TypeKind::Typedef(target),
+                (_, None) => TypeKind::Unknown,
+            },
+            _ => TypeKind::Unknown,
+        };
+        // Pointer-shaped DIEs often carry no DW_AT_byte_size.
+        let size = match kind {
+            TypeKind::Pointer { .. } | TypeKind::UnsafePointer | TypeKind::Func
+                if raw.size == 0 =>
             {
-                return Ok(info.clone());
+                8
+            }
+            _ => raw.size,
+        };
+        types.push(GoType {
+            name: raw.name.clone(),
+            size,
+            kind,
+            runtime_type: raw.runtime_type,
+            dict_index: raw.dict_index,
+        });
+    }
+    // A typedef's size is its target's size.
+    for i in 0..types.len() {
+        let mut cur = i;
+        for _ in 0..types::MAX_TYPEDEF_CHAIN {
+            match types.get(cur).map(|t| &t.kind) {
+                Some(TypeKind::Typedef(next)) => cur = next.0 as usize,
+                Some(TypeKind::Map { .. } | TypeKind::Chan { .. }) => {
+                    // Maps and chans are one pointer.
+                    cur = usize::MAX;
+                    break;
+                }
+                Some(TypeKind::Interface { .. }) => {
+                    cur = usize::MAX - 1;
+                    break;
+                }
+                _ => break,
             }
         }
-        let info = Arc::new(Self::load(|name| {
-            binary.section(name).map(|(_, bytes)| bytes.into_owned())
-        })?);
-        if let Ok(mut entries) = cache.lock() {
-            entries.push((Arc::downgrade(binary), info.clone()));
+        let size = match cur {
+            usize::MAX => 8,
+            c if c == usize::MAX - 1 => 16,
+            c => types.get(c).map_or(0, |t| t.size),
+        };
+        if let Some(t) = types.get_mut(i) {
+            if t.size == 0 {
+                t.size = size;
+            }
         }
-        Ok(info)
+    }
+    for (i, ty) in types.iter().enumerate() {
+        let id = TypeId(i as u32);
+        if !ty.name.is_empty() {
+            // Prefer the outermost named DIE (typedef) over its struct twin:
+            // typedefs are what variables reference.
+            let prefer = matches!(
+                ty.kind,
+                TypeKind::Typedef(_)
+                    | TypeKind::Map { .. }
+                    | TypeKind::Chan { .. }
+                    | TypeKind::Interface { .. }
+            );
+            match ix.type_by_name.get(&ty.name) {
+                Some(_) if !prefer => {}
+                _ => {
+                    ix.type_by_name.insert(ty.name.clone(), id);
+                }
+            }
+        }
+        if let Some(rt) = ty.runtime_type.filter(|&rt| rt != 0) {
+            let prefer = matches!(
+                ty.kind,
+                TypeKind::Typedef(_)
+                    | TypeKind::Map { .. }
+                    | TypeKind::Chan { .. }
+                    | TypeKind::Interface { .. }
+                    | TypeKind::Func
+            );
+            match ix.type_by_runtime.get(&rt) {
+                Some(_) if !prefer => {}
+                _ => {
+                    ix.type_by_runtime.insert(rt, id);
+                }
+            }
+        }
+    }
+    ix.types = types;
+    ix
+}
+
+/// What a scan of one unit's DIEs found, before type references are resolved.
+#[derive(Default)]
+struct RawUnit {
+    types: Vec<(u64, RawType)>,
+    globals: Vec<(String, u64, u64)>,
+    constants: Vec<(String, i64)>,
+    functions: Vec<Function>,
+}
+
+/// The string of a root-DIE attribute in the forms Go emits (inline or
+/// `.debug_str`/`.debug_line_str` references), without parsing the unit.
+fn root_string(dwarf: &gimli::Dwarf<Reader>, v: AttributeValue<Reader>) -> Option<String> {
+    let r = match v {
+        AttributeValue::String(r) => r,
+        AttributeValue::DebugStrRef(o) => dwarf.debug_str.get_str(o).ok()?,
+        AttributeValue::DebugLineStrRef(o) => dwarf.debug_line_str.get_str(o).ok()?,
+        _ => return None,
+    };
+    r.to_string_lossy().ok().map(|c| c.into_owned())
+}
+
+/// `gopkg.in/yaml.v3` → `gopkg.in/yaml%2ev3`: the form Go symbol names use
+/// for a package path whose last element has dots.
+fn escaped_package(path: &str) -> String {
+    let (dir, last) = match path.rfind('/') {
+        Some(i) => (&path[..=i], &path[i + 1..]),
+        None => ("", path),
+    };
+    format!("{dir}{}", last.replace('.', "%2e"))
+}
+
+impl DwarfInfo {
+    /// The DWARF of `binary` (sections decompressed by [`Binary::section`]),
+    /// with its types unit indexed. Every other unit is indexed on demand.
+    pub fn for_binary(binary: &Binary) -> Result<DwarfInfo, DwarfError> {
+        Self::load(|name| binary.section_shared(name))
     }
 
     /// Loads DWARF from named sections (`section(".debug_info")` returns the
-    /// decompressed bytes, or `None` if absent) and builds the indexes.
-    pub fn load(mut section: impl FnMut(&str) -> Option<Vec<u8>>) -> Result<DwarfInfo, DwarfError> {
-        let mut have_info = false;
+    /// decompressed bytes, or `None` if absent), reads the unit headers and
+    /// indexes the types unit. The sections are fetched in parallel (each
+    /// one is inflated on its own thread).
+    pub fn load(
+        section: impl Fn(&str) -> Option<Arc<[u8]>> + Sync,
+    ) -> Result<DwarfInfo, DwarfError> {
+        let empty = || Reader::new(Arc::from(&[][..]), gimli::LittleEndian);
+        // Which sections gimli reads: ask it once with empty ones.
+        let mut names = Vec::new();
+        gimli::Dwarf::load(|id: gimli::SectionId| -> Result<Reader, DwarfError> {
+            names.push(id.name());
+            Ok(empty())
+        })?;
+        let fetched: HashMap<&str, Arc<[u8]>> = names
+            .par_iter()
+            .filter_map(|&name| section(name).map(|bytes| (name, bytes)))
+            .collect();
+        let have_info = fetched.get(".debug_info").is_some_and(|b| !b.is_empty());
         let dwarf = gimli::Dwarf::load(|id: gimli::SectionId| -> Result<Reader, DwarfError> {
-            let bytes = section(id.name()).unwrap_or_default();
-            if id == gimli::SectionId::DebugInfo && !bytes.is_empty() {
-                have_info = true;
-            }
-            Ok(Reader::new(
-                Arc::from(bytes.into_boxed_slice()),
-                gimli::LittleEndian,
-            ))
+            Ok(match fetched.get(id.name()) {
+                Some(bytes) => Reader::new(Arc::clone(bytes), gimli::LittleEndian),
+                None => empty(),
+            })
         })?;
         if !have_info {
             return Err(DwarfError::Missing);
         }
+        let mut units = Vec::new();
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut producer = None;
+        let mut headers = dwarf.units();
+        while let Some(header) = headers.next().map_err(malformed(".debug_info", 0))? {
+            if units.len() >= MAX_UNITS {
+                break;
+            }
+            let unit_off = header.offset().0 as u64;
+            let abbrevs = dwarf
+                .abbreviations(&header)
+                .map_err(malformed(".debug_abbrev", unit_off))?;
+            let mut cursor = header.entries(&abbrevs);
+            let mut name = String::new();
+            if let Some(root) = cursor
+                .next_dfs()
+                .map_err(malformed(".debug_info", unit_off))?
+            {
+                if let Some(v) = root.attr_value(gimli::DW_AT_name) {
+                    name = root_string(&dwarf, v).unwrap_or_default();
+                }
+                if producer.is_none() {
+                    producer = root
+                        .attr_value(gimli::DW_AT_producer)
+                        .and_then(|v| root_string(&dwarf, v));
+                }
+            }
+            let idx = units.len();
+            if !name.is_empty() {
+                let escaped = escaped_package(&name);
+                if escaped != name {
+                    by_name.entry(escaped).or_default().push(idx);
+                }
+                by_name.entry(name.clone()).or_default().push(idx);
+            }
+            units.push(UnitSlot {
+                header,
+                name,
+                unit: OnceLock::new(),
+                index: OnceLock::new(),
+                scanned: std::sync::atomic::AtomicBool::new(false),
+            });
+        }
+        let go_minor = producer.as_deref().and_then(parse_go_minor);
         let mut info = DwarfInfo {
             dwarf,
-            units: Vec::new(),
-            types: Vec::new(),
-            type_by_die: HashMap::new(),
-            type_by_name: HashMap::new(),
-            type_by_runtime: HashMap::new(),
-            globals: BTreeMap::new(),
-            functions: Vec::new(),
-            producer: None,
-            go_minor: None,
+            units,
+            by_name,
+            rt_types: TypeIndex::default(),
+            rt_index: UnitIndex::default(),
+            full: OnceLock::new(),
+            all_globals: OnceLock::new(),
+            ranges: OnceLock::new(),
+            producer,
+            go_minor,
+            scanned: AtomicUsize::new(0),
         };
-        info.index()?;
+        info.index_types()?;
         Ok(info)
     }
 
-    fn index(&mut self) -> Result<(), DwarfError> {
-        let mut headers = self.dwarf.units();
-        let mut raw_types: Vec<(u64, RawType)> = Vec::new();
-        let mut raw_globals: Vec<(String, u64, u64)> = Vec::new();
-        while let Some(header) = headers.next().map_err(malformed(".debug_info", 0))? {
-            let unit_off = header.offset().0 as u64;
-            let unit = self
-                .dwarf
-                .unit(header)
+    /// Scans the `runtime` unit(s) (every unit when none is named so,
+    /// which no Go linker produces) for the runtime model's arena.
+    fn index_types(&mut self) -> Result<(), DwarfError> {
+        let mut type_units: Vec<usize> = self.by_name.get(TYPES_UNIT).cloned().unwrap_or_default();
+        if type_units.is_empty() {
+            type_units = (0..self.units.len()).collect();
+        }
+        let mut raw_types = Vec::new();
+        let mut raws = Vec::new();
+        for &u in &type_units {
+            let unit = self.unit(u)?;
+            let unit_off = unit.header.offset().0 as u64;
+            let mut raw = self
+                .scan_unit(unit, u, true)
                 .map_err(malformed(".debug_info", unit_off))?;
-            let unit_idx = self.units.len();
-            self.scan_unit(&unit, unit_idx, &mut raw_types, &mut raw_globals)
-                .map_err(malformed(".debug_info", unit_off))?;
-            self.units.push(unit);
+            raw_types.append(&mut raw.types);
+            raws.push(raw);
         }
-        // Arena ids follow the order of raw types; resolve references.
-        for (i, (off, _)) in raw_types.iter().enumerate() {
-            self.type_by_die.insert(*off, TypeId(i as u32));
+        self.rt_types = build_types(&raw_types);
+        let mut rt_index = UnitIndex::default();
+        for raw in raws {
+            let index = resolve_unit(&self.rt_types, raw);
+            rt_index.globals.extend(index.globals);
+            rt_index.constants.extend(index.constants);
         }
-        let resolve =
-            |r: Option<u64>, map: &HashMap<u64, TypeId>| r.and_then(|o| map.get(&o).copied());
-        let mut types = Vec::with_capacity(raw_types.len());
-        for (_, raw) in &raw_types {
-            let t = |r| resolve(r, &self.type_by_die);
-            let kind = match raw.tag {
-                gimli::DW_TAG_base_type => match (raw.go_kind, raw.encoding) {
-                    (types::go_kind::UINTPTR, _) => TypeKind::Uintptr,
-                    (types::go_kind::UNSAFE_POINTER, _) => TypeKind::UnsafePointer,
-                    (_, 2) => TypeKind::Bool,
-                    (_, 4) => TypeKind::Float,
-                    (_, 3) => TypeKind::Complex,
-                    (_, 5) | (_, 6) => TypeKind::Int,
-                    (_, 7) | (_, 8) => TypeKind::Uint,
-                    _ => TypeKind::Unknown,
-                },
-                gimli::DW_TAG_pointer_type => match t(raw.type_ref) {
-                    None if raw.name == "unsafe.Pointer" => TypeKind::UnsafePointer,
-                    elem => TypeKind::Pointer { elem },
-                },
-                gimli::DW_TAG_array_type => match t(raw.type_ref) {
-                    Some(elem) => TypeKind::Array {
-                        elem,
-                        len: raw.count.unwrap_or(0),
-                    },
-                    None => TypeKind::Unknown,
-                },
-                gimli::DW_TAG_subroutine_type => TypeKind::Func,
-                gimli::DW_TAG_structure_type => match raw.go_kind {
-                    types::go_kind::STRING => TypeKind::String,
-                    types::go_kind::SLICE => {
-                        // The element is go_elem, or else the pointee of `array`.
-                        let elem = t(raw.elem_ref).or_else(|| {
-                            raw.members
-                                .iter()
-                                .find(|m| m.0 == "array")
-                                .and_then(|m| t(m.2))
-                                .and_then(|p| match raw_types.get(p.0 as usize) {
-                                    Some((_, r)) => t(r.type_ref),
-                                    None => None,
-                                })
-                        });
-                        match elem {
-                            Some(elem) => TypeKind::Slice { elem },
-                            None => TypeKind::Unknown,
-                        }
-                    }
-                    _ => TypeKind::Struct {
-                        fields: raw
-                            .members
-                            .iter()
-                            .filter_map(|(name, offset, ty, embedded)| {
-                                Some(Field {
-                                    name: name.clone(),
-                                    offset: *offset,
-                                    ty: t(*ty)?,
-                                    embedded: *embedded,
-                                })
-                            })
-                            .collect(),
-                    },
-                },
-                gimli::DW_TAG_typedef => match (raw.go_kind, t(raw.type_ref)) {
-                    (types::go_kind::MAP, header) => match (t(raw.key_ref), t(raw.elem_ref)) {
-                        (Some(key), Some(elem)) => TypeKind::Map { key, elem, header },
-                        _ => TypeKind::Unknown,
-                    },
-                    (types::go_kind::CHAN, header) => match t(raw.elem_ref) {
-                        Some(elem) => TypeKind::Chan { elem, header },
-                        None => TypeKind::Unknown,
-                    },
-                    (types::go_kind::INTERFACE, Some(target)) => TypeKind::Interface {
-                        empty: raw_types
-                            .get(target.0 as usize)
-                            .is_some_and(|(_, r)| r.name == "runtime.eface"),
-                    },
-                    (_, Some(target)) => TypeKind::Typedef(target),
-                    (_, None) => TypeKind::Unknown,
-                },
-                _ => TypeKind::Unknown,
-            };
-            // Pointer-shaped DIEs often carry no DW_AT_byte_size.
-            let size = match kind {
-                TypeKind::Pointer { .. } | TypeKind::UnsafePointer | TypeKind::Func
-                    if raw.size == 0 =>
-                {
-                    8
-                }
-                _ => raw.size,
-            };
-            types.push(GoType {
-                name: raw.name.clone(),
-                size,
-                kind,
-                runtime_type: raw.runtime_type,
-                dict_index: raw.dict_index,
-            });
-        }
-        // A typedef's size is its target's size.
-        for i in 0..types.len() {
-            let mut cur = i;
-            for _ in 0..types::MAX_TYPEDEF_CHAIN {
-                match types.get(cur).map(|t| &t.kind) {
-                    Some(TypeKind::Typedef(next)) => cur = next.0 as usize,
-                    Some(TypeKind::Map { .. } | TypeKind::Chan { .. }) => {
-                        // Maps and chans are one pointer.
-                        cur = usize::MAX;
-                        break;
-                    }
-                    Some(TypeKind::Interface { .. }) => {
-                        cur = usize::MAX - 1;
-                        break;
-                    }
-                    _ => break,
-                }
-            }
-            let size = match cur {
-                usize::MAX => 8,
-                c if c == usize::MAX - 1 => 16,
-                c => types.get(c).map_or(0, |t| t.size),
-            };
-            if let Some(t) = types.get_mut(i) {
-                if t.size == 0 {
-                    t.size = size;
-                }
-            }
-        }
-        for (i, ty) in types.iter().enumerate() {
-            let id = TypeId(i as u32);
-            if !ty.name.is_empty() {
-                // Prefer the outermost named DIE (typedef) over its struct twin:
-                // typedefs are what variables reference.
-                let prefer = matches!(
-                    ty.kind,
-                    TypeKind::Typedef(_)
-                        | TypeKind::Map { .. }
-                        | TypeKind::Chan { .. }
-                        | TypeKind::Interface { .. }
-                );
-                match self.type_by_name.get(&ty.name) {
-                    Some(_) if !prefer => {}
-                    _ => {
-                        self.type_by_name.insert(ty.name.clone(), id);
-                    }
-                }
-            }
-            if let Some(rt) = ty.runtime_type.filter(|&rt| rt != 0) {
-                let prefer = matches!(
-                    ty.kind,
-                    TypeKind::Typedef(_)
-                        | TypeKind::Map { .. }
-                        | TypeKind::Chan { .. }
-                        | TypeKind::Interface { .. }
-                        | TypeKind::Func
-                );
-                match self.type_by_runtime.get(&rt) {
-                    Some(_) if !prefer => {}
-                    _ => {
-                        self.type_by_runtime.insert(rt, id);
-                    }
-                }
-            }
-        }
-        self.types = types;
-        for (name, addr, ty_off) in raw_globals {
-            let Some(&ty) = self.type_by_die.get(&ty_off) else {
-                continue;
-            };
-            self.globals.insert(name.clone(), Global { name, addr, ty });
-        }
-        self.functions.sort_by_key(|f| f.low_pc);
-        self.go_minor = self.producer.as_deref().and_then(parse_go_minor);
+        self.rt_index = rt_index;
         Ok(())
     }
 
+    /// The whole type arena, scanning every unit (in parallel) on first use
+    /// and resolving each unit's index against it.
+    fn full_types(&self) -> Result<&TypeIndex, DwarfError> {
+        self.full
+            .get_or_init(|| {
+                use rayon::prelude::*;
+                let raws: Vec<Result<RawUnit, DwarfError>> = (0..self.units.len())
+                    .into_par_iter()
+                    .map(|u| {
+                        let unit = self.unit(u)?;
+                        let unit_off = unit.header.offset().0 as u64;
+                        self.scan_unit(unit, u, true)
+                            .map_err(malformed(".debug_info", unit_off))
+                    })
+                    .collect();
+                let mut raw_types = Vec::new();
+                let mut units = Vec::with_capacity(raws.len());
+                for raw in raws {
+                    let mut raw = raw?;
+                    raw_types.append(&mut raw.types);
+                    units.push(raw);
+                }
+                let types = build_types(&raw_types);
+                for (slot, raw) in self.units.iter().zip(units) {
+                    let _ = slot.index.set(resolve_unit(&types, raw));
+                }
+                Ok(types)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    pub(crate) fn types(&self) -> Option<&TypeIndex> {
+        self.full_types().ok()
+    }
+
+    /// The parsed unit `u` (its abbreviations, line program header, bases).
+    pub(crate) fn unit(&self, u: usize) -> Result<&gimli::Unit<Reader>, DwarfError> {
+        let slot = self.units.get(u).ok_or(DwarfError::NoUnit(u))?;
+        slot.unit
+            .get_or_init(|| {
+                let unit_off = slot.header.offset().0 as u64;
+                self.dwarf
+                    .unit(slot.header.clone())
+                    .map_err(malformed(".debug_info", unit_off))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The index of unit `u` (built with the whole arena).
+    fn unit_index(&self, u: usize) -> Result<&UnitIndex, DwarfError> {
+        self.full_types()?;
+        self.units
+            .get(u)
+            .and_then(|slot| slot.index.get())
+            .ok_or(DwarfError::NoUnit(u))
+    }
+
+    /// Units whose package could declare `name` (`net/http.DefaultClient`,
+    /// `main.(*T).m`, `gopkg.in/yaml%2ev3.Marshal`): every prefix ending
+    /// before a `.` that names a unit.
+    fn units_for_name(&self, name: &str) -> Vec<usize> {
+        let mut out = Vec::new();
+        for (i, c) in name.char_indices() {
+            match c {
+                '.' => {
+                    if let Some(us) = name.get(..i).and_then(|p| self.by_name.get(p)) {
+                        for &u in us {
+                            if !out.contains(&u) {
+                                out.push(u);
+                            }
+                        }
+                    }
+                }
+                // Type arguments of generic names may hold package paths too.
+                '[' => break,
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// How many compile units this index has scanned so far (the types unit
+    /// included), out of [`DwarfInfo::unit_count`].
+    pub fn units_scanned(&self) -> usize {
+        self.scanned.load(Ordering::Relaxed)
+    }
+
+    /// Number of compile units.
+    pub fn unit_count(&self) -> usize {
+        self.units.len()
+    }
+
+    /// Package paths of the units scanned so far, in `.debug_info` order.
+    pub fn scanned_units(&self) -> Vec<&str> {
+        self.units
+            .iter()
+            .filter(|s| s.scanned.load(Ordering::Relaxed))
+            .map(|s| s.name.as_str())
+            .collect()
+    }
+
+    /// Reads the top-level DIEs of one unit (and, with `want_types`, every
+    /// type DIE with its members and subranges).
     fn scan_unit(
-        &mut self,
+        &self,
         unit: &gimli::Unit<Reader>,
         unit_idx: usize,
-        raw_types: &mut Vec<(u64, RawType)>,
-        raw_globals: &mut Vec<(String, u64, u64)>,
-    ) -> gimli::Result<()> {
+        want_types: bool,
+    ) -> gimli::Result<RawUnit> {
+        if let Some(slot) = self.units.get(unit_idx) {
+            if !slot.scanned.swap(true, Ordering::Relaxed) {
+                self.scanned.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let mut raw_unit = RawUnit::default();
+        let raw_types = &mut raw_unit.types;
         let mut cursor = unit.entries();
         // The type whose children (members, subranges) are being read.
         let mut open_type: Option<(usize, isize)> = None;
@@ -447,13 +752,6 @@ impl DwarfInfo {
             }
             let tag = entry.tag();
             if depth == 0 {
-                if self.producer.is_none() {
-                    if let Some(v) = entry.attr_value(gimli::DW_AT_producer) {
-                        if let Ok(s) = self.dwarf.attr_string(unit, v) {
-                            self.producer = s.to_string_lossy().ok().map(|c| c.into_owned());
-                        }
-                    }
-                }
                 continue;
             }
             let name = || -> Option<String> {
@@ -468,7 +766,9 @@ impl DwarfInfo {
                 | gimli::DW_TAG_structure_type
                 | gimli::DW_TAG_typedef
                 | gimli::DW_TAG_subroutine_type
-                | gimli::DW_TAG_unspecified_type => {
+                | gimli::DW_TAG_unspecified_type
+                    if want_types =>
+                {
                     let Some(off) = die_key(unit, entry.offset()) else {
                         continue;
                     };
@@ -534,8 +834,18 @@ impl DwarfInfo {
                         entry.attr_value(gimli::DW_AT_location)
                     {
                         if let Some(addr) = self.static_address(unit, expr) {
-                            raw_globals.push((name, addr, ty));
+                            raw_unit.globals.push((name, addr, ty));
                         }
+                    }
+                }
+                gimli::DW_TAG_constant if depth == 1 => {
+                    let Some(name) = name() else { continue };
+                    let value = entry.attr_value(gimli::DW_AT_const_value).and_then(|v| {
+                        v.sdata_value()
+                            .or_else(|| v.udata_value().map(|u| u as i64))
+                    });
+                    if let Some(value) = value {
+                        raw_unit.constants.push((name, value));
                     }
                 }
                 gimli::DW_TAG_subprogram if depth == 1 => {
@@ -551,7 +861,7 @@ impl DwarfInfo {
                             None => continue,
                         },
                     };
-                    self.functions.push(Function {
+                    raw_unit.functions.push(Function {
                         name: name().unwrap_or_default(),
                         low_pc: low,
                         high_pc: high,
@@ -562,7 +872,7 @@ impl DwarfInfo {
                 _ => {}
             }
         }
-        Ok(())
+        Ok(raw_unit)
     }
 
     /// The address of a `DW_OP_addr`/`DW_OP_addrx` location expression.
@@ -581,57 +891,146 @@ impl DwarfInfo {
 
     /// The type with this id.
     pub fn ty(&self, id: TypeId) -> Option<&GoType> {
-        self.types.get(id.0 as usize)
+        self.types()?.types.get(id.0 as usize)
     }
 
     /// Follows typedefs to the type that says what the value is.
     pub fn underlying(&self, id: TypeId) -> Option<(TypeId, &GoType)> {
-        let mut cur = id;
-        for _ in 0..types::MAX_TYPEDEF_CHAIN {
-            let t = self.ty(cur)?;
-            match t.kind {
-                TypeKind::Typedef(next) => cur = next,
-                _ => return Some((cur, t)),
-            }
-        }
-        None
+        underlying_in(self.types()?, id)
     }
 
     /// Number of types.
     pub fn type_count(&self) -> usize {
-        self.types.len()
+        self.types().map_or(0, |t| t.types.len())
     }
 
     /// A type by its DWARF name (`main.Config`, `*main.Node`, `[]int`).
     pub fn type_by_name(&self, name: &str) -> Option<TypeId> {
-        self.type_by_name.get(name).copied()
+        self.types()?.type_by_name.get(name).copied()
     }
 
     /// The DWARF type of a runtime `abi.Type`, by its offset from `moduledata.types`.
     pub fn type_by_runtime_offset(&self, off: u64) -> Option<TypeId> {
-        self.type_by_runtime.get(&off).copied()
+        self.types()?.type_by_runtime.get(&off).copied()
     }
 
-    /// A package variable by fully qualified name.
+    /// A package variable by fully qualified name; scans only the unit(s)
+    /// of its package.
     pub fn global(&self, name: &str) -> Option<&Global> {
-        self.globals.get(name)
+        self.units_for_name(name)
+            .into_iter()
+            .find_map(|u| self.unit_index(u).ok()?.globals.get(name))
     }
 
-    /// All package variables, sorted by name.
+    /// All package variables, sorted by name (scans every unit once).
     pub fn globals(&self) -> impl Iterator<Item = &Global> {
-        self.globals.values()
+        self.all_globals
+            .get_or_init(|| {
+                use rayon::prelude::*;
+                (0..self.units.len()).into_par_iter().for_each(|u| {
+                    let _ = self.unit_index(u);
+                });
+                let mut all = BTreeMap::new();
+                for u in 0..self.units.len() {
+                    if let Ok(index) = self.unit_index(u) {
+                        for (name, g) in &index.globals {
+                            all.insert(name.clone(), g.clone());
+                        }
+                    }
+                }
+                all
+            })
+            .values()
     }
 
-    /// The function containing a link-time PC.
+    /// Value of a runtime constant such as `runtime._Gwaiting` (from the
+    /// `runtime` units alone).
+    pub fn constant(&self, name: &str) -> Option<i64> {
+        self.rt_index.constants.get(name).copied()
+    }
+
+    /// Link-time address of a runtime global such as `runtime.allgs` (from
+    /// the `runtime` units alone).
+    pub fn runtime_variable(&self, name: &str) -> Option<u64> {
+        self.rt_index.globals.get(name).map(|g| g.addr)
+    }
+
+    /// Size of the runtime struct named `type_name` (through typedefs).
+    pub fn struct_size(&self, type_name: &str) -> Option<u64> {
+        let id = *self.rt_types.type_by_name.get(type_name)?;
+        let (_, t) = underlying_in(&self.rt_types, id)?;
+        matches!(t.kind, TypeKind::Struct { .. }).then_some(t.size)
+    }
+
+    /// Byte offset of the dotted member path `path` (e.g. `sched.sp`) inside
+    /// the struct `type_name`. Each step may pass through embedded structs
+    /// and typedefs (e.g. `atomicstatus` → `atomic.Uint32`).
+    pub fn field_offset(&self, type_name: &str, path: &str) -> Option<u64> {
+        offset_in(
+            &self.rt_types,
+            *self.rt_types.type_by_name.get(type_name)?,
+            path,
+        )
+    }
+
+    /// Byte offset of the dotted member path `path` inside the (often
+    /// anonymous) struct type of global variable `var` (e.g. `runtime.debug`).
+    pub fn variable_field_offset(&self, var: &str, path: &str) -> Option<u64> {
+        offset_in(&self.rt_types, self.rt_index.globals.get(var)?.ty, path)
+    }
+
+    /// Every unit's PC ranges, sorted by start.
+    fn unit_ranges(&self) -> &[(u64, u64, usize)] {
+        self.ranges.get_or_init(|| {
+            let mut out = Vec::new();
+            for u in 0..self.units.len() {
+                let Ok(unit) = self.unit(u) else { continue };
+                let Ok(mut ranges) = self.dwarf.unit_ranges(unit) else {
+                    continue;
+                };
+                while let Ok(Some(r)) = ranges.next() {
+                    if r.begin < r.end {
+                        out.push((r.begin, r.end, u));
+                    }
+                }
+            }
+            out.sort_unstable();
+            out
+        })
+    }
+
+    /// The function containing a link-time PC: first in the units whose
+    /// ranges hold it, then (generic instantiations may sit outside their
+    /// unit's ranges) in every unit.
     pub fn function_at(&self, pc: u64) -> Option<&Function> {
-        let idx = self.functions.partition_point(|f| f.low_pc <= pc);
-        let f = self.functions.get(idx.checked_sub(1)?)?;
-        (pc < f.high_pc).then_some(f)
+        let in_unit = |u: usize| {
+            let functions = &self.unit_index(u).ok()?.functions;
+            let idx = functions.partition_point(|f| f.low_pc <= pc);
+            let f = functions.get(idx.checked_sub(1)?)?;
+            (pc < f.high_pc).then_some(f)
+        };
+        let ranges = self.unit_ranges();
+        let end = ranges.partition_point(|r| r.0 <= pc);
+        ranges[..end]
+            .iter()
+            .rev()
+            .filter(|r| pc < r.1)
+            .find_map(|&(_, _, u)| in_unit(u))
+            .or_else(|| {
+                let _ = self.globals().next();
+                (0..self.units.len()).find_map(in_unit)
+            })
     }
 
-    /// A function by exact name.
+    /// A function by exact name (scans only the unit(s) of its package).
     pub fn function_by_name(&self, name: &str) -> Option<&Function> {
-        self.functions.iter().find(|f| f.name == name)
+        self.units_for_name(name).into_iter().find_map(|u| {
+            self.unit_index(u)
+                .ok()?
+                .functions
+                .iter()
+                .find(|f| f.name == name)
+        })
     }
 
     /// `DW_AT_producer` of the first unit (`Go cmd/compile go1.26.8; regabi`).
@@ -646,7 +1045,7 @@ impl DwarfInfo {
 
     /// The DWARF encoding of the unit of `f` (needed to parse its expressions).
     pub fn encoding_of(&self, f: &Function) -> Option<gimli::Encoding> {
-        self.units.get(f.unit).map(|u| u.encoding())
+        self.unit(f.unit).ok().map(|u| u.encoding())
     }
 
     /// Arguments and locals of the function containing link-time `pc`, with
@@ -668,9 +1067,7 @@ impl DwarfInfo {
         let Some(func) = self.function_at(pc) else {
             return Ok(Vec::new());
         };
-        let Some(unit) = self.units.get(func.unit) else {
-            return Ok(Vec::new());
-        };
+        let unit = self.unit(func.unit)?;
         let unit_off = unit.header.offset().0 as u64;
         self.scan_function(unit, func, pc, inline_depth)
             .map_err(malformed(".debug_info", unit_off))
@@ -684,7 +1081,7 @@ impl DwarfInfo {
         let Some(func) = self.function_at(entry).filter(|f| f.low_pc == entry) else {
             return Vec::new();
         };
-        let Some(unit) = self.units.get(func.unit) else {
+        let Ok(unit) = self.unit(func.unit) else {
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -742,7 +1139,7 @@ impl DwarfInfo {
         };
         let ty = |e: &gimli::DebuggingInformationEntry<Reader>| {
             ref_key(unit, e.attr_value(gimli::DW_AT_type))
-                .and_then(|o| self.type_by_die.get(&o).copied())
+                .and_then(|o| self.types().and_then(|t| t.type_by_die.get(&o).copied()))
         };
         let line = |e: &gimli::DebuggingInformationEntry<Reader>| {
             udata(e.attr_value(gimli::DW_AT_decl_line))
@@ -751,10 +1148,7 @@ impl DwarfInfo {
         if n.is_none() || t.is_none() {
             let origin = match entry.attr_value(gimli::DW_AT_abstract_origin) {
                 Some(AttributeValue::UnitRef(o)) => Some((unit, o)),
-                Some(AttributeValue::DebugInfoRef(o)) => self
-                    .units
-                    .iter()
-                    .find_map(|u| o.to_unit_offset(&u.header).map(|uo| (u, uo))),
+                Some(AttributeValue::DebugInfoRef(o)) => self.unit_holding(o),
                 _ => None,
             };
             if let Some((ounit, o)) = origin {
@@ -765,7 +1159,7 @@ impl DwarfInfo {
                     .and_then(|v| self.dwarf.attr_string(ounit, v).ok())
                     .and_then(|s| s.to_string_lossy().ok().map(|c| c.into_owned()));
                 let oty = ref_key(ounit, origin.attr_value(gimli::DW_AT_type))
-                    .and_then(|o| self.type_by_die.get(&o).copied());
+                    .and_then(|o| self.types().and_then(|t| t.type_by_die.get(&o).copied()));
                 n = n.or(oname);
                 t = t.or(oty);
                 l = l.or_else(|| line(&origin));
@@ -865,6 +1259,17 @@ impl DwarfInfo {
         }
         Ok(out)
     }
+
+    /// The unit holding `.debug_info` offset `o`, with `o` inside it.
+    fn unit_holding(
+        &self,
+        o: gimli::DebugInfoOffset<usize>,
+    ) -> Option<(&gimli::Unit<Reader>, gimli::UnitOffset<usize>)> {
+        let after = self.units.partition_point(|s| s.header.offset().0 <= o.0);
+        let u = after.checked_sub(1)?;
+        let unit = self.unit(u).ok()?;
+        o.to_unit_offset(&unit.header).map(|uo| (unit, uo))
+    }
 }
 
 /// `go1.26.8` anywhere in `s` → 26.
@@ -925,7 +1330,9 @@ pub(crate) mod testprog {
         let file = object::File::parse(&*data).expect("parse ELF");
         DwarfInfo::load(|name| {
             let s = file.section_by_name(name)?;
-            s.uncompressed_data().ok().map(|c| c.into_owned())
+            s.uncompressed_data()
+                .ok()
+                .map(|c| std::sync::Arc::from(&*c))
         })
         .expect("load DWARF")
     }

@@ -160,7 +160,11 @@ impl super::DwarfInfo {
     /// `DW_TAG_constant` entries with a type and a value), in DWARF order.
     pub fn named_constants(&self) -> Vec<NamedConst> {
         let mut out = Vec::new();
-        for unit in &self.units {
+        let Some(types) = self.types() else {
+            return out;
+        };
+        for u in 0..self.units.len() {
+            let Ok(unit) = self.unit(u) else { continue };
             let mut cursor = unit.entries();
             while let Ok(Some(entry)) = cursor.next_dfs() {
                 if entry.depth() != 1 || entry.tag() != gimli::DW_TAG_constant {
@@ -174,7 +178,7 @@ impl super::DwarfInfo {
                     .and_then(|v| self.dwarf.attr_string(unit, v).ok())
                     .and_then(|s| s.to_string_lossy().ok().map(|c| c.into_owned()));
                 let ty = super::ref_key(unit, entry.attr_value(gimli::DW_AT_type))
-                    .and_then(|o| self.type_by_die.get(&o).copied());
+                    .and_then(|o| types.type_by_die.get(&o).copied());
                 let value = match entry.attr_value(gimli::DW_AT_const_value) {
                     Some(gimli::AttributeValue::Sdata(v)) => Some(v),
                     Some(gimli::AttributeValue::Udata(v)) => Some(v as i64),

@@ -38,7 +38,7 @@ use rayon::prelude::*;
 use rdlv_format::{Mapping, MappingCapture, RangeKind};
 
 use crate::error::{AnalyzeError, Result};
-use crate::target::Target;
+use crate::Target;
 
 /// ELF header size.
 const EHDR_LEN: u64 = 64;
@@ -142,11 +142,11 @@ fn note(out: &mut Vec<u8>, name: &str, ty: u32, desc: &[u8]) {
     out.extend_from_slice(&ty.to_le_bytes());
     out.extend_from_slice(name.as_bytes());
     out.push(0);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
     out.extend_from_slice(desc);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }
@@ -192,7 +192,7 @@ fn prpsinfo(meta: &rdlv_format::Metadata) -> Vec<u8> {
 /// Decodes a thread's captured FP state (hex), bounded.
 fn fp_state(t: &rdlv_format::ThreadInfo) -> Result<Vec<u8>> {
     let hex = t.fpregs_hex.as_bytes();
-    if hex.len() % 2 != 0 || hex.len() / 2 > MAX_XSTATE_LEN {
+    if !hex.len().is_multiple_of(2) || hex.len() / 2 > MAX_XSTATE_LEN {
         return Err(AnalyzeError::Corrupt(format!(
             "thread {}: FP register state of {} hex digits (odd or over {MAX_XSTATE_LEN} bytes)",
             t.tid,

@@ -45,7 +45,7 @@ impl AtomicFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| {
-                AnalyzeError::Io(std::io::Error::new(
+                AnalyzeError::from(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
                     format!("output {} is not a file name", dest.display()),
                 ))
@@ -71,14 +71,14 @@ impl AtomicFile {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last_err = Some(e),
                 Err(e) => {
-                    return Err(AnalyzeError::Io(std::io::Error::new(
+                    return Err(AnalyzeError::from(std::io::Error::new(
                         e.kind(),
                         format!("cannot create a file in {}: {e}", dir.display()),
                     )))
                 }
             }
         }
-        Err(AnalyzeError::Io(last_err.unwrap_or_else(|| {
+        Err(AnalyzeError::from(last_err.unwrap_or_else(|| {
             std::io::Error::other("no free temporary name")
         })))
     }
@@ -92,7 +92,7 @@ impl AtomicFile {
     pub fn commit(mut self) -> Result<()> {
         self.file.sync_all()?;
         std::fs::rename(&self.temp, &self.dest).map_err(|e| {
-            AnalyzeError::Io(std::io::Error::new(
+            AnalyzeError::from(std::io::Error::new(
                 e.kind(),
                 format!("cannot rename into {}: {e}", self.dest.display()),
             ))

@@ -8,7 +8,7 @@
 //! between versions (`mspan.freeindex`/`nelems`: uintptr in 1.21, uint16
 //! from 1.22) are decided by the Go minor version, not guessed from data.
 
-use crate::runtime::rtdwarf::RuntimeDwarf;
+use crate::dwarf::DwarfInfo;
 
 use super::tables;
 
@@ -154,7 +154,7 @@ pub struct HeapLayout {
 impl HeapLayout {
     /// From DWARF when present and complete for `mspan`, else the table for
     /// Go 1.`minor` (`None` when there is neither).
-    pub fn new(dwarf: Option<&RuntimeDwarf>, minor: u32) -> Option<HeapLayout> {
+    pub fn new(dwarf: Option<&DwarfInfo>, minor: u32) -> Option<HeapLayout> {
         if let Some(d) = dwarf {
             if d.struct_size("runtime.mspan").is_some() {
                 return Some(Self::build(minor, true, &|ty, path| {
@@ -286,7 +286,7 @@ mod tests {
     fn dwarf_layout(v: &str) -> HeapLayout {
         let bin = testbin::build(v, "hello", testbin::HELLO, &[]);
         let elf = std::fs::read(&bin).expect("read binary");
-        let dwarf = RuntimeDwarf::from_elf(&elf).expect("dwarf");
+        let dwarf = crate::runtime::testbin::dwarf_of(&elf);
         HeapLayout::new(Some(&dwarf), minor_of(v)).expect("layout")
     }
 

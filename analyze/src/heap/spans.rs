@@ -297,7 +297,7 @@ impl SpanReader {
             return bad(format!("{npages} pages (bound {MAX_SPAN_PAGES})"));
         }
         let bytes = npages * PAGE_SIZE;
-        if base.checked_add(bytes).is_none() || base % PAGE_SIZE != 0 {
+        if base.checked_add(bytes).is_none() || !base.is_multiple_of(PAGE_SIZE) {
             return bad(format!("base 0x{base:x} is not a page address"));
         }
         if nelems > MAX_NELEMS || elemsize == 0 || nelems.saturating_mul(elemsize) > bytes {

@@ -78,7 +78,7 @@ impl<'m> Types<'m> {
     }
 
     fn read(&self, addr: u64) -> Option<RType> {
-        if addr < self.types || addr >= self.etypes || addr % 8 != 0 {
+        if addr < self.types || addr >= self.etypes || !addr.is_multiple_of(8) {
             return None;
         }
         let mut h = [0u8; TYPE_HEADER];

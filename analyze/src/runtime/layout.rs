@@ -4,8 +4,8 @@
 //! tables were measured from the DWARF of real binaries, and a unit test
 //! re-checks them against DWARF for every supported toolchain.
 
-use super::rtdwarf::RuntimeDwarf;
 use super::tables;
+use crate::dwarf::DwarfInfo;
 
 /// Errors while building a layout.
 #[derive(Debug, thiserror::Error)]
@@ -300,7 +300,7 @@ fn from_table<T>(table: FieldTable, resolve: Resolver<T>) -> Result<T, LayoutErr
 }
 
 fn from_dwarf<T>(
-    dwarf: &RuntimeDwarf,
+    dwarf: &DwarfInfo,
     ty: &'static str,
     resolve: Resolver<T>,
 ) -> Result<T, LayoutError> {
@@ -310,7 +310,7 @@ fn from_dwarf<T>(
 
 impl RuntimeLayout {
     /// Layout read from DWARF by field name.
-    pub fn from_dwarf(dwarf: &RuntimeDwarf) -> Result<RuntimeLayout, LayoutError> {
+    pub fn from_dwarf(dwarf: &DwarfInfo) -> Result<RuntimeLayout, LayoutError> {
         Ok(RuntimeLayout {
             source: LayoutSource::Dwarf,
             g: from_dwarf(dwarf, GLayout::TYPE_NAME, GLayout::resolve)?,
@@ -365,7 +365,7 @@ mod tests {
         for v in testbin::VERSIONS {
             let bin = testbin::build(v, "hello", testbin::HELLO, &[]);
             let elf = std::fs::read(&bin).expect("read binary");
-            let dwarf = RuntimeDwarf::from_elf(&elf).expect("dwarf");
+            let dwarf = testbin::dwarf_of(&elf);
             let l = RuntimeLayout::from_dwarf(&dwarf).expect("layout");
             let m = minor_of(v);
             print!("{}", render_table(&format!("G_1_{m}"), &l.g.entries()));
@@ -387,7 +387,7 @@ mod tests {
         for v in testbin::VERSIONS {
             let bin = testbin::build(v, "hello", testbin::HELLO, &[]);
             let elf = std::fs::read(&bin).expect("read binary");
-            let dwarf = RuntimeDwarf::from_elf(&elf).expect("dwarf");
+            let dwarf = testbin::dwarf_of(&elf);
             let mut from_dwarf = RuntimeLayout::from_dwarf(&dwarf).expect("layout from dwarf");
             let table = RuntimeLayout::for_version(minor_of(v)).expect("table");
             from_dwarf.source = table.source;
@@ -403,7 +403,7 @@ mod tests {
     fn dwarf_offsets_match_research_measurements_for_1_26() {
         let bin = testbin::build("1.26", "hello", testbin::HELLO, &[]);
         let elf = std::fs::read(&bin).expect("read binary");
-        let dwarf = RuntimeDwarf::from_elf(&elf).expect("dwarf");
+        let dwarf = testbin::dwarf_of(&elf);
         let l = RuntimeLayout::from_dwarf(&dwarf).expect("layout");
         // Appendix A of the research notes (measured independently with pyelftools).
         assert_eq!(l.g.size, 456);

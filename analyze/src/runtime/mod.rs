@@ -1,6 +1,6 @@
 //! The Go runtime model: goroutines, Ms, Ps, stacks.
 //!
-//! Entry point: [`Runtime::new`] over a [`Target`]. Then
+//! Entry point: [`crate::Session::runtime`] (or [`Runtime::new`]). Then
 //! [`Runtime::goroutines`] lists goroutines with their stacks (parsed and
 //! unwound in parallel), [`Runtime::go_traceback`] prints one exactly as
 //! `runtime.Stack` would, and [`goroutine_frames`] gives the frames of one
@@ -11,7 +11,6 @@ pub mod format;
 pub mod goroutine;
 pub mod layout;
 pub mod model;
-pub mod rtdwarf;
 pub mod sched;
 pub mod tables;
 pub mod traceback;
@@ -27,7 +26,7 @@ pub use traceback::{Goroutine, LogicalFrame};
 pub use unwind::PhysFrame;
 
 use crate::error::Result;
-use crate::target::Target;
+use crate::session::Session as Target;
 
 /// One logical frame of a goroutine's stack, innermost first, with what a
 /// DWARF location evaluator needs.

@@ -1,17 +1,20 @@
-//! [`Runtime`]: one snapshot seen through the Go runtime's eyes. It holds
-//! the layout, the wait-reason strings, the addresses of the runtime
-//! globals, and the per-PC cache the unwinder shares across threads.
+//! [`Runtime`]: one snapshot seen through the Go runtime's eyes.
+//!
+//! [`RuntimeModel`] is what is computed once per session (layouts, wait
+//! reason strings, the per-PC caches the unwinder shares across threads);
+//! [`Runtime`] is a cheap `Copy` view joining it with the session, its
+//! pclntab and its DWARF index. Build it with [`crate::Session::runtime`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex};
 
+use crate::dwarf::DwarfInfo;
 use crate::error::{AnalyzeError, Result};
 use crate::memory::Memory;
 use crate::pclntab::Pclntab;
-use crate::target::Target;
+use crate::session::Session;
 
 use super::layout::{LayoutError, RuntimeLayout};
-use super::rtdwarf::RuntimeDwarf;
 use super::tables;
 use super::traceback::LogicalFrame;
 
@@ -26,49 +29,40 @@ const PC_CACHE_SHARDS: usize = 32;
 /// grow the cache without bound.
 const MAX_SHARED_STACKS: usize = 65_536;
 
-/// The Go runtime of one snapshot.
-pub struct Runtime<'t> {
-    target: &'t Target,
-    tab: &'t Pclntab,
+/// The parts of the runtime model a session computes once.
+pub struct RuntimeModel {
     /// Go minor version (1.`minor`).
     pub minor: u32,
     /// Struct layouts.
     pub layout: RuntimeLayout,
     wait_reasons: Vec<String>,
-    dwarf: Option<Arc<RuntimeDwarf>>,
     /// CLOCK_MONOTONIC at capture: the runtime's `nanotime()` at that instant.
     pub now_ns: u64,
     wrapper_func_id: u8,
     pub(crate) pc_cache: PcCache,
 }
 
+/// The Go runtime of one snapshot: a view of a session's [`RuntimeModel`].
+#[derive(Clone, Copy)]
+pub struct Runtime<'t> {
+    target: &'t Session,
+    tab: &'t Pclntab,
+    model: &'t RuntimeModel,
+    /// Absent or unusable DWARF (e.g. `-ldflags=-w`): the version tables apply.
+    dwarf: Option<&'t DwarfInfo>,
+}
+
+impl std::ops::Deref for Runtime<'_> {
+    type Target = RuntimeModel;
+    fn deref(&self) -> &RuntimeModel {
+        self.model
+    }
+}
+
 impl From<LayoutError> for AnalyzeError {
     fn from(e: LayoutError) -> Self {
         AnalyzeError::Unsupported(e.to_string())
     }
-}
-
-/// DWARF indexes already built in this process, by executable bytes:
-/// `goroutine_frames` and the REPL build a [`Runtime`] per request.
-type DwarfCache = Mutex<Vec<(Weak<[u8]>, Option<Arc<RuntimeDwarf>>)>>;
-
-fn cached_dwarf(data: &Arc<[u8]>) -> Option<Arc<RuntimeDwarf>> {
-    static CACHE: OnceLock<DwarfCache> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
-    let mut entries = match cache.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    };
-    entries.retain(|(w, _)| w.strong_count() > 0);
-    for (w, d) in entries.iter() {
-        if w.upgrade().is_some_and(|a| Arc::ptr_eq(&a, data)) {
-            return d.clone();
-        }
-    }
-    // Absent or unusable DWARF (e.g. `-ldflags=-w`): the version tables apply.
-    let d = RuntimeDwarf::from_elf(data).ok().map(Arc::new);
-    entries.push((Arc::downgrade(data), d.clone()));
-    d
 }
 
 /// FuncID of `FuncIDWrapper` for a Go minor version (objabi/funcid.go order).
@@ -80,44 +74,65 @@ fn wrapper_func_id(minor: u32) -> u8 {
     }
 }
 
-impl<'t> Runtime<'t> {
-    /// Builds the runtime model of `target`: layouts from DWARF when the
+impl RuntimeModel {
+    /// Builds the runtime model of `session`: layouts from DWARF when the
     /// binary has it, else from the built-in table for its Go version.
-    pub fn new(target: &'t Target) -> Result<Runtime<'t>> {
-        let binary = target.binary();
+    pub(crate) fn build(session: &Session, tab: &Pclntab) -> Result<RuntimeModel> {
+        let binary = session.binary();
         let version = binary.go_version().ok_or_else(|| {
             AnalyzeError::Unsupported(
                 "the executable has no Go build info (.go.buildinfo): not a Go program?".into(),
             )
         })?;
         let minor = version.minor;
-        let tab = target.pclntab()?;
-        let dwarf = cached_dwarf(binary.data_arc());
-        let layout = match dwarf.as_deref().map(RuntimeLayout::from_dwarf) {
+        let dwarf = session.dwarf().ok().map(|d| &**d);
+        let layout = match dwarf.map(RuntimeLayout::from_dwarf) {
             Some(Ok(l)) => l,
             _ => RuntimeLayout::for_version(minor)?,
         };
-        let mut rt = Runtime {
-            target,
-            tab,
+        let mut model = RuntimeModel {
             minor,
             layout,
             wait_reasons: Vec::new(),
-            dwarf,
-            now_ns: target.snapshot().metadata().capture.clock_monotonic_ns,
+            now_ns: session.snapshot().metadata().capture.clock_monotonic_ns,
             wrapper_func_id: wrapper_func_id(minor),
             pc_cache: PcCache::new(),
         };
-        rt.wait_reasons = rt.read_wait_reasons().unwrap_or_else(|| {
+        let read = Runtime {
+            target: session,
+            tab,
+            model: &model,
+            dwarf,
+        }
+        .read_wait_reasons();
+        model.wait_reasons = read.unwrap_or_else(|| {
             tables::for_minor(minor)
                 .map(|t| t.wait_reasons.iter().map(|s| s.to_string()).collect())
                 .unwrap_or_default()
         });
-        Ok(rt)
+        Ok(model)
+    }
+}
+
+impl<'t> Runtime<'t> {
+    /// The runtime model of `target` (built once per session; see
+    /// [`Session::runtime`]).
+    pub fn new(target: &'t Session) -> Result<Runtime<'t>> {
+        target.runtime()
+    }
+
+    /// Joins a session's parts into a view.
+    pub(crate) fn view(target: &'t Session, tab: &'t Pclntab, model: &'t RuntimeModel) -> Self {
+        Runtime {
+            target,
+            tab,
+            model,
+            dwarf: target.dwarf().ok().map(|d| &**d),
+        }
     }
 
     /// The target.
-    pub fn target(&self) -> &'t Target {
+    pub fn target(&self) -> &'t Session {
         self.target
     }
 
@@ -138,8 +153,7 @@ impl<'t> Runtime<'t> {
             return Some(sym.addr.wrapping_add(bias));
         }
         self.dwarf
-            .as_ref()
-            .and_then(|d| d.variable(name))
+            .and_then(|d| d.runtime_variable(name))
             .map(|a| a.wrapping_add(bias))
     }
 
@@ -153,7 +167,6 @@ impl<'t> Runtime<'t> {
         let (Some(addr), Some(off)) = (
             self.global("runtime.debug"),
             self.dwarf
-                .as_ref()
                 .and_then(|d| d.variable_field_offset("runtime.debug", "tracebacklabels")),
         ) else {
             return false;
@@ -164,13 +177,13 @@ impl<'t> Runtime<'t> {
     }
 
     /// The runtime part of the binary's DWARF, if it has DWARF.
-    pub fn dwarf(&self) -> Option<&RuntimeDwarf> {
-        self.dwarf.as_deref()
+    pub fn dwarf(&self) -> Option<&'t DwarfInfo> {
+        self.dwarf
     }
 
     /// A DWARF constant of the runtime, if DWARF is present.
     pub fn constant(&self, name: &str) -> Option<i64> {
-        self.dwarf.as_ref().and_then(|d| d.constant(name))
+        self.dwarf.and_then(|d| d.constant(name))
     }
 
     /// Reads the binary's own `runtime.waitReasonStrings`.

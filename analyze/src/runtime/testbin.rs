@@ -71,3 +71,11 @@ pub fn string_array(elf: &[u8], name: &str) -> Option<Vec<String>> {
     }
     Some(out)
 }
+
+/// The DWARF index of an ELF file's bytes (as a session would load it).
+pub fn dwarf_of(elf: &[u8]) -> crate::dwarf::DwarfInfo {
+    let binary =
+        crate::binary::Binary::parse(std::sync::Arc::from(elf.to_vec().into_boxed_slice()))
+            .expect("parse binary");
+    crate::dwarf::DwarfInfo::for_binary(&binary).expect("load DWARF")
+}

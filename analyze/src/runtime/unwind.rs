@@ -127,7 +127,7 @@ impl Runtime<'_> {
         let mem = self.mem();
         let mut bp = regs.bp;
         for _ in 0..MAX_FP_HOPS {
-            if bp == 0 || bp % 8 != 0 {
+            if bp == 0 || !bp.is_multiple_of(8) {
                 return None;
             }
             let ret = mem.read_u64(bp.wrapping_add(8)).ok()?;

@@ -235,7 +235,7 @@ mod dev_tests {
             .parse()
             .expect("goid");
         let target = crate::Target::open(std::path::Path::new(&snap), None).expect("open");
-        let info = crate::dwarf::DwarfInfo::for_binary(target.binary()).expect("dwarf");
+        let info = target.dwarf().expect("dwarf");
         for f in crate::runtime::goroutine_frames(&target, goid).expect("frames") {
             let vars = info.frame_variables_inlined(f.sym_pc - target.bias(), f.inline_depth);
             eprintln!(

@@ -1,24 +1,46 @@
-//! An opened snapshot with its executable: the root object every command uses.
+//! [`Session`]: one opened snapshot, the root object every command uses.
+//!
+//! A session owns the snapshot reader and the executable, and builds each
+//! part derived from them at most once, on first use: the pclntab, the one
+//! DWARF index ([`DwarfInfo`], shared by the runtime model and the value
+//! code) and the runtime model ([`Runtime`]). Each part is cached as a
+//! `Result` with a cloneable error, so a failure is computed once too and
+//! every later caller gets the same typed error. There is no process-wide
+//! cache: two sessions over the same file share nothing, and dropping a
+//! session frees everything it built.
+//!
+//! A command asks only for what it needs: `goroutines` and `bt` build the
+//! pclntab and the runtime model, whose DWARF lookups read only the
+//! `runtime` compile unit; `print main.cfg` adds the `main` unit.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use rdlv_format::{FileRole, MappingCapture, Snapshot};
 
 use crate::binary::Binary;
+use crate::dwarf::{DwarfError, DwarfInfo};
 use crate::error::{AnalyzeError, Result};
 use crate::memory::Memory;
 use crate::pclntab::Pclntab;
+use crate::runtime::model::RuntimeModel;
+use crate::runtime::Runtime;
 
 /// auxv tag of the program entry point.
 const AT_ENTRY: u64 = 9;
 
-/// A snapshot plus the executable it was taken from.
-pub struct Target {
+/// A snapshot plus the executable it was taken from, and the parts built
+/// from them (see the module docs).
+pub struct Session {
     snapshot: Snapshot,
     binary: Arc<Binary>,
     bias: u64,
-    pclntab: OnceLock<std::result::Result<Pclntab, String>>,
+    pclntab: OnceLock<Result<Pclntab>>,
+    dwarf: OnceLock<std::result::Result<Arc<DwarfInfo>, DwarfError>>,
+    /// How many times this session loaded DWARF (at most once, see tests).
+    dwarf_loads: AtomicUsize,
+    runtime: OnceLock<Result<RuntimeModel>>,
     /// Mappings whose bytes come from the executable: (start, end, file offset).
     exe_ranges: Vec<(u64, u64, u64)>,
     /// Captured anonymous mappings, sorted: pages absent from the snapshot were
@@ -26,26 +48,27 @@ pub struct Target {
     zero_fill: Vec<(u64, u64)>,
 }
 
-impl Target {
+impl Session {
     /// Opens `snapshot_path`. The executable is the one embedded in the
     /// snapshot, or `exe` (e.g. an unstripped twin of a stripped binary),
     /// which must have the same build id.
-    pub fn open(snapshot_path: &Path, exe: Option<&Path>) -> Result<Target> {
+    pub fn open(snapshot_path: &Path, exe: Option<&Path>) -> Result<Session> {
         let snapshot = Snapshot::open(snapshot_path)?;
-        let embedded = snapshot.embedded_file(FileRole::Executable)?;
-        let bytes: Vec<u8> = match exe {
-            Some(path) => std::fs::read(path).map_err(|e| {
+        let bytes: Arc<[u8]> = match exe {
+            Some(path) => Arc::from(std::fs::read(path).map_err(|e| {
                 AnalyzeError::Binary(format!("cannot read --exe {}: {e}", path.display()))
-            })?,
-            None => embedded.clone().ok_or_else(|| {
-                AnalyzeError::Binary(
-                    "the snapshot has no embedded executable (captured with --no-exe); \
-                     pass the binary with --exe PATH"
-                        .to_string(),
-                )
-            })?,
+            })?),
+            None => snapshot
+                .embedded_file_shared(FileRole::Executable)?
+                .ok_or_else(|| {
+                    AnalyzeError::Binary(
+                        "the snapshot has no embedded executable (captured with --no-exe); \
+                         pass the binary with --exe PATH"
+                            .to_string(),
+                    )
+                })?,
         };
-        let binary = Binary::parse(Arc::from(bytes.into_boxed_slice()))?;
+        let binary = Binary::parse(bytes)?;
         Self::check_same_build(&snapshot, &binary, exe)?;
         let at_entry = snapshot
             .metadata()
@@ -75,11 +98,14 @@ impl Target {
             .map(|m| (m.start, m.end))
             .collect();
         zero_fill.sort_unstable();
-        Ok(Target {
+        Ok(Session {
             snapshot,
             binary: Arc::new(binary),
             bias,
             pclntab: OnceLock::new(),
+            dwarf: OnceLock::new(),
+            dwarf_loads: AtomicUsize::new(0),
+            runtime: OnceLock::new(),
             exe_ranges,
             zero_fill,
         })
@@ -127,9 +153,39 @@ impl Target {
     /// The pclntab, parsed on first use.
     pub fn pclntab(&self) -> Result<&Pclntab> {
         self.pclntab
-            .get_or_init(|| Pclntab::new(&self.binary, self.bias).map_err(|e| e.to_string()))
+            .get_or_init(|| Pclntab::new(&self.binary, self.bias))
             .as_ref()
-            .map_err(|e| AnalyzeError::Binary(e.clone()))
+            .map_err(Clone::clone)
+    }
+
+    /// The DWARF index of the executable, loaded on first use (the unit
+    /// headers and the `runtime` unit; other units as they are asked for).
+    pub fn dwarf(&self) -> std::result::Result<&Arc<DwarfInfo>, DwarfError> {
+        self.dwarf
+            .get_or_init(|| {
+                self.dwarf_loads.fetch_add(1, Ordering::Relaxed);
+                DwarfInfo::for_binary(&self.binary).map(Arc::new)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// How many times this session has loaded DWARF: 0 or 1.
+    pub fn dwarf_loads(&self) -> usize {
+        self.dwarf_loads.load(Ordering::Relaxed)
+    }
+
+    /// The runtime model, built on first use: layouts from DWARF when the
+    /// binary has it (else the built-in table for its Go version), wait
+    /// reasons, and the per-PC caches the unwinder shares.
+    pub fn runtime(&self) -> Result<Runtime<'_>> {
+        let tab = self.pclntab()?;
+        let model = self
+            .runtime
+            .get_or_init(|| RuntimeModel::build(self, tab))
+            .as_ref()
+            .map_err(Clone::clone)?;
+        Ok(Runtime::view(self, tab, model))
     }
 
     /// Target memory: captured pages, then the executable's file-backed mappings.
@@ -199,7 +255,7 @@ impl Target {
 /// Granularity at which a read may switch between sources.
 const PAGE: u64 = 4096;
 
-impl Memory for Target {
+impl Memory for Session {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         match self.snapshot.read_memory(addr, buf) {
             Ok(()) => return Ok(()),

@@ -1,0 +1,538 @@
+//! bench-oneshot: one command, one process: `rdlv bt SNAP N` and `rdlv print
+//! SNAP GLOBAL` on a snapshot of a large real Go server, against `dlv core
+//! EXE CORE` doing the same single command, and against an earlier rdlv
+//! build (`--rdlv-before`) to show what a change bought.
+//!
+//! A one-shot command pays for opening the snapshot, the executable and the
+//! parts of its debug information the command needs; this is what a user
+//! pays for each `rdlv bt` typed in a shell, and what Delve pays per `dlv
+//! core` session.
+//!
+//! By default the server is Caddy (`go install
+//! github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9`, kept in
+//! target/bench-bin), serving files with a few idle keep-alive connections
+//! open, so its goroutines include `net/http.(*conn).serve`. `--exe BIN
+//! --args "..."` runs another server instead. It is captured once with
+//! `rdlv-snap` and once with `gcore` (for Delve). Each command runs once with
+//! its output kept (checked: the stack has the goroutine's functions, the
+//! printed value is Delve's) and then `--runs` times to /dev/null. Prints
+//! medians of wall time, CPU time and peak RSS, the ratios, and the targets
+//! of the architecture issue (>= 5x faster than before, >= 10x faster than
+//! `dlv core`); nothing here asserts a timing.
+//!
+//! Usage: bench-oneshot [--runs N (5)] [--exe BIN --args ARGS] [--goroutine N]
+//! [--global EXPR] [--rdlv PATH] [--rdlv-before PATH] [--no-delve]
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+mod common;
+use common::{loadavg, median, mib, pass, root, rss_bytes, run_measured, Usage};
+
+/// Caddy release the default run builds.
+const CADDY: &str = "github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9";
+/// Architecture issue: one-shot commands at least this much faster than before.
+const TARGET_BEFORE: f64 = 5.0;
+/// Architecture issue: at least this much faster than `dlv core`.
+const TARGET_DELVE: f64 = 10.0;
+/// Idle keep-alive connections held open during the capture.
+const IDLE_CONNS: usize = 8;
+
+struct Options {
+    runs: usize,
+    exe: Option<PathBuf>,
+    args: Vec<String>,
+    goroutine: Option<u64>,
+    global: String,
+    rdlv: PathBuf,
+    before: Option<PathBuf>,
+    snap: PathBuf,
+    dlv: PathBuf,
+    delve: bool,
+}
+
+const USAGE: &str = "bench-oneshot [--runs N (5)] [--exe BIN --args \"ARGS\"] [--goroutine N] \
+[--global EXPR (os.Args)] [--rdlv PATH] [--rdlv-before PATH] [--rdlv-snap PATH] [--dlv PATH] [--no-delve]\n\
+Without --exe, builds Caddy with go install and serves files on a local port \
+(ARGS may hold {port} and {dir}).";
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
+    let r = root();
+    let mut o = Options {
+        runs: 5,
+        exe: None,
+        args: Vec::new(),
+        goroutine: None,
+        global: "os.Args".into(),
+        rdlv: r.join("target/release/rdlv"),
+        before: None,
+        snap: r.join("target/release/rdlv-snap"),
+        dlv: r.join(".toolchains/bin/dlv"),
+        delve: true,
+    };
+    let mut args = args.into_iter();
+    while let Some(a) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--runs" => o.runs = value()?.parse().context("--runs")?,
+            "--exe" => o.exe = Some(value()?.into()),
+            "--args" => o.args = value()?.split_whitespace().map(String::from).collect(),
+            "--goroutine" => o.goroutine = Some(value()?.parse().context("--goroutine")?),
+            "--global" => o.global = value()?,
+            "--rdlv" => o.rdlv = value()?.into(),
+            "--rdlv-before" => o.before = Some(value()?.into()),
+            "--rdlv-snap" => o.snap = value()?.into(),
+            "--dlv" => o.dlv = value()?.into(),
+            "--no-delve" => o.delve = false,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other}\n{USAGE}"),
+        }
+    }
+    o.runs = o.runs.max(1);
+    Ok(o)
+}
+
+/// The server under test; killed and reaped on drop.
+struct Server {
+    child: Child,
+    /// Connections held open so the capture sees serving goroutines.
+    _conns: Vec<TcpStream>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Builds Caddy once into target/bench-bin.
+fn caddy() -> Result<PathBuf> {
+    let bin_dir = root().join("target/bench-bin");
+    let bin = bin_dir.join("caddy");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    eprintln!("building {CADDY} (once, into {})", bin_dir.display());
+    let status = Command::new("go")
+        .args(["install", CADDY])
+        .env("GOBIN", &bin_dir)
+        .env("GOFLAGS", "-mod=mod")
+        .status()
+        .context("go install (is Go on PATH?)")?;
+    if !status.success() {
+        bail!("go install {CADDY} failed: {status}");
+    }
+    Ok(bin)
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// One HTTP/1.1 keep-alive request on `conn`; returns the status line.
+fn request(conn: &mut TcpStream, path: &str) -> Result<String> {
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = conn.read(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf[..n]);
+    Ok(text.lines().next().unwrap_or("").to_string())
+}
+
+fn start_server(o: &Options, work: &Path) -> Result<(Server, PathBuf)> {
+    let port = free_port()?;
+    let site = work.join("site");
+    std::fs::create_dir_all(&site)?;
+    std::fs::write(site.join("index.html"), "<h1>rdlv bench</h1>\n".repeat(100))?;
+    let (bin, args) = match &o.exe {
+        Some(exe) => (exe.clone(), o.args.clone()),
+        None => (
+            caddy()?,
+            [
+                "file-server",
+                "--listen",
+                "127.0.0.1:{port}",
+                "--root",
+                "{dir}",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ),
+    };
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| {
+            a.replace("{port}", &port.to_string())
+                .replace("{dir}", &site.display().to_string())
+        })
+        .collect();
+    let child = Command::new(&bin)
+        .args(&args)
+        .current_dir(work)
+        .stdin(Stdio::null())
+        .stdout(File::create(work.join("server.out"))?)
+        .stderr(File::create(work.join("server.err"))?)
+        .spawn()
+        .with_context(|| format!("start {}", bin.display()))?;
+    let mut server = Server {
+        child,
+        _conns: Vec::new(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut conns = Vec::new();
+    while conns.len() < IDLE_CONNS {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(mut c) => {
+                c.set_read_timeout(Some(Duration::from_secs(5)))?;
+                let status = request(&mut c, "/")?;
+                if !status.contains("200") {
+                    bail!("{} answered {status:?}", bin.display());
+                }
+                conns.push(c);
+            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => bail!(
+                "{} is not listening on port {port}: {e} (see {})",
+                bin.display(),
+                work.join("server.err").display()
+            ),
+        }
+    }
+    server._conns = conns;
+    Ok((server, bin))
+}
+
+/// The first goroutine whose stack (in `--format go`) has `func`.
+fn goroutine_with(rdlv: &Path, snap: &Path, func: &str) -> Result<Option<u64>> {
+    let out = Command::new(rdlv)
+        .args([
+            "goroutines".as_ref(),
+            snap.as_os_str(),
+            "--format".as_ref(),
+            "go".as_ref(),
+        ])
+        .output()?;
+    if !out.status.success() {
+        bail!("rdlv goroutines: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text.split("\n\n").find_map(|block| {
+        let id = block
+            .lines()
+            .next()?
+            .strip_prefix("goroutine ")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        block.contains(func).then_some(id)
+    }))
+}
+
+/// A command's check run (output kept) and its timed runs.
+struct Row {
+    label: String,
+    output: String,
+    runs: Vec<Usage>,
+}
+
+impl Row {
+    fn wall(&self) -> Duration {
+        median(self.runs.iter().map(|u| u.wall).collect())
+    }
+    fn cpu(&self) -> Duration {
+        median(self.runs.iter().map(|u| u.cpu).collect())
+    }
+    fn rss(&self) -> u64 {
+        self.runs.iter().map(|u| u.max_rss_bytes).max().unwrap_or(0)
+    }
+}
+
+fn measure(label: &str, work: &Path, runs: usize, make: impl Fn() -> Command) -> Result<Row> {
+    let out_path = work.join("check.out");
+    run_measured(
+        &mut make(),
+        File::create(&out_path)?.into(),
+        &work.join("check.err"),
+    )
+    .with_context(|| label.to_string())?;
+    let output = std::fs::read_to_string(&out_path)?;
+    let mut timed = Vec::new();
+    for _ in 0..runs {
+        timed.push(run_measured(
+            &mut make(),
+            Stdio::null(),
+            &work.join("run.err"),
+        )?);
+    }
+    let row = Row {
+        label: label.to_string(),
+        output,
+        runs: timed,
+    };
+    eprintln!(
+        "  {:<44} wall {:>7.3} s  cpu {:>7.3} s  peak RSS {:>7.1} MiB",
+        row.label,
+        row.wall().as_secs_f64(),
+        row.cpu().as_secs_f64(),
+        mib(row.rss())
+    );
+    Ok(row)
+}
+
+/// `text` without terminal colour sequences (`ESC [ ... m`; Delve colours
+/// even into a pipe).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Functions named in a Delve-style stack (`  N  0xPC in FUNC`), in order.
+fn stack_funcs(text: &str) -> Vec<String> {
+    strip_ansi(text)
+        .lines()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once(" in ")?;
+            let func = rest.split_whitespace().next()?;
+            l.split_whitespace().next()?.parse::<u64>().ok()?;
+            Some(func.to_string())
+        })
+        .collect()
+}
+
+/// Delve's answer with its banner and prompt echoes removed.
+fn delve_value(text: &str) -> String {
+    strip_ansi(text)
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with("Type 'help'"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn ratio(slow: Duration, fast: Duration) -> f64 {
+    slow.as_secs_f64() / fast.as_secs_f64().max(1e-9)
+}
+
+fn main() -> Result<()> {
+    let o = parse_args(std::env::args().skip(1))?;
+    for (what, path) in [("rdlv", &o.rdlv), ("rdlv-snap", &o.snap)] {
+        if !path.exists() {
+            bail!(
+                "{what} not found at {} (cargo build --release -p rdlv-snap -p rdlv-analyze)",
+                path.display()
+            );
+        }
+    }
+    if o.delve && !o.dlv.exists() {
+        bail!(
+            "Delve not found at {} (run .ci/install-toolchains, or pass --no-delve)",
+            o.dlv.display()
+        );
+    }
+    let load_before = loadavg();
+    let dir = tempfile::tempdir()?;
+    let work = dir.path();
+    let (server, bin) = start_server(&o, work)?;
+    let pid = server.child.id();
+    let exe_bytes = std::fs::metadata(&bin)?.len();
+    let server_rss = rss_bytes(pid).unwrap_or(0);
+
+    let snap = work.join("server.snap");
+    run_measured(
+        Command::new(&o.snap)
+            .arg(pid.to_string())
+            .arg("-o")
+            .arg(&snap)
+            .arg("-q"),
+        Stdio::null(),
+        &work.join("snap.err"),
+    )
+    .context("rdlv-snap")?;
+    let mut core = None;
+    if o.delve {
+        let prefix = work.join("core");
+        run_measured(
+            Command::new("gcore")
+                .arg("-o")
+                .arg(&prefix)
+                .arg(pid.to_string()),
+            Stdio::null(),
+            &work.join("gcore.err"),
+        )
+        .context("gcore")?;
+        core = Some(work.join(format!("core.{pid}")));
+    }
+    drop(server);
+    eprintln!(
+        "{} ({:.1} MiB executable, RSS {:.1} MiB): snapshot {:.1} MiB; load average {load_before}",
+        bin.display(),
+        mib(exe_bytes),
+        mib(server_rss),
+        mib(std::fs::metadata(&snap)?.len())
+    );
+
+    let goid = match o.goroutine {
+        Some(g) => g,
+        None => goroutine_with(&o.rdlv, &snap, "net/http.(*conn).serve")?
+            .context("no goroutine in net/http.(*conn).serve: pass --goroutine N")?,
+    };
+    eprintln!(
+        "goroutine {goid}, global {}; {} timed runs each (medians)",
+        o.global, o.runs
+    );
+
+    let rdlv_cmd = |rdlv: &Path, args: Vec<String>| {
+        let (rdlv, snap) = (rdlv.to_path_buf(), snap.clone());
+        move || {
+            let mut c = Command::new(&rdlv);
+            c.arg(&args[0]).arg(&snap).args(&args[1..]);
+            c
+        }
+    };
+    let bt_args = vec!["bt".to_string(), goid.to_string()];
+    let print_args = vec!["print".to_string(), o.global.clone()];
+    let mut rows = Vec::new();
+    let bt = measure(
+        &format!("rdlv bt SNAP {goid}"),
+        work,
+        o.runs,
+        rdlv_cmd(&o.rdlv, bt_args.clone()),
+    )?;
+    let print = measure(
+        &format!("rdlv print SNAP {}", o.global),
+        work,
+        o.runs,
+        rdlv_cmd(&o.rdlv, print_args.clone()),
+    )?;
+    let mut before = None;
+    if let Some(old) = &o.before {
+        let b = measure(
+            &format!("before: rdlv bt SNAP {goid}"),
+            work,
+            o.runs,
+            rdlv_cmd(old, bt_args),
+        )?;
+        let p = measure(
+            &format!("before: rdlv print SNAP {}", o.global),
+            work,
+            o.runs,
+            rdlv_cmd(old, print_args),
+        )?;
+        if b.output != bt.output || p.output != print.output {
+            eprintln!("  note: the earlier build prints something else for bt or print");
+        }
+        before = Some((b, p));
+    }
+    let mut delve = None;
+    if let Some(core) = &core {
+        let dlv = |script: String, name: &str| -> Result<_> {
+            let init = work.join(name);
+            std::fs::write(&init, format!("{script}\nexit\n"))?;
+            let (dlv, bin, core) = (o.dlv.clone(), bin.clone(), core.clone());
+            Ok(move || {
+                let mut c = Command::new(&dlv);
+                c.arg("core")
+                    .arg(&bin)
+                    .arg(&core)
+                    .arg("--init")
+                    .arg(&init)
+                    .arg("--allow-non-terminal-interactive=true");
+                c
+            })
+        };
+        let b = measure(
+            &format!("dlv core: goroutine {goid} bt"),
+            work,
+            o.runs,
+            dlv(format!("goroutine {goid} bt"), "bt.init")?,
+        )?;
+        let p = measure(
+            &format!("dlv core: print {}", o.global),
+            work,
+            o.runs,
+            dlv(format!("print {}", o.global), "print.init")?,
+        )?;
+        // The same instant, two readers: the stacks and the value agree.
+        let (ours, theirs) = (stack_funcs(&bt.output), stack_funcs(&b.output));
+        if ours != theirs {
+            eprintln!("  note: stacks differ:\n    rdlv: {ours:?}\n    dlv:  {theirs:?}");
+        }
+        if delve_value(&p.output) != delve_value(&print.output) {
+            eprintln!(
+                "  note: values differ:\n    rdlv: {}\n    dlv:  {}",
+                print.output.trim(),
+                delve_value(&p.output)
+            );
+        }
+        delve = Some((b, p));
+    }
+    rows.push(bt);
+    rows.push(print);
+
+    println!();
+    println!(
+        "{:<28} {:>10} {:>12} {:>12}",
+        "command", "rdlv (s)", "before (x)", "dlv core (x)"
+    );
+    for (i, row) in rows.iter().enumerate() {
+        let vs_before = before
+            .as_ref()
+            .map(|(b, p)| ratio([b, p][i].wall(), row.wall()));
+        let vs_delve = delve
+            .as_ref()
+            .map(|(b, p)| ratio([b, p][i].wall(), row.wall()));
+        let show = |r: Option<f64>, target: f64| {
+            r.map_or("-".to_string(), |r| format!("{r:.1} {}", pass(r >= target)))
+        };
+        println!(
+            "{:<28} {:>10.3} {:>12} {:>12}",
+            row.label.split(" SNAP").next().unwrap_or(&row.label),
+            row.wall().as_secs_f64(),
+            show(vs_before, TARGET_BEFORE),
+            show(vs_delve, TARGET_DELVE),
+        );
+    }
+    println!(
+        "targets: >= {TARGET_BEFORE}x faster than before, >= {TARGET_DELVE}x faster than dlv core \
+         (wall time, medians of {}); load average before {load_before}, after {}",
+        o.runs,
+        loadavg()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delve_stacks_parse_with_or_without_colour() {
+        let plain =
+            " 0  0x000000000049034e in runtime.gopark\n    at proc.go:462\n 1  0x1 in main.f\n";
+        let coloured =
+            " 0  0x000000000049034e in \u{1b}[1mruntime.gopark\u{1b}[0m\n 1  0x1 in main.f\n";
+        assert_eq!(stack_funcs(plain), ["runtime.gopark", "main.f"]);
+        assert_eq!(stack_funcs(coloured), stack_funcs(plain));
+    }
+}
