@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::sync::atomic::AtomicI32;
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,8 @@ pub struct Options {
     /// Pre-copy capture: copy while the target runs, tracking its writes,
     /// then copy only the written pages while it is stopped.
     pub precopy: bool,
+    /// `--encrypt-to`: the output is one age file to these recipients.
+    pub encryption: Option<crate::encrypt::Encryption>,
 }
 
 /// What happened, for `--json` and the summary line.
@@ -705,7 +707,7 @@ fn preflight(options: &Options, abort: &AtomicI32) -> Result<Preflight> {
     if status.tracer_pid != 0 {
         return Err(freeze::permission_error(pid, "already traced"));
     }
-    let output = Output::open(&options.output, options.force)?;
+    let output = Output::open(&options.output, options.force, options.encryption.clone())?;
     let file_name = output.name();
     // /proc/PID/mem needs the same permission as ptrace: failing here means
     // we never stop the target just to be refused.
@@ -1543,8 +1545,9 @@ fn describe(pid: u32, pre: &Preflight, stopped: &Stopped, runs: &[Run]) -> Metad
     }
 }
 
-/// Compresses and writes the snapshot, links the file under its name and
-/// verifies it (not for stdout). Returns the snapshot size in bytes.
+/// Compresses and writes the snapshot (encrypted with `--encrypt-to`), links
+/// the file under its name and verifies it (not for stdout). Returns the
+/// bytes written to the output.
 fn write_snapshot(
     options: &Options,
     abort: &AtomicI32,
@@ -1584,7 +1587,7 @@ fn write_snapshot(
         ..WriteOptions::default()
     };
     let exe_path = &pre.exe_path;
-    let write = |sink: &mut dyn Write| -> Result<u64> {
+    let mut write = |sink: &mut dyn Write| -> Result<u64> {
         let format_err = |e| CaptureError::format(&file_name, e);
         let mut writer = SnapshotWriter::new(sink, write_options.clone()).map_err(format_err)?;
         writer.write_metadata(metadata).map_err(format_err)?;
@@ -1622,40 +1625,11 @@ fn write_snapshot(
         let (_sink, stats) = writer.finish().map_err(format_err)?;
         Ok(stats.file_bytes)
     };
-    let file_bytes = match &mut pre.output {
-        Output::Stdout => {
-            let stdout = std::io::stdout();
-            let mut sink = BufWriter::with_capacity(1 << 20, stdout.lock());
-            let bytes = write(&mut sink)?;
-            sink.flush()
-                .map_err(|e| CaptureError::output(&file_name, e))?;
-            bytes
-        }
-        Output::File(pending) => {
-            let mut sink = BufWriter::with_capacity(1 << 20, pending.file());
-            let bytes = write(&mut sink)?;
-            sink.flush()
-                .map_err(|e| CaptureError::output(&file_name, e))?;
-            bytes
-        }
-    };
+    let file_bytes = pre.output.write(&mut write);
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
-    if let Output::File(pending) = std::mem::replace(&mut pre.output, Output::Stdout) {
-        let path = pending.path().to_path_buf();
-        pending.commit()?;
-        let verified =
-            rdlv_format::Snapshot::open(&path).and_then(|snapshot| snapshot.verify().map(|_| ()));
-        if let Err(source) = verified {
-            let _ = std::fs::remove_file(&path);
-            return Err(CaptureError::Verify {
-                file: file_name,
-                source,
-            });
-        }
-    }
-    Ok(file_bytes)
+    file_bytes
 }
 
 fn make_progress_bar(total: u64) -> indicatif::ProgressBar {
@@ -1975,6 +1949,7 @@ func main() {
             cow: false,
             cow_max_extra: cow::DEFAULT_MAX_EXTRA,
             precopy: false,
+            encryption: None,
         }
     }
 
