@@ -12,6 +12,7 @@ pub mod buildinfo;
 pub mod disasm;
 pub mod dwarf;
 pub mod error;
+pub mod keys;
 pub mod memory;
 pub mod pclntab;
 pub mod runtime;

@@ -31,7 +31,7 @@ impl Target {
     /// snapshot, or `exe` (e.g. an unstripped twin of a stripped binary),
     /// which must have the same build id.
     pub fn open(snapshot_path: &Path, exe: Option<&Path>) -> Result<Target> {
-        let snapshot = Snapshot::open(snapshot_path)?;
+        let snapshot = crate::keys::open_snapshot(snapshot_path)?;
         let embedded = snapshot.embedded_file(FileRole::Executable)?;
         let bytes: Vec<u8> = match exe {
             Some(path) => std::fs::read(path).map_err(|e| {

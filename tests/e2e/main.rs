@@ -6,6 +6,7 @@ mod churn;
 mod cli;
 mod corpus;
 mod cow;
+mod encrypt;
 mod http;
 mod precopy;
 mod robust;
