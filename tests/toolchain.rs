@@ -8,16 +8,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
-/// Every Go release the tests run against, oldest first. "1.26" is the system Go.
-pub const GO_VERSIONS: &[&str] = &[
-    "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26", "1.27.3",
-];
-
-/// The Go release issue-2 tests (and anything not about version coverage) use.
-pub const DEFAULT_GO: &str = "1.26";
+pub use rdlv_testkit::{go_toolchain, workspace_root, DEFAULT_GO, GO_VERSIONS};
 
 /// The names of the programs under `corpus/cmd/`.
 pub const CORPUS_PROGRAMS: &[&str] = &[
@@ -28,6 +22,7 @@ pub const CORPUS_PROGRAMS: &[&str] = &[
     "values",
     "many",
     "churn",
+    "heapzoo",
 ];
 
 /// How a corpus program is built.
@@ -78,12 +73,6 @@ impl Variant {
     }
 }
 
-/// The workspace root (the directory holding the top-level Cargo.toml).
-pub fn workspace_root() -> PathBuf {
-    let tests_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    tests_dir.parent().unwrap_or(tests_dir).to_path_buf()
-}
-
 /// The cargo target directory and the profile directory this test binary
 /// was built into (e.g. `target` and `target/debug`), derived from the path
 /// of the running test executable (`target/<profile>/deps/e2e-<hash>`).
@@ -97,40 +86,6 @@ pub fn target_dirs() -> (PathBuf, PathBuf) {
         .parent()
         .expect("profile dir lives in the target dir");
     (target.to_path_buf(), profile.to_path_buf())
-}
-
-fn system_go_version() -> &'static str {
-    static VERSION: OnceLock<String> = OnceLock::new();
-    VERSION.get_or_init(|| {
-        let out = Command::new("go")
-            .args(["env", "GOVERSION"])
-            .env("GOTOOLCHAIN", "local")
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run the system `go` ({e}); install Go 1.26"));
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .trim_start_matches("go")
-            .to_string()
-    })
-}
-
-/// The `go` command for a release ("1.21.13", or "1.26"/"1.26.x" for the
-/// system Go). Panics with the install command when it is missing: the tests
-/// must not pass silently without the toolchain they are meant to exercise.
-pub fn go_toolchain(version: &str) -> PathBuf {
-    let system = system_go_version();
-    if system == version || system.starts_with(&format!("{version}.")) {
-        return PathBuf::from("go");
-    }
-    let go = workspace_root().join(format!(".toolchains/go{version}/go/bin/go"));
-    if !go.is_file() {
-        panic!(
-            "Go {version} is not installed at {}: run `.ci/install-toolchains` in the workspace root \
-             (system go is {system})",
-            go.display()
-        );
-    }
-    go
 }
 
 fn newest_mtime(dir: &Path, newest: &mut SystemTime) {
@@ -231,12 +186,5 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), Variant::ALL.len());
-    }
-
-    #[test]
-    fn missing_toolchain_panics_with_install_command() {
-        let err = std::panic::catch_unwind(|| go_toolchain("0.0.1")).expect_err("must panic");
-        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
-        assert!(msg.contains(".ci/install-toolchains"), "message: {msg}");
     }
 }

@@ -4,7 +4,8 @@
 //! Layers, bottom up: [`memory`] (one trait over all target memory),
 //! [`binary`] and [`pclntab`] (static facts from the executable),
 //! [`runtime`] (goroutines, threads, stacks as the Go runtime sees them),
-//! [`dwarf`] and [`value`] (typed variables and expressions).
+//! [`dwarf`] and [`value`] (typed variables and expressions); [`export`]
+//! writes what other tools read (pprof, ELF cores, folded stacks, HTML).
 #![deny(missing_docs)]
 
 pub mod binary;
@@ -12,6 +13,8 @@ pub mod buildinfo;
 pub mod disasm;
 pub mod dwarf;
 pub mod error;
+pub mod export;
+pub mod heap;
 pub mod keys;
 pub mod memory;
 pub mod pclntab;

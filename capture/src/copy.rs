@@ -106,16 +106,25 @@ struct Piece {
     offset: usize,
 }
 
+/// What a copy reads from and when it must stop.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    /// The target.
+    pub pid: u32,
+    /// Its open `/proc/PID/mem`, for the fallback (`None`: no fallback).
+    pub mem: Option<&'a File>,
+    /// Set to a signal number when the user asked to stop.
+    pub abort: &'a AtomicI32,
+    /// The stop's start and `--max-pause` deadline (`None` while it runs).
+    pub deadline: Option<(Instant, Instant)>,
+}
+
 /// Copies `ranges` (sorted, non-overlapping, page aligned) into `buffer`, laid
 /// out back to back in order. `buffer` must be at least the ranges' total size.
-/// `mem` is an open `/proc/PID/mem` used for the fallback.
 pub fn copy_ranges(
-    pid: u32,
+    source: &Source<'_>,
     ranges: &[PageRange],
     buffer: &mut [u8],
-    mem: Option<&File>,
-    abort: &AtomicI32,
-    deadline: Option<(Instant, Instant)>,
 ) -> Result<CopyOutcome> {
     let mut offset = 0usize;
     let placed: Vec<(PageRange, usize)> = ranges
@@ -126,31 +135,31 @@ pub fn copy_ranges(
             (*range, at)
         })
         .collect();
-    copy_placed(pid, &placed, buffer, mem, abort, deadline)
+    copy_placed(source, &placed, buffer)
 }
 
 /// Copies each range of `placed` to its own offset in `buffer`. Ranges are
 /// sorted by address with increasing, non-overlapping offsets (gaps allowed:
 /// `--precopy` re-copies written pages into their slots of the pre-copy).
 pub fn copy_placed(
-    pid: u32,
+    source: &Source<'_>,
     placed: &[(PageRange, usize)],
     buffer: &mut [u8],
-    mem: Option<&File>,
-    abort: &AtomicI32,
-    deadline: Option<(Instant, Instant)>,
 ) -> Result<CopyOutcome> {
+    let Source {
+        pid,
+        mem,
+        abort,
+        deadline,
+    } = *source;
     let mut pieces = Vec::new();
     let mut end_offset = 0usize;
     for (range, offset) in placed {
         if *offset < end_offset {
-            return Err(CaptureError::Parse {
-                what: "copy plan".into(),
-                detail: format!(
-                    "range at {:#x} overlaps the previous one in the buffer",
-                    range.addr
-                ),
-            });
+            return Err(CaptureError::copy_plan(format!(
+                "range at {:#x} overlaps the previous one in the buffer",
+                range.addr
+            )));
         }
         let mut addr = range.addr;
         let mut left = range.len;
@@ -165,13 +174,10 @@ pub fn copy_placed(
         end_offset = offset;
     }
     if end_offset > buffer.len() {
-        return Err(CaptureError::Parse {
-            what: "copy plan".into(),
-            detail: format!(
-                "{end_offset} bytes to copy but the buffer holds {}",
-                buffer.len()
-            ),
-        });
+        return Err(CaptureError::copy_plan(format!(
+            "{end_offset} bytes to copy but the buffer holds {}",
+            buffer.len()
+        )));
     }
     let total: usize = pieces.iter().map(|p| p.len as usize).sum();
 
@@ -333,18 +339,37 @@ fn fallback_read(
         });
         return Ok(());
     };
+    match read_pages(mem, addr, buf, outcome, true) {
+        Ok(read) => {
+            outcome.fallback_bytes += read;
+            Ok(())
+        }
+        Err(_) => Err(CaptureError::Exited { pid }),
+    }
+}
+
+/// Reads `buf` from `mem` (a `/proc/PID/mem`) at `addr`: whole if it can,
+/// else page by page, leaving pages that cannot be read zero and recording
+/// them in `outcome.failed` (sorted, merged). Returns the bytes read. With
+/// `gone_is_fatal`, a page read failing with ESRCH (the process is gone)
+/// ends the read with that error instead.
+pub(crate) fn read_pages(
+    mem: &File,
+    addr: u64,
+    buf: &mut [u8],
+    outcome: &mut CopyOutcome,
+    gone_is_fatal: bool,
+) -> std::io::Result<u64> {
     if read_fully(mem, addr, buf).is_ok() {
-        outcome.fallback_bytes += buf.len() as u64;
-        return Ok(());
+        return Ok(buf.len() as u64);
     }
     let page = PAGE_SIZE as usize;
+    let mut read = 0u64;
     for (index, chunk) in buf.chunks_mut(page).enumerate() {
         let at = addr + (index * page) as u64;
         match read_fully(mem, at, chunk) {
-            Ok(()) => outcome.fallback_bytes += chunk.len() as u64,
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
-                return Err(CaptureError::Exited { pid })
-            }
+            Ok(()) => read += chunk.len() as u64,
+            Err(e) if gone_is_fatal && e.raw_os_error() == Some(libc::ESRCH) => return Err(e),
             Err(_) => {
                 chunk.fill(0);
                 match outcome.failed.last_mut() {
@@ -357,10 +382,12 @@ fn fallback_read(
             }
         }
     }
-    Ok(())
+    Ok(read)
 }
 
-fn read_fully(file: &File, addr: u64, buf: &mut [u8]) -> std::io::Result<()> {
+/// `pread` of all of `buf` at `addr` (retried on EINTR and short reads; a
+/// read of 0 bytes is EIO).
+pub(crate) fn read_fully(file: &File, addr: u64, buf: &mut [u8]) -> std::io::Result<()> {
     let mut done = 0usize;
     while done < buf.len() {
         match file.read_at(&mut buf[done..], addr + done as u64) {
@@ -376,6 +403,19 @@ fn read_fully(file: &File, addr: u64, buf: &mut [u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn from_self<'a>(
+        mem: Option<&'a File>,
+        abort: &'a AtomicI32,
+        deadline: Option<(Instant, Instant)>,
+    ) -> Source<'a> {
+        Source {
+            pid: std::process::id(),
+            mem,
+            abort,
+            deadline,
+        }
+    }
 
     static NO_ABORT: AtomicI32 = AtomicI32::new(0);
 
@@ -432,12 +472,9 @@ mod tests {
         let mut buffer = prefaulted_buffer(total as usize).unwrap();
         let mem = File::open("/proc/self/mem").unwrap();
         let outcome = copy_ranges(
-            std::process::id(),
+            &from_self(Some(&mem), &NO_ABORT, None),
             &ranges,
             &mut buffer,
-            Some(&mem),
-            &NO_ABORT,
-            None,
         )
         .unwrap();
         assert_eq!(
@@ -484,15 +521,7 @@ mod tests {
             })
             .collect();
         let mut buffer = vec![0xEEu8; 64 * page];
-        let outcome = copy_placed(
-            std::process::id(),
-            &placed,
-            &mut buffer,
-            None,
-            &NO_ABORT,
-            None,
-        )
-        .unwrap();
+        let outcome = copy_placed(&from_self(None, &NO_ABORT, None), &placed, &mut buffer).unwrap();
         assert!(outcome.failed.is_empty());
         let mut expected = vec![0xEEu8; 64 * page];
         for (range, offset) in &placed {
@@ -503,15 +532,7 @@ mod tests {
         assert!(buffer == expected, "slots or gaps differ");
         // Overlapping slots are refused, not copied over each other.
         let overlapping = [placed[1], (placed[2].0, placed[1].1)];
-        assert!(copy_placed(
-            std::process::id(),
-            &overlapping,
-            &mut buffer,
-            None,
-            &NO_ABORT,
-            None
-        )
-        .is_err());
+        assert!(copy_placed(&from_self(None, &NO_ABORT, None), &overlapping, &mut buffer).is_err());
     }
 
     #[test]
@@ -523,29 +544,17 @@ mod tests {
         }];
         let mut buffer = prefaulted_buffer(PAGE_SIZE as usize).unwrap();
         let abort = AtomicI32::new(libc::SIGTERM);
-        let err =
-            copy_ranges(std::process::id(), &ranges, &mut buffer, None, &abort, None).unwrap_err();
+        let err = copy_ranges(&from_self(None, &abort, None), &ranges, &mut buffer).unwrap_err();
         assert!(matches!(err, CaptureError::Interrupted { signal } if signal == libc::SIGTERM));
         let past = Instant::now() - std::time::Duration::from_millis(5);
         let err = copy_ranges(
-            std::process::id(),
+            &from_self(None, &NO_ABORT, Some((past, past))),
             &ranges,
             &mut buffer,
-            None,
-            &NO_ABORT,
-            Some((past, past)),
         )
         .unwrap_err();
         assert!(matches!(err, CaptureError::PauseBudget { .. }), "{err}");
         let mut small = vec![0u8; 10];
-        assert!(copy_ranges(
-            std::process::id(),
-            &ranges,
-            &mut small,
-            None,
-            &NO_ABORT,
-            None
-        )
-        .is_err());
+        assert!(copy_ranges(&from_self(None, &NO_ABORT, None), &ranges, &mut small).is_err());
     }
 }

@@ -134,6 +134,12 @@ pub enum CaptureError {
         /// The cause.
         source: rdlv_format::FormatError,
     },
+    /// The target asked not to be dumped.
+    #[error("process {pid} is not dumpable (it called prctl(PR_SET_DUMPABLE, 0) or runs a setuid/setcap binary): it asked that its memory not be dumped, which core dumps and gcore respect; nothing was stopped; pass --force to capture it anyway")]
+    NotDumpable {
+        /// The pid.
+        pid: u32,
+    },
     /// Bad command-line usage detected after parsing (e.g. snapshot to a terminal).
     #[error("{0}")]
     Usage(String),
@@ -145,6 +151,14 @@ impl CaptureError {
         match self {
             CaptureError::Usage(_) => 2,
             _ => 1,
+        }
+    }
+
+    /// An inconsistent copy plan (a bug, reported rather than a page lost).
+    pub fn copy_plan(detail: impl Into<String>) -> CaptureError {
+        CaptureError::Parse {
+            what: "copy plan".into(),
+            detail: detail.into(),
         }
     }
 

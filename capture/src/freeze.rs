@@ -130,27 +130,41 @@ enum WaitEvent {
     Gone,
 }
 
-/// Decodes a raw wait status (the libc macros, without nix's signal parsing,
-/// which fails on real-time signals and would lose the status).
-fn decode_status(status: libc::c_int) -> WaitEvent {
+/// A raw `waitpid` report, decoded with the libc macros, without nix's
+/// signal parsing (which fails on real-time signals and would lose the
+/// status). Shared by the freeze and the syscall injection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waited {
+    /// Nothing to report yet (WNOHANG).
+    Pending,
+    /// In a ptrace stop: the stop signal and the ptrace event (0 for a
+    /// signal-delivery stop).
+    Stopped {
+        /// `WSTOPSIG`.
+        signal: i32,
+        /// `status >> 16`: `PTRACE_EVENT_*` or 0.
+        event: i32,
+    },
+    /// Exited, killed, or no longer ours to wait for (ECHILD).
+    Gone,
+}
+
+/// Decodes a raw wait status.
+fn decode_wait(status: libc::c_int) -> Waited {
     if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
-        return WaitEvent::Gone;
-    }
-    if !libc::WIFSTOPPED(status) {
-        return WaitEvent::Pending;
-    }
-    let sig = libc::WSTOPSIG(status);
-    let event = (status >> 16) & 0xffff;
-    match event {
-        0 => WaitEvent::Signal(sig),
-        libc::PTRACE_EVENT_STOP => WaitEvent::EventStop(sig),
-        libc::PTRACE_EVENT_CLONE => WaitEvent::Clone,
-        libc::PTRACE_EVENT_EXIT => WaitEvent::Exit,
-        _ => WaitEvent::OtherEvent,
+        Waited::Gone
+    } else if libc::WIFSTOPPED(status) {
+        Waited::Stopped {
+            signal: libc::WSTOPSIG(status),
+            event: (status >> 16) & 0xffff,
+        }
+    } else {
+        Waited::Pending
     }
 }
 
-fn wait_nohang(tid: u32) -> std::result::Result<WaitEvent, Errno> {
+/// `waitpid(tid, __WALL | WNOHANG)`, decoded; ECHILD is [`Waited::Gone`].
+pub(crate) fn wait_raw(tid: u32) -> std::result::Result<Waited, Errno> {
     let mut status: libc::c_int = 0;
     // SAFETY: plain syscall with a valid out-pointer.
     let ret = unsafe {
@@ -162,12 +176,36 @@ fn wait_nohang(tid: u32) -> std::result::Result<WaitEvent, Errno> {
     };
     match ret {
         -1 => match Errno::last() {
-            Errno::ECHILD => Ok(WaitEvent::Gone),
+            Errno::ECHILD => Ok(Waited::Gone),
             other => Err(other),
         },
-        0 => Ok(WaitEvent::Pending),
-        _ => Ok(decode_status(status)),
+        0 => Ok(Waited::Pending),
+        _ => Ok(decode_wait(status)),
     }
+}
+
+/// What a wait status means to the freeze.
+#[cfg(test)]
+fn decode_status(status: libc::c_int) -> WaitEvent {
+    event_of(decode_wait(status))
+}
+
+fn event_of(waited: Waited) -> WaitEvent {
+    match waited {
+        Waited::Gone => WaitEvent::Gone,
+        Waited::Pending => WaitEvent::Pending,
+        Waited::Stopped { signal, event } => match event {
+            0 => WaitEvent::Signal(signal),
+            libc::PTRACE_EVENT_STOP => WaitEvent::EventStop(signal),
+            libc::PTRACE_EVENT_CLONE => WaitEvent::Clone,
+            libc::PTRACE_EVENT_EXIT => WaitEvent::Exit,
+            _ => WaitEvent::OtherEvent,
+        },
+    }
+}
+
+fn wait_nohang(tid: u32) -> std::result::Result<WaitEvent, Errno> {
+    wait_raw(tid).map(event_of)
 }
 
 /// Builds the actionable permission error: who traces the target already,
@@ -685,17 +723,11 @@ fn read_regset(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::{Child, Command, Stdio};
+    use std::process::{Command, Stdio};
 
     static NO_ABORT: AtomicI32 = AtomicI32::new(0);
 
-    struct KillOnDrop(Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
+    use crate::testutil::KillOnDrop;
 
     fn wait_for_state(pid: u32, tid: u32, accept: &[char]) -> char {
         let start = Instant::now();

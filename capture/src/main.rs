@@ -3,6 +3,9 @@
 //!
 //! Exit codes: 0 the snapshot is complete and verified; 1 the capture failed
 //! (the target runs, no file is left); 2 usage error.
+//!
+//! `rdlv-snap idle` only waits for SIGTERM/SIGINT/SIGHUP: the command of the
+//! rdlv-snap container image, so captures can be exec'd into it (idle.rs).
 
 mod capture;
 mod copy;
@@ -11,10 +14,17 @@ mod encrypt;
 mod error;
 mod exeinfo;
 mod freeze;
+mod idle;
+mod inject;
+mod nice;
 mod output;
 mod pages;
 mod precopy;
+mod preflight;
 mod proc;
+mod seccomp;
+mod snapshot;
+mod stop;
 #[cfg(test)]
 mod testutil;
 
@@ -23,6 +33,8 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
+
+use crate::capture::{Method, Requested};
 
 /// Signal number of the first SIGINT/SIGTERM/SIGHUP received, 0 if none.
 static ABORT: AtomicI32 = AtomicI32::new(0);
@@ -179,8 +191,12 @@ fn human_bytes(bytes: u64) -> String {
 
 fn main() {
     let mut args = std::env::args();
-    if args.nth(1).as_deref() == Some(cow::SENTINEL_ARG) {
-        std::process::exit(cow::run_sentinel(&args.next().unwrap_or_default()));
+    match args.nth(1).as_deref() {
+        Some(cow::SENTINEL_ARG) => {
+            std::process::exit(cow::run_sentinel(&args.next().unwrap_or_default()))
+        }
+        Some(idle::IDLE_ARG) if args.next().is_none() => std::process::exit(idle::run()),
+        _ => {}
     }
     let cli = Cli::parse();
     let encryption = match encrypt::Encryption::from_args(&cli.encrypt_to, &cli.encrypt_to_file) {
@@ -200,9 +216,14 @@ fn main() {
         embed_exe: !cli.no_exe,
         level: cli.level,
         progress: !cli.quiet && std::io::stderr().is_terminal(),
-        cow: cli.cow,
+        method: if cli.cow {
+            capture::Requested::Cow
+        } else if cli.no_precopy {
+            capture::Requested::Plain
+        } else {
+            capture::Requested::Precopy
+        },
         cow_max_extra: cli.cow_max_extra,
-        precopy: !cli.no_precopy && !cli.cow,
         encryption,
     };
     match capture::run(&options, &ABORT) {
@@ -212,6 +233,12 @@ fn main() {
                 stored as f64 / summary.file_bytes as f64
             } else {
                 0.0
+            };
+            let method = &summary.method;
+            let (cow, precopy) = match method {
+                Method::Cow(stats) => (Some(stats), None),
+                Method::Precopy(stats) => (None, Some(stats)),
+                Method::Plain(_) => (None, None),
             };
             if cli.json {
                 let json = serde_json::json!({
@@ -234,19 +261,19 @@ fn main() {
                     "compression_ratio": (ratio * 100.0).round() / 100.0,
                     "mappings": summary.mappings,
                     "go_version": summary.go_version,
-                    "method": summary.method,
-                    "cow_fallback": summary.cow_fallback,
-                    "cow_extra_bytes": summary.cow_extra_bytes,
-                    "fork_us": summary.fork_us,
-                    "reap_pause_us": summary.reap_pause_us,
-                    "read_ms": summary.read_ms,
-                    "precopy_fallback": summary.precopy_fallback,
-                    "precopy_attach_pause_us": summary.precopy.as_ref().map(|_| summary.setup_pause_us),
-                    "precopy_tracked_bytes": summary.precopy.as_ref().map(|p| p.tracked_bytes),
-                    "precopy_bytes": summary.precopy.as_ref().map(|p| p.precopy_bytes),
-                    "precopy_ms": summary.precopy.as_ref().map(|p| p.precopy_ms),
-                    "precopy_reused_bytes": summary.precopy.as_ref().map(|p| p.reused_bytes),
-                    "precopy_teardown_us": summary.precopy.as_ref().map(|p| p.teardown_us),
+                    "method": method.name(),
+                    "cow_fallback": method.fallback_from(Requested::Cow),
+                    "cow_extra_bytes": cow.and_then(|c| c.extra_bytes),
+                    "fork_us": cow.map_or(0, |c| c.fork_us),
+                    "reap_pause_us": cow.map_or(0, |c| c.reap_pause_us),
+                    "read_ms": cow.map_or(0, |c| c.read_ms),
+                    "precopy_fallback": method.fallback_from(Requested::Precopy),
+                    "precopy_attach_pause_us": precopy.map(|p| p.setup_pause_us),
+                    "precopy_tracked_bytes": precopy.map(|p| p.tracked_bytes),
+                    "precopy_bytes": precopy.map(|p| p.precopy_bytes),
+                    "precopy_ms": precopy.map(|p| p.precopy_ms),
+                    "precopy_reused_bytes": precopy.map(|p| p.reused_bytes),
+                    "precopy_teardown_us": precopy.map(|p| p.teardown_us),
                     "page_scan": summary.page_scan,
                     "warnings": summary.warnings,
                     "encrypted_to": encrypted_to,
@@ -258,17 +285,17 @@ fn main() {
                 }
             }
             if !cli.quiet && !cli.json {
-                let detail = if summary.method == "cow" {
+                let detail = if let Some(cow) = cow {
                     format!(
                         "freeze {:.1} ms, fork {:.1} ms; copy-on-write image read in {} ms",
                         summary.freeze_us as f64 / 1000.0,
-                        summary.fork_us as f64 / 1000.0,
-                        summary.read_ms
+                        cow.fork_us as f64 / 1000.0,
+                        cow.read_ms
                     )
-                } else if let Some(precopy) = &summary.precopy {
+                } else if let Some(precopy) = precopy {
                     format!(
                         "{:.1} ms stop to set up write tracking, then {} copied in {} ms while running ({} of it unchanged since), then freeze {:.1} ms, copy of the rest {:.1} ms",
-                        summary.setup_pause_us as f64 / 1000.0,
+                        precopy.setup_pause_us as f64 / 1000.0,
                         human_bytes(precopy.precopy_bytes),
                         precopy.precopy_ms,
                         human_bytes(precopy.reused_bytes),

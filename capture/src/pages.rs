@@ -210,6 +210,28 @@ pub fn subtract_ranges(a: &[PageRange], b: &[PageRange]) -> Vec<PageRange> {
     out
 }
 
+/// Merges two sorted, non-overlapping range lists into one sorted list where
+/// touching or overlapping ranges are joined.
+pub fn union_ranges(a: &[PageRange], b: &[PageRange]) -> Vec<PageRange> {
+    let mut all: Vec<PageRange> = a.iter().chain(b.iter()).copied().collect();
+    all.sort_by_key(|r| r.addr);
+    let mut out: Vec<PageRange> = Vec::with_capacity(all.len());
+    for range in all {
+        if let Some(last) = out.last_mut() {
+            let last_end = last.addr + last.len;
+            if range.addr <= last_end {
+                let end = (range.addr + range.len).max(last_end);
+                last.len = end - last.addr;
+                continue;
+            }
+        }
+        if range.len > 0 {
+            out.push(range);
+        }
+    }
+    out
+}
+
 /// Finds existing pages of one process.
 pub struct PresenceScanner {
     pagemap: File,
@@ -264,15 +286,20 @@ impl PresenceScanner {
         end: u64,
         out: &mut Vec<PageRange>,
     ) -> std::io::Result<()> {
-        scan_categories(
-            &self.pagemap,
-            &mut self.regions,
-            start,
-            end,
-            EXISTING,
-            0,
-            |lo, hi, _| push_range(out, lo, hi - lo),
-        )
+        self.scan(start, end, EXISTING, |lo, hi, _| {
+            push_range(out, lo, hi - lo)
+        })
+    }
+
+    /// One [`scan_categories`] pass over `[start, end)` of the target.
+    fn scan(
+        &mut self,
+        start: u64,
+        end: u64,
+        query: CategoryQuery,
+        found: impl FnMut(u64, u64, u64),
+    ) -> std::io::Result<()> {
+        scan_categories(&self.pagemap, &mut self.regions, (start, end), query, found)
     }
 
     /// Write-protects, through a userfaultfd registered for asynchronous
@@ -285,16 +312,9 @@ impl PresenceScanner {
             required: 0,
             any_of: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
             flags: PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+            also_return: 0,
         };
-        scan_categories(
-            &self.pagemap,
-            &mut self.regions,
-            start,
-            end,
-            query,
-            0,
-            |_, _, _| {},
-        )
+        self.scan(start, end, query, |_, _, _| {})
     }
 
     /// Like [`PresenceScanner::existing_pages`], and in the same pass the
@@ -317,23 +337,19 @@ impl PresenceScanner {
                 detail: "the kernel has no PAGEMAP_SCAN ioctl (Linux 6.7+)".into(),
             });
         }
-        scan_categories(
-            &self.pagemap,
-            &mut self.regions,
-            start,
-            end,
-            EXISTING,
-            PAGE_IS_WRITTEN | PAGE_IS_WPALLOWED,
-            |lo, hi, categories| {
-                push_range(existing, lo, hi - lo);
-                let present = categories & PAGE_IS_PRESENT != 0;
-                let protected = categories & PAGE_IS_WRITTEN == 0;
-                let registered = categories & PAGE_IS_WPALLOWED != 0;
-                if present && protected && registered {
-                    push_range(unwritten, lo, hi - lo);
-                }
-            },
-        )
+        let query = CategoryQuery {
+            also_return: PAGE_IS_WRITTEN | PAGE_IS_WPALLOWED,
+            ..EXISTING
+        };
+        self.scan(start, end, query, |lo, hi, categories| {
+            push_range(existing, lo, hi - lo);
+            let present = categories & PAGE_IS_PRESENT != 0;
+            let protected = categories & PAGE_IS_WRITTEN == 0;
+            let registered = categories & PAGE_IS_WPALLOWED != 0;
+            if present && protected && registered {
+                push_range(unwritten, lo, hi - lo);
+            }
+        })
         .map_err(|source| CaptureError::Proc {
             path: "PAGEMAP_SCAN ioctl on /proc/PID/pagemap".into(),
             source,
@@ -384,6 +400,8 @@ pub(crate) struct CategoryQuery {
     pub any_of: u64,
     /// `PM_SCAN_*` flags (0 for a plain scan).
     pub flags: u64,
+    /// Categories reported besides those asked about.
+    pub also_return: u64,
 }
 
 /// Pages that exist: present or swapped, and not the shared zero page.
@@ -392,6 +410,7 @@ const EXISTING: CategoryQuery = CategoryQuery {
     required: PAGE_IS_PFNZERO,
     any_of: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
     flags: 0,
+    also_return: 0,
 };
 
 /// Runs `PAGEMAP_SCAN` on an open `/proc/PID/pagemap` over `[start, end)`
@@ -402,10 +421,8 @@ const EXISTING: CategoryQuery = CategoryQuery {
 pub(crate) fn scan_categories(
     pagemap: &File,
     regions: &mut [PageRegion],
-    start: u64,
-    end: u64,
+    (start, end): (u64, u64),
     query: CategoryQuery,
-    also_return: u64,
     mut found: impl FnMut(u64, u64, u64),
 ) -> std::io::Result<()> {
     if regions.is_empty() {
@@ -423,7 +440,7 @@ pub(crate) fn scan_categories(
             category_inverted: query.inverted,
             category_mask: query.required,
             category_anyof_mask: query.any_of,
-            return_mask: query.required | query.any_of | also_return,
+            return_mask: query.required | query.any_of | query.also_return,
             ..PmScanArg::default()
         };
         // SAFETY: `arg` and the region vector it points to outlive the call;
@@ -531,6 +548,30 @@ fn plan_scanning(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn range(addr: u64, len: u64) -> PageRange {
+        PageRange { addr, len }
+    }
+
+    #[test]
+    fn unions_sorted_ranges() {
+        let a = [range(0x1000, 0x1000), range(0x5000, 0x2000)];
+        let b = [
+            range(0x2000, 0x1000),
+            range(0x6000, 0x3000),
+            range(0xa000, 0x1000),
+        ];
+        assert_eq!(
+            union_ranges(&a, &b),
+            vec![
+                range(0x1000, 0x2000),
+                range(0x5000, 0x4000),
+                range(0xa000, 0x1000)
+            ]
+        );
+        assert_eq!(union_ranges(&[], &b), b.to_vec());
+        assert!(union_ranges(&[], &[]).is_empty());
+    }
 
     fn entry(perms: &str, path: &str, inode: u64, flags: &[&str]) -> MapsEntry {
         MapsEntry {
@@ -669,18 +710,7 @@ mod tests {
     fn scan_continuation_matches_pagemap() {
         let pages = 3 * SCAN_VEC_LEN + 100;
         let size = pages * PAGE_SIZE as usize;
-        // SAFETY: anonymous private mapping, unmapped at the end of the test.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(base, libc::MAP_FAILED);
+        let base = crate::testutil::map_anonymous(size);
         // Huge pages would make every page present.
         // SAFETY: advice on our own mapping.
         assert_eq!(
@@ -719,18 +749,7 @@ mod tests {
     fn finds_exactly_the_touched_pages_in_own_memory() {
         let pages = 64usize;
         let size = pages * PAGE_SIZE as usize;
-        // SAFETY: anonymous private mapping, unmapped at the end of the test.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(base, libc::MAP_FAILED);
+        let base = crate::testutil::map_anonymous(size);
         let touched = [0usize, 1, 2, 10, 33, 63];
         for page in touched {
             // SAFETY: inside the mapping.

@@ -116,23 +116,19 @@ pub fn parse_maps(text: &str) -> Result<Vec<MapsEntry>> {
         if line.is_empty() {
             continue;
         }
+        let before_any = |field: &str| {
+            parse_err(
+                "smaps",
+                format!("line {}: {field} before any mapping", number + 1),
+            )
+        };
         if let Some(flags) = line.strip_prefix("VmFlags:") {
-            let last = out.last_mut().ok_or_else(|| {
-                parse_err(
-                    "smaps",
-                    format!("line {}: VmFlags before any mapping", number + 1),
-                )
-            })?;
+            let last = out.last_mut().ok_or_else(|| before_any("VmFlags"))?;
             last.vm_flags = flags.split_whitespace().map(str::to_string).collect();
             continue;
         }
         if let Some(value) = line.strip_prefix("Anonymous:") {
-            let last = out.last_mut().ok_or_else(|| {
-                parse_err(
-                    "smaps",
-                    format!("line {}: Anonymous before any mapping", number + 1),
-                )
-            })?;
+            let last = out.last_mut().ok_or_else(|| before_any("Anonymous"))?;
             let kib = value
                 .split_whitespace()
                 .next()
@@ -176,6 +172,62 @@ pub struct Status {
     pub sig_pnd: u64,
     /// `ShdPnd:` process-pending signal mask.
     pub shd_pnd: u64,
+    /// `Seccomp:` mode (0 none, 1 strict, 2 filter).
+    pub seccomp: u32,
+}
+
+/// Every process id visible in `/proc` (empty if it cannot be listed).
+pub fn all_pids() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// The descriptor number the target's next new descriptor gets (the lowest
+/// one not open, by `/proc/PID/fd`).
+pub fn lowest_free_fd(pid: u32) -> u64 {
+    let mut open: Vec<u64> = std::fs::read_dir(proc_dir(pid).join("fd"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    open.sort_unstable();
+    let mut next = 0u64;
+    for fd in open {
+        if fd == next {
+            next += 1;
+        } else if fd > next {
+            break;
+        }
+    }
+    next
+}
+
+/// Whether the process is in job-control stop (`T`, e.g. after SIGSTOP).
+pub fn job_stopped(pid: u32) -> bool {
+    read_status(pid).is_ok_and(|status| status.state == 'T')
+}
+
+/// Why nothing is injected into a process in job-control stop.
+pub const STOPPED_REASON: &str = "the process is stopped (SIGSTOP); it stays stopped";
+
+/// Whether the process marked itself non-dumpable (`PR_SET_DUMPABLE 0`, or
+/// it runs a setuid/setcap binary). The kernel shows it only one way: the
+/// owner of the files in `/proc/PID` becomes root, so for a target running as root it
+/// cannot be seen (and `false` is returned).
+pub fn non_dumpable(pid: u32, status: &Status) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    status.uid != 0 && std::fs::metadata(proc_dir(pid).join("stat")).is_ok_and(|m| m.uid() == 0)
+}
+
+/// The target's `Seccomp:` mode (0 when unknown).
+pub fn seccomp_mode(pid: u32) -> u32 {
+    read_status(pid).map_or(0, |status| status.seccomp)
 }
 
 /// Parses `/proc/PID/status`.
@@ -215,6 +267,7 @@ pub fn parse_status(text: &str) -> Result<Status> {
             "Threads" => status.threads = first_num("Threads")?,
             "SigPnd" => status.sig_pnd = hex("SigPnd")?,
             "ShdPnd" => status.shd_pnd = hex("ShdPnd")?,
+            "Seccomp" => status.seccomp = first_num("Seccomp")?,
             _ => {}
         }
     }
@@ -456,7 +509,14 @@ pub fn parse_cgroup_bytes(text: &str) -> Option<u64> {
 /// mid-capture would get rdlv-snap OOM-killed: harmless to the target (the
 /// kernel detaches) but the capture is lost, so pre-flight checks it.
 pub fn cgroup_memory_headroom() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    memory_cgroup_headroom(Path::new("/proc/self/cgroup"))
+}
+
+/// Headroom of the memory cgroup (v2 or v1) named in a `/proc/PID/cgroup`
+/// file: the smallest `limit - usage` along the path to the root, `None`
+/// when unlimited or unknown.
+pub fn memory_cgroup_headroom(cgroup_file: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(cgroup_file).ok()?;
     let (v1, path) = parse_memory_cgroup(&text)?;
     let (root, limit_file, usage_file) = if v1 {
         (
@@ -568,7 +628,7 @@ VmFlags: ex
         let text = "Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\nNgid:\t0\n\
                     Pid:\t4242\nPPid:\t1\nTracerPid:\t77\nUid:\t1000\t1000\t1000\t1000\n\
                     Gid:\t100\t100\t100\t100\nThreads:\t3\nSigQ:\t0/1000\nSigPnd:\t0000000000000100\n\
-                    ShdPnd:\t0000000000000002\n";
+                    ShdPnd:\t0000000000000002\nSeccomp:\t2\n";
         let status = parse_status(text).unwrap();
         assert_eq!(
             status,
@@ -583,6 +643,7 @@ VmFlags: ex
                 threads: 3,
                 sig_pnd: 0x100,
                 shd_pnd: 2,
+                seccomp: 2,
             }
         );
         assert!(parse_status("Name:\tx\n").is_err());

@@ -902,3 +902,364 @@ fn subcommands_and_repl_share_stacks_and_values() {
     );
     assert!(text.contains("       Rip = 0x"), "{text}");
 }
+
+/// The `[N goroutines]` total a listing ends with.
+fn listed(text: &str) -> usize {
+    text.lines()
+        .rev()
+        .find_map(|l| {
+            l.strip_prefix('[')?
+                .strip_suffix(" goroutines]")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no [N goroutines] line in:\n{text}"))
+}
+
+/// Goroutine ids of a listing's `Goroutine N - ...` lines, in order.
+fn listed_ids(text: &str) -> Vec<u64> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l
+                .trim_start_matches(['\t', ' ', '*'])
+                .strip_prefix("Goroutine ")?;
+            rest.split(' ').next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// One REPL command through `rdlv SNAP -c CMD`, which must succeed.
+fn repl_ok(path: &str, command: &str) -> String {
+    let out = rdlv(&[path, "-c", command]);
+    assert_exit(&out, 0, command);
+    stdout(&out)
+}
+
+#[test]
+fn delve_goroutines_forms_in_the_repl_and_on_the_command_line() {
+    let (_target, snap) = parked_snapshot();
+    let path = snap.path().to_str().expect("utf-8");
+    let user = repl_ok(path, "goroutines");
+    let all = repl_ok(path, "goroutines --system");
+    let user_ids = listed_ids(&user);
+    let all_ids = listed_ids(&all);
+    assert_eq!(user_ids.len(), listed(&user));
+    assert!(all_ids.len() > user_ids.len(), "runtime goroutines exist");
+
+    // -with/-without user: Delve's user goroutines (all of them listed, as Delve does).
+    let with_user = repl_ok(path, "goroutines -with user");
+    assert_eq!(listed_ids(&with_user), user_ids, "{with_user}");
+    let without_user = repl_ok(path, "goroutines -wo user");
+    let system: Vec<u64> = all_ids
+        .iter()
+        .copied()
+        .filter(|id| !user_ids.contains(id))
+        .collect();
+    assert_eq!(listed_ids(&without_user), system, "{without_user}");
+
+    // -with userloc TEXT keeps lines whose user location contains TEXT;
+    // -without drops exactly those.
+    let with_loc = repl_ok(path, "goroutines -with userloc main.chanRecv");
+    let with_ids = listed_ids(&with_loc);
+    assert_eq!(with_ids.len(), 1, "{with_loc}");
+    assert!(with_loc.contains("main.chanRecv"), "{with_loc}");
+    let without_loc = repl_ok(path, "goroutines -without userloc main.chanRecv");
+    assert_eq!(
+        listed(&without_loc) + with_ids.len(),
+        user_ids.len(),
+        "{without_loc}"
+    );
+    let labelled = repl_ok(path, "goroutines -w label tenant=acme -l");
+    assert_eq!(listed(&labelled), 1, "{labelled}");
+    assert!(labelled.contains("tenant=\"acme\""), "{labelled}");
+    assert_eq!(
+        listed(&repl_ok(path, "goroutines -with label tenant=other")),
+        0
+    );
+    let running = repl_ok(path, "goroutines -with running");
+    for line in running.lines().filter(|l| l.contains("Goroutine ")) {
+        assert!(line.contains("(thread "), "{running}");
+    }
+    let go_loc = repl_ok(path, "goroutines -g -with goloc main.main");
+    assert!(
+        listed(&go_loc) >= 10,
+        "most are started by main.main: {go_loc}"
+    );
+
+    // -group user: Delve's groups, sorted by key, 5 shown each, totals.
+    let grouped = repl_ok(path, "goroutines -group user");
+    let lines: Vec<&str> = grouped.lines().collect();
+    assert_eq!(lines[0], "user=false", "{grouped}");
+    let totals: Vec<usize> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("\tTotal: ")?.parse().ok())
+        .collect();
+    assert_eq!(totals, vec![system.len(), user_ids.len()], "{grouped}");
+    assert!(lines.contains(&"user=true"), "{grouped}");
+    assert!(
+        listed_ids(&grouped).len() <= 10,
+        "at most 5 per group:\n{grouped}"
+    );
+    assert!(grouped.contains("\n\t  Goroutine "), "{grouped}");
+    let by_label = repl_ok(path, "goroutines -group label tenant");
+    assert!(
+        by_label.starts_with("tenant=\n") && by_label.contains("\ntenant=acme\n\t"),
+        "{by_label}"
+    );
+    let by_loc = repl_ok(path, "goroutines -group startloc");
+    let group_total: usize = by_loc
+        .lines()
+        .filter_map(|l| l.strip_prefix("\tTotal: ")?.parse::<usize>().ok())
+        .sum();
+    assert_eq!(group_total, user_ids.len(), "{by_loc}");
+    assert!(by_loc.contains(" in main.chanRecv\n"), "{by_loc}");
+    // The command line takes the same definition.
+    let out = rdlv(&["goroutines", path, "--group", "user"]);
+    assert_exit(&out, 0, "goroutines SNAP --group user");
+    assert_eq!(stdout(&out), grouped);
+    // `--group` alone stays rdlv's grouping by identical stack.
+    assert!(repl_ok(path, "goroutines --group").contains(" groups]\n"));
+
+    // -t: each goroutine's stack under its line, Delve's layout.
+    let stacks = repl_ok(path, "goroutines -with userloc main.chanRecv -t 1");
+    let stack_lines: Vec<&str> = stacks.lines().filter(|l| l.starts_with('\t')).collect();
+    assert_eq!(
+        stack_lines.len(),
+        4,
+        "two frames, two lines each:\n{stacks}"
+    );
+    assert!(stack_lines[0].starts_with("\t0  0x"), "{stacks}");
+    assert!(stack_lines[1].starts_with("\t    at /"), "{stacks}");
+
+    // -exec runs the command in every listed goroutine.
+    let exec = repl_ok(path, "goroutines -with userloc main.c -exec bt -full");
+    let ids = listed_ids(&exec);
+    assert!(ids.len() >= 2, "{exec}");
+    let tops = exec.lines().filter(|l| l.starts_with(" 0  0x")).count();
+    assert_eq!(tops, ids.len(), "one bt per goroutine:\n{exec}");
+    let exec = repl_ok(path, "goroutines -w label tenant -exec goroutine");
+    assert!(
+        exec.contains(&format!(
+            "Goroutine {}, frame 0: ",
+            listed_ids(&exec).first().expect("one goroutine")
+        )),
+        "{exec}"
+    );
+
+    // Today's forms still work after the Delve ones.
+    let script = "grs -u\ngoroutine 1\nbt -full\nframe 1\nup\ndown 2\nlocals\nargs\np main.never\nvars ^main\\.\nthreads\nhelp goroutines\n";
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = rdlv_in(home.path(), &[path], Some(script));
+    assert_exit(&out, 0, "today's REPL forms");
+    let text = stdout(&out);
+    assert!(text.contains("Switched to goroutine 1"), "{text}");
+    assert!(text.contains("Goroutine 1, frame 2: "), "{text}");
+    assert!(text.contains("Goroutine 1, frame 0: "), "{text}");
+    assert!(text.contains("chan int"), "p main.never: {text}");
+    assert!(
+        text.contains("-group userloc|curloc|goloc|startloc|running|user"),
+        "{text}"
+    );
+
+    // Mistakes are usage errors that say what to type.
+    for (command, want) in [
+        ("goroutines -with user readLoop", "-with userloc readLoop"),
+        ("goroutines -group bogus", "expected userloc, curloc"),
+        ("goroutines -group label", "-group label needs a KEY"),
+        (
+            "goroutines -with userloc",
+            "needs to be followed by an expression",
+        ),
+        (
+            "goroutines --format json -exec bt",
+            "-exec works with --format text",
+        ),
+    ] {
+        let out = rdlv(&[path, "-c", command]);
+        assert_exit(&out, 2, command);
+        assert!(
+            stderr(&out).contains(want),
+            "{}",
+            describe_output(command, &out)
+        );
+    }
+}
+
+/// Runs `command` (a shell line) on a pseudo-terminal and returns what it showed.
+fn on_pty(command: &str, env: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", command, "/dev/null"])
+        .stdin(Stdio::null())
+        .env_remove("NO_COLOR")
+        // The pty carries stderr too: keep the progress bar (shown after 1 s
+        // on a terminal, which a loaded machine reaches) out of the colour
+        // checks unless the caller asks for it.
+        .env("RDLV_PROGRESS_AFTER_MS", "3600000");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .expect("run script(1) from util-linux; install util-linux if missing");
+    assert!(out.status.success(), "{}", describe_output(command, &out));
+    stdout(&out)
+}
+
+#[test]
+fn color_follows_the_flag_the_terminal_and_no_color() {
+    let (_target, snap) = parked_snapshot();
+    let path = snap.path().to_str().expect("utf-8");
+    let bold_func = "\x1b[1mmain.main\x1b[0m";
+    let out = rdlv(&["--color", "always", "bt", path, "1"]);
+    assert_exit(&out, 0, "bt --color always");
+    let text = stdout(&out);
+    assert!(text.contains(bold_func), "{text:?}");
+    assert!(text.contains("\x1b[1mproc.go:"), "basename bold: {text:?}");
+    // NO_COLOR does not override an explicit --color always.
+    let mut cmd = Command::new(rdlv_path());
+    let out = cmd
+        .args(["bt", path, "1", "--color=always"])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run rdlv");
+    assert!(stdout(&out).contains(bold_func));
+    // never, and auto into a pipe: no escape codes at all.
+    for args in [
+        &["--color", "never", "bt", path, "1"][..],
+        &["bt", path, "1"][..],
+    ] {
+        let out = rdlv(args);
+        assert_exit(&out, 0, "bt without colour");
+        assert!(!out.stdout.contains(&0x1b), "{}", stdout(&out));
+    }
+    // The REPL colours the same way (and `list` as Delve: yellow arrow, blue numbers).
+    let out = rdlv(&[
+        "--color",
+        "always",
+        path,
+        "-c",
+        "goroutine 1",
+        "-c",
+        "frame 1",
+        "-c",
+        "list",
+    ]);
+    assert_exit(&out, 0, "repl --color always");
+    let text = stdout(&out);
+    assert!(text.contains("\x1b[33m=>\x1b[0m\x1b[34m"), "{text:?}");
+    // Goroutine listings stay plain, as in Delve.
+    let out = rdlv(&["--color", "always", "goroutines", path]);
+    assert!(!out.stdout.contains(&0x1b), "{}", stdout(&out));
+    // auto on a terminal colours; NO_COLOR turns it off.
+    let rdlv_bin = rdlv_path();
+    let line = format!("{} bt {path} 1", rdlv_bin.display());
+    assert!(on_pty(&line, &[]).contains(bold_func));
+    assert!(!on_pty(&line, &[("NO_COLOR", "1")]).contains('\x1b'));
+}
+
+#[test]
+fn progress_shows_on_a_terminal_only_when_asked_by_time() {
+    let (_target, snap) = parked_snapshot();
+    let path = snap.path().to_str().expect("utf-8");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = dir.path().join("out.json");
+    let line = format!(
+        "{} goroutines {path} --format json > {}",
+        rdlv_path().display(),
+        sink.display()
+    );
+    // Shown at once when the delay is 0: a bar with the goroutine count.
+    let shown = on_pty(&line, &[("RDLV_PROGRESS_AFTER_MS", "0")]);
+    assert!(shown.contains("listing goroutines"), "{shown:?}");
+    // The default delay of one second: a quick command shows nothing.
+    let quiet = on_pty(&line, &[]);
+    assert!(!quiet.contains("listing goroutines"), "{quiet:?}");
+    // Not a terminal: never, whatever the delay.
+    let out = Command::new(rdlv_path())
+        .args(["goroutines", path])
+        .env("RDLV_PROGRESS_AFTER_MS", "0")
+        .output()
+        .expect("run rdlv");
+    assert!(
+        stderr(&out).is_empty(),
+        "{}",
+        describe_output("piped", &out)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sink).expect("output")).expect("json intact");
+    assert!(json.as_array().is_some_and(|a| a.len() >= 10));
+}
+
+#[test]
+fn completion_scripts_and_man_pages_come_from_the_definitions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (shell, check) in [
+        ("bash", &["bash", "-n"][..]),
+        ("zsh", &["zsh", "-n"][..]),
+        ("fish", &["fish", "--no-execute"][..]),
+    ] {
+        let out = rdlv(&["completion", shell]);
+        assert_exit(&out, 0, &format!("completion {shell}"));
+        let script = stdout(&out);
+        for word in ["goroutines", "color", "exe", "without"] {
+            assert!(script.contains(word), "{shell}: {word} missing");
+        }
+        let file = dir.path().join(format!("rdlv.{shell}"));
+        std::fs::write(&file, &script).expect("write script");
+        let out = Command::new(check[0])
+            .args(&check[1..])
+            .arg(&file)
+            .output()
+            .unwrap_or_else(|e| panic!("run {} ({e}); .ci/run must install it", check[0]));
+        assert!(out.status.success(), "{}", describe_output(shell, &out));
+    }
+    // bash: loading the script registers the completion, and it completes
+    // the commands and the REPL's aliases (one definition).
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {}; complete -p rdlv; COMP_WORDS=(rdlv g); COMP_CWORD=1; \
+             _rdlv rdlv g rdlv; echo \"${{COMPREPLY[@]}}\"",
+            dir.path().join("rdlv.bash").display()
+        ))
+        .output()
+        .expect("bash");
+    let text = stdout(&out);
+    assert!(
+        text.contains("-F _rdlv rdlv"),
+        "{}",
+        describe_output("bash", &out)
+    );
+    let words: Vec<&str> = text
+        .lines()
+        .last()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert!(
+        words.contains(&"goroutines") && words.contains(&"grs"),
+        "{}",
+        describe_output("bash", &out)
+    );
+
+    let out = rdlv(&["man"]);
+    assert_exit(&out, 0, "man");
+    assert!(stdout(&out).starts_with(".ie") || stdout(&out).contains(".TH rdlv 1"));
+    let pages = dir.path().join("man");
+    let out = rdlv(&["man", "-o", pages.to_str().expect("utf-8")]);
+    assert_exit(&out, 0, "man -o");
+    for page in [
+        "rdlv.1",
+        "rdlv-goroutines.1",
+        "rdlv-bt.1",
+        "rdlv-completion.1",
+    ] {
+        let text = std::fs::read_to_string(pages.join(page)).expect("page written");
+        assert!(text.contains(".TH"), "{page}");
+    }
+    let goroutines = std::fs::read_to_string(pages.join("rdlv-goroutines.1")).expect("page");
+    assert!(
+        goroutines.contains("\\-\\-with") && goroutines.contains("SNAP"),
+        "{goroutines}"
+    );
+}

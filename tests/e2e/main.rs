@@ -4,9 +4,12 @@
 mod capture;
 mod churn;
 mod cli;
+mod container;
 mod corpus;
 mod cow;
 mod encrypt;
+mod export;
+mod heap;
 mod http;
 mod precopy;
 mod robust;

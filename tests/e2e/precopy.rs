@@ -400,3 +400,88 @@ fn recorded_mapping_flags_do_not_show_the_write_tracking() {
         "smaps was never re-read in the stop: the test proves nothing"
     );
 }
+
+/// Issue 12: a target whose seccomp filter kills it on userfaultfd() is
+/// never injected into: the filter is read and evaluated first, the capture
+/// falls back to the plain copy with the reason, and the target lives on.
+/// `--cow`'s clone() is allowed by that filter, so `--cow` forks.
+#[test]
+fn seccomp_filter_that_kills_on_userfaultfd_gets_the_plain_copy_and_survives() {
+    let target = Target::start(
+        "heap",
+        DEFAULT_GO,
+        Variant::Default,
+        &["-mb", "16", "-seccomp", "kill-userfaultfd"],
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", target.pid())).unwrap();
+    assert!(status.contains("Seccomp:\t2"), "the filter is installed");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("k.snap");
+    for round in 0..3 {
+        let out = capture(target.pid(), &path, &["--precopy"]);
+        assert!(out.status.success(), "{}", describe_output("capture", &out));
+        let json = summary(&out);
+        assert_eq!(json["method"], "plain", "round {round}: {json}");
+        let reason = json["precopy_fallback"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("userfaultfd") && reason.contains("SECCOMP_RET_KILL_PROCESS"),
+            "{json}"
+        );
+        assert!(target.is_alive(), "round {round}: the target died");
+        target.assert_running_untraced();
+        assert!(tracking_leftovers(target.pid()).is_empty());
+    }
+    let out = capture(target.pid(), &path, &["--cow"]);
+    assert!(out.status.success(), "{}", describe_output("--cow", &out));
+    assert_eq!(
+        summary(&out)["method"],
+        "cow",
+        "{}",
+        describe_output("--cow", &out)
+    );
+    assert!(target.is_alive());
+    // Without CAP_SYS_ADMIN the filter cannot be read: plain copy, and the
+    // message names the way to the fast path.
+    let out = Command::new("setpriv")
+        .args(["--inh-caps=-sys_admin", "--bounding-set=-sys_admin", "--"])
+        .arg(rdlv_snap_unwrapped_path())
+        .arg(target.pid().to_string())
+        .arg("-o")
+        .arg(&path)
+        .args(["--json", "--force", "--precopy"])
+        .output()
+        .expect("setpriv (util-linux) must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("without CAP_SYS_ADMIN", &out)
+    );
+    let json = summary(&out);
+    assert_eq!(json["method"], "plain", "{json}");
+    let reason = json["precopy_fallback"].as_str().unwrap_or_default();
+    assert!(reason.contains("--cap-add SYS_ADMIN"), "{json}");
+    assert!(target.is_alive());
+}
+
+/// A filter that allows userfaultfd() (it only fails an unrelated syscall)
+/// no longer stands in the way: as root the pre-copy is used.
+#[test]
+fn seccomp_filter_that_allows_the_injected_syscalls_gets_the_precopy() {
+    let target = Target::start(
+        "heap",
+        DEFAULT_GO,
+        Variant::Default,
+        &["-mb", "16", "-seccomp", "deny-unrelated"],
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", target.pid())).unwrap();
+    assert!(status.contains("Seccomp:\t2"), "the filter is installed");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = precopy_capture(target.pid(), &dir.path().join("a.snap"));
+    assert!(
+        json["precopy_reused_bytes"].as_u64().unwrap_or(0) > 0,
+        "{json}"
+    );
+    assert!(target.is_alive());
+    target.assert_running_untraced();
+    assert!(tracking_leftovers(target.pid()).is_empty());
+}

@@ -680,3 +680,270 @@ func main() {
         "{text}"
     );
 }
+
+/// `[start, end)` of a function in `binary`, from `go tool nm -size`.
+fn function_range(version: &str, binary: &std::path::Path, name: &str) -> (u64, u64) {
+    let go = rdlv_testkit::go_toolchain(version);
+    let out = std::process::Command::new(&go)
+        .args(["tool", "nm", "-size"])
+        .arg(binary)
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .expect("go tool nm");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // Assembly functions carry their ABI in the symbol name.
+            (f.len() == 4 && (f[3] == name || f[3].strip_suffix(".abi0") == Some(name))).then(
+                || {
+                    let start = u64::from_str_radix(f[0], 16).expect("address");
+                    let size: u64 = f[1].parse().expect("size");
+                    (start, start + size)
+                },
+            )
+        })
+        .unwrap_or_else(|| panic!("{name} not in go tool nm of {}", binary.display()))
+}
+
+/// Where the thread running `main.spin` is parked for the capture.
+#[derive(Clone, Copy, Debug)]
+enum InHandler {
+    /// At the first instruction of `runtime.sigtramp`: the TLS g is still
+    /// the goroutine, the registers are on the gsignal stack.
+    Entry,
+    /// Inside `runtime.sighandler`: `sigtrampgo` has switched the TLS g to
+    /// `m.gsignal`.
+    Sighandler,
+}
+
+/// On a failure while this test thread traces one thread of the target:
+/// kills the target and reaps the traced thread, whose zombie would
+/// otherwise keep the target from being reaped (a hang, not a failure).
+struct TraceeGuard {
+    pid: libc::pid_t,
+    tid: libc::pid_t,
+}
+
+impl Drop for TraceeGuard {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            let mut status = 0;
+            while libc::waitpid(self.tid, &mut status, libc::__WALL) == self.tid
+                && !(libc::WIFEXITED(status) || libc::WIFSIGNALED(status))
+            {}
+        }
+    }
+}
+
+/// Stops the thread of `target` running `main.spin` in its SIGURG handler at `at`, then puts the whole process in job-control
+/// stop and detaches, so the capture sees that instant. Returns the tid.
+fn park_spinner_in_signal_handler(target: &Target, version: &str, at: InHandler) -> u32 {
+    let pid = target.pid() as libc::pid_t;
+    let cpu = |tid: u32| -> u64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap_or_default();
+        let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        // Fields after the name: state is 3rd overall, utime the 14th.
+        after
+            .split_whitespace()
+            .nth(11)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let sighandler = function_range(version, target.binary(), "runtime.sighandler");
+    let spin = function_range(version, target.binary(), "main.spin");
+    // A cgo binary installs `runtime.cgoSigtramp`, which jumps to sigtramp.
+    let entries = [
+        function_range(version, target.binary(), "runtime.sigtramp"),
+        function_range(version, target.binary(), "runtime.cgoSigtramp"),
+    ];
+    let wait = |t: libc::pid_t| -> libc::c_int {
+        let mut status = 0;
+        let r = unsafe { libc::waitpid(t, &mut status, libc::__WALL) };
+        assert_eq!(r, t, "waitpid: {}", std::io::Error::last_os_error());
+        assert!(
+            libc::WIFSTOPPED(status),
+            "thread {t} not stopped: {status:#x}"
+        );
+        libc::WSTOPSIG(status)
+    };
+    let pc_of = |t: libc::pid_t| -> u64 {
+        let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_GETREGS,
+                t,
+                0,
+                &mut regs as *mut _ as *mut libc::c_void,
+            )
+        };
+        assert_eq!(r, 0, "GETREGS: {}", std::io::Error::last_os_error());
+        regs.rip
+    };
+    // The spinner moves between threads: take the thread busiest over the
+    // last 50 ms, stop it, and keep it only if it stands in main.spin.
+    let mut attempt = 0;
+    let (tid, guard) = loop {
+        attempt += 1;
+        assert!(attempt <= 100, "no thread found running main.spin");
+        let before: Vec<(u32, u64)> = target.tids().into_iter().map(|t| (t, cpu(t))).collect();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let Some(&(tid, _)) = before
+            .iter()
+            .max_by_key(|(t, c)| cpu(*t).saturating_sub(*c))
+        else {
+            continue;
+        };
+        let t = tid as libc::pid_t;
+        if unsafe { libc::ptrace(libc::PTRACE_SEIZE, t, 0, 0) } != 0 {
+            continue;
+        }
+        let guard = TraceeGuard { pid, tid: t };
+        unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, t, 0, 0) };
+        // The interrupt's stop, after any signal stop that came first.
+        loop {
+            let sig = wait(t);
+            if sig == libc::SIGTRAP {
+                break;
+            }
+            unsafe { libc::ptrace(libc::PTRACE_CONT, t, 0, sig) };
+        }
+        if (spin.0..spin.1).contains(&pc_of(t)) {
+            break (tid, guard);
+        }
+        unsafe { libc::ptrace(libc::PTRACE_DETACH, t, 0, 0) };
+        std::mem::forget(guard);
+    };
+    let t = tid as libc::pid_t;
+    let wait = || wait(t);
+    let pc = || pc_of(t);
+    // A pending SIGURG is delivered as the thread resumes, before it runs
+    // another instruction of main.spin: its signal-delivery-stop.
+    unsafe {
+        libc::syscall(libc::SYS_tgkill, pid, t, libc::SIGURG);
+        libc::ptrace(libc::PTRACE_CONT, t, 0, 0);
+    }
+    loop {
+        let sig = wait();
+        if sig == libc::SIGURG {
+            break;
+        }
+        unsafe { libc::ptrace(libc::PTRACE_CONT, t, 0, sig) };
+    }
+    // Deliver it one step at a time: the kernel builds the signal frame and
+    // stops at the handler's first instruction.
+    unsafe { libc::ptrace(libc::PTRACE_SINGLESTEP, t, 0, libc::SIGURG) };
+    assert_eq!(wait(), libc::SIGTRAP);
+    let entry = pc();
+    assert!(
+        entries.iter().any(|r| (r.0..r.1).contains(&entry)),
+        "handler entry {entry:#x} is not in runtime.sigtramp or cgoSigtramp {entries:x?}"
+    );
+    if let InHandler::Sighandler = at {
+        let mut steps = 0;
+        while !(sighandler.0..sighandler.1).contains(&pc()) {
+            steps += 1;
+            assert!(steps < 100_000, "runtime.sighandler not reached");
+            unsafe { libc::ptrace(libc::PTRACE_SINGLESTEP, t, 0, 0) };
+            assert_eq!(wait(), libc::SIGTRAP);
+        }
+    }
+    // Job-control stop for every thread, then let go: the parked thread
+    // joins the group stop before it runs another instruction.
+    target.signal(libc::SIGSTOP);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !target
+        .thread_statuses()
+        .iter()
+        .all(|s| s.tid == tid || s.state == 'T')
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the process did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    unsafe { libc::ptrace(libc::PTRACE_DETACH, t, 0, 0) };
+    std::mem::forget(guard);
+    while !target
+        .thread_statuses()
+        .iter()
+        .all(|s| s.state == 'T' && s.tracer_pid == 0)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "thread {tid} did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    tid
+}
+
+/// A goroutine whose thread is inside a signal handler (sysmon preempts a
+/// spinning goroutine with SIGURG every 10 ms) is `_Grunning` with a stale
+/// `g.sched`: its stack is where the kernel's signal frame on the gsignal
+/// stack says. Both instants of the handler: before and after `sigtrampgo`
+/// switches the TLS g to `m.gsignal`. The thread's own stack crosses the
+/// signal frame onto the goroutine.
+#[test]
+fn running_goroutine_in_a_signal_handler_shows_where_it_was_interrupted() {
+    let mut failures = Vec::new();
+    for version in [DEFAULT_GO, "1.22.10"] {
+        for at in [InHandler::Entry, InHandler::Sighandler] {
+            let target = Target::start("parked", version, Variant::Default, &[]);
+            let tid = park_spinner_in_signal_handler(&target, version, at);
+            let snap = target.capture(&[]);
+            target.signal(libc::SIGCONT);
+            let out = run_rdlv(&[
+                "goroutines".as_ref(),
+                snap.path().as_os_str(),
+                "--format".as_ref(),
+                "go".as_ref(),
+            ]);
+            assert!(
+                out.status.success(),
+                "{}",
+                describe_output("goroutines", &out)
+            );
+            let text = String::from_utf8_lossy(&out.stdout);
+            let blocks = parse_stacks(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            let spin = blocks
+                .iter()
+                .find(|g| g.is_running() && g.frames.iter().any(|f| f.func == "main.spin"));
+            if spin.is_none() {
+                let running: Vec<_> = blocks
+                    .iter()
+                    .filter(|g| g.is_running())
+                    .map(|g| (g.id, g.funcs()))
+                    .collect();
+                failures.push(format!(
+                    "go{version} {at:?}: no running goroutine with main.spin; running: {running:?}"
+                ));
+            }
+            let out = run_rdlv(&[
+                "threads".as_ref(),
+                snap.path().as_os_str(),
+                "--stacks".as_ref(),
+            ]);
+            let threads = String::from_utf8_lossy(&out.stdout);
+            // One block per thread: its header line, then indented frames.
+            let header = format!("Thread {tid} ");
+            let mine: String = threads
+                .lines()
+                .skip_while(|l| !l.contains(&header))
+                .enumerate()
+                .take_while(|(i, l)| *i == 0 || !l.contains(" Thread "))
+                .map(|(_, l)| format!("{l}\n"))
+                .collect();
+            let crosses = mine.contains("runtime.sigtramp") || mine.contains("runtime.cgoSigtramp");
+            if !(crosses && mine.contains("main.spin")) {
+                failures.push(format!(
+                    "go{version} {at:?}: thread {tid} stack does not cross the signal frame:\n{threads}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

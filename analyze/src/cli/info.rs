@@ -7,7 +7,8 @@ use anyhow::Context;
 use rdlv_format::{Mapping, MappingCapture, Snapshot};
 use serde::Serialize;
 
-use super::{open_snapshot, Spinner, EXIT_OK};
+use super::progress::Progress;
+use super::{open_snapshot, EXIT_OK};
 use crate::runtime::Runtime;
 use crate::{AnalyzeError, Target};
 
@@ -217,7 +218,7 @@ pub fn run_info_path(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let snapshot = open_snapshot(snap)?;
-    let spinner = Spinner::start("reading the Go runtime state");
+    let spinner = Progress::start("reading the Go runtime state");
     let target = Target::open(snap, exe);
     spinner.finish();
     if let (Err(_), Some(path)) = (&target, exe) {
@@ -661,7 +662,7 @@ impl ModInfo {
 /// check on corruption.
 pub fn run_verify_path(snap: &Path, out: &mut dyn Write) -> anyhow::Result<i32> {
     let snapshot = open_snapshot(snap)?;
-    let spinner = Spinner::start(&format!(
+    let spinner = Progress::start(&format!(
         "verifying {} ({})",
         snap.display(),
         human_bytes(snapshot.file_len())

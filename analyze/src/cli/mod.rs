@@ -5,16 +5,25 @@
 //! rdlv_analyze::*`), so `crate::Target`, `crate::runtime::…` and
 //! `rdlv_analyze::…` both work here; only the library's `pub` API is visible.
 //!
-//! Each subcommand is a clap `Args` struct plus a
-//! `run_x(target, &args, out: &mut dyn Write) -> anyhow::Result<()>`; the REPL
-//! parses its lines into the same structs and calls the same functions.
+//! Every command on a snapshot is defined once in [`commands`] (clap
+//! derive); [`cli_command`] turns each into `rdlv NAME SNAP ARGS` by adding
+//! the `SNAP` positional in front, and the REPL parses the same definitions.
+//! Both run through [`console::Console`]. Completion scripts (`rdlv
+//! completion SHELL`) and man pages (`rdlv man`) are generated from
+//! [`cli_command`], so they list exactly what parses.
 //!
 //! Exit codes (CONTRACT.md): 0 success; 1 a request that cannot be answered;
 //! 2 usage; 3 unreadable, corrupt or mismatched input; 101 internal error.
 
+pub mod color;
+pub mod commands;
 pub mod config;
+pub mod console;
 pub mod encrypted;
+pub mod export;
+pub mod heap;
 pub mod info;
+pub mod progress;
 pub mod repl;
 pub mod stacks;
 pub mod values;
@@ -23,12 +32,13 @@ pub mod words;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::{AnalyzeError, Target};
+use color::{ColorChoice, Style};
+use progress::{Progress, ProgressWriter};
 
 /// Exit code: success.
 pub const EXIT_OK: i32 = 0;
@@ -55,126 +65,125 @@ pub const EXIT_INTERNAL: i32 = 101;
 pub struct Cli {
     /// Executable to analyze with instead of the one embedded in the snapshot
     /// (e.g. an unstripped twin of a stripped binary); must have the same build id.
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     pub exe: Option<PathBuf>,
     /// Private key that opens a snapshot `rdlv-snap --encrypt-to` encrypted:
     /// an age identity file (age-keygen) or an unencrypted SSH private key.
     /// Default: $RDLV_IDENTITY. Decryption happens in memory, as needed.
     #[arg(short = 'i', long = "identity", global = true, value_name = "FILE")]
     pub identity: Option<PathBuf>,
+    /// Colour stack traces and source listings as Delve does: auto (when stdout
+    /// is a terminal and NO_COLOR is unset), always, never.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
     /// The subcommand.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub command: Option<TopCommand>,
     /// Snapshot to open in the interactive debugger (when no command is given).
-    #[arg(value_name = "SNAP")]
+    #[arg(value_name = "SNAP", value_hint = clap::ValueHint::FilePath)]
     pub snap: Option<PathBuf>,
     /// REPL options when no command is given.
     #[command(flatten)]
     pub repl: repl::ReplOptions,
 }
 
-/// Subcommands.
+/// Subcommands: the snapshot commands of the registry, and the ones that
+/// are not about one opened snapshot.
 #[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Describe a snapshot: process, capture, sizes, mappings.
-    Info {
-        /// Snapshot file.
-        #[arg(value_name = "SNAP")]
-        snap: PathBuf,
-        /// Options.
-        #[command(flatten)]
-        args: info::InfoArgs,
-    },
+pub enum TopCommand {
+    /// A command on a snapshot (`SNAP` comes first, see [`cli_command`]).
+    #[command(flatten)]
+    Snapshot(commands::Command),
     /// Check every checksum of a snapshot and decompress every chunk.
     Verify {
         /// Snapshot file.
-        #[arg(value_name = "SNAP")]
+        #[arg(value_name = "SNAP", value_hint = clap::ValueHint::FilePath)]
         snap: PathBuf,
     },
-    /// List goroutines (Delve style, `--format go` as runtime.Stack, or JSON).
-    #[command(visible_alias = "grs")]
-    Goroutines {
-        /// Snapshot file.
-        #[arg(value_name = "SNAP")]
-        snap: PathBuf,
-        /// Options.
-        #[command(flatten)]
-        args: stacks::GoroutinesArgs,
-    },
-    /// Stack of one goroutine, innermost frame first, runtime frames included.
-    #[command(visible_alias = "stack")]
-    Bt {
-        /// Snapshot file.
-        #[arg(value_name = "SNAP")]
-        snap: PathBuf,
-        /// Options.
-        #[command(flatten)]
-        args: stacks::BtArgs,
-    },
-    /// OS threads: registers' location and the goroutine each runs.
-    Threads {
-        /// Snapshot file.
-        #[arg(value_name = "SNAP")]
-        snap: PathBuf,
-        /// Options.
-        #[command(flatten)]
-        args: stacks::ThreadsArgs,
-    },
-    /// The scheduler at capture (as GODEBUG=schedtrace=1,scheddetail=1 prints it).
-    Sched {
-        /// Snapshot file.
-        #[arg(value_name = "SNAP")]
-        snap: PathBuf,
-        /// Options.
-        #[command(flatten)]
-        args: stacks::SchedArgs,
-    },
-    /// Evaluate an expression (globals; locals and arguments with --goroutine).
-    #[command(visible_alias = "p")]
-    Print {
-        /// Snapshot file.
-        #[arg(value_name = "SNAP")]
-        snap: PathBuf,
-        /// Options.
-        #[command(flatten)]
-        args: values::PrintArgs,
-    },
-    /// Package variables whose name matches REGEX.
-    Vars {
-        /// Snapshot file.
-        #[arg(value_name = "SNAP")]
-        snap: PathBuf,
-        /// Options.
-        #[command(flatten)]
-        args: values::VarsArgs,
-    },
-    /// Local variables of a goroutine's frame.
-    Locals {
-        /// Snapshot file.
-        #[arg(value_name = "SNAP")]
-        snap: PathBuf,
-        /// Options.
-        #[command(flatten)]
-        args: values::LocalsArgs,
-    },
-    /// Arguments of a goroutine's frame.
-    Args {
-        /// Snapshot file.
-        #[arg(value_name = "SNAP")]
-        snap: PathBuf,
-        /// Options.
-        #[command(flatten)]
-        args: values::ArgsArgs,
-    },
+    /// Export to pprof (goroutine profile), an ELF core, or folded stacks.
+    Export(export::ExportArgs),
+    /// Write a self-contained HTML report of the goroutines.
+    Report(export::ReportArgs),
     /// Interactive debugger (Delve's vocabulary) on a snapshot.
     Repl {
         /// Snapshot file.
-        #[arg(value_name = "SNAP")]
+        #[arg(value_name = "SNAP", value_hint = clap::ValueHint::FilePath)]
         snap: PathBuf,
         /// Options.
         #[command(flatten)]
         opts: repl::ReplOptions,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// bash: `source <(rdlv completion bash)`; zsh: `rdlv completion zsh >
+    /// "${fpath[1]}/_rdlv"`; fish: `rdlv completion fish | source`.
+    Completion {
+        /// Shell.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page rdlv(1) to stdout, or write rdlv.1 and one page per
+    /// command (rdlv-bt.1, ...) into DIR.
+    Man {
+        /// Directory for every page (created if missing).
+        #[arg(short = 'o', long = "output", value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// The complete one-shot command line: [`Cli`] with a `SNAP` positional in
+/// front of every snapshot command's own positionals. Parsing, help,
+/// completion and man pages all use this one definition.
+pub fn cli_command() -> clap::Command {
+    let mut cmd = Cli::command();
+    for sub in commands::snapshot_commands() {
+        cmd = cmd.mut_subcommand(sub.get_name(), |sub| {
+            let own: Vec<clap::Id> = sub.get_positionals().map(|a| a.get_id().clone()).collect();
+            let mut sub = sub;
+            for (i, id) in own.into_iter().enumerate() {
+                sub = sub.mut_arg(id, |a| a.index(i + 2));
+            }
+            sub.arg(
+                clap::Arg::new(SNAP_ID)
+                    .value_name("SNAP")
+                    .help("Snapshot file")
+                    .required(true)
+                    .index(1)
+                    .value_hint(clap::ValueHint::FilePath)
+                    .value_parser(clap::value_parser!(PathBuf)),
+            )
+        });
+    }
+    cmd
+}
+
+/// The id of the `SNAP` argument [`cli_command`] adds.
+const SNAP_ID: &str = "snapshot";
+
+/// A parsed command line.
+#[derive(Debug)]
+pub struct Invocation {
+    /// The typed options.
+    pub cli: Cli,
+    /// The snapshot of a snapshot command.
+    pub snap: Option<PathBuf>,
+    /// The subcommand's name as typed (an alias stays an alias), for progress.
+    pub name: Option<String>,
+}
+
+/// Parses `args` (the program name first) with [`cli_command`].
+pub fn parse_args<I, T>(args: I) -> Result<Invocation, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = cli_command().try_get_matches_from(args)?;
+    let snap = matches
+        .subcommand()
+        .and_then(|(_, m)| m.try_get_one::<PathBuf>(SNAP_ID).ok().flatten().cloned());
+    let name = matches.subcommand_name().map(str::to_string);
+    let cli = Cli::from_arg_matches(&matches)?;
+    Ok(Invocation { cli, snap, name })
 }
 
 /// A usage error found after clap parsing (exit code 2).
@@ -186,8 +195,8 @@ pub struct UsageError(pub String);
 pub fn main() -> i32 {
     install_panic_hook();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let cli = match Cli::try_parse() {
-            Ok(cli) => cli,
+        let invocation = match parse_args(std::env::args_os()) {
+            Ok(invocation) => invocation,
             Err(e) => {
                 let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
                 // A failed print of help (closed stdout) changes nothing.
@@ -197,7 +206,7 @@ pub fn main() -> i32 {
         };
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
-        let result = run(cli, &mut out).and_then(|code| {
+        let result = run(invocation, &mut out).and_then(|code| {
             out.flush()?;
             Ok(code)
         });
@@ -312,9 +321,7 @@ fn install_panic_hook() {
 /// Opens a snapshot and its executable, mapping failures to a message that
 /// names the file.
 pub fn open_target(snap: &Path, exe: Option<&Path>) -> anyhow::Result<Target> {
-    let spinner = Spinner::start(&format!("opening {}", snap.display()));
     let target = Target::open(snap, exe);
-    spinner.finish();
     target.with_context(|| format!("cannot open snapshot {}", snap.display()))
 }
 
@@ -327,8 +334,11 @@ pub fn open_snapshot(snap: &Path) -> anyhow::Result<rdlv_format::Snapshot> {
 
 /// Runs a parsed command line; returns the exit code for successful paths
 /// that still want a non-zero status (a scripted REPL whose command failed).
-pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
+pub fn run(invocation: Invocation, out: &mut dyn Write) -> anyhow::Result<i32> {
+    let Invocation { cli, snap, name } = invocation;
     let exe = cli.exe.as_deref();
+    let stdout_is_terminal = std::io::stdout().is_terminal();
+    let style = Style::new(cli.color, stdout_is_terminal);
     if cli.command.is_some()
         && (cli.snap.is_some() || !cli.repl.commands.is_empty() || cli.repl.init.is_some())
     {
@@ -349,59 +359,48 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
         let _ = crate::keys::set_identities(identities);
     }
     match cli.command {
-        Some(Command::Info { snap, args }) => {
-            if crate::keys::identities().is_none() && encrypted::run_info(&snap, &args, out)? {
+        Some(TopCommand::Snapshot(command)) => {
+            let snap = snap.ok_or_else(|| UsageError("the command needs a SNAP".to_string()))?;
+            one_shot_preflight(&command)?;
+            if let commands::Command::Info(args) = &command {
+                // Without a key, an encrypted snapshot's info is what its age
+                // header tells in the clear.
+                if crate::keys::identities().is_none() && encrypted::run_info(&snap, args, out)? {
+                    return Ok(EXIT_OK);
+                }
+                // `info` also describes a snapshot whose executable is unusable.
+                info::run_info_path(&snap, exe, args, out)?;
                 return Ok(EXIT_OK);
             }
-            info::run_info_path(&snap, exe, &args, out)?;
+            let progress = Progress::start(&format!("opening {}", snap.display()));
+            let mut out = ProgressWriter::new(out, progress.clone(), stdout_is_terminal);
+            let target = open_target(&snap, exe)?;
+            progress.set_message(name.as_deref().unwrap_or("working"));
+            let mut console =
+                console::Console::new(&target, &snap, exe, &config::Config::default(), style);
+            console.set_progress(progress.clone());
+            let result = console.run_command(command, &mut out);
+            progress.finish();
+            result?;
             Ok(EXIT_OK)
         }
-        Some(Command::Verify { snap }) => info::run_verify_path(&snap, out),
-        Some(Command::Goroutines { snap, args }) => {
-            on_target(&snap, exe, "listing goroutines", out, |t, o| {
-                stacks::run_goroutines(t, &args, o)
-            })
+        Some(TopCommand::Verify { snap }) => info::run_verify_path(&snap, out),
+        Some(TopCommand::Export(args)) => export::run_export(&args, exe, out),
+        Some(TopCommand::Report(args)) => export::run_report(&args, exe, out),
+        Some(TopCommand::Repl { snap, opts }) => repl::run_repl_path(&snap, exe, &opts, style, out),
+        Some(TopCommand::Completion { shell }) => {
+            let mut cmd = cli_command();
+            clap_complete::generate(shell, &mut cmd, "rdlv", out);
+            Ok(EXIT_OK)
         }
-        Some(Command::Bt { snap, args }) => on_target(&snap, exe, "unwinding", out, |t, o| {
-            stacks::run_bt(t, &args, o).map_err(|e| goroutine_hint(t, args.goid, e))
-        }),
-        Some(Command::Threads { snap, args }) => {
-            on_target(&snap, exe, "reading threads", out, |t, o| {
-                stacks::run_threads(t, &args, o)
-            })
+        Some(TopCommand::Man { dir }) => {
+            write_man_pages(dir.as_deref(), out)?;
+            Ok(EXIT_OK)
         }
-        Some(Command::Sched { snap, args }) => {
-            on_target(&snap, exe, "reading the scheduler", out, |t, o| {
-                stacks::run_sched(t, &args, o)
-            })
-        }
-        Some(Command::Print { snap, args }) => on_target(&snap, exe, "evaluating", out, |t, o| {
-            values::run_print(t, &args, o).map_err(|e| match args.goroutine {
-                Some(goid) => goroutine_hint(t, goid, e),
-                None => e,
-            })
-        }),
-        Some(Command::Vars { snap, args }) => {
-            on_target(&snap, exe, "loading variables", out, |t, o| {
-                values::run_vars(t, &args, o)
-            })
-        }
-        Some(Command::Locals { snap, args }) => {
-            on_target(&snap, exe, "loading locals", out, |t, o| {
-                values::run_locals(t, &args, o).map_err(|e| goroutine_hint(t, args.goroutine, e))
-            })
-        }
-        Some(Command::Args { snap, args }) => {
-            on_target(&snap, exe, "loading arguments", out, |t, o| {
-                values::run_args(t, &args, o).map_err(|e| goroutine_hint(t, args.goroutine, e))
-            })
-        }
-        Some(Command::Repl { snap, opts }) => repl::run_repl_path(&snap, exe, &opts, out),
         None => match cli.snap {
-            Some(snap) => repl::run_repl_path(&snap, exe, &cli.repl, out),
+            Some(snap) => repl::run_repl_path(&snap, exe, &cli.repl, style, out),
             None => {
-                let mut cmd = <Cli as clap::CommandFactory>::command();
-                let help = cmd.render_help();
+                let help = cli_command().render_help();
                 eprintln!("{help}");
                 Ok(EXIT_USAGE)
             }
@@ -409,84 +408,55 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<i32> {
     }
 }
 
-/// Opens the target and runs one command on it. When stderr is a terminal
-/// a spinner shows while the command works; its output is then buffered and
-/// written once the spinner is gone, so the two never interleave.
-fn on_target(
-    snap: &Path,
-    exe: Option<&Path>,
-    what: &str,
-    out: &mut dyn Write,
-    run: impl FnOnce(&Target, &mut dyn Write) -> anyhow::Result<()>,
-) -> anyhow::Result<i32> {
-    let target = open_target(snap, exe)?;
-    if !std::io::stderr().is_terminal() {
-        run(&target, out)?;
-        return Ok(EXIT_OK);
-    }
-    let spinner = Spinner::start(what);
-    let mut buffer = Vec::new();
-    let result = run(&target, &mut buffer);
-    spinner.finish();
-    out.write_all(&buffer)?;
-    result?;
-    Ok(EXIT_OK)
-}
-
-/// Adds the nearest existing goroutine ids to a "no goroutine N" error.
-pub fn goroutine_hint(target: &Target, goid: u64, err: anyhow::Error) -> anyhow::Error {
-    let needle = format!("goroutine {goid}");
-    let message = err
-        .chain()
-        .find_map(|c| match c.downcast_ref::<AnalyzeError>() {
-            Some(AnalyzeError::NotFound(m)) if m.contains(&needle) => Some(m.clone()),
-            _ => None,
-        });
-    let Some(message) = message else {
-        return err;
+/// What a one-shot command needs that the REPL would take from its
+/// selection: a usage error (exit 2) before anything is opened.
+fn one_shot_preflight(command: &commands::Command) -> Result<(), UsageError> {
+    use commands::Command as C;
+    let missing = match command {
+        C::Bt(a) if a.goid.is_none() => Some("bt needs a goroutine id: rdlv bt SNAP GOID"),
+        C::Locals(a) if a.goroutine.is_none() => {
+            Some("locals needs a goroutine: rdlv locals SNAP --goroutine GOID [--frame N]")
+        }
+        C::Args(a) if a.goroutine.is_none() => {
+            Some("args needs a goroutine: rdlv args SNAP --goroutine GOID [--frame N]")
+        }
+        _ => None,
     };
-    let near = repl::nearest_goroutine_ids(target, goid);
-    if near.is_empty() {
-        return err;
-    }
-    let ids: Vec<String> = near.iter().map(u64::to_string).collect();
-    AnalyzeError::NotFound(format!(
-        "{message}; nearest goroutines: {} (list them with `goroutines`)",
-        ids.join(", ")
-    ))
-    .into()
-}
-
-/// A spinner on stderr for operations that may take seconds; shown only when
-/// stderr is a terminal, so scripts and pipes see no progress noise.
-pub struct Spinner {
-    bar: Option<indicatif::ProgressBar>,
-}
-
-impl Spinner {
-    /// Starts a spinner with `message` (a no-op when stderr is not a terminal).
-    pub fn start(message: &str) -> Spinner {
-        if !std::io::stderr().is_terminal() {
-            return Spinner { bar: None };
-        }
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_message(message.to_string());
-        bar.enable_steady_tick(Duration::from_millis(100));
-        Spinner { bar: Some(bar) }
-    }
-
-    /// Removes the spinner.
-    pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+    match missing {
+        Some(m) => Err(UsageError(m.to_string())),
+        None => Ok(()),
     }
 }
 
-impl Drop for Spinner {
-    fn drop(&mut self) {
-        self.finish();
+/// `rdlv man`: rdlv(1) to `out`, or every page into `dir`.
+fn write_man_pages(dir: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<()> {
+    let cmd = cli_command();
+    let Some(dir) = dir else {
+        clap_mangen::Man::new(cmd).render(out)?;
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create man page directory {}", dir.display()))?;
+    let mut pages = vec![(String::from("rdlv"), cmd.clone())];
+    for sub in cmd.get_subcommands() {
+        let name = format!("rdlv-{}", sub.get_name());
+        pages.push((
+            name.clone(),
+            sub.clone()
+                .display_name(name.clone())
+                .bin_name(format!("rdlv {}", sub.get_name())),
+        ));
     }
+    for (name, page) in pages {
+        let path = dir.join(format!("{name}.1"));
+        let mut file = std::fs::File::create(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        clap_mangen::Man::new(page)
+            .render(&mut file)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        writeln!(out, "{}", path.display())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -526,12 +496,86 @@ mod tests {
 
     #[test]
     fn no_command_with_snapshot_means_repl() {
-        let cli = Cli::try_parse_from(["rdlv", "x.snap", "-c", "goroutines"]).unwrap();
-        assert!(cli.command.is_none());
-        assert_eq!(cli.snap.as_deref(), Some(Path::new("x.snap")));
-        assert_eq!(cli.repl.commands, vec!["goroutines".to_string()]);
-        let cli = Cli::try_parse_from(["rdlv", "--exe", "bin", "info", "x.snap"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Info { .. })));
-        assert_eq!(cli.exe.as_deref(), Some(Path::new("bin")));
+        let inv = parse_args(["rdlv", "x.snap", "-c", "goroutines"]).unwrap();
+        assert!(inv.cli.command.is_none());
+        assert_eq!(inv.cli.snap.as_deref(), Some(Path::new("x.snap")));
+        assert_eq!(inv.cli.repl.commands, vec!["goroutines".to_string()]);
+        let inv = parse_args(["rdlv", "--exe", "bin", "info", "x.snap"]).unwrap();
+        assert!(matches!(
+            inv.cli.command,
+            Some(TopCommand::Snapshot(commands::Command::Info(_)))
+        ));
+        assert_eq!(inv.snap.as_deref(), Some(Path::new("x.snap")));
+        assert_eq!(inv.cli.exe.as_deref(), Some(Path::new("bin")));
+    }
+
+    #[test]
+    fn snapshot_commands_take_snap_first_with_the_repl_aliases() {
+        let inv = parse_args(["rdlv", "stack", "x.snap", "7", "--full"]).unwrap();
+        assert_eq!(inv.snap.as_deref(), Some(Path::new("x.snap")));
+        match inv.cli.command {
+            Some(TopCommand::Snapshot(commands::Command::Bt(a))) => {
+                assert_eq!(a.goid, Some(7));
+                assert!(a.full);
+            }
+            other => panic!("{other:?}"),
+        }
+        let inv = parse_args([
+            "rdlv", "grs", "x.snap", "--group", "label", "k", "--color", "never",
+        ])
+        .unwrap();
+        assert_eq!(inv.cli.color, ColorChoice::Never);
+        match inv.cli.command {
+            Some(TopCommand::Snapshot(commands::Command::Goroutines(a))) => {
+                assert_eq!(a.group, Some(vec!["label".to_string(), "k".to_string()]))
+            }
+            other => panic!("{other:?}"),
+        }
+        let inv = parse_args(["rdlv", "print", "x.snap", "main.cfg", "--format", "json"]).unwrap();
+        assert!(matches!(
+            inv.cli.command,
+            Some(TopCommand::Snapshot(commands::Command::Print(_)))
+        ));
+        // Every snapshot command of the REPL exists on the command line with SNAP first.
+        let cli = cli_command();
+        for sub in commands::snapshot_commands() {
+            let one_shot = cli
+                .find_subcommand(sub.get_name())
+                .unwrap_or_else(|| panic!("{} missing", sub.get_name()));
+            let first = one_shot
+                .get_positionals()
+                .min_by_key(|a| a.get_index())
+                .map(|a| a.get_id().as_str());
+            assert_eq!(first, Some(SNAP_ID), "{}", sub.get_name());
+            let aliases: Vec<&str> = sub.get_all_aliases().collect();
+            let one_shot_aliases: Vec<&str> = one_shot.get_all_aliases().collect();
+            assert_eq!(aliases, one_shot_aliases);
+        }
+        cli.debug_assert();
+        commands::repl_grammar().debug_assert();
+        assert!(parse_args(["rdlv", "bt"]).is_err());
+    }
+
+    #[test]
+    fn completion_and_man_page_are_generated() {
+        let mut script = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut cli_command(),
+            "rdlv",
+            &mut script,
+        );
+        let script = String::from_utf8(script).unwrap();
+        assert!(
+            script.contains("goroutines") && script.contains("--with"),
+            "{script}"
+        );
+        let mut page = Vec::new();
+        write_man_pages(None, &mut page).unwrap();
+        let page = String::from_utf8(page).unwrap();
+        assert!(
+            page.contains(".TH rdlv") && page.contains("goroutines"),
+            "{page}"
+        );
     }
 }

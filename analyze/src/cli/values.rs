@@ -1,13 +1,14 @@
 //! `print`, `vars`, `locals` and `args`: typed values from DWARF.
 //!
-//! Each subcommand is a clap `Args` struct (constructible from its public
-//! fields, parseable from a REPL line with [`parse_args`]) and a `run_*`
-//! function writing to any `Write`.
+//! Each command is a clap `Args` struct (registered in `super::commands`,
+//! constructible from its public fields) and a `run_*` function writing to
+//! any `Write`. The goroutine and frame arrive resolved: the caller (the
+//! console) takes them from the options or the REPL's selection.
 
 use std::io::Write;
 
 use anyhow::Context;
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, ValueEnum};
 
 use crate::dwarf::DwarfInfo;
 use crate::error::AnalyzeError;
@@ -41,6 +42,16 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
+    /// These limits, with `defaults` (the configuration file's) where the
+    /// command gives none.
+    pub fn or(&self, defaults: &LimitArgs) -> LimitArgs {
+        LimitArgs {
+            max_string_len: self.max_string_len.or(defaults.max_string_len),
+            max_array_values: self.max_array_values.or(defaults.max_array_values),
+            max_variable_recurse: self.max_variable_recurse.or(defaults.max_variable_recurse),
+        }
+    }
+
     fn config(&self, format: ValueFormat) -> LoadConfig {
         match format {
             ValueFormat::Json => LoadConfig::canonical(),
@@ -61,33 +72,33 @@ impl LimitArgs {
     }
 }
 
-/// `print EXPR`: evaluate an expression.
-#[derive(Debug, Clone, PartialEq, Eq, Parser)]
-#[command(
-    name = "print",
-    about = "Evaluate an expression: globals, locals, fields, indexes, *p, &x, len, cap, conversions"
-)]
+/// `print EXPR`: evaluate an expression (globals, locals, fields, indexes,
+/// `*p`, `&x`, `len`, `cap`, conversions).
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct PrintArgs {
     /// The expression; several words are joined with spaces.
     #[arg(required = true, num_args = 1.., value_name = "EXPR", allow_negative_numbers = true)]
     pub expr: Vec<String>,
-    /// Goroutine whose frame supplies locals and arguments.
+    /// Goroutine whose frame supplies locals and arguments (in the REPL,
+    /// default: the selected goroutine).
     #[arg(long, short = 'g', value_name = "GOID")]
     pub goroutine: Option<u64>,
-    /// Frame index in `bt` (0 = innermost).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub frame: usize,
+    /// Frame index in `bt` (0 = innermost; in the REPL, default: the selected frame).
+    #[arg(long, value_name = "N")]
+    pub frame: Option<usize>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ValueFormat::Text)]
     pub format: ValueFormat,
     /// Text limits.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Print the expression's type as Delve's `whatis` does instead of its value.
+    #[arg(long)]
+    pub whatis: bool,
 }
 
 /// `vars [REGEX]`: package variables.
-#[derive(Debug, Clone, PartialEq, Eq, Parser)]
-#[command(name = "vars", about = "Package variables whose name matches REGEX")]
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct VarsArgs {
     /// Filter (a regular expression: `.`, `*`, `+`, `?`, `^`, `$`, `[...]`).
     #[arg(value_name = "REGEX")]
@@ -101,18 +112,17 @@ pub struct VarsArgs {
 }
 
 /// `locals` / `args`: variables of one frame of one goroutine.
-#[derive(Debug, Clone, PartialEq, Eq, Parser)]
-#[command(about = "Local variables (locals) or arguments (args) of a goroutine's frame")]
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct FrameVarsArgs {
     /// Filter on names (regular expression).
     #[arg(value_name = "REGEX")]
     pub regex: Option<String>,
-    /// Goroutine.
+    /// Goroutine (in the REPL, default: the selected goroutine).
     #[arg(long, short = 'g', value_name = "GOID")]
-    pub goroutine: u64,
-    /// Frame index in `bt` (0 = innermost).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub frame: usize,
+    pub goroutine: Option<u64>,
+    /// Frame index in `bt` (0 = innermost; in the REPL, default: the selected frame).
+    #[arg(long, value_name = "N")]
+    pub frame: Option<usize>,
     /// Full values on several lines (Delve's `-v`) instead of one-line summaries.
     #[arg(short = 'v', long)]
     pub verbose: bool,
@@ -124,16 +134,30 @@ pub struct FrameVarsArgs {
     pub limits: LimitArgs,
 }
 
-/// `locals` arguments.
-pub type LocalsArgs = FrameVarsArgs;
-/// `args` arguments.
-pub type ArgsArgs = FrameVarsArgs;
+/// `funcs [REGEX]`: function names of the pclntab.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct FuncsArgs {
+    /// Filter (a regular expression, as for `vars`).
+    #[arg(value_name = "REGEX")]
+    pub regex: Option<String>,
+}
 
-/// Parses a REPL line (`print -g 5 main.cfg`) into one of the Args structs.
-// Offered to the REPL, which currently has its own parser.
-#[allow(dead_code)]
-pub fn parse_args<T: Parser>(words: &[&str]) -> Result<T, clap::Error> {
-    T::try_parse_from(std::iter::once("rdlv").chain(words.iter().copied()))
+/// `funcs`: every function name of the executable matching the filter,
+/// sorted (from the pclntab, so it works on stripped binaries).
+pub fn run_funcs(target: &Target, args: &FuncsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let regex = args.regex.as_deref().map(Regex::new).transpose()?;
+    let pclntab = target.pclntab()?;
+    let mut names: Vec<&str> = pclntab
+        .funcs()
+        .map(|f| f.name())
+        .filter(|name| regex.as_ref().is_none_or(|r| r.is_match(name)))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        writeln!(out, "{name}")?;
+    }
+    Ok(())
 }
 
 /// Loading values recurses as deep as the value nests (up to
@@ -196,15 +220,20 @@ pub fn run_print(target: &Target, args: &PrintArgs, out: &mut dyn Write) -> anyh
     let info = dwarf(target)?;
     let names = func_namer(target);
     let prog = program(target, &info, &names);
-    let scope = match args.goroutine {
-        Some(goid) => frame_variables(target, &prog, goid, args.frame)?.1,
-        None => Vec::new(),
+    let (function, scope) = match args.goroutine {
+        Some(goid) => frame_variables(target, &prog, goid, args.frame.unwrap_or(0))?,
+        None => ("main.main".to_string(), Vec::new()),
     };
     let src = args.expr.join(" ");
     let cfg = args.limits.config(args.format);
     let format = args.format;
+    let whatis = args.whatis;
     let rendered = with_big_stack(|| -> anyhow::Result<String> {
-        let ev = Evaluator::new(&prog, scope);
+        let ev = Evaluator::new(&prog, scope).in_function(&function);
+        if whatis {
+            let t = ev.whatis(&src).map_err(eval_error)?;
+            return Ok(t.trim_end_matches('\n').to_string());
+        }
         let v = ev.eval_str(&src, cfg).map_err(eval_error)?;
         if let ValueKind::Unreadable(why) = &v.kind {
             return Err(AnalyzeError::NotFound(format!("{src}: {why}")).into());
@@ -263,8 +292,18 @@ pub fn run_vars(target: &Target, args: &VarsArgs, out: &mut dyn Write) -> anyhow
     Ok(())
 }
 
+/// Where `locals`/`args` look: a goroutine and a frame index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRef {
+    /// Goroutine id.
+    pub goroutine: u64,
+    /// Frame index in `bt` (0 = innermost).
+    pub frame: usize,
+}
+
 fn run_frame_vars(
     target: &Target,
+    at: FrameRef,
     args: &FrameVarsArgs,
     want_args: bool,
     out: &mut dyn Write,
@@ -272,7 +311,7 @@ fn run_frame_vars(
     let info = dwarf(target)?;
     let names = func_namer(target);
     let prog = program(target, &info, &names);
-    let (_, scope) = frame_variables(target, &prog, args.goroutine, args.frame)?;
+    let (_, scope) = frame_variables(target, &prog, at.goroutine, at.frame)?;
     let re = args.regex.as_deref().map(Regex::new).transpose()?;
     let vars: Vec<ScopeVar> = scope
         .into_iter()
@@ -301,7 +340,7 @@ fn summary_lines(prog: &Program<'_>, vars: &[ScopeVar], limits: &LimitArgs, args
     }
     let mut s = String::new();
     for v in vars {
-        s.push_str(&v.name);
+        s.push_str(&v.display_name());
         s.push_str(" = ");
         s.push_str(&text::render_single_line(&load_var(prog, v, cfg.clone())));
         s.push('\n');
@@ -330,12 +369,12 @@ pub fn render_vars(
                 if i > 0 {
                     s.push(',');
                 }
-                json::write_string(&mut s, v.name.as_bytes());
+                json::write_string(&mut s, v.display_name().as_bytes());
                 s.push(':');
                 json::write_value(&mut s, &val);
             }
             ValueFormat::Text => {
-                s.push_str(&v.name);
+                s.push_str(&v.display_name());
                 s.push_str(" = ");
                 s.push_str(&text::render(&val));
                 s.push('\n');
@@ -361,13 +400,23 @@ pub fn load_var(prog: &Program<'_>, v: &ScopeVar, cfg: LoadConfig) -> Value {
 }
 
 /// `locals`.
-pub fn run_locals(target: &Target, args: &LocalsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    run_frame_vars(target, args, false, out)
+pub fn run_locals(
+    target: &Target,
+    at: FrameRef,
+    args: &FrameVarsArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    run_frame_vars(target, at, args, false, out)
 }
 
 /// `args`.
-pub fn run_args(target: &Target, args: &ArgsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    run_frame_vars(target, args, true, out)
+pub fn run_args(
+    target: &Target,
+    at: FrameRef,
+    args: &FrameVarsArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    run_frame_vars(target, at, args, true, out)
 }
 
 /// Names of package variables, for REPL completion.
@@ -377,8 +426,6 @@ pub fn global_names(target: &Target) -> Vec<String> {
         .unwrap_or_default()
 }
 
-// For `bt -full` (the `bt` command lives in cli/stacks.rs).
-#[allow(dead_code)]
 /// `bt -full` support: `name = value` lines (single-line Delve form) for the
 /// arguments and locals of frame `frame` of goroutine `goid`.
 pub fn frame_locals_lines(target: &Target, goid: u64, frame: usize) -> anyhow::Result<Vec<String>> {
@@ -392,7 +439,7 @@ pub fn frame_locals_lines(target: &Target, goid: u64, frame: usize) -> anyhow::R
             .map(|v| {
                 format!(
                     "{} = {}",
-                    v.name,
+                    v.display_name(),
                     text::render_single_line(&load_var(&prog, v, LoadConfig::delve_print()))
                 )
             })
@@ -561,17 +608,20 @@ mod tests {
     }
 
     #[test]
-    fn args_parse_from_repl_words() {
-        let p: PrintArgs = parse_args(&["-g", "5", "--frame", "2", "m[\"k\"]"]).expect("parse");
-        assert_eq!(p.goroutine, Some(5));
-        assert_eq!(p.frame, 2);
-        assert_eq!(p.expr, vec!["m[\"k\"]".to_string()]);
-        let p: PrintArgs = parse_args(&["--format", "json", "*p"]).expect("parse");
-        assert_eq!(p.format, ValueFormat::Json);
-        let l: LocalsArgs = parse_args(&["-g", "7"]).expect("parse");
-        assert_eq!((l.goroutine, l.frame, l.regex), (7, 0, None));
-        let v: VarsArgs = parse_args(&["^main\\."]).expect("parse");
-        assert_eq!(v.regex.as_deref(), Some("^main\\."));
+    fn limits_fall_back_to_defaults() {
+        let given = LimitArgs {
+            max_string_len: Some(5),
+            ..LimitArgs::default()
+        };
+        let defaults = LimitArgs {
+            max_string_len: Some(300),
+            max_array_values: Some(7),
+            max_variable_recurse: None,
+        };
+        let both = given.or(&defaults);
+        assert_eq!(both.max_string_len, Some(5));
+        assert_eq!(both.max_array_values, Some(7));
+        assert_eq!(both.max_variable_recurse, None);
     }
 }
 
@@ -598,9 +648,10 @@ mod dev_tests {
             let args = PrintArgs {
                 expr: vec![expr.to_string()],
                 goroutine: None,
-                frame: 0,
+                frame: None,
                 format: ValueFormat::Json,
                 limits: LimitArgs::default(),
+                whatis: false,
             };
             let mut out = Vec::new();
             total += 1;
@@ -632,15 +683,19 @@ mod dev_tests {
             for f in 0..8 {
                 let a = FrameVarsArgs {
                     regex: None,
-                    goroutine: goid,
-                    frame: f,
+                    goroutine: None,
+                    frame: None,
                     verbose: false,
                     format: ValueFormat::Json,
                     limits: LimitArgs::default(),
                 };
+                let at = FrameRef {
+                    goroutine: goid,
+                    frame: f,
+                };
                 let mut out = Vec::new();
-                let r1 = run_args(&target, &a, &mut out);
-                let r2 = run_locals(&target, &a, &mut out);
+                let r1 = run_args(&target, at, &a, &mut out);
+                let r2 = run_locals(&target, at, &a, &mut out);
                 eprintln!(
                     "frame {f}: {r1:?} {r2:?}\n{}",
                     String::from_utf8_lossy(&out)

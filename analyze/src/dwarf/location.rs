@@ -205,6 +205,12 @@ pub fn evaluate_location(
             }
         }
     }
+    // Pieces that stop short of the variable by more than trailing padding
+    // (less than one word), e.g. only the data word of a slice: the rest is
+    // optimized away, and zeros there would be a wrong value.
+    if out.len() + 8 <= size_usize || out.is_empty() {
+        return Err("part of the variable is optimized away".to_string());
+    }
     out.resize(size_usize, 0);
     Ok(Location::Bytes(out))
 }
@@ -265,6 +271,21 @@ mod tests {
         let mut want = 0x1122u64.to_le_bytes().to_vec();
         want.extend_from_slice(&5u64.to_le_bytes());
         assert_eq!(got, Ok(Location::Bytes(want)));
+    }
+
+    #[test]
+    fn a_slice_with_only_its_pointer_described_is_unavailable() {
+        // DW_OP_reg0 DW_OP_piece 8 for a 24-byte slice: len and cap are gone.
+        let e = expr(&[0x50, 0x93, 0x08]);
+        let mut regs = RegisterSet::none();
+        regs.set(0, 0x1000);
+        let got = evaluate_location(&e, enc(), Some(0), &regs, 24, &SliceMemory::new());
+        assert!(got.is_err_and(|m| m.contains("optimized away")));
+        // Trailing padding (a 9-byte struct in 16 bytes) is not a missing part.
+        let e = expr(&[0x50, 0x93, 0x08, 0x53, 0x93, 0x01]);
+        regs.set(3, 1);
+        let got = evaluate_location(&e, enc(), Some(0), &regs, 16, &SliceMemory::new());
+        assert!(got.is_ok());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use gimli::{AttributeValue, DwAt, DwTag, Reader as _};
 
 pub use location::{evaluate_location, Location, Piece, PieceSource, RegisterSet};
-pub use types::{Field, GoType, TypeId, TypeKind};
+pub use types::{Field, GoType, NamedConst, TypeId, TypeKind};
 
 use crate::binary::Binary;
 

@@ -136,3 +136,59 @@ pub struct GoType {
 /// How many typedefs in a row are followed before giving up (a cycle in a
 /// malformed binary must not hang the analyzer).
 pub const MAX_TYPEDEF_CHAIN: usize = 32;
+
+/// A named integer constant of a Go type (`DW_TAG_constant`): Delve prints a
+/// value of a user-defined type that equals one as `Name (value)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedConst {
+    /// Full name as DWARF spells it (`main.ByteConst`).
+    pub name: String,
+    /// The constant's type.
+    pub ty: TypeId,
+    /// Its value.
+    pub value: i64,
+}
+
+/// Constants read from DWARF at most (a corrupt binary cannot make the
+/// list grow without bound).
+const MAX_CONSTANTS: usize = 1 << 20;
+
+use gimli::Reader as _;
+
+impl super::DwarfInfo {
+    /// Every typed integer constant of the program (top-level
+    /// `DW_TAG_constant` entries with a type and a value), in DWARF order.
+    pub fn named_constants(&self) -> Vec<NamedConst> {
+        let mut out = Vec::new();
+        for unit in &self.units {
+            let mut cursor = unit.entries();
+            while let Ok(Some(entry)) = cursor.next_dfs() {
+                if entry.depth() != 1 || entry.tag() != gimli::DW_TAG_constant {
+                    continue;
+                }
+                if out.len() >= MAX_CONSTANTS {
+                    return out;
+                }
+                let name = entry
+                    .attr_value(gimli::DW_AT_name)
+                    .and_then(|v| self.dwarf.attr_string(unit, v).ok())
+                    .and_then(|s| s.to_string_lossy().ok().map(|c| c.into_owned()));
+                let ty = super::ref_key(unit, entry.attr_value(gimli::DW_AT_type))
+                    .and_then(|o| self.type_by_die.get(&o).copied());
+                let value = match entry.attr_value(gimli::DW_AT_const_value) {
+                    Some(gimli::AttributeValue::Sdata(v)) => Some(v),
+                    Some(gimli::AttributeValue::Udata(v)) => Some(v as i64),
+                    Some(gimli::AttributeValue::Data1(v)) => Some(i64::from(v)),
+                    Some(gimli::AttributeValue::Data2(v)) => Some(i64::from(v)),
+                    Some(gimli::AttributeValue::Data4(v)) => Some(i64::from(v)),
+                    Some(gimli::AttributeValue::Data8(v)) => Some(v as i64),
+                    _ => None,
+                };
+                if let (Some(name), Some(ty), Some(value)) = (name, ty, value) {
+                    out.push(NamedConst { name, ty, value });
+                }
+            }
+        }
+        out
+    }
+}

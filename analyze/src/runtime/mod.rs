@@ -18,7 +18,7 @@ pub mod traceback;
 pub mod unwind;
 
 #[cfg(test)]
-mod testbin;
+pub(crate) mod testbin;
 
 pub use goroutine::{ThreadRegs, ThreadState, G, M};
 pub use model::Runtime;

@@ -163,6 +163,11 @@ impl<'t> Runtime<'t> {
             .is_ok_and(|v| v == 1)
     }
 
+    /// The runtime part of the binary's DWARF, if it has DWARF.
+    pub fn dwarf(&self) -> Option<&RuntimeDwarf> {
+        self.dwarf.as_deref()
+    }
+
     /// A DWARF constant of the runtime, if DWARF is present.
     pub fn constant(&self, name: &str) -> Option<i64> {
         self.dwarf.as_ref().and_then(|d| d.constant(name))

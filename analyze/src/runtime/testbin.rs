@@ -1,40 +1,13 @@
 //! Test support: builds small Go programs with every supported toolchain
-//! (cached under `target/runtime-testbin/`) and reads ELF facts with
+//! (through `rdlv-testkit`) and reads ELF facts with
 //! `object` directly, so these tests depend only on the toolchains.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use object::{Object, ObjectSegment, ObjectSymbol};
 
-/// (version, go binary) for every supported toolchain; 1.26 is the system `go`.
-pub const VERSIONS: &[&str] = &[
-    "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26", "1.27.3",
-];
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
-/// The `go` command for `version`; panics with the install command if missing.
-pub fn go_command(version: &str) -> PathBuf {
-    if version == "1.26" {
-        return PathBuf::from("go");
-    }
-    let p = workspace_root()
-        .join(".toolchains")
-        .join(format!("go{version}"))
-        .join("go/bin/go");
-    assert!(
-        p.exists(),
-        "Go {version} toolchain missing at {}: run .ci/install-toolchains",
-        p.display()
-    );
-    p
-}
+/// Every supported Go release (the workspace's one list).
+pub use rdlv_testkit::GO_VERSIONS as VERSIONS;
 
 /// A tiny program whose runtime has the usual goroutines.
 pub const HELLO: &str = r#"package main
@@ -54,38 +27,9 @@ func main() {
 "#;
 
 /// Builds `source` as `name` with Go `version` and extra `go build` flags;
-/// returns the binary path. Cached by (version, name, flags).
+/// returns the binary path (cached, see `rdlv-testkit`).
 pub fn build(version: &str, name: &str, source: &str, flags: &[&str]) -> PathBuf {
-    let tag: String = flags
-        .join("_")
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    let dir = workspace_root()
-        .join("target/runtime-testbin")
-        .join(version)
-        .join(format!("{name}{tag}"));
-    let out = dir.join(name);
-    let src = dir.join("main.go");
-    if out.exists() && std::fs::read_to_string(&src).ok().as_deref() == Some(source) {
-        return out;
-    }
-    std::fs::create_dir_all(&dir).expect("create test build dir");
-    std::fs::write(dir.join("go.mod"), "module testprog\n\ngo 1.21\n").expect("write go.mod");
-    std::fs::write(&src, source).expect("write main.go");
-    let status = Command::new(go_command(version))
-        .arg("build")
-        .args(flags)
-        .arg("-o")
-        .arg(&out)
-        .arg(".")
-        .current_dir(&dir)
-        .env("GOTOOLCHAIN", "local")
-        .env("GOFLAGS", "-mod=mod")
-        .status()
-        .expect("run go build");
-    assert!(status.success(), "go build failed for {version} {name}");
-    out
+    rdlv_testkit::build_program(version, name, source, flags)
 }
 
 /// Address and size of a `.symtab` symbol.

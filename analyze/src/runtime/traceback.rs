@@ -91,7 +91,31 @@ impl Runtime<'_> {
         for t in self.threads() {
             let Some(m) = &t.m else { continue };
             map.m_tid.insert(m.addr, t.tid);
-            if m.curg != 0 && t.tls_g == Some(m.curg) {
+            if m.curg == 0 {
+                continue;
+            }
+            let Ok(curg) = self.read_g(m.curg) else {
+                continue;
+            };
+            let on_curg_stack = |sp: u64| sp >= curg.stack_lo && sp < curg.stack_hi;
+            if t.tls_g == Some(m.curg) && on_curg_stack(t.regs.sp) {
+                map.running.insert(m.curg, t.regs);
+                continue;
+            }
+            // A thread handling a signal (async preemption, SIGPROF) runs on
+            // the gsignal stack and leaves its goroutine in `_Grunning` with
+            // a stale `g.sched`; the goroutine stands where the kernel's
+            // signal frame says, if that is on its own stack (not on g0's,
+            // where `systemstack` has set `g.sched`).
+            if t.tls_g == Some(m.curg) || t.tls_g == Some(m.gsignal) {
+                if let Some(regs) = self.interrupted_regs(&t.regs) {
+                    if on_curg_stack(regs.sp) {
+                        map.running.insert(m.curg, regs);
+                    }
+                    continue;
+                }
+            }
+            if t.tls_g == Some(m.curg) {
                 map.running.insert(m.curg, t.regs);
             }
         }

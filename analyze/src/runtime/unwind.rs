@@ -17,6 +17,20 @@ use super::model::{PcInfo, Runtime};
 pub const MAX_PHYSICAL_FRAMES: usize = 1_000_000;
 /// Bound on frame-pointer hops while looking for Go code from a C PC.
 const MAX_FP_HOPS: usize = 64;
+/// Bound on signal frames crossed in one thread walk (a handler
+/// interrupted by a second signal is already rare).
+const MAX_SIGNAL_FRAMES: usize = 4;
+
+/// Offsets in the kernel's x86-64 `struct ucontext` of the saved `rbp`,
+/// `rsp` and `rip` (`uc_flags`, `uc_link` and `uc_stack` take 40 bytes,
+/// then `struct sigcontext` holds r8..r15, rdi, rsi, rbp, rbx, rdx, rax,
+/// rcx, rsp, rip).
+const UC_RBP: u64 = 40 + 10 * 8;
+const UC_RSP: u64 = 40 + 15 * 8;
+const UC_RIP: u64 = 40 + 16 * 8;
+/// A signal restorer's code on x86-64: `mov $15 (SYS_rt_sigreturn), %rax;
+/// syscall`.
+const RT_SIGRETURN_CODE: [u8; 9] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
 
 /// One physical frame.
 #[derive(Debug, Clone)]
@@ -132,15 +146,84 @@ impl Runtime<'_> {
     /// Physical frames from `start`, innermost first. `stack` bounds the
     /// SPs when known (`[lo, hi)` of the goroutine stack).
     pub fn unwind(&self, start: StartRegs, stack: Option<(u64, u64)>) -> Vec<PhysFrame> {
-        self.unwind_inner(start, stack, None)
+        self.unwind_inner(start, stack, None, false)
+    }
+
+    /// The registers a signal interrupted, when `frame` is the kernel's
+    /// signal frame entry: `runtime.sigtramp`, or `runtime.cgoSigtramp`
+    /// (the handler a cgo binary installs, which jumps to `sigtramp`), both
+    /// TOPFRAME so a walk stops there, whose return slot holds the restorer
+    /// (`runtime.sigreturn__sigaction`). The kernel's `rt_sigframe` starts
+    /// with that return address, and the `ucontext` follows it, at the
+    /// frame's `fp`.
+    pub fn signal_context(&self, frame: &PhysFrame, tid: u32) -> Option<ThreadRegs> {
+        if !matches!(
+            &*frame.info.name,
+            "runtime.sigtramp" | "runtime.cgoSigtramp"
+        ) {
+            return None;
+        }
+        self.ucontext_regs(frame.fp, tid)
+    }
+
+    /// Reads the interrupted registers from a `ucontext` at `uc`, after
+    /// checking that the word below it is a signal restorer: Go's
+    /// `runtime.sigreturn__sigaction`, or, in a cgo binary whose handlers
+    /// libc installed, libc's `__restore_rt`; both are
+    /// `mov $SYS_rt_sigreturn, %rax; syscall`.
+    fn ucontext_regs(&self, uc: u64, tid: u32) -> Option<ThreadRegs> {
+        let mem = self.mem();
+        let restorer = mem.read_u64(uc.checked_sub(8)?).ok()?;
+        let go_restorer = self
+            .pc_info(restorer)
+            .is_some_and(|i| i.name.starts_with("runtime.sigreturn"));
+        if !go_restorer {
+            let mut code = [0u8; RT_SIGRETURN_CODE.len()];
+            mem.read(restorer, &mut code).ok()?;
+            if code != RT_SIGRETURN_CODE {
+                return None;
+            }
+        }
+        Some(ThreadRegs {
+            tid,
+            pc: mem.read_u64(uc.checked_add(UC_RIP)?).ok()?,
+            sp: mem.read_u64(uc.checked_add(UC_RSP)?).ok()?,
+            bp: mem.read_u64(uc.checked_add(UC_RBP)?).ok()?,
+        })
+    }
+
+    /// The registers of the code a signal handler interrupted, for a thread
+    /// whose registers are inside that handler (on the gsignal stack, in
+    /// `runtime.sigtramp` or below it, or in the restorer after the handler
+    /// returned); `None` for a thread that is not handling a signal.
+    pub fn interrupted_regs(&self, regs: &ThreadRegs) -> Option<ThreadRegs> {
+        let in_restorer = match self.pc_info(regs.pc) {
+            Some(info) => info.name.starts_with("runtime.sigreturn"),
+            // libc's `__restore_rt`, at its `mov` or at its `syscall`.
+            None => [regs.pc, regs.pc.wrapping_sub(7)].into_iter().any(|at| {
+                let mut code = [0u8; RT_SIGRETURN_CODE.len()];
+                self.mem().read(at, &mut code).is_ok() && code == RT_SIGRETURN_CODE
+            }),
+        };
+        if in_restorer {
+            // `ret` of sigtramp popped the restorer: sp is at the ucontext.
+            return self
+                .ucontext_regs(regs.sp.checked_add(8)?, regs.tid)
+                .or_else(|| self.ucontext_regs(regs.sp, regs.tid));
+        }
+        self.unwind_thread(regs, None)
+            .iter()
+            .find_map(|f| self.signal_context(f, regs.tid))
     }
 
     /// Like [`Runtime::unwind`] for a thread on its g0 stack, following the
     /// runtime's stack jumps (`unwindJumpStack`): at `runtime.morestack` the
     /// walk continues at `curg.sched.pc/sp`, at `runtime.systemstack` it
     /// continues on the goroutine stack at `curg.sched.sp`.
+    /// A thread interrupted by a signal continues, past `runtime.sigtramp`,
+    /// at the registers the kernel saved, as gdb shows it.
     pub fn unwind_jumping(&self, start: StartRegs, curg: &G) -> Vec<PhysFrame> {
-        self.unwind_inner(start, None, Some(curg))
+        self.unwind_inner(start, None, Some(curg), true)
     }
 
     fn unwind_inner(
@@ -148,7 +231,13 @@ impl Runtime<'_> {
         start: StartRegs,
         stack: Option<(u64, u64)>,
         jump_to: Option<&G>,
+        through_signals: bool,
     ) -> Vec<PhysFrame> {
+        let mut signals_left = if through_signals {
+            MAX_SIGNAL_FRAMES
+        } else {
+            0
+        };
         let mut jump_to = jump_to;
         let mut stack = stack;
         let mem = self.mem();
@@ -225,6 +314,21 @@ impl Runtime<'_> {
                 sym_pc,
                 info,
             });
+            if signals_left > 0 {
+                if let Some(regs) = frames.last().and_then(|f| self.signal_context(f, 0)) {
+                    if self.pc_info(regs.pc).is_some() {
+                        signals_left -= 1;
+                        // The interrupted code may be on any stack (the
+                        // goroutine's, g0's); the jumps above still apply.
+                        stack = None;
+                        pc = regs.pc;
+                        sp = regs.sp;
+                        trap = true;
+                        innermost = false;
+                        continue;
+                    }
+                }
+            }
             // A thread in C code called through cgo: asmcgocall switched to
             // g0's stack, and cgocall's entersyscall recorded where the
             // goroutine stands; continue there, as Go's traceback of the
@@ -318,6 +422,6 @@ impl Runtime<'_> {
                 return self.unwind_jumping(start, &curg);
             }
         }
-        self.unwind(start, None)
+        self.unwind_inner(start, None, None, true)
     }
 }

@@ -1,7 +1,7 @@
 //! The variables of one stack frame: DWARF locals and arguments at the
 //! frame's PC, located with its CFA (and registers, when known).
 
-use crate::dwarf::{evaluate_location, DwarfError, Location, RegisterSet};
+use crate::dwarf::{evaluate_location, DwarfError, Location, RegisterSet, TypeId};
 
 use super::expr::{ScopeVar, VarSource};
 use super::Program;
@@ -50,18 +50,69 @@ pub fn frame_scope_inlined(
                 }
             }
         };
+        let (name, ty, src) = match v.name.strip_prefix('&') {
+            // An escaped (heap-allocated) variable: DWARF describes a
+            // pointer `&x`; Delve shows `x`, the value it points at.
+            Some(real) if !real.is_empty() => match escaped_target(prog, v.ty, &src) {
+                Some((ty, src)) => (real.to_string(), ty, src),
+                None => (v.name.clone(), v.ty, src),
+            },
+            _ => (v.name.clone(), v.ty, src),
+        };
         out.push(ScopeVar {
-            name: v.name,
-            ty: v.ty,
+            name,
+            ty,
             src,
             is_arg: v.is_arg,
             decl_line: v.decl_line,
+            scope_depth: v.scope_depth,
+            shadowed: false,
         });
     }
     resolve_type_parameters(prog, &mut out);
-    // Arguments first, each group by declaration line (stable), as Delve lists them.
-    out.sort_by_key(|v| (!v.is_arg, v.decl_line));
+    // Arguments first, then by block depth and declaration line, as Delve lists them.
+    out.sort_by_key(|v| (!v.is_arg, v.scope_depth, v.decl_line));
+    let deeper: Vec<(String, u32)> = out
+        .iter()
+        .map(|v| (v.name.clone(), v.scope_depth))
+        .collect();
+    for v in out.iter_mut() {
+        v.shadowed = deeper
+            .iter()
+            .any(|(n, d)| *n == v.name && *d > v.scope_depth);
+    }
     Ok(out)
+}
+
+/// The pointee of an escaped variable's pointer `&x`: its type and where
+/// its value is. `None` when the DWARF type is not a pointer.
+fn escaped_target(prog: &Program<'_>, ty: TypeId, src: &VarSource) -> Option<(TypeId, VarSource)> {
+    let crate::dwarf::TypeKind::Pointer { elem: Some(elem) } = prog.underlying(ty).1.kind else {
+        return None;
+    };
+    let ptr = match src {
+        VarSource::Memory(a) => prog.mem.read_u64(*a).map_err(|e| e.to_string()),
+        VarSource::Bytes(b) => b
+            .get(..8)
+            .and_then(|w| w.try_into().ok())
+            .map(u64::from_le_bytes)
+            .ok_or_else(|| "short location".to_string()),
+        VarSource::Unavailable(why) => Err(why.clone()),
+    };
+    Some((
+        elem,
+        match ptr {
+            Ok(0) => VarSource::Unavailable("escaped variable not allocated yet".into()),
+            Ok(p) => VarSource::Memory(p),
+            Err(why) => VarSource::Unavailable(why),
+        },
+    ))
+}
+
+/// Whether a variable declared at `decl_line` is visible at `line` (Delve:
+/// from the line after its declaration; arguments everywhere).
+fn visible_at(v: &ScopeVar, line: u32) -> bool {
+    v.is_arg || v.decl_line == 0 || u64::from(line) > v.decl_line
 }
 
 /// Gives variables typed by a generic function's type parameters (shape
@@ -116,27 +167,47 @@ pub fn goroutine_scope(
             frames.len()
         ))
     })?;
-    // Registers are known only for the innermost physical frame of a
-    // goroutine running on a thread; everywhere else Go keeps live values in
-    // stack slots (it has no callee-saved registers).
-    let mut regs = RegisterSet::none();
-    if f.physical_index == 0 {
-        if let Some(tid) = g.thread {
-            if let Some(t) = target
-                .snapshot()
-                .metadata()
-                .threads
+    let regs = frame_thread(target, &g, f)
+        .map(|t| thread_registers(&t.regs))
+        .unwrap_or_else(RegisterSet::none);
+    let mut scope = frame_scope_inlined(prog, f.sym_pc, f.inline_depth, f.cfa, &regs)?;
+    if f.line != 0 {
+        scope.retain(|v| visible_at(v, f.line));
+        // Shadowing among the variables still in scope.
+        let names: Vec<(String, u32)> = scope
+            .iter()
+            .map(|v| (v.name.clone(), v.scope_depth))
+            .collect();
+        for v in scope.iter_mut() {
+            v.shadowed = names
                 .iter()
-                .find(|t| t.tid == tid)
-            {
-                if t.regs.rip == f.pc {
-                    regs = thread_registers(&t.regs);
-                }
-            }
+                .any(|(n, d)| *n == v.name && *d > v.scope_depth);
         }
     }
-    let scope = frame_scope_inlined(prog, f.sym_pc, f.inline_depth, f.cfa, &regs)?;
     Ok((f.function.clone(), scope))
+}
+
+/// The captured thread whose registers are those of frame `f` of `g`, if
+/// any: only the innermost physical frame of a goroutine running on a
+/// thread, when that thread's pc is the frame's. Everywhere else Go keeps
+/// live values in stack slots (it has no callee-saved registers), so a frame
+/// has only what unwinding recovers (pc, sp, cfa). `print`, `locals` and
+/// the REPL's `regs` all decide with this one rule.
+pub fn frame_thread<'t>(
+    target: &'t crate::Target,
+    g: &crate::runtime::Goroutine,
+    f: &crate::runtime::Frame,
+) -> Option<&'t rdlv_format::ThreadInfo> {
+    if f.physical_index != 0 {
+        return None;
+    }
+    let tid = g.thread?;
+    target
+        .snapshot()
+        .metadata()
+        .threads
+        .iter()
+        .find(|t| t.tid == tid && t.regs.rip == f.pc)
 }
 
 /// A thread's registers by DWARF number (amd64: rax rdx rcx rbx rsi rdi rbp

@@ -57,8 +57,19 @@ pub struct Loader<'p, 'a> {
 /// up to its own limit (1 MiB for canonical JSON) until this is spent.
 pub const MAX_TOTAL_STRING_BYTES: u64 = 64 << 20;
 
+/// Linux never maps memory below this address (`vm.mmap_min_addr`).
+const MIN_MAPPABLE: u64 = 0x10000;
+
+/// The reason a read failed. An address no process can have mapped is not
+/// a gap in the snapshot: the value leading there is stale (optimized code
+/// keeps dead values in registers and slots) or corrupt.
 fn err_text(e: &AnalyzeError) -> String {
-    e.to_string()
+    match e {
+        AnalyzeError::Unreadable { addr, .. } if *addr < MIN_MAPPABLE => format!(
+            "address {addr:#x} is below any mapping: a stale value (optimized code) or a corrupt one"
+        ),
+        other => other.to_string(),
+    }
 }
 
 impl<'p, 'a> Loader<'p, 'a> {
@@ -153,7 +164,15 @@ impl<'p, 'a> Loader<'p, 'a> {
                 let n = size.min(16) as usize;
                 let mut buf = [0u8; 16];
                 match mem.read(addr, &mut buf[..n]) {
-                    Ok(()) => mk(decode_scalar(&under.kind, &buf[..n])),
+                    Ok(()) => {
+                        let mut v = mk(decode_scalar(&under.kind, &buf[..n]));
+                        v.display = match v.kind {
+                            ValueKind::Int(i) => prog.const_descr(ty, i),
+                            ValueKind::Uint(u) => prog.const_descr(ty, u as i64),
+                            _ => None,
+                        };
+                        v
+                    }
                     Err(e) => unreadable(e),
                 }
             }
@@ -203,6 +222,13 @@ impl<'p, 'a> Loader<'p, 'a> {
                     return mk(ValueKind::Unreadable(format!(
                         "corrupt slice header: len {len} cap {cap}"
                     )));
+                }
+                if base == 0 && len > 0 {
+                    // Never a plausible slice: show no elements rather than
+                    // pretending it is nil or empty.
+                    return mk(ValueKind::Unreadable(
+                        "non-zero length array with nil base".into(),
+                    ));
                 }
                 let elems = if base == 0 {
                     Vec::new()
@@ -491,7 +517,7 @@ impl<'p, 'a> Loader<'p, 'a> {
 
     /// Whether values of this runtime type are stored directly in the
     /// interface's data word.
-    fn direct_iface(&self, rtype: u64) -> bool {
+    pub(crate) fn direct_iface(&self, rtype: u64) -> bool {
         let mem = self.prog.mem;
         let minor = self.prog.dwarf.go_minor().unwrap_or(26);
         if minor >= 26 {

@@ -8,6 +8,7 @@
 
 pub mod expr;
 pub mod frame;
+pub mod gonum;
 mod gotime;
 pub mod json;
 mod load;
@@ -274,6 +275,7 @@ pub struct Program<'a> {
     /// Resolves a runtime PC to a function name (pclntab); DWARF is the fallback.
     pub func_name: Option<&'a (dyn Fn(u64) -> Option<String> + Sync)>,
     types_range: OnceLock<Option<(u64, u64)>>,
+    constants: OnceLock<std::collections::HashMap<TypeId, Vec<(String, i64)>>>,
 }
 
 impl<'a> Program<'a> {
@@ -285,6 +287,7 @@ impl<'a> Program<'a> {
             bias,
             func_name: None,
             types_range: OnceLock::new(),
+            constants: OnceLock::new(),
         }
     }
 
@@ -319,6 +322,65 @@ impl<'a> Program<'a> {
             let types = self.mem.read_u64(base.wrapping_add(off("types")?)).ok()?;
             let etypes = self.mem.read_u64(base.wrapping_add(off("etypes")?)).ok()?;
             (types != 0 && types <= etypes).then_some((types, etypes))
+        })
+    }
+
+    /// Delve's description of integer `n` of type `ty` by the type's named
+    /// constants: `ByteConst`, or `FlagA|FlagC` when every constant is a
+    /// single bit. Only for user-defined types (a name with a package), so
+    /// a plain `int` 1 is never "io.SeekCurrent".
+    pub fn const_descr(&self, ty: TypeId, n: i64) -> Option<String> {
+        let tname = &self.ty(ty).name;
+        if !tname.contains('.') || tname.starts_with("C.") {
+            return None;
+        }
+        let vals = self.constants_map().get(&ty)?;
+        if let Some((name, _)) = vals.iter().find(|v| v.1 == n) {
+            return Some(name.clone());
+        }
+        if n == 0 {
+            return None;
+        }
+        let mut rest = n;
+        let mut parts = Vec::new();
+        for (name, v) in vals.iter().filter(|v| v.1.count_ones() == 1) {
+            if rest & v != 0 {
+                parts.push(name.as_str());
+                rest &= !v;
+            }
+        }
+        (rest == 0).then(|| parts.join("|"))
+    }
+
+    /// A named constant by full name (`main.ByteConst`) or by a name ending
+    /// in `/name`: its type and value.
+    pub fn constant(&self, name: &str) -> Option<(TypeId, i64)> {
+        self.constants_map().iter().find_map(|(t, vals)| {
+            let pkg = package_of_type(&self.ty(*t).name);
+            vals.iter().find_map(|(n, v)| {
+                let full = format!("{pkg}.{n}");
+                (full == name || full.ends_with(&format!("/{name}"))).then_some((*t, *v))
+            })
+        })
+    }
+
+    fn constants_map(&self) -> &std::collections::HashMap<TypeId, Vec<(String, i64)>> {
+        self.constants.get_or_init(|| {
+            let mut m: std::collections::HashMap<TypeId, Vec<(String, i64)>> =
+                std::collections::HashMap::new();
+            for c in self.dwarf.named_constants() {
+                m.entry(c.ty).or_default().push((c.name, c.value));
+            }
+            for (t, vals) in m.iter_mut() {
+                let prefix = format!("{}.", package_of_type(&self.ty(*t).name));
+                for v in vals.iter_mut() {
+                    if let Some(rest) = v.0.strip_prefix(&prefix) {
+                        v.0 = rest.to_string();
+                    }
+                }
+                vals.sort_by_key(|v| v.1);
+            }
+            m
         })
     }
 
@@ -370,6 +432,15 @@ impl<'a> Program<'a> {
             }
         }
         shorten_package_paths(&t.name)
+    }
+}
+
+/// The package of a type name: `main.T` → `main`, `a/b.T` → `a/b`.
+fn package_of_type(name: &str) -> &str {
+    let slash = name.rfind('/').map_or(0, |i| i + 1);
+    match name[slash..].find('.') {
+        Some(dot) => &name[..slash + dot],
+        None => "",
     }
 }
 

@@ -98,6 +98,8 @@ fn write_to(out: &mut String, v: &Value, flags: Flags, indent: &str) {
             write_elems(out, elems, *len, flags, indent);
         }
         ValueKind::Pointer { addr, pointee } => match pointee {
+            // The predeclared nil (an untyped constant) has no type to show.
+            Pointee::Nil if v.type_name.is_empty() => out.push_str("nil"),
             Pointee::Nil => {
                 let elem = v.type_name.strip_prefix('*').unwrap_or(&v.type_name);
                 if flags.include_type {
@@ -107,6 +109,10 @@ fn write_to(out: &mut String, v: &Value, flags: Flags, indent: &str) {
                 }
             }
             Pointee::NotLoaded | Pointee::Cycle => addr_form(out, type_str(v), *addr, false),
+            // `&x`: Delve prints the address alone.
+            Pointee::Loaded(_) if v.display.as_deref() == Some("&") => {
+                addr_form(out, type_str(v), *addr, false)
+            }
             Pointee::Loaded(p) => {
                 if flags.top && flags.newlines {
                     addr_form(out, type_str(v), *addr, false);
@@ -242,6 +248,12 @@ fn write_to(out: &mut String, v: &Value, flags: Flags, indent: &str) {
             }
         }
         ValueKind::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        ValueKind::Int(i) if v.display.is_some() => {
+            let _ = write!(out, "{} ({i})", v.display.as_deref().unwrap_or_default());
+        }
+        ValueKind::Uint(u) if v.display.is_some() => {
+            let _ = write!(out, "{} ({u})", v.display.as_deref().unwrap_or_default());
+        }
         ValueKind::Int(i) => {
             let _ = write!(out, "{i}");
             if v.type_name == "time.Duration" {

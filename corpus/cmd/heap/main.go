@@ -58,7 +58,14 @@ func main() {
 	mb := flag.Int("mb", 64, "MiB of heap to fill")
 	dirtyMiBps := flag.Int("dirty-mibps", 0, "MiB/s of bulk-heap pages to keep writing")
 	canary := flag.Int("canary", 0, "bytes of random secret to keep in a heap string")
+	filter := flag.String("seccomp", "", "seccomp filter for every thread: kill-userfaultfd or deny-unrelated")
 	flag.Parse()
+	if *filter != "" {
+		if err := installFilter(*filter); err != nil {
+			fmt.Fprintln(os.Stderr, "heap: seccomp:", err)
+			os.Exit(1)
+		}
+	}
 	if *canary < 0 || *canary > 1<<20 {
 		fmt.Fprintln(os.Stderr, "heap: -canary must be in 0..1048576")
 		os.Exit(2)

@@ -331,6 +331,8 @@ func parkLocals(id int, name string, opts *Config, done chan int) int {
 
 func main() {
 	register()
+	keepZoo()
+	startZoo()
 	go parkLocals(17, "locals-test", &cfg, make(chan int))
 	oracle.ReadyAndPark()
 }

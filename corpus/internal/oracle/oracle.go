@@ -11,6 +11,10 @@
 //   - values.json: [{"expr": ..., "value": <canonical JSON>}] for every
 //     registered global, in registration order, computed at signal time;
 //   - locals.json (when Locals was called): {"goroutine", "func", "locals", "args"};
+//   - goroutine.pb.gz (only when $ORACLE_PPROF is set): the process's own
+//     /debug/pprof/goroutine profile, pprof.Lookup("goroutine").WriteTo(w, 0),
+//     taken right after stacks.txt;
+//   - one file per Extra registration, computed at signal time;
 //   - done: written last; it holds the number of signals answered so far.
 //
 // Every file is written to a temporary name and renamed, so a reader never
@@ -27,6 +31,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,7 +74,22 @@ var (
 	answered     int
 	readyOnce    sync.Once
 	skipSettle   bool
+	extras       []extra
 )
+
+type extra struct {
+	name string
+	fn   func() ([]byte, error)
+}
+
+// Extra registers a file written into $ORACLE_DIR on every signal, after
+// values.json and before done, with the bytes fn returns then (e.g. a
+// runtime profile that must be taken after the capture).
+func Extra(name string, fn func() ([]byte, error)) {
+	mu.Lock()
+	extras = append(extras, extra{name: name, fn: fn})
+	mu.Unlock()
+}
 
 // Value registers a global to be reported in values.json under expr (e.g.
 // "main.cfg"). ptr must point to the variable; the value is read when the
@@ -203,9 +223,19 @@ func answer() error {
 	if err := writeAtomic(dir, "stacks.txt", AllStacks()); err != nil {
 		return err
 	}
+	if os.Getenv("ORACLE_PPROF") != "" {
+		var profile bytes.Buffer
+		if err := pprof.Lookup("goroutine").WriteTo(&profile, 0); err != nil {
+			return fmt.Errorf("goroutine profile: %w", err)
+		}
+		if err := writeAtomic(dir, "goroutine.pb.gz", profile.Bytes()); err != nil {
+			return err
+		}
+	}
 	mu.Lock()
 	gs := append([]global(nil), globals...)
 	rec := locals
+	more := append([]extra(nil), extras...)
 	answered++
 	seq := answered
 	mu.Unlock()
@@ -236,6 +266,15 @@ func answer() error {
 			return err
 		}
 		if err := writeAtomic(dir, "locals.json", text); err != nil {
+			return err
+		}
+	}
+	for _, e := range more {
+		data, err := e.fn()
+		if err != nil {
+			return fmt.Errorf("%s: %w", e.name, err)
+		}
+		if err := writeAtomic(dir, e.name, data); err != nil {
 			return err
 		}
 	}

@@ -1,54 +1,11 @@
-//! Pre-copy capture (`--precopy`): the target's memory is copied while it
-//! runs, with the kernel recording which pages it writes meanwhile; the
-//! freeze then copies only the pages written since, and the rest of the
-//! snapshot comes from the pre-copy. The pause shrinks from "copy every
-//! page" to "copy the pages written during the pre-copy".
+//! userfaultfd write tracking of the target's private anonymous memory:
+//! taking over a userfaultfd the target creates (injected `userfaultfd` and
+//! `close`), asynchronous write protection of present pages, and its
+//! removal in pieces. See the parent module for why it is safe.
 //!
-//! # How writes are tracked
-//!
-//! userfaultfd write protection in asynchronous mode (`UFFD_FEATURE_WP_ASYNC`,
-//! Linux 6.7): a write to a protected page is resolved inside the kernel,
-//! which drops the page's protection bit; no handler runs and the writer
-//! never waits. `PAGEMAP_SCAN` reports every page whose bit is gone as
-//! `PAGE_IS_WRITTEN`. (Soft-dirty bits would do the same without a
-//! userfaultfd, but they need `CONFIG_MEM_SOFT_DIRTY`, which common
-//! distribution kernels, and this machine's, leave out.)
-//!
-//! A userfaultfd always belongs to the memory of the process that created
-//! it, so the target has to create it: during a first, short freeze, one
-//! thread parked in Go's futex stub runs
-//! `userfaultfd(UFFD_USER_MODE_ONLY | O_CLOEXEC | O_NONBLOCK)` (injected as
-//! `--cow` injects its fork, see `cow.rs`), we take a duplicate with
-//! `pidfd_getfd` and make the target `close` its own descriptor, and the
-//! target runs again. From then on only our descriptor holds the
-//! userfaultfd: however rdlv-snap ends (even SIGKILL), the kernel releases
-//! it, which unregisters every range and clears every protection bit.
-//! While it lives, the first write to each protected page costs the target
-//! one minor fault (about a microsecond).
-//!
-//! Only private anonymous mappings are protected (the Go heap, goroutine
-//! stacks, `[heap]`): shared mappings can change through another process's
-//! mapping, and pages of private file mappings not yet copied on write can
-//! change with the file, neither through the target's page tables, where
-//! the protection lives. Everything else is copied during the freeze, as in
-//! the plain capture.
-//!
-//! # Which pre-copied pages are used
-//!
-//! At the final freeze a page's pre-copied bytes are used only when it lies
-//! in a protected range, its pre-copy read succeeded, and it is now present,
-//! still protected (not `PAGE_IS_WRITTEN`) and not the shared zero page.
-//! The protection was applied before the pre-copy read it, and every write
-//! through the target's page tables removes it first, so a protected page
-//! holds the bytes the pre-copy read. Pages the kernel moved or replaced
-//! (mremap, MADV_DONTNEED then a fault) come back unprotected and are copied
-//! again; a zero page mapped after MADV_DONTNEED is recognised by
-//! `PAGE_IS_PFNZERO`.
-//!
-//! Limit: memory that a device or the kernel writes through a page pinned
-//! *before* the protection was applied (an O_DIRECT read or io_uring fixed
-//! buffer in flight, RDMA) bypasses the page tables and is not seen as
-//! written. Use the plain capture for such processes.
+//! Invariant: only rdlv-snap's descriptor holds the userfaultfd once
+//! [`WriteTracker::attach`] returns Ok; dropping the tracker (or rdlv-snap
+//! dying) unregisters every range and clears every protection bit.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::AtomicI32;
@@ -56,9 +13,9 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
-use crate::cow::{self, CowError};
 use crate::error::CaptureError;
 use crate::freeze::{check_budget, Frozen, ThreadHint};
+use crate::inject::{InjectError, ParkedHost};
 use crate::pages::{self, PageRange, PresenceScanner};
 use crate::proc::MapsEntry;
 
@@ -120,8 +77,11 @@ struct UffdioRegister {
 pub enum PrecopyError {
     /// The target runs under a seccomp filter, which could kill it on the
     /// injected syscall.
-    #[error("the target runs under a seccomp filter (Seccomp: 2) that could kill it on the injected userfaultfd()")]
-    Seccomp,
+    #[error("{0}")]
+    Seccomp(String),
+    /// The target is in job-control stop: no thread runs to host anything.
+    #[error("{}", crate::proc::STOPPED_REASON)]
+    Stopped,
     /// No thread was parked in Go's futex stub to host the injected syscall.
     #[error("no thread is parked in Go's runtime.futex to host the injected userfaultfd() (is it a Go program?)")]
     NoHostThread,
@@ -164,7 +124,7 @@ pub enum PrecopyError {
     },
     /// The injection itself failed.
     #[error(transparent)]
-    Inject(#[from] CowError),
+    Inject(#[from] InjectError),
     /// Freezing or a budget failed.
     #[error(transparent)]
     Capture(#[from] CaptureError),
@@ -175,13 +135,15 @@ impl PrecopyError {
     /// changed in the target, or what was is already undone.
     pub fn falls_back(&self) -> bool {
         match self {
-            PrecopyError::Seccomp
+            PrecopyError::Seccomp(_)
+            | PrecopyError::Stopped
             | PrecopyError::NoHostThread
             | PrecopyError::Userfaultfd(_)
             | PrecopyError::Pidfd { .. }
             | PrecopyError::NoAsyncWriteProtect(_)
             | PrecopyError::TargetKeepsDescriptor { .. } => true,
-            PrecopyError::Inject(inner) => inner.falls_back(),
+            PrecopyError::Inject(InjectError::NoHostThread) => true,
+            PrecopyError::Inject(_) => false,
             PrecopyError::Ioctl { .. } | PrecopyError::Capture(_) => false,
         }
     }
@@ -191,7 +153,7 @@ impl From<PrecopyError> for CaptureError {
     fn from(error: PrecopyError) -> CaptureError {
         match error {
             PrecopyError::Capture(inner) => inner,
-            PrecopyError::Inject(inner) => inner.into(),
+            PrecopyError::Inject(inner) => inner.into_capture("--precopy write tracking"),
             other => CaptureError::Parse {
                 what: "--precopy write tracking".into(),
                 detail: other.to_string(),
@@ -263,9 +225,10 @@ impl WriteTracker {
         hints: &[ThreadHint],
         pause_us: &mut u64,
     ) -> Result<WriteTracker, PrecopyError> {
-        if cow::CowFacts::read(pid).seccomp == 2 {
-            return Err(PrecopyError::Seccomp);
+        if crate::proc::job_stopped(pid) {
+            return Err(PrecopyError::Stopped);
         }
+        let filtered = crate::seccomp::admission(pid).map_err(PrecopyError::Seccomp)?;
         let pidfd = pidfd_open(pid)?;
         for attempt in 0..ATTACH_ATTEMPTS {
             check_budget(abort, None, "setting up write tracking")?;
@@ -279,7 +242,7 @@ impl WriteTracker {
                 return Err(PrecopyError::NoHostThread);
             }
             let frozen = Frozen::freeze(pid, max_pause, abort, hints)?;
-            let taken = take_userfaultfd(pid, &frozen, &pidfd);
+            let taken = take_userfaultfd(pid, &frozen, &pidfd, filtered);
             *pause_us += frozen.resume().pause_us();
             match taken {
                 Ok(uffd) => return WriteTracker::new(uffd),
@@ -396,7 +359,7 @@ impl Drop for WriteTracker {
 }
 
 /// Whether a thread of `pid` is, by `/proc/PID/task/TID/syscall`, blocked
-/// in an untimed `FUTEX_WAIT` (what [`cow::ParkedHost`] looks for, checked
+/// in an untimed `FUTEX_WAIT` (what [`ParkedHost`] looks for, checked
 /// properly once the target is stopped). Reading it needs no stop.
 fn untimed_futex_waiter(pid: u32) -> bool {
     let Ok(tasks) = std::fs::read_dir(crate::proc::proc_dir(pid).join("task")) else {
@@ -437,15 +400,29 @@ fn pidfd_open(pid: u32) -> Result<OwnedFd, PrecopyError> {
 
 /// With the target frozen: injects `userfaultfd()`, duplicates the new
 /// descriptor into this process and injects `close()` of the target's copy.
-fn take_userfaultfd(pid: u32, frozen: &Frozen, pidfd: &OwnedFd) -> Result<OwnedFd, PrecopyError> {
+fn take_userfaultfd(
+    pid: u32,
+    frozen: &Frozen,
+    pidfd: &OwnedFd,
+    filtered: bool,
+) -> Result<OwnedFd, PrecopyError> {
     // One host for both syscalls: after the first it no longer looks parked.
-    let host = match cow::ParkedHost::find(pid, frozen.threads()) {
+    let host = match ParkedHost::find(pid, frozen.threads()) {
         Ok(host) => host,
-        Err(CowError::NoHostThread) => return Err(PrecopyError::NoHostThread),
+        Err(InjectError::NoHostThread) => return Err(PrecopyError::NoHostThread),
         Err(error) => return Err(error.into()),
     };
     let flags = UFFD_USER_MODE_ONLY | O_CLOEXEC | O_NONBLOCK;
-    let ret = host.inject(pid, SYS_USERFAULTFD, [flags, 0, 0, 0, 0])?;
+    let predicted_fd = crate::proc::lowest_free_fd(pid);
+    if filtered {
+        // Both calls, decided before the first is made.
+        let planned = [
+            planned_call("userfaultfd", SYS_USERFAULTFD, flags),
+            planned_call("close", SYS_CLOSE, predicted_fd),
+        ];
+        crate::seccomp::check(host.tid(), host.ip(), &planned).map_err(PrecopyError::Seccomp)?;
+    }
+    let ret = host.syscall(pid, SYS_USERFAULTFD, [flags, 0, 0, 0, 0])?;
     if ret < 0 {
         return Err(PrecopyError::Userfaultfd(Errno::from_raw(
             i32::try_from(-ret).unwrap_or(libc::EINVAL),
@@ -464,8 +441,19 @@ fn take_userfaultfd(pid: u32, frozen: &Frozen, pidfd: &OwnedFd) -> Result<OwnedF
     let local_errno = Errno::last();
     // SAFETY: on success the kernel just returned this descriptor to us.
     let local = (local >= 0).then(|| unsafe { OwnedFd::from_raw_fd(local as i32) });
+    // A filter deciding on close()'s argument was asked about the predicted
+    // descriptor; should another have come, ask again.
+    if filtered && remote_fd != predicted_fd {
+        let planned = [planned_call("close", SYS_CLOSE, remote_fd)];
+        if let Err(cause) = crate::seccomp::check(host.tid(), host.ip(), &planned) {
+            return Err(PrecopyError::TargetKeepsDescriptor {
+                fd: remote_fd,
+                cause,
+            });
+        }
+    }
     // Close the target's copy whatever happened: it must not keep one.
-    match host.inject(pid, SYS_CLOSE, [remote_fd, 0, 0, 0, 0]) {
+    match host.syscall(pid, SYS_CLOSE, [remote_fd, 0, 0, 0, 0]) {
         Ok(0) => {}
         Ok(ret) => {
             return Err(PrecopyError::TargetKeepsDescriptor {
@@ -484,6 +472,15 @@ fn take_userfaultfd(pid: u32, frozen: &Frozen, pidfd: &OwnedFd) -> Result<OwnedF
         op: "pidfd_getfd",
         errno: local_errno,
     })
+}
+
+/// A one-argument syscall as the seccomp check sees it.
+fn planned_call(name: &'static str, nr: u64, arg: u64) -> crate::seccomp::Planned {
+    crate::seccomp::Planned {
+        name,
+        nr,
+        args: [arg, 0, 0, 0, 0, 0],
+    }
 }
 
 /// Offsets of `ranges` laid out back to back in a buffer.
@@ -602,15 +599,7 @@ func main() {
     #[test]
     fn attach_leaves_the_target_no_descriptor_even_with_one_parked_thread() {
         let exe = crate::testutil::go_program("precopy_spinner", SPINNER);
-        /// Kills the spinner even when an assertion fails.
-        struct KillOnDrop(std::process::Child);
-        impl Drop for KillOnDrop {
-            fn drop(&mut self) {
-                let _ = self.0.kill();
-                let _ = self.0.wait();
-            }
-        }
-        let mut child = KillOnDrop(
+        let mut child = crate::testutil::KillOnDrop(
             std::process::Command::new(&exe)
                 .env("GOMAXPROCS", "1")
                 .stdout(std::process::Stdio::piped())
@@ -704,18 +693,7 @@ func main() {
         };
         let pages = 64usize;
         let len = pages * PAGE_SIZE as usize;
-        // SAFETY: a fresh private anonymous mapping, unmapped below.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(base, libc::MAP_FAILED);
+        let base = crate::testutil::map_anonymous(len);
         let start = base as u64;
         let page = |i: usize| (start + (i as u64) * PAGE_SIZE) as *mut u64;
         // Pages 0..48 exist before protection; 48.. do not.

@@ -1,0 +1,475 @@
+//! The wait-for graph: each blocked goroutine → the channel or sync
+//! primitive it waits on → the other goroutines whose stacks reach that
+//! primitive (candidate senders, receivers, holders: Go records no mutex
+//! owner, so "reaches it" is the evidence there is).
+//!
+//! Wait objects come from [`super::leaks::waits`]. Reach is computed per
+//! goroutine by a bounded mark from its stack alone (at most
+//! [`MAX_REACH_PER_GOROUTINE`] heap objects, sudog `c`/`elem` words hidden
+//! so that a channel's wait queue does not make every waiter reach every
+//! other waiter's channel). A primitive outside the heap (a global) is
+//! reached when a stack word points within [`NEAR_GLOBAL`] bytes of it.
+//!
+//! Cycles: strongly connected components of two or more goroutines, all
+//! blocked, in the graph "G waits on an object G' reaches" are reported as
+//! likely deadlocks (nobody outside the cycle can reach what they wait for
+//! only through the stacks; the leak detector says whether anyone can at all).
+
+use std::collections::{HashMap, HashSet};
+
+use crate::error::Result;
+use crate::runtime::Goroutine;
+
+use super::graph::Marker;
+use super::leaks::{stack_range, waits, WaitKind};
+use super::HeapModel;
+
+/// Bound on heap objects one goroutine's reach visits.
+pub const MAX_REACH_PER_GOROUTINE: u64 = 8192;
+/// Goroutines whose reach is computed; past this only blocked ones are.
+pub const MAX_REACH_GOROUTINES: usize = 20_000;
+/// A stack word within this many bytes of a non-heap primitive reaches it.
+pub const NEAR_GLOBAL: u64 = 64;
+
+/// One blocked goroutine's wait on one object.
+#[derive(Debug, Clone)]
+pub struct WaitEdge {
+    /// The waiting goroutine.
+    pub waiter: u64,
+    /// Its wait reason.
+    pub reason: String,
+    /// The object waited on (`hchan`, or a semaphore/notifyList address).
+    pub object: u64,
+    /// What the object is (`chan int`, `sync.Mutex`, ...).
+    pub object_kind: String,
+    /// The heap object containing it and that object's type, when known.
+    pub container: Option<(u64, Option<String>)>,
+    /// The global variable containing it, when it is not in the heap.
+    pub global: Option<String>,
+    /// Other goroutines whose stacks reach the object.
+    pub reached_by: Vec<u64>,
+}
+
+/// The wait-for graph.
+#[derive(Debug, Clone, Default)]
+pub struct WaitGraph {
+    /// Every wait edge.
+    pub edges: Vec<WaitEdge>,
+    /// Goroutines blocked forever by construction (`select {}`, nil channels).
+    pub never: Vec<(u64, String)>,
+    /// Cycles of blocked goroutines: likely deadlocks.
+    pub cycles: Vec<Vec<u64>>,
+    /// Whether some reach was cut by a bound (the graph may miss edges).
+    pub truncated: bool,
+    /// Goroutines the leak detector finds leaked (see [`super::leaks`]).
+    pub leaked: Vec<u64>,
+}
+
+fn sync_kind(reason: &str) -> &'static str {
+    match reason {
+        "sync.Mutex.Lock" => "sync.Mutex",
+        "sync.RWMutex.RLock" | "sync.RWMutex.Lock" => "sync.RWMutex",
+        "sync.Cond.Wait" => "sync.Cond",
+        "sync.WaitGroup.Wait" | "semacquire" => "sync.WaitGroup",
+        _ => "semaphore",
+    }
+}
+
+/// Builds the wait-for graph of `gs`.
+pub fn wait_graph(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<WaitGraph> {
+    let ws = waits(model, gs)?;
+    let mem = model.mem();
+    let mut types = model.types();
+    let elemtype = model.layout.hchan.opt("elemtype");
+    let hidden_words = model.layout.sudog_hidden_words();
+    let sudogs: Vec<u64> = ws.iter().flat_map(|w| w.sudogs.iter().copied()).collect();
+    let mut graph = WaitGraph::default();
+    // Objects waited on, by address.
+    let objects: HashSet<u64> = ws.iter().flat_map(|w| w.objects.iter().copied()).collect();
+    // Reach of each goroutine, restricted to the waited-on objects.
+    let mut reached: HashMap<u64, Vec<u64>> = HashMap::new();
+    for (i, g) in gs.iter().enumerate() {
+        let blocked = ws.get(i).is_some_and(|w| w.kind != WaitKind::Runnable);
+        if i >= MAX_REACH_GOROUTINES && !blocked {
+            graph.truncated = true;
+            continue;
+        }
+        let mut m = Marker::bounded(model, MAX_REACH_PER_GOROUTINE);
+        for &s in &sudogs {
+            for &o in &hidden_words {
+                m.hide(s.wrapping_add(o));
+            }
+        }
+        let (lo, hi) = stack_range(g);
+        m.scan_stack(lo, hi);
+        m.drain();
+        graph.truncated |= m.exhausted;
+        let near = near_words(mem, lo, hi, &objects, model);
+        for &o in &objects {
+            let in_heap = model.heap.object_of(o).is_some();
+            if (in_heap && m.is_marked(o)) || (!in_heap && near.contains(&o)) {
+                reached.entry(o).or_default().push(g.g.goid);
+            }
+        }
+    }
+    for w in &ws {
+        let Some(g) = gs.get(w.index) else { continue };
+        let goid = g.g.goid;
+        match w.kind {
+            WaitKind::Runnable => continue,
+            WaitKind::Never if w.objects.is_empty() => {
+                graph.never.push((goid, w.reason.clone()));
+                continue;
+            }
+            _ => {}
+        }
+        for &o in &w.objects {
+            let object_kind = if w.kind == WaitKind::Chan {
+                elemtype
+                    .and_then(|off| mem.read_u64(o.wrapping_add(off)).ok())
+                    .and_then(|t| types.get(t))
+                    .map(|t| format!("chan {}", t.name))
+                    .unwrap_or_else(|| "chan".to_string())
+            } else {
+                sync_kind(&w.reason).to_string()
+            };
+            let container = model.heap.object_of(o).and_then(|(idx, slot)| {
+                let s = model.heap.spans.get(idx)?;
+                let base = s.object(slot);
+                let ty = if s.has_header(model.layout.minor) {
+                    mem.read_u64(base)
+                        .ok()
+                        .and_then(|h| types.get(h))
+                        .map(|t| t.name.clone())
+                } else if s.sizeclass() == 0 && s.large_type != 0 {
+                    types.get(s.large_type).map(|t| t.name.clone())
+                } else {
+                    None
+                };
+                Some((base, ty))
+            });
+            let global = if container.is_none() {
+                global_name(model, o)
+            } else {
+                None
+            };
+            let reached_by = reached
+                .get(&o)
+                .map(|v| v.iter().copied().filter(|&x| x != goid).collect())
+                .unwrap_or_default();
+            graph.edges.push(WaitEdge {
+                waiter: goid,
+                reason: w.reason.clone(),
+                object: o,
+                object_kind,
+                container,
+                global,
+                reached_by,
+            });
+        }
+    }
+    let leaked: HashSet<u64> = super::leaks::find_leaks(model, gs)?
+        .leaked
+        .iter()
+        .map(|l| l.id)
+        .collect();
+    graph.cycles = cycles(&graph.edges, &leaked);
+    graph.leaked = leaked.into_iter().collect();
+    graph.leaked.sort_unstable();
+    Ok(graph)
+}
+
+/// Waited-on objects outside the heap that a stack word points near.
+fn near_words(
+    mem: &dyn crate::memory::Memory,
+    lo: u64,
+    hi: u64,
+    objects: &HashSet<u64>,
+    model: &HeapModel<'_, '_>,
+) -> HashSet<u64> {
+    let outside: Vec<u64> = objects
+        .iter()
+        .copied()
+        .filter(|&o| model.heap.span_of(o).is_none())
+        .collect();
+    let mut found = HashSet::new();
+    if outside.is_empty() || hi <= lo || hi - lo > super::graph::MAX_STACK_BYTES {
+        return found;
+    }
+    let Ok(buf) = mem.read_vec(lo, (hi - lo) as usize) else {
+        return found;
+    };
+    for chunk in buf.chunks_exact(8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let p = u64::from_le_bytes(w);
+        for &o in &outside {
+            if p <= o && o - p < NEAR_GLOBAL {
+                found.insert(o);
+            }
+        }
+    }
+    found
+}
+
+/// The data/bss symbol containing `addr`, if any.
+fn global_name(model: &HeapModel<'_, '_>, addr: u64) -> Option<String> {
+    let bias = model.rt.target().bias();
+    let link = addr.wrapping_sub(bias);
+    model
+        .rt
+        .target()
+        .binary()
+        .symbols()
+        .iter()
+        .find(|(_, s)| s.size > 0 && s.addr <= link && link < s.addr.saturating_add(s.size))
+        .map(|(n, s)| {
+            let off = link - s.addr;
+            if off == 0 {
+                n.clone()
+            } else {
+                format!("{n}+{off}")
+            }
+        })
+}
+
+/// Strongly connected components (Tarjan, iterative) of two or more
+/// goroutines in "waiter → goroutine that reaches its object", among the
+/// goroutines in `stuck` (the leaked ones: a cycle that a goroutine able
+/// to run, or a global, can still break is no deadlock).
+fn cycles(edges: &[WaitEdge], stuck: &HashSet<u64>) -> Vec<Vec<u64>> {
+    let waiters: HashSet<u64> = edges
+        .iter()
+        .map(|e| e.waiter)
+        .filter(|w| stuck.contains(w))
+        .collect();
+    let mut succ: HashMap<u64, Vec<u64>> = HashMap::new();
+    for e in edges {
+        for &r in &e.reached_by {
+            // Only stuck goroutines can be part of a deadlock.
+            if waiters.contains(&e.waiter) && waiters.contains(&r) {
+                succ.entry(e.waiter).or_default().push(r);
+            }
+        }
+    }
+    let mut nodes: Vec<u64> = waiters.iter().copied().collect();
+    nodes.sort_unstable();
+    let mut index: HashMap<u64, usize> = HashMap::new();
+    let mut low: HashMap<u64, usize> = HashMap::new();
+    let mut on_stack: HashSet<u64> = HashSet::new();
+    let mut stack: Vec<u64> = Vec::new();
+    let mut next = 0usize;
+    let mut out = Vec::new();
+    for &start in &nodes {
+        if index.contains_key(&start) {
+            continue;
+        }
+        // (node, next successor position)
+        let mut call: Vec<(u64, usize)> = vec![(start, 0)];
+        index.insert(start, next);
+        low.insert(start, next);
+        next += 1;
+        stack.push(start);
+        on_stack.insert(start);
+        while let Some(&mut (v, ref mut pos)) = call.last_mut() {
+            let succs = succ.get(&v).cloned().unwrap_or_default();
+            if let Some(&w) = succs.get(*pos) {
+                *pos += 1;
+                if let std::collections::hash_map::Entry::Vacant(e) = index.entry(w) {
+                    e.insert(next);
+                    low.insert(w, next);
+                    next += 1;
+                    stack.push(w);
+                    on_stack.insert(w);
+                    call.push((w, 0));
+                } else if on_stack.contains(&w) {
+                    let lw = index[&w].min(low[&v]);
+                    low.insert(v, lw);
+                }
+                continue;
+            }
+            call.pop();
+            if let Some(&(parent, _)) = call.last() {
+                let lv = low[&v].min(low[&parent]);
+                low.insert(parent, lv);
+            }
+            if low[&v] == index[&v] {
+                let mut comp = Vec::new();
+                while let Some(w) = stack.pop() {
+                    on_stack.remove(&w);
+                    comp.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                if comp.len() >= 2 {
+                    comp.sort_unstable();
+                    out.push(comp);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+impl WaitGraph {
+    fn describe(e: &WaitEdge) -> String {
+        let mut s = format!("{} 0x{:x}", e.object_kind, e.object);
+        if let Some((base, ty)) = &e.container {
+            match ty {
+                Some(t) => s.push_str(&format!(" in {t} at 0x{base:x}")),
+                None => s.push_str(&format!(" in heap object 0x{base:x}")),
+            }
+        }
+        if let Some(g) = &e.global {
+            s.push_str(&format!(" (global {g})"));
+        }
+        s
+    }
+
+    /// Text report.
+    pub fn text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        for e in &self.edges {
+            let by = if e.reached_by.is_empty() {
+                "no other goroutine's stack reaches it".to_string()
+            } else {
+                format!(
+                    "reached by goroutines {}",
+                    e.reached_by
+                        .iter()
+                        .map(|g| g.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            let _ = writeln!(
+                s,
+                "goroutine {} [{}] waits on {}: {by}",
+                e.waiter,
+                e.reason,
+                Self::describe(e)
+            );
+        }
+        for (g, r) in &self.never {
+            let _ = writeln!(s, "goroutine {g} [{r}] can never be woken");
+        }
+        if self.cycles.is_empty() {
+            let _ = writeln!(s, "no wait cycles");
+        } else {
+            let _ = writeln!(s, "cycles (likely deadlocks):");
+            for c in &self.cycles {
+                let ids: Vec<String> = c.iter().map(|g| g.to_string()).collect();
+                let _ = writeln!(s, "  goroutines {}", ids.join(" <-> "));
+            }
+        }
+        if self.truncated {
+            let _ = writeln!(
+                s,
+                "note: some goroutines' reach was cut at {MAX_REACH_PER_GOROUTINE} objects or not computed; edges may be missing"
+            );
+        }
+        s
+    }
+
+    /// JSON.
+    pub fn json(&self) -> serde_json::Value {
+        use serde_json::json;
+        json!({
+            "waits": self.edges.iter().map(|e| json!({
+                "goroutine": e.waiter,
+                "wait_reason": e.reason,
+                "object": format!("{:#x}", e.object),
+                "kind": e.object_kind,
+                "container": e.container.as_ref().map(|(b, t)| json!({"addr": format!("{b:#x}"), "type": t})),
+                "global": e.global,
+                "reached_by": e.reached_by,
+            })).collect::<Vec<_>>(),
+            "never": self.never.iter().map(|(g, r)| json!({"goroutine": g, "wait_reason": r})).collect::<Vec<_>>(),
+            "cycles": self.cycles,
+            "leaked": self.leaked,
+            "truncated": self.truncated,
+        })
+    }
+
+    /// Graphviz dot: goroutines as boxes, objects as ellipses; cycle members red.
+    pub fn dot(&self) -> String {
+        use std::fmt::Write as _;
+        let in_cycle: HashSet<u64> = self.cycles.iter().flatten().copied().collect();
+        let mut s = String::from("digraph waits {\n  rankdir=LR;\n");
+        let mut seen_g = HashSet::new();
+        let mut seen_o = HashSet::new();
+        let mut node_g = |s: &mut String, g: u64| {
+            if seen_g.insert(g) {
+                let color = if in_cycle.contains(&g) {
+                    ",color=red"
+                } else {
+                    ""
+                };
+                let _ = writeln!(s, "  g{g} [shape=box,label=\"goroutine {g}\"{color}];");
+            }
+        };
+        for e in &self.edges {
+            node_g(&mut s, e.waiter);
+            if seen_o.insert(e.object) {
+                let _ = writeln!(
+                    s,
+                    "  o{:x} [shape=ellipse,label=\"{}\"];",
+                    e.object,
+                    Self::describe(e).replace('"', "\\\"")
+                );
+            }
+            let _ = writeln!(
+                s,
+                "  g{} -> o{:x} [label=\"{}\"];",
+                e.waiter, e.object, e.reason
+            );
+            for &r in &e.reached_by {
+                node_g(&mut s, r);
+                let _ = writeln!(s, "  o{:x} -> g{r} [style=dashed];", e.object);
+            }
+        }
+        s.push_str("}\n");
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edge(waiter: u64, object: u64, by: &[u64]) -> WaitEdge {
+        WaitEdge {
+            waiter,
+            reason: "sync.Mutex.Lock".into(),
+            object,
+            object_kind: "sync.Mutex".into(),
+            container: None,
+            global: None,
+            reached_by: by.to_vec(),
+        }
+    }
+
+    #[test]
+    fn two_goroutine_cycle_is_found_and_a_chain_is_not() {
+        let all: HashSet<u64> = [1, 2, 3, 4].into_iter().collect();
+        let e = vec![
+            edge(1, 0xa, &[2]),
+            edge(2, 0xb, &[1]),
+            edge(3, 0xc, &[1, 4]),
+        ];
+        assert_eq!(cycles(&e, &all), vec![vec![1, 2]]);
+        let chain = vec![edge(1, 0xa, &[2]), edge(2, 0xb, &[3])];
+        assert!(
+            cycles(&chain, &all).is_empty(),
+            "3 waits on nothing: no cycle"
+        );
+        let only_one: HashSet<u64> = [1].into_iter().collect();
+        assert!(
+            cycles(&e, &only_one).is_empty(),
+            "2 can still run: no deadlock"
+        );
+    }
+}

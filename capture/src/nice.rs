@@ -1,0 +1,101 @@
+//! Scheduling priority raised for the moments a target waits on us: our own
+//! copy thread while the target is stopped, and the target thread that
+//! copies page tables during an injected fork.
+//!
+//! Invariant: a [`Nice`] restores the thread's previous nice value when it
+//! is dropped (or [`Nice::restore`]d); without CAP_SYS_NICE nothing is
+//! raised and nothing needs restoring. For a thread of the target, the
+//! previous value is also told to the `--cow` sentinel, which restores it
+//! should rdlv-snap die in between.
+
+use nix::errno::Errno;
+
+/// Nice value of rdlv-snap's own thread while the target is stopped.
+pub const PAUSE_NICE: libc::c_int = -10;
+/// Nice value of the target's host thread for the duration of a fork.
+pub const FORK_NICE: libc::c_int = -20;
+
+/// A thread's raised scheduling priority, restored on drop.
+#[derive(Debug)]
+pub struct Nice {
+    /// The thread (ours or the target's).
+    pub tid: u32,
+    /// Its nice value before.
+    pub previous: libc::c_int,
+}
+
+impl Nice {
+    /// Raises `tid` to `nice`; `None` if it cannot (no CAP_SYS_NICE) or it
+    /// already runs at that priority or a higher one.
+    pub fn raise(tid: u32, nice: libc::c_int) -> Option<Nice> {
+        // getpriority may legitimately return -1, so errno tells failures apart.
+        Errno::clear();
+        // SAFETY: plain syscalls on a thread id.
+        let previous = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t) };
+        if Errno::last_raw() != 0 || previous <= nice {
+            return None;
+        }
+        // SAFETY: as above.
+        let raised = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) };
+        (raised == 0).then_some(Nice { tid, previous })
+    }
+
+    /// Raises the calling thread to [`PAUSE_NICE`] (threads it spawns
+    /// meanwhile inherit it).
+    pub fn boost_this_thread() -> Option<Nice> {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() } as u32;
+        Nice::raise(tid, PAUSE_NICE)
+    }
+
+    /// Restores the previous value now.
+    pub fn restore(self) {}
+}
+
+impl Drop for Nice {
+    fn drop(&mut self) {
+        set_nice(self.tid, self.previous);
+    }
+}
+
+/// Sets `tid`'s nice value (best effort).
+pub fn set_nice(tid: u32, nice: libc::c_int) {
+    // SAFETY: plain syscall on a thread id.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nice_of(tid: u32) -> libc::c_int {
+        // SAFETY: plain syscall.
+        unsafe { libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t) }
+    }
+
+    #[test]
+    fn priority_boost_is_restored() {
+        std::thread::spawn(|| {
+            // SAFETY: plain syscall.
+            let tid = unsafe { libc::gettid() } as u32;
+            let before = nice_of(tid);
+            let boost = Nice::boost_this_thread();
+            let during = nice_of(tid);
+            if boost.is_some() {
+                assert_eq!(during, PAUSE_NICE);
+            } else {
+                assert_eq!(during, before);
+            }
+            drop(boost);
+            assert_eq!(nice_of(tid), before);
+            let raised = Nice::raise(tid, FORK_NICE);
+            if let Some(raised) = raised {
+                assert_eq!(nice_of(tid), FORK_NICE);
+                raised.restore();
+            }
+            assert_eq!(nice_of(tid), before);
+        })
+        .join()
+        .unwrap();
+    }
+}

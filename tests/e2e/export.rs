@@ -1,0 +1,1078 @@
+//! Exports (issue 11) against the tools that read them.
+//!
+//! * pprof: the `parked` program writes its own `/debug/pprof/goroutine`
+//!   profile (debug=0) at the oracle signal (`$ORACLE_PPROF`); `go tool
+//!   pprof -traces -lines` of ours must equal the process's own, blocks of
+//!   the goroutines the oracle protocol excludes aside (the oracle writer,
+//!   the os/signal loop, and goroutines running at capture), labels
+//!   included. `-top` must read it too. The folded export must equal the
+//!   process's own profile folded.
+//! * core: `dlv core` on our core lists the same goroutine ids at the same
+//!   top-frame PCs as `rdlv goroutines --system -r`, `bt` of parked
+//!   goroutines equals rdlv's, `print` of the `values` program's globals
+//!   equals rdlv's; `gdb` shows every thread with a sane top frame. Also for
+//!   stripped and PIE builds.
+//! * report: headless Chromium (driven over the DevTools protocol on a pipe)
+//!   loads the page with no console error, no exception and no request
+//!   other than the file itself; the DOM holds the biggest group's count and
+//!   stack; a screenshot is written under `target/export-artifacts/`. A
+//!   100k-goroutine report stays within 5 MB and loads in under 2 s.
+//! * bad input: exports of a truncated or damaged snapshot exit 3 and leave
+//!   no file.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rdlv_e2e::toolchain::{build_corpus, go_toolchain, target_dirs, workspace_root};
+use rdlv_e2e::tools::{describe_output, rdlv_path, run_rdlv};
+use rdlv_e2e::{Target, Variant, DEFAULT_GO};
+
+// ---------------------------------------------------------------- helpers
+
+fn rdlv_ok(args: &[&std::ffi::OsStr]) -> Output {
+    let out = run_rdlv(args);
+    assert!(out.status.success(), "{}", describe_output("rdlv", &out));
+    out
+}
+
+fn export(kind: &str, snap: &Path, out: &Path) {
+    rdlv_ok(&[
+        "export".as_ref(),
+        kind.as_ref(),
+        snap.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(out.is_file(), "export {kind} wrote no {}", out.display());
+}
+
+/// `go tool pprof ARGS FILE` with the system Go.
+fn go_pprof(args: &[&str], file: &Path) -> String {
+    let go = go_toolchain(DEFAULT_GO);
+    let out = Command::new(go)
+        .arg("tool")
+        .arg("pprof")
+        .args(args)
+        .arg(file)
+        .env("GOTOOLCHAIN", "local")
+        .env("PPROF_TMPDIR", std::env::temp_dir())
+        .output()
+        .expect("spawn go tool pprof");
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output(&format!("go tool pprof {args:?} {}", file.display()), &out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The sample blocks of `go tool pprof -traces` output (header dropped).
+fn trace_blocks(text: &str) -> Vec<String> {
+    let sep = "-----------+-------------------------------------------------------";
+    let mut parts = text.split(sep);
+    parts.next(); // File:, Type:, Time: ... differ by nature.
+    parts
+        .map(|b| b.trim_matches('\n').to_string())
+        .filter(|b| !b.is_empty())
+        .collect()
+}
+
+/// Functions named on a `-traces` block's stack lines.
+fn block_funcs(block: &str) -> Vec<String> {
+    block
+        .lines()
+        .filter(|l| !l.contains(":  ")) // label lines `    tenant:  acme`
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            // "  1   func file:line" or "      func file:line"
+            let w = if words.first().is_some_and(|w| w.parse::<u64>().is_ok()) {
+                words.get(1)
+            } else {
+                words.first()
+            };
+            w.map(|s| s.to_string())
+        })
+        .collect()
+}
+
+/// Functions whose goroutines were running at capture (their own, outermost
+/// non-runtime function), from `rdlv goroutines --format json`.
+fn running_funcs(snap: &Path) -> HashSet<String> {
+    let out = rdlv_ok(&[
+        "goroutines".as_ref(),
+        snap.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    let gs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("goroutines json");
+    let mut set = HashSet::new();
+    for g in gs.as_array().into_iter().flatten() {
+        if g["status"] != "running" {
+            continue;
+        }
+        let own = g["frames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["func"].as_str())
+            .rfind(|f| !f.starts_with("runtime."))
+            .map(str::to_string);
+        set.extend(own);
+    }
+    set
+}
+
+fn excluded(funcs: &[String], running: &HashSet<String>) -> bool {
+    funcs.iter().any(|f| {
+        f.starts_with("corpus/internal/oracle.")
+            || f.starts_with("os/signal.")
+            || running.contains(f)
+    })
+}
+
+fn artifacts_dir() -> PathBuf {
+    let (target, _) = target_dirs();
+    let dir = target.join("export-artifacts");
+    std::fs::create_dir_all(&dir).expect("create target/export-artifacts");
+    dir
+}
+
+// ---------------------------------------------------------------- pprof
+
+fn pprof_matches_the_process(go: &str) {
+    let bin = build_corpus("parked", go, Variant::Default);
+    let target = Target::spawn_with_env(&bin, &[], &[("ORACLE_PPROF", "1")]);
+    let snap = target.capture(&[]);
+    let oracle_dir = target.oracle_dir().to_path_buf();
+    let _ = target.oracle();
+    let theirs = oracle_dir.join("goroutine.pb.gz");
+    assert!(theirs.is_file(), "the oracle wrote no goroutine.pb.gz");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ours = dir.path().join("goroutines.pb.gz");
+    export("pprof", snap.path(), &ours);
+    let running = running_funcs(snap.path());
+
+    let keep = |text: &str| -> Vec<String> {
+        trace_blocks(text)
+            .into_iter()
+            .filter(|b| !excluded(&block_funcs(b), &running))
+            .collect()
+    };
+    let ours_traces = keep(&go_pprof(&["-traces", "-lines"], &ours));
+    let theirs_traces = keep(&go_pprof(&["-traces", "-lines"], &theirs));
+    assert!(
+        ours_traces.len() >= 20,
+        "Go {go}: only {} samples in our profile",
+        ours_traces.len()
+    );
+    if ours_traces != theirs_traces {
+        let a: HashSet<&String> = ours_traces.iter().collect();
+        let b: HashSet<&String> = theirs_traces.iter().collect();
+        panic!(
+            "Go {go}: go tool pprof -traces differs\n--- only in ours:\n{}\n--- only in the process's:\n{}\n(order or count differences if both are empty)",
+            a.difference(&b).map(|s| s.as_str()).collect::<Vec<_>>().join("\n----\n"),
+            b.difference(&a).map(|s| s.as_str()).collect::<Vec<_>>().join("\n----\n"),
+        );
+    }
+    // The labelled goroutine's labels came through as labels.
+    assert!(
+        ours_traces
+            .iter()
+            .any(|b| b.contains("tenant:  acme") && b.contains("request:  r-42")),
+        "Go {go}: no sample with the pprof labels tenant=acme request=r-42"
+    );
+    let top = go_pprof(&["-top"], &ours);
+    assert!(
+        top.contains("runtime.gopark") && top.contains("Type: goroutine"),
+        "Go {go}: -top output:\n{top}"
+    );
+
+    // Folded: the process's own profile, folded, is our folded file.
+    let folded = dir.path().join("stacks.folded");
+    export("folded", snap.path(), &folded);
+    let text = std::fs::read_to_string(&folded).expect("read folded");
+    let mut ours_folded: BTreeMap<String, u64> = BTreeMap::new();
+    for line in text.lines() {
+        let (stack, count) = line.rsplit_once(' ').expect("folded line ends in a count");
+        let frames: Vec<String> = stack.split(';').map(str::to_string).collect();
+        if excluded(&frames, &running) {
+            continue;
+        }
+        *ours_folded.entry(stack.to_string()).or_default() += count.parse::<u64>().expect("count");
+    }
+    let mut theirs_folded: BTreeMap<String, u64> = BTreeMap::new();
+    for b in keep(&go_pprof(&["-traces"], &theirs)) {
+        let count: u64 = b
+            .lines()
+            .find_map(|l| l.split_whitespace().next()?.parse().ok())
+            .expect("a count line");
+        let mut funcs = block_funcs(&b);
+        funcs.reverse();
+        *theirs_folded.entry(funcs.join(";")).or_default() += count;
+    }
+    assert_eq!(ours_folded, theirs_folded, "Go {go}: folded stacks differ");
+}
+
+#[test]
+fn pprof_equals_the_process_own_profile() {
+    pprof_matches_the_process(DEFAULT_GO);
+}
+
+#[test]
+fn pprof_equals_the_process_own_profile_go121() {
+    // Labels in a map, 32-PC stacks: the oldest layout.
+    pprof_matches_the_process("1.21.13");
+}
+
+// ---------------------------------------------------------------- core
+
+fn dlv_path() -> PathBuf {
+    let p = workspace_root().join(".toolchains/bin/dlv");
+    assert!(
+        p.is_file(),
+        "Delve is missing at {} (install it with .ci/install-toolchains)",
+        p.display()
+    );
+    p
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Runs Delve on a core with `commands` (then `exit`); returns stdout.
+fn dlv_core(exe: &Path, core: &Path, commands: &[String]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let init = dir.path().join("init");
+    let mut script = commands.join("\n");
+    script.push_str("\nexit\n");
+    std::fs::write(&init, script).expect("write dlv init");
+    let out = Command::new(dlv_path())
+        .arg("core")
+        .arg(exe)
+        .arg(core)
+        .arg("--init")
+        .arg(&init)
+        .arg("--allow-non-terminal-interactive=true")
+        .env("HOME", dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn dlv");
+    let text = strip_ansi(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        text.contains("Goroutine") || !commands.iter().any(|c| c.starts_with("goroutines")),
+        "{}",
+        describe_output("dlv core", &out)
+    );
+    text
+}
+
+/// `Goroutine N - Runtime: FILE:LINE FUNC (0xPC)` lines: id → (func, pc, on a thread).
+fn parse_goroutine_lines(text: &str) -> BTreeMap<u64, (String, String, bool)> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line
+            .trim_start_matches(['*', ' '])
+            .strip_prefix("Goroutine ")
+        else {
+            continue;
+        };
+        let Some((id, rest)) = rest.split_once(" - ") else {
+            continue;
+        };
+        let Ok(id) = id.parse::<u64>() else { continue };
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        let func = words.get(2).map(|s| s.to_string()).unwrap_or_default();
+        let pc = words
+            .iter()
+            .find(|w| w.starts_with("(0x"))
+            .map(|w| w.trim_matches(['(', ')']).to_string())
+            .unwrap_or_default();
+        out.insert(id, (func, pc, line.contains("(thread ")));
+    }
+    out
+}
+
+/// `N  0xPC in FUNC\n   at FILE:LINE` frames of a `bt` listing: (pc, func, file:line).
+fn parse_bt(text: &str) -> Vec<(u64, String, String)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        if words.len() >= 4
+            && words[0].parse::<u32>().is_ok()
+            && words[1].starts_with("0x")
+            && words[2] == "in"
+        {
+            let pc = u64::from_str_radix(words[1].trim_start_matches("0x"), 16).unwrap_or(0);
+            let at = lines
+                .get(i + 1)
+                .and_then(|n| n.trim().strip_prefix("at "))
+                .unwrap_or("")
+                .to_string();
+            out.push((pc, words[3].to_string(), at));
+        }
+    }
+    out
+}
+
+fn threads_json(snap: &Path) -> Vec<serde_json::Value> {
+    let out = rdlv_ok(&[
+        "threads".as_ref(),
+        snap.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .expect("threads json")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn check_core(variant: Variant) {
+    let bin = build_corpus("parked", DEFAULT_GO, variant);
+    let target = Target::spawn(&bin, &[]);
+    let snap = target.capture(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let core = dir.path().join("core");
+    export("core", snap.path(), &core);
+    let what = format!("{variant:?}");
+    if variant == Variant::Stripped {
+        // Delve cannot list goroutines of a stripped binary at all ("could
+        // not find goroutine array", also on a gcore core of the same
+        // process): it needs runtime.allgs from the symbol table. What it
+        // can do, it must do on our core: every thread at its PC.
+        check_delve_threads(&bin, &core, snap.path(), &what);
+        check_gdb(&bin, &core, snap.path(), variant);
+        return;
+    }
+
+    // Goroutines: same ids, same top-frame PCs.
+    let ours = rdlv_ok(&[
+        "goroutines".as_ref(),
+        snap.path().as_os_str(),
+        "--system".as_ref(),
+        "-r".as_ref(),
+    ]);
+    let ours = parse_goroutine_lines(&String::from_utf8_lossy(&ours.stdout));
+    let theirs = parse_goroutine_lines(&dlv_core(&bin, &core, &["goroutines -r".to_string()]));
+    assert!(
+        ours.len() >= 25,
+        "{what}: rdlv lists only {} goroutines",
+        ours.len()
+    );
+    for (id, (func, pc, on_thread)) in &ours {
+        let Some((dfunc, dpc, _)) = theirs.get(id) else {
+            panic!("{what}: goroutine {id} ({func}) missing from dlv core's list: {theirs:?}");
+        };
+        // A goroutine on a thread (running, in a syscall) is where its
+        // thread is for Delve, where it entered the syscall for rdlv.
+        if !on_thread {
+            assert_eq!(
+                (pc, func),
+                (dpc, dfunc),
+                "{what}: goroutine {id} top frame: rdlv vs dlv core"
+            );
+        }
+    }
+    for (id, (dfunc, _, _)) in &theirs {
+        if !ours.contains_key(id) {
+            // Delve also lists the dead g of an extra M (parked at goexit).
+            assert_eq!(
+                dfunc, "runtime.goexit",
+                "{what}: dlv core lists goroutine {id} that rdlv does not"
+            );
+        }
+    }
+
+    // bt of every parked goroutine: same PCs and functions; lines equal
+    // below the top frame (Delve looks the top one up at the PC itself).
+    let sample: Vec<u64> = ours
+        .iter()
+        .filter(|(_, (_, _, t))| !t)
+        .map(|(id, _)| *id)
+        .take(12)
+        .collect();
+    let commands: Vec<String> = sample
+        .iter()
+        .flat_map(|id| [format!("print \"BT {id}\""), format!("goroutine {id} bt")])
+        .collect();
+    let text = dlv_core(&bin, &core, &commands);
+    for (k, id) in sample.iter().enumerate() {
+        let start = text
+            .find(&format!("\"BT {id}\""))
+            .unwrap_or_else(|| panic!("{what}: no bt of {id} in dlv output"));
+        let end = sample
+            .get(k + 1)
+            .and_then(|n| text.find(&format!("\"BT {n}\"")))
+            .unwrap_or(text.len());
+        let theirs = parse_bt(&text[start..end]);
+        let ours_out = rdlv_ok(&[
+            "bt".as_ref(),
+            snap.path().as_os_str(),
+            id.to_string().as_ref(),
+        ]);
+        let ours = parse_bt(&String::from_utf8_lossy(&ours_out.stdout));
+        assert!(!ours.is_empty(), "{what}: rdlv bt {id} is empty");
+        let key = |v: &[(u64, String, String)]| -> Vec<(u64, String)> {
+            v.iter().map(|(pc, f, _)| (*pc, f.clone())).collect()
+        };
+        assert_eq!(key(&ours), key(&theirs), "{what}: bt of goroutine {id}");
+        if variant != Variant::Stripped {
+            let lines = |v: &[(u64, String, String)]| -> Vec<String> {
+                v.iter().skip(1).map(|f| f.2.clone()).collect()
+            };
+            assert_eq!(
+                lines(&ours),
+                lines(&theirs),
+                "{what}: bt lines of goroutine {id}"
+            );
+        }
+    }
+
+    check_delve_threads(&bin, &core, snap.path(), &what);
+    check_gdb(&bin, &core, snap.path(), variant);
+}
+
+/// Delve's `threads` on our core: the snapshot's threads, each at its PC.
+fn check_delve_threads(bin: &Path, core: &Path, snap: &Path, what: &str) {
+    let text = dlv_core(bin, core, &["threads".to_string()]);
+    let theirs: BTreeMap<u64, u64> = text
+        .lines()
+        .filter_map(|l| {
+            let rest = l.trim_start_matches(['*', ' ']).strip_prefix("Thread ")?;
+            let mut w = rest.split_whitespace();
+            let tid = w.next()?.parse().ok()?;
+            let pc = u64::from_str_radix(w.nth(1)?.trim_start_matches("0x"), 16).ok()?;
+            Some((tid, pc))
+        })
+        .collect();
+    let ours: BTreeMap<u64, u64> = threads_json(snap)
+        .iter()
+        .filter_map(|t| {
+            let pc = u64::from_str_radix(t["pc"].as_str()?.trim_start_matches("0x"), 16).ok()?;
+            Some((t["tid"].as_u64()?, pc))
+        })
+        .collect();
+    assert!(ours.len() >= 2, "{what}: {} threads", ours.len());
+    assert_eq!(
+        ours, theirs,
+        "{what}: threads (tid -> pc), rdlv vs dlv core:\n{text}"
+    );
+}
+
+/// gdb on our core: every thread, each with a sane top frame.
+fn check_gdb(bin: &Path, core: &Path, snap: &Path, variant: Variant) {
+    let what = format!("{variant:?}");
+    let gdb = Command::new("gdb")
+        .args([
+            "-batch",
+            "-nx",
+            "-ex",
+            "info threads",
+            "-ex",
+            "thread apply all bt 1",
+        ])
+        .arg(bin)
+        .arg(core)
+        .output()
+        .expect("spawn gdb (install the gdb package)");
+    let gtext = String::from_utf8_lossy(&gdb.stdout).into_owned();
+    let threads = threads_json(snap);
+    assert!(threads.len() >= 2, "{what}: {} threads", threads.len());
+    for t in &threads {
+        let tid = t["tid"].as_u64().expect("tid");
+        let pc = u64::from_str_radix(t["pc"].as_str().expect("pc").trim_start_matches("0x"), 16)
+            .expect("hex pc");
+        let marker = format!("(LWP {tid})");
+        let at = gtext
+            .rfind(&marker)
+            .unwrap_or_else(|| panic!("{what}: gdb shows no thread {marker}:\n{gtext}"));
+        let frame0 = gtext[at..]
+            .lines()
+            .find(|l| l.starts_with("#0"))
+            .unwrap_or_else(|| panic!("{what}: no #0 frame for {marker}:\n{gtext}"));
+        let named = !frame0.contains(" ?? ");
+        let at_pc = frame0.contains(&format!("{pc:#018x}")) || frame0.contains(&format!("{pc:#x}"));
+        assert!(
+            (named || at_pc) && !frame0.contains("Cannot access memory"),
+            "{what}: thread {tid} top frame {frame0:?} (pc {pc:#x})"
+        );
+        if variant != Variant::Stripped {
+            assert!(
+                named,
+                "{what}: thread {tid}: gdb names no function: {frame0:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn core_opens_in_delve_and_gdb() {
+    check_core(Variant::Default);
+}
+
+#[test]
+fn core_opens_in_delve_and_gdb_pie() {
+    check_core(Variant::Pie);
+}
+
+#[test]
+fn core_opens_in_delve_and_gdb_stripped() {
+    check_core(Variant::Stripped);
+}
+
+#[test]
+fn core_globals_print_as_rdlv_prints_them() {
+    let bin = build_corpus("values", DEFAULT_GO, Variant::Default);
+    let target = Target::spawn(&bin, &[]);
+    let snap = target.capture(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let core = dir.path().join("core");
+    export("core", snap.path(), &core);
+    let globals = [
+        "main.maxInt64",
+        "main.minInt64",
+        "main.maxUint64",
+        "main.beyond53",
+        "main.smallInts",
+        "main.unicodeText",
+        "main.escapes",
+        "main.byteArray",
+        "main.int16Arr",
+    ];
+    let commands: Vec<String> = globals
+        .iter()
+        .flat_map(|g| [format!("print \"P {g}\""), format!("print {g}")])
+        .collect();
+    let text = dlv_core(&bin, &core, &commands);
+    let mut compared = 0;
+    for g in globals {
+        let marker = format!("\"P {g}\"\n");
+        let start = text
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no print of {g} in dlv output:\n{text}"))
+            + marker.len();
+        let theirs = text[start..]
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let ours = rdlv_ok(&["print".as_ref(), snap.path().as_os_str(), g.as_ref()]);
+        let ours = String::from_utf8_lossy(&ours.stdout).trim().to_string();
+        assert_eq!(ours, theirs, "print {g}: rdlv vs dlv core on our core");
+        compared += 1;
+    }
+    assert_eq!(compared, globals.len());
+}
+
+// ---------------------------------------------------------------- report
+
+/// A DevTools-protocol session with headless Chromium over
+/// `--remote-debugging-pipe` (commands on fd 3, replies and events on fd 4,
+/// NUL-separated JSON).
+struct Chromium {
+    child: std::process::Child,
+    to_browser: std::fs::File,
+    from_browser: mpsc::Receiver<serde_json::Value>,
+    next_id: u64,
+    events: Vec<serde_json::Value>,
+    _profile: tempfile::TempDir,
+}
+
+impl Chromium {
+    fn start() -> Chromium {
+        use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+        use std::os::unix::process::CommandExt;
+        let exe = ["chromium", "chromium-browser", "google-chrome"]
+            .iter()
+            .find(|c| {
+                Command::new("sh")
+                    .args(["-c", &format!("command -v {c}")])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            })
+            .unwrap_or_else(|| {
+                panic!("headless Chromium is missing: apt-get install -y chromium (.ci/run installs it)")
+            });
+        let mk_pipe = || -> (OwnedFd, OwnedFd) {
+            let mut fds = [0i32; 2];
+            // SAFETY: pipe2 fills two new descriptors we then own.
+            let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+            assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
+            // SAFETY: both are fresh descriptors owned by nobody else.
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+        };
+        let (cmd_r, cmd_w) = mk_pipe();
+        let (ev_r, ev_w) = mk_pipe();
+        let profile = tempfile::tempdir().expect("profile dir");
+        let (cmd_r_fd, ev_w_fd) = (cmd_r.into_raw_fd(), ev_w.into_raw_fd());
+        let mut cmd = Command::new(exe);
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-default-apps",
+            "--disable-extensions",
+            "--remote-debugging-pipe",
+            "--window-size=1280,1600",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .env("DBUS_SESSION_BUS_ADDRESS", "disabled:")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        // SAFETY: only async-signal-safe dup2 calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Move both out of the way first: either may already be 3 or 4.
+                let a = libc::fcntl(cmd_r_fd, libc::F_DUPFD, 10);
+                let b = libc::fcntl(ev_w_fd, libc::F_DUPFD, 10);
+                if a < 0 || b < 0 || libc::dup2(a, 3) < 0 || libc::dup2(b, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn chromium");
+        // SAFETY: the raw descriptors were ours; the child has its copies.
+        unsafe {
+            drop(OwnedFd::from_raw_fd(cmd_r_fd));
+            drop(OwnedFd::from_raw_fd(ev_w_fd));
+        }
+        let (tx, rx) = mpsc::channel();
+        let mut reader = std::fs::File::from(ev_r);
+        std::thread::spawn(move || {
+            let mut pending = Vec::new();
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                pending.extend_from_slice(&buf[..n]);
+                while let Some(i) = pending.iter().position(|&b| b == 0) {
+                    let msg: Vec<u8> = pending.drain(..=i).collect();
+                    if let Ok(v) = serde_json::from_slice(&msg[..msg.len() - 1]) {
+                        if tx.send(v).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Chromium {
+            child,
+            to_browser: std::fs::File::from(cmd_w),
+            from_browser: rx,
+            next_id: 1,
+            events: Vec::new(),
+            _profile: profile,
+        }
+    }
+
+    fn call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: serde_json::Value,
+    ) -> serde_json::Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut msg = serde_json::json!({"id": id, "method": method, "params": params});
+        if let Some(s) = session {
+            msg["sessionId"] = s.into();
+        }
+        let mut bytes = serde_json::to_vec(&msg).expect("json");
+        bytes.push(0);
+        self.to_browser
+            .write_all(&bytes)
+            .expect("write to chromium");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self
+                .from_browser
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("chromium did not answer {method}"));
+            if v["id"] == id {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+            self.events.push(v);
+        }
+    }
+
+    fn wait_event(&mut self, method: &str) {
+        if self.events.iter().any(|e| e["method"] == method) {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self
+                .from_browser
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("chromium sent no {method}"));
+            let hit = v["method"] == method;
+            self.events.push(v);
+            if hit {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What loading a page showed.
+struct PageLoad {
+    html: String,
+    text: String,
+    errors: Vec<String>,
+    requests: Vec<String>,
+    load_ms: f64,
+    screenshot: Vec<u8>,
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter_map(val) {
+        acc = (acc << 6) | c;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+fn load_page(file: &Path) -> PageLoad {
+    let mut c = Chromium::start();
+    let t = c.call(
+        None,
+        "Target.createTarget",
+        serde_json::json!({"url": "about:blank"}),
+    );
+    let target_id = t["targetId"].as_str().expect("targetId").to_string();
+    let a = c.call(
+        None,
+        "Target.attachToTarget",
+        serde_json::json!({"targetId": target_id, "flatten": true}),
+    );
+    let s = a["sessionId"].as_str().expect("sessionId").to_string();
+    for m in [
+        "Network.enable",
+        "Runtime.enable",
+        "Log.enable",
+        "Page.enable",
+    ] {
+        c.call(Some(&s), m, serde_json::json!({}));
+    }
+    c.events.clear();
+    let url = format!("file://{}", file.display());
+    c.call(Some(&s), "Page.navigate", serde_json::json!({"url": url}));
+    c.wait_event("Page.loadEventFired");
+    // Let late console messages and requests arrive.
+    let eval = |c: &mut Chromium, expr: &str| -> serde_json::Value {
+        let r = c.call(
+            Some(&s),
+            "Runtime.evaluate",
+            serde_json::json!({"expression": expr, "returnByValue": true}),
+        );
+        r["result"]["value"].clone()
+    };
+    let html = eval(&mut c, "document.documentElement.outerHTML")
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let text = eval(&mut c, "document.body.innerText")
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let load_ms = eval(
+        &mut c,
+        "performance.getEntriesByType('navigation')[0].loadEventEnd",
+    )
+    .as_f64()
+    .unwrap_or(f64::MAX);
+    let shot = c.call(
+        Some(&s),
+        "Page.captureScreenshot",
+        serde_json::json!({"format": "png"}),
+    );
+    let screenshot = base64_decode(shot["data"].as_str().unwrap_or(""));
+    let mut errors = Vec::new();
+    let mut requests = Vec::new();
+    for e in &c.events {
+        let p = &e["params"];
+        match e["method"].as_str().unwrap_or("") {
+            "Runtime.exceptionThrown" => errors.push(format!("exception: {p}")),
+            "Runtime.consoleAPICalled"
+                if matches!(p["type"].as_str(), Some("error" | "assert")) =>
+            {
+                errors.push(format!("console.{}: {p}", p["type"]))
+            }
+            "Log.entryAdded" if p["entry"]["level"] == "error" => {
+                errors.push(format!("log: {}", p["entry"]))
+            }
+            "Network.requestWillBeSent" => {
+                requests.push(p["request"]["url"].as_str().unwrap_or("").to_string())
+            }
+            _ => {}
+        }
+    }
+    PageLoad {
+        html,
+        text,
+        errors,
+        requests,
+        load_ms,
+        screenshot,
+    }
+}
+
+fn foreign_requests(page: &PageLoad, file: &Path) -> Vec<String> {
+    let own = format!("file://{}", file.display());
+    page.requests
+        .iter()
+        .filter(|u| **u != own && !u.starts_with("data:"))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn report_loads_in_chromium_without_errors_or_requests() {
+    // The detector itself: a page with an error and a remote image is caught.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.html");
+    std::fs::write(
+        &bad,
+        "<!DOCTYPE html><html><head><link rel=\"icon\" href=\"data:,\"></head><body>\
+         <img src=\"http://192.0.2.1/x.png\"><script>console.error('boom');nope();</script></body></html>",
+    )
+    .expect("write bad page");
+    let control = load_page(&bad);
+    assert!(
+        control.errors.len() >= 2 && !foreign_requests(&control, &bad).is_empty(),
+        "the Chromium check misses errors or requests: errors {:?}, requests {:?}",
+        control.errors,
+        control.requests
+    );
+
+    let bin = build_corpus("many", DEFAULT_GO, Variant::Default);
+    let target = Target::spawn(&bin, &["-n", "3000"]);
+    let snap = target.capture(&[]);
+    let report = dir.path().join("report.html");
+    rdlv_ok(&[
+        "report".as_ref(),
+        snap.path().as_os_str(),
+        "-o".as_ref(),
+        report.as_os_str(),
+    ]);
+    let page = load_page(&report);
+    let shot = artifacts_dir().join("report.png");
+    std::fs::write(&shot, &page.screenshot).expect("write screenshot");
+    assert!(
+        page.screenshot.starts_with(b"\x89PNG"),
+        "the screenshot is not a PNG ({} bytes)",
+        page.screenshot.len()
+    );
+    assert!(page.errors.is_empty(), "console errors: {:?}", page.errors);
+    assert_eq!(
+        foreign_requests(&page, &report),
+        Vec::<String>::new(),
+        "the report made requests"
+    );
+    // The biggest group: 1000 goroutines in main.waitReceive (n % 3 == 0),
+    // 1000 in waitSelect, 1000 in waitMutex: each count and stack shown.
+    let groups = rdlv_ok(&[
+        "goroutines".as_ref(),
+        snap.path().as_os_str(),
+        "--group".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    let groups: serde_json::Value = serde_json::from_slice(&groups.stdout).expect("groups json");
+    let biggest = &groups[0];
+    let count = biggest["count"].as_u64().expect("count");
+    assert!(count >= 1000, "biggest group has {count}");
+    assert!(
+        page.html
+            .contains(&format!("<span class=\"count\">{count}</span>")),
+        "the DOM lacks the biggest group's count {count}"
+    );
+    // Its stack as the traceback shows it (`--group` text: the first block).
+    let text = rdlv_ok(&[
+        "goroutines".as_ref(),
+        snap.path().as_os_str(),
+        "--group".as_ref(),
+    ]);
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    let block: Vec<&str> = text.split("\n\n").next().unwrap_or("").lines().collect();
+    let mut checked = 0;
+    for pair in block.windows(2).skip(1) {
+        let (Some(loc), false) = (pair[1].strip_prefix('\t'), pair[0].starts_with('\t')) else {
+            continue;
+        };
+        let func = pair[0].split('(').next().unwrap_or("");
+        let loc = loc.split(" +0x").next().unwrap_or(loc);
+        let func = func
+            .trim_start_matches("created by ")
+            .split(" in goroutine")
+            .next()
+            .unwrap_or(func);
+        assert!(
+            page.html.contains(func) && page.html.contains(loc),
+            "the DOM lacks the biggest group's frame {func} at {loc}"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 3,
+        "only {checked} frames in the biggest group's block:\n{text}"
+    );
+    // The script ran (it reveals the search box) and the text is readable.
+    assert!(
+        page.html.contains("id=\"searchbox\" class=\"\""),
+        "the script did not run"
+    );
+    assert!(page.text.contains("Icicle graph") && page.text.contains("Capture"));
+    // Readable with JavaScript off: the groups are in the file itself.
+    let raw = std::fs::read_to_string(&report).expect("read report");
+    assert!(raw.contains(&format!("<span class=\"count\">{count}</span>")));
+    assert!(page.load_ms < 2000.0, "load took {} ms", page.load_ms);
+}
+
+#[test]
+fn report_of_100k_goroutines_is_small_and_fast() {
+    let bin = build_corpus("many", DEFAULT_GO, Variant::Default);
+    let target = Target::spawn(&bin, &["-n", "100000"]);
+    let snap = target.capture(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("report.html");
+    rdlv_ok(&[
+        "report".as_ref(),
+        snap.path().as_os_str(),
+        "-o".as_ref(),
+        report.as_os_str(),
+    ]);
+    let size = std::fs::metadata(&report).expect("report").len();
+    assert!(
+        size <= 5 << 20,
+        "100k-goroutine report is {size} bytes (> 5 MB)"
+    );
+    let page = load_page(&report);
+    std::fs::write(artifacts_dir().join("report-100k.png"), &page.screenshot)
+        .expect("write screenshot");
+    assert!(page.errors.is_empty(), "console errors: {:?}", page.errors);
+    assert!(
+        foreign_requests(&page, &report).is_empty(),
+        "{:?}",
+        page.requests
+    );
+    assert!(
+        page.text.contains("100000") || page.text.contains("1000"),
+        "no goroutine count on the page"
+    );
+    assert!(
+        page.load_ms < 2000.0,
+        "100k report loaded in {} ms",
+        page.load_ms
+    );
+}
+
+// ---------------------------------------------------------------- bad input
+
+#[test]
+fn damaged_snapshots_fail_with_exit_3_and_leave_no_file() {
+    let bin = build_corpus("parked", DEFAULT_GO, Variant::Default);
+    let target = Target::spawn(&bin, &[]);
+    let snap = target.capture(&[]);
+    let bytes = std::fs::read(snap.path()).expect("read snapshot");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let truncated = dir.path().join("truncated.snap");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write truncated");
+    // Damage: a byte flipped every 64 KiB past the header, so every memory
+    // chunk (or the index) fails its checksum.
+    let mut damaged_bytes = bytes.clone();
+    let mut i = 4096;
+    while i < damaged_bytes.len().saturating_sub(4096) {
+        damaged_bytes[i] ^= 0x5a;
+        i += 64 << 10;
+    }
+    let damaged = dir.path().join("damaged.snap");
+    std::fs::write(&damaged, &damaged_bytes).expect("write damaged");
+    for bad in [&truncated, &damaged] {
+        for (cmd, kind) in [
+            ("export", Some("pprof")),
+            ("export", Some("core")),
+            ("export", Some("folded")),
+            ("report", None),
+        ] {
+            let outdir = tempfile::tempdir().expect("tempdir");
+            let out_file = outdir.path().join("out");
+            let mut args: Vec<&std::ffi::OsStr> = vec![cmd.as_ref()];
+            if let Some(k) = kind {
+                args.push(k.as_ref());
+            }
+            args.extend([bad.as_os_str(), "-o".as_ref(), out_file.as_os_str()]);
+            let out = Command::new(rdlv_path())
+                .args(&args)
+                .output()
+                .expect("spawn rdlv");
+            let ctx = describe_output(&format!("rdlv {cmd} {kind:?} {}", bad.display()), &out);
+            assert_eq!(out.status.code(), Some(3), "{ctx}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.starts_with("rdlv: "), "{ctx}");
+            let left: Vec<_> = std::fs::read_dir(outdir.path())
+                .expect("ls")
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            assert!(left.is_empty(), "{ctx}\nleft behind: {left:?}");
+        }
+    }
+    // The same snapshot undamaged exports fine (the failures are the damage's).
+    let ok = dir.path().join("ok.pb.gz");
+    export("pprof", snap.path(), &ok);
+}
