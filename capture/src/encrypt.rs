@@ -253,7 +253,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("recipients.txt");
         std::fs::write(&file, format!("# team keys\n\n{public}\n{ED25519_PUB}\n")).unwrap();
-        let enc = Encryption::from_args(&[public.clone()], &[file])
+        let enc = Encryption::from_args(std::slice::from_ref(&public), &[file])
             .unwrap()
             .unwrap();
         assert_eq!(enc.kinds(), ["X25519", "X25519", "ssh-ed25519"]);

@@ -828,7 +828,8 @@ mod tests {
             .unwrap()
             .header_len as usize;
         // Header MAC, a middle chunk, the last chunk, truncation, extension.
-        let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+        type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+        let cases: Vec<(&str, Damage)> = vec![
             (
                 "header",
                 Box::new(move |b: &mut Vec<u8>| b[header_len - 3] ^= 0x01),

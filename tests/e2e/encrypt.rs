@@ -166,7 +166,7 @@ fn encrypted_capture_holds_no_plaintext_and_go_age_decrypts_it() {
     // Nothing the capture wrote holds the secret: not the file, not its output.
     assert_eq!(
         entries(out_dir.path()),
-        [snap.clone()],
+        std::slice::from_ref(&snap),
         "only the snapshot is left"
     );
     let sealed = std::fs::read(&snap).expect("read snapshot");
@@ -653,7 +653,7 @@ fn sigkill_during_an_encrypted_capture_leaves_no_file_and_a_running_target() {
             killed += 1;
         } else {
             // Linked, so complete: it must decrypt and verify.
-            assert_eq!(left, [path.clone()], "{ctx}: leftovers");
+            assert_eq!(left, std::slice::from_ref(&path), "{ctx}: leftovers");
             let snap =
                 Snapshot::open_with_identities(&path, Some(&identities), DEFAULT_CACHE_BYTES)
                     .unwrap_or_else(|e| panic!("{ctx}: file left is not complete: {e} ({status})"));
