@@ -18,8 +18,10 @@ use rdlv_format::{Identities, Snapshot, DEFAULT_CACHE_BYTES};
 
 /// Bytes of the `heap` program's random secret.
 const CANARY_LEN: usize = 32 << 10;
-/// Length of each canary window searched for in the files.
+/// Length of each window of plaintext searched for in the files.
 const WINDOW: usize = 24;
+/// Distance between the windows taken from the decrypted snapshot file.
+const FILE_WINDOW_STEP: usize = 256;
 
 /// Go's age tools, from .toolchains/bin.
 fn age_tool(name: &str) -> PathBuf {
@@ -116,15 +118,26 @@ fn canary(target: &Target) -> (u64, Vec<u8>) {
     (addr, bytes)
 }
 
-/// The canary windows found in `haystack` (offsets into the canary).
+/// The offsets into `source` of the `WINDOW`-byte windows, taken every
+/// `step` bytes, that occur anywhere in `haystack` (one pass over it).
+fn windows_found(haystack: &[u8], source: &[u8], step: usize) -> Vec<usize> {
+    let mut wanted: std::collections::HashMap<&[u8], Vec<usize>> = Default::default();
+    for at in (0..source.len().saturating_sub(WINDOW)).step_by(step) {
+        wanted.entry(&source[at..at + WINDOW]).or_default().push(at);
+    }
+    let mut found: Vec<usize> = haystack
+        .windows(WINDOW)
+        .filter_map(|w| wanted.remove(w))
+        .flatten()
+        .collect();
+    found.sort_unstable();
+    found
+}
+
+/// Windows of the canary (every `WINDOW` bytes, so the whole secret) found
+/// in `haystack`.
 fn canary_windows_in(haystack: &[u8], canary: &[u8]) -> Vec<usize> {
-    (0..canary.len() - WINDOW)
-        .step_by(WINDOW * 8)
-        .filter(|&at| {
-            let needle = &canary[at..at + WINDOW];
-            haystack.windows(WINDOW).any(|w| w == needle)
-        })
-        .collect()
+    windows_found(haystack, canary, WINDOW)
 }
 
 /// Runs `rdlv-snap PID -o DIR/x.snap EXTRA...` and asserts success.
@@ -212,18 +225,35 @@ fn encrypted_capture_holds_no_plaintext_and_go_age_decrypts_it() {
     );
     let plain_bytes = std::fs::read(&plain).expect("read decrypted snapshot");
     assert!(plain_bytes.starts_with(b"RDLVSNAP"));
-    let found = canary_windows_in(&plain_bytes, &secret);
-    assert!(
-        found.len() * 2 > CANARY_LEN / (WINDOW * 8),
-        "the decrypted snapshot should hold the secret's bytes (found {} windows)",
-        found.len()
-    );
     let verify = rdlv(None, &["verify", plain.to_str().expect("utf-8 path")]);
     assert!(
         verify.status.success(),
         "{}",
         describe_output("rdlv verify", &verify)
     );
+    // The plaintext is a snapshot holding the secret (so the searches above
+    // looked for something that was there to leak): read back decompressed.
+    let decrypted = Snapshot::open(&plain).expect("open the decrypted snapshot");
+    let mut got = vec![0u8; secret.len()];
+    decrypted
+        .read_memory(canary_addr, &mut got)
+        .expect("read the canary from the decrypted snapshot");
+    assert_eq!(got, secret, "the decrypted snapshot holds the secret");
+    // The secret is compressed in the snapshot, so its raw bytes need not
+    // appear in the plaintext file; the plaintext file's own bytes must not
+    // appear in the encrypted one either (windows of it everywhere, the
+    // compressed secret included).
+    let leaked = windows_found(&sealed, &plain_bytes, FILE_WINDOW_STEP);
+    assert!(
+        leaked.is_empty(),
+        "{} of {} windows of the plaintext snapshot occur in the encrypted file (first at plaintext offset {:?})",
+        leaked.len(),
+        plain_bytes.len() / FILE_WINDOW_STEP,
+        leaked.first()
+    );
+    // The same capture without --encrypt-to: a snapshot of the same process
+    // with the same meaning (process, the secret, values, goroutines).
+    plain_capture_means_the_same(&target, &plain, canary_addr, &secret);
 
     // The format crate reads the secret back through the decrypting source.
     let identities = Identities::from_file(&key).expect("identity file");
@@ -237,6 +267,103 @@ fn encrypted_capture_holds_no_plaintext_and_go_age_decrypts_it() {
     assert_eq!(opened.file_len(), plain_bytes.len() as u64);
 
     same_answers_encrypted_and_plain(&key, &snap, &plain);
+}
+
+/// A plain capture of `target` taken now says what the decrypted one says:
+/// the same process, the secret at the same address, the same values, the
+/// same goroutines (the heap program is parked: nothing runs but the runtime).
+fn plain_capture_means_the_same(
+    target: &Target,
+    decrypted: &Path,
+    canary_addr: u64,
+    secret: &[u8],
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let direct = dir.path().join("direct.snap");
+    capture(target, &direct, &[]);
+    let direct_bytes = std::fs::read(&direct).expect("read plain capture");
+    assert!(
+        direct_bytes.starts_with(b"RDLVSNAP"),
+        "plain capture is not a snapshot"
+    );
+    let a = Snapshot::open(decrypted).expect("open decrypted");
+    let b = Snapshot::open(&direct).expect("open plain capture");
+    assert_eq!(a.version(), b.version(), "format version");
+    let (ma, mb) = (a.metadata(), b.metadata());
+    assert_eq!(ma.process.pid, mb.process.pid);
+    assert_eq!(ma.process.exe_path, mb.process.exe_path);
+    assert_eq!(ma.process.cmdline, mb.process.cmdline);
+    assert_eq!(ma.process.go_build_id, mb.process.go_build_id);
+    assert_eq!(ma.process.go_version, mb.process.go_version);
+    assert_eq!(
+        a.embedded_file(rdlv_format::FileRole::Executable)
+            .expect("exe"),
+        b.embedded_file(rdlv_format::FileRole::Executable)
+            .expect("exe"),
+        "embedded executable"
+    );
+    let mut got = vec![0u8; secret.len()];
+    b.read_memory(canary_addr, &mut got)
+        .expect("read the canary");
+    assert_eq!(got, secret);
+    let (da, db) = (
+        decrypted.to_str().expect("utf-8 path"),
+        direct.to_str().expect("utf-8 path"),
+    );
+    for args in [
+        &["print", "SNAP", "len(main.pattern)"][..],
+        &["print", "SNAP", "main.pattern[100:104]", "--format", "json"],
+        &["print", "SNAP", "len(main.secrets[\"token\"])"],
+        &["goroutines", "SNAP", "--format", "json"],
+    ] {
+        let run_on = |snap: &str| {
+            let args: Vec<&str> = args
+                .iter()
+                .map(|a| if *a == "SNAP" { snap } else { a })
+                .collect();
+            let out = rdlv(None, &args);
+            assert!(
+                out.status.success(),
+                "{}",
+                describe_output(&format!("rdlv {args:?}"), &out)
+            );
+            text(&out)
+        };
+        let (ta, tb) = (run_on(da), run_on(db));
+        if args[0] == "goroutines" {
+            // Ids and wait reasons: the same goroutines, parked the same way.
+            let ids = |t: &str| -> Vec<(u64, String)> {
+                let v: serde_json::Value = serde_json::from_str(t).expect("goroutines json");
+                let list = v
+                    .as_array()
+                    .or_else(|| v["goroutines"].as_array())
+                    .cloned()
+                    .unwrap_or_default();
+                let mut ids: Vec<(u64, String)> = list
+                    .iter()
+                    .map(|g| {
+                        (
+                            g["id"].as_u64().unwrap_or(0),
+                            format!("{} {}", g["status"], g["wait_reason"]),
+                        )
+                    })
+                    .collect();
+                ids.sort();
+                ids
+            };
+            let (ia, ib) = (ids(&ta), ids(&tb));
+            assert!(!ia.is_empty(), "no goroutines in {ta}");
+            assert_eq!(ia, ib, "goroutines of the decrypted and the plain capture");
+        } else {
+            if args[2].starts_with("len(main.secrets") {
+                assert_eq!(ta.trim(), secret.len().to_string(), "the secret's length");
+            }
+            assert_eq!(
+                ta, tb,
+                "rdlv {args:?} on the decrypted and the plain capture"
+            );
+        }
+    }
 }
 
 /// Every command gives the same output on the encrypted file (with its key,
@@ -504,42 +631,52 @@ fn damaged_encrypted_snapshots_wrong_and_missing_keys_are_exit_3() {
         );
     };
     type Damage = Box<dyn Fn(&mut Vec<u8>)>;
-    let damages: Vec<(&str, Damage)> = vec![
+    // What stderr must say: damage to the payload or the MAC is a failed
+    // decryption; a header cut short is a truncated age header (it is parsed
+    // in the clear, before any key is tried).
+    let damages: Vec<(&str, &str, Damage)> = vec![
         (
             "truncated by one byte",
+            "decrypt",
             Box::new(|b: &mut Vec<u8>| b.truncate(b.len() - 1)),
         ),
         (
             "truncated in the middle",
+            "decrypt",
             Box::new(move |b: &mut Vec<u8>| b.truncate(len / 2)),
         ),
         (
             "truncated at a chunk boundary",
+            "decrypt",
             Box::new(move |b: &mut Vec<u8>| b.truncate(payload + 65_552 * 3)),
         ),
         (
             "truncated in the header",
+            "truncated snapshot: age header",
             Box::new(move |b: &mut Vec<u8>| b.truncate(header_end - 10)),
         ),
         (
             "bit flip in the header",
+            "decrypt",
             Box::new(move |b: &mut Vec<u8>| b[header_end - 5] ^= 0x01),
         ),
         (
             "bit flip in the nonce",
+            "decrypt",
             Box::new(move |b: &mut Vec<u8>| b[header_end + 3] ^= 0x80),
         ),
         (
             "bit flip in the last chunk",
+            "decrypt",
             Box::new(move |b: &mut Vec<u8>| b[len - 20] ^= 0x04),
         ),
     ];
-    for (what, damage) in &damages {
+    for (what, needle, damage) in &damages {
         let mut bytes = pristine.clone();
         damage(&mut bytes);
         std::fs::write(&bad, &bytes).expect("write damaged file");
         for command in ["goroutines", "verify", "info"] {
-            expect_exit_3(what, Some(&key), command, "decrypt");
+            expect_exit_3(what, Some(&key), command, needle);
         }
     }
     // A flip in a middle chunk: found by whatever reads that chunk (verify
