@@ -381,6 +381,9 @@ fn same_answers_encrypted_and_plain(key: &Path, sealed: &Path, plain: &Path) {
         &["print", "SNAP", "len(main.pattern)"],
         &["print", "SNAP", "main.pattern[100:104]", "--format", "json"],
         &["vars", "SNAP", "main\\.bulk"],
+        &["heap", "SNAP", "--format", "json"],
+        &["export", "folded", "SNAP", "-o", "-"],
+        &["SNAP", "-c", "goroutines", "-c", "print len(main.pattern)"],
         &[
             "repl",
             "SNAP",
