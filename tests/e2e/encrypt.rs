@@ -243,6 +243,11 @@ fn encrypted_capture_holds_no_plaintext_and_go_age_decrypts_it() {
     // appear in the plaintext file; the plaintext file's own bytes must not
     // appear in the encrypted one either (windows of it everywhere, the
     // compressed secret included).
+    // (The search finds every window of the plaintext in the plaintext.)
+    assert_eq!(
+        windows_found(&plain_bytes, &plain_bytes, FILE_WINDOW_STEP).len(),
+        (plain_bytes.len() - WINDOW).div_ceil(FILE_WINDOW_STEP)
+    );
     let leaked = windows_found(&sealed, &plain_bytes, FILE_WINDOW_STEP);
     assert!(
         leaked.is_empty(),
@@ -476,6 +481,67 @@ fn same_answers_encrypted_and_plain(key: &Path, sealed: &Path, plain: &Path) {
     let json: serde_json::Value = serde_json::from_slice(&info.stdout).expect("info json");
     assert_eq!(json["encrypted"], true, "{json}");
     assert_eq!(json["recipients"][0]["type"], "X25519", "{json}");
+}
+
+/// `-o -` (the Kubernetes recipe: `kubectl exec ... -o - --encrypt-to`):
+/// stdout carries one age file and nothing in the clear.
+#[test]
+fn encrypted_capture_to_stdout_is_one_age_file() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (key, recipient) = age_keygen(keys.path(), "key.txt");
+    let target = Target::start(
+        "heap",
+        DEFAULT_GO,
+        Variant::Default,
+        &["-mb", "4", "-canary", &CANARY_LEN.to_string()],
+    );
+    let (canary_addr, secret) = canary(&target);
+    let out = run(
+        Command::new(rdlv_snap_path())
+            .arg(target.pid().to_string())
+            .args(["-o", "-", "--encrypt-to", &recipient, "--json"]),
+        "rdlv-snap -o -",
+    );
+    let sealed = &out.stdout;
+    assert!(
+        sealed.starts_with(b"age-encryption.org/v1\n"),
+        "stdout is not an age file"
+    );
+    assert!(canary_windows_in(sealed, &secret).is_empty());
+    assert!(canary_windows_in(&out.stderr, &secret).is_empty());
+    let json: serde_json::Value = serde_json::from_slice(&out.stderr).expect("--json on stderr");
+    assert_eq!(
+        json["file_bytes"].as_u64(),
+        Some(sealed.len() as u64),
+        "{json}"
+    );
+    let work = tempfile::tempdir().expect("tempdir");
+    let file = work.path().join("streamed.snap");
+    std::fs::write(&file, sealed).expect("write");
+    let plain = work.path().join("plain.snap");
+    run(
+        Command::new(age_tool("age"))
+            .arg("-d")
+            .arg("-i")
+            .arg(&key)
+            .arg("-o")
+            .arg(&plain)
+            .arg(&file),
+        "age -d",
+    );
+    let plain_bytes = std::fs::read(&plain).expect("read");
+    assert!(windows_found(sealed, &plain_bytes, FILE_WINDOW_STEP).is_empty());
+    let verify = rdlv(Some(&key), &["verify", file.to_str().expect("utf-8 path")]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        describe_output("rdlv -i verify", &verify)
+    );
+    let snap = Snapshot::open(&plain).expect("open decrypted");
+    let mut got = vec![0u8; secret.len()];
+    snap.read_memory(canary_addr, &mut got)
+        .expect("read the canary");
+    assert_eq!(got, secret);
 }
 
 #[test]
