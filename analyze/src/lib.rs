@@ -16,6 +16,7 @@ pub mod dwarf;
 pub mod error;
 pub mod export;
 pub mod heap;
+pub mod keys;
 pub mod memory;
 pub mod pclntab;
 pub mod runtime;

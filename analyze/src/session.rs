@@ -53,7 +53,7 @@ impl Session {
     /// snapshot, or `exe` (e.g. an unstripped twin of a stripped binary),
     /// which must have the same build id.
     pub fn open(snapshot_path: &Path, exe: Option<&Path>) -> Result<Session> {
-        let snapshot = Snapshot::open(snapshot_path)?;
+        let snapshot = crate::keys::open_snapshot(snapshot_path)?;
         let bytes: Arc<[u8]> = match exe {
             Some(path) => Arc::from(std::fs::read(path).map_err(|e| {
                 AnalyzeError::Binary(format!("cannot read --exe {}: {e}", path.display()))

@@ -41,6 +41,8 @@ pub struct Options {
     /// `--cow`: extra memory the fork may add to the target (page tables
     /// and pages copied on write while the child lives).
     pub cow_max_extra: u64,
+    /// `--encrypt-to`: the output is one age file to these recipients.
+    pub encryption: Option<crate::encrypt::Encryption>,
 }
 
 /// The capture method asked for on the command line.

@@ -10,6 +10,7 @@
 mod capture;
 mod copy;
 mod cow;
+mod encrypt;
 mod error;
 mod exeinfo;
 mod freeze;
@@ -167,6 +168,16 @@ struct Cli {
     /// fixed buffers, RDMA): write tracking does not see those writes.
     #[arg(long, overrides_with = "precopy")]
     no_precopy: bool,
+    /// Encrypt the snapshot to this public key as it is written: FILE is one
+    /// standard age file (`age -d -i KEY FILE` gives the plain snapshot;
+    /// `rdlv -i KEY` opens it directly). An `age1...` X25519 recipient or an
+    /// `ssh-ed25519`/`ssh-rsa` public key line. Repeatable.
+    #[arg(long = "encrypt-to", value_name = "RECIPIENT")]
+    encrypt_to: Vec<String>,
+    /// Encrypt to every recipient listed in this file, one per line (blank
+    /// lines and `#` comments skipped), like age's -R. Repeatable.
+    #[arg(long = "encrypt-to-file", value_name = "FILE")]
+    encrypt_to_file: Vec<std::path::PathBuf>,
 }
 
 fn human_bytes(bytes: u64) -> String {
@@ -188,6 +199,14 @@ fn main() {
         _ => {}
     }
     let cli = Cli::parse();
+    let encryption = match encrypt::Encryption::from_args(&cli.encrypt_to, &cli.encrypt_to_file) {
+        Ok(encryption) => encryption,
+        Err(error) => {
+            eprintln!("rdlv-snap: error: {error}");
+            std::process::exit(error.exit_code());
+        }
+    };
+    let encrypted_to = encryption.as_ref().map(|e| e.kinds());
     install_signal_handlers();
     let options = capture::Options {
         pid: cli.pid,
@@ -205,6 +224,7 @@ fn main() {
             capture::Requested::Precopy
         },
         cow_max_extra: cli.cow_max_extra,
+        encryption,
     };
     match capture::run(&options, &ABORT) {
         Ok(summary) => {
@@ -256,6 +276,7 @@ fn main() {
                     "precopy_teardown_us": precopy.map(|p| p.teardown_us),
                     "page_scan": summary.page_scan,
                     "warnings": summary.warnings,
+                    "encrypted_to": encrypted_to,
                 });
                 if cli.output == "-" {
                     eprintln!("{json}");
@@ -288,8 +309,12 @@ fn main() {
                         summary.copy_us as f64 / 1000.0
                     )
                 };
+                let encrypted = encrypted_to
+                    .as_ref()
+                    .map(|kinds| format!(", age-encrypted to {}", kinds.join(", ")))
+                    .unwrap_or_default();
                 eprintln!(
-                    "rdlv-snap: captured process {} ({}{}): {} threads, {} in {:.1} ms of pause ({detail}) -> {} ({}, ratio {:.1}) in {} ms",
+                    "rdlv-snap: captured process {} ({}{}): {} threads, {} in {:.1} ms of pause ({detail}) -> {} ({}{encrypted}, ratio {:.1}) in {} ms",
                     summary.pid,
                     summary.name,
                     summary.go_version.as_deref().map(|v| format!(", {v}")).unwrap_or_default(),

@@ -8,44 +8,160 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::encrypt::{Encryption, FileKeyCell};
 use crate::error::{CaptureError, Result};
 
-/// Where the snapshot goes, opened before the target is stopped.
-pub enum Output {
+/// Where the snapshot goes, opened before the target is stopped, and whether
+/// it is encrypted on the way.
+pub struct Output {
+    dest: Dest,
+    encryption: Option<Encryption>,
+    name: String,
+}
+
+enum Dest {
     /// A named file, being written anonymously.
     File(PendingFile),
     /// Standard output.
     Stdout,
+    /// Already written by [`Output::write`].
+    Written,
 }
 
 impl Output {
     /// Opens the destination. `-` means stdout. Fails early (before anything
     /// is stopped) if the file exists without `force` or the directory is not
-    /// writable.
-    pub fn open(path: &str, force: bool) -> Result<Output> {
-        if path == "-" {
+    /// writable. With `encryption`, everything written is one age file.
+    pub fn open(path: &str, force: bool, encryption: Option<Encryption>) -> Result<Output> {
+        let dest = if path == "-" {
             if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                 return Err(CaptureError::Usage(
                     "refusing to write a binary snapshot to a terminal; redirect stdout or use -o FILE".into(),
                 ));
             }
-            return Ok(Output::Stdout);
-        }
-        PendingFile::create(Path::new(path), force).map(Output::File)
+            Dest::Stdout
+        } else {
+            Dest::File(PendingFile::create(Path::new(path), force)?)
+        };
+        let name = match &dest {
+            Dest::File(file) => file.path.display().to_string(),
+            _ => "-".to_string(),
+        };
+        Ok(Output {
+            dest,
+            encryption,
+            name,
+        })
     }
 
     /// Display name (`-` for stdout).
     pub fn name(&self) -> String {
-        match self {
-            Output::File(file) => file.path.display().to_string(),
-            Output::Stdout => "-".to_string(),
+        self.name.clone()
+    }
+
+    /// Streams the snapshot that `produce` writes (plaintext) to the
+    /// destination, through the age encryptor when encrypting, so only
+    /// ciphertext reaches the file or the pipe. A file is then synced, linked
+    /// under its name and verified: read back in full and every block checked
+    /// (an encrypted file is decrypted for that with the file key the
+    /// encryptor chose, which is wiped afterwards; no private key is needed).
+    /// A file that fails verification is removed. Returns the bytes written
+    /// to the destination. Only the first call writes.
+    pub fn write(&mut self, produce: &mut dyn FnMut(&mut dyn Write) -> Result<u64>) -> Result<u64> {
+        let name = self.name.clone();
+        match std::mem::replace(&mut self.dest, Dest::Written) {
+            Dest::Stdout => {
+                let stdout = std::io::stdout();
+                let (bytes, _key) =
+                    write_through(stdout.lock(), self.encryption.as_ref(), produce, &name)?;
+                Ok(bytes)
+            }
+            Dest::File(mut pending) => {
+                let (bytes, key) =
+                    write_through(pending.file(), self.encryption.as_ref(), produce, &name)?;
+                let path = pending.path().to_path_buf();
+                pending.commit()?;
+                if let Err(source) = verify_file(&path, key.as_ref()) {
+                    let _ = std::fs::remove_file(&path);
+                    return Err(CaptureError::Verify { file: name, source });
+                }
+                Ok(bytes)
+            }
+            Dest::Written => Err(CaptureError::Usage(format!(
+                "internal error: the snapshot for {name} was already written"
+            ))),
         }
     }
+}
+
+/// Counts the bytes that reach the destination.
+struct Counting<W: Write> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Runs `produce` into `out` (through an age stream when encrypting) and
+/// flushes; returns the bytes written and, when encrypting, the file key.
+fn write_through<W: Write>(
+    out: W,
+    encryption: Option<&Encryption>,
+    produce: &mut dyn FnMut(&mut dyn Write) -> Result<u64>,
+    name: &str,
+) -> Result<(u64, Option<FileKeyCell>)> {
+    let io = |e| CaptureError::output(name, e);
+    let mut counted = Counting {
+        inner: BufWriter::with_capacity(1 << 20, out),
+        count: 0,
+    };
+    let key = match encryption {
+        None => {
+            produce(&mut counted)?;
+            None
+        }
+        Some(encryption) => {
+            let (encryptor, key) = encryption.encryptor()?;
+            let mut stream = encryptor.wrap_output(&mut counted).map_err(io)?;
+            produce(&mut stream)?;
+            // Seals the last chunk: without it the file does not decrypt.
+            stream.finish().map_err(io)?;
+            Some(key)
+        }
+    };
+    counted.flush().map_err(io)?;
+    Ok((counted.count, key))
+}
+
+/// Reads the linked file back and checks every block; an encrypted file is
+/// decrypted with its own file key (so it must be an age file).
+fn verify_file(path: &Path, key: Option<&FileKeyCell>) -> rdlv_format::Result<()> {
+    let snapshot = match key {
+        None => rdlv_format::Snapshot::open(path)?,
+        Some(key) => {
+            let identity = key.identity().ok_or_else(|| {
+                rdlv_format::FormatError::Decrypt("the encryptor recorded no file key".into())
+            })?;
+            let source = rdlv_format::AgeSource::open_with_file_key(File::open(path)?, &identity)?;
+            rdlv_format::Snapshot::from_source(Box::new(source), rdlv_format::DEFAULT_CACHE_BYTES)?
+        }
+    };
+    snapshot.verify().map(drop)
 }
 
 /// How the pending file will get its name.

@@ -106,7 +106,7 @@ pub fn preflight(options: &Options, abort: &AtomicI32) -> Result<Preflight> {
     if status.tracer_pid != 0 {
         return Err(freeze::permission_error(pid, "already traced"));
     }
-    let output = Output::open(&options.output, options.force)?;
+    let output = Output::open(&options.output, options.force, options.encryption.clone())?;
     let file_name = output.name();
     // /proc/PID/mem needs the same permission as ptrace: failing here means
     // we never stop the target just to be refused.

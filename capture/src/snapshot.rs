@@ -7,7 +7,7 @@
 //! snapshot is linked under its name only when complete, and verified.
 
 use std::borrow::Cow;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::sync::atomic::AtomicI32;
 
 use rdlv_format::{
@@ -19,7 +19,6 @@ use crate::capture::{Method, Options};
 use crate::error::{CaptureError, Result};
 use crate::exeinfo::hex;
 use crate::freeze;
-use crate::output::Output;
 use crate::pages::{self, Decision, ExeIdentity, MappingPlan, PageRange};
 use crate::preflight::Preflight;
 use crate::stop::Stopped;
@@ -37,7 +36,7 @@ pub struct Written {
     pub exe_bytes: u64,
     /// Bytes of never-touched executable data pages stored from the file.
     pub exe_fill_bytes: u64,
-    /// Snapshot size.
+    /// Bytes written to the output (the age file's with `--encrypt-to`).
     pub file_bytes: u64,
     /// Warnings recorded in the snapshot.
     pub warnings: Vec<String>,
@@ -427,8 +426,9 @@ fn describe(pid: u32, pre: &Preflight, stopped: &Stopped, runs: &[Run]) -> Metad
     }
 }
 
-/// Compresses and writes the snapshot, links the file under its name and
-/// verifies it (not for stdout). Returns the snapshot size in bytes.
+/// Compresses and writes the snapshot (encrypted with `--encrypt-to`), links
+/// the file under its name and verifies it (not for stdout). Returns the
+/// bytes written to the output.
 fn write_snapshot(
     options: &Options,
     abort: &AtomicI32,
@@ -468,7 +468,7 @@ fn write_snapshot(
         ..WriteOptions::default()
     };
     let exe_path = &pre.exe_path;
-    let write = |sink: &mut dyn Write| -> Result<u64> {
+    let mut write = |sink: &mut dyn Write| -> Result<u64> {
         let format_err = |e| CaptureError::format(&file_name, e);
         let mut writer = SnapshotWriter::new(sink, write_options.clone()).map_err(format_err)?;
         writer.write_metadata(metadata).map_err(format_err)?;
@@ -506,40 +506,11 @@ fn write_snapshot(
         let (_sink, stats) = writer.finish().map_err(format_err)?;
         Ok(stats.file_bytes)
     };
-    let file_bytes = match &mut pre.output {
-        Output::Stdout => {
-            let stdout = std::io::stdout();
-            let mut sink = BufWriter::with_capacity(1 << 20, stdout.lock());
-            let bytes = write(&mut sink)?;
-            sink.flush()
-                .map_err(|e| CaptureError::output(&file_name, e))?;
-            bytes
-        }
-        Output::File(pending) => {
-            let mut sink = BufWriter::with_capacity(1 << 20, pending.file());
-            let bytes = write(&mut sink)?;
-            sink.flush()
-                .map_err(|e| CaptureError::output(&file_name, e))?;
-            bytes
-        }
-    };
+    let file_bytes = pre.output.write(&mut write);
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
-    if let Output::File(pending) = std::mem::replace(&mut pre.output, Output::Stdout) {
-        let path = pending.path().to_path_buf();
-        pending.commit()?;
-        let verified =
-            rdlv_format::Snapshot::open(&path).and_then(|snapshot| snapshot.verify().map(|_| ()));
-        if let Err(source) = verified {
-            let _ = std::fs::remove_file(&path);
-            return Err(CaptureError::Verify {
-                file: file_name,
-                source,
-            });
-        }
-    }
-    Ok(file_bytes)
+    file_bytes
 }
 
 fn make_progress_bar(total: u64) -> indicatif::ProgressBar {

@@ -154,6 +154,7 @@ pub fn capture_options(
         progress: false,
         method,
         cow_max_extra: crate::cow::DEFAULT_MAX_EXTRA,
+        encryption: None,
     }
 }
 

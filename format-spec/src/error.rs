@@ -52,6 +52,24 @@ pub enum FormatError {
         /// Length.
         len: u64,
     },
+    /// The file is an age-encrypted snapshot and no identity was given.
+    #[error("the snapshot is encrypted (an age file, age-encryption.org/v1) to: {recipients}; pass a matching private key with -i/--identity FILE (or RDLV_IDENTITY=FILE)")]
+    Encrypted {
+        /// The recipient types (and SSH key tags) from the age header.
+        recipients: String,
+    },
+    /// An encrypted snapshot could not be decrypted: no matching key, a
+    /// damaged header, a chunk that does not authenticate, a truncated file.
+    #[error("cannot decrypt the snapshot: {0}")]
+    Decrypt(String),
+    /// An identity (private key) file is unusable.
+    #[error("identity {path}: {reason}")]
+    Identity {
+        /// The file given.
+        path: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// API misuse by the writer's caller.
     #[error("snapshot writer: {0}")]
     Usage(String),

@@ -8,17 +8,22 @@
 //!
 //! Writing: [`SnapshotWriter`] (streaming, parallel zstd, zero-page elision).
 //! Reading: [`Snapshot`] (positional reads, bounded chunk cache, `Sync`), with
-//! [`Snapshot::verify`] for a full check. Every malformed input yields a
+//! [`Snapshot::verify`] for a full check. A snapshot encrypted to age
+//! recipients (`rdlv-snap --encrypt-to`) is read through
+//! [`encryption::AgeSource`], which decrypts chunks in memory on demand. Every malformed input yields a
 //! [`FormatError`] naming the section, file offset and failed check.
 #![deny(missing_docs)]
 
+pub mod encryption;
 mod error;
 pub mod fuzzing;
 mod layout;
 pub mod meta;
 mod reader;
+pub mod source;
 mod writer;
 
+pub use encryption::{AgeHeader, AgeSource, FileKeyIdentity, Identities};
 pub use error::{FormatError, Result};
 pub use meta::*;
 pub use reader::{

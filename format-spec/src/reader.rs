@@ -4,12 +4,12 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
+use crate::encryption::{AgeHeader, AgeSource, AgeStats, Identities};
 use crate::layout::{
     corrupt, crc32, crc_matches, kind, kind_name, range_kind, role, BlockEntry, BlockHeader,
     EndRecord, FileHeader, LeCursor, RangeEntry, BLOCK_ENTRY_LEN, BLOCK_HEADER_LEN,
@@ -17,6 +17,7 @@ use crate::layout::{
     FOOTER_LEN, INDEX_HEADER_LEN, MAGIC, MAX_CHUNK_LEN, MAX_EMBEDDED_FILE_LEN, MAX_ENTRY_LEN,
     MAX_FILE_NAME_LEN, MAX_INDEX_LEN, MAX_METADATA_LEN, NO_BLOCK, RANGE_ENTRY_LEN,
 };
+use crate::source::{FileSource, Source};
 use crate::{FileRole, FormatError, Metadata, Result, FORMAT_MINOR};
 
 /// What the index says about a captured address range.
@@ -67,9 +68,10 @@ pub struct EmbeddedFileInfo {
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
 /// An open snapshot. Cheap to share across threads (`Sync`): reads use
-/// positional I/O and a bounded cache of decompressed chunks.
+/// positional I/O (through a [`Source`]: a plain file or a decrypting age
+/// stream) and a bounded cache of decompressed chunks.
 pub struct Snapshot {
-    file: File,
+    source: Box<dyn Source>,
     file_len: u64,
     version: (u16, u16),
     metadata: Metadata,
@@ -223,22 +225,51 @@ fn decompress_stream(
 
 impl Snapshot {
     /// Opens a snapshot file: checks header and footer, reads and checks the
-    /// index and metadata. Memory chunks are not touched.
+    /// index and metadata. Memory chunks are not touched. An age-encrypted
+    /// file is refused with [`FormatError::Encrypted`] (which names its
+    /// recipient types); open it with [`Snapshot::open_with_identities`].
     pub fn open(path: &Path) -> Result<Snapshot> {
         Snapshot::open_with_cache(path, DEFAULT_CACHE_BYTES)
     }
 
     /// Like [`Snapshot::open`] with a chosen bound on cached decompressed chunk bytes.
     pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<Snapshot> {
-        let file = File::open(path)?;
-        Snapshot::from_file(file, cache_bytes)
+        Snapshot::open_with_identities(path, None, cache_bytes)
     }
 
-    /// Opens an already opened snapshot file (must support positional reads).
+    /// Opens a plain or an age-encrypted snapshot. An encrypted file needs
+    /// `identities` (else [`FormatError::Encrypted`]); a plain file ignores them.
+    /// Nothing decrypted is written anywhere: chunks are decrypted into memory
+    /// as reads need them.
+    pub fn open_with_identities(
+        path: &Path,
+        identities: Option<&Identities>,
+        cache_bytes: u64,
+    ) -> Result<Snapshot> {
+        let file = File::open(path)?;
+        match (AgeHeader::read(&file)?, identities) {
+            (None, _) => Snapshot::from_file(file, cache_bytes),
+            (Some(header), None) => Err(FormatError::Encrypted {
+                recipients: header.describe_recipients(),
+            }),
+            (Some(_), Some(identities)) => {
+                let source = AgeSource::open(file, identities)?;
+                Snapshot::from_source(Box::new(source), cache_bytes)
+            }
+        }
+    }
+
+    /// Opens an already opened plain snapshot file (must support positional reads).
     pub fn from_file(file: File, cache_bytes: u64) -> Result<Snapshot> {
-        let file_len = file.metadata()?.len();
+        Snapshot::from_source(Box::new(FileSource::new(file)?), cache_bytes)
+    }
+
+    /// Opens a snapshot from any random-access source (e.g. an
+    /// [`AgeSource`] opened with a known file key).
+    pub fn from_source(source: Box<dyn Source>, cache_bytes: u64) -> Result<Snapshot> {
+        let file_len = source.len();
         let mut snap = Snapshot {
-            file,
+            source,
             file_len,
             version: (0, 0),
             metadata: Metadata::default(),
@@ -259,6 +290,16 @@ impl Snapshot {
         Ok(snap)
     }
 
+    /// For an encrypted snapshot, its age header (who it is encrypted to).
+    pub fn encryption(&self) -> Option<&AgeHeader> {
+        self.source.encryption()
+    }
+
+    /// For an encrypted snapshot, how much it decrypted so far.
+    pub fn decryption_stats(&self) -> Option<AgeStats> {
+        self.source.decryption_stats()
+    }
+
     /// The metadata block.
     pub fn metadata(&self) -> &Metadata {
         &self.metadata
@@ -269,7 +310,7 @@ impl Snapshot {
         self.version
     }
 
-    /// Size of the snapshot file in bytes.
+    /// Size of the snapshot in bytes (of the plaintext, for an encrypted one).
     pub fn file_len(&self) -> u64 {
         self.file_len
     }
@@ -596,19 +637,22 @@ impl Snapshot {
             });
         }
         let mut buf = vec![0u8; len as usize];
-        self.file.read_exact_at(&mut buf, offset).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                // The file shrank after open.
+        self.source
+            .read_exact_at(&mut buf, offset)
+            .map_err(|e| match e {
                 FormatError::Truncated {
+                    offset,
+                    needed,
+                    available,
+                    ..
+                } => FormatError::Truncated {
                     section: section.into(),
                     offset,
-                    needed: len,
-                    available: 0,
-                }
-            } else {
-                FormatError::Io(e)
-            }
-        })?;
+                    needed,
+                    available,
+                },
+                e => e,
+            })?;
         Ok(buf)
     }
 

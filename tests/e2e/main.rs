@@ -7,6 +7,7 @@ mod cli;
 mod container;
 mod corpus;
 mod cow;
+mod encrypt;
 mod export;
 mod heap;
 mod http;

@@ -19,6 +19,7 @@ pub mod color;
 pub mod commands;
 pub mod config;
 pub mod console;
+pub mod encrypted;
 pub mod export;
 pub mod heap;
 pub mod info;
@@ -59,13 +60,18 @@ pub const EXIT_INTERNAL: i32 = 101;
     after_help = "With a snapshot and no command, `rdlv SNAP` starts the interactive debugger (same as `rdlv repl SNAP`).\n\
                   Exit codes: 0 ok, 1 request cannot be answered, 2 usage, 3 unreadable/corrupt/mismatched input.",
     subcommand_negates_reqs = true,
-    override_usage = "rdlv [--exe PATH] <COMMAND> SNAP [ARGS]...\n       rdlv [--exe PATH] SNAP [-c CMD]... [--init FILE]"
+    override_usage = "rdlv [--exe PATH] [-i KEY] <COMMAND> SNAP [ARGS]...\n       rdlv [--exe PATH] [-i KEY] SNAP [-c CMD]... [--init FILE]"
 )]
 pub struct Cli {
     /// Executable to analyze with instead of the one embedded in the snapshot
     /// (e.g. an unstripped twin of a stripped binary); must have the same build id.
     #[arg(long, global = true, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     pub exe: Option<PathBuf>,
+    /// Private key that opens a snapshot `rdlv-snap --encrypt-to` encrypted:
+    /// an age identity file (age-keygen) or an unencrypted SSH private key.
+    /// Default: $RDLV_IDENTITY. Decryption happens in memory, as needed.
+    #[arg(short = 'i', long = "identity", global = true, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
     /// Colour stack traces and source listings as Delve does: auto (when stdout
     /// is a terminal and NO_COLOR is unset), always, never.
     #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
@@ -321,7 +327,7 @@ pub fn open_target(snap: &Path, exe: Option<&Path>) -> anyhow::Result<Target> {
 
 /// Opens only the snapshot container (no executable): enough for `info` and `verify`.
 pub fn open_snapshot(snap: &Path) -> anyhow::Result<rdlv_format::Snapshot> {
-    rdlv_format::Snapshot::open(snap)
+    crate::keys::open_snapshot(snap)
         .map_err(AnalyzeError::from)
         .with_context(|| format!("cannot open snapshot {}", snap.display()))
 }
@@ -342,11 +348,26 @@ pub fn run(invocation: Invocation, out: &mut dyn Write) -> anyhow::Result<i32> {
         )
         .into());
     }
+    let identity = cli.identity.clone().or_else(|| {
+        std::env::var_os("RDLV_IDENTITY")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    if let Some(path) = identity {
+        let identities = rdlv_format::Identities::from_file(&path).map_err(AnalyzeError::from)?;
+        // A second install (a caller running twice in one process) keeps the first.
+        let _ = crate::keys::set_identities(identities);
+    }
     match cli.command {
         Some(TopCommand::Snapshot(command)) => {
             let snap = snap.ok_or_else(|| UsageError("the command needs a SNAP".to_string()))?;
             one_shot_preflight(&command)?;
             if let commands::Command::Info(args) = &command {
+                // Without a key, an encrypted snapshot's info is what its age
+                // header tells in the clear.
+                if crate::keys::identities().is_none() && encrypted::run_info(&snap, args, out)? {
+                    return Ok(EXIT_OK);
+                }
                 // `info` also describes a snapshot whose executable is unusable.
                 info::run_info_path(&snap, exe, args, out)?;
                 return Ok(EXIT_OK);

@@ -11,9 +11,18 @@
 // pages (one byte per page, rewritten with its own pattern value, so the
 // contents never change but every page it touches is written), like a
 // service whose working set is busy while it is captured.
+//
+// With -canary N it also keeps a secret: N random bytes (crypto/rand, drawn
+// at start-up, so in no file on disk) as a heap string in a global map, and
+// prints before READY
+//
+//	CANARY 0x<addr> <len> <hex of all the bytes>
+//
+// so a test can look for them in what a capture wrote.
 package main
 
 import (
+	"crypto/rand"
 	"encoding/hex"
 	"flag"
 	"fmt"
@@ -40,11 +49,15 @@ func PatternByte(i int, seed uint32) byte {
 var (
 	pattern []byte
 	bulk    [][]byte
+	// secrets holds the -canary string, reachable from a global like a
+	// service's credentials cache.
+	secrets = map[string]string{}
 )
 
 func main() {
 	mb := flag.Int("mb", 64, "MiB of heap to fill")
 	dirtyMiBps := flag.Int("dirty-mibps", 0, "MiB/s of bulk-heap pages to keep writing")
+	canary := flag.Int("canary", 0, "bytes of random secret to keep in a heap string")
 	filter := flag.String("seccomp", "", "seccomp filter for every thread: kill-userfaultfd or deny-unrelated")
 	flag.Parse()
 	if *filter != "" {
@@ -52,6 +65,10 @@ func main() {
 			fmt.Fprintln(os.Stderr, "heap: seccomp:", err)
 			os.Exit(1)
 		}
+	}
+	if *canary < 0 || *canary > 1<<20 {
+		fmt.Fprintln(os.Stderr, "heap: -canary must be in 0..1048576")
+		os.Exit(2)
 	}
 	if *mb < 0 || *mb > 1<<16 {
 		fmt.Fprintln(os.Stderr, "heap: -mb must be in 0..65536")
@@ -71,6 +88,16 @@ func main() {
 	}
 	if *dirtyMiBps > 0 && *mb > 0 {
 		go dirtyPages(*dirtyMiBps)
+	}
+	if *canary > 0 {
+		secret := make([]byte, *canary)
+		if _, err := rand.Read(secret); err != nil {
+			fmt.Fprintln(os.Stderr, "heap: crypto/rand:", err)
+			os.Exit(1)
+		}
+		secrets["token"] = string(secret)
+		s := secrets["token"]
+		fmt.Printf("CANARY 0x%x %d %s\n", uintptr(unsafe.Pointer(unsafe.StringData(s))), len(s), hex.EncodeToString(secret))
 	}
 	fmt.Printf("PATTERN 0x%x %d %s\n", uintptr(unsafe.Pointer(&pattern[0])), len(pattern), hex.EncodeToString(pattern[:16]))
 	oracle.ReadyAndPark()
