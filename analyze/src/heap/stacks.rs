@@ -132,7 +132,7 @@ impl Marker<'_, '_, '_> {
             let continpc = if trapped {
                 match func.deferreturn() {
                     0 => continue,
-                    d => func.entry() + u64::from(d) + 1,
+                    d => func.entry().wrapping_add(u64::from(d)).wrapping_add(1),
                 }
             } else {
                 f.pc
@@ -176,7 +176,7 @@ impl Marker<'_, '_, '_> {
         }
         if let Some(last) = g.frames.last() {
             if last.info.flag & func_flag::TOP_FRAME == 0 && last.fp < hi {
-                self.scan_conservative(last.fp, hi);
+                self.scan_conservative(last.fp.max(lo), hi);
                 stats.conservative_frames += 1;
             }
         }
