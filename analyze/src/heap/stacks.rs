@@ -35,7 +35,7 @@
 //! top frame (`goexit`); and a goroutine running on a thread when the
 //! snapshot was taken (not at a safe point: no map describes its innermost
 //! frame, and its registers were not saved to the stack) is scanned
-//! conservatively as a whole.
+//! conservatively as a whole, with its thread's general registers.
 
 use crate::pclntab::{func_flag, Bitmap, Pclntab, StackObjectRecord, ARGS_SIZE_UNKNOWN};
 use crate::runtime::goroutine::G_RUNNING;
@@ -102,6 +102,9 @@ impl Marker<'_, '_, '_> {
         if g.g.status() == G_RUNNING || g.frames.is_empty() {
             stats.whole_stack_conservative = true;
             self.scan_conservative(lo, hi);
+            if g.g.status() == G_RUNNING {
+                self.scan_thread_registers(g);
+            }
             return stats;
         }
         self.stack_sink = Some(StackSink {
@@ -185,6 +188,24 @@ impl Marker<'_, '_, '_> {
         stats.objects_scanned = self.scan_stack_objects(tab, &mut objects);
         self.stack_sink = None;
         stats
+    }
+
+    /// The general registers of the thread running `g`, each taken as a
+    /// possible pointer: between safe points the only copy of a pointer
+    /// can be in a register.
+    fn scan_thread_registers(&mut self, g: &Goroutine) {
+        let Some(tid) = g.thread else { return };
+        let meta = self.model().rt.target().snapshot().metadata();
+        let Some(t) = meta.threads.iter().find(|t| t.tid == tid) else {
+            return;
+        };
+        let r = &t.regs;
+        for p in [
+            r.r15, r.r14, r.r13, r.r12, r.rbp, r.rbx, r.r11, r.r10, r.r9, r.r8, r.rax, r.rcx,
+            r.rdx, r.rsi, r.rdi,
+        ] {
+            self.take_pointer(p);
+        }
     }
 
     fn scan_bitmap(&mut self, base: u64, bm: &Bitmap<'_>) {
