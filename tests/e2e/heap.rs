@@ -189,7 +189,6 @@ fn check_leaks(what: &str, zoo: Zoo, must_have_profile: bool) {
 }
 
 #[test]
-#[ignore = "known failure: on Go 1.23.9 (default build) one of the 10 leaked goroutines (blocked receiving on a dropped channel) is missed, likely a stale pointer found by conservative stack scanning; run with --ignored"]
 fn leaks_equal_the_known_set_and_the_runtime_profile() {
     for v in VERSIONS {
         for variant in [Variant::Default, Variant::NoOpt] {
@@ -242,4 +241,32 @@ fn leaks_equal_the_runtime_profile_on_1_26_with_the_experiment() {
         },
         true,
     );
+}
+
+/// The wait-for graph's cycles are exactly heapzoo's lock-order deadlock
+/// and channel cycle (each a set of goroutine ids).
+fn check_waits(what: &str, zoo: &Zoo) {
+    let graph = rdlv_json(&zoo.snap, &["waits", "--format", "json"]);
+    let cycles = |v: &Value| -> BTreeSet<BTreeSet<u64>> {
+        v.as_array()
+            .expect("array of cycles")
+            .iter()
+            .map(ids)
+            .collect()
+    };
+    assert_eq!(
+        cycles(&graph["cycles"]),
+        cycles(&zoo.truth["cycles"]),
+        "{what}: wait-for cycles (ours vs heapzoo's)"
+    );
+}
+
+#[test]
+fn waits_find_the_deadlock_and_the_channel_cycle() {
+    for v in VERSIONS {
+        for variant in [Variant::Default, Variant::NoOpt] {
+            let zoo = start(v, variant);
+            check_waits(&format!("Go {v} {variant:?}"), &zoo);
+        }
+    }
 }

@@ -13,8 +13,12 @@
 //! counts, which can only make more objects reachable, never fewer.
 //!
 //! Roots: data and bss through the module's `gcdatamask`/`gcbssmask`
-//! (conservatively when unreadable), and goroutine stacks, scanned
-//! conservatively from the innermost frame's SP to `stack.hi`.
+//! (conservatively when unreadable), and goroutine stacks, scanned frame
+//! by frame with the functions' stack maps and stack objects as the
+//! runtime's `scanstack` does ([`super::stacks`]; conservatively only
+//! where the runtime is too, or where a map cannot be read). While a stack
+//! is scanned, words pointing into it are collected in a [`StackSink`]
+//! (they can only reach stack objects), not marked.
 //!
 //! Hidden words: the leak detector (runtime `setSyncObjectsUntraceable`)
 //! hides the `c` and `elem` words of blocked goroutines' sudogs, which are
@@ -59,6 +63,19 @@ pub struct Marker<'m, 'r, 't> {
     budget: u64,
     /// Whether the budget ran out (the result is then a lower bound).
     pub exhausted: bool,
+    /// While a goroutine stack is scanned: words that point into it are
+    /// collected here instead of being marked (they may reach stack objects).
+    pub(super) stack_sink: Option<StackSink>,
+}
+
+/// Pointers into the goroutine stack being scanned.
+#[derive(Debug, Default)]
+pub(super) struct StackSink {
+    /// `[lo, hi)` of the stack.
+    pub lo: u64,
+    pub hi: u64,
+    /// Pointers found so far and not yet looked up.
+    pub ptrs: Vec<u64>,
 }
 
 impl<'m, 'r, 't> Marker<'m, 'r, 't> {
@@ -89,6 +106,7 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
             marked: 0,
             budget,
             exhausted: false,
+            stack_sink: None,
         }
     }
 
@@ -100,6 +118,11 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
                 self.hidden.entry(base).or_default().push(addr - base);
             }
         }
+    }
+
+    /// The heap model marked.
+    pub(super) fn model(&self) -> &'m HeapModel<'r, 't> {
+        self.model
     }
 
     fn mem(&self) -> &'t dyn Memory {
@@ -185,7 +208,13 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
 
     /// Scans `[lo, hi)`; `is_ptr(w)` says whether word `w` (from `lo`) may
     /// hold a pointer; words at the offsets in `skip` (from `lo`) are hidden.
-    fn scan_words(&mut self, lo: u64, hi: u64, is_ptr: &dyn Fn(u64) -> bool, skip: &[u64]) {
+    pub(super) fn scan_words(
+        &mut self,
+        lo: u64,
+        hi: u64,
+        is_ptr: &dyn Fn(u64) -> bool,
+        skip: &[u64],
+    ) {
         let lo = lo.next_multiple_of(8);
         let mut at = lo;
         let mut buf = Vec::new();
@@ -205,11 +234,22 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
                 let mut w = [0u8; 8];
                 w.copy_from_slice(chunk);
                 let p = u64::from_le_bytes(w);
-                if p >= 4096 {
-                    self.mark(p);
-                }
+                self.take_pointer(p);
             }
             at = at.saturating_add(n);
+        }
+    }
+
+    /// One word known to hold a pointer: into the stack being scanned it is
+    /// collected for the stack objects, else the heap object it points
+    /// into (if any) is marked.
+    pub(super) fn take_pointer(&mut self, p: u64) {
+        if p < 4096 {
+            return;
+        }
+        match &mut self.stack_sink {
+            Some(sink) if p >= sink.lo && p < sink.hi => sink.ptrs.push(p),
+            _ => self.mark(p),
         }
     }
 

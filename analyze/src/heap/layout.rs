@@ -115,6 +115,8 @@ pub const WANTED: &[(&str, &[&str])] = &[
         ],
     ),
     ("runtime.mstats", &["heapStats"]),
+    ("runtime.g", &["_panic", "_defer", "sched.ctxt"]),
+    ("runtime._defer", &["heap", "fn", "link"]),
 ];
 
 /// All offsets the heap module reads, for one binary.
@@ -146,6 +148,10 @@ pub struct HeapLayout {
     pub heap_stats_delta: StructOffsets,
     /// `runtime.mstats`.
     pub mstats: StructOffsets,
+    /// `runtime.g` (what stack scanning follows from it).
+    pub g: StructOffsets,
+    /// `runtime._defer`.
+    pub defer: StructOffsets,
     /// Size of `runtime.spanInlineMarkBits` (Green Tea GC: 128 bytes; 0 or
     /// absent without it).
     pub inline_mark_bits: u64,
@@ -211,6 +217,8 @@ impl HeapLayout {
             p: one("runtime.p"),
             heap_stats_delta: one("runtime.heapStatsDelta"),
             mstats: one("runtime.mstats"),
+            g: one("runtime.g"),
+            defer: one("runtime._defer"),
             inline_mark_bits,
         }
     }
@@ -229,6 +237,8 @@ impl HeapLayout {
             ("runtime.p", &self.p),
             ("runtime.heapStatsDelta", &self.heap_stats_delta),
             ("runtime.mstats", &self.mstats),
+            ("runtime.g", &self.g),
+            ("runtime._defer", &self.defer),
         ]
     }
 

@@ -22,9 +22,14 @@
 //! waiter whose sudog cannot be found (e.g. `sync.Cond` before 1.26) is
 //! treated as able to run: never reported without evidence.
 //!
-//! Differences from the runtime: stacks are scanned conservatively (the
-//! runtime uses stack maps), and 1.21 heap objects conservatively; both can
-//! only make more objects reachable, i.e. report fewer leaks, never more.
+//! Stacks are scanned precisely, with the stack maps and stack objects the
+//! runtime uses ([`super::stacks`]): a dead slot that still holds a stale
+//! pointer (say, a stack reused from an exited goroutine) keeps nothing
+//! alive. Differences from the runtime: where a map cannot be read, a
+//! frame, and a goroutine running on a thread at capture time (not at a
+//! safe point), are scanned conservatively, and 1.21 heap objects too;
+//! each can only make more objects reachable, i.e. report fewer leaks,
+//! never more.
 
 use std::collections::HashMap;
 
@@ -269,8 +274,7 @@ pub fn find_leaks(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<LeakRep
     for w in &ws {
         if w.kind == WaitKind::Runnable {
             if let Some(g) = gs.get(w.index) {
-                let (lo, hi) = stack_range(g);
-                m.scan_stack(lo, hi);
+                m.scan_goroutine(g);
             }
         }
     }
@@ -292,8 +296,7 @@ pub fn find_leaks(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<LeakRep
         rounds += 1;
         for i in woke {
             if let Some(g) = gs.get(i) {
-                let (lo, hi) = stack_range(g);
-                m.scan_stack(lo, hi);
+                m.scan_goroutine(g);
             }
         }
         m.drain();

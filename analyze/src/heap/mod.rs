@@ -16,6 +16,7 @@ pub mod graph;
 pub mod layout;
 pub mod leaks;
 pub mod spans;
+pub mod stacks;
 pub mod tables;
 pub mod types;
 pub mod waits;

@@ -103,6 +103,19 @@ const HEAP_1_21: VersionTable = &[
         ],
     ),
     ("runtime.mstats", &[("size", 9040), ("heapStats", 0)]),
+    (
+        "runtime.g",
+        &[
+            ("size", 408),
+            ("_panic", 32),
+            ("_defer", 40),
+            ("sched.ctxt", 80),
+        ],
+    ),
+    (
+        "runtime._defer",
+        &[("size", 72), ("heap", 1), ("fn", 24), ("link", 40)],
+    ),
     ("runtime.spanInlineMarkBits", &[("size", 0)]),
 ];
 const HEAP_1_22: VersionTable = &[
@@ -188,6 +201,19 @@ const HEAP_1_22: VersionTable = &[
         ],
     ),
     ("runtime.mstats", &[("size", 7744), ("heapStats", 0)]),
+    (
+        "runtime.g",
+        &[
+            ("size", 424),
+            ("_panic", 32),
+            ("_defer", 40),
+            ("sched.ctxt", 80),
+        ],
+    ),
+    (
+        "runtime._defer",
+        &[("size", 48), ("heap", 0), ("fn", 24), ("link", 32)],
+    ),
     ("runtime.spanInlineMarkBits", &[("size", 0)]),
 ];
 const HEAP_1_23: VersionTable = &[
@@ -273,6 +299,19 @@ const HEAP_1_23: VersionTable = &[
         ],
     ),
     ("runtime.mstats", &[("size", 7744), ("heapStats", 0)]),
+    (
+        "runtime.g",
+        &[
+            ("size", 432),
+            ("_panic", 32),
+            ("_defer", 40),
+            ("sched.ctxt", 80),
+        ],
+    ),
+    (
+        "runtime._defer",
+        &[("size", 48), ("heap", 0), ("fn", 24), ("link", 32)],
+    ),
     ("runtime.spanInlineMarkBits", &[("size", 0)]),
 ];
 const HEAP_1_24: VersionTable = &[
@@ -358,6 +397,19 @@ const HEAP_1_24: VersionTable = &[
         ],
     ),
     ("runtime.mstats", &[("size", 7744), ("heapStats", 0)]),
+    (
+        "runtime.g",
+        &[
+            ("size", 440),
+            ("_panic", 32),
+            ("_defer", 40),
+            ("sched.ctxt", 80),
+        ],
+    ),
+    (
+        "runtime._defer",
+        &[("size", 48), ("heap", 0), ("fn", 24), ("link", 32)],
+    ),
     ("runtime.spanInlineMarkBits", &[("size", 0)]),
 ];
 const HEAP_1_25: VersionTable = &[
@@ -443,6 +495,19 @@ const HEAP_1_25: VersionTable = &[
         ],
     ),
     ("runtime.mstats", &[("size", 8264), ("heapStats", 0)]),
+    (
+        "runtime.g",
+        &[
+            ("size", 440),
+            ("_panic", 32),
+            ("_defer", 40),
+            ("sched.ctxt", 80),
+        ],
+    ),
+    (
+        "runtime._defer",
+        &[("size", 48), ("heap", 0), ("fn", 24), ("link", 32)],
+    ),
     ("runtime.spanInlineMarkBits", &[("size", 0)]),
 ];
 const HEAP_1_26: VersionTable = &[
@@ -529,6 +594,19 @@ const HEAP_1_26: VersionTable = &[
         ],
     ),
     ("runtime.mstats", &[("size", 10440), ("heapStats", 0)]),
+    (
+        "runtime.g",
+        &[
+            ("size", 456),
+            ("_panic", 32),
+            ("_defer", 40),
+            ("sched.ctxt", 80),
+        ],
+    ),
+    (
+        "runtime._defer",
+        &[("size", 48), ("heap", 0), ("fn", 24), ("link", 32)],
+    ),
     ("runtime.spanInlineMarkBits", &[("size", 128)]),
 ];
 const HEAP_1_27: VersionTable = &[
@@ -615,5 +693,18 @@ const HEAP_1_27: VersionTable = &[
         ],
     ),
     ("runtime.mstats", &[("size", 10440), ("heapStats", 0)]),
+    (
+        "runtime.g",
+        &[
+            ("size", 456),
+            ("_panic", 32),
+            ("_defer", 40),
+            ("sched.ctxt", 80),
+        ],
+    ),
+    (
+        "runtime._defer",
+        &[("size", 48), ("heap", 0), ("fn", 24), ("link", 32)],
+    ),
     ("runtime.spanInlineMarkBits", &[("size", 128)]),
 ];

@@ -4,11 +4,13 @@
 //! owner, so "reaches it" is the evidence there is).
 //!
 //! Wait objects come from [`super::leaks::waits`]. Reach is computed per
-//! goroutine by a bounded mark from its stack alone (at most
+//! goroutine by a bounded mark from its stack alone, scanned with stack
+//! maps as the leak detector scans it ([`super::stacks`]) (at most
 //! [`MAX_REACH_PER_GOROUTINE`] heap objects, sudog `c`/`elem` words hidden
 //! so that a channel's wait queue does not make every waiter reach every
 //! other waiter's channel). A primitive outside the heap (a global) is
-//! reached when a stack word points within [`NEAR_GLOBAL`] bytes of it.
+//! reached when a stack word (any word from the innermost SP up)
+//! points within [`NEAR_GLOBAL`] bytes of it.
 //!
 //! Cycles: strongly connected components of two or more goroutines, all
 //! blocked, in the graph "G waits on an object G' reaches" are reported as
@@ -100,9 +102,9 @@ pub fn wait_graph(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<WaitGra
                 m.hide(s.wrapping_add(o));
             }
         }
-        let (lo, hi) = stack_range(g);
-        m.scan_stack(lo, hi);
+        m.scan_goroutine(g);
         m.drain();
+        let (lo, hi) = stack_range(g);
         graph.truncated |= m.exhausted;
         let near = near_words(mem, lo, hi, &objects, model);
         for &o in &objects {

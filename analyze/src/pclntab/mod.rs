@@ -12,11 +12,19 @@ use crate::binary::{read_image, Binary, LoadSegment};
 use crate::error::{AnalyzeError, Result};
 
 mod locate;
+mod stackmap;
 
 pub use locate::{ModuleData, PcHeader, PCLNTAB_MAGIC};
+pub use stackmap::{
+    parse_stack_objects, Bitmap, FrameMaps, StackMap, StackMapError, StackObjectRecord,
+    ARGS_SIZE_UNKNOWN, MAX_STACKMAP_BITS, MAX_STACKMAP_BYTES, MAX_STACKMAP_ENTRIES,
+    MAX_STACK_OBJECTS,
+};
 
 #[cfg(test)]
 pub(crate) mod fixtures;
+#[cfg(test)]
+mod stackmap_tests;
 #[cfg(test)]
 mod tests;
 
@@ -473,6 +481,14 @@ impl Pclntab {
             addr.wrapping_sub(self.bias),
             max,
         )
+    }
+
+    /// Up to `len` bytes of the executable at `moduledata.rodata + off`
+    /// (where stack objects' pointer masks are); `None` without moduledata
+    /// or outside the file.
+    pub fn rodata_bytes(&self, off: u32, len: usize) -> Option<&[u8]> {
+        let base = self.moduledata.as_ref()?.rodata;
+        self.read_runtime(base.checked_add(u64::from(off))?, len)
     }
 
     /// A file name by its `cutab` index.
