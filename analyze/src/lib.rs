@@ -23,7 +23,7 @@ pub mod runtime;
 pub mod session;
 pub mod value;
 
-pub use error::{AnalyzeError, Result};
+pub use error::{AnalyzeError, ErrorClass, Result};
 pub use session::Session;
 /// The session under its former name, kept while callers move to [`Session`].
 pub use session::Session as Target;

@@ -337,8 +337,10 @@ impl<'t> Console<'t> {
             Navigation::List => {
                 let (goid, frame) = self.selected()?;
                 let frames = self.goroutine_frames(goid)?;
-                let f = frames.get(frame).ok_or_else(|| {
-                    AnalyzeError::NotFound(format!("goroutine {goid} has no frame {frame}"))
+                let f = frames.get(frame).ok_or(AnalyzeError::NoFrame {
+                    goid,
+                    frame,
+                    count: frames.len(),
                 })?;
                 write_source(&f.file, f.line, self.style, out)?;
             }
@@ -435,8 +437,10 @@ impl<'t> Console<'t> {
         let rt = crate::runtime::Runtime::new(self.target)?;
         let g = rt.goroutine(goid)?;
         let frames = crate::runtime::frames_of(&g);
-        let f = frames.get(frame).ok_or_else(|| {
-            AnalyzeError::NotFound(format!("goroutine {goid} has no frame {frame}"))
+        let f = frames.get(frame).ok_or(AnalyzeError::NoFrame {
+            goid,
+            frame,
+            count: frames.len(),
         })?;
         if let Some(thread) = crate::value::frame::frame_thread(self.target, &g, f) {
             let r = thread.regs;
@@ -526,7 +530,9 @@ impl<'t> Console<'t> {
                 self.frames.insert(goid, frames.clone());
                 Ok(frames)
             }
-            Err(e @ AnalyzeError::NotFound(_)) => Err(goroutine_hint(self.target, goid, e.into())),
+            Err(e @ AnalyzeError::NoGoroutine { .. }) => {
+                Err(goroutine_hint(self.target, goid, e.into()))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -534,11 +540,7 @@ impl<'t> Console<'t> {
     fn check_frame(&mut self, goid: u64, frame: usize) -> anyhow::Result<()> {
         let count = self.goroutine_frames(goid)?.len();
         if frame >= count {
-            return Err(AnalyzeError::NotFound(format!(
-                "frame {frame} does not exist: goroutine {goid} has {count} frames (0..{})",
-                count.saturating_sub(1)
-            ))
-            .into());
+            return Err(AnalyzeError::NoFrame { goid, frame, count }.into());
         }
         Ok(())
     }
@@ -623,28 +625,24 @@ enum Parsed {
     Empty,
 }
 
-/// Adds the nearest existing goroutine ids to a "no goroutine N" error.
+/// Adds the nearest existing goroutine ids to a "no goroutine N" error
+/// (an [`AnalyzeError::NoGoroutine`] for `goid` anywhere in its chain);
+/// any other error is returned as it is.
 pub fn goroutine_hint(target: &Target, goid: u64, err: anyhow::Error) -> anyhow::Error {
-    let needle = format!("goroutine {goid}");
-    let message = err
-        .chain()
-        .find_map(|c| match c.downcast_ref::<AnalyzeError>() {
-            Some(AnalyzeError::NotFound(m)) if m.contains(&needle) => Some(m.clone()),
-            _ => None,
-        });
-    let Some(message) = message else {
-        return err;
-    };
-    let near = stacks::nearest_goroutine_ids(target, goid);
-    if near.is_empty() {
+    let missing = err.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<AnalyzeError>(),
+            Some(AnalyzeError::NoGoroutine { goid: g, nearest }) if *g == goid && nearest.is_empty()
+        )
+    });
+    if !missing {
         return err;
     }
-    let ids: Vec<String> = near.iter().map(u64::to_string).collect();
-    AnalyzeError::NotFound(format!(
-        "{message}; nearest goroutines: {} (list them with `goroutines`)",
-        ids.join(", ")
-    ))
-    .into()
+    let nearest = stacks::nearest_goroutine_ids(target, goid);
+    if nearest.is_empty() {
+        return err;
+    }
+    AnalyzeError::NoGoroutine { goid, nearest }.into()
 }
 
 /// `"; did you mean x or y?"`, or nothing.

@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::{AnalyzeError, Target};
+use crate::{AnalyzeError, ErrorClass, Target};
 use color::{ColorChoice, Style};
 use progress::{Progress, ProgressWriter};
 
@@ -262,14 +262,9 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<AnalyzeError>() {
-            return match e {
-                AnalyzeError::NotFound(_) | AnalyzeError::Unsupported(_) => EXIT_UNANSWERABLE,
-                AnalyzeError::Snapshot(_)
-                | AnalyzeError::Binary(_)
-                | AnalyzeError::Mismatch(_)
-                | AnalyzeError::Corrupt(_)
-                | AnalyzeError::Unreadable { .. }
-                | AnalyzeError::Io(_) => EXIT_INPUT,
+            return match e.class() {
+                ErrorClass::Unanswerable => EXIT_UNANSWERABLE,
+                ErrorClass::Input => EXIT_INPUT,
             };
         }
         if let Some(e) = cause.downcast_ref::<rdlv_format::FormatError>() {
@@ -469,8 +464,30 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_the_contract() {
-        let not_found = anyhow::Error::new(AnalyzeError::NotFound("goroutine 7".into()));
+        let not_found = anyhow::Error::new(AnalyzeError::NotFound("thread 7".into()));
         assert_eq!(exit_code(&not_found), EXIT_UNANSWERABLE);
+        let no_g = AnalyzeError::NoGoroutine {
+            goid: 7,
+            nearest: vec![6, 8],
+        };
+        assert_eq!(
+            no_g.to_string(),
+            "no goroutine 7 in this snapshot; nearest goroutines: 6, 8 (list them with `goroutines`)"
+        );
+        assert_eq!(
+            exit_code(&anyhow::Error::new(no_g).context("bt")),
+            EXIT_UNANSWERABLE
+        );
+        let no_frame = AnalyzeError::NoFrame {
+            goid: 7,
+            frame: 9,
+            count: 3,
+        };
+        assert_eq!(
+            no_frame.to_string(),
+            "frame 9 does not exist: goroutine 7 has 3 frames (0..2)"
+        );
+        assert_eq!(exit_code(&anyhow::Error::new(no_frame)), EXIT_UNANSWERABLE);
         let corrupt = anyhow::Error::new(AnalyzeError::Corrupt("bad g".into()))
             .context("cannot open snapshot x");
         assert_eq!(exit_code(&corrupt), EXIT_INPUT);

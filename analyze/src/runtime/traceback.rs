@@ -185,9 +185,10 @@ impl Runtime<'_> {
             (g.goid == goid && g.status() != G_DEAD).then_some(g)
         });
         let Some(g) = found else {
-            return Err(crate::error::AnalyzeError::NotFound(format!(
-                "no goroutine {goid} in this snapshot"
-            )));
+            return Err(crate::error::AnalyzeError::NoGoroutine {
+                goid,
+                nearest: Vec::new(),
+            });
         };
         let threads = self.thread_map();
         let fing_status = self

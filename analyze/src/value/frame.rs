@@ -161,11 +161,10 @@ pub fn goroutine_scope(
     let rt = crate::runtime::Runtime::new(target)?;
     let g = rt.goroutine(goid)?;
     let frames = crate::runtime::frames_of(&g);
-    let f = frames.get(frame).ok_or_else(|| {
-        crate::AnalyzeError::NotFound(format!(
-            "goroutine {goid} has {} frames; there is no frame {frame}",
-            frames.len()
-        ))
+    let f = frames.get(frame).ok_or(crate::AnalyzeError::NoFrame {
+        goid,
+        frame,
+        count: frames.len(),
     })?;
     let regs = frame_thread(target, &g, f)
         .map(|t| thread_registers(&t.regs))
