@@ -24,26 +24,21 @@
 //! [--global EXPR] [--rdlv PATH] [--rdlv-before PATH] [--no-delve]
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
 mod common;
+mod server;
 use common::{loadavg, median, mib, pass, root, rss_bytes, run_measured, Usage};
+use server::{start_server, strip_ansi};
 
-/// Caddy release the default run builds.
-const CADDY: &str = "github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9";
 /// Architecture issue: one-shot commands at least this much faster than before.
 const TARGET_BEFORE: f64 = 5.0;
 /// Architecture issue: at least this much faster than `dlv core`.
 const TARGET_DELVE: f64 = 10.0;
-/// Idle keep-alive connections held open during the capture.
-const IDLE_CONNS: usize = 8;
-
 struct Options {
     runs: usize,
     exe: Option<PathBuf>,
@@ -99,116 +94,6 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
     }
     o.runs = o.runs.max(1);
     Ok(o)
-}
-
-/// The server under test; killed and reaped on drop.
-struct Server {
-    child: Child,
-    /// Connections held open so the capture sees serving goroutines.
-    _conns: Vec<TcpStream>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Builds Caddy once into target/bench-bin.
-fn caddy() -> Result<PathBuf> {
-    let bin_dir = root().join("target/bench-bin");
-    let bin = bin_dir.join("caddy");
-    if bin.exists() {
-        return Ok(bin);
-    }
-    eprintln!("building {CADDY} (once, into {})", bin_dir.display());
-    let status = Command::new("go")
-        .args(["install", CADDY])
-        .env("GOBIN", &bin_dir)
-        .env("GOFLAGS", "-mod=mod")
-        .status()
-        .context("go install (is Go on PATH?)")?;
-    if !status.success() {
-        bail!("go install {CADDY} failed: {status}");
-    }
-    Ok(bin)
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// One HTTP/1.1 keep-alive request on `conn`; returns the status line.
-fn request(conn: &mut TcpStream, path: &str) -> Result<String> {
-    write!(conn, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
-    let mut buf = vec![0u8; 64 * 1024];
-    let n = conn.read(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf[..n]);
-    Ok(text.lines().next().unwrap_or("").to_string())
-}
-
-fn start_server(o: &Options, work: &Path) -> Result<(Server, PathBuf)> {
-    let port = free_port()?;
-    let site = work.join("site");
-    std::fs::create_dir_all(&site)?;
-    std::fs::write(site.join("index.html"), "<h1>rdlv bench</h1>\n".repeat(100))?;
-    let (bin, args) = match &o.exe {
-        Some(exe) => (exe.clone(), o.args.clone()),
-        None => (
-            caddy()?,
-            [
-                "file-server",
-                "--listen",
-                "127.0.0.1:{port}",
-                "--root",
-                "{dir}",
-            ]
-            .map(String::from)
-            .to_vec(),
-        ),
-    };
-    let args: Vec<String> = args
-        .iter()
-        .map(|a| {
-            a.replace("{port}", &port.to_string())
-                .replace("{dir}", &site.display().to_string())
-        })
-        .collect();
-    let child = Command::new(&bin)
-        .args(&args)
-        .current_dir(work)
-        .stdin(Stdio::null())
-        .stdout(File::create(work.join("server.out"))?)
-        .stderr(File::create(work.join("server.err"))?)
-        .spawn()
-        .with_context(|| format!("start {}", bin.display()))?;
-    let mut server = Server {
-        child,
-        _conns: Vec::new(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut conns = Vec::new();
-    while conns.len() < IDLE_CONNS {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(mut c) => {
-                c.set_read_timeout(Some(Duration::from_secs(5)))?;
-                let status = request(&mut c, "/")?;
-                if !status.contains("200") {
-                    bail!("{} answered {status:?}", bin.display());
-                }
-                conns.push(c);
-            }
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-            Err(e) => bail!(
-                "{} is not listening on port {port}: {e} (see {})",
-                bin.display(),
-                work.join("server.err").display()
-            ),
-        }
-    }
-    server._conns = conns;
-    Ok((server, bin))
 }
 
 /// The first goroutine whose stack (in `--format go`) has `func`.
@@ -289,25 +174,6 @@ fn measure(label: &str, work: &Path, runs: usize, make: impl Fn() -> Command) ->
     Ok(row)
 }
 
-/// `text` without terminal colour sequences (`ESC [ ... m`; Delve colours
-/// even into a pipe).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Functions named in a Delve-style stack (`  N  0xPC in FUNC`), in order.
 fn stack_funcs(text: &str) -> Vec<String> {
     strip_ansi(text)
@@ -353,8 +219,9 @@ fn main() -> Result<()> {
     let load_before = loadavg();
     let dir = tempfile::tempdir()?;
     let work = dir.path();
-    let (server, bin) = start_server(&o, work)?;
+    let (server, bin) = start_server(o.exe.as_deref(), &o.args, work)?;
     let pid = server.child.id();
+    eprintln!("server pid {pid} on port {}", server.port);
     let exe_bytes = std::fs::metadata(&bin)?.len();
     let server_rss = rss_bytes(pid).unwrap_or(0);
 

@@ -1254,6 +1254,8 @@ const DELVE_TABLE: &[&str] = &[
     "errnil == nil",
     "err1 == nil",
     "ifacenil == nil",
+    "ifacebig",
+    "ifacebigdeep",
     "iface1 == nil",
     "iface2 == iface3",
     "iface2 == iface4",

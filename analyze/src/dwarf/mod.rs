@@ -188,6 +188,9 @@ pub struct DwarfInfo {
     full: OnceLock<Result<TypeIndex, DwarfError>>,
     /// Every global of every unit, built when all are listed.
     all_globals: OnceLock<BTreeMap<String, Global>>,
+    /// Every typed integer constant, read once on first use (each `print`
+    /// of a REPL session asks for them).
+    constants: OnceLock<Vec<types::NamedConst>>,
     /// (begin, end, unit) of every unit's PC ranges, sorted; built on the
     /// first PC lookup.
     ranges: OnceLock<Vec<(u64, u64, usize)>>,
@@ -584,6 +587,7 @@ impl DwarfInfo {
             rt_index: UnitIndex::default(),
             full: OnceLock::new(),
             all_globals: OnceLock::new(),
+            constants: OnceLock::new(),
             ranges: OnceLock::new(),
             producer,
             go_minor,

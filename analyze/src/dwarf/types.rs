@@ -157,8 +157,13 @@ use gimli::Reader as _;
 
 impl super::DwarfInfo {
     /// Every typed integer constant of the program (top-level
-    /// `DW_TAG_constant` entries with a type and a value), in DWARF order.
-    pub fn named_constants(&self) -> Vec<NamedConst> {
+    /// `DW_TAG_constant` entries with a type and a value), in DWARF order;
+    /// read once per session.
+    pub fn named_constants(&self) -> &[NamedConst] {
+        self.constants.get_or_init(|| self.read_named_constants())
+    }
+
+    fn read_named_constants(&self) -> Vec<NamedConst> {
         let mut out = Vec::new();
         let Some(types) = self.types() else {
             return out;

@@ -487,9 +487,17 @@ impl<'p, 'a> Loader<'p, 'a> {
             mem.read_u64(word.wrapping_add(8))
                 .map_err(|e| err_text(&e))?
         };
-        let dyn_name = prog
+        let reflect_name = prog
             .rtype_name(rtype)
             .unwrap_or_else(|| format!("<unknown type at 0x{rtype:x}>"));
+        // Delve names the dynamic type by its DWARF type (the full package
+        // path, `*google.golang.org/protobuf/internal/filedesc.Enum`), where
+        // reflect's string has only the package name (`*filedesc.Enum`).
+        let dwarf_type = prog.rtype_dwarf(rtype);
+        let dyn_name = match dwarf_type {
+            Some(dt) => dwarf_or_reflect_name(prog.ty(dt).name.as_str(), &reflect_name),
+            None => reflect_name,
+        };
         if recurse > self.cfg.max_recurse {
             return Ok(ValueKind::Interface {
                 dyn_type: Some(dyn_name),
@@ -501,10 +509,10 @@ impl<'p, 'a> Loader<'p, 'a> {
             .read_u64(addr.wrapping_add(8))
             .map_err(|e| err_text(&e))?;
         let value_addr = if direct { addr.wrapping_add(8) } else { data };
-        let value = match prog.rtype_dwarf(rtype) {
+        let value = match dwarf_type {
             Some(dt) => {
                 let mut v = self.load_at(mem, dt, value_addr, recurse);
-                v.type_name = dwarf_or_reflect_name(prog.ty(dt).name.as_str(), &dyn_name);
+                v.type_name = dyn_name.clone();
                 v
             }
             None => self.load_by_rtype(mem, rtype, &dyn_name, value_addr),

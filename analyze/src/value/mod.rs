@@ -369,7 +369,7 @@ impl<'a> Program<'a> {
             let mut m: std::collections::HashMap<TypeId, Vec<(String, i64)>> =
                 std::collections::HashMap::new();
             for c in self.dwarf.named_constants() {
-                m.entry(c.ty).or_default().push((c.name, c.value));
+                m.entry(c.ty).or_default().push((c.name.clone(), c.value));
             }
             for (t, vals) in m.iter_mut() {
                 let prefix = format!("{}.", package_of_type(&self.ty(*t).name));

@@ -7,6 +7,7 @@ package main
 
 import (
 	"errors"
+	"math/big"
 	"reflect"
 	"runtime"
 	"time"
@@ -112,7 +113,13 @@ var (
 	iface4   any = "x"
 	iface5   any = as3
 	ifacenil any
-	zi       zooIface = as1
+	// ifacebig holds a type whose package path has a slash: reflect names it
+	// *big.Int, DWARF (and Delve) *math/big.Int.
+	ifacebig any = big.NewInt(7)
+	// ifacebigdeep shows it past the print depth, where only the dynamic
+	// type is printed.
+	ifacebigdeep          = []struct{ V any }{{big.NewInt(7)}}
+	zi           zooIface = as1
 
 	ch1     = make(chan int, 11)
 	chnil   chan int
@@ -210,7 +217,7 @@ func keepZoo() {
 		&u8a, &u16a, &u32a, &u64a, &i8a, &i16a, &i32a, &upa, &b1, &b2,
 		&str1, &str2, &str3, &strEm, &byteslice, &runeslice, &bytearray, &runearray,
 		&arr1, &parr, &sl1, &sl2, &as1, &as2, &as3, &pas1, &pas2, &pas3, &bs1,
-		&err1, &err2, &errnil, &iface1, &iface2, &iface3, &iface4, &iface5, &ifacenil, &zi,
+		&err1, &err2, &errnil, &iface1, &iface2, &iface3, &iface4, &iface5, &ifacenil, &ifacebig, &ifacebigdeep, &zi,
 		&ch1, &chnil, &mapzoo, &mapint, &c1, &c2, &cv, &cvOne, &cvOther, &flags, &flagOne,
 		&afunc, &fnsq, &fnnil, &as1Get, &badslice, &zoneCST, &zoneIST, &dur1, &up1, &ppas1,
 		&huges, &emptyStr, &zoneDenverSummer, &zoneDenverWinter}

@@ -1,0 +1,390 @@
+//! bench-values: the globals of a real Go server, printed by rdlv and by
+//! `dlv core` from the same frozen instant, compared text for text.
+//!
+//! The corpus programs are built to exercise every value form; a real
+//! server has the types nobody thought of. This starts Caddy (see
+//! `server.rs`; `--exe BIN --args ".."` for another server) with a client
+//! thread sending requests the whole time, puts it in job-control stop,
+//! captures it once with `rdlv-snap` and once with `gcore` (both read the
+//! same stopped memory), and lets it run on. The package variables rdlv lists
+//! (`rdlv vars SNAP .`) are sampled evenly (`--sample N`, or `--all`), and
+//! each is printed by one `dlv core` session and one rdlv REPL session from
+//! the same script, every `print NAME` preceded by a marker `print
+//! "@@@@ NAME"` so the two outputs split into answers per name.
+//!
+//! Each answer is one of: equal text; both refused (Delve says "Command
+//! failed", so does rdlv); different. Prints the counts, the first
+//! differences, and writes every difference to `--report FILE`. Nothing here
+//! asserts; the issue's target is 100% equal on what Delve prints.
+//!
+//! Usage: bench-values [--sample N (400) | --all] [--report FILE]
+//! [--exe BIN --args ARGS] [--rdlv PATH] [--rdlv-snap PATH] [--dlv PATH]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+// Shared with the other benchmarks; this one needs only `root`.
+#[allow(dead_code)]
+mod common;
+mod server;
+use common::root;
+use server::{request, start_server, strip_ansi};
+
+/// The marker before each answer.
+const MARK: &str = "@@@@ ";
+
+struct Options {
+    sample: Option<usize>,
+    report: Option<PathBuf>,
+    exe: Option<PathBuf>,
+    args: Vec<String>,
+    rdlv: PathBuf,
+    snap: PathBuf,
+    dlv: PathBuf,
+}
+
+const USAGE: &str = "bench-values [--sample N (400) | --all] [--report FILE] \
+[--exe BIN --args \"ARGS\"] [--rdlv PATH] [--rdlv-snap PATH] [--dlv PATH]";
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
+    let r = root();
+    let mut o = Options {
+        sample: Some(400),
+        report: None,
+        exe: None,
+        args: Vec::new(),
+        rdlv: r.join("target/release/rdlv"),
+        snap: r.join("target/release/rdlv-snap"),
+        dlv: r.join(".toolchains/bin/dlv"),
+    };
+    let mut args = args.into_iter();
+    while let Some(a) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--sample" => o.sample = Some(value()?.parse().context("--sample")?),
+            "--all" => o.sample = None,
+            "--report" => o.report = Some(value()?.into()),
+            "--exe" => o.exe = Some(value()?.into()),
+            "--args" => o.args = value()?.split_whitespace().map(String::from).collect(),
+            "--rdlv" => o.rdlv = value()?.into(),
+            "--rdlv-snap" => o.snap = value()?.into(),
+            "--dlv" => o.dlv = value()?.into(),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other}\n{USAGE}"),
+        }
+    }
+    Ok(o)
+}
+
+/// Names of package variables in `rdlv vars` text: a line that starts a
+/// value (`NAME = ...` at column 0).
+fn var_names(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let (name, _) = l.split_once(" = ")?;
+            let starts = name.chars().next()?;
+            (!name.contains(char::is_whitespace) && (starts.is_alphabetic() || starts == '_'))
+                .then(|| name.to_string())
+        })
+        .collect()
+}
+
+/// Every `step`-th name, `n` in all (all of them when `n` is `None`).
+fn sample(mut names: Vec<String>, n: Option<usize>) -> Vec<String> {
+    names.sort();
+    names.dedup();
+    let Some(n) = n.filter(|&n| n > 0 && n < names.len()) else {
+        return names;
+    };
+    let step = names.len() as f64 / n as f64;
+    (0..n)
+        .filter_map(|i| names.get((i as f64 * step) as usize).cloned())
+        .collect()
+}
+
+/// The answer after each marker, by name. A line `"@@@@ NAME"` (the
+/// printed marker string) opens the answer for NAME.
+fn split_answers(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut current: Option<(String, Vec<&str>)> = None;
+    for line in text.lines() {
+        let marker = line
+            .strip_prefix('"')
+            .and_then(|l| l.strip_suffix('"'))
+            .and_then(|l| l.strip_prefix(MARK));
+        if let Some(name) = marker {
+            if let Some((n, lines)) = current.take() {
+                out.insert(n, lines.join("\n").trim().to_string());
+            }
+            current = Some((name.to_string(), Vec::new()));
+        } else if let Some((_, lines)) = current.as_mut() {
+            lines.push(line);
+        }
+    }
+    if let Some((n, lines)) = current {
+        out.insert(n, lines.join("\n").trim().to_string());
+    }
+    out
+}
+
+/// The expression that names package variable `name` in Delve's syntax: a
+/// package path with a `/` or a `.` is quoted (`"net/http".DefaultClient`),
+/// with the `%2e` of symbol names decoded.
+fn expr_for(name: &str) -> String {
+    let Some(slash) = name.rfind('/') else {
+        return name.to_string();
+    };
+    let Some(dot) = name[slash..].find('.').map(|d| slash + d) else {
+        return name.to_string();
+    };
+    format!("\"{}\"{}", name[..dot].replace("%2e", "."), &name[dot..])
+}
+
+/// Whether a debugger refused: Delve prints `FILE.init:LINE: error` for a
+/// failed command of its init script (`Command failed: ..` at its prompt);
+/// rdlv writes its errors to stderr, leaving the answer empty.
+fn refused(answer: &str) -> bool {
+    answer.is_empty()
+        || answer.starts_with("Command failed")
+        || answer.split_once(".init:").is_some_and(|(path, rest)| {
+            !path.starts_with('"')
+                && !path.contains(char::is_whitespace)
+                && rest
+                    .split_once(": ")
+                    .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+        })
+}
+
+fn run(cmd: &mut Command) -> Result<String> {
+    run_session(cmd, false)
+}
+
+/// Runs `cmd` for its stdout; a debugger session (`session`) may exit
+/// non-zero after a failed command and still have answered the others.
+fn run_session(cmd: &mut Command, session: bool) -> Result<String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("run {cmd:?}"))?;
+    if !out.status.success() && !(session && !out.stdout.is_empty()) {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(strip_ansi(&String::from_utf8_lossy(&out.stdout)))
+}
+
+fn main() -> Result<()> {
+    let o = parse_args(std::env::args().skip(1))?;
+    for (what, path) in [("rdlv", &o.rdlv), ("rdlv-snap", &o.snap), ("dlv", &o.dlv)] {
+        if !path.exists() {
+            bail!("{what} not found at {}", path.display());
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let work = dir.path();
+    let (server, bin) = start_server(o.exe.as_deref(), &o.args, work)?;
+    let pid = server.child.id();
+
+    // Load: one client thread sending requests on fresh connections.
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicU64::new(0));
+    let port = server.port;
+    let client = {
+        let (stop, served) = (stop.clone(), served.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                    if request(&mut c, "/").is_ok() {
+                        served.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+
+    // One frozen instant for both readers.
+    let snap = work.join("server.snap");
+    let core_prefix = work.join("core");
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGSTOP) };
+    let captured = (|| -> Result<()> {
+        run(Command::new(&o.snap)
+            .arg(pid.to_string())
+            .arg("-o")
+            .arg(&snap)
+            .arg("-q"))
+        .context("rdlv-snap")?;
+        run(Command::new("gcore")
+            .arg("-o")
+            .arg(&core_prefix)
+            .arg(pid.to_string()))
+        .context("gcore")?;
+        Ok(())
+    })();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
+    captured?;
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let _ = client.join();
+    drop(server);
+    let core = work.join(format!("core.{pid}"));
+    eprintln!(
+        "{}: {} requests served under the client's load; captured stopped",
+        bin.display(),
+        served.load(Ordering::Relaxed)
+    );
+
+    let listing = run(Command::new(&o.rdlv).arg("vars").arg(&snap).arg("."))?;
+    let all = var_names(&listing);
+    let names = sample(all.clone(), o.sample);
+    eprintln!("{} package variables; comparing {}", all.len(), names.len());
+    let mut script = String::new();
+    for n in &names {
+        script.push_str(&format!("print \"{MARK}{n}\"\nprint {}\n", expr_for(n)));
+    }
+    let init = work.join("values.init");
+    std::fs::write(&init, format!("{script}exit\n"))?;
+
+    let t = Instant::now();
+    let theirs = run_session(
+        Command::new(&o.dlv)
+            .arg("core")
+            .arg(&bin)
+            .arg(&core)
+            .arg("--init")
+            .arg(&init)
+            .arg("--allow-non-terminal-interactive=true"),
+        true,
+    )?;
+    let dlv_time = t.elapsed();
+    let t = Instant::now();
+    let ours = run_session(
+        Command::new(&o.rdlv).arg(&snap).arg("--init").arg(&init),
+        true,
+    )?;
+    let rdlv_time = t.elapsed();
+    let (theirs, ours) = (split_answers(&theirs), split_answers(&ours));
+
+    let (mut equal, mut both_refused, mut only_delve, mut differ) = (0, 0, 0, Vec::new());
+    for n in &names {
+        let (t, r) = (
+            theirs.get(n).map_or("", String::as_str),
+            ours.get(n).map_or("", String::as_str),
+        );
+        if t == r {
+            equal += 1;
+        } else if refused(t) && refused(r) {
+            both_refused += 1;
+        } else {
+            if refused(t) {
+                only_delve += 1;
+            }
+            differ.push((n.clone(), t.to_string(), r.to_string()));
+        }
+    }
+    let delve_printed = names
+        .iter()
+        .filter(|n| theirs.get(*n).is_some_and(|t| !refused(t)))
+        .count();
+    let printed_equal = names
+        .iter()
+        .filter(|n| {
+            theirs
+                .get(*n)
+                .is_some_and(|t| !refused(t) && ours.get(*n) == Some(t))
+        })
+        .count();
+    println!(
+        "compared {}: {equal} equal text, {both_refused} refused by both, {} different \
+         ({only_delve} of them refused by Delve only)",
+        names.len(),
+        differ.len()
+    );
+    println!(
+        "of the {delve_printed} Delve prints, rdlv prints {printed_equal} identically ({:.1}%); \
+         one session each: dlv core {:.2} s, rdlv {:.2} s",
+        100.0 * printed_equal as f64 / delve_printed.max(1) as f64,
+        dlv_time.as_secs_f64(),
+        rdlv_time.as_secs_f64()
+    );
+    for (n, t, r) in differ.iter().take(15) {
+        println!(
+            "--- {n}\n  dlv:  {}\n  rdlv: {}",
+            first_line(t),
+            first_line(r)
+        );
+    }
+    if let Some(path) = &o.report {
+        let mut text = String::new();
+        for (n, t, r) in &differ {
+            text.push_str(&format!("=== {n}\n--- dlv\n{t}\n--- rdlv\n{r}\n"));
+        }
+        std::fs::write(path, text)?;
+        println!("every difference: {}", path.display());
+    }
+    Ok(())
+}
+
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or("");
+    let mut cut: String = line.chars().take(160).collect();
+    if s.lines().count() > 1 || cut.len() < line.len() {
+        cut.push_str(" ...");
+    }
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_split_at_the_markers() {
+        let text =
+            "Type 'help'\n\"@@@@ a.b\"\n1\n\"@@@@ c\"\n[]int len: 2, cap: 2, [\n\t1,\n\t2,\n]\n";
+        let got = split_answers(text);
+        assert_eq!(got["a.b"], "1");
+        assert_eq!(got["c"], "[]int len: 2, cap: 2, [\n\t1,\n\t2,\n]");
+        assert!(refused(
+            "/tmp/x/values.init:2: could not find symbol value for _cgo_bindm"
+        ));
+        assert!(refused(""));
+        assert!(!refused("\"a.init:2: is a string\""));
+    }
+
+    #[test]
+    fn var_names_skip_continuation_lines_and_sampling_is_even() {
+        let text = "a = 1\n\t\"x = y\",\nb = []int len: 0\n*72\n";
+        assert_eq!(var_names(text), ["a", "b"]);
+        let names: Vec<String> = (0..10).map(|i| format!("v{i}")).collect();
+        assert_eq!(
+            sample(names.clone(), Some(5)),
+            ["v0", "v2", "v4", "v6", "v8"]
+        );
+        assert_eq!(sample(names, None).len(), 10);
+    }
+
+    #[test]
+    fn package_paths_are_quoted_for_delve() {
+        assert_eq!(expr_for("os.Args"), "os.Args");
+        assert_eq!(
+            expr_for("net/http.DefaultClient"),
+            "\"net/http\".DefaultClient"
+        );
+        assert_eq!(
+            expr_for("crypto/internal/entropy/v1%2e0%2e0._K"),
+            "\"crypto/internal/entropy/v1.0.0\"._K"
+        );
+    }
+}
