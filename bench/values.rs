@@ -175,7 +175,7 @@ fn run_session(cmd: &mut Command, session: bool) -> Result<String> {
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("run {cmd:?}"))?;
-    if !out.status.success() && !(session && !out.stdout.is_empty()) {
+    if !out.status.success() && (!session || out.stdout.is_empty()) {
         bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(strip_ansi(&String::from_utf8_lossy(&out.stdout)))
