@@ -20,6 +20,7 @@ struct Args {
     cow: bool,
     precopy: bool,
     dirty_mibps: u64,
+    export_core: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -29,6 +30,7 @@ fn parse_args() -> Result<Args> {
         cow: false,
         precopy: false,
         dirty_mibps: 0,
+        export_core: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -37,9 +39,10 @@ fn parse_args() -> Result<Args> {
             "--runs" => args.runs = it.next().context("--runs N")?.parse()?,
             "--cow" => args.cow = true,
             "--precopy" => args.precopy = true,
+            "--export-core" => args.export_core = true,
             "--dirty-mibps" => args.dirty_mibps = it.next().context("--dirty-mibps N")?.parse()?,
             "-h" | "--help" => {
-                println!("bench-capture [--mb N (1024)] [--runs N (3)] [--cow] [--precopy] [--dirty-mibps N (0)]");
+                println!("bench-capture [--mb N (1024)] [--runs N (3)] [--cow] [--precopy] [--dirty-mibps N (0)] [--export-core]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other}"),
@@ -330,7 +333,10 @@ fn main() -> Result<()> {
         pauses.push(r.pause_us as f64 / 1000.0);
         walls.push(r.wall.as_secs_f64());
         sizes.push(r.file_bytes as f64);
-        let _ = std::fs::remove_file(work.path().join(format!("x{i}.snap")));
+        // The last one stays for --export-core.
+        if !(args.export_core && i + 1 == args.runs) {
+            let _ = std::fs::remove_file(work.path().join(format!("x{i}.snap")));
+        }
     }
     let mut cow_pauses = Vec::new();
     let mut cow_walls = Vec::new();
@@ -407,6 +413,48 @@ fn main() -> Result<()> {
         core_size = apparent as f64;
         core_disk = disk as f64;
     }
+    // `rdlv export core` of the last plain snapshot: the target is
+    // within 1.5x of gcore's wall time on the same process.
+    let mut export_walls = Vec::new();
+    if args.export_core {
+        let rdlv = repo_root().join("target/release/rdlv");
+        let snap = work
+            .path()
+            .join(format!("x{}.snap", args.runs.saturating_sub(1)));
+        for i in 0..args.runs {
+            let out = work.path().join("export.core");
+            let start = Instant::now();
+            let status = Command::new(&rdlv)
+                .args([
+                    "export".as_ref(),
+                    "core".as_ref(),
+                    snap.as_os_str(),
+                    "-o".as_ref(),
+                    out.as_os_str(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .with_context(|| {
+                    format!(
+                        "run {} (cargo build --release -p rdlv-analyze)",
+                        rdlv.display()
+                    )
+                })?;
+            let d = start.elapsed();
+            if !status.success() {
+                bail!("rdlv export core failed: {status}");
+            }
+            let bytes = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+            println!(
+                "rdlv export core run {i}: {:.2} s, core {:.1} MiB",
+                d.as_secs_f64(),
+                bytes as f64 / 1048576.0
+            );
+            export_walls.push(d.as_secs_f64() * 1000.0);
+            let _ = std::fs::remove_file(&out);
+        }
+    }
     let (pause, wall, size) = (median(pauses), median(walls), median(sizes));
     let (bare_ms, gcore_ms) = (median(bare), median(gcore_walls));
     println!();
@@ -437,6 +485,13 @@ fn main() -> Result<()> {
         println!("rdlv-snap --precopy total {:>6.2} s", median(pre_walls));
     }
     println!("rdlv-snap --no-precopy total {wall:>5.2} s   (target <= 3 s at 1 GiB)");
+    if !export_walls.is_empty() {
+        let e = median(export_walls);
+        println!(
+            "rdlv export core       {e:>9.1} ms   export / gcore wall   = {:.2}x (target <= 1.5x)",
+            e / gcore_ms
+        );
+    }
     println!("snapshot size          {:>9.1} MiB  snapshot / gcore core  = {:.3}x (target <= 0.2x; core on disk {:.1} MiB)", size / 1048576.0, size / core_size, core_disk / 1048576.0);
     Ok(())
 }
