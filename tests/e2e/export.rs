@@ -1255,11 +1255,12 @@ fn damaged_snapshots_fail_with_exit_3_and_leave_no_file() {
     let damaged = dir.path().join("damaged.snap");
     std::fs::write(&damaged, &damaged_bytes).expect("write damaged");
     for bad in [&truncated, &damaged] {
-        for (cmd, kind) in [
-            ("export", Some("pprof")),
-            ("export", Some("core")),
-            ("export", Some("folded")),
-            ("report", None),
+        for (cmd, kind, flag) in [
+            ("export", Some("pprof"), None),
+            ("export", Some("pprof"), Some("--heap")),
+            ("export", Some("core"), None),
+            ("export", Some("folded"), None),
+            ("report", None, None),
         ] {
             let outdir = tempfile::tempdir().expect("tempdir");
             let out_file = outdir.path().join("out");
@@ -1267,12 +1268,18 @@ fn damaged_snapshots_fail_with_exit_3_and_leave_no_file() {
             if let Some(k) = kind {
                 args.push(k.as_ref());
             }
+            if let Some(f) = flag {
+                args.push(f.as_ref());
+            }
             args.extend([bad.as_os_str(), "-o".as_ref(), out_file.as_os_str()]);
             let out = Command::new(rdlv_path())
                 .args(&args)
                 .output()
                 .expect("spawn rdlv");
-            let ctx = describe_output(&format!("rdlv {cmd} {kind:?} {}", bad.display()), &out);
+            let ctx = describe_output(
+                &format!("rdlv {cmd} {kind:?} {flag:?} {}", bad.display()),
+                &out,
+            );
             assert_eq!(out.status.code(), Some(3), "{ctx}");
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(stderr.starts_with("rdlv: "), "{ctx}");
