@@ -27,11 +27,13 @@
 //!    shared [`Builder`] (the goroutine profile's `profileBuilder` replay).
 //!
 //! Invariants: the bucket walk is bounded by [`MAX_MEM_BUCKETS`] and each
-//! stack by [`MAX_PROF_STACK_DEPTH`]; a list longer than that, a bucket of
-//! another type or a stack deeper than that is reported as corrupt rather
-//! than truncated silently.
+//! stack by [`MAX_PROF_STACK_DEPTH`]; a list longer than that or looping, a
+//! bucket of another type or a stack deeper than that is reported as
+//! corrupt rather than truncated silently. Needs the symbols
+//! `runtime.mbuckets`, `runtime.MemProfileRate` and `runtime.mProfCycle`
+//! (not found in a stripped binary: a `NotFound` error says so).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use super::pprof::{proto, write_gzipped, Builder};
@@ -183,11 +185,17 @@ pub fn read_mem_buckets(rt: &Runtime<'_>) -> Result<(Vec<MemBucket>, i64, u32)> 
     let mem = rt.mem();
     let clen = cycle_len(rt.minor);
     let mut out = Vec::new();
+    let mut seen = HashSet::new();
     let mut b = mem.read_u64(g.mbuckets)?;
     while b != 0 {
         if out.len() >= MAX_MEM_BUCKETS {
             return Err(AnalyzeError::Corrupt(format!(
-                "more than {MAX_MEM_BUCKETS} memory-profile buckets on runtime.mbuckets: the list looks corrupt (or loops)"
+                "more than {MAX_MEM_BUCKETS} memory-profile buckets on runtime.mbuckets: the list looks corrupt"
+            )));
+        }
+        if !seen.insert(b) {
+            return Err(AnalyzeError::Corrupt(format!(
+                "runtime.mbuckets loops back to bucket {b:#x}"
             )));
         }
         let header = mem.read_vec(b, BUCKET_HEADER as usize)?;
