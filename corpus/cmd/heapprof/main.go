@@ -5,13 +5,18 @@
 // off (so the published profile cannot move between a capture and the
 // oracle signal) and registers the extra oracle file heap.pb.gz: its own
 // pprof.Lookup("heap").WriteTo(w, 0), taken at signal time.
+//
+// $HEAPPROF_RATE, when set, replaces the rate 1 right after (a sampled
+// profile, whose values the runtime scales).
 package main
 
 import (
 	"bytes"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 
 	"corpus/internal/oracle"
 )
@@ -64,6 +69,9 @@ func allocGarbage(n int) {
 
 func main() {
 	runtime.MemProfileRate = 1
+	if n, err := strconv.Atoi(os.Getenv("HEAPPROF_RATE")); err == nil {
+		runtime.MemProfileRate = n
+	}
 	allocSmall(100)
 	allocBig(10)
 	allocInlined(50)
