@@ -23,6 +23,7 @@ pub const CORPUS_PROGRAMS: &[&str] = &[
     "many",
     "churn",
     "heapzoo",
+    "heapprof",
 ];
 
 /// How a corpus program is built.

@@ -7,6 +7,15 @@
 //!   the os/signal loop, and goroutines running at capture), labels
 //!   included. `-top` must read it too. The folded export must equal the
 //!   process's own profile folded.
+//! * heap pprof: the `heapprof` program (MemProfileRate 1, GC off after
+//!   two GCs) writes its own `/debug/pprof/heap` (debug=0) at the signal;
+//!   `go tool pprof -raw` headers (period type, period, sample types) and
+//!   `-traces -lines` per sample type must equal ours, except that the
+//!   process's may also hold all-zero samples of buckets created after the
+//!   capture (the oracle's own allocations, never published with the GC
+//!   off). Go 1.22, the default and 1.27 (three record layouts), and the
+//!   default at MemProfileRate 4096 (scaled values). A process
+//!   that records no heap profile gets a clear exit-1 message.
 //! * core: `dlv core` on our core lists the same goroutine ids at the same
 //!   top-frame PCs as `rdlv goroutines --system -r`, `bt` of parked
 //!   goroutines equals rdlv's, `print` of the `values` program's globals
@@ -226,6 +235,226 @@ fn pprof_equals_the_process_own_profile() {
 fn pprof_equals_the_process_own_profile_go121() {
     // Labels in a map, 32-PC stacks: the oldest layout.
     pprof_matches_the_process("1.21.13");
+}
+
+// ---------------------------------------------------------------- heap pprof
+
+/// The sample types of a heap profile, in the runtime's order.
+const HEAP_SAMPLE_TYPES: [&str; 4] = ["alloc_objects", "alloc_space", "inuse_objects", "inuse_space"];
+
+/// The `-raw` header lines that must agree (the time and the file name
+/// legitimately differ).
+fn raw_header(text: &str) -> Vec<String> {
+    text.lines()
+        .take_while(|l| !l.starts_with("Samples:"))
+        .filter(|l| l.starts_with("PeriodType:") || l.starts_with("Period:"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The value at the head of a `-traces` block (`bytes:` label lines aside).
+fn block_value(block: &str) -> String {
+    block
+        .lines()
+        .find_map(|l| {
+            let first = l.split_whitespace().next()?;
+            first.chars().next()?.is_ascii_digit().then(|| first.to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// `rate`: the program's MemProfileRate (1: every allocation, exact
+/// values; above 1 the values are scaled estimates, compared but not
+/// checked against the known objects).
+fn heap_pprof_matches_the_process(go: &str, rate: u32) {
+    let bin = build_corpus("heapprof", go, Variant::Default);
+    let rate_text = rate.to_string();
+    let target = Target::spawn_with_env(&bin, &[], &[("HEAPPROF_RATE", &rate_text)]);
+    let snap = target.capture(&[]);
+    let oracle_dir = target.oracle_dir().to_path_buf();
+    let _ = target.oracle();
+    let theirs = oracle_dir.join("heap.pb.gz");
+    assert!(theirs.is_file(), "the oracle wrote no heap.pb.gz");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ours = dir.path().join("heap.pb.gz");
+    let out = rdlv_ok(&[
+        "export".as_ref(),
+        "pprof".as_ref(),
+        "--heap".as_ref(),
+        snap.path().as_os_str(),
+        "-o".as_ref(),
+        ours.as_os_str(),
+    ]);
+    assert!(ours.is_file(), "export pprof --heap wrote no file");
+    let art = artifacts_dir();
+    let _ = std::fs::copy(&ours, art.join(format!("heap-ours-{go}-rate{rate}.pb.gz")));
+    let _ = std::fs::copy(&theirs, art.join(format!("heap-theirs-{go}-rate{rate}.pb.gz")));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("heap profile"), "Go {go}: {stderr}");
+
+    // Header: period type space/bytes, period MemProfileRate (1).
+    let raw_ours = go_pprof(&["-raw"], &ours);
+    let raw_theirs = go_pprof(&["-raw"], &theirs);
+    assert_eq!(
+        raw_header(&raw_ours),
+        vec!["PeriodType: space bytes".to_string(), format!("Period: {rate}")],
+        "Go {go}: -raw header of ours:\n{raw_ours}"
+    );
+    assert_eq!(raw_header(&raw_ours), raw_header(&raw_theirs), "Go {go}");
+    let types = |raw: &str| -> String {
+        raw.lines()
+            .skip_while(|l| !l.starts_with("Samples:"))
+            .nth(1)
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        types(&raw_ours),
+        // No default_sample_type, as the runtime writes it (pprof shows the last).
+        "alloc_objects/count alloc_space/bytes inuse_objects/count inuse_space/bytes",
+        "Go {go}: sample types of ours:\n{raw_ours}"
+    );
+    assert_eq!(types(&raw_ours), types(&raw_theirs), "Go {go}");
+
+    // Samples, per sample type: the process's profile may hold, in
+    // addition, buckets created between the capture and the signal (the
+    // oracle's own allocations: their counts go to a future cycle, which
+    // the GC being off never publishes), so with all-zero values. Blocks
+    // with a non-zero value must be equal as multisets; our zero blocks
+    // must be among theirs.
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    for st in HEAP_SAMPLE_TYPES {
+        // -unit=B: exact byte values (the default rounds to 3 digits).
+        let args = ["-traces", "-lines", "-unit=B", &format!("-sample_index={st}")];
+        let ours_b = trace_blocks(&go_pprof(&args, &ours));
+        let theirs_b = trace_blocks(&go_pprof(&args, &theirs));
+        let (ours_nz, ours_z): (Vec<String>, Vec<String>) =
+            ours_b.into_iter().partition(|b| block_value(b) != "0");
+        let (theirs_nz, mut theirs_z): (Vec<String>, Vec<String>) =
+            theirs_b.into_iter().partition(|b| block_value(b) != "0");
+        let (ours_nz, theirs_nz) = (sorted(ours_nz), sorted(theirs_nz));
+        if ours_nz != theirs_nz {
+            let a: HashSet<&String> = ours_nz.iter().collect();
+            let b: HashSet<&String> = theirs_nz.iter().collect();
+            panic!(
+                "Go {go}: go tool pprof -traces -sample_index={st} differs\n--- only in ours:\n{}\n--- only in the process's:\n{}\n(count differences if both are empty)",
+                a.difference(&b).map(|s| s.as_str()).collect::<Vec<_>>().join("\n----\n"),
+                b.difference(&a).map(|s| s.as_str()).collect::<Vec<_>>().join("\n----\n"),
+            );
+        }
+        for z in &ours_z {
+            let i = theirs_z.iter().position(|t| t == z).unwrap_or_else(|| {
+                panic!("Go {go}: {st}: our zero sample is not in the process's profile:\n{z}")
+            });
+            theirs_z.swap_remove(i);
+        }
+        // What is left was allocated after the capture: by the oracle, or
+        // by the runtime alone (a new M for a thread the oracle's writes
+        // blocked, say).
+        for z in &theirs_z {
+            let funcs = block_funcs(z);
+            let runtime_only = funcs
+                .iter()
+                .all(|f| f.starts_with("runtime.") || f.starts_with("internal/runtime/"));
+            assert!(
+                runtime_only || z.contains("corpus/internal/oracle."),
+                "Go {go}: {st}: a zero sample only in the process's profile, allocated by neither the oracle nor the runtime:\n{z}"
+            );
+        }
+        assert!(
+            rate > 1 || ours_nz.len() >= 5,
+            "Go {go}: {st}: only {} non-zero samples",
+            ours_nz.len()
+        );
+        if st == "inuse_space" && rate == 1 {
+            // The known live objects are there, attributed to their allocators.
+            for (func, label, value) in [
+                ("main.allocSmall", "bytes:  48B", "4800B"),
+                ("main.allocBig", "bytes:  64kB", "655360B"),
+                ("main.newBlock", "bytes:  24B", "1200B"),
+            ] {
+                assert!(
+                    ours_nz.iter().any(|b| b.contains(func)
+                        && b.contains(label)
+                        && block_value(b) == value),
+                    "Go {go}: no in-use sample of {value} from {func} with {label}"
+                );
+            }
+            // The inlined allocator is a frame of its caller's location.
+            assert!(
+                ours_nz
+                    .iter()
+                    .any(|b| b.contains("main.newBlock") && b.contains("(inline)")),
+                "Go {go}: main.newBlock is not shown inlined"
+            );
+        }
+    }
+    let top = go_pprof(&["-top", "-sample_index=alloc_objects"], &ours);
+    assert!(
+        top.contains("Type: alloc_objects")
+            // 64 KiB blocks are sampled at any rate up to a few KiB.
+            && top.contains(if rate == 1 { "main.allocGarbage" } else { "main.allocBig" }),
+        "Go {go}: -top output:\n{top}"
+    );
+}
+
+#[test]
+fn heap_pprof_equals_the_process_own_profile() {
+    heap_pprof_matches_the_process(DEFAULT_GO, 1);
+}
+
+#[test]
+fn heap_pprof_equals_the_process_own_profile_sampled() {
+    // One sample per 4 KiB on average: values scaled by scaleHeapSample.
+    heap_pprof_matches_the_process(DEFAULT_GO, 4096);
+}
+
+#[test]
+fn heap_pprof_equals_the_process_own_profile_go122() {
+    // Bytes counted per cycle, 32-PC records.
+    heap_pprof_matches_the_process("1.22.10", 1);
+}
+
+#[test]
+fn heap_pprof_equals_the_process_own_profile_go127() {
+    // Counts only per cycle, the bucket's size for bytes.
+    heap_pprof_matches_the_process("1.27.3", 1);
+}
+
+#[test]
+fn heap_pprof_without_a_memory_profile_says_so() {
+    // GODEBUG=memprofilerate=0 turns sampling off before the first
+    // allocation (Go 1.26 parses GODEBUG before mallocinit on Linux): no
+    // bucket. A stripped binary names none of the profile's globals.
+    for (variant, env, says) in [
+        (Variant::Default, "memprofilerate=0", "MemProfileRate = 0"),
+        (Variant::Stripped, "", "stripped binary"),
+    ] {
+        let bin = build_corpus("many", DEFAULT_GO, variant);
+        let target = Target::spawn_with_env(&bin, &["-n", "3"], &[("GODEBUG", env)]);
+        let snap = target.capture(&[]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out_file = dir.path().join("heap.pb.gz");
+        let out = run_rdlv(&[
+            "export".as_ref(),
+            "pprof".as_ref(),
+            "--heap".as_ref(),
+            snap.path().as_os_str(),
+            "-o".as_ref(),
+            out_file.as_os_str(),
+        ]);
+        let ctx = describe_output(&format!("rdlv export pprof --heap ({variant:?})"), &out);
+        assert_eq!(out.status.code(), Some(1), "{ctx}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("rdlv: ") && stderr.contains(says), "{ctx}");
+        assert!(!stderr.contains("panicked"), "{ctx}");
+        assert!(!out_file.exists(), "{ctx}: left a file");
+    }
 }
 
 // ---------------------------------------------------------------- core
@@ -1043,11 +1272,12 @@ fn damaged_snapshots_fail_with_exit_3_and_leave_no_file() {
     let damaged = dir.path().join("damaged.snap");
     std::fs::write(&damaged, &damaged_bytes).expect("write damaged");
     for bad in [&truncated, &damaged] {
-        for (cmd, kind) in [
-            ("export", Some("pprof")),
-            ("export", Some("core")),
-            ("export", Some("folded")),
-            ("report", None),
+        for (cmd, kind, flag) in [
+            ("export", Some("pprof"), None),
+            ("export", Some("pprof"), Some("--heap")),
+            ("export", Some("core"), None),
+            ("export", Some("folded"), None),
+            ("report", None, None),
         ] {
             let outdir = tempfile::tempdir().expect("tempdir");
             let out_file = outdir.path().join("out");
@@ -1055,12 +1285,18 @@ fn damaged_snapshots_fail_with_exit_3_and_leave_no_file() {
             if let Some(k) = kind {
                 args.push(k.as_ref());
             }
+            if let Some(f) = flag {
+                args.push(f.as_ref());
+            }
             args.extend([bad.as_os_str(), "-o".as_ref(), out_file.as_os_str()]);
             let out = Command::new(rdlv_path())
                 .args(&args)
                 .output()
                 .expect("spawn rdlv");
-            let ctx = describe_output(&format!("rdlv {cmd} {kind:?} {}", bad.display()), &out);
+            let ctx = describe_output(
+                &format!("rdlv {cmd} {kind:?} {flag:?} {}", bad.display()),
+                &out,
+            );
             assert_eq!(out.status.code(), Some(3), "{ctx}");
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(stderr.starts_with("rdlv: "), "{ctx}");

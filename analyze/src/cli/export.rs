@@ -13,12 +13,13 @@ use super::progress::Progress;
 use super::{open_target, UsageError, EXIT_OK};
 use crate::export::{self, AtomicFile};
 use crate::runtime::Runtime;
-use crate::{AnalyzeError, Target};
+use crate::Target;
 
 /// What `export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExportKind {
-    /// The goroutine profile `/debug/pprof/goroutine` would serve (gzipped protobuf).
+    /// The goroutine profile `/debug/pprof/goroutine` would serve (gzipped
+    /// protobuf); with --heap, the heap profile `/debug/pprof/heap` would serve.
     Pprof,
     /// An ELF core file for `dlv core EXE F` and `gdb EXE F`.
     Core,
@@ -38,7 +39,8 @@ pub struct ExportArgs {
     /// Output file (`-` for stdout, except for `core`); replaced only once complete.
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub output: PathBuf,
-    /// With `pprof`: the sampled heap profile instead of goroutines.
+    /// With `pprof`: the sampled heap profile `/debug/pprof/heap` would serve
+    /// (runtime.MemProfileRate sampling, as the process recorded it) instead of goroutines.
     #[arg(long)]
     pub heap: bool,
 }
@@ -110,12 +112,16 @@ pub fn run_export(
     }
     let target = open_target(&args.snap, exe)?;
     match args.kind {
-        ExportKind::Pprof if args.heap => Err(AnalyzeError::Unsupported(
-            "the heap profile export (--heap) is not available in this version of rdlv; \
-             `export pprof` without --heap writes the goroutine profile"
-                .into(),
-        )
-        .into()),
+        ExportKind::Pprof if args.heap => run_on(&target, "building the heap profile", |rt| {
+            with_output(&args.output, out, |w| {
+                let s = export::heapprof::write_heap_profile(rt, w)?;
+                Ok(format!(
+                    "heap profile, {} samples, MemProfileRate {}, {} bytes in use (sampled)",
+                    s.samples, s.rate, s.inuse_bytes
+                ))
+            })
+        })
+        .map(|()| EXIT_OK),
         ExportKind::Pprof => run_on(&target, "building the goroutine profile", |rt| {
             with_output(&args.output, out, |w| {
                 let s = export::pprof::write_goroutine_profile(rt, w)?;

@@ -100,7 +100,7 @@ pub enum TopCommand {
         #[arg(value_name = "SNAP", value_hint = clap::ValueHint::FilePath)]
         snap: PathBuf,
     },
-    /// Export to pprof (goroutine profile), an ELF core, or folded stacks.
+    /// Export to pprof (goroutine profile, or with --heap the heap profile), an ELF core, or folded stacks.
     Export(export::ExportArgs),
     /// Write a self-contained HTML report of the goroutines.
     Report(export::ReportArgs),

@@ -1,5 +1,6 @@
 //! Exports of a snapshot to the tools Go developers already use: the
-//! goroutine profile `go tool pprof` reads ([`pprof`]), an ELF core for
+//! goroutine profile `go tool pprof` reads ([`pprof`]), the sampled heap
+//! profile ([`heapprof`], sharing `pprof`'s builder), an ELF core for
 //! `dlv core` and gdb ([`core`]), folded stacks for flame-graph tools
 //! ([`folded`]), and a self-contained HTML report ([`report`]).
 //!
@@ -10,6 +11,7 @@
 
 pub mod core;
 pub mod folded;
+pub mod heapprof;
 pub mod pprof;
 pub mod report;
 

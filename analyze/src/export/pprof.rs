@@ -675,8 +675,14 @@ impl Deck {
     }
 }
 
-/// Builds the profile message the way `profileBuilder` does.
-struct Builder<'r, 't> {
+/// Builds the profile message the way `profileBuilder` does; shared by
+/// the goroutine profile here and the heap profile in
+/// [`super::heapprof`]. Use: [`Builder::new`], set the header fields of
+/// `profile` through [`Builder::value_type`] / [`Builder::string_index`]
+/// in the runtime's order, one [`Builder::locs_for_stack`] per sample
+/// (which interns location and function strings as the runtime does), then
+/// [`Builder::finish`] (time, mappings, string table).
+pub(crate) struct Builder<'r, 't> {
     walker: InlineWalker<'r, 't>,
     strings: Vec<String>,
     string_map: HashMap<String, i64>,
@@ -684,11 +690,13 @@ struct Builder<'r, 't> {
     funcs: HashMap<Arc<str>, u64>,
     mem: Vec<MemMap>,
     deck: Deck,
-    profile: proto::Profile,
+    /// The message under construction.
+    pub(crate) profile: proto::Profile,
 }
 
 impl<'r, 't> Builder<'r, 't> {
-    fn new(rt: &'r Runtime<'t>) -> Self {
+    /// A builder with the process's executable mappings read (`newProfileBuilder`).
+    pub(crate) fn new(rt: &'r Runtime<'t>) -> Self {
         let mut b = Builder {
             walker: InlineWalker::new(rt),
             strings: vec![String::new()],
@@ -745,7 +753,8 @@ impl<'r, 't> Builder<'r, 't> {
         }
     }
 
-    fn string_index(&mut self, s: &str) -> i64 {
+    /// `stringIndex`: the index of `s`, appended on first use.
+    pub(crate) fn string_index(&mut self, s: &str) -> i64 {
         if let Some(&i) = self.string_map.get(s) {
             return i;
         }
@@ -755,15 +764,17 @@ impl<'r, 't> Builder<'r, 't> {
         i
     }
 
-    fn value_type(&mut self, ty: &str, unit: &str) -> proto::ValueType {
+    /// A `ValueType` with both strings interned (type first).
+    pub(crate) fn value_type(&mut self, ty: &str, unit: &str) -> proto::ValueType {
         proto::ValueType {
             ty: self.string_index(ty),
             unit: self.string_index(unit),
         }
     }
 
-    /// `appendLocsForStack`.
-    fn locs_for_stack(&mut self, stk: &[u64]) -> Vec<u64> {
+    /// `appendLocsForStack`: location ids for a stack of return PCs (or
+    /// inline marks + 1), leaf first, emitting new locations on the way.
+    pub(crate) fn locs_for_stack(&mut self, stk: &[u64]) -> Vec<u64> {
         let mut locs = Vec::new();
         self.deck.reset();
         let mut i = 0usize;
@@ -880,6 +891,43 @@ impl<'r, 't> Builder<'r, 't> {
     }
 }
 
+impl Builder<'_, '_> {
+    /// `build`: the capture instant as `time_nanos`, the mappings (their
+    /// strings last, as the runtime interns them), the string table.
+    pub(crate) fn finish(mut self) -> proto::Profile {
+        let capture = &self.walker.rt.target().snapshot().metadata().capture;
+        self.profile.time_nanos = i64::try_from(capture.clock_realtime_ns).unwrap_or(i64::MAX);
+        let mems = std::mem::take(&mut self.mem);
+        for (i, m) in mems.iter().enumerate() {
+            let filename = self.string_index(&m.file);
+            let build_id = self.string_index(&m.build_id);
+            self.profile.mapping.push(proto::Mapping {
+                id: i as u64 + 1,
+                memory_start: m.start,
+                memory_limit: m.end,
+                file_offset: m.offset,
+                filename,
+                build_id,
+                has_functions: m.funcs == LOOKUP_TRIED,
+                has_filenames: false,
+                has_line_numbers: false,
+                has_inline_frames: false,
+            });
+        }
+        self.profile.string_table = std::mem::take(&mut self.strings);
+        self.profile
+    }
+}
+
+/// Gzips (BestSpeed, as the runtime's profileBuilder) the encoded `profile` into `out`.
+pub(crate) fn write_gzipped(profile: &proto::Profile, out: &mut dyn Write) -> Result<()> {
+    let bytes = profile.encode_to_vec();
+    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+    gz.write_all(&bytes)?;
+    gz.finish()?;
+    Ok(())
+}
+
 /// What an export wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProfileStats {
@@ -916,41 +964,17 @@ pub fn goroutine_profile(rt: &Runtime<'_>) -> Result<(proto::Profile, ProfileSta
             label: labels,
         });
     }
-    let capture = &rt.target().snapshot().metadata().capture;
-    b.profile.time_nanos = i64::try_from(capture.clock_realtime_ns).unwrap_or(i64::MAX);
-    let mems = std::mem::take(&mut b.mem);
-    for (i, m) in mems.iter().enumerate() {
-        let filename = b.string_index(&m.file);
-        let build_id = b.string_index(&m.build_id);
-        b.profile.mapping.push(proto::Mapping {
-            id: i as u64 + 1,
-            memory_start: m.start,
-            memory_limit: m.end,
-            file_offset: m.offset,
-            filename,
-            build_id,
-            has_functions: m.funcs == LOOKUP_TRIED,
-            has_filenames: false,
-            has_line_numbers: false,
-            has_inline_frames: false,
-        });
-    }
-    b.profile.string_table = std::mem::take(&mut b.strings);
     let stats = ProfileStats {
         goroutines: total,
         samples: stacks.len(),
     };
-    Ok((b.profile, stats))
+    Ok((b.finish(), stats))
 }
 
 /// Writes the gzipped goroutine profile of `rt` to `out`.
 pub fn write_goroutine_profile(rt: &Runtime<'_>, out: &mut dyn Write) -> Result<ProfileStats> {
     let (profile, stats) = goroutine_profile(rt)?;
-    let bytes = profile.encode_to_vec();
-    // BestSpeed, as the runtime's profileBuilder.
-    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
-    gz.write_all(&bytes)?;
-    gz.finish()?;
+    write_gzipped(&profile, out)?;
     Ok(stats)
 }
 
