@@ -172,7 +172,10 @@ mod tests {
         m.add(0x1000, (0u8..32).collect());
         let log = ReadLog::new();
         let r = Recording::new(&m, &log);
-        assert_eq!(r.read_u64(0x1008).ok(), Some(u64::from_le_bytes([8, 9, 10, 11, 12, 13, 14, 15])));
+        assert_eq!(
+            r.read_u64(0x1008).ok(),
+            Some(u64::from_le_bytes([8, 9, 10, 11, 12, 13, 14, 15]))
+        );
         assert_eq!(r.read_u8(0x1010).ok(), Some(16));
         // A failed read is logged and still fails.
         assert!(r.read_u64(0x2000).is_err());

@@ -292,7 +292,12 @@ mod tests {
     fn metadata_keeps_only_the_unwinders_registers_and_layout_auxv() {
         let mut meta = Metadata::default();
         meta.process.cmdline = vec!["svc".into(), "--password=hunter2".into()];
-        meta.auxv = vec![(9, 0x401000), (25, 0x7ffd_0000), (31, 0x7ffd_1000), (6, 4096)];
+        meta.auxv = vec![
+            (9, 0x401000),
+            (25, 0x7ffd_0000),
+            (31, 0x7ffd_1000),
+            (6, 4096),
+        ];
         meta.threads.push(rdlv_format::ThreadInfo {
             tid: 1,
             regs: X86Regs {

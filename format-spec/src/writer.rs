@@ -740,8 +740,14 @@ mod tests {
         let a = [7u8; 16];
         w.write_memory(
             &[
-                MemoryRegion { addr: 0x1000, data: &a },
-                MemoryRegion { addr: 0x1020, data: &a },
+                MemoryRegion {
+                    addr: 0x1000,
+                    data: &a,
+                },
+                MemoryRegion {
+                    addr: 0x1020,
+                    data: &a,
+                },
             ],
             &mut |_| {},
         )
@@ -761,7 +767,12 @@ mod tests {
         let kinds: Vec<RangeKind> = snap.memory_ranges().iter().map(|r| r.kind).collect();
         assert_eq!(
             kinds,
-            [RangeKind::Data, RangeKind::Redacted, RangeKind::Data, RangeKind::Redacted]
+            [
+                RangeKind::Data,
+                RangeKind::Redacted,
+                RangeKind::Data,
+                RangeKind::Redacted
+            ]
         );
         let mut b = [0u8; 16];
         snap.read_memory(0x1020, &mut b).expect("kept bytes read");
@@ -800,8 +811,14 @@ mod tests {
         let mut plain = SnapshotWriter::new(Vec::new(), WriteOptions::default()).expect("writer");
         assert!(plain.write_redacted(&[(0, 1)]).is_err());
         let mut w = SnapshotWriter::new_redacted(Vec::new(), WriteOptions::default()).expect("w");
-        w.write_memory(&[MemoryRegion { addr: 0x1000, data: &[1u8; 8] }], &mut |_| {})
-            .expect("memory");
+        w.write_memory(
+            &[MemoryRegion {
+                addr: 0x1000,
+                data: &[1u8; 8],
+            }],
+            &mut |_| {},
+        )
+        .expect("memory");
         assert!(w.write_redacted(&[(0x1004, 8)]).is_err());
         let mut w = SnapshotWriter::new_redacted(Vec::new(), WriteOptions::default()).expect("w");
         assert!(w.write_redacted(&[(0x10, 8), (0x14, 8)]).is_err());

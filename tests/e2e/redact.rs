@@ -26,7 +26,11 @@ fn rdlv(args: &[&str]) -> Output {
 
 fn ok(args: &[&str]) -> String {
     let out = rdlv(args);
-    assert!(out.status.success(), "{}", describe_output(&args.join(" "), &out));
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output(&args.join(" "), &out)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -59,7 +63,8 @@ fn all_memory(path: &Path) -> Vec<u8> {
     for r in snap.memory_ranges() {
         if r.kind == RangeKind::Data {
             let mut buf = vec![0u8; r.len as usize];
-            snap.read_memory(r.addr, &mut buf).expect("read a data range");
+            snap.read_memory(r.addr, &mut buf)
+                .expect("read a data range");
             all.extend_from_slice(&buf);
         }
     }
@@ -73,7 +78,11 @@ fn capture(target: &Target, path: &Path) {
         .arg(path)
         .output()
         .expect("run rdlv-snap");
-    assert!(out.status.success(), "{}", describe_output("rdlv-snap", &out));
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("rdlv-snap", &out)
+    );
 }
 
 #[test]
@@ -109,7 +118,12 @@ fn redacted_snapshot_answers_the_stack_analyses_and_holds_no_secret() {
         a[1] = r;
         let got = ok(&a);
         assert!(!want.is_empty());
-        assert_eq!(got, want, "`rdlv {}` differs on the redacted snapshot", args.join(" "));
+        assert_eq!(
+            got,
+            want,
+            "`rdlv {}` differs on the redacted snapshot",
+            args.join(" ")
+        );
     }
 
     // (2) The secret is in the original's memory, nowhere in the redacted
@@ -123,7 +137,12 @@ fn redacted_snapshot_answers_the_stack_analyses_and_holds_no_secret() {
     // (3) A heap value reads as redacted, not as zeros.
     let out = rdlv(&["print", r, "main.secrets"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{}", describe_output("print", &out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        describe_output("print", &out)
+    );
     assert!(stderr.contains("was redacted"), "{stderr}");
     assert!(ok(&["print", o, "main.secrets"]).contains("map["));
 
@@ -138,11 +157,17 @@ fn redacted_snapshot_answers_the_stack_analyses_and_holds_no_secret() {
         std::fs::metadata(&orig).expect("stat").len(),
         std::fs::metadata(&red).expect("stat").len(),
     );
-    eprintln!("redact: {a} -> {b} bytes (ratio {:.1})", a as f64 / b as f64);
+    eprintln!(
+        "redact: {a} -> {b} bytes (ratio {:.1})",
+        a as f64 / b as f64
+    );
     let mem_a = all_memory(&orig).len();
     let mem_b = all_memory(&red).len();
     eprintln!("redact: memory kept {mem_b} of {mem_a} bytes");
-    assert!(mem_b * 20 < mem_a, "kept {mem_b} of {mem_a} bytes of memory");
+    assert!(
+        mem_b * 20 < mem_a,
+        "kept {mem_b} of {mem_a} bytes of memory"
+    );
     assert!(b < a, "{b} >= {a}");
 }
 
@@ -165,7 +190,12 @@ fn damaged_input_is_a_clear_error_and_leaves_no_output() {
         "-o",
         red.to_str().expect("utf-8"),
     ]);
-    assert_eq!(out.status.code(), Some(3), "{}", describe_output("redact", &out));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        describe_output("redact", &out)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("corrupt"), "{stderr}");
     let left: Vec<_> = std::fs::read_dir(outdir.path()).expect("ls").collect();

@@ -39,7 +39,11 @@ pub struct RedactArgs {
 }
 
 /// `rdlv redact SNAP -o OUT`.
-pub fn run_redact(args: &RedactArgs, exe: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<i32> {
+pub fn run_redact(
+    args: &RedactArgs,
+    exe: Option<&Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<i32> {
     let progress = Progress::start(&format!("redacting {}", args.snap.display()));
     let mut target = open_target(&args.snap, exe)?;
     // Damage anywhere is refused up front, also in chunks no analysis
