@@ -27,7 +27,7 @@ use rdlv_format::{
     WriteOptions, X86Regs,
 };
 
-use crate::error::Result;
+use crate::error::{AnalyzeError, Result};
 use crate::session::Session;
 
 /// auxv tags kept: where the executable, its program headers, the
@@ -123,6 +123,49 @@ pub fn plan(captured: &[MemoryRange], read_runs: &[(u64, u64)]) -> Plan {
     }
 }
 
+/// Largest package variable `--keep` copies (its own bytes).
+pub const MAX_KEPT_GLOBAL: u64 = 16 << 20;
+
+/// Whether a variable of this type must not be kept without `--force`:
+/// the types that hold key material by design (crypto/tls state, any
+/// `PrivateKey`, directly or behind pointers, slices, maps or arrays). A
+/// safety net for a mistaken `--keep`, not the redaction itself.
+pub fn refused_type(type_name: &str) -> bool {
+    type_name.contains("crypto/tls.") || type_name.contains("PrivateKey")
+}
+
+/// Reads package variable `name`'s own bytes (shallow: not what its pointers
+/// reach) through the session, so that a session recording its reads keeps
+/// them. Fails on an unknown name, a type [`refused_type`] names (unless
+/// `force`), or a variable over [`MAX_KEPT_GLOBAL`].
+pub fn read_global_for_keep(session: &Session, name: &str, force: bool) -> Result<()> {
+    let dwarf = session
+        .dwarf()
+        .map_err(|e| AnalyzeError::Unsupported(format!("--keep {name}: no DWARF: {e}")))?;
+    let g = dwarf.global(name).ok_or_else(|| {
+        AnalyzeError::NotFound(format!("--keep {name}: no package variable {name}"))
+    })?;
+    let ty = dwarf
+        .ty(g.ty)
+        .ok_or_else(|| AnalyzeError::NotFound(format!("--keep {name}: its type is unknown")))?;
+    if refused_type(&ty.name) && !force {
+        return Err(AnalyzeError::Unsupported(format!(
+            "--keep {name}: refusing a {} (key material); add --force to keep it anyway",
+            ty.name
+        )));
+    }
+    if ty.size > MAX_KEPT_GLOBAL {
+        return Err(AnalyzeError::Unsupported(format!(
+            "--keep {name}: {} bytes, over the {MAX_KEPT_GLOBAL} byte limit",
+            ty.size
+        )));
+    }
+    let mut buf = vec![0u8; ty.size as usize];
+    session
+        .memory()
+        .read(g.addr.wrapping_add(session.bias()), &mut buf)
+}
+
 /// The registers the unwinder and the thread list read; the rest are zero.
 pub fn redact_regs(r: &X86Regs) -> X86Regs {
     X86Regs {
@@ -157,6 +200,7 @@ pub fn write_redacted<W: Write>(
     session: &Session,
     read_runs: &[(u64, u64)],
     analyses: &[String],
+    kept_globals: &[String],
     out: W,
 ) -> Result<(W, RedactStats)> {
     let snapshot = session.snapshot();
@@ -169,7 +213,7 @@ pub fn write_redacted<W: Write>(
         kept_ranges: plan.keep.len() as u64,
         kept_bytes,
         redacted_bytes,
-        kept_globals: Vec::new(),
+        kept_globals: kept_globals.to_vec(),
     };
     let meta = redact_metadata(snapshot.metadata(), redaction);
     let mut w = SnapshotWriter::new_redacted(out, WriteOptions::default())?;
@@ -286,6 +330,28 @@ mod tests {
                 redact: vec![]
             }
         );
+    }
+
+    #[test]
+    fn key_material_types_are_refused() {
+        for t in [
+            "*crypto/tls.Config",
+            "crypto/tls.Certificate",
+            "*crypto/ecdsa.PrivateKey",
+            "[]*crypto/rsa.PrivateKey",
+            "map[string]crypto/ed25519.PrivateKey",
+        ] {
+            assert!(refused_type(t), "{t}");
+        }
+        for t in [
+            "int",
+            "[]uint8",
+            "map[string]string",
+            "main.Config",
+            "*crypto/ecdsa.PublicKey",
+        ] {
+            assert!(!refused_type(t), "{t}");
+        }
     }
 
     #[test]

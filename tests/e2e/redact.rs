@@ -146,6 +146,33 @@ fn redacted_snapshot_answers_the_stack_analyses_and_holds_no_secret() {
     assert!(stderr.contains("was redacted"), "{stderr}");
     assert!(ok(&["print", o, "main.secrets"]).contains("map["));
 
+    // --keep keeps a variable's own bytes: its slice header now prints,
+    // and the heap array it points to still reads as redacted, inline.
+    let kept = dir.path().join("k.snap");
+    let k = kept.to_str().expect("utf-8 path");
+    ok(&["redact", o, "-o", k, "--keep", "main.pattern"]);
+    let without = rdlv(&["print", r, "main.pattern"]);
+    assert_eq!(
+        without.status.code(),
+        Some(1),
+        "{}",
+        describe_output("print", &without)
+    );
+    let with = ok(&["print", k, "main.pattern"]);
+    assert!(
+        with.starts_with("[]uint8 len: 65536, cap: 65536, [(unreadable memory at"),
+        "{with}"
+    );
+    assert!(with.contains("was redacted"), "{with}");
+    assert!(ok(&["info", k, "--format", "json"]).contains("main.pattern"));
+    let out = rdlv(&["redact", o, "-o", k, "--keep", "main.nosuch"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        describe_output("redact --keep", &out)
+    );
+
     // (4) info says so.
     let info = ok(&["info", r]);
     assert!(info.contains("Redacted   by rdlv"), "{info}");

@@ -36,6 +36,14 @@ pub struct RedactArgs {
     /// only once complete.
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub output: PathBuf,
+    /// Also keep the bytes of this package variable (`main.cfg`): its own
+    /// bytes only, not what its pointers reach. Repeatable.
+    #[arg(long = "keep", value_name = "VAR")]
+    pub keep: Vec<String>,
+    /// Keep a --keep variable even if its type holds key material
+    /// (crypto/tls types, any PrivateKey).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `rdlv redact SNAP -o OUT`.
@@ -64,11 +72,15 @@ pub fn run_redact(
                 .with_context(|| format!("`{line}` failed on {}", args.snap.display()))?;
         }
     }
+    for name in &args.keep {
+        crate::redact::read_global_for_keep(&target, name, args.force)?;
+    }
     let runs = target.read_log().map(|l| l.runs()).unwrap_or_default();
     let analyses: Vec<String> = ANALYSES.iter().map(|s| s.to_string()).collect();
     let mut file = AtomicFile::create(&args.output)?;
-    let (_, stats) = crate::redact::write_redacted(&target, &runs, &analyses, file.file())
-        .with_context(|| format!("cannot redact {}", args.snap.display()))?;
+    let (_, stats) =
+        crate::redact::write_redacted(&target, &runs, &analyses, &args.keep, file.file())
+            .with_context(|| format!("cannot redact {}", args.snap.display()))?;
     file.commit()?;
     progress.finish();
     writeln!(
