@@ -191,6 +191,20 @@ fn redacted_snapshot_answers_the_stack_analyses_and_holds_no_secret() {
     let mem_a = all_memory(&orig).len();
     let mem_b = all_memory(&red).len();
     eprintln!("redact: memory kept {mem_b} of {mem_a} bytes");
+    let exe_of = |p: &Path| -> u64 {
+        let snap = Snapshot::open(p).expect("open");
+        snap.embedded_files()
+            .iter()
+            .map(|f| f.compressed_size)
+            .sum()
+    };
+    let (xa, xb) = (exe_of(&orig), exe_of(&red));
+    eprintln!(
+        "redact: without the embedded executable {} -> {} bytes (ratio {:.1})",
+        a - xa,
+        b - xb,
+        (a - xa) as f64 / (b - xb) as f64
+    );
     assert!(
         mem_b * 20 < mem_a,
         "kept {mem_b} of {mem_a} bytes of memory"
