@@ -242,3 +242,25 @@ fn damaged_input_is_a_clear_error_and_leaves_no_output() {
     let left: Vec<_> = std::fs::read_dir(outdir.path()).expect("ls").collect();
     assert!(left.is_empty(), "redact left {left:?}");
 }
+
+#[test]
+fn pprof_label_values_are_not_kept() {
+    // `parked` runs one goroutine under pprof.Do(tenant=acme).
+    let target = Target::start("parked", DEFAULT_GO, Variant::Default, &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let orig = dir.path().join("x.snap");
+    let red = dir.path().join("r.snap");
+    capture(&target, &orig);
+    let (o, r) = (
+        orig.to_str().expect("utf-8 path"),
+        red.to_str().expect("utf-8 path"),
+    );
+    ok(&["redact", o, "-o", r]);
+    let labelled = ok(&["goroutines", o, "-l"]);
+    assert!(labelled.contains("tenant=\"acme\""), "{labelled}");
+    let redacted = ok(&["goroutines", r, "-l"]);
+    assert!(!redacted.contains("acme"), "{redacted}");
+    // "acme" is a string constant, so its bytes are in the executable (which
+    // travels); what redaction removes is the heap label map pointing at it,
+    // so the labels cannot be found any more.
+}
