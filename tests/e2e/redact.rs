@@ -102,8 +102,14 @@ fn redacted_snapshot_answers_the_stack_analyses_and_holds_no_secret() {
         orig.to_str().expect("utf-8 path"),
         red.to_str().expect("utf-8 path"),
     );
-    let summary = ok(&["redact", o, "-o", r]);
-    assert!(summary.contains("kept"), "{summary}");
+    let out = rdlv(&["redact", o, "-o", r]);
+    assert!(out.status.success(), "{}", describe_output("redact", &out));
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        summary.contains("rdlv: wrote") && summary.contains("kept"),
+        "{summary}"
+    );
+    assert!(out.stdout.is_empty());
 
     // (1) The analyses answer byte for byte as on the original.
     for args in [

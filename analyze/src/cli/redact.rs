@@ -46,11 +46,12 @@ pub struct RedactArgs {
     pub force: bool,
 }
 
-/// `rdlv redact SNAP -o OUT`.
+/// `rdlv redact SNAP -o OUT`. Like the exports, it reports what it wrote on
+/// stderr and nothing on stdout.
 pub fn run_redact(
     args: &RedactArgs,
     exe: Option<&Path>,
-    out: &mut dyn Write,
+    _out: &mut dyn Write,
 ) -> anyhow::Result<i32> {
     let progress = Progress::start(&format!("redacting {}", args.snap.display()));
     let mut target = open_target(&args.snap, exe)?;
@@ -83,8 +84,7 @@ pub fn run_redact(
             .with_context(|| format!("cannot redact {}", args.snap.display()))?;
     file.commit()?;
     progress.finish();
-    writeln!(
-        out,
+    eprintln!(
         "rdlv: wrote {}: kept {} bytes of memory in {} runs, redacted {} bytes; {} bytes (from {})",
         args.output.display(),
         stats.kept_bytes,
@@ -92,6 +92,6 @@ pub fn run_redact(
         stats.redacted_bytes,
         stats.file_bytes,
         target.snapshot().file_len()
-    )?;
+    );
     Ok(EXIT_OK)
 }
