@@ -8,7 +8,7 @@ pub type Result<T, E = AnalyzeError> = std::result::Result<T, E>;
 /// Errors while analyzing a snapshot. The binary maps them to exit codes by
 /// variant, never by message: `Snapshot`/`Binary`/`Mismatch`/`Corrupt`/
 /// `Unreadable`/`Io` are input problems (exit 3), `NotFound`/`NoGoroutine`/
-/// `NoFrame`/`Unsupported` are unanswerable requests (exit 1).
+/// `NoFrame`/`Unsupported`/`Redacted` are unanswerable requests (exit 1).
 /// `Clone` so that a [`crate::Session`] can cache a failure once and hand it
 /// to every later caller.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -32,6 +32,15 @@ pub enum AnalyzeError {
         /// Address.
         addr: u64,
         /// Length.
+        len: u64,
+    },
+    /// A memory read that reached bytes `rdlv redact` removed. Never
+    /// answered with zeros, so a redacted value cannot pass for a real one.
+    #[error("memory at 0x{addr:x} (+{len} bytes) was redacted from this snapshot (rdlv redact keeps only what goroutine, stack and scheduler analysis read)")]
+    Redacted {
+        /// First redacted byte of the read.
+        addr: u64,
+        /// Bytes of the read from `addr` on.
         len: u64,
     },
     /// No live goroutine has this id.
@@ -97,6 +106,7 @@ impl AnalyzeError {
             | AnalyzeError::Unreadable { .. }
             | AnalyzeError::Io(_) => ErrorClass::Input,
             AnalyzeError::NoGoroutine { .. }
+            | AnalyzeError::Redacted { .. }
             | AnalyzeError::NoFrame { .. }
             | AnalyzeError::NotFound(_)
             | AnalyzeError::Unsupported(_) => ErrorClass::Unanswerable,

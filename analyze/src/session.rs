@@ -22,7 +22,7 @@ use rdlv_format::{FileRole, MappingCapture, Snapshot};
 use crate::binary::Binary;
 use crate::dwarf::{DwarfError, DwarfInfo};
 use crate::error::{AnalyzeError, Result};
-use crate::memory::Memory;
+use crate::memory::{Memory, ReadLog};
 use crate::pclntab::Pclntab;
 use crate::runtime::model::RuntimeModel;
 use crate::runtime::Runtime;
@@ -46,6 +46,9 @@ pub struct Session {
     /// Captured anonymous mappings, sorted: pages absent from the snapshot were
     /// never touched (or released) and read as zero, as they would in the process.
     zero_fill: Vec<(u64, u64)>,
+    /// When set (by [`Session::record_reads`]), every read of target memory
+    /// is logged here before it is answered: what `rdlv redact` keeps.
+    read_log: Option<ReadLog>,
 }
 
 impl Session {
@@ -108,6 +111,7 @@ impl Session {
             runtime: OnceLock::new(),
             exe_ranges,
             zero_fill,
+            read_log: None,
         })
     }
 
@@ -188,6 +192,17 @@ impl Session {
         Ok(Runtime::view(self, tab, model))
     }
 
+    /// Starts logging every read of target memory (including those that
+    /// build the runtime model, so call it before the first analysis).
+    pub fn record_reads(&mut self) {
+        self.read_log = Some(ReadLog::new());
+    }
+
+    /// The reads logged since [`Session::record_reads`], if it was called.
+    pub fn read_log(&self) -> Option<&ReadLog> {
+        self.read_log.as_ref()
+    }
+
     /// Target memory: captured pages, then the executable's file-backed mappings.
     pub fn memory(&self) -> &dyn Memory {
         self
@@ -247,8 +262,17 @@ impl Session {
                     })
                 }
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(session_error(e)),
         }
+    }
+}
+
+/// A reader error as the analyzer reports it: redacted memory keeps its own
+/// variant (an unanswerable request, not a damaged file).
+fn session_error(e: rdlv_format::FormatError) -> AnalyzeError {
+    match e {
+        rdlv_format::FormatError::Redacted { addr, len } => AnalyzeError::Redacted { addr, len },
+        e => e.into(),
     }
 }
 
@@ -257,10 +281,13 @@ const PAGE: u64 = 4096;
 
 impl Memory for Session {
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        if let Some(log) = &self.read_log {
+            log.record(addr, buf.len() as u64);
+        }
         match self.snapshot.read_memory(addr, buf) {
             Ok(()) => return Ok(()),
             Err(rdlv_format::FormatError::Unmapped { .. }) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(session_error(e)),
         }
         // Slow path: the range mixes captured pages, executable bytes and
         // untouched anonymous pages; resolve it page by page.
@@ -273,7 +300,10 @@ impl Memory for Session {
             let piece = (PAGE - cur % PAGE).min(total - done) as usize;
             let start = done as usize;
             self.read_piece(cur, &mut buf[start..start + piece])
-                .map_err(|_| AnalyzeError::Unreadable { addr, len: total })?;
+                .map_err(|e| match e {
+                    AnalyzeError::Redacted { .. } => e,
+                    _ => AnalyzeError::Unreadable { addr, len: total },
+                })?;
             done += piece as u64;
         }
         Ok(())

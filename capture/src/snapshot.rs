@@ -423,6 +423,7 @@ fn describe(pid: u32, pre: &Preflight, stopped: &Stopped, runs: &[Run]) -> Metad
         threads,
         mappings,
         auxv: stopped.stop.state.auxv.clone(),
+        redaction: None,
     }
 }
 

@@ -52,6 +52,15 @@ pub enum FormatError {
         /// Length.
         len: u64,
     },
+    /// An address that was captured but removed by `rdlv redact`: reading it
+    /// is an error, never zeros, so a redacted value cannot pass for a real one.
+    #[error("memory at 0x{addr:x} (+{len} bytes) was redacted from this snapshot")]
+    Redacted {
+        /// Address of the first redacted byte of the request.
+        addr: u64,
+        /// Bytes of the request from `addr` on.
+        len: u64,
+    },
     /// The file is an age-encrypted snapshot and no identity was given.
     #[error("the snapshot is encrypted (an age file, age-encryption.org/v1) to: {recipients}; pass a matching private key with -i/--identity FILE (or RDLV_IDENTITY=FILE)")]
     Encrypted {

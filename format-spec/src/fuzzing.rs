@@ -23,7 +23,9 @@ pub fn exercise_reader(path: &Path) -> bool {
         // Straddle the end of the range into whatever follows.
         let _ = snap.read_memory(r.addr.wrapping_add(r.len).wrapping_sub(8), &mut buf[..16]);
         let _ = snap.is_captured(r.addr, r.len.saturating_add(1));
+        let _ = snap.is_redacted(r.addr.wrapping_add(r.len));
     }
+    let _ = snap.has_redactions();
     let _ = snap.read_memory(u64::MAX - 3, &mut buf[..8]);
     let _ = snap.embedded_files();
     let _ = snap.embedded_file(FileRole::Executable);

@@ -62,6 +62,8 @@ pub(crate) mod range_kind {
     pub(crate) const DATA: u16 = 1;
     /// All-zero bytes, no payload.
     pub(crate) const ZERO: u16 = 2;
+    /// Captured bytes removed by `rdlv redact`, no payload (since 1.1).
+    pub(crate) const REDACTED: u16 = 3;
 }
 
 /// Block reference of a range without payload.

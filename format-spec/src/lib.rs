@@ -33,5 +33,8 @@ pub use writer::{MemoryRegion, SnapshotWriter, WriteOptions, WriteProgress, Writ
 
 /// Current major format version. Readers reject any other major version.
 pub const FORMAT_MAJOR: u16 = 1;
-/// Current minor format version. Minor bumps only add optional block kinds or fields.
-pub const FORMAT_MINOR: u16 = 0;
+/// Newest minor format version this crate reads and writes. Minor bumps only
+/// add optional block kinds, range kinds or fields. 1.1 adds the Redacted
+/// range kind; the writer puts 1.1 in the header only of files that may hold
+/// one ([`SnapshotWriter::new_redacted`]), so ordinary files stay 1.0.
+pub const FORMAT_MINOR: u16 = 1;

@@ -205,6 +205,29 @@ pub struct Metadata {
     pub mappings: Vec<Mapping>,
     /// Auxiliary vector as (type, value) pairs, without the terminating AT_NULL.
     pub auxv: Vec<(u64, u64)>,
+    /// Present when `rdlv redact` wrote this file (format 1.1): what it kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redaction: Option<Redaction>,
+}
+
+/// What `rdlv redact` kept of the original snapshot. The kept memory is
+/// exactly what the analyses it names read; every other captured byte is a
+/// redacted range of the index.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redaction {
+    /// The rdlv version that redacted.
+    pub tool_version: String,
+    /// The analyses whose reads were kept (`goroutines`, `threads`, `sched`).
+    pub analyses: Vec<String>,
+    /// Kept memory runs and their bytes.
+    pub kept_ranges: u64,
+    /// Bytes of memory kept.
+    pub kept_bytes: u64,
+    /// Bytes of captured memory removed.
+    pub redacted_bytes: u64,
+    /// Globals kept by name with `--keep`.
+    #[serde(default)]
+    pub kept_globals: Vec<String>,
 }
 
 /// What an embedded file is.

@@ -27,6 +27,9 @@ pub enum RangeKind {
     Data,
     /// Pages that were present but all zero.
     Zero,
+    /// Bytes that were captured and then removed by `rdlv redact` (format
+    /// 1.1). Reading them fails with [`FormatError::Redacted`].
+    Redacted,
 }
 
 /// One entry of the memory index, sorted by address, non-overlapping.
@@ -36,7 +39,7 @@ pub struct MemoryRange {
     pub addr: u64,
     /// Length in bytes.
     pub len: u64,
-    /// Data or zero.
+    /// Data, zero or redacted.
     pub kind: RangeKind,
 }
 
@@ -341,16 +344,41 @@ impl Snapshot {
     /// if any byte lies outside captured ranges (callers may then try the
     /// executable), or with a corruption error naming the chunk and check.
     /// The `Unmapped` error reports the whole request (`addr`, `buf.len()`).
+    ///
+    /// If the first byte that cannot be read lies in a redacted range, the
+    /// error is [`crate::FormatError::Redacted`] with that byte's address.
     pub fn read_memory(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         let len = buf.len() as u64;
-        if self.read_available(addr, buf)? < buf.len() {
+        let got = self.read_available(addr, buf)?;
+        if got < buf.len() {
+            let at = addr + got as u64;
+            if self.is_redacted(at) {
+                return Err(FormatError::Redacted {
+                    addr: at,
+                    len: len - got as u64,
+                });
+            }
             return Err(FormatError::Unmapped { addr, len });
         }
         Ok(())
     }
 
+    /// Whether `addr` lies in a range removed by `rdlv redact`.
+    pub fn is_redacted(&self, addr: u64) -> bool {
+        let i = self.ranges.partition_point(|r| r.addr + r.len <= addr);
+        self.ranges
+            .get(i)
+            .is_some_and(|r| r.kind == RangeKind::Redacted && r.addr <= addr)
+    }
+
+    /// Whether any range of the index is redacted (the file came from `rdlv redact`).
+    pub fn has_redactions(&self) -> bool {
+        self.ranges.iter().any(|r| r.kind == RangeKind::Redacted)
+    }
+
     /// Reads as many bytes at `addr` as are captured contiguously, up to
     /// `buf.len()`, and returns how many; the rest of `buf` is left as it was.
+    /// A redacted range ends the run like an uncaptured byte.
     /// Useful near the end of a mapping (C strings, partial structures).
     pub fn read_available(&self, addr: u64, buf: &mut [u8]) -> Result<usize> {
         // Stop at the top of the address space rather than wrap.
@@ -360,7 +388,7 @@ impl Snapshot {
         let mut cur = addr;
         while cur < end {
             let Some(r) = self.ranges.get(i) else { break };
-            if r.addr > cur {
+            if r.addr > cur || r.kind == RangeKind::Redacted {
                 break;
             }
             let n = (r.addr + r.len).min(end) - cur;
@@ -370,6 +398,7 @@ impl Snapshot {
             };
             match r.kind {
                 RangeKind::Zero => dst.fill(0),
+                RangeKind::Redacted => break,
                 RangeKind::Data => {
                     let chunk = self.chunk(i)?;
                     let off = (cur - r.addr) as usize;
@@ -464,6 +493,7 @@ impl Snapshot {
                     }
                 }
                 RangeKind::Zero => zero += r.len,
+                RangeKind::Redacted => {}
             }
         }
         (compressed, data, zero)
@@ -952,6 +982,15 @@ impl Snapshot {
                         return Err(bad(format!("zero range #{i} points at block {}", r.block)));
                     }
                     RangeKind::Zero
+                }
+                range_kind::REDACTED if self.version.1 >= 1 => {
+                    if r.block != NO_BLOCK {
+                        return Err(bad(format!(
+                            "redacted range #{i} points at block {}",
+                            r.block
+                        )));
+                    }
+                    RangeKind::Redacted
                 }
                 k if newer_minor => {
                     // A range kind from a newer minor: its bytes count as not captured.

@@ -96,6 +96,8 @@ pub struct SnapshotWriter<W: Write> {
     metadata_written: bool,
     failed: bool,
     stats: WriteStats,
+    /// Minor version in the header: redacted ranges need 1 or more.
+    minor: u16,
 }
 
 /// One compressed memory chunk, ready to be written.
@@ -186,7 +188,14 @@ impl<W: Write> SnapshotWriter<W> {
     /// `options.chunk_size` must be a multiple of 4096 between 4 KiB and 16 MiB,
     /// and `options.level` a zstd level.
     pub fn new(out: W, options: WriteOptions) -> Result<Self> {
-        Self::start(out, options, FORMAT_MINOR)
+        Self::start(out, options, 0)
+    }
+
+    /// Starts a snapshot that may hold redacted ranges
+    /// ([`SnapshotWriter::write_redacted`]): the header says format 1.1, so a
+    /// 1.0 reader treats those ranges as not captured instead of misreading them.
+    pub fn new_redacted(out: W, options: WriteOptions) -> Result<Self> {
+        Self::start(out, options, FORMAT_MINOR.max(1))
     }
 
     /// [`SnapshotWriter::new`] with a chosen minor version in the header
@@ -230,6 +239,7 @@ impl<W: Write> SnapshotWriter<W> {
             metadata_written: false,
             failed: false,
             stats: WriteStats::default(),
+            minor,
         };
         let header = FileHeader {
             major: FORMAT_MAJOR,
@@ -397,6 +407,50 @@ impl<W: Write> SnapshotWriter<W> {
         result?;
         if jobs.is_empty() {
             progress(WriteProgress { done, total });
+        }
+        Ok(())
+    }
+
+    /// Records `(addr, len)` ranges whose bytes were captured and then removed:
+    /// they store nothing and read as [`FormatError::Redacted`]. Only for a
+    /// writer from [`SnapshotWriter::new_redacted`]; like memory regions they
+    /// must not overlap each other or anything written before.
+    pub fn write_redacted(&mut self, ranges: &[(u64, u64)]) -> Result<()> {
+        self.check_usable()?;
+        if self.minor < 1 {
+            return Err(FormatError::Usage(
+                "redacted ranges need a writer from SnapshotWriter::new_redacted".into(),
+            ));
+        }
+        let mut sorted: Vec<(u64, u64)> = ranges.iter().copied().filter(|r| r.1 > 0).collect();
+        sorted.sort_unstable();
+        let mut prev_end = 0u64;
+        for (i, &(addr, len)) in sorted.iter().enumerate() {
+            let end = addr.checked_add(len).ok_or_else(|| {
+                FormatError::Usage(format!("redacted range at {addr:#x} (+{len}) wraps"))
+            })?;
+            if i > 0 && addr < prev_end {
+                return Err(FormatError::Usage(format!(
+                    "redacted ranges overlap at {addr:#x}"
+                )));
+            }
+            if let Some((&s, &e)) = self.regions.range(..end).next_back() {
+                if e > addr {
+                    return Err(FormatError::Usage(format!(
+                        "redacted range {addr:#x}..{end:#x} overlaps {s:#x}..{e:#x} written earlier"
+                    )));
+                }
+            }
+            prev_end = end;
+        }
+        for &(addr, len) in &sorted {
+            self.regions.insert(addr, addr + len);
+            self.ranges.push(RangeEntry {
+                addr,
+                len,
+                kind: range_kind::REDACTED,
+                block: NO_BLOCK,
+            });
         }
         Ok(())
     }
@@ -674,6 +728,101 @@ mod tests {
         )
         .expect("memory");
         w.finish().expect("finish").0
+    }
+
+    /// A file with data, a redacted hole and more data; `minor` forced into
+    /// the header so the 1.0 case can be built too.
+    fn write_with_redaction(minor: u16) -> Vec<u8> {
+        let mut w =
+            SnapshotWriter::start(Vec::new(), WriteOptions::default(), minor).expect("writer");
+        w.minor = 1;
+        w.write_metadata(&Metadata::default()).expect("metadata");
+        let a = [7u8; 16];
+        w.write_memory(
+            &[
+                MemoryRegion {
+                    addr: 0x1000,
+                    data: &a,
+                },
+                MemoryRegion {
+                    addr: 0x1020,
+                    data: &a,
+                },
+            ],
+            &mut |_| {},
+        )
+        .expect("memory");
+        w.write_redacted(&[(0x1010, 0x10), (0x1030, 0x1000)])
+            .expect("redacted");
+        w.finish().expect("finish").0
+    }
+
+    #[test]
+    fn redacted_ranges_read_as_a_redacted_error_never_as_zeros() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.snap");
+        std::fs::write(&path, write_with_redaction(1)).expect("write");
+        let snap = Snapshot::open(&path).expect("open");
+        assert!(snap.has_redactions());
+        let kinds: Vec<RangeKind> = snap.memory_ranges().iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                RangeKind::Data,
+                RangeKind::Redacted,
+                RangeKind::Data,
+                RangeKind::Redacted
+            ]
+        );
+        let mut b = [0u8; 16];
+        snap.read_memory(0x1020, &mut b).expect("kept bytes read");
+        assert_eq!(b, [7u8; 16]);
+        // A read that starts in kept bytes and runs into a hole names the hole.
+        let mut b = [0u8; 32];
+        match snap.read_memory(0x1008, &mut b) {
+            Err(FormatError::Redacted { addr, len }) => assert_eq!((addr, len), (0x1010, 24)),
+            other => panic!("expected Redacted, got {other:?}"),
+        }
+        assert_eq!(snap.read_available(0x1000, &mut b).expect("available"), 16);
+        assert!(snap.is_redacted(0x1fff) && !snap.is_redacted(0x1000));
+        assert!(matches!(
+            snap.read_memory(0x3000, &mut [0u8; 1]),
+            Err(FormatError::Unmapped { .. })
+        ));
+        snap.verify().expect("verify");
+        // Ordinary writers still produce 1.0 files.
+        let plain = SnapshotWriter::new(Vec::new(), WriteOptions::default()).expect("writer");
+        assert!(plain.minor == 0);
+    }
+
+    #[test]
+    fn redacted_range_in_a_1_0_file_is_corrupt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.snap");
+        std::fs::write(&path, write_with_redaction(0)).expect("write");
+        let err = Snapshot::open(&path)
+            .err()
+            .expect("kind 3 in a 1.0 file is refused");
+        assert!(err.to_string().contains("unknown kind 3"), "{err}");
+    }
+
+    #[test]
+    fn write_redacted_refuses_overlaps_and_plain_writers() {
+        let mut plain = SnapshotWriter::new(Vec::new(), WriteOptions::default()).expect("writer");
+        assert!(plain.write_redacted(&[(0, 1)]).is_err());
+        let mut w = SnapshotWriter::new_redacted(Vec::new(), WriteOptions::default()).expect("w");
+        w.write_memory(
+            &[MemoryRegion {
+                addr: 0x1000,
+                data: &[1u8; 8],
+            }],
+            &mut |_| {},
+        )
+        .expect("memory");
+        assert!(w.write_redacted(&[(0x1004, 8)]).is_err());
+        let mut w = SnapshotWriter::new_redacted(Vec::new(), WriteOptions::default()).expect("w");
+        assert!(w.write_redacted(&[(0x10, 8), (0x14, 8)]).is_err());
+        assert!(w.write_redacted(&[(u64::MAX, 8)]).is_err());
     }
 
     #[test]

@@ -233,6 +233,7 @@ fn synthetic_snapshot(dir: &Path) -> PathBuf {
             },
         ],
         auxv: vec![(6, 4096), (9, 0x46_1a20)],
+        redaction: None,
     };
     let path = dir.join("synthetic.snap");
     let file = std::fs::File::create(&path).expect("create synthetic snapshot");

@@ -58,6 +58,8 @@ pub struct InfoReport {
     pub analysis_error: Option<String>,
     /// Every mapping of the process.
     pub mappings: Vec<MappingFacts>,
+    /// What `rdlv redact` kept, for a redacted snapshot; `null` otherwise.
+    pub redaction: Option<rdlv_format::Redaction>,
 }
 
 /// The file.
@@ -344,6 +346,7 @@ pub fn build_report(
     };
     executable.embedded = embedded;
     InfoReport {
+        redaction: meta.redaction.clone(),
         snapshot: SnapshotFacts {
             path: snap.display().to_string(),
             format_version: format!("{major}.{minor}"),
@@ -436,6 +439,17 @@ fn write_text(r: &InfoReport, out: &mut dyn Write) -> std::io::Result<()> {
         r.snapshot.format_version,
         human_bytes(r.snapshot.file_bytes)
     )?;
+    if let Some(red) = &r.redaction {
+        writeln!(
+            out,
+            "Redacted   by rdlv {}: kept {} of memory in {} runs (what {} read), removed {}; reading removed memory is an error",
+            red.tool_version,
+            human_bytes(red.kept_bytes),
+            red.kept_ranges,
+            red.analyses.join(", "),
+            human_bytes(red.redacted_bytes)
+        )?;
+    }
     writeln!(
         out,
         "Process    pid {} (ppid {}, uid {}, gid {})",

@@ -24,6 +24,7 @@ pub mod export;
 pub mod heap;
 pub mod info;
 pub mod progress;
+pub mod redact;
 pub mod repl;
 pub mod stacks;
 pub mod values;
@@ -104,6 +105,9 @@ pub enum TopCommand {
     Export(export::ExportArgs),
     /// Write a self-contained HTML report of the goroutines.
     Report(export::ReportArgs),
+    /// Write a snapshot for sharing: only the memory goroutine, stack and
+    /// scheduler analysis read; every other byte is removed (reads of it fail).
+    Redact(redact::RedactArgs),
     /// Interactive debugger (Delve's vocabulary) on a snapshot.
     Repl {
         /// Snapshot file.
@@ -386,6 +390,7 @@ pub fn run(invocation: Invocation, out: &mut dyn Write) -> anyhow::Result<i32> {
         Some(TopCommand::Verify { snap }) => info::run_verify_path(&snap, out),
         Some(TopCommand::Export(args)) => export::run_export(&args, exe, out),
         Some(TopCommand::Report(args)) => export::run_report(&args, exe, out),
+        Some(TopCommand::Redact(args)) => redact::run_redact(&args, exe, out),
         Some(TopCommand::Repl { snap, opts }) => repl::run_repl_path(&snap, exe, &opts, style, out),
         Some(TopCommand::Completion { shell }) => {
             let mut cmd = cli_command();

@@ -94,6 +94,7 @@ pub fn sample_metadata() -> Metadata {
             },
         }],
         auxv: vec![(6, 4096), (25, 0x7ffd_0000_1000)],
+        redaction: None,
     }
 }
 

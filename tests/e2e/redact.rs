@@ -1,0 +1,272 @@
+//! `rdlv redact` (issue 10): the redacted snapshot of a `heap -canary`
+//! target answers `goroutines` (both forms), `threads --stacks` and `sched`
+//! byte for byte as the original does, holds none of the secret anywhere in
+//! its memory or its file, reads removed memory as a "redacted" error (exit
+//! 1), says so in `info`, is much smaller, and damaged input is a clear
+//! error that leaves no output behind.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use rdlv_e2e::{describe_output, rdlv_path, rdlv_snap_path, Target, Variant, DEFAULT_GO};
+use rdlv_format::{RangeKind, Snapshot};
+
+/// Bytes of the `heap` program's random secret.
+const CANARY_LEN: usize = 32 << 10;
+/// Length of each window of the secret searched for.
+const WINDOW: usize = 24;
+
+fn rdlv(args: &[&str]) -> Output {
+    Command::new(rdlv_path())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run rdlv")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = rdlv(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output(&args.join(" "), &out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The secret bytes from the `CANARY 0x<addr> <len> <hex>` line.
+fn canary(target: &Target) -> Vec<u8> {
+    let value = target.line_value("CANARY").expect("CANARY line");
+    let hex = value.split_whitespace().nth(2).expect("canary bytes");
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// How many `WINDOW`-byte windows of `secret` (one every `WINDOW` bytes)
+/// occur in `haystack`.
+fn windows_in(haystack: &[u8], secret: &[u8]) -> usize {
+    let wanted: std::collections::HashSet<&[u8]> = secret.chunks_exact(WINDOW).collect();
+    let mut found = std::collections::HashSet::new();
+    for w in haystack.windows(WINDOW) {
+        if wanted.contains(w) {
+            found.insert(w);
+        }
+    }
+    found.len()
+}
+
+/// Every readable byte of the snapshot's memory, decompressed, in address order.
+fn all_memory(path: &Path) -> Vec<u8> {
+    let snap = Snapshot::open(path).expect("open");
+    let mut all = Vec::new();
+    for r in snap.memory_ranges() {
+        if r.kind == RangeKind::Data {
+            let mut buf = vec![0u8; r.len as usize];
+            snap.read_memory(r.addr, &mut buf)
+                .expect("read a data range");
+            all.extend_from_slice(&buf);
+        }
+    }
+    all
+}
+
+fn capture(target: &Target, path: &Path) {
+    let out = Command::new(rdlv_snap_path())
+        .arg(target.pid().to_string())
+        .arg("-o")
+        .arg(path)
+        .output()
+        .expect("run rdlv-snap");
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("rdlv-snap", &out)
+    );
+}
+
+#[test]
+fn redacted_snapshot_answers_the_stack_analyses_and_holds_no_secret() {
+    let target = Target::start(
+        "heap",
+        DEFAULT_GO,
+        Variant::Default,
+        &["-mb", "8", "-canary", &CANARY_LEN.to_string()],
+    );
+    let secret = canary(&target);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let orig = dir.path().join("x.snap");
+    let red = dir.path().join("r.snap");
+    capture(&target, &orig);
+    let (o, r) = (
+        orig.to_str().expect("utf-8 path"),
+        red.to_str().expect("utf-8 path"),
+    );
+    let out = rdlv(&["redact", o, "-o", r]);
+    assert!(out.status.success(), "{}", describe_output("redact", &out));
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        summary.contains("rdlv: wrote") && summary.contains("kept"),
+        "{summary}"
+    );
+    assert!(out.stdout.is_empty());
+
+    // (1) The analyses answer byte for byte as on the original.
+    for args in [
+        &["goroutines"][..],
+        &["goroutines", "--format", "go"],
+        &["threads", "--stacks"],
+        &["sched"],
+    ] {
+        let mut a = args.to_vec();
+        a.insert(1, o);
+        let want = ok(&a);
+        a[1] = r;
+        let got = ok(&a);
+        assert!(!want.is_empty());
+        assert_eq!(
+            got,
+            want,
+            "`rdlv {}` differs on the redacted snapshot",
+            args.join(" ")
+        );
+    }
+
+    // (2) The secret is in the original's memory, nowhere in the redacted
+    // file's memory or in its bytes.
+    let n = secret.len() / WINDOW;
+    assert_eq!(windows_in(&all_memory(&orig), &secret), n);
+    assert_eq!(windows_in(&all_memory(&red), &secret), 0);
+    assert_eq!(windows_in(&std::fs::read(&red).expect("read"), &secret), 0);
+    ok(&["verify", r]);
+
+    // (3) A heap value reads as redacted, not as zeros.
+    let out = rdlv(&["print", r, "main.secrets"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        describe_output("print", &out)
+    );
+    assert!(stderr.contains("was redacted"), "{stderr}");
+    assert!(ok(&["print", o, "main.secrets"]).contains("map["));
+
+    // --keep keeps a variable's own bytes: its slice header now prints,
+    // and the heap array it points to still reads as redacted, inline.
+    let kept = dir.path().join("k.snap");
+    let k = kept.to_str().expect("utf-8 path");
+    ok(&["redact", o, "-o", k, "--keep", "main.pattern"]);
+    let without = rdlv(&["print", r, "main.pattern"]);
+    assert_eq!(
+        without.status.code(),
+        Some(1),
+        "{}",
+        describe_output("print", &without)
+    );
+    let with = ok(&["print", k, "main.pattern"]);
+    assert!(
+        with.starts_with("[]uint8 len: 65536, cap: 65536, [(unreadable memory at"),
+        "{with}"
+    );
+    assert!(with.contains("was redacted"), "{with}");
+    assert!(ok(&["info", k, "--format", "json"]).contains("main.pattern"));
+    let out = rdlv(&["redact", o, "-o", k, "--keep", "main.nosuch"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        describe_output("redact --keep", &out)
+    );
+
+    // (4) info says so.
+    let info = ok(&["info", r]);
+    assert!(info.contains("Redacted   by rdlv"), "{info}");
+    assert!(info.contains("format 1.1"), "{info}");
+    assert!(!ok(&["info", o]).contains("Redacted"));
+
+    // (5) Much smaller.
+    let (a, b) = (
+        std::fs::metadata(&orig).expect("stat").len(),
+        std::fs::metadata(&red).expect("stat").len(),
+    );
+    eprintln!(
+        "redact: {a} -> {b} bytes (ratio {:.1})",
+        a as f64 / b as f64
+    );
+    let mem_a = all_memory(&orig).len();
+    let mem_b = all_memory(&red).len();
+    eprintln!("redact: memory kept {mem_b} of {mem_a} bytes");
+    let exe_of = |p: &Path| -> u64 {
+        let snap = Snapshot::open(p).expect("open");
+        snap.embedded_files()
+            .iter()
+            .map(|f| f.compressed_size)
+            .sum()
+    };
+    let (xa, xb) = (exe_of(&orig), exe_of(&red));
+    eprintln!(
+        "redact: without the embedded executable {} -> {} bytes (ratio {:.1})",
+        a - xa,
+        b - xb,
+        (a - xa) as f64 / (b - xb) as f64
+    );
+    assert!(
+        mem_b * 20 < mem_a,
+        "kept {mem_b} of {mem_a} bytes of memory"
+    );
+    assert!(b < a, "{b} >= {a}");
+}
+
+#[test]
+fn damaged_input_is_a_clear_error_and_leaves_no_output() {
+    let target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", "4"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let orig = dir.path().join("x.snap");
+    capture(&target, &orig);
+    let mut bytes = std::fs::read(&orig).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    let bad = dir.path().join("bad.snap");
+    std::fs::write(&bad, &bytes).expect("write");
+    let outdir = tempfile::tempdir().expect("tempdir");
+    let red = outdir.path().join("r.snap");
+    let out = rdlv(&[
+        "redact",
+        bad.to_str().expect("utf-8"),
+        "-o",
+        red.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        describe_output("redact", &out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("corrupt"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(outdir.path()).expect("ls").collect();
+    assert!(left.is_empty(), "redact left {left:?}");
+}
+
+#[test]
+fn pprof_label_values_are_not_kept() {
+    // `parked` runs one goroutine under pprof.Do(tenant=acme).
+    let target = Target::start("parked", DEFAULT_GO, Variant::Default, &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let orig = dir.path().join("x.snap");
+    let red = dir.path().join("r.snap");
+    capture(&target, &orig);
+    let (o, r) = (
+        orig.to_str().expect("utf-8 path"),
+        red.to_str().expect("utf-8 path"),
+    );
+    ok(&["redact", o, "-o", r]);
+    let labelled = ok(&["goroutines", o, "-l"]);
+    assert!(labelled.contains("tenant=\"acme\""), "{labelled}");
+    let redacted = ok(&["goroutines", r, "-l"]);
+    assert!(!redacted.contains("acme"), "{redacted}");
+    // "acme" is a string constant, so its bytes are in the executable (which
+    // travels); what redaction removes is the heap label map pointing at it,
+    // so the labels cannot be found any more.
+}
