@@ -69,6 +69,21 @@ pub fn run_measured(cmd: &mut Command, stdout: Stdio, stderr_path: &Path) -> Res
     })
 }
 
+/// Median wall time of timed runs.
+pub fn median_wall(runs: &[Usage]) -> Duration {
+    median(runs.iter().map(|u| u.wall).collect())
+}
+
+/// Median CPU time (user + system) of timed runs.
+pub fn median_cpu(runs: &[Usage]) -> Duration {
+    median(runs.iter().map(|u| u.cpu).collect())
+}
+
+/// The highest peak RSS of timed runs.
+pub fn peak_rss(runs: &[Usage]) -> u64 {
+    runs.iter().map(|u| u.max_rss_bytes).max().unwrap_or(0)
+}
+
 /// The median (the upper one of an even count); zero for no values.
 pub fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();

@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 mod common;
-use common::{loadavg, median, mib, pass, root, rss_bytes, run_measured, Usage};
+use common::{
+    loadavg, median_cpu, median_wall, mib, pass, peak_rss, root, rss_bytes, run_measured, Usage,
+};
 
 /// Above this many goroutines `dlv core` is skipped unless `--with-dlv`: it
 /// takes minutes and gigabytes there, and the 1M target is about rdlv's RSS.
@@ -240,13 +242,13 @@ struct Measured {
 
 impl Measured {
     fn wall(&self) -> Duration {
-        median(self.runs.iter().map(|u| u.wall).collect())
+        median_wall(&self.runs)
     }
     fn cpu(&self) -> Duration {
-        median(self.runs.iter().map(|u| u.cpu).collect())
+        median_cpu(&self.runs)
     }
     fn peak_rss(&self) -> u64 {
-        self.runs.iter().map(|u| u.max_rss_bytes).max().unwrap_or(0)
+        peak_rss(&self.runs)
     }
 }
 

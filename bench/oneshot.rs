@@ -32,7 +32,9 @@ use anyhow::{bail, Context, Result};
 
 mod common;
 mod server;
-use common::{loadavg, median, mib, pass, root, rss_bytes, run_measured, Usage};
+use common::{
+    loadavg, median_cpu, median_wall, mib, pass, peak_rss, root, rss_bytes, run_measured, Usage,
+};
 use server::{start_server, strip_ansi};
 
 /// Architecture issue: one-shot commands at least this much faster than before.
@@ -132,13 +134,13 @@ struct Row {
 
 impl Row {
     fn wall(&self) -> Duration {
-        median(self.runs.iter().map(|u| u.wall).collect())
+        median_wall(&self.runs)
     }
     fn cpu(&self) -> Duration {
-        median(self.runs.iter().map(|u| u.cpu).collect())
+        median_cpu(&self.runs)
     }
     fn rss(&self) -> u64 {
-        self.runs.iter().map(|u| u.max_rss_bytes).max().unwrap_or(0)
+        peak_rss(&self.runs)
     }
 }
 

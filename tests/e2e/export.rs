@@ -240,7 +240,12 @@ fn pprof_equals_the_process_own_profile_go121() {
 // ---------------------------------------------------------------- heap pprof
 
 /// The sample types of a heap profile, in the runtime's order.
-const HEAP_SAMPLE_TYPES: [&str; 4] = ["alloc_objects", "alloc_space", "inuse_objects", "inuse_space"];
+const HEAP_SAMPLE_TYPES: [&str; 4] = [
+    "alloc_objects",
+    "alloc_space",
+    "inuse_objects",
+    "inuse_space",
+];
 
 /// The `-raw` header lines that must agree (the time and the file name
 /// legitimately differ).
@@ -258,7 +263,11 @@ fn block_value(block: &str) -> String {
         .lines()
         .find_map(|l| {
             let first = l.split_whitespace().next()?;
-            first.chars().next()?.is_ascii_digit().then(|| first.to_string())
+            first
+                .chars()
+                .next()?
+                .is_ascii_digit()
+                .then(|| first.to_string())
         })
         .unwrap_or_default()
 }
@@ -288,7 +297,10 @@ fn heap_pprof_matches_the_process(go: &str, rate: u32) {
     assert!(ours.is_file(), "export pprof --heap wrote no file");
     let art = artifacts_dir();
     let _ = std::fs::copy(&ours, art.join(format!("heap-ours-{go}-rate{rate}.pb.gz")));
-    let _ = std::fs::copy(&theirs, art.join(format!("heap-theirs-{go}-rate{rate}.pb.gz")));
+    let _ = std::fs::copy(
+        &theirs,
+        art.join(format!("heap-theirs-{go}-rate{rate}.pb.gz")),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("heap profile"), "Go {go}: {stderr}");
 
@@ -297,7 +309,10 @@ fn heap_pprof_matches_the_process(go: &str, rate: u32) {
     let raw_theirs = go_pprof(&["-raw"], &theirs);
     assert_eq!(
         raw_header(&raw_ours),
-        vec!["PeriodType: space bytes".to_string(), format!("Period: {rate}")],
+        vec![
+            "PeriodType: space bytes".to_string(),
+            format!("Period: {rate}")
+        ],
         "Go {go}: -raw header of ours:\n{raw_ours}"
     );
     assert_eq!(raw_header(&raw_ours), raw_header(&raw_theirs), "Go {go}");
@@ -330,7 +345,12 @@ fn heap_pprof_matches_the_process(go: &str, rate: u32) {
     };
     for st in HEAP_SAMPLE_TYPES {
         // -unit=B: exact byte values (the default rounds to 3 digits).
-        let args = ["-traces", "-lines", "-unit=B", &format!("-sample_index={st}")];
+        let args = [
+            "-traces",
+            "-lines",
+            "-unit=B",
+            &format!("-sample_index={st}"),
+        ];
         let ours_b = trace_blocks(&go_pprof(&args, &ours));
         let theirs_b = trace_blocks(&go_pprof(&args, &theirs));
         let (ours_nz, ours_z): (Vec<String>, Vec<String>) =
@@ -379,9 +399,9 @@ fn heap_pprof_matches_the_process(go: &str, rate: u32) {
                 ("main.newBlock", "bytes:  24B", "1200B"),
             ] {
                 assert!(
-                    ours_nz.iter().any(|b| b.contains(func)
-                        && b.contains(label)
-                        && block_value(b) == value),
+                    ours_nz
+                        .iter()
+                        .any(|b| b.contains(func) && b.contains(label) && block_value(b) == value),
                     "Go {go}: no in-use sample of {value} from {func} with {label}"
                 );
             }
@@ -451,7 +471,10 @@ fn heap_pprof_without_a_memory_profile_says_so() {
         let ctx = describe_output(&format!("rdlv export pprof --heap ({variant:?})"), &out);
         assert_eq!(out.status.code(), Some(1), "{ctx}");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.starts_with("rdlv: ") && stderr.contains(says), "{ctx}");
+        assert!(
+            stderr.starts_with("rdlv: ") && stderr.contains(says),
+            "{ctx}"
+        );
         assert!(!stderr.contains("panicked"), "{ctx}");
         assert!(!out_file.exists(), "{ctx}: left a file");
     }

@@ -337,7 +337,9 @@ fn is_runtime_pc(rt: &Runtime<'_>, cache: &mut HashMap<u64, bool>, addr: u64) ->
     }
     let r = rt.tab().find_func(addr).is_some_and(|f| {
         let frames = f.frames_at(addr);
-        let name = frames.first().map_or_else(|| f.name(), |fr| fr.name.as_str());
+        let name = frames
+            .first()
+            .map_or_else(|| f.name(), |fr| fr.name.as_str());
         name.starts_with("runtime.") || (rt.minor >= 24 && name.starts_with("internal/runtime/"))
     });
     cache.insert(addr, r);
