@@ -132,6 +132,25 @@ fn redacted_snapshot_answers_the_stack_analyses_and_holds_no_secret() {
         );
     }
 
+    // `bt` of every goroutine too: it walks with the same unwinder but is
+    // not among the analyses whose reads are kept.
+    let ids: Vec<String> =
+        serde_json::from_str::<serde_json::Value>(&ok(&["goroutines", o, "--format", "json"]))
+            .expect("goroutines json")
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|g| g["id"].to_string())
+            .collect();
+    assert!(!ids.is_empty());
+    for id in &ids {
+        assert_eq!(
+            ok(&["bt", r, id]),
+            ok(&["bt", o, id]),
+            "`rdlv bt {id}` differs on the redacted snapshot"
+        );
+    }
+
     // (2) The secret is in the original's memory, nowhere in the redacted
     // file's memory or in its bytes.
     let n = secret.len() / WINDOW;
