@@ -767,6 +767,10 @@ fn standalone_commands(base: &Baseline) -> Vec<Vec<String>> {
         "print main.list",
         "print main.bigText --format json",
         "vars main",
+        // The heap walks: spans, types and the object graph from hostile memory.
+        "heap",
+        "leaks --format json",
+        "waits --format json",
     ]
     .iter()
     .map(|s| words(s))
