@@ -59,9 +59,13 @@ impl Recipient {
 fn parse_recipient(text: &str, origin: &str) -> Result<Recipient> {
     let text = text.trim();
     let bad = |why: String| CaptureError::Usage(format!("{origin}: {why}"));
-    if text.starts_with("age1pq") {
+    // A post-quantum recipient is Bech32 with the prefix `age1pq`, so it
+    // reads `age1pq1...`; an X25519 one (prefix `age`) may well begin
+    // `age1pq` too (1 in 1024), but never `age1pq1`: `1` is not a Bech32
+    // data character.
+    if text.starts_with("age1pq1") {
         return Err(bad(
-            "post-quantum age1pq... recipients are not supported yet; use an age1... X25519 or SSH key".into(),
+            "post-quantum age1pq1... recipients are not supported yet; use an age1... X25519 or SSH key".into(),
         ));
     }
     if text.starts_with("age1") {
@@ -258,6 +262,22 @@ mod tests {
             .unwrap();
         assert_eq!(enc.kinds(), ["X25519", "X25519", "ssh-ed25519"]);
         assert!(Encryption::from_args(&[], &[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_x25519_recipient_that_begins_age1pq_is_not_mistaken_for_post_quantum() {
+        // About one X25519 key in 1024 encodes as `age1pq...`.
+        let public = (0..200_000)
+            .map(|_| age::x25519::Identity::generate().to_public().to_string())
+            .find(|p| p.starts_with("age1pq"))
+            .expect("an age1pq... X25519 recipient within 200000 keys");
+        let enc = Encryption::from_args(std::slice::from_ref(&public), &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(enc.kinds(), ["X25519"]);
+        let pq = "age1pq1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq";
+        let err = Encryption::from_args(&[pq.to_string()], &[]).unwrap_err();
+        assert!(err.to_string().contains("post-quantum"), "{err}");
     }
 
     #[test]
