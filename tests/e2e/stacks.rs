@@ -77,13 +77,11 @@ fn compare_block(want: &GoroutineBlock, got: Option<&GoroutineBlock>) -> Result<
 
 /// Runs `parked` built with `version`/`variant`, captures it, and compares.
 /// Returns (matching, compared, failure descriptions).
-fn oracle_run(version: &str, variant: Variant) -> (usize, usize, Vec<String>) {
-    let target = Target::start("parked", version, variant, &[]);
-    let snap = target.capture(&[]);
-    let oracle = target.oracle();
+/// `rdlv goroutines SNAP --format go`, parsed into goroutine blocks.
+fn go_stacks(snap: &std::path::Path) -> Vec<GoroutineBlock> {
     let out = run_rdlv(&[
         "goroutines".as_ref(),
-        snap.path().as_os_str(),
+        snap.as_os_str(),
         "--format".as_ref(),
         "go".as_ref(),
     ]);
@@ -93,7 +91,14 @@ fn oracle_run(version: &str, variant: Variant) -> (usize, usize, Vec<String>) {
         describe_output("rdlv goroutines --format go", &out)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    let ours = parse_stacks(&text).unwrap_or_else(|e| panic!("rdlv output: {e}\n{text}"));
+    parse_stacks(&text).unwrap_or_else(|e| panic!("rdlv output: {e}\n{text}"))
+}
+
+fn oracle_run(version: &str, variant: Variant) -> (usize, usize, Vec<String>) {
+    let target = Target::start("parked", version, variant, &[]);
+    let snap = target.capture(&[]);
+    let oracle = target.oracle();
+    let ours = go_stacks(snap.path());
     let mut failures = Vec::new();
     let mut compared = 0;
     let mut matching = 0;
@@ -896,19 +901,7 @@ fn running_goroutine_in_a_signal_handler_shows_where_it_was_interrupted() {
             let tid = park_spinner_in_signal_handler(&target, version, at);
             let snap = target.capture(&[]);
             target.signal(libc::SIGCONT);
-            let out = run_rdlv(&[
-                "goroutines".as_ref(),
-                snap.path().as_os_str(),
-                "--format".as_ref(),
-                "go".as_ref(),
-            ]);
-            assert!(
-                out.status.success(),
-                "{}",
-                describe_output("goroutines", &out)
-            );
-            let text = String::from_utf8_lossy(&out.stdout);
-            let blocks = parse_stacks(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            let blocks = go_stacks(snap.path());
             let spin = blocks
                 .iter()
                 .find(|g| g.is_running() && g.frames.iter().any(|f| f.func == "main.spin"));
