@@ -431,37 +431,23 @@ fn build_types(raw_types: &[(u64, RawType)]) -> TypeIndex {
     }
     for (i, ty) in types.iter().enumerate() {
         let id = TypeId(i as u32);
-        if !ty.name.is_empty() {
-            // Prefer the outermost named DIE (typedef) over its struct twin:
-            // typedefs are what variables reference.
-            let prefer = matches!(
-                ty.kind,
-                TypeKind::Typedef(_)
-                    | TypeKind::Map { .. }
-                    | TypeKind::Chan { .. }
-                    | TypeKind::Interface { .. }
-            );
-            match ix.type_by_name.get(&ty.name) {
-                Some(_) if !prefer => {}
-                _ => {
-                    ix.type_by_name.insert(ty.name.clone(), id);
-                }
-            }
+        // Prefer the outermost named DIE (typedef) over its struct twin:
+        // typedefs are what variables reference. A later DIE replaces an
+        // earlier one of the same key only if it is such an outer DIE.
+        let outer = matches!(
+            ty.kind,
+            TypeKind::Typedef(_)
+                | TypeKind::Map { .. }
+                | TypeKind::Chan { .. }
+                | TypeKind::Interface { .. }
+        );
+        if !ty.name.is_empty() && (outer || !ix.type_by_name.contains_key(&ty.name)) {
+            ix.type_by_name.insert(ty.name.clone(), id);
         }
         if let Some(rt) = ty.runtime_type.filter(|&rt| rt != 0) {
-            let prefer = matches!(
-                ty.kind,
-                TypeKind::Typedef(_)
-                    | TypeKind::Map { .. }
-                    | TypeKind::Chan { .. }
-                    | TypeKind::Interface { .. }
-                    | TypeKind::Func
-            );
-            match ix.type_by_runtime.get(&rt) {
-                Some(_) if !prefer => {}
-                _ => {
-                    ix.type_by_runtime.insert(rt, id);
-                }
+            let outer = outer || matches!(ty.kind, TypeKind::Func);
+            if outer || !ix.type_by_runtime.contains_key(&rt) {
+                ix.type_by_runtime.insert(rt, id);
             }
         }
     }
