@@ -36,6 +36,10 @@ use crate::proc;
 
 /// `__NR_futex` on x86-64.
 pub(crate) const SYS_FUTEX: u64 = 202;
+/// `close` on x86-64.
+pub(crate) const SYS_CLOSE: u64 = 3;
+/// `userfaultfd` on x86-64.
+pub(crate) const SYS_USERFAULTFD: u64 = 323;
 /// `__NR_clone` on x86-64.
 pub(crate) const SYS_CLONE: u64 = 56;
 /// `__NR_wait4` on x86-64.
@@ -235,6 +239,11 @@ impl ParkedHost {
         self.tid
     }
 
+    /// Address of the `syscall` instruction injected syscalls run on.
+    pub(crate) fn syscall_addr(&self) -> u64 {
+        self.syscall_addr
+    }
+
     /// The instruction pointer the kernel shows seccomp for a syscall
     /// injected here (the address after the `syscall` instruction).
     pub(crate) fn ip(&self) -> u64 {
@@ -263,6 +272,16 @@ impl ParkedHost {
     pub(crate) fn fork(&self, pid: u32) -> Result<Injected, InjectError> {
         inject(pid, self, SYS_CLONE, [libc::SIGCHLD as u64, 0, 0, 0, 0])
     }
+}
+
+/// Whether the stopped thread `tid` stands at an injected syscall `nr` on
+/// the `syscall` instruction at `syscall_addr` that has not run yet: its
+/// registers are as [`inject`] sets them before resuming (a tracer killed
+/// right then leaves it so; detached, it runs the syscall untraced). A
+/// thread whose registers cannot be read (gone) has nothing pending.
+pub(crate) fn injection_pending(tid: u32, syscall_addr: u64, nr: u64) -> bool {
+    get_regs(tid)
+        .is_ok_and(|regs| regs.rip == syscall_addr && regs.rax == nr && regs.orig_rax == u64::MAX)
 }
 
 /// Ptrace options the freeze set (TRACECLONE|TRACEEXIT), restored after the injection.
@@ -306,7 +325,10 @@ fn inject(pid: u32, host: &ParkedHost, nr: u64, args: [u64; 5]) -> Result<Inject
     regs.r10 = args[3];
     regs.r8 = args[4];
     let mut ran = false;
-    let outcome = set_regs(tid, &regs).and_then(|()| run_syscall(pid, host, is_fork, &mut ran));
+    let outcome = set_regs(tid, &regs).and_then(|()| {
+        crate::failpoint::hit_injected("before", nr);
+        run_syscall(pid, host, is_fork, &mut ran)
+    });
     // Restore on every path: the thread is in a ptrace stop unless it is gone.
     let restored = set_regs(tid, &restart_equivalent(&host.saved, ran));
     let _ = ptrace(libc::PTRACE_SETOPTIONS, tid, 0, FREEZE_OPTIONS);
@@ -325,6 +347,7 @@ fn inject(pid: u32, host: &ParkedHost, nr: u64, args: [u64; 5]) -> Result<Inject
         };
     }
     restored?;
+    crate::failpoint::hit_injected("after", nr);
     Ok(injected)
 }
 

@@ -13,6 +13,7 @@ mod cow;
 mod encrypt;
 mod error;
 mod exeinfo;
+mod failpoint;
 mod freeze;
 mod idle;
 mod inject;
@@ -23,6 +24,7 @@ mod precopy;
 mod preflight;
 mod proc;
 mod seccomp;
+mod sentinel;
 mod snapshot;
 mod stop;
 #[cfg(test)]
@@ -192,8 +194,8 @@ fn human_bytes(bytes: u64) -> String {
 fn main() {
     let mut args = std::env::args();
     match args.nth(1).as_deref() {
-        Some(cow::SENTINEL_ARG) => {
-            std::process::exit(cow::run_sentinel(&args.next().unwrap_or_default()))
+        Some(sentinel::SENTINEL_ARG) => {
+            std::process::exit(sentinel::run_sentinel(&args.next().unwrap_or_default()))
         }
         Some(idle::IDLE_ARG) if args.next().is_none() => std::process::exit(idle::run()),
         _ => {}

@@ -186,6 +186,26 @@ pub fn all_pids() -> Vec<u32> {
         .collect()
 }
 
+/// The target's descriptors that are userfaultfds, sorted (empty if
+/// `/proc/PID/fd` cannot be read).
+pub fn userfaultfd_fds(pid: u32) -> Vec<u64> {
+    let dir = proc_dir(pid).join("fd");
+    let mut fds: Vec<u64> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|entry| {
+                    std::fs::read_link(entry.path())
+                        .is_ok_and(|link| link.as_os_str() == "anon_inode:[userfaultfd]")
+                })
+                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    fds.sort_unstable();
+    fds
+}
+
 /// The descriptor number the target's next new descriptor gets (the lowest
 /// one not open, by `/proc/PID/fd`).
 pub fn lowest_free_fd(pid: u32) -> u64 {

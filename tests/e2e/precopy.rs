@@ -282,6 +282,58 @@ fn sigkill_during_precopy_leaves_no_tracking_and_no_stopped_thread() {
     );
 }
 
+/// rdlv-snap killed at each instant of the userfaultfd take-over (through
+/// its failpoints: random kills reach this window of microseconds about
+/// once in a hundred captures): the sentinel closes whatever descriptor the
+/// target was left with, the target runs on untraced, and captures again.
+#[test]
+fn a_kill_between_the_injected_userfaultfd_and_close_leaves_no_descriptor() {
+    use std::os::unix::process::ExitStatusExt;
+    let target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", "16"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f.snap");
+    // (failpoint, whether the target holds a descriptor at the kill)
+    let points = [
+        // The thread runs the injected userfaultfd() untraced.
+        ("before-userfaultfd", true),
+        ("after-userfaultfd", true),
+        // The thread runs the injected close() untraced.
+        ("before-close", false),
+        ("after-close", false),
+    ];
+    for (point, leaves_one) in points {
+        let out = Command::new(rdlv_snap_unwrapped_path())
+            .arg(target.pid().to_string())
+            .arg("-o")
+            .arg(&path)
+            .args(["--precopy", "--force"])
+            .env("RDLV_SNAP_FAILPOINT", point)
+            .stdout(Stdio::null())
+            .output()
+            .expect("spawn rdlv-snap");
+        // stderr is shared with the sentinel: output() returned once it had
+        // exited too, so its clean-up is over.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGKILL),
+            "{point}: rdlv-snap did not die at its failpoint: {}",
+            describe_output("capture", &out)
+        );
+        assert_eq!(
+            stderr.contains("closed the userfaultfd descriptor"),
+            leaves_one,
+            "{point}: {stderr}"
+        );
+        target.assert_running_untraced();
+        let leftovers = tracking_leftovers(target.pid());
+        assert!(leftovers.is_empty(), "{point}: {leftovers:#?}\n{stderr}");
+        let summary = precopy_capture(target.pid(), &path);
+        assert!(summary["pause_us"].as_u64().is_some(), "{point}: {summary}");
+        assert!(tracking_leftovers(target.pid()).is_empty(), "{point}");
+    }
+}
+
 #[test]
 fn precopy_falls_back_to_the_plain_copy_for_a_non_go_process() {
     let mut sleeper = Command::new("sleep")

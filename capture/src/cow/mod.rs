@@ -129,7 +129,8 @@ use crate::preflight::Preflight;
 use crate::proc::{self, MapsEntry};
 use crate::stop::{self, Held, Stopped};
 
-pub use reap::{reap, run_sentinel, Sentinel, SENTINEL_ARG};
+use crate::sentinel::Sentinel;
+pub use reap::{find_unknown_orphan, reap};
 
 /// Bytes per pread on the child's memory (>= 1 MiB keeps syscall cost low).
 const READ_CHUNK: u64 = 4 << 20;

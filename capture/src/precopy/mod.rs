@@ -23,6 +23,10 @@
 //! target runs again. From then on only our descriptor holds the
 //! userfaultfd: however rdlv-snap ends (even SIGKILL), the kernel releases
 //! it, which unregisters every range and clears every protection bit.
+//! Should rdlv-snap die between the injected `userfaultfd()` and `close()`
+//! (microseconds), the target keeps an idle descriptor (nothing is ever
+//! registered through it); the [`crate::sentinel`], told of each step,
+//! then closes it through the same kind of injection.
 //! While it lives, the first write to each protected page costs the target
 //! one minor fault (about a microsecond).
 //!
@@ -63,10 +67,14 @@ use crate::nice::Nice;
 use crate::pages::{self, Decision, PageRange};
 use crate::preflight::{map_proc_err, Preflight, BUFFER_SLACK_MIN};
 use crate::proc;
+use crate::sentinel::Sentinel;
 use crate::snapshot::Run;
 use crate::stop::{self, Held, Stopped};
 
-pub use track::{trackable, Layout, WriteTracker};
+pub use track::{
+    close_leftover_userfaultfd, trackable, Layout, Leftover, LeftoverFd, PendingInjection,
+    WriteTracker,
+};
 
 /// Pre-copies at least this large are announced on a terminal.
 const PRECOPY_NOTICE_BYTES: u64 = 1 << 30;
@@ -190,8 +198,27 @@ pub fn stop_and_precopy(
             pause_us: 0,
         }));
     }
-    let (attached, attach_pause_us) =
-        WriteTracker::attach(pid, options.max_pause, abort, &pre.hints);
+    // Closes the target's userfaultfd descriptor should this process die
+    // between the injected userfaultfd() and close().
+    let mut sentinel = Sentinel::spawn(pid);
+    let (attached, attach_pause_us) = WriteTracker::attach(
+        pid,
+        options.max_pause,
+        abort,
+        &pre.hints,
+        sentinel.as_mut().ok(),
+    );
+    let mut warnings = Vec::new();
+    match sentinel {
+        Ok(sentinel) if attached.is_ok() => sentinel.finish(),
+        // An injection that failed half-way may have left the descriptor:
+        // closing the pipe without `done` has the sentinel close it, and
+        // waits for it (the target is running again; we freeze it next).
+        Ok(sentinel) => drop(sentinel),
+        Err(error) => warnings.push(format!(
+            "pre-copy: no sentinel ({error}): had rdlv-snap died between the injected userfaultfd() and close(), the target would have kept an idle userfaultfd descriptor"
+        )),
+    }
     let mut tracker = match attached {
         Ok(tracker) => tracker,
         Err(error) if error.falls_back() => {
@@ -319,5 +346,6 @@ pub fn stop_and_precopy(
     };
     let mut stopped = resumed.with(plans, ranges, outcome, Method::Precopy(stats));
     stopped.reused = reused;
+    stopped.warnings.extend(warnings);
     Ok(Ok(stopped))
 }

@@ -15,12 +15,11 @@ use nix::errno::Errno;
 
 use crate::error::CaptureError;
 use crate::freeze::{check_budget, Frozen, ThreadHint};
-use crate::inject::{InjectError, ParkedHost};
+use crate::inject::{InjectError, ParkedHost, SYS_CLOSE, SYS_USERFAULTFD};
 use crate::pages::{self, PageRange, PresenceScanner};
 use crate::proc::MapsEntry;
+use crate::sentinel::Sentinel;
 
-const SYS_CLOSE: u64 = 3;
-const SYS_USERFAULTFD: u64 = 323;
 const SYS_PIDFD_OPEN: libc::c_long = 434;
 const SYS_PIDFD_GETFD: libc::c_long = 438;
 
@@ -205,16 +204,20 @@ impl WriteTracker {
     /// it over (see the module comment). Returns the tracker, or why not,
     /// and the microseconds the target was stopped trying (failed tries
     /// count too). On error the target runs and holds no userfaultfd of
-    /// ours, except when rdlv-snap is killed in the few microseconds between
-    /// the injected `userfaultfd()` and `close()`, or [`PrecopyError::TargetKeepsDescriptor`].
+    /// ours, except after [`PrecopyError::TargetKeepsDescriptor`]. Each
+    /// step is told to `sentinel`, which closes the target's descriptor
+    /// should rdlv-snap be killed between the injected `userfaultfd()` and
+    /// `close()`.
     pub fn attach(
         pid: u32,
         max_pause: Duration,
         abort: &AtomicI32,
         hints: &[ThreadHint],
+        mut sentinel: Option<&mut Sentinel>,
     ) -> (Result<WriteTracker, PrecopyError>, u64) {
         let mut pause_us = 0u64;
-        let result = Self::attach_counting(pid, max_pause, abort, hints, &mut pause_us);
+        let result =
+            Self::attach_counting(pid, max_pause, abort, hints, &mut sentinel, &mut pause_us);
         (result, pause_us)
     }
 
@@ -223,6 +226,7 @@ impl WriteTracker {
         max_pause: Duration,
         abort: &AtomicI32,
         hints: &[ThreadHint],
+        sentinel: &mut Option<&mut Sentinel>,
         pause_us: &mut u64,
     ) -> Result<WriteTracker, PrecopyError> {
         if crate::proc::job_stopped(pid) {
@@ -242,7 +246,7 @@ impl WriteTracker {
                 return Err(PrecopyError::NoHostThread);
             }
             let frozen = Frozen::freeze(pid, max_pause, abort, hints)?;
-            let taken = take_userfaultfd(pid, &frozen, &pidfd, filtered);
+            let taken = take_userfaultfd(pid, &frozen, &pidfd, filtered, sentinel.as_deref_mut());
             *pause_us += frozen.resume().pause_us();
             match taken {
                 Ok(uffd) => return WriteTracker::new(uffd),
@@ -405,6 +409,7 @@ fn take_userfaultfd(
     frozen: &Frozen,
     pidfd: &OwnedFd,
     filtered: bool,
+    mut sentinel: Option<&mut Sentinel>,
 ) -> Result<OwnedFd, PrecopyError> {
     // One host for both syscalls: after the first it no longer looks parked.
     let host = match ParkedHost::find(pid, frozen.threads()) {
@@ -422,7 +427,36 @@ fn take_userfaultfd(
         ];
         crate::seccomp::check(host.tid(), host.ip(), &planned).map_err(PrecopyError::Seccomp)?;
     }
-    let ret = host.syscall(pid, SYS_USERFAULTFD, [flags, 0, 0, 0, 0])?;
+    if let Some(sentinel) = sentinel.as_deref_mut() {
+        let existing = crate::proc::userfaultfd_fds(pid);
+        let list = if existing.is_empty() {
+            "-".to_string()
+        } else {
+            existing
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        sentinel.send(&format!(
+            "uffd-injecting {} {:x} {list}",
+            host.tid(),
+            host.syscall_addr()
+        ));
+    }
+    let ret = host.syscall(pid, SYS_USERFAULTFD, [flags, 0, 0, 0, 0]);
+    if let Some(sentinel) = sentinel.as_deref_mut() {
+        match ret {
+            Ok(fd) if fd >= 0 => sentinel.send(&format!("uffd {fd}")),
+            // No descriptor was made.
+            Ok(_) => sentinel.send("uffd-closed"),
+            // The syscall may or may not have run: it stays announced as
+            // `uffd-injecting`, and rdlv-snap closes the pipe without
+            // `done` on this error (see `stop_and_precopy`).
+            Err(_) => {}
+        }
+    }
+    let ret = ret?;
     if ret < 0 {
         return Err(PrecopyError::Userfaultfd(Errno::from_raw(
             i32::try_from(-ret).unwrap_or(libc::EINVAL),
@@ -453,8 +487,19 @@ fn take_userfaultfd(
         }
     }
     // Close the target's copy whatever happened: it must not keep one.
+    if let Some(sentinel) = sentinel.as_deref_mut() {
+        sentinel.send(&format!(
+            "uffd-closing {} {:x} {remote_fd}",
+            host.tid(),
+            host.syscall_addr()
+        ));
+    }
     match host.syscall(pid, SYS_CLOSE, [remote_fd, 0, 0, 0, 0]) {
-        Ok(0) => {}
+        Ok(0) => {
+            if let Some(sentinel) = sentinel {
+                sentinel.send("uffd-closed");
+            }
+        }
         Ok(ret) => {
             return Err(PrecopyError::TargetKeepsDescriptor {
                 fd: remote_fd,
@@ -472,6 +517,146 @@ fn take_userfaultfd(
         op: "pidfd_getfd",
         errno: local_errno,
     })
+}
+
+/// A userfaultfd descriptor an interrupted capture may have left in the
+/// target, as the [`crate::sentinel`] knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    /// Which descriptor.
+    pub fd: LeftoverFd,
+    /// The injected syscall that was about to run, if any: a killed
+    /// rdlv-snap leaves its registers set, and the detached thread runs it.
+    pub injecting: Option<PendingInjection>,
+}
+
+/// Which descriptor of the target is the leftover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeftoverFd {
+    /// `userfaultfd()` was being injected: any userfaultfd descriptor not
+    /// among `existing` (the target's own, before) is ours.
+    New {
+        /// The target's userfaultfd descriptors before the injection.
+        existing: Vec<u64>,
+    },
+    /// The injected `userfaultfd()` returned this descriptor.
+    Known(u64),
+}
+
+/// An injected syscall announced to the sentinel before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingInjection {
+    /// The host thread.
+    pub tid: u32,
+    /// The `syscall` instruction it runs on.
+    pub syscall_addr: u64,
+    /// The syscall number.
+    pub nr: u64,
+}
+
+/// Freezes attempts made to find a host thread for the clean-up `close()`.
+const LEFTOVER_ATTEMPTS: u32 = 50;
+
+/// Closes, in the target, the userfaultfd descriptor an interrupted capture
+/// left there (run by the sentinel once rdlv-snap is gone), through an
+/// injected `close()` on a parked thread. Waits (up to `patience`) until
+/// the kernel has detached the dead tracer and an announced injection has
+/// run (checked on the host thread's registers while the target is
+/// frozen). Returns the descriptors closed (empty when none was left, e.g.
+/// rdlv-snap died before the injected syscall was set up or after the
+/// target's `close()`). Only userfaultfd descriptors are closed, and in the
+/// [`LeftoverFd::New`] case only those that did not exist before; the list
+/// is taken while the target is frozen.
+pub fn close_leftover_userfaultfd(
+    pid: u32,
+    leftover: &Leftover,
+    patience: Duration,
+) -> Result<Vec<u64>, PrecopyError> {
+    let deadline = std::time::Instant::now() + patience;
+    let never = AtomicI32::new(0);
+    let filtered = crate::proc::seccomp_mode(pid) == 2;
+    let ours = || -> Vec<u64> {
+        let now = crate::proc::userfaultfd_fds(pid);
+        match &leftover.fd {
+            LeftoverFd::Known(fd) => now.into_iter().filter(|n| n == fd).collect(),
+            LeftoverFd::New { existing } => {
+                now.into_iter().filter(|n| !existing.contains(n)).collect()
+            }
+        }
+    };
+    let mut attempt = 0u32;
+    loop {
+        if crate::proc::gone_or_exiting(pid) {
+            return Ok(Vec::new());
+        }
+        let traced = crate::proc::read_status(pid).map_or(0, |status| status.tracer_pid);
+        if traced == 0 {
+            attempt += 1;
+            match Frozen::freeze(pid, Duration::from_secs(1), &never, &[]) {
+                Ok(frozen) => {
+                    let pending = leftover.injecting.is_some_and(|p| {
+                        crate::inject::injection_pending(p.tid, p.syscall_addr, p.nr)
+                    });
+                    let closed = if pending {
+                        // Let the thread run it first.
+                        Err(PrecopyError::NoHostThread)
+                    } else {
+                        close_while_frozen(pid, &frozen, &ours(), filtered)
+                    };
+                    frozen.resume();
+                    match closed {
+                        Ok(closed) => return Ok(closed),
+                        Err(PrecopyError::NoHostThread) if attempt < LEFTOVER_ATTEMPTS => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+                // Another tracer (or the dying one, still detaching).
+                Err(_) if attempt < LEFTOVER_ATTEMPTS => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(PrecopyError::NoHostThread);
+        }
+        std::thread::sleep(Duration::from_millis(2 + u64::from(attempt.min(20))));
+    }
+}
+
+/// The injected `close()` of each of `fds` on one parked host thread.
+fn close_while_frozen(
+    pid: u32,
+    frozen: &Frozen,
+    fds: &[u64],
+    filtered: bool,
+) -> Result<Vec<u64>, PrecopyError> {
+    if fds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let host = match ParkedHost::find(pid, frozen.threads()) {
+        Ok(host) => host,
+        Err(InjectError::NoHostThread) => return Err(PrecopyError::NoHostThread),
+        Err(error) => return Err(error.into()),
+    };
+    if filtered {
+        let planned: Vec<_> = fds
+            .iter()
+            .map(|&fd| planned_call("close", SYS_CLOSE, fd))
+            .collect();
+        crate::seccomp::check(host.tid(), host.ip(), &planned).map_err(PrecopyError::Seccomp)?;
+    }
+    let mut closed = Vec::new();
+    for &fd in fds {
+        match host.syscall(pid, SYS_CLOSE, [fd, 0, 0, 0, 0])? {
+            0 => closed.push(fd),
+            ret => {
+                return Err(PrecopyError::TargetKeepsDescriptor {
+                    fd,
+                    cause: Errno::from_raw(i32::try_from(-ret).unwrap_or(libc::EINVAL)).to_string(),
+                })
+            }
+        }
+    }
+    Ok(closed)
 }
 
 /// A one-argument syscall as the seccomp check sees it.
@@ -631,7 +816,7 @@ func main() {
         let mut attached = 0;
         for round in 0..5 {
             let (tracker, pause_us) =
-                WriteTracker::attach(pid, Duration::from_secs(5), &abort, &[]);
+                WriteTracker::attach(pid, Duration::from_secs(5), &abort, &[], None);
             match tracker {
                 Ok(tracker) => {
                     attached += 1;

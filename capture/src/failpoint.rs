@@ -1,0 +1,48 @@
+//! Named instants at which rdlv-snap can be made to die (SIGKILL of
+//! itself), for tests that must show what a kill at exactly that instant
+//! leaves behind; random kills reach a window of a few microseconds too
+//! rarely to test it.
+//!
+//! Set `RDLV_SNAP_FAILPOINT=NAME` in rdlv-snap's environment. Names in use:
+//! `before-SYSCALL` (an injected syscall's registers are set, the host
+//! thread not yet resumed: the kernel detaches it and it runs the syscall
+//! untraced) and `after-SYSCALL` (it ran, the registers are restored), for
+//! SYSCALL one of `userfaultfd`, `close`, `clone`, `wait4`. Unset, each
+//! check is one load of a cached value.
+
+use std::sync::OnceLock;
+
+use crate::inject::{SYS_CLONE, SYS_CLOSE, SYS_USERFAULTFD, SYS_WAIT4};
+
+/// The environment variable naming the failpoint to die at.
+pub const FAILPOINT_ENV: &str = "RDLV_SNAP_FAILPOINT";
+
+fn armed() -> Option<&'static str> {
+    static ARMED: OnceLock<Option<String>> = OnceLock::new();
+    ARMED
+        .get_or_init(|| std::env::var(FAILPOINT_ENV).ok().filter(|v| !v.is_empty()))
+        .as_deref()
+}
+
+/// Dies by SIGKILL here if `name` is the armed failpoint.
+pub fn hit(name: &str) {
+    if armed() == Some(name) {
+        // SAFETY: kill(2) on ourselves.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+}
+
+/// The failpoint name of an injected syscall, `before-…` or `after-…`.
+pub fn hit_injected(when: &str, nr: u64) {
+    if armed().is_none() {
+        return;
+    }
+    let name = match nr {
+        SYS_USERFAULTFD => "userfaultfd",
+        SYS_CLOSE => "close",
+        SYS_CLONE => "clone",
+        SYS_WAIT4 => "wait4",
+        _ => return,
+    };
+    hit(&format!("{when}-{name}"));
+}
