@@ -9,7 +9,10 @@
 //!   bytes equal `heapInUse`);
 //! - leaks: the leaked set equals the set heapzoo knows, and on runtimes
 //!   with a goroutine leak profile, the runtime's own profile;
-//! - waits: the lock-order deadlock and the channel cycle are cycles.
+//! - waits: the lock-order deadlock and the channel cycle are cycles;
+//! - retention (`heap --by root`, `--path`): bytes each global alone
+//!   retains equal the runtime's own count of what building it added to
+//!   the live heap.
 
 use std::collections::BTreeSet;
 
@@ -122,11 +125,106 @@ fn check_census(version: &str, variant: Variant) {
     let small = u(&zoo.truth["small"]);
     assert!(unknown(16) >= small, "{what}: 16-byte objects");
     assert!(unknown(24) >= 1000, "{what}: 24-byte objects");
+    check_retention(&zoo, &what, version);
     drop(zoo.target);
 }
 
+/// `heap --by root`: what each global alone retains equals the runtime's
+/// own count of what its construction added to the live heap (heapzoo
+/// measures it), the stack holder's frame retains its 20 objects, shared
+/// objects are retained by no root, and `heap --path` leads from the root.
+fn check_retention(zoo: &Zoo, what: &str, version: &str) {
+    let by_root = rdlv_json(&zoo.snap, &["heap", "--by", "root", "--format", "json"]);
+    let roots = by_root["roots"].as_array().expect("roots array");
+    let root = |name: &str| -> Option<&Value> { roots.iter().find(|r| r["root"] == name) };
+    let truth = zoo.truth["retained"].as_object().expect("retained");
+    assert!(
+        truth.len() >= 8,
+        "{what}: heapzoo measured {} roots",
+        truth.len()
+    );
+    for (name, bytes) in truth {
+        let r = root(name).unwrap_or_else(|| panic!("{what}: no root {name} in {by_root:#}"));
+        assert_eq!(
+            u(&r["retained_bytes"]),
+            u(bytes),
+            "{what}: bytes retained by {name} (the runtime counted {bytes})"
+        );
+    }
+    // Each list of 968-byte objects: one object per element plus the
+    // slice's array (the closure also holds its captured slice header).
+    for (name, objects) in [
+        ("main.globalMids", 101),
+        ("main.ifaces", 41),
+        ("main.larges", 5),
+        ("main.smallList", 1000),
+        ("main.keepFunc", 32),
+    ] {
+        let r = root(name).expect("root checked above");
+        assert_eq!(
+            u(&r["objects"]),
+            objects,
+            "{what}: objects retained by {name}"
+        );
+    }
+    // The stack holder's locals: its 20 StackMids (1024-byte slots), and
+    // the array of pointers to them when it was not stack-allocated.
+    let holder = u(&zoo.truth["scenarios"]["stack holder on global chan"]);
+    let prefix = format!("goroutine {holder} frame ");
+    let frame = roots
+        .iter()
+        .find(|r| {
+            r["root"]
+                .as_str()
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(" main.stackHolder"))
+        })
+        .unwrap_or_else(|| panic!("{what}: no root {prefix}N main.stackHolder in {by_root:#}"));
+    let (objects, bytes) = (u(&frame["objects"]), u(&frame["retained_bytes"]));
+    assert!(
+        (objects, bytes) == (20, 20 * 1024) || (objects, bytes) == (21, 20 * 1024 + 160),
+        "{what}: the stack holder's frame retains {objects} objects, {bytes} bytes"
+    );
+    // The shared *int every 968-byte object points at is retained by none.
+    assert!(u(&by_root["shared_bytes"]) >= 16, "{what}: shared bytes");
+    if minor(version) >= 22 {
+        let types = by_root["types"].as_array().expect("types");
+        let mids = types
+            .iter()
+            .find(|t| t["type"] == "main.GlobalMid")
+            .unwrap_or_else(|| panic!("{what}: no main.GlobalMid in types"));
+        assert_eq!(u(&mids["objects"]), 100, "{what}: GlobalMid objects");
+        assert_eq!(
+            u(&mids["retained_bytes"]),
+            100 * 1024,
+            "{what}: GlobalMid retained"
+        );
+    }
+    // One path from the root to the slice's array.
+    let path = rdlv_json(
+        &zoo.snap,
+        &["heap", "--path", "main.globalMids", "--format", "json"],
+    );
+    let steps = path.as_array().expect("path array");
+    assert_eq!(steps.len(), 2, "{what}: path {path:#}");
+    assert_eq!(steps[0]["root"], "main.globalMids", "{what}: path {path:#}");
+    assert!(steps[1]["addr"].is_string(), "{what}: path {path:#}");
+    // Not a heap address: a request that cannot be answered (exit 1).
+    let out = zoo.snap.rdlv(&["heap", "--path", "0x10"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        describe_output("heap --path 0x10", &out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not inside an allocated heap object"),
+        "{}",
+        describe_output("heap --path 0x10", &out)
+    );
+}
+
 #[test]
-fn census_matches_construction_and_runtime_counters() {
+fn census_and_retention_match_construction_and_runtime_counters() {
     for v in VERSIONS {
         for variant in [Variant::Default, Variant::NoOpt] {
             check_census(v, variant);

@@ -247,6 +247,40 @@ pub fn run_print(target: &Target, args: &PrintArgs, out: &mut dyn Write) -> anyh
     Ok(())
 }
 
+/// The address a Go expression designates in the heap, for `heap --path`:
+/// what a pointer, map, channel or slice points at, else where the value
+/// itself lives.
+pub fn expr_address(target: &Target, src: &str) -> anyhow::Result<u64> {
+    let info = dwarf(target)?;
+    let names = func_namer(target);
+    let prog = program(target, &info, &names);
+    let v = with_big_stack(|| {
+        Evaluator::new(&prog, Vec::new())
+            .in_function("main.main")
+            .eval_str(src, LoadConfig::canonical_shallow())
+    })?
+    .map_err(eval_error)?;
+    let addr = match &v.kind {
+        ValueKind::Pointer { addr, .. }
+        | ValueKind::Map { addr, .. }
+        | ValueKind::Chan { addr, .. }
+        | ValueKind::UnsafePointer(addr) => Some(*addr),
+        ValueKind::Slice { base, .. } => Some(*base),
+        ValueKind::Unreadable(why) => {
+            return Err(AnalyzeError::NotFound(format!("{src}: {why}")).into())
+        }
+        _ => v.addr,
+    };
+    match addr {
+        Some(a) if a != 0 => Ok(a),
+        _ => Err(AnalyzeError::NotFound(format!(
+            "{src} ({}) points at nothing: give a pointer, map, channel or slice, or an address",
+            v.type_name
+        ))
+        .into()),
+    }
+}
+
 /// `vars [REGEX]`.
 pub fn run_vars(target: &Target, args: &VarsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let info = dwarf(target)?;

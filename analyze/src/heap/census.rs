@@ -184,6 +184,32 @@ pub fn census(model: &HeapModel<'_, '_>) -> Census {
     c
 }
 
+/// The type of allocated slot `i` of `s`, as the census counts it: by its
+/// malloc header, by `largeType`, or unknown by size class. `None` when a
+/// header or `largeType` names no valid type (counted as unknown).
+pub fn object_type(
+    mem: &dyn Memory,
+    types: &mut Types<'_>,
+    minor: u32,
+    s: &Span,
+    i: u64,
+) -> Option<TypeKey> {
+    if s.has_header(minor) {
+        return header_key(mem, types, s, i);
+    }
+    if s.sizeclass() == 0 && s.large_type != 0 {
+        let t = types.get(s.large_type)?;
+        return Some(TypeKey::Typed {
+            name: t.name.clone(),
+            array: t.size > 0 && s.elemsize / t.size >= 2 && t.size * 2 <= s.elemsize,
+        });
+    }
+    Some(TypeKey::Unknown {
+        size_class: s.sizeclass(),
+        elem_size: s.elemsize,
+    })
+}
+
 fn header_key(mem: &dyn Memory, types: &mut Types<'_>, s: &Span, i: u64) -> Option<TypeKey> {
     let header = mem.read_u64(s.object(i)).ok()?;
     let t = types.get(header)?;

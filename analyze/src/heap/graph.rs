@@ -6,9 +6,10 @@
 //! bits for objects of 512 bytes or less (placed before the Green Tea inline
 //! mark bits when the runtime has them); the malloc header's type mask
 //! tiled over the data for 513 B–32 KiB objects; `largeType`'s mask tiled
-//! over a large object (nothing while `largeType` is nil). Where the mask is
-//! unknown (Go 1.21's arena bitmap is not read, GC programs, on-demand masks
-//! not built yet, types outside the module) the object is scanned
+//! over a large object (nothing while `largeType` is nil); on Go 1.21, the
+//! heap arenas' one-bit-per-word bitmap with its `noMorePtrs` cut-off.
+//! Where the mask is unknown (GC programs, on-demand masks not built yet,
+//! types outside the module, unreadable arenas) the object is scanned
 //! conservatively: every aligned word that points into an allocated slot
 //! counts, which can only make more objects reachable, never fewer.
 //!
@@ -42,6 +43,14 @@ pub const SCAN_CHUNK: u64 = 64 << 10;
 pub const MAX_STACK_BYTES: u64 = 1 << 30;
 /// Bound on a data or bss segment scanned.
 pub const MAX_SEGMENT_BYTES: u64 = 1 << 32;
+/// Heap words per arena (`heapArenaBytes` = 64 MiB on linux/amd64).
+const ARENA_WORDS: u64 = (64 << 20) / 8;
+/// `logHeapArenaBytes` on linux/amd64.
+const ARENA_SHIFT: u32 = 26;
+/// `arenaBaseOffset` on amd64: arena indexes count from here.
+const ARENA_BASE_OFFSET: u64 = 0xffff_8000_0000_0000;
+/// `arenaL2Bits` on linux/amd64 (48-bit addresses, L1 has one entry).
+const ARENA_L2_BITS: u32 = 48 - ARENA_SHIFT;
 
 /// Mark state: a bit per slot for whole-heap marking, or a set for the
 /// small per-goroutine walks of the wait graph.
@@ -58,6 +67,8 @@ pub struct Marker<'m, 'r, 't> {
     work: Vec<(u32, u64)>,
     hidden: HashMap<u64, Vec<u64>>,
     span_bits: HashMap<u32, Rc<Vec<u8>>>,
+    /// Go 1.21: `heapArena` addresses by arena index.
+    arenas: HashMap<u64, Option<u64>>,
     /// Objects marked so far.
     pub marked: u64,
     budget: u64,
@@ -66,6 +77,116 @@ pub struct Marker<'m, 'r, 't> {
     /// While a goroutine stack is scanned: words that point into it are
     /// collected here instead of being marked (they may reach stack objects).
     pub(super) stack_sink: Option<StackSink>,
+    /// When the object graph itself is wanted ([`Marker::recording`]): the
+    /// nodes and every edge followed.
+    pub(super) recorder: Option<Recorder>,
+}
+
+/// What a root is, for naming it (see [`super::retain`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RootKey {
+    /// A package variable: index into the sorted symbol list of the scan.
+    Global(u32),
+    /// Words of data or bss no symbol covers (or a stripped binary's).
+    Segment(bool),
+    /// A goroutine's frame: goroutine id, logical frame index (as `bt` numbers it).
+    Frame(u64, u32),
+    /// What the runtime scans of a goroutine besides its frames (`sched.ctxt`,
+    /// `_defer`, `_panic`, a running thread's registers, the unwalked stack):
+    /// goroutine id.
+    Goroutine(u64),
+}
+
+/// A node of the recorded object graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Node {
+    /// The one root above all roots (node 0).
+    Top,
+    /// A root.
+    Root(RootKey),
+    /// A heap object: span index and slot.
+    Object(u32, u64),
+}
+
+/// Bound on the nodes of a recorded graph (ids are `u32`).
+pub const MAX_GRAPH_NODES: usize = u32::MAX as usize - 1;
+
+/// The object graph as the marker discovers it: node ids in discovery
+/// order, node 0 the top, and one edge per pointer word followed (from
+/// the root or object scanned to the object pointed into; duplicates kept).
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// Nodes by id.
+    pub nodes: Vec<Node>,
+    /// (from, to) node ids.
+    pub edges: Vec<(u32, u32)>,
+    /// Object ids per span and slot, allocated for a span when one of its
+    /// objects is first reached (`u32::MAX`: not reached).
+    ids: Vec<Vec<u32>>,
+    roots: HashMap<RootKey, u32>,
+    /// Names of the package variables [`RootKey::Global`] indexes.
+    pub globals: Vec<String>,
+    /// The node whose words are being scanned.
+    source: u32,
+    /// Nodes were dropped at [`MAX_GRAPH_NODES`].
+    pub truncated: bool,
+}
+
+impl Recorder {
+    fn new(spans: usize) -> Self {
+        Recorder {
+            nodes: vec![Node::Top],
+            ids: vec![Vec::new(); spans],
+            ..Recorder::default()
+        }
+    }
+
+    fn push(&mut self, node: Node) -> Option<u32> {
+        if self.nodes.len() >= MAX_GRAPH_NODES {
+            self.truncated = true;
+            return None;
+        }
+        self.nodes.push(node);
+        u32::try_from(self.nodes.len() - 1).ok()
+    }
+
+    /// The id of the object at (span, slot), made when first seen.
+    fn object(&mut self, idx: u32, slot: u64, nelems: u64) -> Option<u32> {
+        let ids = self.ids.get_mut(idx as usize)?;
+        if ids.is_empty() {
+            *ids = vec![u32::MAX; usize::try_from(nelems).ok()?];
+        }
+        let at = usize::try_from(slot).ok()?;
+        match *ids.get(at)? {
+            u32::MAX => {
+                let id = self.push(Node::Object(idx, slot))?;
+                if let Some(s) = self.ids.get_mut(idx as usize).and_then(|v| v.get_mut(at)) {
+                    *s = id;
+                }
+                Some(id)
+            }
+            id => Some(id),
+        }
+    }
+
+    /// A recorder holding exactly `nodes` and `edges` (tests of the graph code).
+    #[cfg(test)]
+    pub(super) fn for_test(nodes: Vec<Node>, edges: Vec<(u32, u32)>) -> Self {
+        Recorder {
+            nodes,
+            edges,
+            ..Recorder::default()
+        }
+    }
+
+    /// The id of an object already reached.
+    pub fn object_id(&self, idx: u32, slot: u64) -> Option<u32> {
+        let id = *self
+            .ids
+            .get(idx as usize)?
+            .get(usize::try_from(slot).ok()?)?;
+        (id != u32::MAX).then_some(id)
+    }
 }
 
 /// Pointers into the goroutine stack being scanned.
@@ -103,11 +224,45 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
             work: Vec::new(),
             hidden: HashMap::new(),
             span_bits: HashMap::new(),
+            arenas: HashMap::new(),
             marked: 0,
             budget,
             exhausted: false,
             stack_sink: None,
+            recorder: None,
         }
+    }
+
+    /// A whole-heap marker that also records the object graph (see
+    /// [`Recorder`]); roots are named through [`Marker::set_root`].
+    pub fn recording(model: &'m HeapModel<'r, 't>) -> Self {
+        let mut m = Self::whole(model);
+        m.recorder = Some(Recorder::new(model.heap.spans.len()));
+        m
+    }
+
+    /// Pointers scanned from now on come from root `key` (when recording).
+    pub fn set_root(&mut self, key: RootKey) {
+        let Some(rec) = self.recorder.as_mut() else {
+            return;
+        };
+        let id = match rec.roots.get(&key) {
+            Some(&id) => id,
+            None => {
+                let Some(id) = rec.push(Node::Root(key)) else {
+                    return;
+                };
+                rec.roots.insert(key, id);
+                rec.edges.push((0, id));
+                id
+            }
+        };
+        rec.source = id;
+    }
+
+    /// The recorded graph (when recording), leaving the marker without it.
+    pub fn take_recorder(&mut self) -> Option<Recorder> {
+        self.recorder.take()
     }
 
     /// Never follow the word at `addr` (an interior address of some object).
@@ -186,6 +341,17 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
             self.marked += 1;
             self.work.push((idx, slot));
         }
+        if let Some(rec) = self.recorder.as_mut() {
+            let nelems = self
+                .model
+                .heap
+                .spans
+                .get(idx as usize)
+                .map_or(0, |s| s.nelems);
+            if let Some(id) = rec.object(idx, slot, nelems) {
+                rec.edges.push((rec.source, id));
+            }
+        }
     }
 
     /// Every aligned word of `[lo, hi)` taken as a possible pointer.
@@ -259,6 +425,13 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
             let Some(s) = self.model.heap.spans.get(idx as usize) else {
                 continue;
             };
+            if let Some(rec) = self.recorder.as_mut() {
+                match rec.object_id(idx, slot) {
+                    Some(id) => rec.source = id,
+                    // Dropped at the node bound: its edges cannot be named.
+                    None => continue,
+                }
+            }
             self.scan_object(idx, s, slot);
         }
     }
@@ -272,7 +445,18 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
         let end = base + s.elemsize;
         let minor = self.model.layout.minor;
         if minor < 22 {
-            self.scan_words(base, end, &|_| true, &skip);
+            match self.arena_pointer_mask(base, end) {
+                Some(mask) => self.scan_words(
+                    base,
+                    end,
+                    &|w| {
+                        mask.get((w / 8) as usize)
+                            .is_some_and(|b| b >> (w % 8) & 1 != 0)
+                    },
+                    &skip,
+                ),
+                None => self.scan_words(base, end, &|_| true, &skip),
+            }
             return;
         }
         if s.sizeclass() != 0 && s.elemsize <= MIN_SIZE_FOR_MALLOC_HEADER {
@@ -328,6 +512,94 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
         }
     }
 
+    /// Go 1.21's pointer words of `[base, end)` (one bit per word, from the
+    /// object's first word) from the heap arenas' bitmaps, as the runtime's
+    /// `heapBitsForAddr` reads them: bit set = pointer; once a bitmap word's
+    /// `noMorePtrs` bit is set the object has no pointer past that word.
+    /// `None` when the arenas or their offsets cannot be read (the caller
+    /// then scans conservatively).
+    fn arena_pointer_mask(&mut self, base: u64, end: u64) -> Option<Vec<u8>> {
+        let l = &self.model.layout;
+        let bitmap_off = l.heap_arena.opt("bitmap")?;
+        let no_more_off = l.heap_arena.opt("noMorePtrs")?;
+        let words = end.checked_sub(base)? / 8;
+        let mut mask = vec![0u8; usize::try_from(words.div_ceil(8)).ok()?];
+        let mut done = 0u64;
+        while done < words {
+            let addr = base + done * 8;
+            let arena = self.heap_arena(addr)?;
+            let arena_word = (addr / 8) % ARENA_WORDS;
+            let first_bitmap_word = arena_word / 64;
+            let shift = arena_word % 64;
+            let here = (ARENA_WORDS - arena_word).min(words - done);
+            let bitmap_words = (shift + here).div_ceil(64);
+            let bitmap = self
+                .mem()
+                .read_vec(
+                    arena + bitmap_off + first_bitmap_word * 8,
+                    usize::try_from(bitmap_words * 8).ok()?,
+                )
+                .ok()?;
+            let nmp_first = first_bitmap_word / 8;
+            let nmp_last = (first_bitmap_word + bitmap_words - 1) / 8;
+            let no_more = self
+                .mem()
+                .read_vec(
+                    arena + no_more_off + nmp_first,
+                    usize::try_from(nmp_last - nmp_first + 1).ok()?,
+                )
+                .ok()?;
+            for k in 0..bitmap_words {
+                let at = usize::try_from(k * 8).ok()?;
+                let mut b = [0u8; 8];
+                b.copy_from_slice(bitmap.get(at..at + 8)?);
+                let bits = u64::from_le_bytes(b);
+                let from = if k == 0 { shift } else { 0 };
+                for bit in from..64 {
+                    let w = done + k * 64 + bit - shift;
+                    if w >= done + here {
+                        break;
+                    }
+                    if bits >> bit & 1 != 0 {
+                        if let Some(m) = mask.get_mut((w / 8) as usize) {
+                            *m |= 1 << (w % 8);
+                        }
+                    }
+                }
+                let i = first_bitmap_word + k;
+                let flag = no_more.get(usize::try_from(i / 8 - nmp_first).ok()?)?;
+                if flag >> (i % 8) & 1 != 0 && k * 64 + 64 - shift < here {
+                    return Some(mask);
+                }
+            }
+            done += here;
+        }
+        Some(mask)
+    }
+
+    /// The `heapArena` holding `addr` (`mheap_.arenas[0][index]`; the L1
+    /// table has one entry on linux/amd64), cached per arena.
+    fn heap_arena(&mut self, addr: u64) -> Option<u64> {
+        let index = addr.wrapping_sub(ARENA_BASE_OFFSET) >> ARENA_SHIFT;
+        if let Some(&a) = self.arenas.get(&index) {
+            return a;
+        }
+        let found = (|| {
+            if index >= 1 << ARENA_L2_BITS {
+                return None;
+            }
+            let mheap = self.model.rt.global("runtime.mheap_")?;
+            let l2 = self
+                .mem()
+                .read_u64(mheap.wrapping_add(self.model.layout.mheap.opt("arenas")?))
+                .ok()?;
+            let arena = self.mem().read_u64(l2.checked_add(index * 8)?).ok()?;
+            (arena != 0).then_some(arena)
+        })();
+        self.arenas.insert(index, found);
+        found
+    }
+
     /// The span-end heap bits of a small-object span (cached per span).
     fn span_heap_bits(&mut self, idx: u32, s: &Span) -> Option<Rc<Vec<u8>>> {
         if let Some(b) = self.span_bits.get(&idx) {
@@ -369,11 +641,94 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
                 }
                 self.mem().read_vec(ptr, n.div_ceil(8) as usize).ok()
             });
+            if self.recorder.is_some() {
+                self.scan_segment_by_symbol(lo, hi, mask.as_deref(), field == "gcbssmask");
+                continue;
+            }
             match mask {
                 Some(m) => self.scan_masked(lo, hi, &m),
                 None => self.scan_conservative(lo, hi),
             }
         }
+    }
+
+    /// Scans `[lo, hi)` of data or bss one package variable at a time, each
+    /// as its own root (`.symtab` object symbols; words no symbol covers
+    /// form one root per segment). `mask` as in [`Marker::scan_masked`].
+    fn scan_segment_by_symbol(&mut self, lo: u64, hi: u64, mask: Option<&[u8]>, bss: bool) {
+        let symbols = self.global_symbols(lo, hi);
+        let scan = |m: &mut Self, a: u64, b: u64| {
+            let a = a.next_multiple_of(8);
+            if b <= a {
+                return;
+            }
+            match mask {
+                Some(mask) => {
+                    let first = (a - lo) / 8;
+                    m.scan_words(
+                        a,
+                        b,
+                        &|w| {
+                            let w = first + w;
+                            mask.get((w / 8) as usize)
+                                .is_some_and(|byte| byte >> (w % 8) & 1 != 0)
+                        },
+                        &[],
+                    );
+                }
+                None => m.scan_words(a, b, &|_| true, &[]),
+            }
+        };
+        let mut at = lo;
+        for (start, end, index) in symbols {
+            if start > at {
+                self.set_root(RootKey::Segment(bss));
+                scan(self, at, start);
+            }
+            self.set_root(RootKey::Global(index));
+            scan(self, start.max(at), end);
+            at = at.max(end);
+        }
+        if at < hi {
+            self.set_root(RootKey::Segment(bss));
+            scan(self, at, hi);
+        }
+    }
+
+    /// The `.symtab` object symbols inside `[lo, hi)` (runtime addresses),
+    /// sorted, overlaps clipped, as (start, end, index into the recorder's
+    /// global names); names are added to the recorder.
+    fn global_symbols(&mut self, lo: u64, hi: u64) -> Vec<(u64, u64, u32)> {
+        let target = self.model.rt.target();
+        let bias = target.bias();
+        let mut found: Vec<(u64, u64, &str)> = target
+            .binary()
+            .symbols()
+            .iter()
+            .filter_map(|(name, sym)| {
+                let start = sym.addr.wrapping_add(bias);
+                let end = start.checked_add(sym.size)?;
+                (sym.size > 0 && start >= lo && end <= hi).then_some((start, end, name.as_str()))
+            })
+            .collect();
+        found.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2)));
+        let Some(rec) = self.recorder.as_mut() else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(found.len());
+        let mut at = lo;
+        for (start, end, name) in found {
+            if end <= at {
+                continue;
+            }
+            let Ok(index) = u32::try_from(rec.globals.len()) else {
+                break;
+            };
+            rec.globals.push(name.to_string());
+            out.push((start.max(at), end, index));
+            at = end;
+        }
+        out
     }
 
     /// Scans one goroutine stack from `sp` to `hi`, conservatively.

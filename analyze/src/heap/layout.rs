@@ -83,7 +83,9 @@ pub const WANTED: &[(&str, &[&str])] = &[
             "specials",
         ],
     ),
-    ("runtime.mheap", &["sweepgen", "allspans"]),
+    ("runtime.mheap", &["sweepgen", "allspans", "arenas"]),
+    // Go 1.20-1.21's one-bit-per-word pointer bitmap (gone with malloc headers).
+    ("runtime.heapArena", &["bitmap", "noMorePtrs"]),
     (
         "runtime.gcControllerState",
         &["heapInUse", "heapLive", "heapMarked"],
@@ -130,6 +132,8 @@ pub struct HeapLayout {
     pub mspan: StructOffsets,
     /// `runtime.mheap`.
     pub mheap: StructOffsets,
+    /// `runtime.heapArena` (its pointer bitmap: Go 1.21 only).
+    pub heap_arena: StructOffsets,
     /// `runtime.gcControllerState`.
     pub gc_controller: StructOffsets,
     /// `runtime.sudog`.
@@ -208,6 +212,7 @@ impl HeapLayout {
             from_dwarf,
             mspan: one("runtime.mspan"),
             mheap: one("runtime.mheap"),
+            heap_arena: one("runtime.heapArena"),
             gc_controller: one("runtime.gcControllerState"),
             sudog: one("runtime.sudog"),
             hchan: one("runtime.hchan"),
@@ -228,6 +233,7 @@ impl HeapLayout {
         vec![
             ("runtime.mspan", &self.mspan),
             ("runtime.mheap", &self.mheap),
+            ("runtime.heapArena", &self.heap_arena),
             ("runtime.gcControllerState", &self.gc_controller),
             ("runtime.sudog", &self.sudog),
             ("runtime.hchan", &self.hchan),

@@ -4,8 +4,9 @@
 //! `largeType`, [`census`] counts objects by type beside the runtime's own
 //! accounting, [`graph`] marks what is reachable from a root set with the
 //! heap's pointer bits, [`leaks`] runs the Go 1.26 goroutine-leak fixed
-//! point on that graph for every supported version, and [`waits`] builds
-//! the wait-for graph of blocked goroutines.
+//! point on that graph for every supported version, [`retain`] records
+//! that graph to compute dominators and what each root retains, and
+//! [`waits`] builds the wait-for graph of blocked goroutines.
 //!
 //! Everything here reads untrusted memory: counts are bounded by named
 //! constants in each module, and a damaged span is skipped and reported,
@@ -15,6 +16,7 @@ pub mod census;
 pub mod graph;
 pub mod layout;
 pub mod leaks;
+pub mod retain;
 pub mod spans;
 pub mod stacks;
 pub mod tables;

@@ -41,7 +41,7 @@ use crate::pclntab::{func_flag, Bitmap, Pclntab, StackObjectRecord, ARGS_SIZE_UN
 use crate::runtime::goroutine::G_RUNNING;
 use crate::runtime::{Goroutine, PhysFrame};
 
-use super::graph::{Marker, StackSink, MAX_STACK_BYTES};
+use super::graph::{Marker, RootKey, StackSink, MAX_STACK_BYTES};
 
 /// Bound on the size of a `g` read for pointers into its stack.
 const MAX_G_BYTES: u64 = 4096;
@@ -71,6 +71,19 @@ struct PlacedObject {
     addr: u64,
     rec: StackObjectRecord,
     scanned: bool,
+    /// Logical index of the frame holding it (naming roots).
+    frame: u32,
+}
+
+/// The logical frame index (as `bt` numbers frames) of physical frame
+/// `phys`'s own function: its outermost logical frame.
+fn logical_index(g: &Goroutine, phys: usize) -> u32 {
+    let at = g
+        .logical
+        .iter()
+        .rposition(|l| l.phys == phys)
+        .unwrap_or(phys);
+    u32::try_from(at).unwrap_or(u32::MAX)
 }
 
 /// Whether a function is an injected call that saves the registers of the
@@ -99,6 +112,8 @@ impl Marker<'_, '_, '_> {
             return stats;
         }
         let tab = self.model().rt.tab();
+        let goid = g.g.goid;
+        self.set_root(RootKey::Goroutine(goid));
         if g.g.status() == G_RUNNING || g.frames.is_empty() {
             stats.whole_stack_conservative = true;
             self.scan_conservative(lo, hi);
@@ -117,6 +132,8 @@ impl Marker<'_, '_, '_> {
         let mut callee_sigpanic = false;
         for (i, f) in g.frames.iter().enumerate() {
             let caller_varp = g.frames.get(i + 1).map(varp).unwrap_or(hi);
+            let frame = logical_index(g, i);
+            self.set_root(RootKey::Frame(goid, frame));
             let func = tab.find_func(f.info.entry);
             let name = &*f.info.name;
             let injected = saves_registers(name);
@@ -167,6 +184,7 @@ impl Marker<'_, '_, '_> {
                                 addr,
                                 rec,
                                 scanned: false,
+                                frame,
                             });
                         }
                     }
@@ -177,6 +195,7 @@ impl Marker<'_, '_, '_> {
                 }
             }
         }
+        self.set_root(RootKey::Goroutine(goid));
         if let Some(last) = g.frames.last() {
             if last.info.flag & func_flag::TOP_FRAME == 0 && last.fp < hi {
                 self.scan_conservative(last.fp.max(lo), hi);
@@ -185,7 +204,7 @@ impl Marker<'_, '_, '_> {
         }
         self.scan_g_roots(g);
         stats.objects = objects.len();
-        stats.objects_scanned = self.scan_stack_objects(tab, &mut objects);
+        stats.objects_scanned = self.scan_stack_objects(tab, &mut objects, goid);
         self.stack_sink = None;
         stats
     }
@@ -316,7 +335,12 @@ impl Marker<'_, '_, '_> {
 
     /// Scans every stack object a pointer into the stack reaches, until no
     /// new one is reached; returns how many were scanned.
-    fn scan_stack_objects(&mut self, tab: &Pclntab, objects: &mut [PlacedObject]) -> usize {
+    fn scan_stack_objects(
+        &mut self,
+        tab: &Pclntab,
+        objects: &mut [PlacedObject],
+        goid: u64,
+    ) -> usize {
         objects.sort_by_key(|o| o.addr);
         let (lo, hi) = match &self.stack_sink {
             Some(s) => (s.lo, s.hi),
@@ -339,6 +363,7 @@ impl Marker<'_, '_, '_> {
             }
             o.scanned = true;
             scanned += 1;
+            let frame = o.frame;
             let start = o.addr;
             let end = start
                 .saturating_add(u64::from(o.rec.ptrdata.min(o.rec.size)))
@@ -346,6 +371,7 @@ impl Marker<'_, '_, '_> {
             if start < lo || end <= start {
                 continue;
             }
+            self.set_root(RootKey::Frame(goid, frame));
             let words = (end - start).div_ceil(8);
             let mask = (!o.rec.gc_prog)
                 .then(|| tab.rodata_bytes(o.rec.gcdataoff, words.div_ceil(8) as usize))

@@ -44,7 +44,16 @@ const HEAP_1_21: VersionTable = &[
     ),
     (
         "runtime.mheap",
-        &[("size", 92792), ("sweepgen", 65856), ("allspans", 65864)],
+        &[
+            ("size", 92792),
+            ("sweepgen", 65856),
+            ("allspans", 65864),
+            ("arenas", 65944),
+        ],
+    ),
+    (
+        "runtime.heapArena",
+        &[("size", 1133584), ("bitmap", 0), ("noMorePtrs", 1048576)],
     ),
     (
         "runtime.gcControllerState",
@@ -142,8 +151,14 @@ const HEAP_1_22: VersionTable = &[
     ),
     (
         "runtime.mheap",
-        &[("size", 92856), ("sweepgen", 65856), ("allspans", 65864)],
+        &[
+            ("size", 92856),
+            ("sweepgen", 65856),
+            ("allspans", 65864),
+            ("arenas", 66008),
+        ],
     ),
+    ("runtime.heapArena", &[("size", 68624)]),
     (
         "runtime.gcControllerState",
         &[
@@ -240,8 +255,14 @@ const HEAP_1_23: VersionTable = &[
     ),
     (
         "runtime.mheap",
-        &[("size", 92928), ("sweepgen", 65856), ("allspans", 65864)],
+        &[
+            ("size", 92928),
+            ("sweepgen", 65856),
+            ("allspans", 65864),
+            ("arenas", 66008),
+        ],
     ),
+    ("runtime.heapArena", &[("size", 68624)]),
     (
         "runtime.gcControllerState",
         &[
@@ -338,8 +359,14 @@ const HEAP_1_24: VersionTable = &[
     ),
     (
         "runtime.mheap",
-        &[("size", 93008), ("sweepgen", 65856), ("allspans", 65864)],
+        &[
+            ("size", 93008),
+            ("sweepgen", 65856),
+            ("allspans", 65864),
+            ("arenas", 66008),
+        ],
     ),
+    ("runtime.heapArena", &[("size", 68624)]),
     (
         "runtime.gcControllerState",
         &[
@@ -436,8 +463,14 @@ const HEAP_1_25: VersionTable = &[
     ),
     (
         "runtime.mheap",
-        &[("size", 93320), ("sweepgen", 65856), ("allspans", 65864)],
+        &[
+            ("size", 93320),
+            ("sweepgen", 65856),
+            ("allspans", 65864),
+            ("arenas", 66008),
+        ],
     ),
+    ("runtime.heapArena", &[("size", 69648)]),
     (
         "runtime.gcControllerState",
         &[
@@ -534,8 +567,14 @@ const HEAP_1_26: VersionTable = &[
     ),
     (
         "runtime.mheap",
-        &[("size", 93464), ("sweepgen", 65856), ("allspans", 65864)],
+        &[
+            ("size", 93464),
+            ("sweepgen", 65856),
+            ("allspans", 65864),
+            ("arenas", 66008),
+        ],
     ),
+    ("runtime.heapArena", &[("size", 69648)]),
     (
         "runtime.gcControllerState",
         &[
@@ -633,8 +672,14 @@ const HEAP_1_27: VersionTable = &[
     ),
     (
         "runtime.mheap",
-        &[("size", 93464), ("sweepgen", 65856), ("allspans", 65864)],
+        &[
+            ("size", 93464),
+            ("sweepgen", 65856),
+            ("allspans", 65864),
+            ("arenas", 66008),
+        ],
     ),
+    ("runtime.heapArena", &[("size", 69648)]),
     (
         "runtime.gcControllerState",
         &[
