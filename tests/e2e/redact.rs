@@ -485,3 +485,204 @@ fn keep_expressions_keep_what_they_designate_and_refuse_key_material() {
     ok(&["redact", o, "-o", &refused, "--keep", "main.anyKey"]);
     ok(&["redact", o, "-o", &refused, "--keep", "main.srv", "--force"]);
 }
+
+/// Runs `rdlv-snap ARGS` with `RDLV` pointing at the analyzer under test and
+/// `TMPDIR` at `tmp`.
+fn snap_redact(args: &[&std::ffi::OsStr], tmp: &Path) -> Output {
+    Command::new(rdlv_snap_path())
+        .args(args)
+        .env("RDLV", rdlv_path())
+        .env("TMPDIR", tmp)
+        .output()
+        .expect("run rdlv-snap")
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn rdlv_snap_redact_writes_only_the_redacted_snapshot() {
+    use std::ffi::OsStr;
+    let target = Target::start("secrets", DEFAULT_GO, Variant::Default, &[]);
+    let secret = canary(&target);
+    let pid = target.pid().to_string();
+    let work = tempfile::tempdir().expect("tempdir");
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let orig = work.path().join("x.snap");
+    let red = work.path().join("r.snap");
+    capture(&target, &orig);
+    let keep = ["--keep", "main.cfg", "--keep-deep", "--keep-labels"];
+    let (o, r) = (orig.to_str().expect("utf-8"), red.to_str().expect("utf-8"));
+    let mut a = vec!["redact", o, "-o", r];
+    a.extend_from_slice(&keep);
+    ok(&a);
+
+    let snap = out_dir.path().join("c.snap");
+    let mut args: Vec<&OsStr> = vec![
+        OsStr::new(&pid),
+        OsStr::new("--redact"),
+        OsStr::new("-o"),
+        snap.as_os_str(),
+    ];
+    args.extend(keep.iter().map(OsStr::new));
+    let out = snap_redact(&args, tmp.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("rdlv-snap --redact", &out)
+    );
+    let c = snap.to_str().expect("utf-8");
+    let go = |s: &str| ok(&["goroutines", s, "--format", "go"]);
+    assert_eq!(go(c), go(r), "rdlv-snap --redact differs from rdlv redact");
+    assert_eq!(go(c), go(o));
+    let info = ok(&["info", c]);
+    assert!(info.contains("Redacted   by rdlv"), "{info}");
+    assert!(
+        info.contains("goroutines -l") && info.contains("kept       main.cfg"),
+        "{info}"
+    );
+    assert_eq!(
+        ok(&["print", c, "main.cfg.Owner.Login"]),
+        quoted(&target, "LOGIN")
+    );
+
+    // Encrypted as it streams: only ciphertext on the disk; decrypted, the
+    // same redacted snapshot.
+    let (key, recipient) = {
+        let key = work.path().join("key.txt");
+        let keygen = rdlv_e2e::workspace_root().join(".toolchains/bin/age-keygen");
+        let gen = Command::new(&keygen)
+            .arg("-o")
+            .arg(&key)
+            .output()
+            .expect("age-keygen");
+        assert!(
+            gen.status.success(),
+            "{}",
+            describe_output("age-keygen", &gen)
+        );
+        let pubkey = Command::new(&keygen)
+            .arg("-y")
+            .arg(&key)
+            .output()
+            .expect("age-keygen -y");
+        (
+            key,
+            String::from_utf8_lossy(&pubkey.stdout).trim().to_string(),
+        )
+    };
+    let enc = out_dir.path().join("e.snap");
+    let mut args: Vec<&OsStr> = vec![
+        OsStr::new(&pid),
+        OsStr::new("--redact"),
+        OsStr::new("-o"),
+        enc.as_os_str(),
+        OsStr::new("--encrypt-to"),
+        OsStr::new(&recipient),
+    ];
+    args.extend(keep.iter().map(OsStr::new));
+    let out = snap_redact(&args, tmp.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("rdlv-snap --redact --encrypt-to", &out)
+    );
+    let k = key.to_str().expect("utf-8");
+    let e = enc.to_str().expect("utf-8");
+    assert_eq!(ok(&["-i", k, "goroutines", e, "--format", "go"]), go(r));
+    assert!(ok(&["-i", k, "info", e]).contains("Redacted   by rdlv"));
+    let plain = work.path().join("e-plain.snap");
+    let dec = Command::new(rdlv_e2e::workspace_root().join(".toolchains/bin/age"))
+        .args(["-d", "-i", k, "-o"])
+        .arg(&plain)
+        .arg(&enc)
+        .output()
+        .expect("age -d");
+    assert!(dec.status.success(), "{}", describe_output("age -d", &dec));
+
+    // -o -: the redacted snapshot on stdout.
+    let out = snap_redact(
+        &[
+            OsStr::new(&pid),
+            OsStr::new("--redact"),
+            OsStr::new("-o"),
+            OsStr::new("-"),
+        ],
+        tmp.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("rdlv-snap --redact -o -", &out)
+    );
+    let piped = work.path().join("piped.snap");
+    std::fs::write(&piped, &out.stdout).expect("write");
+    let p = piped.to_str().expect("utf-8");
+    assert!(ok(&["info", p]).contains("Redacted   by rdlv"));
+    assert_eq!(ok(&["goroutines", p]), ok(&["goroutines", o]));
+
+    // What rdlv-snap wrote: the two outputs, nothing in TMPDIR, and the
+    // secret in none of them (the encrypted one checked in its plaintext).
+    assert_eq!(files_in(out_dir.path()), ["c.snap", "e.snap"]);
+    assert!(
+        files_in(tmp.path()).is_empty(),
+        "{:?}",
+        files_in(tmp.path())
+    );
+    assert_eq!(
+        windows_in(&all_memory(&orig), &secret),
+        secret.len() / WINDOW
+    );
+    for f in [&snap, &enc, &plain, &piped] {
+        assert_eq!(
+            windows_in(&std::fs::read(f).expect("read"), &secret),
+            0,
+            "{}",
+            f.display()
+        );
+    }
+    for f in [&snap, &plain, &piped] {
+        assert_eq!(windows_in(&all_memory(f), &secret), 0, "{}", f.display());
+    }
+
+    // Without an analyzer to run: a usage error that says how to provide
+    // one, before the target is touched (it keeps running, no file).
+    let lone = work.path().join("lone");
+    std::fs::create_dir(&lone).expect("mkdir");
+    let lone_snap = lone.join("rdlv-snap");
+    std::fs::copy(rdlv_e2e::rdlv_snap_unwrapped_path(), &lone_snap).expect("copy rdlv-snap");
+    let missing = out_dir.path().join("m.snap");
+    let out = Command::new(&lone_snap)
+        .arg(&pid)
+        .arg("--redact")
+        .arg("-o")
+        .arg(&missing)
+        .env_remove("RDLV")
+        .env("PATH", "/nonexistent")
+        .output()
+        .expect("run rdlv-snap");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        describe_output("rdlv-snap --redact", &out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--redact-with")
+            && stderr.contains("RDLV=")
+            && stderr.contains("nothing was stopped"),
+        "{stderr}"
+    );
+    assert!(!missing.exists());
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("target alive");
+    assert!(status.contains("TracerPid:\t0\n"), "{status}");
+    assert!(!status.contains("tracing stop"), "{status}");
+}
