@@ -24,6 +24,7 @@ pub const CORPUS_PROGRAMS: &[&str] = &[
     "churn",
     "heapzoo",
     "heapprof",
+    "secrets",
 ];
 
 /// How a corpus program is built.

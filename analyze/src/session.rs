@@ -284,6 +284,29 @@ impl Memory for Session {
         if let Some(log) = &self.read_log {
             log.record(addr, buf.len() as u64);
         }
+        self.read_unlogged(addr, buf)
+    }
+}
+
+/// Target memory of a [`Session`] whose reads are never logged, even while
+/// the session records ([`Session::unlogged_memory`]).
+pub struct Unlogged<'a>(&'a Session);
+
+impl Memory for Unlogged<'_> {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
+        self.0.read_unlogged(addr, buf)
+    }
+}
+
+impl Session {
+    /// The same memory as [`Session::memory`] without logging: for the
+    /// redactor's own look-ups (finding a `--keep` value reads map entries
+    /// that must not be kept just because they were searched).
+    pub fn unlogged_memory(&self) -> Unlogged<'_> {
+        Unlogged(self)
+    }
+
+    fn read_unlogged(&self, addr: u64, buf: &mut [u8]) -> Result<()> {
         match self.snapshot.read_memory(addr, buf) {
             Ok(()) => return Ok(()),
             Err(rdlv_format::FormatError::Unmapped { .. }) => {}

@@ -43,6 +43,9 @@ pub struct Options {
     pub cow_max_extra: u64,
     /// `--encrypt-to`: the output is one age file to these recipients.
     pub encryption: Option<crate::encrypt::Encryption>,
+    /// `--redact`: the full snapshot goes to memory and the output is what
+    /// `rdlv redact` makes of it.
+    pub redact: Option<crate::redact::Redactor>,
 }
 
 /// The capture method asked for on the command line.
@@ -141,8 +144,10 @@ pub struct Summary {
     pub bytes_captured: u64,
     /// Of those, bytes in all-zero pages.
     pub zero_bytes: u64,
-    /// Snapshot size.
+    /// Snapshot size (the redacted one's with `--redact`).
     pub file_bytes: u64,
+    /// With `--redact`: size of the full snapshot, held in memory only.
+    pub unredacted_bytes: Option<u64>,
     /// Output path or `-`.
     pub file: String,
     /// Reading registers of every thread while stopped.
@@ -255,7 +260,15 @@ fn run_capture(options: &Options, abort: &AtomicI32) -> Result<Summary> {
 
     // Running again from here on.
     let write_started = Instant::now();
-    let written = snapshot::write(options, abort, &mut pre, &stopped)?;
+    let mut written = snapshot::write(options, abort, &mut pre, &stopped)?;
+    let mut unredacted_bytes = None;
+    if let (Some(redactor), Some(out)) = (&options.redact, pre.redacted_output.as_mut()) {
+        let full = pre.output.memory_file().ok_or_else(|| {
+            CaptureError::Usage("internal error: --redact without its memory output".into())
+        })?;
+        unredacted_bytes = Some(written.file_bytes);
+        written.file_bytes = crate::redact::run(redactor, full, out)?;
+    }
     let write_ms = u64::try_from(write_started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(Summary {
         pid: options.pid,
@@ -270,6 +283,7 @@ fn run_capture(options: &Options, abort: &AtomicI32) -> Result<Summary> {
         bytes_captured: written.bytes_captured,
         zero_bytes: written.zero_bytes,
         file_bytes: written.file_bytes,
+        unredacted_bytes,
         file: pre.file_name.clone(),
         write_ms,
         total_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),

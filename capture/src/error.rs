@@ -143,6 +143,14 @@ pub enum CaptureError {
     /// Bad command-line usage detected after parsing (e.g. snapshot to a terminal).
     #[error("{0}")]
     Usage(String),
+    /// `--redact`: the `rdlv redact` child failed.
+    #[error("--redact: {} redact failed: {detail}; nothing written; the target was resumed", .rdlv.display())]
+    Redact {
+        /// The analyzer that ran.
+        rdlv: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 impl CaptureError {

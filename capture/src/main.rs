@@ -23,6 +23,7 @@ mod pages;
 mod precopy;
 mod preflight;
 mod proc;
+mod redact;
 mod seccomp;
 mod sentinel;
 mod snapshot;
@@ -180,6 +181,53 @@ struct Cli {
     /// lines and `#` comments skipped), like age's -R. Repeatable.
     #[arg(long = "encrypt-to-file", value_name = "FILE")]
     encrypt_to_file: Vec<std::path::PathBuf>,
+    /// Write a redacted snapshot (what `rdlv redact` keeps: goroutines,
+    /// stacks, scheduler) instead of the full one, which is held only in
+    /// memory (a memfd) and never written to a disk. Runs the rdlv analyzer:
+    /// --redact-with PATH, else $RDLV, else rdlv beside rdlv-snap, else on
+    /// PATH. Combines with --encrypt-to and `-o -`.
+    #[arg(long, conflicts_with = "no_exe")]
+    redact: bool,
+    /// With --redact: the rdlv binary to run.
+    #[arg(long, value_name = "PATH", requires = "redact")]
+    redact_with: Option<std::path::PathBuf>,
+    /// With --redact: also keep this value (`rdlv redact --keep EXPR`: Delve
+    /// syntax over package variables, e.g. `main.cfg.Name`). Repeatable.
+    #[arg(long = "keep", value_name = "EXPR", requires = "redact")]
+    keep: Vec<String>,
+    /// With --redact --keep: also keep what the kept values reach
+    /// (`rdlv redact --keep-deep`).
+    #[arg(long, requires = "keep")]
+    keep_deep: bool,
+    /// With --redact: keep pprof label values (`rdlv redact --keep-labels`).
+    #[arg(long, requires = "redact")]
+    keep_labels: bool,
+}
+
+/// The `rdlv redact` options for `--redact`, with the analyzer found (before
+/// anything is stopped).
+fn redactor(cli: &Cli) -> Result<Option<redact::Redactor>, error::CaptureError> {
+    if !cli.redact {
+        return Ok(None);
+    }
+    let rdlv = redact::find_rdlv(
+        cli.redact_with.as_deref(),
+        std::env::var_os(redact::RDLV_ENV),
+        std::env::current_exe().ok(),
+        std::env::var_os("PATH"),
+    )?;
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    for expr in &cli.keep {
+        args.push("--keep".into());
+        args.push(expr.into());
+    }
+    if cli.keep_deep {
+        args.push("--keep-deep".into());
+    }
+    if cli.keep_labels {
+        args.push("--keep-labels".into());
+    }
+    Ok(Some(redact::Redactor { rdlv, args }))
 }
 
 fn human_bytes(bytes: u64) -> String {
@@ -208,6 +256,13 @@ fn main() {
             std::process::exit(error.exit_code());
         }
     };
+    let redact = match redactor(&cli) {
+        Ok(redact) => redact,
+        Err(error) => {
+            eprintln!("rdlv-snap: error: {error}");
+            std::process::exit(error.exit_code());
+        }
+    };
     let encrypted_to = encryption.as_ref().map(|e| e.kinds());
     install_signal_handlers();
     let options = capture::Options {
@@ -227,6 +282,7 @@ fn main() {
         },
         cow_max_extra: cli.cow_max_extra,
         encryption,
+        redact,
     };
     match capture::run(&options, &ABORT) {
         Ok(summary) => {
@@ -279,6 +335,8 @@ fn main() {
                     "page_scan": summary.page_scan,
                     "warnings": summary.warnings,
                     "encrypted_to": encrypted_to,
+                    "redacted": summary.unredacted_bytes.is_some(),
+                    "unredacted_bytes": summary.unredacted_bytes,
                 });
                 if cli.output == "-" {
                     eprintln!("{json}");
@@ -311,10 +369,18 @@ fn main() {
                         summary.copy_us as f64 / 1000.0
                     )
                 };
-                let encrypted = encrypted_to
-                    .as_ref()
-                    .map(|kinds| format!(", age-encrypted to {}", kinds.join(", ")))
+                let mut encrypted = summary
+                    .unredacted_bytes
+                    .map(|full| {
+                        format!(
+                            ", redacted by rdlv from {} held in memory",
+                            human_bytes(full)
+                        )
+                    })
                     .unwrap_or_default();
+                if let Some(kinds) = &encrypted_to {
+                    encrypted.push_str(&format!(", age-encrypted to {}", kinds.join(", ")));
+                }
                 eprintln!(
                     "rdlv-snap: captured process {} ({}{}): {} threads, {} in {:.1} ms of pause ({detail}) -> {} ({}{encrypted}, ratio {:.1}) in {} ms",
                     summary.pid,
@@ -411,5 +477,37 @@ mod tests {
         assert_eq!(err.exit_code(), 2);
         assert!(Cli::try_parse_from(["rdlv-snap", "x", "-o", "f"]).is_err());
         assert!(Cli::try_parse_from(["rdlv-snap", "1", "-o", "f", "--level", "20"]).is_err());
+    }
+
+    #[test]
+    fn redact_options_need_redact() {
+        let cli = Cli::try_parse_from([
+            "rdlv-snap",
+            "1",
+            "-o",
+            "-",
+            "--redact",
+            "--keep",
+            "main.cfg",
+            "--keep",
+            "main.cache[\"k\"]",
+            "--keep-deep",
+            "--keep-labels",
+        ])
+        .unwrap();
+        assert!(cli.redact && cli.keep_deep && cli.keep_labels);
+        assert_eq!(cli.keep, ["main.cfg", "main.cache[\"k\"]"]);
+        for args in [
+            &["--keep", "main.cfg"][..],
+            &["--keep-labels"],
+            &["--redact-with", "/bin/rdlv"],
+            &["--redact", "--keep-deep"],
+            &["--redact", "--no-exe"],
+        ] {
+            let mut argv = vec!["rdlv-snap", "1", "-o", "f"];
+            argv.extend_from_slice(args);
+            let err = Cli::try_parse_from(&argv).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
     }
 }

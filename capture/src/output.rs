@@ -29,6 +29,9 @@ enum Dest {
     File(PendingFile),
     /// Standard output.
     Stdout,
+    /// A memfd (`--redact`'s full snapshot), kept open after writing for
+    /// `rdlv redact` to read.
+    Memory(File),
     /// Already written by [`Output::write`].
     Written,
 }
@@ -57,6 +60,26 @@ impl Output {
             encryption,
             name,
         })
+    }
+
+    /// An output into anonymous memory: `--redact`'s full snapshot, which
+    /// must never reach a filesystem. Not encrypted (it never leaves this
+    /// process and the `rdlv redact` child) and not verified here (`rdlv
+    /// redact` verifies its input before anything else).
+    pub fn memory() -> Result<Output> {
+        Ok(Output {
+            dest: Dest::Memory(crate::redact::memfd()?),
+            encryption: None,
+            name: "the in-memory full snapshot".to_string(),
+        })
+    }
+
+    /// The memfd of an output from [`Output::memory`].
+    pub fn memory_file(&self) -> Option<&File> {
+        match &self.dest {
+            Dest::Memory(f) => Some(f),
+            _ => None,
+        }
     }
 
     /// Display name (`-` for stdout).
@@ -91,6 +114,11 @@ impl Output {
                     return Err(CaptureError::Verify { file: name, source });
                 }
                 Ok(bytes)
+            }
+            Dest::Memory(file) => {
+                let written = write_through(&file, None, produce, &name).map(|(bytes, _)| bytes);
+                self.dest = Dest::Memory(file);
+                written
             }
             Dest::Written => Err(CaptureError::Usage(format!(
                 "internal error: the snapshot for {name} was already written"

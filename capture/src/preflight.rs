@@ -49,6 +49,9 @@ pub struct Preflight {
     pub status: proc::Status,
     /// The output, opened (a hidden file until the snapshot is complete).
     pub output: Output,
+    /// With `--redact`: the named output, which receives the redacted
+    /// snapshot (`output` is then the in-memory full one).
+    pub redacted_output: Option<Output>,
     /// The output's name for messages (`-` for stdout).
     pub file_name: String,
     /// `/proc/PID/mem`, opened (the copy's fallback).
@@ -106,8 +109,14 @@ pub fn preflight(options: &Options, abort: &AtomicI32) -> Result<Preflight> {
     if status.tracer_pid != 0 {
         return Err(freeze::permission_error(pid, "already traced"));
     }
-    let output = Output::open(&options.output, options.force, options.encryption.clone())?;
-    let file_name = output.name();
+    let final_output = Output::open(&options.output, options.force, options.encryption.clone())?;
+    let file_name = final_output.name();
+    // With --redact the snapshot is written to memory and the named output
+    // receives what `rdlv redact` makes of it.
+    let (output, redacted_output) = match options.redact {
+        Some(_) => (Output::memory()?, Some(final_output)),
+        None => (final_output, None),
+    };
     // /proc/PID/mem needs the same permission as ptrace: failing here means
     // we never stop the target just to be refused.
     let mem_path = proc::proc_dir(pid).join("mem");
@@ -172,6 +181,7 @@ pub fn preflight(options: &Options, abort: &AtomicI32) -> Result<Preflight> {
     Ok(Preflight {
         status,
         output,
+        redacted_output,
         file_name,
         mem,
         smaps,

@@ -155,6 +155,7 @@ pub fn capture_options(
         method,
         cow_max_extra: crate::cow::DEFAULT_MAX_EXTRA,
         encryption: None,
+        redact: None,
     }
 }
 

@@ -225,9 +225,36 @@ pub struct Redaction {
     pub kept_bytes: u64,
     /// Bytes of captured memory removed.
     pub redacted_bytes: u64,
-    /// Globals kept by name with `--keep`.
+    /// The `--keep` expressions, as given (a package variable's name in
+    /// files written before expressions; [`Redaction::kept_values`] has the
+    /// details).
     #[serde(default)]
     pub kept_globals: Vec<String>,
+    /// What each `--keep` expression kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept_values: Vec<KeptValue>,
+}
+
+/// One value `rdlv redact --keep EXPR` kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptValue {
+    /// The expression (Delve syntax: `main.cfg.Name`, `main.cache["k"]`).
+    pub expr: String,
+    /// Its type as DWARF spells it.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Runtime address of its own bytes.
+    pub addr: u64,
+    /// Whether what it reaches was kept too (`--keep-deep`).
+    #[serde(default)]
+    pub deep: bool,
+    /// Captured bytes kept for it (its own, the headers on the way to it,
+    /// and with `deep` what it reaches; shared bytes count for each value).
+    pub bytes: u64,
+    /// With `deep`: why part of what it reaches was not kept (a load
+    /// limit), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<String>,
 }
 
 /// What an embedded file is.

@@ -269,23 +269,420 @@ fn damaged_input_is_a_clear_error_and_leaves_no_output() {
 }
 
 #[test]
-fn pprof_label_values_are_not_kept() {
+fn pprof_label_values_are_removed_unless_keep_labels() {
     // `parked` runs one goroutine under pprof.Do(tenant=acme).
     let target = Target::start("parked", DEFAULT_GO, Variant::Default, &[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let orig = dir.path().join("x.snap");
     let red = dir.path().join("r.snap");
+    let kept = dir.path().join("l.snap");
     capture(&target, &orig);
-    let (o, r) = (
+    let (o, r, l) = (
         orig.to_str().expect("utf-8 path"),
         red.to_str().expect("utf-8 path"),
+        kept.to_str().expect("utf-8 path"),
     );
     ok(&["redact", o, "-o", r]);
+    ok(&["redact", o, "-o", l, "--keep-labels"]);
     let labelled = ok(&["goroutines", o, "-l"]);
     assert!(labelled.contains("tenant=\"acme\""), "{labelled}");
+    // Without --keep-labels the label map is gone and the goroutine says
+    // so; no other goroutine claims labels.
     let redacted = ok(&["goroutines", r, "-l"]);
     assert!(!redacted.contains("acme"), "{redacted}");
+    let line_of = |text: &str, needle: &str| -> Vec<String> {
+        text.lines()
+            .filter(|line| line.contains(needle))
+            .map(|line| line.split(" labels").next().unwrap_or(line).to_string())
+            .collect()
+    };
+    let want = line_of(&labelled, "tenant=");
+    assert_eq!(want.len(), 1, "{labelled}");
+    assert_eq!(line_of(&redacted, "labels{<redacted>}"), want, "{redacted}");
     // "acme" is a string constant, so its bytes are in the executable (which
-    // travels); what redaction removes is the heap label map pointing at it,
-    // so the labels cannot be found any more.
+    // travels); what redaction removes is the heap label map pointing at it.
+
+    // With --keep-labels they read as on the original, the other analyses
+    // are unchanged, and info names the extra analysis.
+    assert_eq!(ok(&["goroutines", l, "-l"]), labelled);
+    assert_eq!(
+        ok(&["goroutines", l, "--format", "go"]),
+        ok(&["goroutines", o, "--format", "go"])
+    );
+    assert!(ok(&["info", l]).contains("goroutines -l"));
+    assert!(!ok(&["info", r]).contains("goroutines -l"));
+}
+
+/// `rdlv print SNAP EXPR` on the `secrets` program.
+fn print(snap: &str, expr: &str) -> Output {
+    rdlv(&["print", snap, expr])
+}
+
+fn quoted(target: &Target, line: &str) -> String {
+    format!("\"{}\"\n", target.line_value(line).expect("a value line"))
+}
+
+/// The `kept_values` of `rdlv info SNAP --format json`.
+fn kept_values(snap: &str) -> Vec<serde_json::Value> {
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&["info", snap, "--format", "json"])).expect("info json");
+    info["redaction"]["kept_values"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn assert_redacted(out: &Output, what: &str) {
+    assert_eq!(out.status.code(), Some(1), "{}", describe_output(what, out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("was redacted"), "{what}: {stderr}");
+}
+
+#[test]
+fn keep_expressions_keep_what_they_designate_and_refuse_key_material() {
+    let target = Target::start("secrets", DEFAULT_GO, Variant::Default, &[]);
+    let secret = canary(&target);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let orig = dir.path().join("x.snap");
+    capture(&target, &orig);
+    let o = orig.to_str().expect("utf-8 path");
+    let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_string();
+
+    // Shallow: a string keeps its header, not its bytes.
+    let shallow = path("shallow.snap");
+    ok(&["redact", o, "-o", &shallow, "--keep", "main.cfg.Name"]);
+    assert_redacted(&print(&shallow, "main.cfg.Name"), "print main.cfg.Name");
+    let kept = kept_values(&shallow);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["expr"], "main.cfg.Name");
+    assert_eq!(kept[0]["type"], "string");
+    assert_eq!(kept[0]["deep"], false);
+    assert_eq!(kept[0]["bytes"], 16);
+
+    // Deep: what the values reach, through fields, pointers and a map index.
+    let deep = path("deep.snap");
+    let out = rdlv(&[
+        "redact",
+        o,
+        "-o",
+        &deep,
+        "--keep",
+        "main.cfg",
+        "--keep",
+        "main.srv.Name",
+        "--keep",
+        "main.cache[\"k\"]",
+        "--keep-deep",
+    ]);
+    assert!(out.status.success(), "{}", describe_output("redact", &out));
+    let printed = |expr: &str| {
+        let out = print(&deep, expr);
+        assert!(out.status.success(), "{}", describe_output(expr, &out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(printed("main.cfg.Name"), quoted(&target, "NAME"));
+    assert_eq!(printed("main.cfg.Owner.Login"), quoted(&target, "LOGIN"));
+    assert_eq!(
+        printed("main.cfg.Tags[1]"),
+        format!("\"green-{}\"\n", target.pid())
+    );
+    // Through a pointer: the pointer word on the way was kept.
+    assert_eq!(
+        printed("main.srv.Name"),
+        format!("\"api-{}\"\n", target.pid())
+    );
+    // ... but not the rest of what it points to.
+    assert_redacted(&print(&deep, "main.srv.Addr"), "print main.srv.Addr");
+    // A map index keeps the value, not the buckets searched for it: the
+    // value prints by the address info lists.
+    assert_redacted(&print(&deep, "main.cache[\"k\"]"), "print main.cache");
+    let kept = kept_values(&deep);
+    let cached = kept
+        .iter()
+        .find(|k| k["expr"] == "main.cache[\"k\"]")
+        .expect("the map value is listed");
+    assert_eq!(cached["deep"], true);
+    let addr = cached["addr"].as_u64().expect("addr");
+    assert_eq!(
+        printed(&format!("*(*string)({addr:#x})")),
+        quoted(&target, "CACHED")
+    );
+    let info = ok(&["info", &deep]);
+    assert!(
+        info.contains("kept       main.cfg (main.Config at 0x"),
+        "{info}"
+    );
+    // The stack analyses are unchanged, and the secret in the same map is
+    // nowhere.
+    assert_eq!(
+        ok(&["goroutines", &deep, "--format", "go"]),
+        ok(&["goroutines", o, "--format", "go"])
+    );
+    assert_eq!(
+        windows_in(&all_memory(&orig), &secret),
+        secret.len() / WINDOW
+    );
+    assert_eq!(windows_in(&all_memory(Path::new(&deep)), &secret), 0);
+    assert_eq!(windows_in(&std::fs::read(&deep).expect("read"), &secret), 0);
+
+    // A collection longer than the loader takes is kept in part, and says so.
+    let cut = path("cut.snap");
+    let out = rdlv(&[
+        "redact",
+        o,
+        "-o",
+        &cut,
+        "--keep",
+        "main.many",
+        "--keep-deep",
+    ]);
+    assert!(out.status.success(), "{}", describe_output("redact", &out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: --keep-deep main.many"),
+        "{stderr}"
+    );
+    assert!(ok(&["info", &cut]).contains("cut short"));
+
+    // Key material, by structure: refused with the path, exit 1, no output.
+    let refused = path("refused.snap");
+    for (args, path_to_key) in [
+        (
+            &["--keep", "main.srv"][..],
+            "main.srv.TLSConfig -> crypto/tls.Config",
+        ),
+        (
+            &["--keep", "main.srv.TLSConfig"],
+            "main.srv.TLSConfig -> crypto/tls.Config",
+        ),
+        (
+            &["--keep", "main.vault"],
+            "main.vault.Holders[i].Priv -> crypto/ecdsa.PrivateKey",
+        ),
+        (&["--keep", "main.signer"], "main.signer -> crypto.Signer"),
+        // Behind an `any`: only the deep keep sees the dynamic value.
+        (
+            &["--keep", "main.anyKey", "--keep-deep"],
+            "main.anyKey -> crypto/ecdsa.PrivateKey",
+        ),
+    ] {
+        let mut a = vec!["redact", o, "-o", &refused];
+        a.extend_from_slice(args);
+        let out = rdlv(&a);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            describe_output("redact", &out)
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(path_to_key) && stderr.contains("--force"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!Path::new(&refused).exists());
+    }
+    ok(&["redact", o, "-o", &refused, "--keep", "main.anyKey"]);
+    ok(&["redact", o, "-o", &refused, "--keep", "main.srv", "--force"]);
+}
+
+/// Runs `rdlv-snap ARGS` with `RDLV` pointing at the analyzer under test and
+/// `TMPDIR` at `tmp`.
+fn snap_redact(args: &[&std::ffi::OsStr], tmp: &Path) -> Output {
+    Command::new(rdlv_snap_path())
+        .args(args)
+        .env("RDLV", rdlv_path())
+        .env("TMPDIR", tmp)
+        .output()
+        .expect("run rdlv-snap")
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn rdlv_snap_redact_writes_only_the_redacted_snapshot() {
+    use std::ffi::OsStr;
+    let target = Target::start("secrets", DEFAULT_GO, Variant::Default, &[]);
+    let secret = canary(&target);
+    let pid = target.pid().to_string();
+    let work = tempfile::tempdir().expect("tempdir");
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let orig = work.path().join("x.snap");
+    let red = work.path().join("r.snap");
+    capture(&target, &orig);
+    let keep = ["--keep", "main.cfg", "--keep-deep", "--keep-labels"];
+    let (o, r) = (orig.to_str().expect("utf-8"), red.to_str().expect("utf-8"));
+    let mut a = vec!["redact", o, "-o", r];
+    a.extend_from_slice(&keep);
+    ok(&a);
+
+    let snap = out_dir.path().join("c.snap");
+    let mut args: Vec<&OsStr> = vec![
+        OsStr::new(&pid),
+        OsStr::new("--redact"),
+        OsStr::new("-o"),
+        snap.as_os_str(),
+    ];
+    args.extend(keep.iter().map(OsStr::new));
+    let out = snap_redact(&args, tmp.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("rdlv-snap --redact", &out)
+    );
+    let c = snap.to_str().expect("utf-8");
+    let go = |s: &str| ok(&["goroutines", s, "--format", "go"]);
+    assert_eq!(go(c), go(r), "rdlv-snap --redact differs from rdlv redact");
+    assert_eq!(go(c), go(o));
+    let info = ok(&["info", c]);
+    assert!(info.contains("Redacted   by rdlv"), "{info}");
+    assert!(
+        info.contains("goroutines -l") && info.contains("kept       main.cfg"),
+        "{info}"
+    );
+    assert_eq!(
+        ok(&["print", c, "main.cfg.Owner.Login"]),
+        quoted(&target, "LOGIN")
+    );
+
+    // Encrypted as it streams: only ciphertext on the disk; decrypted, the
+    // same redacted snapshot.
+    let (key, recipient) = {
+        let key = work.path().join("key.txt");
+        let keygen = rdlv_e2e::workspace_root().join(".toolchains/bin/age-keygen");
+        let gen = Command::new(&keygen)
+            .arg("-o")
+            .arg(&key)
+            .output()
+            .expect("age-keygen");
+        assert!(
+            gen.status.success(),
+            "{}",
+            describe_output("age-keygen", &gen)
+        );
+        let pubkey = Command::new(&keygen)
+            .arg("-y")
+            .arg(&key)
+            .output()
+            .expect("age-keygen -y");
+        (
+            key,
+            String::from_utf8_lossy(&pubkey.stdout).trim().to_string(),
+        )
+    };
+    let enc = out_dir.path().join("e.snap");
+    let mut args: Vec<&OsStr> = vec![
+        OsStr::new(&pid),
+        OsStr::new("--redact"),
+        OsStr::new("-o"),
+        enc.as_os_str(),
+        OsStr::new("--encrypt-to"),
+        OsStr::new(&recipient),
+    ];
+    args.extend(keep.iter().map(OsStr::new));
+    let out = snap_redact(&args, tmp.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("rdlv-snap --redact --encrypt-to", &out)
+    );
+    let k = key.to_str().expect("utf-8");
+    let e = enc.to_str().expect("utf-8");
+    assert_eq!(ok(&["-i", k, "goroutines", e, "--format", "go"]), go(r));
+    assert!(ok(&["-i", k, "info", e]).contains("Redacted   by rdlv"));
+    let plain = work.path().join("e-plain.snap");
+    let dec = Command::new(rdlv_e2e::workspace_root().join(".toolchains/bin/age"))
+        .args(["-d", "-i", k, "-o"])
+        .arg(&plain)
+        .arg(&enc)
+        .output()
+        .expect("age -d");
+    assert!(dec.status.success(), "{}", describe_output("age -d", &dec));
+
+    // -o -: the redacted snapshot on stdout.
+    let out = snap_redact(
+        &[
+            OsStr::new(&pid),
+            OsStr::new("--redact"),
+            OsStr::new("-o"),
+            OsStr::new("-"),
+        ],
+        tmp.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("rdlv-snap --redact -o -", &out)
+    );
+    let piped = work.path().join("piped.snap");
+    std::fs::write(&piped, &out.stdout).expect("write");
+    let p = piped.to_str().expect("utf-8");
+    assert!(ok(&["info", p]).contains("Redacted   by rdlv"));
+    assert_eq!(ok(&["goroutines", p]), ok(&["goroutines", o]));
+
+    // What rdlv-snap wrote: the two outputs, nothing in TMPDIR, and the
+    // secret in none of them (the encrypted one checked in its plaintext).
+    assert_eq!(files_in(out_dir.path()), ["c.snap", "e.snap"]);
+    assert!(
+        files_in(tmp.path()).is_empty(),
+        "{:?}",
+        files_in(tmp.path())
+    );
+    assert_eq!(
+        windows_in(&all_memory(&orig), &secret),
+        secret.len() / WINDOW
+    );
+    for f in [&snap, &enc, &plain, &piped] {
+        assert_eq!(
+            windows_in(&std::fs::read(f).expect("read"), &secret),
+            0,
+            "{}",
+            f.display()
+        );
+    }
+    for f in [&snap, &plain, &piped] {
+        assert_eq!(windows_in(&all_memory(f), &secret), 0, "{}", f.display());
+    }
+
+    // Without an analyzer to run: a usage error that says how to provide
+    // one, before the target is touched (it keeps running, no file).
+    let lone = work.path().join("lone");
+    std::fs::create_dir(&lone).expect("mkdir");
+    let lone_snap = lone.join("rdlv-snap");
+    std::fs::copy(rdlv_e2e::rdlv_snap_unwrapped_path(), &lone_snap).expect("copy rdlv-snap");
+    let missing = out_dir.path().join("m.snap");
+    let out = Command::new(&lone_snap)
+        .arg(&pid)
+        .arg("--redact")
+        .arg("-o")
+        .arg(&missing)
+        .env_remove("RDLV")
+        .env("PATH", "/nonexistent")
+        .output()
+        .expect("run rdlv-snap");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        describe_output("rdlv-snap --redact", &out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--redact-with")
+            && stderr.contains("RDLV=")
+            && stderr.contains("nothing was stopped"),
+        "{stderr}"
+    );
+    assert!(!missing.exists());
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("target alive");
+    assert!(status.contains("TracerPid:\t0\n"), "{status}");
+    assert!(!status.contains("tracing stop"), "{status}");
 }

@@ -449,6 +449,21 @@ fn write_text(r: &InfoReport, out: &mut dyn Write) -> std::io::Result<()> {
             red.analyses.join(", "),
             human_bytes(red.redacted_bytes)
         )?;
+        for k in &red.kept_values {
+            writeln!(
+                out,
+                "  kept       {} ({} at {:#x}{}): {}{}",
+                k.expr,
+                k.type_name,
+                k.addr,
+                if k.deep { ", deep" } else { "" },
+                human_bytes(k.bytes),
+                k.truncated
+                    .as_ref()
+                    .map(|t| format!(", cut short: {t}"))
+                    .unwrap_or_default()
+            )?;
+        }
     }
     writeln!(
         out,

@@ -164,7 +164,7 @@ pub fn run_funcs(target: &Target, args: &FuncsArgs, out: &mut dyn Write) -> anyh
 /// [`crate::value::MAX_DEPTH`] levels): run it on a thread with a large stack.
 const EVAL_STACK: usize = 512 << 20;
 
-fn with_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
+pub(crate) fn with_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
     std::thread::scope(|s| {
         let h = std::thread::Builder::new()
             .name("rdlv-eval".into())

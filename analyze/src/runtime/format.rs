@@ -229,6 +229,8 @@ impl Runtime<'_> {
             if !l.is_empty() {
                 let text: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
                 let _ = write!(s, " labels{{{}}}", text.join(", "));
+            } else if self.labels_redacted(&g.g) {
+                s.push_str(" labels{<redacted>}");
             }
         }
         s

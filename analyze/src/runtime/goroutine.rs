@@ -414,6 +414,18 @@ impl<'t> Runtime<'t> {
         }
     }
 
+    /// Whether `g` has pprof labels whose memory was removed by `rdlv
+    /// redact` (kept only with `--keep-labels`): [`Self::labels`] then finds
+    /// none, and a caller showing labels says they were redacted instead of
+    /// showing an empty set.
+    pub fn labels_redacted(&self, g: &G) -> bool {
+        g.labels != 0
+            && matches!(
+                self.mem().read_u64(g.labels),
+                Err(crate::error::AnalyzeError::Redacted { .. })
+            )
+    }
+
     fn read_string(&self, ptr: u64, len: u64) -> Option<String> {
         if len == 0 {
             return Some(String::new());

@@ -875,6 +875,17 @@ impl<'p, 'a> Evaluator<'p, 'a> {
         Ok(v)
     }
 
+    /// The typed memory location `e` designates (`main.cfg.Name`,
+    /// `main.cache["k"]`, `*main.p`), or `None` when its value lives nowhere
+    /// in target memory (a constant, a computed value, a register). Reads
+    /// only what finding the location needs.
+    pub fn place(&self, e: &Expr) -> Result<Option<(TypeId, u64)>, EvalError> {
+        Ok(match self.operand(e)? {
+            Operand::Place(ty, addr) => Some((ty, addr)),
+            _ => None,
+        })
+    }
+
     /// Delve's `whatis EXPR`: the type, `Real type:` when a named type has a
     /// different underlying type, `Concrete type:` of a non-nil interface.
     /// Untyped constants have no type and print nothing.

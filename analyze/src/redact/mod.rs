@@ -20,14 +20,17 @@
 //!   vector state, the command line and auxv entries other than the loader's
 //!   layout facts are dropped from the metadata.
 
+pub mod keep;
+pub mod keymaterial;
+
 use std::io::Write;
 
 use rdlv_format::{
-    FileRole, MemoryRange, MemoryRegion, Metadata, RangeKind, Redaction, SnapshotWriter,
+    FileRole, KeptValue, MemoryRange, MemoryRegion, Metadata, RangeKind, Redaction, SnapshotWriter,
     WriteOptions, X86Regs,
 };
 
-use crate::error::{AnalyzeError, Result};
+use crate::error::Result;
 use crate::session::Session;
 
 /// auxv tags kept: where the executable, its program headers, the
@@ -123,49 +126,6 @@ pub fn plan(captured: &[MemoryRange], read_runs: &[(u64, u64)]) -> Plan {
     }
 }
 
-/// Largest package variable `--keep` copies (its own bytes).
-pub const MAX_KEPT_GLOBAL: u64 = 16 << 20;
-
-/// Whether a variable of this type must not be kept without `--force`:
-/// the types that hold key material by design (crypto/tls state, any
-/// `PrivateKey`, directly or behind pointers, slices, maps or arrays). A
-/// safety net for a mistaken `--keep`, not the redaction itself.
-pub fn refused_type(type_name: &str) -> bool {
-    type_name.contains("crypto/tls.") || type_name.contains("PrivateKey")
-}
-
-/// Reads package variable `name`'s own bytes (shallow: not what its pointers
-/// reach) through the session, so that a session recording its reads keeps
-/// them. Fails on an unknown name, a type [`refused_type`] names (unless
-/// `force`), or a variable over [`MAX_KEPT_GLOBAL`].
-pub fn read_global_for_keep(session: &Session, name: &str, force: bool) -> Result<()> {
-    let dwarf = session
-        .dwarf()
-        .map_err(|e| AnalyzeError::Unsupported(format!("--keep {name}: no DWARF: {e}")))?;
-    let g = dwarf.global(name).ok_or_else(|| {
-        AnalyzeError::NotFound(format!("--keep {name}: no package variable {name}"))
-    })?;
-    let ty = dwarf
-        .ty(g.ty)
-        .ok_or_else(|| AnalyzeError::NotFound(format!("--keep {name}: its type is unknown")))?;
-    if refused_type(&ty.name) && !force {
-        return Err(AnalyzeError::Unsupported(format!(
-            "--keep {name}: refusing a {} (key material); add --force to keep it anyway",
-            ty.name
-        )));
-    }
-    if ty.size > MAX_KEPT_GLOBAL {
-        return Err(AnalyzeError::Unsupported(format!(
-            "--keep {name}: {} bytes, over the {MAX_KEPT_GLOBAL} byte limit",
-            ty.size
-        )));
-    }
-    let mut buf = vec![0u8; ty.size as usize];
-    session
-        .memory()
-        .read(g.addr.wrapping_add(session.bias()), &mut buf)
-}
-
 /// The registers the unwinder and the thread list read; the rest are zero.
 pub fn redact_regs(r: &X86Regs) -> X86Regs {
     X86Regs {
@@ -193,18 +153,24 @@ pub fn redact_metadata(meta: &Metadata, redaction: Redaction) -> Metadata {
 }
 
 /// Writes the redacted snapshot of `session` to `out`, keeping the captured
-/// bytes in `read_runs` (sorted, disjoint `(start, end)`), and the embedded
-/// executable (or the one the session was opened with). `analyses` names
-/// what was run to produce `read_runs`, for the metadata.
+/// bytes in `read_runs` (sorted, disjoint `(start, end)`) and those of the
+/// `kept` values, and the embedded executable (or the one the session was
+/// opened with). `analyses` names what was run to produce `read_runs`, for
+/// the metadata.
 pub fn write_redacted<W: Write>(
     session: &Session,
     read_runs: &[(u64, u64)],
     analyses: &[String],
-    kept_globals: &[String],
+    kept: &[keep::Kept],
     out: W,
 ) -> Result<(W, RedactStats)> {
     let snapshot = session.snapshot();
-    let plan = plan(snapshot.memory_ranges(), read_runs);
+    let mut runs = read_runs.to_vec();
+    for k in kept {
+        runs.extend_from_slice(&k.runs);
+    }
+    let runs = crate::memory::merge_intervals(runs);
+    let plan = plan(snapshot.memory_ranges(), &runs);
     let kept_bytes: u64 = plan.keep.iter().map(|r| r.1).sum();
     let redacted_bytes: u64 = plan.redact.iter().map(|r| r.1).sum();
     let redaction = Redaction {
@@ -213,7 +179,18 @@ pub fn write_redacted<W: Write>(
         kept_ranges: plan.keep.len() as u64,
         kept_bytes,
         redacted_bytes,
-        kept_globals: kept_globals.to_vec(),
+        kept_globals: kept.iter().map(|k| k.expr.clone()).collect(),
+        kept_values: kept
+            .iter()
+            .map(|k| KeptValue {
+                expr: k.expr.clone(),
+                type_name: k.type_name.clone(),
+                addr: k.addr,
+                deep: k.deep,
+                bytes: k.bytes,
+                truncated: k.truncated.clone(),
+            })
+            .collect(),
     };
     let meta = redact_metadata(snapshot.metadata(), redaction);
     let mut w = SnapshotWriter::new_redacted(out, WriteOptions::default())?;
@@ -330,28 +307,6 @@ mod tests {
                 redact: vec![]
             }
         );
-    }
-
-    #[test]
-    fn key_material_types_are_refused() {
-        for t in [
-            "*crypto/tls.Config",
-            "crypto/tls.Certificate",
-            "*crypto/ecdsa.PrivateKey",
-            "[]*crypto/rsa.PrivateKey",
-            "map[string]crypto/ed25519.PrivateKey",
-        ] {
-            assert!(refused_type(t), "{t}");
-        }
-        for t in [
-            "int",
-            "[]uint8",
-            "map[string]string",
-            "main.Config",
-            "*crypto/ecdsa.PublicKey",
-        ] {
-            assert!(!refused_type(t), "{t}");
-        }
     }
 
     #[test]
