@@ -64,7 +64,8 @@ pub struct Span {
     pub freeindex: u64,
     /// `spanclass` (`sizeclass<<1 | noscan`).
     pub spanclass: u8,
-    /// `largeType` (1.22+, size class 0 only; 0 when absent or nil).
+    /// `largeType` (1.22+, size class 0 only; 0 when absent, nil, or the
+    /// span is noscan: the runtime leaves a stale value there).
     pub large_type: u64,
     /// Whether the span was swept in the current cycle (its allocBits are
     /// this cycle's; unswept spans may still hold objects that died in the
@@ -346,7 +347,12 @@ impl SpanReader {
             nelems,
             freeindex,
             spanclass,
-            large_type: self.large_type.map(|o| word(&buf, o, 8)).unwrap_or(0),
+            // The runtime sets largeType only for a large span with
+            // pointers; a noscan one keeps what the recycled mspan held.
+            large_type: match self.large_type {
+                Some(o) if spanclass & 1 == 0 => word(&buf, o, 8),
+                _ => 0,
+            },
             swept,
             alloc,
         }))

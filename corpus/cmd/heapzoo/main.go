@@ -6,8 +6,8 @@
 // closure and interfaces; small ones (no malloc header, so untyped in the
 // heap), 513 B-32 KiB ones with a header, large ones; and a garbage batch
 // of its own types made unreachable and collected (runtime.GC) before
-// READY. -small N adds N 16-byte pointerful objects in a list (a big heap
-// for the benchmark).
+// READY. -small N adds N 16-byte pointerful objects in a list and -blob M
+// adds M MiB of 64 KiB byte slices (a big heap for the benchmark).
 //
 // Goroutines: some blocked forever on channels, mutexes, RWMutexes and
 // WaitGroups nothing can reach any more (leaked), among them a two-goroutine
@@ -126,6 +126,8 @@ var (
 	smallList  *SmallPtr
 	noscans    []*SmallNoscan
 	bigBytes   [][]byte
+	// blobs: -blob MiB of 64 KiB noscan objects (heap bytes for the benchmark).
+	blobs [][]byte
 
 	// parkForever: main waits on it; reachable from a global, so main is never leaked.
 	parkForever = make(chan struct{})
@@ -151,9 +153,13 @@ type truth struct {
 
 func main() {
 	small := flag.Int("small", 0, "extra 16-byte objects to allocate")
+	blob := flag.Int("blob", 0, "MiB of 64 KiB byte slices to allocate (kept by main.blobs)")
 	flag.Parse()
 	t := truth{Types: map[string]int{}, Scenarios: map[string]int64{}, Retained: map[string]uint64{}}
 	buildHeap(&t, *small)
+	for i := 0; i < *blob*16; i++ {
+		blobs = append(blobs, make([]byte, 64<<10))
+	}
 	makeGarbage()
 	runtime.GC()
 	runtime.GC()
@@ -223,7 +229,9 @@ func buildHeap(t *truth, small int) {
 			}
 		}, func() { globalMids = nil }},
 		{"main.mapMids", func() {
-			mapMids = map[int]*MapMid{}
+			// Sized so that no bucket overflows whatever the hash seed:
+			// every build of it then has the same size.
+			mapMids = make(map[int]*MapMid, 4*nMap)
 			for i := 0; i < nMap; i++ {
 				mapMids[i] = &MapMid{p: x}
 			}
