@@ -769,6 +769,8 @@ fn standalone_commands(base: &Baseline) -> Vec<Vec<String>> {
         "vars main",
         // The heap walks: spans, types and the object graph from hostile memory.
         "heap",
+        "heap --by root --format json",
+        "heap --path main.cfg",
         "leaks --format json",
         "waits --format json",
     ]
