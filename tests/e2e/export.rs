@@ -18,8 +18,8 @@
 //!   that records no heap profile gets a clear exit-1 message.
 //! * core: `dlv core` on our core lists the same goroutine ids at the same
 //!   top-frame PCs as `rdlv goroutines --system -r`, `bt` of parked
-//!   goroutines equals rdlv's, `print` of the `values` program's globals
-//!   equals rdlv's; `gdb` shows every thread with a sane top frame. Also for
+//!   goroutines equals rdlv's, `print` and `whatis` (one-shot and REPL) of
+//!   the `values` program's globals equal rdlv's; `gdb` shows every thread with a sane top frame. Also for
 //!   stripped and PIE builds.
 //! * report: headless Chromium (driven over the DevTools protocol on a pipe)
 //!   loads the page with no console error, no exception and no request
@@ -839,6 +839,78 @@ fn core_globals_print_as_rdlv_prints_them() {
         compared += 1;
     }
     assert_eq!(compared, globals.len());
+}
+
+/// `rdlv whatis` (one-shot and REPL) of globals of each kind prints what
+/// `whatis` of `dlv core` on our core prints: struct, pointer, map, slice,
+/// array, chan, func, closure, named types (`Real type:`), interfaces
+/// (`Concrete type:`, `void` when nil), generics, an index expression, and
+/// an untyped constant (`len`, for which both print nothing).
+#[test]
+fn whatis_of_globals_equals_dlv_core() {
+    let bin = build_corpus("values", DEFAULT_GO, Variant::Default);
+    let target = Target::spawn(&bin, &[]);
+    let snap = target.capture(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let core = dir.path().join("core");
+    export("core", snap.path(), &core);
+    let exprs = [
+        "main.cfg",
+        "main.cfgPtr",
+        "main.nilCfg",
+        "main.cfg.Limits",
+        "main.nestedMap",
+        "main.points",
+        "main.byteArray",
+        "main.bufferedChan",
+        "main.nilChan",
+        "main.squareFn",
+        "main.adder",
+        "main.nilFunc",
+        "main.timeout",
+        "main.ifaceStruct",
+        "main.ifaceNil",
+        "main.customErr",
+        "main.stringer",
+        "main.genericPair",
+        "main.rawPtr",
+        "main.cfg.Tags[0]",
+        "len(main.points)",
+    ];
+    let mut commands: Vec<String> = exprs
+        .iter()
+        .flat_map(|e| [format!("print \"W {e}\""), format!("whatis {e}")])
+        .collect();
+    commands.push("print \"W END\"".into());
+    let text = dlv_core(&bin, &core, &commands);
+    // Delve's answer to each: the lines between its marker and the next.
+    let answer = |e: &str| -> String {
+        let marker = format!("\"W {e}\"\n");
+        let start = text
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no whatis of {e} in dlv output:\n{text}"))
+            + marker.len();
+        let end = text[start..]
+            .find("\"W ")
+            .map(|i| start + i)
+            .unwrap_or(text.len());
+        text[start..end].trim_end().to_string()
+    };
+    let path = snap.path().to_str().expect("utf-8");
+    for e in exprs {
+        let theirs = answer(e);
+        // `len(...)` is an untyped constant: Delve prints no type for it.
+        assert!(
+            (!theirs.is_empty() || e.starts_with("len(")) && !theirs.contains("Command failed"),
+            "dlv core cannot answer whatis {e}: {theirs:?}"
+        );
+        let ours = rdlv_ok(&["whatis".as_ref(), snap.path().as_os_str(), e.as_ref()]);
+        let ours = String::from_utf8_lossy(&ours.stdout).trim_end().to_string();
+        assert_eq!(ours, theirs, "whatis {e}: rdlv vs dlv core on our core");
+        let repl = rdlv_ok(&[path.as_ref(), "-c".as_ref(), format!("whatis {e}").as_ref()]);
+        let repl = String::from_utf8_lossy(&repl.stdout).trim_end().to_string();
+        assert_eq!(repl, theirs, "REPL whatis {e}: rdlv vs dlv core");
+    }
 }
 
 // ---------------------------------------------------------------- report
