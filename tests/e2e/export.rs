@@ -18,14 +18,18 @@
 //!   that records no heap profile gets a clear exit-1 message.
 //! * core: `dlv core` on our core lists the same goroutine ids at the same
 //!   top-frame PCs as `rdlv goroutines --system -r`, `bt` of parked
-//!   goroutines equals rdlv's, `print` of the `values` program's globals
-//!   equals rdlv's; `gdb` shows every thread with a sane top frame. Also for
+//!   goroutines equals rdlv's, `print` and `whatis` (one-shot and REPL) of
+//!   the `values` program's globals equal rdlv's; `gdb` shows every thread with a sane top frame. Also for
 //!   stripped and PIE builds.
 //! * report: headless Chromium (driven over the DevTools protocol on a pipe)
 //!   loads the page with no console error, no exception and no request
 //!   other than the file itself; the DOM holds the biggest group's count and
 //!   stack; a screenshot is written under `target/export-artifacts/`. A
-//!   100k-goroutine report stays within 5 MB and loads in under 2 s.
+//!   100k-goroutine report stays within 5 MB and loads in under 2 s (its
+//!   waits section says why the wait-for graph is left out at that size).
+//!   The report of `heapzoo` holds its known types with their counts, its
+//!   leaked goroutines and its deadlock cycles, and Chromium shows them; a
+//!   redacted heapzoo snapshot's report says "redacted" in those sections.
 //! * bad input: exports of a truncated or damaged snapshot exit 3 and leave
 //!   no file.
 
@@ -837,6 +841,78 @@ fn core_globals_print_as_rdlv_prints_them() {
     assert_eq!(compared, globals.len());
 }
 
+/// `rdlv whatis` (one-shot and REPL) of globals of each kind prints what
+/// `whatis` of `dlv core` on our core prints: struct, pointer, map, slice,
+/// array, chan, func, closure, named types (`Real type:`), interfaces
+/// (`Concrete type:`, `void` when nil), generics, an index expression, and
+/// an untyped constant (`len`, for which both print nothing).
+#[test]
+fn whatis_of_globals_equals_dlv_core() {
+    let bin = build_corpus("values", DEFAULT_GO, Variant::Default);
+    let target = Target::spawn(&bin, &[]);
+    let snap = target.capture(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let core = dir.path().join("core");
+    export("core", snap.path(), &core);
+    let exprs = [
+        "main.cfg",
+        "main.cfgPtr",
+        "main.nilCfg",
+        "main.cfg.Limits",
+        "main.nestedMap",
+        "main.points",
+        "main.byteArray",
+        "main.bufferedChan",
+        "main.nilChan",
+        "main.squareFn",
+        "main.adder",
+        "main.nilFunc",
+        "main.timeout",
+        "main.ifaceStruct",
+        "main.ifaceNil",
+        "main.customErr",
+        "main.stringer",
+        "main.genericPair",
+        "main.rawPtr",
+        "main.cfg.Tags[0]",
+        "len(main.points)",
+    ];
+    let mut commands: Vec<String> = exprs
+        .iter()
+        .flat_map(|e| [format!("print \"W {e}\""), format!("whatis {e}")])
+        .collect();
+    commands.push("print \"W END\"".into());
+    let text = dlv_core(&bin, &core, &commands);
+    // Delve's answer to each: the lines between its marker and the next.
+    let answer = |e: &str| -> String {
+        let marker = format!("\"W {e}\"\n");
+        let start = text
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no whatis of {e} in dlv output:\n{text}"))
+            + marker.len();
+        let end = text[start..]
+            .find("\"W ")
+            .map(|i| start + i)
+            .unwrap_or(text.len());
+        text[start..end].trim_end().to_string()
+    };
+    let path = snap.path().to_str().expect("utf-8");
+    for e in exprs {
+        let theirs = answer(e);
+        // `len(...)` is an untyped constant: Delve prints no type for it.
+        assert!(
+            (!theirs.is_empty() || e.starts_with("len(")) && !theirs.contains("Command failed"),
+            "dlv core cannot answer whatis {e}: {theirs:?}"
+        );
+        let ours = rdlv_ok(&["whatis".as_ref(), snap.path().as_os_str(), e.as_ref()]);
+        let ours = String::from_utf8_lossy(&ours.stdout).trim_end().to_string();
+        assert_eq!(ours, theirs, "whatis {e}: rdlv vs dlv core on our core");
+        let repl = rdlv_ok(&[path.as_ref(), "-c".as_ref(), format!("whatis {e}").as_ref()]);
+        let repl = String::from_utf8_lossy(&repl.stdout).trim_end().to_string();
+        assert_eq!(repl, theirs, "REPL whatis {e}: rdlv vs dlv core");
+    }
+}
+
 // ---------------------------------------------------------------- report
 
 /// A DevTools-protocol session with headless Chromium over
@@ -1266,11 +1342,246 @@ fn report_of_100k_goroutines_is_small_and_fast() {
         page.text.contains("100000") || page.text.contains("1000"),
         "no goroutine count on the page"
     );
+    // The heap sections: the census and leaks are there; the wait-for graph
+    // is left out at this size, and the page says so and names the command.
+    let raw = std::fs::read_to_string(&report).expect("read report");
+    let heap = html_section(&raw, "heap");
+    assert!(
+        heap.contains("<table class=\"data\" id=\"heap-types\">"),
+        "{heap}"
+    );
+    assert!(html_section(&raw, "leaks").contains("leaked goroutines ("));
+    let waits = html_section(&raw, "waits");
+    assert!(
+        waits.contains("more than the 2000 the report computes the wait-for graph for")
+            && waits.contains("<code>rdlv waits SNAP</code>"),
+        "{waits}"
+    );
     assert!(
         page.load_ms < 2000.0,
         "100k report loaded in {} ms",
         page.load_ms
     );
+}
+
+/// The text of the page between `<h2 id="ID">` and the next `<h2`.
+fn html_section<'a>(page: &'a str, id: &str) -> &'a str {
+    let start = page
+        .find(&format!("<h2 id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("the report has no {id} section"));
+    let rest = &page[start + 4..];
+    &rest[..rest.find("<h2").unwrap_or(rest.len())]
+}
+
+/// Goroutine ids of the `goroutines: 1 2 3` lines of a section.
+fn listed_goroutines(section: &str) -> std::collections::BTreeSet<u64> {
+    section
+        .split("<div class=\"ids\">goroutines: ")
+        .skip(1)
+        .flat_map(|rest| {
+            rest.split("</div>")
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .filter_map(|w| w.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn ids_of(v: &serde_json::Value) -> std::collections::BTreeSet<u64> {
+    v.as_array()
+        .expect("array of goroutine ids")
+        .iter()
+        .map(|i| i.as_u64().expect("goroutine id"))
+        .collect()
+}
+
+/// The report of heapzoo (known heap, leaks and deadlocks by construction,
+/// `heapzoo.json`): the census rows hold every known type with its count
+/// and the totals `rdlv heap` gives, the leak groups list exactly the
+/// leaked goroutines, the waits section flags exactly the known cycles;
+/// Chromium renders all three (their text is in `innerText`) without an
+/// error or a request. A redacted snapshot of the same process still gives
+/// a report whose heap sections say "redacted".
+#[test]
+fn report_of_heapzoo_shows_heap_leaks_and_waits() {
+    let target = Target::start("heapzoo", DEFAULT_GO, Variant::Default, &[]);
+    let truth_path = target.oracle_dir().join("heapzoo.json");
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&truth_path).expect("read heapzoo.json"))
+            .expect("heapzoo.json parses");
+    let snap = target.capture(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The census as `rdlv heap --format json` has it (first: the first
+    // rdlv call may build rdlv, which the timing below must not count).
+    let census = rdlv_ok(&[
+        "heap".as_ref(),
+        snap.path().as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    let census: serde_json::Value = serde_json::from_slice(&census.stdout).expect("heap json");
+    let report = dir.path().join("heapzoo.html");
+    let started = Instant::now();
+    let out = rdlv_ok(&[
+        "report".as_ref(),
+        snap.path().as_os_str(),
+        "-o".as_ref(),
+        report.as_os_str(),
+    ]);
+    eprintln!(
+        "report of heapzoo: {} ms, {} bytes; {}",
+        started.elapsed().as_millis(),
+        std::fs::metadata(&report).expect("report").len(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let raw = std::fs::read_to_string(&report).expect("read report");
+
+    // Heap: the census totals, the runtime's figures, every known type.
+    let heap = html_section(&raw, "heap");
+    assert!(
+        heap.contains(&format!(
+            "{} objects, {} bytes in {} in-use spans ({} bytes)",
+            census["total"]["objects"],
+            census["total"]["bytes"],
+            census["spans"]["in_use"],
+            census["spans"]["bytes"]
+        )),
+        "census totals missing:\n{heap}"
+    );
+    assert!(
+        heap.contains(&format!("heap_alloc {} (", census["runtime"]["heap_alloc"])),
+        "runtime accounting missing:\n{heap}"
+    );
+    let types = truth["types"].as_object().expect("types");
+    assert!(!types.is_empty());
+    for (name, n) in types {
+        let row = census["types"]
+            .as_array()
+            .expect("types")
+            .iter()
+            .find(|t| t["type"] == name.as_str())
+            .unwrap_or_else(|| panic!("rdlv heap lacks {name}"));
+        assert_eq!(row["objects"], *n, "{name}: census vs heapzoo");
+        let want = format!(
+            "<tr><td>{n}</td><td>{}</td><td class=\"ty\">{name}</td></tr>",
+            row["bytes"]
+        );
+        assert!(heap.contains(&want), "report lacks the row {want}:\n{heap}");
+    }
+    assert!(
+        heap.contains("unknown (size class 2, 16 B)"),
+        "no untyped 16-byte line:\n{heap}"
+    );
+
+    // Leaks: exactly the known leaked goroutines, grouped.
+    let leaks = html_section(&raw, "leaks");
+    let known = ids_of(&truth["leaked"]);
+    assert_eq!(
+        listed_goroutines(leaks),
+        known,
+        "leaked goroutines: report vs heapzoo"
+    );
+    assert!(
+        leaks.contains(&format!("<p>{} leaked goroutines (", known.len())),
+        "{leaks}"
+    );
+
+    // Waits: exactly the known cycles, flagged as deadlocks.
+    let waits = html_section(&raw, "waits");
+    let cycles: std::collections::BTreeSet<std::collections::BTreeSet<u64>> = waits
+        .split("<li>goroutines ")
+        .skip(1)
+        .map(|li| {
+            li.split("</li>")
+                .next()
+                .unwrap_or("")
+                .split(" &lt;-&gt; ")
+                .map(|g| g.trim().parse::<u64>().expect("cycle member id"))
+                .collect()
+        })
+        .collect();
+    let want: std::collections::BTreeSet<_> = truth["cycles"]
+        .as_array()
+        .expect("cycles")
+        .iter()
+        .map(ids_of)
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(cycles, want, "wait cycles: report vs heapzoo");
+    assert!(waits.contains("(likely deadlocks)"), "{waits}");
+    for g in want.iter().flatten() {
+        assert!(
+            waits.contains(&format!("<tr class=\"cyc\"><td>{g}</td>")),
+            "goroutine {g} of a cycle is not marked in the edge table"
+        );
+    }
+
+    // Chromium renders the sections (innerText has only what is shown).
+    let page = load_page(&report);
+    std::fs::write(artifacts_dir().join("report-heapzoo.png"), &page.screenshot)
+        .expect("write screenshot");
+    assert!(page.errors.is_empty(), "console errors: {:?}", page.errors);
+    assert_eq!(
+        foreign_requests(&page, &report),
+        Vec::<String>::new(),
+        "the report made requests"
+    );
+    let (first_type, _) = types.iter().next().expect("a known type");
+    let first_leak = known.iter().next().expect("a leaked goroutine");
+    for want in [
+        "Heap\n",
+        "Runtime accounting",
+        first_type.as_str(),
+        "Leaks\n",
+        &format!("{} leaked goroutines", known.len()),
+        &first_leak.to_string(),
+        "Waits\n",
+        "cycles of blocked goroutines (likely deadlocks)",
+    ] {
+        assert!(
+            page.text.contains(want),
+            "Chromium's rendered text lacks {want:?}:\n{}",
+            page.text
+        );
+    }
+
+    // A redacted snapshot: the goroutines stand, the heap sections say why.
+    let redacted = dir.path().join("redacted.snap");
+    rdlv_ok(&[
+        "redact".as_ref(),
+        snap.path().as_os_str(),
+        "-o".as_ref(),
+        redacted.as_os_str(),
+    ]);
+    let report = dir.path().join("redacted.html");
+    let out = rdlv_ok(&[
+        "report".as_ref(),
+        redacted.as_os_str(),
+        "-o".as_ref(),
+        report.as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no heap sections ("), "{stderr}");
+    let raw = std::fs::read_to_string(&report).expect("read redacted report");
+    assert!(
+        raw.contains("<span class=\"count\">"),
+        "no goroutine groups"
+    );
+    for (id, command) in [
+        ("heap", "rdlv heap SNAP"),
+        ("leaks", "rdlv leaks SNAP"),
+        ("waits", "rdlv waits SNAP"),
+    ] {
+        let s = html_section(&raw, id);
+        assert!(
+            s.contains("could not be analysed from this snapshot: ")
+                && s.contains("redacted")
+                && s.contains(&format!("<code>{command}</code>")),
+            "{id} section of the redacted report:\n{s}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------- bad input

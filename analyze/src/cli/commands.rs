@@ -37,7 +37,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use super::heap::{HeapArgs, LeaksArgs, WaitsArgs};
 use super::info::InfoArgs;
 use super::stacks::{BtArgs, GoroutinesArgs, SchedArgs, ThreadsArgs};
-use super::values::{FrameVarsArgs, FuncsArgs, PrintArgs, VarsArgs};
+use super::values::{FrameVarsArgs, FuncsArgs, PrintArgs, VarsArgs, WhatisArgs};
 use super::words::{split_first, split_words};
 use super::UsageError;
 
@@ -75,6 +75,8 @@ pub enum Command {
     /// Evaluate EXPR: globals, and a frame's locals and arguments.
     #[command(visible_alias = "p")]
     Print(PrintArgs),
+    /// Type of EXPR as Delve's whatis prints it (`Real type:`, `Concrete type:` lines).
+    Whatis(WhatisArgs),
     /// Package variables whose name matches REGEX.
     Vars(VarsArgs),
     /// Functions of the executable whose name matches REGEX (from the pclntab).
@@ -251,7 +253,6 @@ pub const NOT_YET: &[&str] = &[
     "disass",
     "examinemem",
     "x",
-    "whatis",
     "types",
     "sources",
     "libraries",

@@ -271,6 +271,18 @@ impl<'t> Console<'t> {
                     None => e,
                 })
             }
+            Command::Whatis(mut args) => {
+                if args.goroutine.is_none() {
+                    if let Some(sel) = self.selection {
+                        args.goroutine = Some(sel.goroutine);
+                        args.frame = args.frame.or(Some(sel.frame));
+                    }
+                }
+                values::run_whatis(target, &args, out).map_err(|e| match args.goroutine {
+                    Some(goid) => goroutine_hint(target, goid, e),
+                    None => e,
+                })
+            }
             Command::Vars(mut args) => {
                 args.limits = args.limits.or(&self.limits);
                 values::run_vars(target, &args, out)

@@ -170,9 +170,13 @@ pub fn run_report(
     let target = open_target(&args.snap, exe)?;
     run_on(&target, "writing the report", |rt| {
         with_output(&args.output, out, |w| {
-            let (goroutines, groups) = export::report::write_report(rt, w)?;
+            let s = export::report::write_report(rt, w)?;
             Ok(format!(
-                "HTML report, {goroutines} goroutines in {groups} groups"
+                "HTML report ({:.1} KiB), {} goroutines in {} groups, {}",
+                s.bytes as f64 / 1024.0,
+                s.goroutines,
+                s.groups,
+                s.heap
             ))
         })
     })?;

@@ -472,14 +472,14 @@ mod tests {
     }
 
     #[test]
-    fn print_is_the_expression_command() {
+    fn print_and_whatis_are_the_expression_commands() {
         let grammar = repl_grammar();
         let takes: Vec<&str> = grammar
             .get_subcommands()
             .filter(|c| takes_expression(c))
             .map(|c| c.get_name())
             .collect();
-        assert_eq!(takes, vec!["print"]);
+        assert_eq!(takes, vec!["print", "whatis"]);
     }
 
     #[test]

@@ -97,6 +97,21 @@ pub struct PrintArgs {
     pub whatis: bool,
 }
 
+/// `whatis EXPR`: Delve's command of that name, the type of an expression.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct WhatisArgs {
+    /// The expression; several words are joined with spaces.
+    #[arg(required = true, num_args = 1.., value_name = "EXPR", allow_negative_numbers = true)]
+    pub expr: Vec<String>,
+    /// Goroutine whose frame supplies locals and arguments (in the REPL,
+    /// default: the selected goroutine).
+    #[arg(long, short = 'g', value_name = "GOID")]
+    pub goroutine: Option<u64>,
+    /// Frame index in `bt` (0 = innermost; in the REPL, default: the selected frame).
+    #[arg(long, value_name = "N")]
+    pub frame: Option<usize>,
+}
+
 /// `vars [REGEX]`: package variables.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct VarsArgs {
@@ -217,24 +232,21 @@ pub fn frame_variables(
 
 /// `print`.
 pub fn run_print(target: &Target, args: &PrintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let info = dwarf(target)?;
-    let names = func_namer(target);
-    let prog = program(target, &info, &names);
-    let (function, scope) = match args.goroutine {
-        Some(goid) => frame_variables(target, &prog, goid, args.frame.unwrap_or(0))?,
-        None => ("main.main".to_string(), Vec::new()),
-    };
-    let src = args.expr.join(" ");
+    if args.whatis {
+        return run_whatis(
+            target,
+            &WhatisArgs {
+                expr: args.expr.clone(),
+                goroutine: args.goroutine,
+                frame: args.frame,
+            },
+            out,
+        );
+    }
     let cfg = args.limits.config(args.format);
     let format = args.format;
-    let whatis = args.whatis;
-    let rendered = with_big_stack(|| -> anyhow::Result<String> {
-        let ev = Evaluator::new(&prog, scope).in_function(&function);
-        if whatis {
-            let t = ev.whatis(&src).map_err(eval_error)?;
-            return Ok(t.trim_end_matches('\n').to_string());
-        }
-        let v = ev.eval_str(&src, cfg).map_err(eval_error)?;
+    let rendered = in_scope(target, &args.expr, args.goroutine, args.frame, |ev, src| {
+        let v = ev.eval_str(src, cfg).map_err(eval_error)?;
         if let ValueKind::Unreadable(why) = &v.kind {
             return Err(AnalyzeError::NotFound(format!("{src}: {why}")).into());
         }
@@ -242,7 +254,7 @@ pub fn run_print(target: &Target, args: &PrintArgs, out: &mut dyn Write) -> anyh
             ValueFormat::Json => json::to_json(&v),
             ValueFormat::Text => text::render(&v),
         })
-    })??;
+    })?;
     writeln!(out, "{rendered}")?;
     Ok(())
 }
@@ -279,6 +291,41 @@ pub fn expr_address(target: &Target, src: &str) -> anyhow::Result<u64> {
         ))
         .into()),
     }
+}
+
+/// `whatis`: the type name as Delve prints it, `Real type:` for a named type
+/// whose underlying type differs, `Concrete type:` of an interface; nothing
+/// for an untyped constant (Delve prints nothing either).
+pub fn run_whatis(target: &Target, args: &WhatisArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let text = in_scope(target, &args.expr, args.goroutine, args.frame, |ev, src| {
+        ev.whatis(src).map_err(eval_error)
+    })?;
+    out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Runs `f` with an evaluator for the scope of `goroutine`'s frame `frame`
+/// (globals only without a goroutine) and the expression words joined, on
+/// the big-stack evaluation thread.
+fn in_scope(
+    target: &Target,
+    expr: &[String],
+    goroutine: Option<u64>,
+    frame: Option<usize>,
+    f: impl FnOnce(&Evaluator<'_, '_>, &str) -> anyhow::Result<String> + Send,
+) -> anyhow::Result<String> {
+    let info = dwarf(target)?;
+    let names = func_namer(target);
+    let prog = program(target, &info, &names);
+    let (function, scope) = match goroutine {
+        Some(goid) => frame_variables(target, &prog, goid, frame.unwrap_or(0))?,
+        None => ("main.main".to_string(), Vec::new()),
+    };
+    let src = expr.join(" ");
+    with_big_stack(|| {
+        let ev = Evaluator::new(&prog, scope).in_function(&function);
+        f(&ev, &src)
+    })?
 }
 
 /// `vars [REGEX]`.
