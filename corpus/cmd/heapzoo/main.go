@@ -30,6 +30,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -157,8 +158,17 @@ func main() {
 	flag.Parse()
 	t := truth{Types: map[string]int{}, Scenarios: map[string]int64{}, Retained: map[string]uint64{}}
 	buildHeap(&t, *small)
+	seed := uint64(1)
 	for i := 0; i < *blob*16; i++ {
-		blobs = append(blobs, make([]byte, 64<<10))
+		// Written through, so that its pages are resident and captured.
+		b := make([]byte, 64<<10)
+		for j := 0; j+8 <= len(b); j += 8 {
+			seed ^= seed << 13
+			seed ^= seed >> 7
+			seed ^= seed << 17
+			binary.LittleEndian.PutUint64(b[j:], seed)
+		}
+		blobs = append(blobs, b)
 	}
 	makeGarbage()
 	runtime.GC()
