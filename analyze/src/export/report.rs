@@ -816,10 +816,11 @@ fn render_waits(h: &mut String, waits: &Section<WaitGraph>) {
             } else {
                 ""
             };
-            let by = if e.reached_by.is_empty() {
+            let others: Vec<u64> = e.others().collect();
+            let by = if others.is_empty() {
                 "none".to_string()
             } else {
-                id_list(&e.reached_by)
+                id_list(&others)
             };
             let _ = writeln!(
                 h,
@@ -991,7 +992,7 @@ mod tests {
             object_kind: "sync.Mutex".into(),
             container: Some((object - 8, Some("main.Account<T>".into()))),
             global: None,
-            reached_by: by.to_vec(),
+            reached_by: std::sync::Arc::from(by),
         }
     }
 

@@ -65,7 +65,9 @@ pub struct Marker<'m, 'r, 't> {
     types: Types<'t>,
     marks: Marks,
     work: Vec<(u32, u64)>,
-    hidden: HashMap<u64, Vec<u64>>,
+    /// Hidden word offsets by object base; shared between the many small
+    /// markers of the wait graph ([`Marker::share_hidden`]).
+    hidden: Rc<HashMap<u64, Vec<u64>>>,
     span_bits: HashMap<u32, Rc<Vec<u8>>>,
     /// Go 1.21: `heapArena` addresses by arena index.
     arenas: HashMap<u64, Option<u64>>,
@@ -222,7 +224,7 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
             types: model.types(),
             marks,
             work: Vec::new(),
-            hidden: HashMap::new(),
+            hidden: Rc::new(HashMap::new()),
             span_bits: HashMap::new(),
             arenas: HashMap::new(),
             marked: 0,
@@ -270,7 +272,40 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
         if let Some((idx, slot)) = self.model.heap.object_of(addr) {
             if let Some(s) = self.model.heap.spans.get(idx) {
                 let base = s.object(slot);
-                self.hidden.entry(base).or_default().push(addr - base);
+                Rc::make_mut(&mut self.hidden)
+                    .entry(base)
+                    .or_default()
+                    .push(addr - base);
+            }
+        }
+    }
+
+    /// The hidden words, to give other markers of the same heap.
+    pub fn share_hidden(&self) -> Rc<HashMap<u64, Vec<u64>>> {
+        Rc::clone(&self.hidden)
+    }
+
+    /// Hides what `hidden` (from [`Marker::share_hidden`]) hides, in place
+    /// of this marker's own hidden words.
+    pub fn set_hidden(&mut self, hidden: Rc<HashMap<u64, Vec<u64>>>) {
+        self.hidden = hidden;
+    }
+
+    /// Calls `f(span index, slot)` for every object marked.
+    pub fn for_each_marked(&self, mut f: impl FnMut(u32, u64)) {
+        match &self.marks {
+            Marks::Set(set) => set.iter().for_each(|&(idx, slot)| f(idx, slot)),
+            Marks::Bits(bits) => {
+                for (idx, words) in bits.iter().enumerate() {
+                    for (w, &word) in words.iter().enumerate() {
+                        let mut rest = word;
+                        while rest != 0 {
+                            let bit = u64::from(rest.trailing_zeros());
+                            rest &= rest - 1;
+                            f(idx as u32, w as u64 * 64 + bit);
+                        }
+                    }
+                }
             }
         }
     }

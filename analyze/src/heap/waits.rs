@@ -18,6 +18,7 @@
 //! only through the stacks; the leak detector says whether anyone can at all).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::runtime::Goroutine;
@@ -48,8 +49,31 @@ pub struct WaitEdge {
     pub container: Option<(u64, Option<String>)>,
     /// The global variable containing it, when it is not in the heap.
     pub global: Option<String>,
-    /// Other goroutines whose stacks reach the object.
-    pub reached_by: Vec<u64>,
+    /// The goroutines whose stacks reach the object, shared by every edge
+    /// to it (so many waiters on one object cost one list); it can include
+    /// the waiter itself: [`WaitEdge::others`] leaves it out.
+    pub reached_by: Arc<[u64]>,
+}
+
+/// Goroutines listed per edge in the text, JSON and dot outputs (the
+/// count is always given): a channel with thousands of waiters would
+/// otherwise list every one of them for every one of them.
+pub const MAX_LISTED_REACHERS: usize = 100;
+
+impl WaitEdge {
+    /// The other goroutines whose stacks reach the object.
+    pub fn others(&self) -> impl Iterator<Item = u64> + '_ {
+        let waiter = self.waiter;
+        self.reached_by
+            .iter()
+            .copied()
+            .filter(move |&g| g != waiter)
+    }
+
+    /// How many [`WaitEdge::others`] there are.
+    pub fn others_count(&self) -> usize {
+        self.others().count()
+    }
 }
 
 /// The wait-for graph.
@@ -88,8 +112,30 @@ pub fn wait_graph(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<WaitGra
     let mut graph = WaitGraph::default();
     // Objects waited on, by address.
     let objects: HashSet<u64> = ws.iter().flat_map(|w| w.objects.iter().copied()).collect();
-    // Reach of each goroutine, restricted to the waited-on objects.
-    let mut reached: HashMap<u64, Vec<u64>> = HashMap::new();
+    // Reach of each goroutine, restricted to the waited-on objects: heap
+    // objects by the slot that holds them, the others (globals) sorted for
+    // the stack-word search. Everything shared by the goroutines' walks is
+    // built once, so the cost is one bounded walk per goroutine.
+    let mut by_slot: HashMap<(u32, u64), Vec<u64>> = HashMap::new();
+    let mut outside: Vec<u64> = Vec::new();
+    for &o in &objects {
+        match model.heap.object_of(o) {
+            Some((idx, slot)) => by_slot.entry((idx as u32, slot)).or_default().push(o),
+            None if model.heap.span_of(o).is_none() => outside.push(o),
+            None => {}
+        }
+    }
+    outside.sort_unstable();
+    let hidden = {
+        let mut m = Marker::bounded(model, 0);
+        for &s in &sudogs {
+            for &o in &hidden_words {
+                m.hide(s.wrapping_add(o));
+            }
+        }
+        m.share_hidden()
+    };
+    let mut reached_lists: HashMap<u64, Vec<u64>> = HashMap::new();
     for (i, g) in gs.iter().enumerate() {
         let blocked = ws.get(i).is_some_and(|w| w.kind != WaitKind::Runnable);
         if i >= MAX_REACH_GOROUTINES && !blocked {
@@ -97,23 +143,29 @@ pub fn wait_graph(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<WaitGra
             continue;
         }
         let mut m = Marker::bounded(model, MAX_REACH_PER_GOROUTINE);
-        for &s in &sudogs {
-            for &o in &hidden_words {
-                m.hide(s.wrapping_add(o));
-            }
-        }
+        m.set_hidden(hidden.clone());
         m.scan_goroutine(g);
         m.drain();
         let (lo, hi) = stack_range(g);
         graph.truncated |= m.exhausted;
-        let near = near_words(mem, lo, hi, &objects, model);
-        for &o in &objects {
-            let in_heap = model.heap.object_of(o).is_some();
-            if (in_heap && m.is_marked(o)) || (!in_heap && near.contains(&o)) {
-                reached.entry(o).or_default().push(g.g.goid);
+        let goid = g.g.goid;
+        let mut found: Vec<u64> = Vec::new();
+        m.for_each_marked(|idx, slot| {
+            if let Some(os) = by_slot.get(&(idx, slot)) {
+                found.extend_from_slice(os);
             }
+        });
+        found.extend(near_words(mem, lo, hi, &outside));
+        found.sort_unstable();
+        found.dedup();
+        for o in found {
+            reached_lists.entry(o).or_default().push(goid);
         }
     }
+    let reached: HashMap<u64, Arc<[u64]>> = reached_lists
+        .into_iter()
+        .map(|(o, v)| (o, Arc::from(v)))
+        .collect();
     for w in &ws {
         let Some(g) = gs.get(w.index) else { continue };
         let goid = g.g.goid;
@@ -155,10 +207,7 @@ pub fn wait_graph(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<WaitGra
             } else {
                 None
             };
-            let reached_by = reached
-                .get(&o)
-                .map(|v| v.iter().copied().filter(|&x| x != goid).collect())
-                .unwrap_or_default();
+            let reached_by = reached.get(&o).cloned().unwrap_or_else(|| Arc::from([]));
             graph.edges.push(WaitEdge {
                 waiter: goid,
                 reason: w.reason.clone(),
@@ -181,20 +230,10 @@ pub fn wait_graph(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<WaitGra
     Ok(graph)
 }
 
-/// Waited-on objects outside the heap that a stack word points near.
-fn near_words(
-    mem: &dyn crate::memory::Memory,
-    lo: u64,
-    hi: u64,
-    objects: &HashSet<u64>,
-    model: &HeapModel<'_, '_>,
-) -> HashSet<u64> {
-    let outside: Vec<u64> = objects
-        .iter()
-        .copied()
-        .filter(|&o| model.heap.span_of(o).is_none())
-        .collect();
-    let mut found = HashSet::new();
+/// Of `outside` (waited-on objects outside the heap, sorted), those that a
+/// word of the stack `[lo, hi)` points at or shortly below.
+fn near_words(mem: &dyn crate::memory::Memory, lo: u64, hi: u64, outside: &[u64]) -> Vec<u64> {
+    let mut found = Vec::new();
     if outside.is_empty() || hi <= lo || hi - lo > super::graph::MAX_STACK_BYTES {
         return found;
     }
@@ -205,10 +244,10 @@ fn near_words(
         let mut w = [0u8; 8];
         w.copy_from_slice(chunk);
         let p = u64::from_le_bytes(w);
-        for &o in &outside {
-            if p <= o && o - p < NEAR_GLOBAL {
-                found.insert(o);
-            }
+        // The objects in [p, p + NEAR_GLOBAL).
+        let from = outside.partition_point(|&o| o < p);
+        for &o in outside[from..].iter().take_while(|&&o| o - p < NEAR_GLOBAL) {
+            found.push(o);
         }
     }
     found
@@ -247,7 +286,7 @@ fn cycles(edges: &[WaitEdge], stuck: &HashSet<u64>) -> Vec<Vec<u64>> {
         .collect();
     let mut succ: HashMap<u64, Vec<u64>> = HashMap::new();
     for e in edges {
-        for &r in &e.reached_by {
+        for r in e.others() {
             // Only stuck goroutines can be part of a deadlock.
             if waiters.contains(&e.waiter) && waiters.contains(&r) {
                 succ.entry(e.waiter).or_default().push(r);
@@ -335,17 +374,22 @@ impl WaitGraph {
         use std::fmt::Write as _;
         let mut s = String::new();
         for e in &self.edges {
-            let by = if e.reached_by.is_empty() {
+            let count = e.others_count();
+            let by = if count == 0 {
                 "no other goroutine's stack reaches it".to_string()
             } else {
-                format!(
-                    "reached by goroutines {}",
-                    e.reached_by
-                        .iter()
-                        .map(|g| g.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                let listed: Vec<String> = e
+                    .others()
+                    .take(MAX_LISTED_REACHERS)
+                    .map(|g| g.to_string())
+                    .collect();
+                let more = count.saturating_sub(listed.len());
+                let more = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                format!("reached by goroutines {}{more}", listed.join(", "))
             };
             let _ = writeln!(
                 s,
@@ -387,7 +431,8 @@ impl WaitGraph {
                 "kind": e.object_kind,
                 "container": e.container.as_ref().map(|(b, t)| json!({"addr": format!("{b:#x}"), "type": t})),
                 "global": e.global,
-                "reached_by": e.reached_by,
+                "reached_by": e.others().take(MAX_LISTED_REACHERS).collect::<Vec<_>>(),
+                "reached_by_count": e.others_count(),
             })).collect::<Vec<_>>(),
             "never": self.never.iter().map(|(g, r)| json!({"goroutine": g, "wait_reason": r})).collect::<Vec<_>>(),
             "cycles": self.cycles,
@@ -415,7 +460,8 @@ impl WaitGraph {
         };
         for e in &self.edges {
             node_g(&mut s, e.waiter);
-            if seen_o.insert(e.object) {
+            let first = seen_o.insert(e.object);
+            if first {
                 let _ = writeln!(
                     s,
                     "  o{:x} [shape=ellipse,label=\"{}\"];",
@@ -428,9 +474,12 @@ impl WaitGraph {
                 "  g{} -> o{:x} [label=\"{}\"];",
                 e.waiter, e.object, e.reason
             );
-            for &r in &e.reached_by {
-                node_g(&mut s, r);
-                let _ = writeln!(s, "  o{:x} -> g{r} [style=dashed];", e.object);
+            // The object's reachers once per object, not once per waiter.
+            if first {
+                for r in e.reached_by.iter().copied().take(MAX_LISTED_REACHERS) {
+                    node_g(&mut s, r);
+                    let _ = writeln!(s, "  o{:x} -> g{r} [style=dashed];", e.object);
+                }
             }
         }
         s.push_str("}\n");
@@ -450,7 +499,7 @@ mod tests {
             object_kind: "sync.Mutex".into(),
             container: None,
             global: None,
-            reached_by: by.to_vec(),
+            reached_by: Arc::from(by),
         }
     }
 
