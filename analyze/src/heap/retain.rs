@@ -73,27 +73,7 @@ impl ObjectGraph {
                 "the object graph has more than {MAX_EDGES} pointers: too big to compute retention"
             )));
         }
-        let n = rec.nodes.len();
-        let mut count = vec![0u32; n + 1];
-        for &(from, _) in &rec.edges {
-            if let Some(c) = count.get_mut(from as usize + 1) {
-                *c += 1;
-            }
-        }
-        for i in 1..count.len() {
-            count[i] += count[i - 1];
-        }
-        let start = count.clone();
-        let mut fill = count;
-        let mut succ = vec![0u32; rec.edges.len()];
-        for &(from, to) in &rec.edges {
-            if let Some(at) = fill.get_mut(from as usize) {
-                if let Some(slot) = succ.get_mut(*at as usize) {
-                    *slot = to;
-                }
-                *at += 1;
-            }
-        }
+        let (start, succ) = adjacency(rec.nodes.len(), || rec.edges.iter().copied());
         Ok(ObjectGraph {
             nodes: rec.nodes,
             start,
@@ -156,6 +136,36 @@ impl ObjectGraph {
     }
 }
 
+/// Compressed adjacency of `pairs` (from, to) over nodes `0..n`: the
+/// targets of node `i` are `targets[start[i]..start[i + 1]]`, in the order
+/// given. `pairs` is iterated twice (count, then fill); pairs naming a node
+/// at or past `n` are dropped.
+fn adjacency<I>(n: usize, pairs: impl Fn() -> I) -> (Vec<u32>, Vec<u32>)
+where
+    I: Iterator<Item = (u32, u32)>,
+{
+    let mut start = vec![0u32; n + 1];
+    for (from, _) in pairs() {
+        if let Some(c) = start.get_mut(from as usize + 1) {
+            *c += 1;
+        }
+    }
+    for i in 1..start.len() {
+        start[i] += start[i - 1];
+    }
+    let mut fill = start.clone();
+    let mut targets = vec![0u32; *start.last().unwrap_or(&0) as usize];
+    for (from, to) in pairs() {
+        if let Some(at) = fill.get_mut(from as usize) {
+            if let Some(slot) = targets.get_mut(*at as usize) {
+                *slot = to;
+                *at += 1;
+            }
+        }
+    }
+    (start, targets)
+}
+
 /// The dominator tree of an [`ObjectGraph`] and retained sizes.
 pub struct Dominators {
     /// Immediate dominator of each node (`u32::MAX`: not reached; the top
@@ -194,39 +204,18 @@ pub fn dominators(graph: &ObjectGraph, size: &dyn Fn(Node) -> u64) -> Dominators
     }
     let reached = vertex.len() - 1;
     // Predecessors in preorder numbers, for reached nodes only.
-    let mut pred_count = vec![0u32; reached + 2];
-    for v in 0..n as u32 {
-        let pv = pre[v as usize];
-        if pv == 0 {
-            continue;
-        }
-        for &w in graph.successors(v) {
-            let pw = pre.get(w as usize).copied().unwrap_or(0);
-            if pw != 0 {
-                pred_count[pw as usize + 1] += 1;
-            }
-        }
-    }
-    for i in 1..pred_count.len() {
-        pred_count[i] += pred_count[i - 1];
-    }
-    let pred_start = pred_count.clone();
-    let mut fill = pred_count;
-    let mut preds = vec![0u32; *pred_start.last().unwrap_or(&0) as usize];
-    for v in 0..n as u32 {
-        let pv = pre[v as usize];
-        if pv == 0 {
-            continue;
-        }
-        for &w in graph.successors(v) {
-            let pw = pre.get(w as usize).copied().unwrap_or(0);
-            if pw != 0 {
-                let at = &mut fill[pw as usize];
-                preds[*at as usize] = pv;
-                *at += 1;
-            }
-        }
-    }
+    let (pred_start, preds) = adjacency(reached + 1, || {
+        (0..n as u32)
+            .filter(|&v| pre[v as usize] != 0)
+            .flat_map(|v| {
+                let pre = &pre;
+                graph
+                    .successors(v)
+                    .iter()
+                    .map(move |&w| (pre.get(w as usize).copied().unwrap_or(0), pre[v as usize]))
+            })
+            .filter(|&(pw, _)| pw != 0)
+    });
     // Semidominators (Lengauer-Tarjan, path compression).
     let mut semi: Vec<u32> = (0..=reached as u32).collect();
     let mut label: Vec<u32> = (0..=reached as u32).collect();
@@ -422,27 +411,11 @@ fn type_retention(
         }
     }
     // Children lists of the dominator tree.
-    let mut child_count = vec![0u32; n + 1];
-    for v in 1..n {
-        let d = dom.idom[v];
-        if d != u32::MAX {
-            child_count[d as usize + 1] += 1;
-        }
-    }
-    for i in 1..child_count.len() {
-        child_count[i] += child_count[i - 1];
-    }
-    let child_start = child_count.clone();
-    let mut fill = child_count;
-    let mut children = vec![0u32; *child_start.last().unwrap_or(&0) as usize];
-    for v in 1..n {
-        let d = dom.idom[v];
-        if d != u32::MAX {
-            let at = &mut fill[d as usize];
-            children[*at as usize] = v as u32;
-            *at += 1;
-        }
-    }
+    let (child_start, children) = adjacency(n, || {
+        (1..n)
+            .filter(|&v| dom.idom[v] != u32::MAX)
+            .map(|v| (dom.idom[v], v as u32))
+    });
     let mut active = vec![0u32; key_list.len()];
     let mut objects = vec![0u64; key_list.len()];
     let mut bytes = vec![0u64; key_list.len()];
