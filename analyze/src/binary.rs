@@ -10,7 +10,7 @@ use object::read::elf::{ElfFile64, FileHeader, ProgramHeader, SectionHeader};
 use object::{elf, Endianness, Object, ObjectSection, ObjectSymbol};
 
 use crate::buildinfo::{self, BuildInfoLayout};
-use crate::error::{AnalyzeError, Result};
+use crate::error::{AnalyzeError, BinaryError, Result, Unsupported};
 
 /// A Go version, parsed from `.go.buildinfo` (`go1.26.8`, `go1.27rc1`, `devel …`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,8 +137,11 @@ pub(crate) fn read_image<'a>(
     data.get(start..end)
 }
 
-fn elf_error(e: object::Error) -> AnalyzeError {
-    AnalyzeError::Binary(format!("malformed ELF file: {e}"))
+fn elf_error(source: object::Error) -> AnalyzeError {
+    AnalyzeError::Binary(BinaryError::Elf {
+        context: "malformed ELF file",
+        source,
+    })
 }
 
 impl Binary {
@@ -146,17 +149,14 @@ impl Binary {
     pub fn parse(data: Arc<[u8]>) -> Result<Binary> {
         let bytes: &[u8] = &data;
         if !bytes.starts_with(b"\x7fELF") {
-            return Err(AnalyzeError::Binary(
-                "not an ELF file (only Linux ELF executables are supported)".to_string(),
-            ));
+            return Err(BinaryError::NotElf.into());
         }
-        let file = ElfFile64::<Endianness>::parse(bytes).map_err(|e| {
-            AnalyzeError::Binary(format!("not a 64-bit ELF executable rdlv can read: {e}"))
+        let file = ElfFile64::<Endianness>::parse(bytes).map_err(|source| BinaryError::Elf {
+            context: "not a 64-bit ELF executable rdlv can read",
+            source,
         })?;
         if !file.is_little_endian() {
-            return Err(AnalyzeError::Unsupported(
-                "big-endian executables are not supported".to_string(),
-            ));
+            return Err(Unsupported::BigEndian.into());
         }
         let endian = file.endian();
         let header = file.elf_header();

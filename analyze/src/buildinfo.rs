@@ -34,6 +34,7 @@ pub const NOTE_GNU_BUILD_ID: u32 = 3;
 
 /// Why a `.go.buildinfo` blob could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildInfoError {
     /// The blob does not start with [`BUILDINFO_MAGIC`].
     #[error("no Go build info magic")]

@@ -21,7 +21,7 @@ use rdlv_format::{FileRole, MappingCapture, Snapshot};
 
 use crate::binary::Binary;
 use crate::dwarf::{DwarfError, DwarfInfo};
-use crate::error::{AnalyzeError, Result};
+use crate::error::{AnalyzeError, BinaryError, BuildIdKind, Result};
 use crate::memory::{Memory, ReadLog};
 use crate::pclntab::Pclntab;
 use crate::runtime::model::RuntimeModel;
@@ -58,18 +58,13 @@ impl Session {
     pub fn open(snapshot_path: &Path, exe: Option<&Path>) -> Result<Session> {
         let snapshot = crate::keys::open_snapshot(snapshot_path)?;
         let bytes: Arc<[u8]> = match exe {
-            Some(path) => Arc::from(std::fs::read(path).map_err(|e| {
-                AnalyzeError::Binary(format!("cannot read --exe {}: {e}", path.display()))
+            Some(path) => Arc::from(std::fs::read(path).map_err(|e| BinaryError::Read {
+                path: path.to_path_buf(),
+                source: Arc::new(e),
             })?),
             None => snapshot
                 .embedded_file_shared(FileRole::Executable)?
-                .ok_or_else(|| {
-                    AnalyzeError::Binary(
-                        "the snapshot has no embedded executable (captured with --no-exe); \
-                         pass the binary with --exe PATH"
-                            .to_string(),
-                    )
-                })?,
+                .ok_or(BinaryError::NotEmbedded)?,
         };
         let binary = Binary::parse(bytes)?;
         Self::check_same_build(&snapshot, &binary, exe)?;
@@ -117,23 +112,22 @@ impl Session {
 
     fn check_same_build(snapshot: &Snapshot, binary: &Binary, exe: Option<&Path>) -> Result<()> {
         let process = &snapshot.metadata().process;
-        let source = exe
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "the embedded executable".to_string());
+        let mismatch = |id, got: &str, want: &str| AnalyzeError::Mismatch {
+            exe: exe
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "the embedded executable".to_string()),
+            id,
+            got: got.to_string(),
+            want: want.to_string(),
+        };
         if let (Some(want), Some(got)) = (&process.go_build_id, binary.go_build_id()) {
             if want != got {
-                return Err(AnalyzeError::Mismatch(format!(
-                    "{source} is not the binary this snapshot was taken from: \
-                     Go build id {got} != {want} recorded at capture"
-                )));
+                return Err(mismatch(BuildIdKind::Go, got, want));
             }
         }
         if let (Some(want), Some(got)) = (&process.gnu_build_id, binary.gnu_build_id()) {
             if want != got {
-                return Err(AnalyzeError::Mismatch(format!(
-                    "{source} is not the binary this snapshot was taken from: \
-                     GNU build id {got} != {want} recorded at capture"
-                )));
+                return Err(mismatch(BuildIdKind::Gnu, got, want));
             }
         }
         Ok(())

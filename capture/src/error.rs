@@ -7,6 +7,7 @@ use nix::errno::Errno;
 
 /// Everything that can make a capture fail.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CaptureError {
     /// No process with this pid is visible in our pid namespace.
     #[error("no process {pid}: /proc/{pid} does not exist (is the pid from another pid namespace or container?)")]

@@ -63,6 +63,7 @@ pub(crate) const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why an injected syscall could not run (or its outcome is unknown).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum InjectError {
     /// No thread parked in Go's futex stub to host the injected syscall.
     #[error("no thread is parked in Go's runtime.futex to host the injected syscall")]

@@ -140,6 +140,7 @@ impl SeccompData {
 
 /// Why a filter could not be evaluated (the callers never inject then).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BpfError {
     /// Empty or longer than [`BPF_MAXINSNS`].
     #[error("a filter of {0} instructions (1..=4096 allowed)")]

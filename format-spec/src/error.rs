@@ -5,6 +5,7 @@ pub type Result<T, E = FormatError> = std::result::Result<T, E>;
 
 /// Everything that can go wrong reading or writing a snapshot.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FormatError {
     /// I/O error on the underlying file or stream.
     #[error("I/O error: {0}")]

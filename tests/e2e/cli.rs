@@ -315,6 +315,27 @@ fn missing_file_exits_3_and_names_it() {
     // `rdlv SNAP` (REPL) on a missing file as well.
     let out = rdlv(&[missing]);
     assert_exit(&out, 3, "rdlv missing");
+
+    // With stderr closed (`2>&1 | head` after the reader left) the message
+    // is lost but the exit code is still the error's, never 0 or 101.
+    for args in [
+        vec!["info", missing],
+        vec![],
+        vec!["info", "x.snap", "--format", "yaml"],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let status = Command::new(rdlv_path())
+            .args(&args)
+            .env("XDG_CONFIG_HOME", dir.path())
+            .env("XDG_STATE_HOME", dir.path())
+            .stdout(Stdio::null())
+            .stderr(writer)
+            .status()
+            .expect("run rdlv");
+        let want = if args == ["info", missing] { 3 } else { 2 };
+        assert_eq!(status.code(), Some(want), "rdlv {args:?} 2>closed");
+    }
 }
 
 #[test]

@@ -266,10 +266,10 @@ pub const NOT_YET: &[&str] = &[
 
 /// The message for a live-only command.
 pub fn live_only_message(command: &str) -> String {
-    format!(
-        "a snapshot is read-only: {command} needs a live process; \
-         use dlv attach on the running service, or capture again"
-    )
+    crate::error::Unsupported::LiveOnly {
+        command: command.to_string(),
+    }
+    .to_string()
 }
 
 /// Whether `arg` takes the rest of a REPL line verbatim as a command.

@@ -28,6 +28,7 @@ use super::stacks::{self, Presentation};
 use super::values::{self, FrameRef, LimitArgs};
 use super::words::{nearest, split_first};
 use super::UsageError;
+use crate::error::{NotFound, Unsupported};
 use crate::runtime::Frame;
 use crate::{AnalyzeError, Target};
 
@@ -94,7 +95,7 @@ impl<'t> Console<'t> {
                         names.insert(alias.clone(), canonical.clone());
                     }
                 }
-                None => eprintln!(
+                None => say!(
                     "rdlv: config: aliases: unknown command {command:?}{}",
                     suggestion(command, names.keys().map(String::as_str))
                 ),
@@ -180,12 +181,15 @@ impl<'t> Console<'t> {
         }
         let Some(canonical) = self.names.get(name) else {
             if LIVE_ONLY.contains(&name) {
-                return Err(AnalyzeError::Unsupported(live_only_message(name)).into());
+                return Err(AnalyzeError::from(Unsupported::LiveOnly {
+                    command: name.to_string(),
+                })
+                .into());
             }
             if NOT_YET.contains(&name) {
-                return Err(AnalyzeError::Unsupported(format!(
-                    "{name} is a Delve command rdlv does not implement yet; type help for what it does"
-                ))
+                return Err(AnalyzeError::from(Unsupported::NotYet {
+                    command: name.to_string(),
+                })
                 .into());
             }
             return Err(UsageError(format!(
@@ -337,12 +341,12 @@ impl<'t> Console<'t> {
             }
             Navigation::Down(step) => {
                 let (goid, frame) = self.selected()?;
-                let to = frame.checked_sub(step.n).ok_or_else(|| {
-                    AnalyzeError::NotFound(format!(
-                        "frame {frame} is the innermost; cannot go down {}",
-                        step.n
-                    ))
-                })?;
+                let to = frame.checked_sub(step.n).ok_or(AnalyzeError::from(
+                    NotFound::BelowInnermost {
+                        frame,
+                        steps: step.n,
+                    },
+                ))?;
                 self.select(goid, to);
                 self.show_position(out)?;
             }
@@ -503,13 +507,9 @@ impl<'t> Console<'t> {
     }
 
     fn require_goroutine(&self) -> anyhow::Result<u64> {
-        self.selection.map(|s| s.goroutine).ok_or_else(|| {
-            AnalyzeError::NotFound(
-                "no goroutine selected: select one with `goroutine ID` (list them with `goroutines`)"
-                    .to_string(),
-            )
-            .into()
-        })
+        self.selection
+            .map(|s| s.goroutine)
+            .ok_or_else(|| AnalyzeError::from(NotFound::NoSelectedGoroutine).into())
     }
 
     fn show_position(&mut self, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -680,8 +680,13 @@ pub fn write_source(
     style: Style,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let unreadable =
-        |why: String| AnalyzeError::NotFound(format!("cannot show {file}:{line}: {why}"));
+    let unreadable = |why: String| {
+        AnalyzeError::from(NotFound::Source {
+            file: file.into(),
+            line,
+            why,
+        })
+    };
     let meta = std::fs::metadata(file).map_err(|e| unreadable(e.to_string()))?;
     if meta.len() > MAX_SOURCE_BYTES {
         return Err(unreadable(format!("larger than {MAX_SOURCE_BYTES} bytes")).into());

@@ -78,7 +78,7 @@ fn with_output(
         summary
     };
     file.commit()?;
-    eprintln!("rdlv: wrote {}: {summary}", output.display());
+    say!("rdlv: wrote {}: {summary}", output.display());
     Ok(())
 }
 
@@ -146,7 +146,7 @@ pub fn run_export(
             progress.finish();
             let stats = stats?;
             file.commit()?;
-            eprintln!(
+            say!(
                 "rdlv: wrote {}: ELF core, {} threads, {} segments, {:.1} MiB ({:.1} MiB of data, the rest holes); open it with `dlv core EXE {}` or `gdb EXE {}`",
                 args.output.display(),
                 stats.threads,

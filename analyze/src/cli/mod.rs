@@ -15,6 +15,17 @@
 //! Exit codes (CONTRACT.md): 0 success; 1 a request that cannot be answered;
 //! 2 usage; 3 unreadable, corrupt or mismatched input; 101 internal error.
 
+/// `eprintln!` that never panics. A closed stderr (`2>&-`, or a reader of
+/// `2>&1 | head` that went away) has nowhere to report to, so the line is
+/// dropped; the exit code still tells what happened. Every message of the
+/// command line goes through this, so no panic ever comes from a write.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod color;
 pub mod commands;
 pub mod config;
@@ -32,7 +43,6 @@ pub mod words;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -221,7 +231,6 @@ pub fn main() -> i32 {
     }));
     match result {
         Ok(code) => code,
-        Err(_) if BROKEN_PIPE_PANIC.load(Ordering::Relaxed) => EXIT_OK,
         Err(_) => EXIT_INTERNAL,
     }
 }
@@ -232,7 +241,7 @@ pub fn report_error(err: &anyhow::Error) -> i32 {
         // `rdlv goroutines x.snap | head`: the reader is gone, stop quietly.
         return EXIT_OK;
     }
-    eprintln!("rdlv: {}", error_text(err));
+    say!("rdlv: {}", error_text(err));
     exit_code(err)
 }
 
@@ -290,10 +299,9 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
     EXIT_UNANSWERABLE
 }
 
-/// Set by the panic hook when a panic was a write into a closed stdout.
-static BROKEN_PIPE_PANIC: AtomicBool = AtomicBool::new(false);
-
 /// Prints panics as an internal error; `main` turns them into exit code 101.
+/// Output never panics (stdout is a `Write` whose errors are returned,
+/// stderr goes through `say!`), so every panic is a bug worth a report.
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let payload = info.payload();
@@ -302,16 +310,11 @@ fn install_panic_hook() {
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_string());
-        if message.contains("Broken pipe") {
-            // println! into a closed pipe from some command: not a bug worth a report.
-            BROKEN_PIPE_PANIC.store(true, Ordering::Relaxed);
-            return;
-        }
         let location = info
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        eprintln!(
+        say!(
             "rdlv: internal error: {message}{location}; please report this (with `rdlv --version` and the command line)"
         );
     }));
@@ -405,7 +408,7 @@ pub fn run(invocation: Invocation, out: &mut dyn Write) -> anyhow::Result<i32> {
             Some(snap) => repl::run_repl_path(&snap, exe, &cli.repl, style, out),
             None => {
                 let help = cli_command().render_help();
-                eprintln!("{help}");
+                say!("{help}");
                 Ok(EXIT_USAGE)
             }
         },
@@ -469,8 +472,15 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_the_contract() {
-        let not_found = anyhow::Error::new(AnalyzeError::NotFound("thread 7".into()));
+        let not_found = anyhow::Error::new(AnalyzeError::from(crate::error::NotFound::Thread {
+            tid: 7,
+            known: vec![1, 2],
+        }));
         assert_eq!(exit_code(&not_found), EXIT_UNANSWERABLE);
+        assert_eq!(
+            not_found.to_string(),
+            "no thread 7 in this snapshot; threads: 1, 2"
+        );
         let no_g = AnalyzeError::NoGoroutine {
             goid: 7,
             nearest: vec![6, 8],
@@ -493,14 +503,81 @@ mod tests {
             "frame 9 does not exist: goroutine 7 has 3 frames (0..2)"
         );
         assert_eq!(exit_code(&anyhow::Error::new(no_frame)), EXIT_UNANSWERABLE);
-        let corrupt = anyhow::Error::new(AnalyzeError::Corrupt("bad g".into()))
-            .context("cannot open snapshot x");
+        let corrupt = anyhow::Error::new(AnalyzeError::from(crate::error::Corrupt::Record {
+            what: "runtime.g",
+            addr: 0xc000,
+            detail: "bad".into(),
+        }))
+        .context("cannot open snapshot x");
         assert_eq!(exit_code(&corrupt), EXIT_INPUT);
         let format = anyhow::Error::new(rdlv_format::FormatError::BadMagic);
         assert_eq!(exit_code(&format), EXIT_INPUT);
         let usage = anyhow::Error::new(UsageError("print needs an expression".into()));
         assert_eq!(exit_code(&usage), EXIT_USAGE);
         assert_eq!(exit_code(&anyhow::anyhow!("plain")), EXIT_UNANSWERABLE);
+    }
+
+    /// The code follows the variant: errors whose messages are the same
+    /// text get the codes of their variants, and every variant of the
+    /// library's error tree has the class CONTRACT.md gives it.
+    #[test]
+    fn exit_codes_come_from_variants_not_messages() {
+        use crate::error::{BinaryError, BuildIdKind, Corrupt, NotFound, Unsupported};
+        let same_text_input = AnalyzeError::from(Corrupt::Thread {
+            tid: 7,
+            detail: "x".into(),
+        });
+        let same_text_unanswerable = AnalyzeError::from(NotFound::UnreadableValue {
+            expr: "thread 7".into(),
+            why: "x".into(),
+        });
+        assert_eq!(
+            same_text_input.to_string(),
+            same_text_unanswerable.to_string()
+        );
+        let code = |e: AnalyzeError| exit_code(&anyhow::Error::new(e).context("outer"));
+        assert_eq!(code(same_text_input), EXIT_INPUT);
+        assert_eq!(code(same_text_unanswerable), EXIT_UNANSWERABLE);
+        let input = [
+            AnalyzeError::from(BinaryError::NotElf),
+            AnalyzeError::from(BinaryError::Truncated { offset: 1, len: 2 }),
+            AnalyzeError::from(crate::dwarf::DwarfError::DanglingType(1)),
+            AnalyzeError::Mismatch {
+                exe: "x".into(),
+                id: BuildIdKind::Go,
+                got: "a".into(),
+                want: "b".into(),
+            },
+            AnalyzeError::from(Corrupt::Count {
+                what: "runtime.allglen",
+                count: 1 << 40,
+                bound: 10,
+            }),
+            AnalyzeError::Unreadable { addr: 1, len: 8 },
+            AnalyzeError::from(std::io::Error::other("disk")),
+        ];
+        for e in input {
+            let text = e.to_string();
+            assert_eq!(code(e), EXIT_INPUT, "{text}");
+        }
+        let unanswerable = [
+            AnalyzeError::from(crate::dwarf::DwarfError::Missing),
+            AnalyzeError::from(crate::runtime::layout::LayoutError::UnsupportedVersion(30)),
+            AnalyzeError::Redacted { addr: 1, len: 8 },
+            AnalyzeError::from(crate::value::expr::EvalError::Syntax("(".into())),
+            AnalyzeError::from(NotFound::NoHeapProfile { rate: 0 }),
+            AnalyzeError::from(Unsupported::Stripped {
+                symbol: "runtime.allgs",
+                tried: "nothing",
+            }),
+            AnalyzeError::from(Unsupported::NotYet {
+                command: "trace".into(),
+            }),
+        ];
+        for e in unanswerable {
+            let text = e.to_string();
+            assert_eq!(code(e), EXIT_UNANSWERABLE, "{text}");
+        }
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub fn run_redact(
     .map_err(crate::AnalyzeError::from)?;
     for k in &kept {
         if let Some(why) = &k.truncated {
-            eprintln!(
+            say!(
                 "rdlv: warning: --keep-deep {}: not all it reaches was kept ({why}); the rest reads as redacted",
                 k.expr
             );
@@ -147,7 +147,7 @@ pub fn run_redact(
         (stats, args.output.display().to_string())
     };
     progress.finish();
-    eprintln!(
+    say!(
         "rdlv: wrote {shown}: kept {} bytes of memory in {} runs, redacted {} bytes; {} bytes (from {})",
         stats.kept_bytes,
         stats.kept_ranges,
@@ -156,7 +156,7 @@ pub fn run_redact(
         target.snapshot().file_len()
     );
     for k in &kept {
-        eprintln!(
+        say!(
             "rdlv: kept {} ({} at {:#x}{}): {} bytes",
             k.expr,
             k.type_name,

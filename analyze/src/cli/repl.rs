@@ -147,7 +147,7 @@ fn run_one(
                 return Err(err);
             }
             flush?;
-            eprintln!("Command failed: {}", error_text(&err));
+            say!("Command failed: {}", error_text(&err));
             if *status == EXIT_OK {
                 *status = exit_code(&err);
             }
@@ -214,12 +214,12 @@ fn save_history(editor: &mut Editor<ReplHelper<'_>, DefaultHistory>, path: &Path
     }
     if let Some(dir) = path.parent() {
         if let Err(e) = std::fs::create_dir_all(dir) {
-            eprintln!("rdlv: cannot keep history in {}: {e}", dir.display());
+            say!("rdlv: cannot keep history in {}: {e}", dir.display());
             return;
         }
     }
     if let Err(e) = editor.append_history(path) {
-        eprintln!("rdlv: cannot save history to {}: {e}", path.display());
+        say!("rdlv: cannot save history to {}: {e}", path.display());
     }
 }
 

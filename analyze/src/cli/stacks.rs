@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::color::Style;
 use super::progress::Progress;
 use super::UsageError;
-use crate::error::AnalyzeError;
+use crate::error::{AnalyzeError, NotFound};
 use crate::runtime::cframes::ThreadFrame;
 use crate::runtime::format::{Filter, GroupKey, Grouper, LocationKind};
 use crate::runtime::traceback::GOROUTINE_BATCH;
@@ -829,10 +829,7 @@ pub fn run_bt(
         }
         TextOrJson::Text => {
             if frames.is_empty() {
-                return Err(AnalyzeError::NotFound(format!(
-                    "goroutine {goid} has no readable stack"
-                ))
-                .into());
+                return Err(AnalyzeError::from(NotFound::NoStack { goid }).into());
             }
             for (i, f) in frames.iter().enumerate() {
                 let inl = if f.inlined { " (inlined)" } else { "" };
@@ -1013,19 +1010,15 @@ pub fn goroutine_of_thread(target: &Target, tid: u32) -> anyhow::Result<u64> {
     let rt = Runtime::new(target)?;
     let threads = rt.threads();
     let Some(thread) = threads.iter().find(|t| t.tid == tid) else {
-        let tids: Vec<String> = threads.iter().map(|t| t.tid.to_string()).collect();
-        return Err(AnalyzeError::NotFound(format!(
-            "no thread {tid} in this snapshot; threads: {}",
-            tids.join(", ")
-        ))
+        return Err(AnalyzeError::from(NotFound::Thread {
+            tid,
+            known: threads.iter().map(|t| t.tid).collect(),
+        })
         .into());
     };
     let curg = thread.m.as_ref().map(|m| m.curg).unwrap_or(0);
     if curg == 0 {
-        return Err(AnalyzeError::NotFound(format!(
-            "thread {tid} was not running a goroutine (idle or in the scheduler); see `threads`"
-        ))
-        .into());
+        return Err(AnalyzeError::from(NotFound::NoGoroutineOnThread { tid }).into());
     }
     Ok(rt.read_g(curg)?.goid)
 }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use crate::dwarf::DwarfInfo;
-use crate::error::AnalyzeError;
+use crate::error::{AnalyzeError, NotFound};
 use crate::value::expr::{EvalError, Evaluator, ScopeVar, VarSource};
 use crate::value::{frame, json, text, LoadConfig, Loader, Program, Value, ValueKind};
 use crate::Target;
@@ -214,10 +214,15 @@ fn func_namer(target: &Target) -> impl Fn(u64) -> Option<String> + Sync + '_ {
 }
 
 fn eval_error(e: EvalError) -> anyhow::Error {
-    match e {
-        EvalError::NotFound { .. } => AnalyzeError::NotFound(e.to_string()).into(),
-        _ => AnalyzeError::Unsupported(e.to_string()).into(),
-    }
+    AnalyzeError::Eval(e).into()
+}
+
+fn unreadable_value(src: &str, why: &str) -> anyhow::Error {
+    AnalyzeError::from(NotFound::UnreadableValue {
+        expr: src.to_string(),
+        why: why.to_string(),
+    })
+    .into()
 }
 
 /// The variables of frame `frame` of goroutine `goid`.
@@ -248,7 +253,7 @@ pub fn run_print(target: &Target, args: &PrintArgs, out: &mut dyn Write) -> anyh
     let rendered = in_scope(target, &args.expr, args.goroutine, args.frame, |ev, src| {
         let v = ev.eval_str(src, cfg).map_err(eval_error)?;
         if let ValueKind::Unreadable(why) = &v.kind {
-            return Err(AnalyzeError::NotFound(format!("{src}: {why}")).into());
+            return Err(unreadable_value(src, why));
         }
         Ok(match format {
             ValueFormat::Json => json::to_json(&v),
@@ -278,17 +283,15 @@ pub fn expr_address(target: &Target, src: &str) -> anyhow::Result<u64> {
         | ValueKind::Chan { addr, .. }
         | ValueKind::UnsafePointer(addr) => Some(*addr),
         ValueKind::Slice { base, .. } => Some(*base),
-        ValueKind::Unreadable(why) => {
-            return Err(AnalyzeError::NotFound(format!("{src}: {why}")).into())
-        }
+        ValueKind::Unreadable(why) => return Err(unreadable_value(src, why)),
         _ => v.addr,
     };
     match addr {
         Some(a) if a != 0 => Ok(a),
-        _ => Err(AnalyzeError::NotFound(format!(
-            "{src} ({}) points at nothing: give a pointer, map, channel or slice, or an address",
-            v.type_name
-        ))
+        _ => Err(AnalyzeError::from(NotFound::NotPointer {
+            expr: src.to_string(),
+            type_name: v.type_name.clone(),
+        })
         .into()),
     }
 }

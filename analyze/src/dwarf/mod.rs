@@ -70,15 +70,6 @@ pub enum DwarfError {
     DanglingType(u64),
 }
 
-impl From<DwarfError> for crate::error::AnalyzeError {
-    fn from(e: DwarfError) -> Self {
-        match e {
-            DwarfError::Missing => crate::error::AnalyzeError::Unsupported(e.to_string()),
-            _ => crate::error::AnalyzeError::Binary(e.to_string()),
-        }
-    }
-}
-
 /// A package-level variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Global {

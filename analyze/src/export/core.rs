@@ -37,7 +37,7 @@ use std::os::unix::fs::FileExt;
 use rayon::prelude::*;
 use rdlv_format::{Mapping, MappingCapture, RangeKind};
 
-use crate::error::{AnalyzeError, Result};
+use crate::error::{BinaryError, Corrupt, Result, Unsupported};
 use crate::Target;
 
 /// ELF header size.
@@ -193,20 +193,24 @@ fn prpsinfo(meta: &rdlv_format::Metadata) -> Vec<u8> {
 fn fp_state(t: &rdlv_format::ThreadInfo) -> Result<Vec<u8>> {
     let hex = t.fpregs_hex.as_bytes();
     if !hex.len().is_multiple_of(2) || hex.len() / 2 > MAX_XSTATE_LEN {
-        return Err(AnalyzeError::Corrupt(format!(
-            "thread {}: FP register state of {} hex digits (odd or over {MAX_XSTATE_LEN} bytes)",
-            t.tid,
-            hex.len()
-        )));
+        return Err(Corrupt::Thread {
+            tid: t.tid,
+            detail: format!(
+                "FP register state of {} hex digits (odd or over {MAX_XSTATE_LEN} bytes)",
+                hex.len()
+            ),
+        }
+        .into());
     }
     let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     hex.chunks_exact(2)
         .map(|p| match (digit(p[0]), digit(p[1])) {
             (Some(h), Some(l)) => Ok(h << 4 | l),
-            _ => Err(AnalyzeError::Corrupt(format!(
-                "thread {}: FP register state is not hex",
-                t.tid
-            ))),
+            _ => Err(Corrupt::Thread {
+                tid: t.tid,
+                detail: "FP register state is not hex".to_string(),
+            }
+            .into()),
         })
         .collect()
 }
@@ -304,18 +308,22 @@ pub fn write_core(target: &Target, file: &File) -> Result<CoreStats> {
     let snapshot = target.snapshot();
     let meta = snapshot.metadata();
     if meta.capture.arch != "x86_64" && !meta.capture.arch.is_empty() {
-        return Err(AnalyzeError::Unsupported(format!(
-            "export core writes x86-64 cores; this snapshot is {}",
-            meta.capture.arch
-        )));
+        return Err(Unsupported::Arch {
+            what: "export core",
+            output: "cores",
+            arch: meta.capture.arch.clone(),
+        }
+        .into());
     }
     let mut maps: Vec<&Mapping> = meta.mappings.iter().filter(|m| m.end > m.start).collect();
     maps.sort_by_key(|m| m.start);
     if maps.len() > MAX_PHNUM {
-        return Err(AnalyzeError::Unsupported(format!(
-            "{} mappings: more than an ELF core without extended numbering holds ({MAX_PHNUM})",
-            maps.len()
-        )));
+        return Err(Unsupported::TooMany {
+            what: "mappings",
+            count: maps.len() as u64,
+            limit: format!("an ELF core without extended numbering holds ({MAX_PHNUM})"),
+        }
+        .into());
     }
     let notes = notes(target)?;
     let phnum = maps.len() + 1;
@@ -386,9 +394,10 @@ pub fn write_core(target: &Target, file: &File) -> Result<CoreStats> {
                 cur = end;
                 ri += 1;
             }
-            data_off = data_off
-                .checked_add(size)
-                .ok_or_else(|| AnalyzeError::Corrupt("mapping sizes overflow".into()))?;
+            data_off = data_off.checked_add(size).ok_or_else(|| Corrupt::Mapping {
+                start: m.start,
+                detail: "its size overflows the core file's offsets".to_string(),
+            })?;
         }
     }
     let mut ehdr = vec![0u8; EHDR_LEN as usize];
@@ -417,10 +426,9 @@ pub fn write_core(target: &Target, file: &File) -> Result<CoreStats> {
                     let src = usize::try_from(off)
                         .ok()
                         .and_then(|o| exe.get(o..o.checked_add(len)?))
-                        .ok_or_else(|| {
-                            AnalyzeError::Corrupt(format!(
-                                "mapping reaches past the end of the executable at offset {off:#x}"
-                            ))
+                        .ok_or(BinaryError::Truncated {
+                            offset: off,
+                            len: job.len,
                         })?;
                     file.write_all_at(src, job.file_off)?;
                 }

@@ -37,7 +37,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use super::pprof::{proto, write_gzipped, Builder};
-use crate::error::{AnalyzeError, Result};
+use crate::error::{AnalyzeError, Corrupt, NotFound, Result};
 use crate::runtime::Runtime;
 
 /// Most buckets walked on `runtime.mbuckets` (one per distinct allocation
@@ -160,11 +160,10 @@ struct Globals {
 }
 
 fn read_globals(rt: &Runtime<'_>) -> Result<Globals> {
-    let need = |name: &str| {
-        rt.global(name).ok_or_else(|| {
-            AnalyzeError::NotFound(format!(
-                "the heap profile needs the runtime global {name}, which the executable's symbols do not name (stripped binary?)"
-            ))
+    let need = |symbol: &'static str| {
+        rt.global(symbol).ok_or(NotFound::Symbol {
+            symbol,
+            needed_by: "the heap profile",
         })
     };
     let mem = rt.mem();
@@ -189,36 +188,42 @@ pub fn read_mem_buckets(rt: &Runtime<'_>) -> Result<(Vec<MemBucket>, i64, u32)> 
     let mut b = mem.read_u64(g.mbuckets)?;
     while b != 0 {
         if out.len() >= MAX_MEM_BUCKETS {
-            return Err(AnalyzeError::Corrupt(format!(
-                "more than {MAX_MEM_BUCKETS} memory-profile buckets on runtime.mbuckets: the list looks corrupt"
-            )));
+            return Err(Corrupt::TooMany {
+                what: "memory-profile buckets on runtime.mbuckets",
+                bound: MAX_MEM_BUCKETS as u64,
+            }
+            .into());
         }
         if !seen.insert(b) {
-            return Err(AnalyzeError::Corrupt(format!(
-                "runtime.mbuckets loops back to bucket {b:#x}"
-            )));
+            return Err(Corrupt::Cycle {
+                what: "runtime.mbuckets",
+                addr: b,
+            }
+            .into());
         }
         let header = mem.read_vec(b, BUCKET_HEADER as usize)?;
-        let field = |off| {
-            word(&header, off).ok_or_else(|| {
-                AnalyzeError::Corrupt(format!("short memory-profile bucket at {b:#x}"))
-            })
+        let bad = |detail: String| -> AnalyzeError {
+            Corrupt::Record {
+                what: "memory-profile bucket",
+                addr: b,
+                detail,
+            }
+            .into()
         };
+        let short = || bad("shorter than its fields".to_string());
+        let field = |off| word(&header, off).ok_or_else(short);
         let typ = field(BUCKET_TYP)?;
         if typ != MEM_PROFILE_BUCKET {
-            return Err(AnalyzeError::Corrupt(format!(
-                "bucket {b:#x} on runtime.mbuckets has type {typ}, not memProfile"
-            )));
+            return Err(bad(format!("type {typ}, not memProfile")));
         }
         let nstk = field(BUCKET_NSTK)?;
         if nstk > MAX_PROF_STACK_DEPTH {
-            return Err(AnalyzeError::Corrupt(format!(
-                "memory-profile bucket {b:#x} claims {nstk} PCs (the runtime allows {MAX_PROF_STACK_DEPTH})"
+            return Err(bad(format!(
+                "claims {nstk} PCs (the runtime allows {MAX_PROF_STACK_DEPTH})"
             )));
         }
         let body_len = nstk * 8 + clen * (1 + FUTURE_CYCLES);
         let body = mem.read_vec(b + BUCKET_HEADER, body_len as usize)?;
-        let short = || AnalyzeError::Corrupt(format!("short memory-profile bucket at {b:#x}"));
         let stack = (0..nstk)
             .map(|i| word(&body, i * 8).ok_or_else(short))
             .collect::<Result<Vec<u64>>>()?;
@@ -350,15 +355,7 @@ fn is_runtime_pc(rt: &Runtime<'_>, cache: &mut HashMap<u64, bool>, addr: u64) ->
 pub fn heap_profile(rt: &Runtime<'_>) -> Result<(proto::Profile, HeapProfileStats)> {
     let (buckets, rate, cycle) = read_mem_buckets(rt)?;
     if buckets.is_empty() {
-        return Err(AnalyzeError::NotFound(format!(
-            "the process has no heap profile: runtime.mbuckets is empty (runtime.MemProfileRate = {rate}{}); \
-             set runtime.MemProfileRate > 0 (default 512 KiB) in the process to record one",
-            if rate == 0 {
-                ", memory profiling off"
-            } else {
-                ", no allocation sampled yet"
-            }
-        )));
+        return Err(NotFound::NoHeapProfile { rate }.into());
     }
     let records = mem_profile(&buckets, cycle, rt.minor);
     let mut b = Builder::new(rt);

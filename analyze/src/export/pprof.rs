@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use prost::Message;
 
-use crate::error::{AnalyzeError, Result};
+use crate::error::{Corrupt, Result};
 use crate::pclntab::{funcdata, pcdata};
 use crate::runtime::traceback::GOROUTINE_BATCH;
 use crate::runtime::{Goroutine, Runtime};
@@ -301,9 +301,11 @@ pub fn counted_stacks(rt: &Runtime<'_>) -> Result<(Vec<CountedStack>, u64)> {
         },
     )?;
     if overflow {
-        return Err(AnalyzeError::Corrupt(format!(
-            "more than {MAX_DISTINCT_STACKS} distinct goroutine stacks: the goroutine list looks corrupt"
-        )));
+        return Err(Corrupt::TooMany {
+            what: "distinct goroutine stacks",
+            bound: MAX_DISTINCT_STACKS as u64,
+        }
+        .into());
     }
     let depth = stack_depth(rt.minor);
     let mut inl = InlineWalker::new(rt);

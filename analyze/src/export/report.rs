@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
 
-use crate::error::{AnalyzeError, Result};
+use crate::error::{AnalyzeError, Result, Unsupported};
 use crate::heap::census::{self, Census, TypeKey};
 use crate::heap::leaks::{self, LeakReport};
 use crate::heap::waits::{self, WaitEdge, WaitGraph};
@@ -200,7 +200,9 @@ fn heap_failure(e: &AnalyzeError) -> String {
         AnalyzeError::Redacted { .. } => {
             "a redacted snapshot keeps no heap: report on the original snapshot"
         }
-        AnalyzeError::Unsupported(_) => {
+        // Already says to pass the unstripped twin.
+        AnalyzeError::Unsupported(Unsupported::Stripped { .. }) => "",
+        AnalyzeError::Unsupported(_) | AnalyzeError::HeapLayout(_) | AnalyzeError::Layout(_) => {
             "for a stripped binary, pass its unstripped twin with --exe (the layout then comes from DWARF)"
         }
         AnalyzeError::Unreadable { .. } | AnalyzeError::Corrupt(_) | AnalyzeError::Snapshot(_) => {

@@ -11,11 +11,11 @@
 
 use std::collections::HashMap;
 
-use crate::error::{AnalyzeError, Result};
+use crate::error::{Result, Unsupported};
 use crate::memory::Memory;
 use crate::runtime::Runtime;
 
-use super::layout::HeapLayout;
+use super::layout::{HeapLayout, HeapLayoutError};
 use super::spans::{Span, MALLOC_HEADER_SIZE, SIZE_CLASS_TO_SIZE};
 use super::types::Types;
 use super::HeapModel;
@@ -248,22 +248,24 @@ pub fn accounting(rt: &Runtime<'_>, layout: &HeapLayout) -> RuntimeAccounting {
 /// every P's cached span the slots allocated since it was cached.
 fn heap_alloc(rt: &Runtime<'_>, l: &HeapLayout) -> Result<(u64, u64)> {
     let mem = rt.mem();
-    let missing = |e: super::layout::HeapLayoutError| AnalyzeError::Unsupported(e.to_string());
-    let memstats = rt
-        .global("runtime.memstats")
-        .ok_or_else(|| AnalyzeError::Unsupported("no runtime.memstats".into()))?;
+    let memstats = rt.global("runtime.memstats").ok_or(Unsupported::Stripped {
+        symbol: "runtime.memstats",
+        tried: super::HEAP_STRIPPED,
+    })?;
     let delta = &l.heap_stats_delta;
     if delta.size == 0 {
-        return Err(AnalyzeError::Unsupported(
-            "heapStatsDelta size unknown".into(),
-        ));
+        return Err(HeapLayoutError::NoSize {
+            ty: "runtime.heapStatsDelta",
+            minor: l.minor,
+        }
+        .into());
     }
-    let stats = memstats.wrapping_add(l.mstats.req("heapStats").map_err(missing)?);
+    let stats = memstats.wrapping_add(l.mstats.req("heapStats")?);
     let (la, lf, sa, sf) = (
-        delta.req("largeAlloc").map_err(missing)?,
-        delta.req("largeFree").map_err(missing)?,
-        delta.req("smallAllocCount").map_err(missing)?,
-        delta.req("smallFreeCount").map_err(missing)?,
+        delta.req("largeAlloc")?,
+        delta.req("largeFree")?,
+        delta.req("smallAllocCount")?,
+        delta.req("smallFreeCount")?,
     );
     let mut bytes: i128 = 0;
     let mut objects: i128 = 0;
@@ -288,16 +290,17 @@ fn heap_alloc(rt: &Runtime<'_>, l: &HeapLayout) -> Result<(u64, u64)> {
         }
     }
     // Unflushed mcache allocations.
-    let allp = rt
-        .global("runtime.allp")
-        .ok_or_else(|| AnalyzeError::Unsupported("no runtime.allp".into()))?;
+    let allp = rt.global("runtime.allp").ok_or(Unsupported::Stripped {
+        symbol: "runtime.allp",
+        tried: super::HEAP_STRIPPED,
+    })?;
     let ptr = mem.read_u64(allp)?;
     let n = mem.read_u64(allp.wrapping_add(8))?.min(MAX_PROCS);
-    let p_mcache = l.p.req("mcache").map_err(missing)?;
-    let mc_alloc = l.mcache.req("alloc").map_err(missing)?;
-    let ac = l.mspan.req("allocCount").map_err(missing)?;
-    let acbc = l.mspan.req("allocCountBeforeCache").map_err(missing)?;
-    let es = l.mspan.req("elemsize").map_err(missing)?;
+    let p_mcache = l.p.req("mcache")?;
+    let mc_alloc = l.mcache.req("alloc")?;
+    let ac = l.mspan.req("allocCount")?;
+    let acbc = l.mspan.req("allocCountBeforeCache")?;
+    let es = l.mspan.req("elemsize")?;
     for i in 0..n {
         let p = mem.read_u64(ptr.wrapping_add(i * 8))?;
         if p == 0 {

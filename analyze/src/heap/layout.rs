@@ -13,7 +13,8 @@ use crate::dwarf::DwarfInfo;
 use super::tables;
 
 /// Errors while building the heap layout.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum HeapLayoutError {
     /// A field the heap walk cannot work without is missing.
     #[error(
@@ -24,6 +25,16 @@ pub enum HeapLayoutError {
         ty: &'static str,
         /// Dotted field path.
         field: &'static str,
+        /// Go minor version.
+        minor: u32,
+    },
+    /// The size of a struct the heap walk steps over is unknown.
+    #[error(
+        "heap layout: the size of {ty} is unknown (neither in DWARF nor in the Go 1.{minor} table)"
+    )]
+    NoSize {
+        /// Go type name.
+        ty: &'static str,
         /// Go minor version.
         minor: u32,
     },

@@ -33,7 +33,7 @@
 
 use std::collections::HashMap;
 
-use crate::error::{AnalyzeError, Result};
+use crate::error::{Corrupt, Result, Unsupported};
 use crate::runtime::{frames_of, Frame, Goroutine};
 
 use super::graph::Marker;
@@ -83,10 +83,9 @@ pub fn waits(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<Vec<Wait>> {
     let rt = model.rt;
     let mem = model.mem();
     let l = &model.layout;
-    let missing = |e: super::layout::HeapLayoutError| AnalyzeError::Unsupported(e.to_string());
-    let off_c = l.sudog_c().map_err(missing)?;
-    let off_elem = l.sudog_elem().map_err(missing)?;
-    let off_waitlink = l.sudog.req("waitlink").map_err(missing)?;
+    let off_c = l.sudog_c()?;
+    let off_elem = l.sudog_elem()?;
+    let off_waitlink = l.sudog.req("waitlink")?;
     let sema = if l.minor < 26 {
         sema_waiters(model)?
     } else {
@@ -167,19 +166,21 @@ pub fn waits(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<Vec<Wait>> {
 fn sema_waiters(model: &HeapModel<'_, '_>) -> Result<HashMap<u64, (u64, u64)>> {
     let mem = model.mem();
     let l = &model.layout;
-    let missing = |e: super::layout::HeapLayoutError| AnalyzeError::Unsupported(e.to_string());
     let table = model
         .rt
         .global("runtime.semtable")
-        .ok_or_else(|| AnalyzeError::Unsupported("no runtime.semtable symbol".into()))?;
-    let treap = l.sema_root.req("treap").map_err(missing)?;
+        .ok_or(Unsupported::Stripped {
+            symbol: "runtime.semtable",
+            tried: super::HEAP_STRIPPED,
+        })?;
+    let treap = l.sema_root.req("treap")?;
     let (og, oprev, onext, owl) = (
-        l.sudog.req("g").map_err(missing)?,
-        l.sudog.req("prev").map_err(missing)?,
-        l.sudog.req("next").map_err(missing)?,
-        l.sudog.req("waitlink").map_err(missing)?,
+        l.sudog.req("g")?,
+        l.sudog.req("prev")?,
+        l.sudog.req("next")?,
+        l.sudog.req("waitlink")?,
     );
-    let oelem = l.sudog_elem().map_err(missing)?;
+    let oelem = l.sudog_elem()?;
     let mut out = HashMap::new();
     let mut seen = std::collections::HashSet::new();
     for i in 0..SEM_TAB_SIZE {
@@ -192,9 +193,11 @@ fn sema_waiters(model: &HeapModel<'_, '_>) -> Result<HashMap<u64, (u64, u64)>> {
                 continue;
             }
             if seen.len() > MAX_SEMA_SUDOGS {
-                return Err(AnalyzeError::Corrupt(format!(
-                    "runtime.semtable holds more than {MAX_SEMA_SUDOGS} waiters: damaged"
-                )));
+                return Err(Corrupt::TooMany {
+                    what: "waiters on runtime.semtable",
+                    bound: MAX_SEMA_SUDOGS as u64,
+                }
+                .into());
             }
             let rd = |o: u64| mem.read_u64(s.wrapping_add(o)).unwrap_or(0);
             let g = rd(og);

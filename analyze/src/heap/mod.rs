@@ -23,7 +23,12 @@ pub mod tables;
 pub mod types;
 pub mod waits;
 
-use crate::error::{AnalyzeError, Result};
+use crate::error::{Result, Unsupported};
+
+/// What [`Unsupported::Stripped`] says was tried for a runtime global of
+/// the heap walk that a stripped binary does not name.
+pub(crate) const HEAP_STRIPPED: &str =
+    "the heap of a binary built with -ldflags=-s cannot be walked yet";
 use crate::memory::Memory;
 use crate::runtime::Runtime;
 
@@ -46,16 +51,13 @@ pub struct HeapModel<'r, 't> {
 impl<'r, 't> HeapModel<'r, 't> {
     /// Reads the spans of `rt`'s snapshot.
     pub fn new(rt: &'r Runtime<'t>) -> Result<HeapModel<'r, 't>> {
-        let layout = HeapLayout::new(rt.dwarf(), rt.minor).ok_or_else(|| {
-            AnalyzeError::Unsupported(format!(
-                "no heap layout for Go 1.{} without DWARF (supported: 1.21 to 1.27)",
-                rt.minor
-            ))
+        let layout = HeapLayout::new(rt.dwarf(), rt.minor).ok_or(Unsupported::GoVersion {
+            what: "heap layout",
+            minor: rt.minor,
         })?;
-        let md = rt.tab().moduledata().ok_or_else(|| {
-            AnalyzeError::Unsupported(
-                "runtime.firstmoduledata was not found: type descriptors cannot be located".into(),
-            )
+        let md = rt.tab().moduledata().ok_or(Unsupported::Stripped {
+            symbol: "runtime.firstmoduledata",
+            tried: "the pclntab's module data was not found either, so type descriptors cannot be located",
         })?;
         let heap = Heap::read(rt, &layout)?;
         Ok(HeapModel {

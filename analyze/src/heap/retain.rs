@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 
-use crate::error::{AnalyzeError, Result};
+use crate::error::{NotFound, Result, Unsupported};
 use crate::runtime::Goroutine;
 
 use super::census::{object_type, TypeKey};
@@ -61,17 +61,22 @@ impl ObjectGraph {
             m.scan_goroutine(g);
             m.drain();
         }
-        let rec = m.take_recorder().ok_or_else(|| {
-            AnalyzeError::Corrupt("the heap marker recorded no object graph".into())
-        })?;
+        // Not data-dependent: `Marker::recording` always holds a recorder
+        // and nothing between here and there takes it.
+        let rec = m
+            .take_recorder()
+            .expect("a recording marker holds its recorder");
         Self::from_recorder(rec)
     }
 
     fn from_recorder(rec: Recorder) -> Result<ObjectGraph> {
         if rec.edges.len() > MAX_EDGES {
-            return Err(AnalyzeError::Unsupported(format!(
-                "the object graph has more than {MAX_EDGES} pointers: too big to compute retention"
-            )));
+            return Err(Unsupported::TooMany {
+                what: "pointers in the object graph",
+                count: rec.edges.len() as u64,
+                limit: format!("{MAX_EDGES}: too big to compute retention"),
+            }
+            .into());
         }
         let (start, succ) = adjacency(rec.nodes.len(), || rec.edges.iter().copied());
         Ok(ObjectGraph {
@@ -551,21 +556,16 @@ pub enum PathStep {
 /// contains `addr`. Errors when `addr` is in no allocated object, or no
 /// root reaches it (garbage not yet collected).
 pub fn path_to(model: &HeapModel<'_, '_>, gs: &[Goroutine], addr: u64) -> Result<Vec<PathStep>> {
-    let (idx, slot) = model.heap.object_of(addr).ok_or_else(|| {
-        AnalyzeError::NotFound(format!(
-            "{addr:#x} is not inside an allocated heap object (rdlv heap --path takes an address in the Go heap)"
-        ))
-    })?;
+    let (idx, slot) = model
+        .heap
+        .object_of(addr)
+        .ok_or(NotFound::NotHeapObject { addr })?;
     let graph = ObjectGraph::build(model, gs)?;
     let target = graph
         .nodes
         .iter()
         .position(|n| *n == Node::Object(idx as u32, slot))
-        .ok_or_else(|| {
-            AnalyzeError::NotFound(format!(
-                "the object at {addr:#x} is allocated but no root reaches it: it is garbage the next GC frees"
-            ))
-        })?;
+        .ok_or(NotFound::Unreachable { addr })?;
     // Breadth-first from the top: fewest pointers.
     let mut from = vec![u32::MAX; graph.len()];
     from[0] = 0;
@@ -584,9 +584,7 @@ pub fn path_to(model: &HeapModel<'_, '_>, gs: &[Goroutine], addr: u64) -> Result
         }
     }
     if from[target] == u32::MAX {
-        return Err(AnalyzeError::NotFound(format!(
-            "no root reaches the object at {addr:#x}"
-        )));
+        return Err(NotFound::Unreachable { addr }.into());
     }
     let mut nodes = vec![target as u32];
     let mut v = target as u32;

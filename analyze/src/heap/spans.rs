@@ -13,7 +13,7 @@
 //! impossible (`nelems * elemsize` beyond its pages, address wraparound) is
 //! skipped and reported in [`Heap::damaged`], never trusted.
 
-use crate::error::{AnalyzeError, Result};
+use crate::error::{AnalyzeError, Corrupt, Result, Unsupported};
 use crate::memory::Memory;
 use crate::runtime::Runtime;
 
@@ -137,25 +137,22 @@ impl Heap {
     /// Reads `mheap_.allspans` and every in-use span.
     pub fn read(rt: &Runtime<'_>, layout: &HeapLayout) -> Result<Heap> {
         let mem = rt.mem();
-        let mheap = rt.global("runtime.mheap_").ok_or_else(|| {
-            AnalyzeError::Unsupported(
-                "the binary has no symbol table (runtime.mheap_ not found): the heap of a \
-                 binary built with -ldflags=-s cannot be walked yet; pass the unstripped build \
-                 with --exe"
-                    .into(),
-            )
+        let mheap = rt.global("runtime.mheap_").ok_or(Unsupported::Stripped {
+            symbol: "runtime.mheap_",
+            tried: super::HEAP_STRIPPED,
         })?;
-        let off = |e: super::layout::HeapLayoutError| AnalyzeError::Unsupported(e.to_string());
-        let allspans = mheap.wrapping_add(layout.mheap.req("allspans").map_err(off)?);
+        let allspans = mheap.wrapping_add(layout.mheap.req("allspans")?);
         let ptr = mem.read_u64(allspans)?;
         let len = mem.read_u64(allspans.wrapping_add(8))?;
         if len > MAX_SPANS {
-            return Err(AnalyzeError::Corrupt(format!(
-                "mheap_.allspans has {len} entries (more than {MAX_SPANS}): damaged heap metadata"
-            )));
+            return Err(Corrupt::Count {
+                what: "len(runtime.mheap_.allspans)",
+                count: len,
+                bound: MAX_SPANS,
+            }
+            .into());
         }
-        let sweepgen =
-            mem.read_u32(mheap.wrapping_add(layout.mheap.req("sweepgen").map_err(off)?))?;
+        let sweepgen = mem.read_u32(mheap.wrapping_add(layout.mheap.req("sweepgen")?))?;
         let in_use = rt
             .constant("runtime.mSpanInUse")
             .unwrap_or(MSPAN_IN_USE_DEFAULT);
@@ -165,7 +162,7 @@ impl Heap {
             all_spans: len,
             ..Heap::default()
         };
-        let reader = SpanReader::new(layout).map_err(off)?;
+        let reader = SpanReader::new(layout)?;
         for chunk in ptrs.chunks_exact(8) {
             let mut w = [0u8; 8];
             w.copy_from_slice(chunk);
@@ -176,7 +173,11 @@ impl Heap {
                 Err(e) => {
                     heap.damaged_count += 1;
                     if heap.damaged.len() < MAX_DAMAGE_REPORTS {
-                        heap.damaged.push(format!("span 0x{s:x}: {e}"));
+                        heap.damaged.push(match e {
+                            // Already names the span.
+                            AnalyzeError::Corrupt(c) => c.to_string(),
+                            e => format!("span 0x{s:x}: {e}"),
+                        });
                     }
                 }
             }
@@ -293,7 +294,14 @@ impl SpanReader {
         let elemsize = word(&buf, self.elemsize, 8);
         let spanclass = word(&buf, self.spanclass, 1) as u8;
         let sweepgen = word(&buf, self.sweepgen, 4) as u32;
-        let bad = |why: String| Err(AnalyzeError::Corrupt(why));
+        let bad = |detail: String| {
+            Err(Corrupt::Record {
+                what: "span",
+                addr,
+                detail,
+            }
+            .into())
+        };
         if npages == 0 || npages > MAX_SPAN_PAGES {
             return bad(format!("{npages} pages (bound {MAX_SPAN_PAGES})"));
         }

@@ -3,7 +3,7 @@
 //! a scan for the header magic and for a moduledata that points at it.
 
 use crate::binary::{Binary, GoVersion};
-use crate::error::{AnalyzeError, Result};
+use crate::error::{AnalyzeError, BinaryError, Result, Unsupported};
 
 use super::{corrupt, u64_at, Layout};
 
@@ -67,9 +67,7 @@ impl PcHeader {
         match magic {
             PCLNTAB_MAGIC => {}
             0xffff_fff0 | 0xffff_fffa | 0xffff_fffb => {
-                return Err(AnalyzeError::Unsupported(format!(
-                    "pclntab magic {magic:#x} is from Go 1.19 or older; rdlv supports Go 1.21 and later"
-                )))
+                return Err(Unsupported::OldGo { magic }.into())
             }
             _ => return Err(corrupt(&format!("bad magic {magic:#x}"))),
         }
@@ -91,10 +89,10 @@ impl PcHeader {
             return Err(corrupt("header padding is not zero"));
         }
         if header.ptr_size != 8 {
-            return Err(AnalyzeError::Unsupported(format!(
-                "pclntab pointer size {} (only 64-bit targets are supported)",
-                header.ptr_size
-            )));
+            return Err(Unsupported::PointerSize {
+                size: header.ptr_size,
+            }
+            .into());
         }
         if !matches!(header.min_lc, 1 | 2 | 4) {
             return Err(corrupt(&format!("pc quantum {}", header.min_lc)));
@@ -403,8 +401,7 @@ fn moduledata_at(
 
 /// Finds the pclntab and moduledata of `binary`.
 pub(super) fn locate(binary: &Binary, bias: u64) -> Result<Layout> {
-    let not_found =
-        || AnalyzeError::Binary("no Go pclntab found (is this a Go 1.21+ executable?)".to_string());
+    let not_found = || AnalyzeError::Binary(BinaryError::NoPclntab);
     // 1. Go 1.26+: the moduledata has a section, and points at the pclntab.
     let module_section = binary.section_info(".go.module").and_then(|s| {
         binary

@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use crate::binary::{read_image, Binary, LoadSegment};
-use crate::error::{AnalyzeError, Result};
+use crate::error::{AnalyzeError, BinaryError, Result};
 
 mod locate;
 mod stackmap;
@@ -515,8 +515,10 @@ impl Pclntab {
     }
 }
 
-fn corrupt(what: &str) -> AnalyzeError {
-    AnalyzeError::Binary(format!("corrupt pclntab: {what}"))
+fn corrupt(detail: &str) -> AnalyzeError {
+    AnalyzeError::Binary(BinaryError::Pclntab {
+        detail: detail.to_string(),
+    })
 }
 
 impl<'a> Func<'a> {

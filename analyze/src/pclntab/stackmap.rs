@@ -38,6 +38,7 @@ const STACK_OBJECT_COUNT_LEN: usize = 8;
 
 /// A stack map or stack object table that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StackMapError {
     /// The FUNCDATA points outside the executable's loaded bytes.
     #[error("{what} of {func} is not in the executable")]

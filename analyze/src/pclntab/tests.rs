@@ -916,13 +916,17 @@ fn header_rejects_garbage() {
     bad[7] = 4;
     assert!(matches!(
         PcHeader::parse(&bad),
-        Err(AnalyzeError::Unsupported(_))
+        Err(AnalyzeError::Unsupported(
+            crate::error::Unsupported::PointerSize { size: 4 }
+        ))
     ));
     let mut bad = h.clone();
     bad[0] = 0xf0;
     assert!(matches!(
         PcHeader::parse(&bad),
-        Err(AnalyzeError::Unsupported(_))
+        Err(AnalyzeError::Unsupported(
+            crate::error::Unsupported::OldGo { magic: 0xffff_fff0 }
+        ))
     ));
     let mut bad = h;
     put(&mut bad, 0, 0);

@@ -45,6 +45,7 @@ pub const MAX_KEEP_DEEP_VALUES: u64 = 1 << 20;
 
 /// Why a `--keep` value cannot be kept.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeepError {
     /// The executable has no DWARF, so expressions have no types.
     #[error("--keep {expr}: no DWARF in the executable ({why}); --keep needs an unstripped binary (pass one with --exe)")]
@@ -101,18 +102,6 @@ pub enum KeepError {
         /// What to do instead.
         hint: &'static str,
     },
-}
-
-impl From<KeepError> for crate::AnalyzeError {
-    fn from(e: KeepError) -> Self {
-        match &e {
-            KeepError::Eval {
-                source: EvalError::NotFound { .. },
-                ..
-            } => crate::AnalyzeError::NotFound(e.to_string()),
-            _ => crate::AnalyzeError::Unsupported(e.to_string()),
-        }
-    }
 }
 
 /// One kept value.

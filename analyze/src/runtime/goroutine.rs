@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::disasm;
-use crate::error::{AnalyzeError, Result};
+use crate::error::{Corrupt, Result, Unsupported};
 
 use super::model::Runtime;
 
@@ -285,9 +285,12 @@ impl<'t> Runtime<'t> {
                 None => mem.read_u64(addr.wrapping_add(8))?,
             };
             if len > MAX_GOROUTINES {
-                return Err(AnalyzeError::Corrupt(format!(
-                    "runtime.allglen = {len} is not plausible"
-                )));
+                return Err(Corrupt::Count {
+                    what: "runtime.allglen",
+                    count: len,
+                    bound: MAX_GOROUTINES,
+                }
+                .into());
             }
             return Ok((ptr, len));
         }
@@ -310,11 +313,11 @@ impl<'t> Runtime<'t> {
                 }
             }
         }
-        Err(AnalyzeError::Unsupported(
-            "cannot locate runtime.allgs: no symbol, and the code of runtime.allgadd \
-             references no plausible goroutine list"
-                .into(),
-        ))
+        Err(Unsupported::Stripped {
+            symbol: "runtime.allgs",
+            tried: "the code of runtime.allgadd references no plausible goroutine list",
+        }
+        .into())
     }
 
     /// Addresses of every g in `allgs`, in order.

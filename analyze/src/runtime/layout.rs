@@ -8,7 +8,8 @@ use super::tables;
 use crate::dwarf::DwarfInfo;
 
 /// Errors while building a layout.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum LayoutError {
     /// A field rdlv cannot work without is absent from DWARF.
     #[error("runtime layout: DWARF type {ty} has no field {field}")]

@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::dwarf::DwarfInfo;
-use crate::error::{AnalyzeError, Result};
+use crate::error::{Result, Unsupported};
 use crate::memory::Memory;
 use crate::pclntab::Pclntab;
 use crate::session::Session;
 
-use super::layout::{LayoutError, RuntimeLayout};
+use super::layout::RuntimeLayout;
 use super::tables;
 use super::traceback::LogicalFrame;
 
@@ -59,12 +59,6 @@ impl std::ops::Deref for Runtime<'_> {
     }
 }
 
-impl From<LayoutError> for AnalyzeError {
-    fn from(e: LayoutError) -> Self {
-        AnalyzeError::Unsupported(e.to_string())
-    }
-}
-
 /// FuncID of `FuncIDWrapper` for a Go minor version (objabi/funcid.go order).
 fn wrapper_func_id(minor: u32) -> u8 {
     match minor {
@@ -79,11 +73,7 @@ impl RuntimeModel {
     /// binary has it, else from the built-in table for its Go version.
     pub(crate) fn build(session: &Session, tab: &Pclntab) -> Result<RuntimeModel> {
         let binary = session.binary();
-        let version = binary.go_version().ok_or_else(|| {
-            AnalyzeError::Unsupported(
-                "the executable has no Go build info (.go.buildinfo): not a Go program?".into(),
-            )
-        })?;
+        let version = binary.go_version().ok_or(Unsupported::NotGo)?;
         let minor = version.minor;
         let dwarf = session.dwarf().ok().map(|d| &**d);
         let layout = match dwarf.map(RuntimeLayout::from_dwarf) {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::error::{AnalyzeError, Result};
+use crate::error::{Corrupt, Result, Unsupported};
 
 use super::goroutine::M;
 use super::model::Runtime;
@@ -175,7 +175,7 @@ impl Runtime<'_> {
         out
     }
 
-    fn need_global(&self, name: &str) -> Result<u64> {
+    fn need_global(&self, name: &'static str) -> Result<u64> {
         let from_code = || {
             let g = self.sched_globals_from_code();
             match name {
@@ -185,12 +185,13 @@ impl Runtime<'_> {
                 _ => None,
             }
         };
-        self.global(name).or_else(from_code).ok_or_else(|| {
-            AnalyzeError::Unsupported(format!(
-                "{name} is not known: the binary has no symbols (stripped) and the code \
-                 of runtime.schedtrace did not reveal it; pass the unstripped twin with --exe"
-            ))
-        })
+        self.global(name).or_else(from_code).ok_or(
+            Unsupported::Stripped {
+                symbol: name,
+                tried: "the code of runtime.schedtrace did not reveal it",
+            }
+            .into(),
+        )
     }
 
     /// Goroutine count and GOMAXPROCS, cheaply (no unwinding).
@@ -265,9 +266,12 @@ impl Runtime<'_> {
         let allp_ptr = mem.read_u64(allp)?;
         let allp_len = mem.read_u64(allp.wrapping_add(8))?;
         if allp_len > MAX_PROCS {
-            return Err(AnalyzeError::Corrupt(format!(
-                "len(runtime.allp) = {allp_len} is not plausible"
-            )));
+            return Err(Corrupt::Count {
+                what: "len(runtime.allp)",
+                count: allp_len,
+                bound: MAX_PROCS,
+            }
+            .into());
         }
         let mut ps = Vec::with_capacity(allp_len as usize);
         for i in 0..allp_len {

@@ -13,6 +13,7 @@ use super::{LoadConfig, Loader, Pointee, Program, Value, ValueKind};
 
 /// Errors of parsing or evaluating an expression.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum EvalError {
     /// The text is not an expression of the supported subset.
     #[error("syntax error: {0}")]

@@ -142,6 +142,7 @@ pub const DEFAULT_MAX_EXTRA: u64 = 512 << 20;
 
 /// Why the copy-on-write path could not be used (or failed).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CowError {
     /// No thread parked in Go's futex stub to host the injected syscall.
     #[error("no thread is parked in Go's runtime.futex to host the injected fork")]

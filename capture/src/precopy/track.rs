@@ -73,6 +73,7 @@ struct UffdioRegister {
 
 /// Why write tracking could not be set up (or failed).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PrecopyError {
     /// The target runs under a seccomp filter, which could kill it on the
     /// injected syscall.
