@@ -158,6 +158,11 @@ pub struct Summary {
     pub resume_us: u64,
     /// Compressing and writing after resume.
     pub write_ms: u64,
+    /// Of `write_ms`: in the age layer (encrypting), in µs; 0 unencrypted.
+    pub encrypt_us: u64,
+    /// Of `write_ms`: reading the written file back and checking it (after
+    /// decrypting it, when encrypted), in µs.
+    pub verify_us: u64,
     /// Whole run.
     pub total_ms: u64,
     /// Size of the embedded executable (0 with `--no-exe`).
@@ -270,6 +275,12 @@ fn run_capture(options: &Options, abort: &AtomicI32) -> Result<Summary> {
         written.file_bytes = crate::redact::run(redactor, full, out)?;
     }
     let write_ms = u64::try_from(write_started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    // The file written is the redacted one with --redact, else the output.
+    let cost = pre
+        .redacted_output
+        .as_ref()
+        .map_or_else(|| pre.output.cost(), |o| o.cost());
+    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     Ok(Summary {
         pid: options.pid,
         name: pre.status.name.clone(),
@@ -286,6 +297,8 @@ fn run_capture(options: &Options, abort: &AtomicI32) -> Result<Summary> {
         unredacted_bytes,
         file: pre.file_name.clone(),
         write_ms,
+        encrypt_us: micros(cost.encrypt),
+        verify_us: micros(cost.verify),
         total_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         exe_bytes: written.exe_bytes,
         exe_fill_bytes: written.exe_fill_bytes,

@@ -131,7 +131,9 @@ struct Cli {
     /// Output file, or `-` for stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: String,
-    /// Overwrite FILE if it exists.
+    /// Overwrite FILE if it exists; capture a target that made itself
+    /// non-dumpable; with --redact --keep, keep a value that holds key
+    /// material (`rdlv redact --force`).
     #[arg(long)]
     force: bool,
     /// Print one JSON object with the results to stdout (to stderr with `-o -`).
@@ -227,6 +229,11 @@ fn redactor(cli: &Cli) -> Result<Option<redact::Redactor>, error::CaptureError> 
     if cli.keep_labels {
         args.push("--keep-labels".into());
     }
+    // `--force` is the one "I accept the risk" switch of rdlv-snap; for the
+    // redaction it means keeping key material that --keep designates.
+    if cli.force && !cli.keep.is_empty() {
+        args.push("--force".into());
+    }
     Ok(Some(redact::Redactor { rdlv, args }))
 }
 
@@ -315,6 +322,8 @@ fn main() {
                     "file_bytes": summary.file_bytes,
                     "file": summary.file,
                     "write_ms": summary.write_ms,
+                    "encrypt_us": summary.encrypt_us,
+                    "verify_us": summary.verify_us,
                     "total_ms": summary.total_ms,
                     "compression_ratio": (ratio * 100.0).round() / 100.0,
                     "mappings": summary.mappings,

@@ -6,12 +6,14 @@
 //! dot-prefixed temporary file is used and renamed at the end. `-o -` streams
 //! to stdout.
 
+use std::cell::Cell;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::encrypt::{Encryption, FileKeyCell};
 use crate::error::{CaptureError, Result};
@@ -22,6 +24,19 @@ pub struct Output {
     dest: Dest,
     encryption: Option<Encryption>,
     name: String,
+    cost: OutputCost,
+}
+
+/// What writing cost beyond producing the bytes, for `--json`: the figures
+/// behind "encryption adds little to a capture".
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OutputCost {
+    /// Time in the age layer (encrypting and sealing chunks), without the
+    /// destination's own writes; zero when not encrypting.
+    pub encrypt: Duration,
+    /// Reading the linked file back and checking every block (decrypting
+    /// it first when encrypted); zero for stdout and memory.
+    pub verify: Duration,
 }
 
 enum Dest {
@@ -59,6 +74,7 @@ impl Output {
             dest,
             encryption,
             name,
+            cost: OutputCost::default(),
         })
     }
 
@@ -71,6 +87,7 @@ impl Output {
             dest: Dest::Memory(crate::redact::memfd()?),
             encryption: None,
             name: "the in-memory full snapshot".to_string(),
+            cost: OutputCost::default(),
         })
     }
 
@@ -80,6 +97,11 @@ impl Output {
             Dest::Memory(f) => Some(f),
             _ => None,
         }
+    }
+
+    /// What the write cost beyond producing the bytes (after [`Output::write`]).
+    pub fn cost(&self) -> OutputCost {
+        self.cost
     }
 
     /// Display name (`-` for stdout).
@@ -100,23 +122,27 @@ impl Output {
         match std::mem::replace(&mut self.dest, Dest::Written) {
             Dest::Stdout => {
                 let stdout = std::io::stdout();
-                let (bytes, _key) =
+                let (bytes, _key, encrypt) =
                     write_through(stdout.lock(), self.encryption.as_ref(), produce, &name)?;
+                self.cost.encrypt = encrypt;
                 Ok(bytes)
             }
             Dest::File(mut pending) => {
-                let (bytes, key) =
+                let (bytes, key, encrypt) =
                     write_through(pending.file(), self.encryption.as_ref(), produce, &name)?;
+                self.cost.encrypt = encrypt;
                 let path = pending.path().to_path_buf();
                 pending.commit()?;
+                let verify_started = Instant::now();
                 if let Err(source) = verify_file(&path, key.as_ref()) {
                     let _ = std::fs::remove_file(&path);
                     return Err(CaptureError::Verify { file: name, source });
                 }
+                self.cost.verify = verify_started.elapsed();
                 Ok(bytes)
             }
             Dest::Memory(file) => {
-                let written = write_through(&file, None, produce, &name).map(|(bytes, _)| bytes);
+                let written = write_through(&file, None, produce, &name).map(|(bytes, _, _)| bytes);
                 self.dest = Dest::Memory(file);
                 written
             }
@@ -145,35 +171,69 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
+/// Adds the time spent in `inner`'s writes to `spent`.
+struct Timed<'a, W: Write> {
+    inner: W,
+    spent: &'a Cell<Duration>,
+}
+
+impl<W: Write> Write for Timed<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let started = Instant::now();
+        let n = self.inner.write(buf);
+        self.spent.set(self.spent.get() + started.elapsed());
+        n
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let started = Instant::now();
+        let r = self.inner.flush();
+        self.spent.set(self.spent.get() + started.elapsed());
+        r
+    }
+}
+
 /// Runs `produce` into `out` (through an age stream when encrypting) and
-/// flushes; returns the bytes written and, when encrypting, the file key.
+/// flushes; returns the bytes written, when encrypting the file key, and
+/// the time the age layer itself took (its writes minus the destination's).
 fn write_through<W: Write>(
     out: W,
     encryption: Option<&Encryption>,
     produce: &mut dyn FnMut(&mut dyn Write) -> Result<u64>,
     name: &str,
-) -> Result<(u64, Option<FileKeyCell>)> {
+) -> Result<(u64, Option<FileKeyCell>, Duration)> {
     let io = |e| CaptureError::output(name, e);
     let mut counted = Counting {
         inner: BufWriter::with_capacity(1 << 20, out),
         count: 0,
     };
-    let key = match encryption {
+    let (key, encrypt) = match encryption {
         None => {
             produce(&mut counted)?;
-            None
+            (None, Duration::ZERO)
         }
         Some(encryption) => {
             let (encryptor, key) = encryption.encryptor()?;
-            let mut stream = encryptor.wrap_output(&mut counted).map_err(io)?;
-            produce(&mut stream)?;
+            let (outer, inner) = (Cell::new(Duration::ZERO), Cell::new(Duration::ZERO));
+            let dest = Timed {
+                inner: &mut counted,
+                spent: &inner,
+            };
+            let stream = encryptor.wrap_output(dest).map_err(io)?;
+            let mut timed = Timed {
+                inner: stream,
+                spent: &outer,
+            };
+            produce(&mut timed)?;
             // Seals the last chunk: without it the file does not decrypt.
-            stream.finish().map_err(io)?;
-            Some(key)
+            let started = Instant::now();
+            timed.inner.finish().map_err(io)?;
+            outer.set(outer.get() + started.elapsed());
+            (Some(key), outer.get().saturating_sub(inner.get()))
         }
     };
     counted.flush().map_err(io)?;
-    Ok((counted.count, key))
+    Ok((counted.count, key, encrypt))
 }
 
 /// Reads the linked file back and checks every block; an encrypted file is

@@ -607,6 +607,41 @@ fn rdlv_snap_redact_writes_only_the_redacted_snapshot() {
         .expect("age -d");
     assert!(dec.status.success(), "{}", describe_output("age -d", &dec));
 
+    // --keep of key material: refused as `rdlv redact` refuses it, before
+    // anything is written; with --force (rdlv-snap's one "I accept the
+    // risk" switch) passed through and kept.
+    let tls = out_dir.path().join("tls.snap");
+    let tls_args = |force: bool| {
+        let mut a: Vec<&OsStr> = vec![
+            OsStr::new(&pid),
+            OsStr::new("--redact"),
+            OsStr::new("-o"),
+            tls.as_os_str(),
+            OsStr::new("--keep"),
+            OsStr::new("main.srv"),
+        ];
+        if force {
+            a.push(OsStr::new("--force"));
+        }
+        a
+    };
+    let out = snap_redact(&tls_args(false), tmp.path());
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("crypto/tls.Config")
+            && !tls.exists(),
+        "{}",
+        describe_output("rdlv-snap --redact --keep main.srv", &out)
+    );
+    let out = snap_redact(&tls_args(true), tmp.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("rdlv-snap --redact --keep main.srv --force", &out)
+    );
+    assert!(ok(&["info", tls.to_str().expect("utf-8")]).contains("kept       main.srv"));
+    std::fs::remove_file(&tls).expect("rm tls.snap");
+
     // -o -: the redacted snapshot on stdout.
     let out = snap_redact(
         &[
