@@ -1,9 +1,12 @@
 //! bench-capture: rdlv-snap against a bare process_vm_readv copy and gcore on
 //! the same Go process, in one run. Prints medians and ratios; asserts nothing.
 //!
-//! Usage: bench-capture [--mb N] [--runs N] [--cow] [--precopy] [--dirty-mibps N]
+//! Usage: bench-capture [--mb N] [--runs N] [--cow] [--precopy] [--dirty-mibps N] [--encrypt]
 //! The plain capture (--no-precopy) always runs; --cow and --precopy add runs
-//! of those methods on the same process.
+//! of those methods on the same process. --encrypt adds default captures
+//! with and without `--encrypt-to` (an age key made by .toolchains/bin/age-keygen),
+//! alternating, for the tickets issue's target: encryption adds <= 10% to the
+//! capture's total time, and the pause is unchanged.
 //! Needs: target/release/rdlv-snap (cargo build --release -p rdlv-snap),
 //! Go (system), gdb's gcore.
 
@@ -21,6 +24,7 @@ struct Args {
     precopy: bool,
     dirty_mibps: u64,
     export_core: bool,
+    encrypt: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -31,6 +35,7 @@ fn parse_args() -> Result<Args> {
         precopy: false,
         dirty_mibps: 0,
         export_core: false,
+        encrypt: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -40,9 +45,10 @@ fn parse_args() -> Result<Args> {
             "--cow" => args.cow = true,
             "--precopy" => args.precopy = true,
             "--export-core" => args.export_core = true,
+            "--encrypt" => args.encrypt = true,
             "--dirty-mibps" => args.dirty_mibps = it.next().context("--dirty-mibps N")?.parse()?,
             "-h" | "--help" => {
-                println!("bench-capture [--mb N (1024)] [--runs N (3)] [--cow] [--precopy] [--dirty-mibps N (0)] [--export-core]");
+                println!("bench-capture [--mb N (1024)] [--runs N (3)] [--cow] [--precopy] [--dirty-mibps N (0)] [--export-core] [--encrypt]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other}"),
@@ -216,6 +222,12 @@ fn bare_copy(pid: u32, runs: &[(u64, u64)]) -> Result<(Duration, u64)> {
 struct SnapRun {
     pause_us: u64,
     wall: Duration,
+    /// User + system CPU time of rdlv-snap (steadier than wall on a shared machine).
+    cpu: Duration,
+    /// rdlv-snap's own figures: in the age layer, and verifying the file.
+    encrypt_us: u64,
+    verify_us: u64,
+    total_ms: u64,
     file_bytes: u64,
     /// Extra memory the target held during a --cow capture (child's private
     /// dirty pages plus its page tables), as rdlv-snap reports it.
@@ -237,6 +249,10 @@ impl SnapRun {
 }
 
 fn run_snap(pid: u32, out: &Path, mode: Option<&str>) -> Result<SnapRun> {
+    run_snap_with(pid, out, mode.as_slice())
+}
+
+fn run_snap_with(pid: u32, out: &Path, extra: &[&str]) -> Result<SnapRun> {
     let snap = repo_root().join("target/release/rdlv-snap");
     if !snap.exists() {
         bail!(
@@ -251,11 +267,11 @@ fn run_snap(pid: u32, out: &Path, mode: Option<&str>) -> Result<SnapRun> {
         .arg("-o")
         .arg(out)
         .args(["--json", "-q"]);
-    if let Some(flag) = mode {
-        cmd.arg(flag);
-    }
+    cmd.args(extra);
+    let cpu_before = children_cpu();
     let output = cmd.output()?;
     let wall = start.elapsed();
+    let cpu = children_cpu().saturating_sub(cpu_before);
     if !output.status.success() {
         bail!(
             "rdlv-snap failed: {}",
@@ -266,6 +282,10 @@ fn run_snap(pid: u32, out: &Path, mode: Option<&str>) -> Result<SnapRun> {
     Ok(SnapRun {
         pause_us: v["pause_us"].as_u64().context("pause_us")?,
         wall,
+        cpu,
+        encrypt_us: v["encrypt_us"].as_u64().unwrap_or(0),
+        verify_us: v["verify_us"].as_u64().unwrap_or(0),
+        total_ms: v["total_ms"].as_u64().unwrap_or(0),
         file_bytes: v["file_bytes"].as_u64().context("file_bytes")?,
         cow_extra_bytes: v["cow_extra_bytes"].as_u64().unwrap_or(0),
         attach_pause_us: v["precopy_attach_pause_us"].as_u64().unwrap_or(0),
@@ -273,6 +293,16 @@ fn run_snap(pid: u32, out: &Path, mode: Option<&str>) -> Result<SnapRun> {
         recopied_bytes: v["bytes_captured"].as_u64().unwrap_or(0)
             - v["precopy_reused_bytes"].as_u64().unwrap_or(0),
     })
+}
+
+/// CPU time (user + system) of every reaped child so far.
+fn children_cpu() -> Duration {
+    // SAFETY: rusage is plain old data; getrusage only writes it.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is valid for writes.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
 }
 
 fn run_gcore(pid: u32, work: &Path) -> Result<(Duration, u64, u64)> {
@@ -385,6 +415,66 @@ fn main() -> Result<()> {
             let _ = std::fs::remove_file(work.path().join(format!("p{i}.snap")));
         }
     }
+    // Default captures with and without encryption, alternating so that a
+    // change of machine load hits both alike.
+    let mut enc_rows: Vec<(SnapRun, SnapRun)> = Vec::new();
+    if args.encrypt {
+        let tools = repo_root().join(".toolchains/bin");
+        let key = work.path().join("age.key");
+        let status = Command::new(tools.join("age-keygen"))
+            .arg("-o")
+            .arg(&key)
+            .stderr(Stdio::null())
+            .status()
+            .context("age-keygen (run .ci/install-toolchains)")?;
+        if !status.success() {
+            bail!("age-keygen failed: {status}");
+        }
+        let recipient = std::fs::read_to_string(&key)?
+            .lines()
+            .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
+            .context("no public key in the age-keygen output")?;
+        for i in 0..args.runs {
+            let plain_out = work.path().join(format!("d{i}.snap"));
+            let enc_out = work.path().join(format!("e{i}.snap"));
+            let plain = run_snap_with(target.pid, &plain_out, &[])?;
+            let enc = run_snap_with(target.pid, &enc_out, &["--encrypt-to", &recipient])?;
+            // The age file must decrypt to a snapshot rdlv verifies.
+            let dec = work.path().join("dec.snap");
+            let status = Command::new(tools.join("age"))
+                .args(["-d", "-i"])
+                .arg(&key)
+                .arg("-o")
+                .arg(&dec)
+                .arg(&enc_out)
+                .status()?;
+            let verified = status.success()
+                && Command::new(repo_root().join("target/release/rdlv"))
+                    .arg("verify")
+                    .arg(&dec)
+                    .stdout(Stdio::null())
+                    .status()?
+                    .success();
+            if !verified {
+                bail!("the encrypted capture did not decrypt to a valid snapshot");
+            }
+            println!(
+                "rdlv-snap default run {i}: stopped {:.1} ms, total {:.2} s, cpu {:.2} s, {:.1} MiB | --encrypt-to: stopped {:.1} ms, total {:.2} s, cpu {:.2} s, {:.1} MiB (decrypts and verifies)",
+                plain.stopped_ms(),
+                plain.wall.as_secs_f64(),
+                plain.cpu.as_secs_f64(),
+                plain.file_bytes as f64 / 1048576.0,
+                enc.stopped_ms(),
+                enc.wall.as_secs_f64(),
+                enc.cpu.as_secs_f64(),
+                enc.file_bytes as f64 / 1048576.0,
+            );
+            for f in [&plain_out, &enc_out, &dec] {
+                let _ = std::fs::remove_file(f);
+            }
+            enc_rows.push((plain, enc));
+        }
+    }
     let mut bare = Vec::new();
     let mut bare_bytes = 0;
     for i in 0..args.runs {
@@ -490,6 +580,45 @@ fn main() -> Result<()> {
         println!(
             "rdlv export core       {e:>9.1} ms   export / gcore wall   = {:.2}x (target <= 1.5x)",
             e / gcore_ms
+        );
+    }
+    if !enc_rows.is_empty() {
+        let total = |f: fn(&(SnapRun, SnapRun)) -> f64| median(enc_rows.iter().map(f).collect());
+        let (p_wall, e_wall) = (
+            total(|r| r.0.wall.as_secs_f64()),
+            total(|r| r.1.wall.as_secs_f64()),
+        );
+        let (p_stop, e_stop) = (total(|r| r.0.stopped_ms()), total(|r| r.1.stopped_ms()));
+        let (p_cpu, e_cpu) = (
+            total(|r| r.0.cpu.as_secs_f64()),
+            total(|r| r.1.cpu.as_secs_f64()),
+        );
+        println!(
+            "rdlv-snap default vs --encrypt-to: total {p_wall:.2} s vs {e_wall:.2} s = {:+.1}% (target <= +10%); cpu {p_cpu:.2} s vs {e_cpu:.2} s = {:+.1}%; stopped {p_stop:.1} ms vs {e_stop:.1} ms (target: unchanged)",
+            (e_wall / p_wall - 1.0) * 100.0,
+            (e_cpu / p_cpu - 1.0) * 100.0
+        );
+        // The same judged from rdlv-snap's own clock, which machine noise
+        // does not blur: the time in the age layer plus the extra time of
+        // verifying through decryption, against the encrypted capture's total.
+        let added = |r: &(SnapRun, SnapRun)| {
+            let extra_verify = r.1.verify_us as f64 - r.0.verify_us as f64;
+            (r.1.encrypt_us as f64 + extra_verify.max(0.0)) / 1000.0
+        };
+        let added_ms = median(enc_rows.iter().map(added).collect());
+        let enc_total = median(enc_rows.iter().map(|r| r.1.total_ms as f64).collect());
+        let share = median(
+            enc_rows
+                .iter()
+                .map(|r| added(r) / (r.1.total_ms as f64 - added(r)).max(1.0))
+                .collect(),
+        );
+        println!(
+            "encryption's own cost (rdlv-snap's clock): {added_ms:.1} ms (age layer {:.1} ms + verifying through decryption {:+.1} ms) of {enc_total:.0} ms = +{:.1}% (target <= +10%) {}",
+            median(enc_rows.iter().map(|r| r.1.encrypt_us as f64 / 1000.0).collect()),
+            median(enc_rows.iter().map(|r| (r.1.verify_us as f64 - r.0.verify_us as f64) / 1000.0).collect()),
+            share * 100.0,
+            if share <= 0.10 { "PASS" } else { "FAIL" }
         );
     }
     println!("snapshot size          {:>9.1} MiB  snapshot / gcore core  = {:.3}x (target <= 0.2x; core on disk {:.1} MiB)", size / 1048576.0, size / core_size, core_disk / 1048576.0);

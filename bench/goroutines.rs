@@ -55,11 +55,16 @@ struct Options {
     snap: PathBuf,
     delve: DelveMode,
     json: bool,
+    /// Also capture once more encrypted (`--encrypt-to`) and time listing
+    /// the age file against its own decryption (the same snapshot bytes).
+    encrypted: bool,
 }
 
 const USAGE: &str = "bench-goroutines [--goroutines N (100000)] [--runs N (3)] \
-[--with-dlv | --no-delve] [--json] [--go GO] [--dlv PATH] [--rdlv PATH] [--rdlv-snap PATH]\n\
-Delve runs by default only up to 200000 goroutines; --with-dlv forces it.";
+[--with-dlv | --no-delve] [--json] [--encrypted] [--go GO] [--dlv PATH] [--rdlv PATH] [--rdlv-snap PATH]\n\
+Delve runs by default only up to 200000 goroutines; --with-dlv forces it.\n\
+--encrypted: also list an encrypted capture (rdlv -i KEY) and its decryption (age -d);\n\
+needs .toolchains/bin/age and age-keygen.";
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
     let r = root();
@@ -72,6 +77,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
         snap: r.join("target/release/rdlv-snap"),
         delve: DelveMode::Auto,
         json: false,
+        encrypted: false,
     };
     let mut args = args.into_iter();
     while let Some(a) = args.next() {
@@ -88,6 +94,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
             "--with-dlv" => o.delve = DelveMode::Always,
             "--no-delve" => o.delve = DelveMode::Never,
             "--json" => o.json = true,
+            "--encrypted" => o.encrypted = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -409,6 +416,59 @@ fn main() -> Result<()> {
         snap_facts["pause_us"]
     );
 
+    // The encrypted capture and its decryption: the same snapshot bytes
+    // (zstd frames sized for the age stream), read through the age layer
+    // or not.
+    let mut encrypted = None;
+    if o.encrypted {
+        let age = |name: &str| root().join(".toolchains/bin").join(name);
+        let key = work.join("age.key");
+        run_measured(
+            Command::new(age("age-keygen")).arg("-o").arg(&key),
+            Stdio::null(),
+            &work.join("keygen.err"),
+        )
+        .context("age-keygen (run .ci/install-toolchains)")?;
+        let recipient = std::fs::read_to_string(&key)?
+            .lines()
+            .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
+            .context("no public key line in the age-keygen output")?;
+        let enc = work.join("many.snap.age");
+        let start = Instant::now();
+        run_measured(
+            Command::new(&o.snap)
+                .arg(pid.to_string())
+                .arg("-o")
+                .arg(&enc)
+                .args(["--encrypt-to", &recipient])
+                .args(["--max-pause", "120s", "--json", "-q"]),
+            Stdio::null(),
+            &work.join("snap-enc.err"),
+        )
+        .context("rdlv-snap --encrypt-to")?;
+        let enc_capture = start.elapsed();
+        let dec = work.join("many-decrypted.snap");
+        run_measured(
+            Command::new(age("age"))
+                .arg("-d")
+                .arg("-i")
+                .arg(&key)
+                .arg("-o")
+                .arg(&dec)
+                .arg(&enc),
+            Stdio::null(),
+            &work.join("age-d.err"),
+        )
+        .context("age -d")?;
+        eprintln!(
+            "encrypted capture: {:.1} MiB age file in {:.2} s; decrypted {:.1} MiB",
+            mib(std::fs::metadata(&enc)?.len()),
+            enc_capture.as_secs_f64(),
+            mib(std::fs::metadata(&dec)?.len())
+        );
+        encrypted = Some((key, enc, dec));
+    }
+
     let mut core_facts = None;
     if with_delve {
         let prefix = work.join("core");
@@ -500,6 +560,43 @@ fn main() -> Result<()> {
         n,
         export("pprof"),
     )?);
+    // Encrypted vs its own decryption, right after each other.
+    let mut encrypted_rows = None;
+    if let Some((key, enc, dec)) = &encrypted {
+        let listing = |snap: &Path, key: Option<&Path>| {
+            let (rdlv, snap, key) = (
+                o.rdlv.clone(),
+                snap.to_path_buf(),
+                key.map(Path::to_path_buf),
+            );
+            move || {
+                let mut c = Command::new(&rdlv);
+                c.arg("goroutines").arg(&snap).arg("--system");
+                if let Some(k) = &key {
+                    c.arg("-i").arg(k);
+                }
+                c
+            }
+        };
+        let plain = rows.len();
+        rows.push(bench(
+            "rdlv goroutines (decrypted)",
+            work,
+            o.runs,
+            Shape::DelveLines,
+            n,
+            listing(dec, None),
+        )?);
+        rows.push(bench(
+            "rdlv goroutines -i KEY (age)",
+            work,
+            o.runs,
+            Shape::DelveLines,
+            n,
+            listing(enc, Some(key)),
+        )?);
+        encrypted_rows = Some((plain, plain + 1));
+    }
     let rdlv_rows = rows.len();
 
     if let Some((core, _, _)) = &core_facts {
@@ -615,6 +712,18 @@ fn main() -> Result<()> {
                 pass(row.wall() <= TARGET_WALL)
             );
         }
+    }
+    if let Some((plain, enc)) = encrypted_rows {
+        let (p, e) = (&rows[plain], &rows[enc]);
+        let r = e.wall().as_secs_f64() / p.wall().as_secs_f64().max(1e-6);
+        println!(
+            "  goroutines on the encrypted snapshot within 1.5x of the same snapshot unencrypted (tickets issue): \
+             {:.3} s vs {:.3} s = {r:.2}x wall ({:.2}x cpu) {}",
+            e.wall().as_secs_f64(),
+            p.wall().as_secs_f64(),
+            e.cpu().as_secs_f64() / p.cpu().as_secs_f64().max(1e-6),
+            pass(r <= 1.5)
+        );
     }
     if n >= 1_000_000 {
         for row in &rows[..rdlv_rows] {

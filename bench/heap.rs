@@ -11,7 +11,13 @@
 //! Prints medians, the census/floor ratio, memory per object and issue 14's
 //! targets; nothing here asserts a timing.
 //!
-//! Usage: bench-heap [--small N] [--blob MIB] [--runs N] [--go GO]
+//! With `--redact`, the same process is also captured with `rdlv-snap
+//! --redact` (the full image never touches the disk) and the full snapshot
+//! is redacted offline with `rdlv redact`: their sizes against the full
+//! snapshot are the tickets issue's target (<= 2%), and `rdlv goroutines`
+//! must list the same goroutines from them.
+//!
+//! Usage: bench-heap [--small N] [--blob MIB] [--runs N] [--go GO] [--redact]
 //! Needs: target/release/{rdlv,rdlv-snap}, Go.
 
 use std::io::{BufRead, BufReader};
@@ -36,9 +42,13 @@ struct Options {
     blob: u64,
     runs: usize,
     go: String,
+    redact: bool,
 }
 
-const USAGE: &str = "bench-heap [--small N (10000000)] [--blob MIB (864)] [--runs N (3)] [--go GO]";
+const USAGE: &str =
+    "bench-heap [--small N (10000000)] [--blob MIB (864)] [--runs N (3)] [--go GO] [--redact]";
+/// Tickets issue: the redacted snapshot of this heap at most this share of the full one.
+const TARGET_REDACTED_SHARE: f64 = 0.02;
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
     let mut o = Options {
@@ -46,6 +56,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
         blob: 864,
         runs: 3,
         go: "go".into(),
+        redact: false,
     };
     let mut args = args.into_iter();
     while let Some(a) = args.next() {
@@ -55,6 +66,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
             "--blob" => o.blob = value()?.parse()?,
             "--runs" => o.runs = value()?.parse::<usize>()?.max(1),
             "--go" => o.go = value()?,
+            "--redact" => o.redact = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -127,6 +139,25 @@ fn main() -> Result<()> {
     if !out.status.success() {
         bail!("rdlv-snap: {}", String::from_utf8_lossy(&out.stderr));
     }
+    let live_redacted = dir.path().join("zoo-live-redacted.snap");
+    let mut live_redact_wall = None;
+    if o.redact {
+        let start = std::time::Instant::now();
+        let out = Command::new(&snap_bin)
+            .arg(pid.to_string())
+            .arg("-o")
+            .arg(&live_redacted)
+            .args(["--redact", "--force", "-q"])
+            .output()
+            .context("rdlv-snap --redact")?;
+        if !out.status.success() {
+            bail!(
+                "rdlv-snap --redact: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        live_redact_wall = Some(start.elapsed());
+    }
     drop(zoo);
     let snap_bytes = std::fs::metadata(&snap)?.len();
     println!(
@@ -176,6 +207,59 @@ fn main() -> Result<()> {
         top["root"],
         mib(top["retained_bytes"].as_u64().unwrap_or(0))
     );
+
+    if let Some(live_wall) = live_redact_wall {
+        let offline = dir.path().join("zoo-redacted.snap");
+        let stderr = dir.path().join("redact.err");
+        let run = run_measured(
+            Command::new(&rdlv)
+                .arg("redact")
+                .arg(&snap)
+                .arg("-o")
+                .arg(&offline),
+            Stdio::null(),
+            &stderr,
+        )?;
+        let list = |s: &std::path::Path| -> Result<String> {
+            let out = Command::new(&rdlv)
+                .arg("goroutines")
+                .arg(s)
+                .args(["--system", "--format", "json"])
+                .output()?;
+            if !out.status.success() {
+                bail!(
+                    "rdlv goroutines {}: {}",
+                    s.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            let ids: Vec<_> = v
+                .as_array()
+                .map(|a| a.iter().map(|g| g["id"].clone()).collect())
+                .unwrap_or_default();
+            Ok(serde_json::to_string(&ids)?)
+        };
+        let full_ids = list(&snap)?;
+        for (what, file, wall) in [
+            ("rdlv-snap --redact", &live_redacted, live_wall),
+            ("rdlv redact (offline)", &offline, run.wall),
+        ] {
+            let bytes = std::fs::metadata(file)?.len();
+            let share = bytes as f64 / snap_bytes as f64;
+            let same = list(file)? == full_ids;
+            println!(
+                "{what}: {:.2} MiB in {:.2} s = {:.3}% of the full {:.1} MiB snapshot (target <= {:.0}%) {}; goroutines {}",
+                mib(bytes),
+                wall.as_secs_f64(),
+                share * 100.0,
+                mib(snap_bytes),
+                TARGET_REDACTED_SHARE * 100.0,
+                pass(share <= TARGET_REDACTED_SHARE),
+                if same { "the same as the full snapshot's" } else { "DIFFER from the full snapshot's" }
+            );
+        }
+    }
 
     let stderr = dir.path().join("stderr.txt");
     let time = |args: &[&str]| -> Result<Vec<Usage>> {
