@@ -19,6 +19,7 @@ pub mod heap;
 pub mod keys;
 pub mod memory;
 pub mod pclntab;
+pub mod present;
 pub mod redact;
 pub mod runtime;
 pub mod session;

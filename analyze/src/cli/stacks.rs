@@ -10,6 +10,7 @@ use super::color::Style;
 use super::progress::Progress;
 use super::UsageError;
 use crate::error::{AnalyzeError, NotFound};
+use crate::present;
 use crate::runtime::cframes::ThreadFrame;
 use crate::runtime::format::{Filter, GroupKey, Grouper, LocationKind};
 use crate::runtime::traceback::GOROUTINE_BATCH;
@@ -460,7 +461,7 @@ fn stack_text(rt: &Runtime<'_>, frames: &[Frame], indent: &str, style: Style) ->
 
 /// A text line of the listing, with the REPL's selection marked `*`.
 fn listing_line(rt: &Runtime<'_>, g: &Goroutine, q: &GoroutineQuery, style: Style) -> String {
-    let mut line = rt.summary_line(g, q.kind, q.labels);
+    let mut line = present::summary_line(rt, g, q.kind, q.labels);
     if q.selected == Some(g.g.goid) && line.starts_with(' ') {
         line.replace_range(..1, "*");
     }
@@ -482,8 +483,8 @@ fn member_text(
 ) -> anyhow::Result<String> {
     Ok(match q.format {
         GoroutinesFormat::Text => listing_line(rt, g, q, style),
-        GoroutinesFormat::Go => rt.go_traceback(g),
-        GoroutinesFormat::Json => String::from_utf8(rt.goroutine_json_bytes(g)?)?,
+        GoroutinesFormat::Go => present::go_traceback(rt, g),
+        GoroutinesFormat::Json => String::from_utf8(present::goroutine_json_bytes(rt, g)?)?,
     })
 }
 
@@ -648,7 +649,7 @@ pub fn run_goroutines(
             let mut first = true;
             rt.for_each_goroutine_batch(
                 GOROUTINE_BATCH,
-                |g| selected(&g).then(|| rt.go_traceback(&g)),
+                |g| selected(&g).then(|| present::go_traceback(&rt, &g)),
                 |blocks: Vec<String>| -> anyhow::Result<()> {
                     advance();
                     for b in blocks {
@@ -668,7 +669,7 @@ pub fn run_goroutines(
             out.write_all(b"[")?;
             rt.for_each_goroutine_batch(
                 GOROUTINE_BATCH,
-                |g| selected(&g).then(|| rt.goroutine_json_bytes(&g)),
+                |g| selected(&g).then(|| present::goroutine_json_bytes(&rt, &g)),
                 |items: Vec<serde_json::Result<Vec<u8>>>| -> anyhow::Result<()> {
                     advance();
                     for item in items {
@@ -711,7 +712,7 @@ pub fn run_goroutines(
                     if i > 0 {
                         out.write_all(b",")?;
                     }
-                    serde_json::to_writer(&mut out, &rt.group_json(group))?;
+                    serde_json::to_writer(&mut out, &present::group_json(&rt, group))?;
                 }
                 out.write_all(b"]\n")?;
             } else {
@@ -719,7 +720,7 @@ pub fn run_goroutines(
                     if i > 0 {
                         out.write_all(b"\n")?;
                     }
-                    out.write_all(rt.group_text(group).as_bytes())?;
+                    out.write_all(present::group_text(&rt, group).as_bytes())?;
                     if let Some(visit) = each.as_mut() {
                         visit(group.exemplar.g.goid, &mut out)?;
                     }

@@ -225,7 +225,7 @@ fn group_view(rt: &Runtime<'_>, group: &Group) -> GroupView {
         .filter_map(|i| g.logical.get(i))
         .map(|lf| (rt.print_name(&lf.name), lf.file.to_string(), lf.line))
         .collect();
-    let created_by = rt.created_by(&g.g).map(|(func, file, line, _)| {
+    let created_by = crate::present::created_by(rt, &g.g).map(|(func, file, line, _)| {
         if g.g.parent_goid != 0 {
             format!("{func} in goroutine {} at {file}:{line}", g.g.parent_goid)
         } else {

@@ -2,9 +2,10 @@
 //!
 //! Entry point: [`crate::Session::runtime`] (or [`Runtime::new`]). Then
 //! [`Runtime::goroutines`] lists goroutines with their stacks (parsed and
-//! unwound in parallel), [`Runtime::go_traceback`] prints one exactly as
-//! `runtime.Stack` would, and [`goroutine_frames`] gives the frames of one
-//! goroutine for variable evaluation.
+//! unwound in parallel) and [`goroutine_frames`] gives the frames of one
+//! goroutine for variable evaluation. Nothing here formats a listing:
+//! [`crate::present::go_traceback`] prints a goroutine exactly as
+//! `runtime.Stack` would, [`crate::present::summary_line`] as Delve does.
 
 pub mod cframes;
 pub mod format;
