@@ -12,9 +12,10 @@ use gimli::{
 use crate::binary::Binary;
 use crate::memory::Memory;
 
+use super::frame::PhysFrame;
 use super::goroutine::ThreadState;
 use super::model::Runtime;
-use super::unwind::{PhysFrame, StartRegs};
+use super::unwind::StartRegs;
 
 /// Bound on native frames before giving up on reaching Go code.
 const MAX_NATIVE_FRAMES: usize = 128;

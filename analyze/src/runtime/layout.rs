@@ -4,7 +4,7 @@
 //! tables were measured from the DWARF of real binaries, and a unit test
 //! re-checks them against DWARF for every supported toolchain.
 
-use super::tables;
+use super::tables::{self, FieldTable};
 use crate::dwarf::DwarfInfo;
 
 /// Errors while building a layout.
@@ -288,9 +288,6 @@ pub struct RuntimeLayout {
     /// `runtime.schedt`.
     pub sched: SchedLayout,
 }
-
-/// A per-version table: `(path, offset)` pairs with `"size"` for the size.
-pub type FieldTable = &'static [(&'static str, u64)];
 
 /// Builds a layout struct from its size and a lookup of dotted field paths.
 type Resolver<T> = fn(u64, &dyn Fn(&str) -> Option<u64>) -> Result<T, LayoutError>;

@@ -14,9 +14,10 @@ use crate::memory::Memory;
 use crate::pclntab::Pclntab;
 use crate::session::Session;
 
+use super::frame::LogicalFrame;
+pub use super::frame::PcInfo;
 use super::layout::RuntimeLayout;
 use super::tables;
-use super::traceback::LogicalFrame;
 
 /// Bound on `waitReasonStrings` entries read from memory (Go 1.26 has 47).
 const MAX_WAIT_REASONS: u64 = 256;
@@ -240,21 +241,6 @@ impl<'t> Runtime<'t> {
             _ => "???",
         }
     }
-}
-
-/// What the unwinder needs to know about one PC, computed once.
-#[derive(Debug, Clone)]
-pub struct PcInfo {
-    /// Entry of the function containing the PC.
-    pub entry: u64,
-    /// Function name (physical).
-    pub name: Arc<str>,
-    /// `_func.flag`.
-    pub flag: u8,
-    /// `_func.funcID`.
-    pub func_id: u8,
-    /// SP delta at the PC (`None` if the pcsp table has no entry).
-    pub sp_delta: Option<i32>,
 }
 
 /// Logical frames at one symbolic PC, computed once.

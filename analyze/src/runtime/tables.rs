@@ -2,7 +2,8 @@
 //! (measured from DWARF of real linux/amd64 binaries by `gen_tables` in
 //! this module's tests) and the runtime's `waitReasonStrings`.
 
-use super::layout::FieldTable;
+/// A per-version table: `(path, offset)` pairs with `"size"` for the size.
+pub type FieldTable = &'static [(&'static str, u64)];
 
 /// The built-in facts for one Go minor version.
 #[derive(Debug)]

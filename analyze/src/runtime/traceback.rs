@@ -11,37 +11,17 @@ use rayon::prelude::*;
 
 use crate::error::Result;
 
+use super::frame::{LogicalFrame, PhysFrame};
 use super::goroutine::{
     ThreadRegs, G, G_DEAD, G_DEAD_EXTRA, G_LEAKED, G_RUNNING, G_SYSCALL, G_WAITING,
 };
 use super::model::Runtime;
-use super::unwind::PhysFrame;
 
 /// `allgs` entries unwound together when streaming goroutines: enough to
 /// keep both cores busy, small enough that a batch of stacks stays a few MB.
 pub const GOROUTINE_BATCH: usize = 8192;
 /// `fingRunningFinalizer` bit of `runtime.fingStatus`.
 const FING_RUNNING_FINALIZER: u32 = 2;
-
-/// One logical frame (an inlined call or a physical function).
-#[derive(Debug, Clone)]
-pub struct LogicalFrame {
-    /// Function name as in the binary (generic shapes not yet replaced).
-    pub name: Arc<str>,
-    /// Source file.
-    pub file: Arc<str>,
-    /// Line.
-    pub line: u32,
-    /// Inlined into the physical frame `phys`.
-    pub inlined: bool,
-    /// Index of the physical frame in [`Goroutine::frames`].
-    pub phys: usize,
-    /// `_func.funcID` of the physical function; 0 for inlined frames.
-    pub func_id: u8,
-    /// Depth within its physical frame: 0 for the physical function,
-    /// 1.. for inlined calls counted from the physical one.
-    pub inline_depth: u32,
-}
 
 /// A goroutine with its stack, ready for printing.
 #[derive(Debug, Clone)]

@@ -5,12 +5,11 @@
 //! `asyncPreempt`, `debugCallV2`) make their caller's PC a trapping PC,
 //! which is symbolized without backing up one byte.
 
-use std::sync::Arc;
-
 use crate::pclntab::func_flag;
 
+use super::frame::PhysFrame;
 use super::goroutine::{ThreadRegs, G, G_RUNNING, G_SYSCALL};
-use super::model::{PcInfo, Runtime};
+use super::model::Runtime;
 
 /// Bound on physical frames per stack (a 1 GiB stack of minimal frames
 /// would be larger, but no real traceback needs more).
@@ -31,28 +30,6 @@ const UC_RIP: u64 = 40 + 16 * 8;
 /// A signal restorer's code on x86-64: `mov $15 (SYS_rt_sigreturn), %rax;
 /// syscall`.
 const RT_SIGRETURN_CODE: [u8; 9] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
-
-/// One physical frame.
-#[derive(Debug, Clone)]
-pub struct PhysFrame {
-    /// PC in the function: a return address, or the trapping PC.
-    pub pc: u64,
-    /// SP at `pc`.
-    pub sp: u64,
-    /// Frame pointer in the runtime's sense: the caller's SP (the CFA).
-    pub fp: u64,
-    /// The PC used for symbolization (`pc-1` after a normal call).
-    pub sym_pc: u64,
-    /// Function facts.
-    pub info: Arc<PcInfo>,
-}
-
-impl PhysFrame {
-    /// `argp`: where the argument spill area starts (x86: `fp`).
-    pub fn argp(&self) -> u64 {
-        self.fp
-    }
-}
 
 /// Where a walk starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
