@@ -358,39 +358,9 @@ pub fn label_map_string(labels: &[(String, String)]) -> String {
     format!("{{{}}}", items.join(", "))
 }
 
-/// Go's `strconv.Quote` (what `%q` prints for a string).
+/// Go's `strconv.Quote` of a label key or value (what `%q` prints).
 pub fn go_quote(s: &str) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\u{fffd}' => out.push('\u{fffd}'),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if c.is_control() || (0x80..0xa0).contains(&(c as u32)) => {
-                let v = c as u32;
-                let _ = if v < 0x10000 {
-                    write!(out, "\\u{v:04x}")
-                } else {
-                    write!(out, "\\U{v:08x}")
-                };
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    crate::value::text::go_quote(s.as_bytes())
 }
 
 /// The innermost logical frame at one recorded PC, as `runtime.CallersFrames`

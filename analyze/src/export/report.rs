@@ -650,13 +650,7 @@ fn render_heap(h: &mut String, heap: &Section<Census>) {
         "<table class=\"data\" id=\"heap-types\"><thead><tr><th>objects</th><th>bytes</th><th>type</th></tr></thead><tbody>\n",
     );
     for t in c.types.iter().take(MAX_HEAP_TYPES) {
-        let label = match &t.key {
-            TypeKey::Unknown {
-                size_class,
-                elem_size,
-            } => format!("unknown (size class {size_class}, {elem_size} B)"),
-            k => k.label(),
-        };
+        let label = t.key.listing_label();
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td class=\"ty\">{}</td></tr>",

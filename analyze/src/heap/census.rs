@@ -56,6 +56,18 @@ impl TypeKey {
             TypeKey::Unknown { .. } => "unknown".to_string(),
         }
     }
+
+    /// The name in a listing of the census: [`TypeKey::label`], with the
+    /// size class and slot size of an unknown type.
+    pub fn listing_label(&self) -> String {
+        match self {
+            TypeKey::Unknown {
+                size_class,
+                elem_size,
+            } => format!("unknown (size class {size_class}, {elem_size} B)"),
+            k => k.label(),
+        }
+    }
 }
 
 /// One census line.
@@ -371,13 +383,7 @@ impl Census {
         }
         let _ = writeln!(s, "{:>12} {:>14}  type", "objects", "bytes");
         for t in self.types.iter().take(top.unwrap_or(usize::MAX)) {
-            let label = match &t.key {
-                TypeKey::Unknown {
-                    size_class,
-                    elem_size,
-                } => format!("unknown (size class {size_class}, {elem_size} B)"),
-                k => k.label(),
-            };
+            let label = t.key.listing_label();
             let _ = writeln!(s, "{:>12} {:>14}  {label}", t.objects, t.bytes);
         }
         s

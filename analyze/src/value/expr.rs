@@ -2626,6 +2626,12 @@ fn typed_value(prog: &Program<'_>, t: TypeId, c: &Const) -> Value {
             pointee: Pointee::Nil,
         },
     };
+    unaddressable(prog, t, kind)
+}
+
+/// A value of type `t` that lives in no memory (a constant, a zero value),
+/// with the constant's name as its display when `t` has one for it.
+fn unaddressable(prog: &Program<'_>, t: TypeId, kind: ValueKind) -> Value {
     let display = match kind {
         ValueKind::Int(i) => prog.const_descr(t, i),
         ValueKind::Uint(u) => prog.const_descr(t, u as i64),
@@ -2666,18 +2672,7 @@ fn zero_value(prog: &Program<'_>, t: TypeId) -> Value {
             pointee: Pointee::Nil,
         },
     };
-    let display = match kind {
-        ValueKind::Int(i) => prog.const_descr(t, i),
-        ValueKind::Uint(u) => prog.const_descr(t, u as i64),
-        _ => None,
-    };
-    Value {
-        display,
-        composite_target: false,
-        type_name: prog.ty(t).name.clone(),
-        addr: None,
-        kind,
-    }
+    unaddressable(prog, t, kind)
 }
 
 /// Edit distance, for near-miss suggestions.
