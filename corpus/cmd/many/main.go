@@ -1,5 +1,7 @@
 // Command many parks -n goroutines (default 10000) in three kinds of
 // identical stacks, for goroutine grouping and the large-count benchmark.
+// -depth D adds D frames of user code under each (a real service's
+// goroutines are often 8-15 frames deep).
 package main
 
 import (
@@ -35,7 +37,21 @@ func waitMutex() {
 }
 
 //go:noinline
-func start(kind int) {
+func nest(depth, kind int) {
+	if depth > 0 {
+		nest(depth-1, kind)
+		return
+	}
+	park(kind)
+}
+
+//go:noinline
+func start(kind, depth int) {
+	nest(depth, kind)
+}
+
+//go:noinline
+func park(kind int) {
 	switch kind {
 	case 0:
 		waitReceive()
@@ -48,14 +64,19 @@ func start(kind int) {
 
 func main() {
 	n := flag.Int("n", 10000, "number of parked goroutines")
+	depth := flag.Int("depth", 0, "extra frames of user code under each parked goroutine")
 	flag.Parse()
 	if *n < 0 || *n > 10_000_000 {
 		fmt.Fprintln(os.Stderr, "many: -n must be in 0..10000000")
 		os.Exit(2)
 	}
+	if *depth < 0 || *depth > 1000 {
+		fmt.Fprintln(os.Stderr, "many: -depth must be in 0..1000")
+		os.Exit(2)
+	}
 	blocked.Lock()
 	for i := 0; i < *n; i++ {
-		go start(i % 3)
+		go start(i%3, *depth)
 	}
 	oracle.ReadyAndPark()
 }
