@@ -34,6 +34,8 @@ pub struct Options {
     pub embed_exe: bool,
     /// zstd level.
     pub level: i32,
+    /// Compression threads (0: one per CPU).
+    pub threads: usize,
     /// Show a progress bar while writing.
     pub progress: bool,
     /// The capture method asked for.

@@ -264,14 +264,35 @@ impl ParkedHost {
             nr, SYS_CLONE,
             "fork injection goes through ParkedHost::fork"
         );
-        inject(pid, self, nr, args).map(|injected| injected.ret)
+        inject(pid, self, nr, args, false).map(|injected| injected.ret)
+    }
+
+    /// [`ParkedHost::syscall`] with the thread's seccomp filters suspended
+    /// for this one call (`PTRACE_O_SUSPEND_SECCOMP`, reset with the other
+    /// options right after it): for a call the filters would refuse with
+    /// an errno. Needs CAP_SYS_ADMIN and a tracer under no filter itself;
+    /// otherwise setting the option fails (`SETOPTIONS`) before anything
+    /// is injected.
+    pub(crate) fn syscall_unfiltered(
+        &self,
+        pid: u32,
+        nr: u64,
+        args: [u64; 5],
+    ) -> Result<i64, InjectError> {
+        inject(pid, self, nr, args, true).map(|injected| injected.ret)
     }
 
     /// Makes the target `fork` (clone with SIGCHLD, no CLONE_VM) on the
     /// thread; the child is caught at birth and pointed at
     /// `exit_group(82)` before the parent goes on.
     pub(crate) fn fork(&self, pid: u32) -> Result<Injected, InjectError> {
-        inject(pid, self, SYS_CLONE, [libc::SIGCHLD as u64, 0, 0, 0, 0])
+        inject(
+            pid,
+            self,
+            SYS_CLONE,
+            [libc::SIGCHLD as u64, 0, 0, 0, 0],
+            false,
+        )
     }
 }
 
@@ -304,12 +325,21 @@ pub(crate) struct Injected {
 /// The thread is driven with `PTRACE_SYSCALL`, never single-stepped: the
 /// kernel clears syscall tracing when the tracer dies, but not the trap
 /// flag, and a Go thread that takes a stray SIGTRAP crashes the process.
-fn inject(pid: u32, host: &ParkedHost, nr: u64, args: [u64; 5]) -> Result<Injected, InjectError> {
+fn inject(
+    pid: u32,
+    host: &ParkedHost,
+    nr: u64,
+    args: [u64; 5],
+    suspend_seccomp: bool,
+) -> Result<Injected, InjectError> {
     let tid = host.tid;
     let is_fork = nr == SYS_CLONE;
     let mut options = FREEZE_OPTIONS | libc::PTRACE_O_TRACESYSGOOD as usize;
     if is_fork {
         options |= libc::PTRACE_O_TRACEFORK as usize;
+    }
+    if suspend_seccomp {
+        options |= libc::PTRACE_O_SUSPEND_SECCOMP as usize;
     }
     ptrace(libc::PTRACE_SETOPTIONS, tid, 0, options).map_err(|errno| InjectError::Ptrace {
         op: "SETOPTIONS",

@@ -148,6 +148,12 @@ struct Cli {
     /// zstd compression level (1 fastest .. 19 smallest).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=19))]
     level: i32,
+    /// Compression threads (default: one per CPU). They run after the
+    /// target resumed, at a lower priority than the target (5 nice levels
+    /// below it), so a busy service keeps the CPU; fewer threads leave it
+    /// more at the cost of a longer capture.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
     /// No progress bar and no summary line.
     #[arg(short, long)]
     quiet: bool,
@@ -279,6 +285,7 @@ fn main() {
         max_pause: cli.max_pause,
         embed_exe: !cli.no_exe,
         level: cli.level,
+        threads: cli.threads.map_or(0, usize::from),
         progress: !cli.quiet && std::io::stderr().is_terminal(),
         method: if cli.cow {
             capture::Requested::Cow

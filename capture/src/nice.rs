@@ -14,6 +14,9 @@ use nix::errno::Errno;
 pub const PAUSE_NICE: libc::c_int = -10;
 /// Nice value of the target's host thread for the duration of a fork.
 pub const FORK_NICE: libc::c_int = -20;
+/// How far below the target's own priority compression runs: the target
+/// serves requests again while rdlv-snap compresses, and must win the CPU.
+pub const COMPRESS_NICE_BELOW: libc::c_int = 5;
 
 /// A thread's raised scheduling priority, restored on drop.
 #[derive(Debug)]
@@ -58,6 +61,35 @@ impl Drop for Nice {
     }
 }
 
+/// Lowers the calling thread to `COMPRESS_NICE_BELOW` below `target`'s
+/// nice value (at most 19), for the compression after the target resumed;
+/// threads it spawns from then on (the compression pool) inherit it.
+/// Lowering needs no privilege; it is not undone (rdlv-snap ends after
+/// writing, and raising it again would need CAP_SYS_NICE). Returns the
+/// value set, or `None` when this thread already ran that low or lower.
+pub fn lower_for_compression(target: u32) -> Option<libc::c_int> {
+    // getpriority may legitimately return -1, so errno tells failures apart.
+    Errno::clear();
+    // SAFETY: plain syscalls on a process id and on ourselves.
+    let target_nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, target as libc::id_t) };
+    let target_nice = if Errno::last_raw() != 0 {
+        0
+    } else {
+        target_nice
+    };
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() } as u32;
+    Errno::clear();
+    // SAFETY: as above.
+    let ours = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t) };
+    let want = (target_nice + COMPRESS_NICE_BELOW).min(19);
+    if Errno::last_raw() != 0 || ours >= want {
+        return None;
+    }
+    set_nice(tid, want);
+    Some(want)
+}
+
 /// Sets `tid`'s nice value (best effort).
 pub fn set_nice(tid: u32, nice: libc::c_int) {
     // SAFETY: plain syscall on a thread id.
@@ -71,6 +103,28 @@ mod tests {
     fn nice_of(tid: u32) -> libc::c_int {
         // SAFETY: plain syscall.
         unsafe { libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t) }
+    }
+
+    /// Compression runs below the target, and the pool threads started
+    /// afterwards inherit the lower priority.
+    #[test]
+    fn compression_runs_below_the_target_and_its_threads_inherit_it() {
+        std::thread::spawn(|| {
+            // SAFETY: plain syscalls.
+            let pid = unsafe { libc::getpid() } as u32;
+            let target_nice = nice_of(pid);
+            let set = lower_for_compression(pid).expect("lowered");
+            assert_eq!(set, (target_nice + COMPRESS_NICE_BELOW).min(19));
+            let child = std::thread::spawn(|| {
+                // SAFETY: plain syscall.
+                nice_of(unsafe { libc::gettid() } as u32)
+            });
+            assert_eq!(child.join().expect("child"), set);
+            // Already that low: nothing to do.
+            assert_eq!(lower_for_compression(pid), None);
+        })
+        .join()
+        .expect("thread");
     }
 
     #[test]

@@ -319,27 +319,60 @@ pub struct Planned {
     pub nr: u64,
     /// Its arguments.
     pub args: [u64; 6],
+    /// Whether it may be made with the target's filters suspended
+    /// (`PTRACE_O_SUSPEND_SECCOMP`) when they would only refuse it with an
+    /// errno. Not for a call that a sentinel may have to make again without
+    /// the suspension (the pre-copy's `close()`).
+    pub suspendable: bool,
+}
+
+/// How the planned syscalls may be injected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// The filters allow every one of them.
+    Allowed,
+    /// The filters allow all but suspendable calls they would refuse with
+    /// an errno (harmless: nothing done); those are made with the filters
+    /// suspended for the host thread (`PTRACE_O_SUSPEND_SECCOMP`).
+    Suspended,
 }
 
 /// Whether the filters of the stopped thread `tid` let every syscall of
-/// `planned`, made at `ip`, through: `Ok(())`, or the reason not to inject.
-pub fn check(tid: u32, ip: u64, planned: &[Planned]) -> Result<(), String> {
+/// `planned`, made at `ip`, through (with `suspend`, see [`Admitted`]), or
+/// the reason not to inject.
+pub fn check(tid: u32, ip: u64, planned: &[Planned], suspend: bool) -> Result<Admitted, String> {
     let filters = read_filters(tid).map_err(unreadable)?;
-    judge(&filters, ip, planned)
+    judge(&filters, ip, planned, suspend)
 }
 
-/// [`check`] on filters already read.
-pub fn judge(filters: &[Vec<Insn>], ip: u64, planned: &[Planned]) -> Result<(), String> {
+/// [`check`] on filters already read. An errno verdict is suspended only
+/// when `suspend` (rdlv-snap [`can_suspend`]) and the call is suspendable;
+/// a kill, trap, trace or notify verdict is never injected, suspended or not.
+pub fn judge(
+    filters: &[Vec<Insn>],
+    ip: u64,
+    planned: &[Planned],
+    suspend: bool,
+) -> Result<Admitted, String> {
+    let mut admitted = Admitted::Allowed;
     for call in planned {
         let data = SeccompData::x86_64(call.nr, call.args, ip);
         match decide(filters, &data) {
             Ok(Action::Allow) => {}
+            Ok(Action::Errno(_)) if suspend && call.suspendable => {
+                admitted = Admitted::Suspended;
+            }
             Ok(action @ Action::Errno(_)) => {
+                let hint = if call.suspendable {
+                    "; with CAP_SYS_ADMIN and no seccomp filter of its own, rdlv-snap makes the call with the filter suspended (PTRACE_O_SUSPEND_SECCOMP)"
+                } else {
+                    ""
+                };
                 return Err(format!(
-                    "the target's seccomp filter answers {}() with {}: nothing was injected",
+                    "the target's seccomp filter answers {}() with {}: nothing was injected{hint}",
                     call.name,
                     action.name()
-                ))
+                ));
             }
             Ok(action) => {
                 return Err(format!(
@@ -355,7 +388,15 @@ pub fn judge(filters: &[Vec<Insn>], ip: u64, planned: &[Planned]) -> Result<(), 
             }
         }
     }
-    Ok(())
+    Ok(admitted)
+}
+
+/// Whether rdlv-snap may suspend a tracee's seccomp filters
+/// (`PTRACE_O_SUSPEND_SECCOMP`): the kernel requires CAP_SYS_ADMIN and a
+/// tracer that runs under no seccomp filter itself (and
+/// CONFIG_CHECKPOINT_RESTORE, found out when the option is set).
+pub fn can_suspend() -> bool {
+    have_cap_sys_admin() && crate::proc::seccomp_mode(std::process::id()) == 0
 }
 
 /// The message when a thread's filters cannot be read.
@@ -512,7 +553,7 @@ mod tests {
             decide(&docker, &foreign).unwrap(),
             Action::Other(_)
         ));
-        assert!(judge(&docker, IP, &[precopy_call(uffd_flags)])
+        assert!(judge(&docker, IP, &[precopy_call(uffd_flags)], false)
             .unwrap_err()
             .contains("EPERM"));
         assert_eq!(
@@ -526,7 +567,40 @@ mod tests {
             name: "userfaultfd",
             nr: SYS_USERFAULTFD,
             args: [flags, 0, 0, 0, 0, 0],
+            suspendable: true,
         }
+    }
+
+    /// Docker's default profile answers userfaultfd() with EPERM: with the
+    /// right to suspend filters that call is made suspended, a close() it
+    /// allows goes through as it is, and neither an errno verdict on a call
+    /// that is not suspendable nor a kill verdict is ever suspended.
+    #[test]
+    fn an_errno_verdict_is_suspended_only_for_suspendable_calls() {
+        let docker = vec![filter(DOCKER_DEFAULT)];
+        let uffd_flags = 1 | libc::O_CLOEXEC as u64 | libc::O_NONBLOCK as u64;
+        let close = Planned {
+            name: "close",
+            nr: SYS_CLOSE,
+            args: [7, 0, 0, 0, 0, 0],
+            suspendable: false,
+        };
+        let planned = [precopy_call(uffd_flags), close];
+        assert_eq!(judge(&docker, IP, &planned, true), Ok(Admitted::Suspended));
+        let refused = judge(&docker, IP, &planned, false).unwrap_err();
+        assert!(
+            refused.contains("EPERM") && refused.contains("PTRACE_O_SUSPEND_SECCOMP"),
+            "{refused}"
+        );
+        assert_eq!(judge(&docker, IP, &[close], true), Ok(Admitted::Allowed));
+        let fixed = Planned {
+            suspendable: false,
+            ..precopy_call(uffd_flags)
+        };
+        assert!(judge(&docker, IP, &[fixed], true).is_err());
+        let kill = vec![filter(KILL_USERFAULTFD)];
+        let reason = judge(&kill, IP, &[precopy_call(1)], true).unwrap_err();
+        assert!(reason.contains("SECCOMP_RET_KILL_PROCESS"), "{reason}");
     }
 
     #[test]
@@ -540,7 +614,7 @@ mod tests {
             decide(&kill, &data(SYS_CLOSE, [3, 0, 0, 0, 0, 0])).unwrap(),
             Action::Allow
         );
-        let reason = judge(&kill, IP, &[precopy_call(1)]).unwrap_err();
+        let reason = judge(&kill, IP, &[precopy_call(1)], false).unwrap_err();
         assert!(reason.contains("SECCOMP_RET_KILL_PROCESS"), "{reason}");
         // Together with Docker's the most restrictive wins, in either order.
         let docker = filter(DOCKER_DEFAULT);
@@ -605,7 +679,7 @@ mod tests {
         );
         // Unknown actions are never taken for ALLOW.
         let odd = ret(0x7ffe_0000);
-        assert!(judge(&[odd], IP, &[precopy_call(1)])
+        assert!(judge(&[odd], IP, &[precopy_call(1)], false)
             .unwrap_err()
             .contains("unknown action"));
     }
@@ -704,7 +778,7 @@ mod tests {
             insn(0x28, 0, 0, 0),
             insn(0x06, 0, 0, SECCOMP_RET_ALLOW),
         ]];
-        assert!(judge(&bad, IP, &[precopy_call(1)])
+        assert!(judge(&bad, IP, &[precopy_call(1)], false)
             .unwrap_err()
             .contains("cannot be evaluated"));
     }

@@ -464,8 +464,16 @@ fn write_snapshot(
     let progress = options
         .progress
         .then(|| make_progress_bar(memory_bytes + exe_len));
+    // The target runs again: compress below its priority, on a pool of our
+    // own started from this (lowered) thread so that its workers inherit it.
+    crate::nice::lower_for_compression(options.pid);
     let write_options = WriteOptions {
         level: options.level,
+        threads: if options.threads > 0 {
+            options.threads
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        },
         ..WriteOptions::default()
     };
     let exe_path = &pre.exe_path;

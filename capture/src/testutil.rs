@@ -151,6 +151,7 @@ pub fn capture_options(
         max_pause: std::time::Duration::from_secs(5),
         embed_exe: true,
         level: 1,
+        threads: 0,
         progress: false,
         method,
         cow_max_extra: crate::cow::DEFAULT_MAX_EXTRA,

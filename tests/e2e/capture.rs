@@ -889,3 +889,90 @@ fn sigstop_sent_during_the_capture_leaves_the_target_stopped() {
         "only {while_traced} of 6 SIGSTOPs landed while the target was traced"
     );
 }
+
+/// rdlv-snap's compression threads (`rdlv-zstd-N`), with their nice values,
+/// seen in `/proc` while it writes.
+fn zstd_threads(snap_pid: u32) -> Vec<(String, i64)> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{snap_pid}/task")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            let comm = comm.trim().to_string();
+            if !comm.starts_with("rdlv-zstd") {
+                return None;
+            }
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // Field 19 (nice) counted after the `(comm)` field.
+            let after = &stat[stat.rfind(')')? + 2..];
+            let nice = after.split_whitespace().nth(16)?.parse().ok()?;
+            Some((comm, nice))
+        })
+        .collect()
+}
+
+/// `--threads N` compresses on exactly N threads, and by default the
+/// compression runs 5 nice levels below the target (it serves again while
+/// rdlv-snap compresses); both snapshots verify.
+#[test]
+fn compression_threads_follow_threads_and_run_below_the_target() {
+    let target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", "384"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (threads, want) in [(Some("1"), 1usize), (None, 0)] {
+        let path = dir
+            .path()
+            .join(format!("t{}.snap", threads.unwrap_or("default")));
+        let mut cmd = Command::new(rdlv_snap_path());
+        cmd.arg(target.pid().to_string())
+            .arg("-o")
+            .arg(&path)
+            .args(["--json", "-q", "--level", "3"]);
+        if let Some(n) = threads {
+            cmd.args(["--threads", n]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rdlv-snap");
+        let mut seen: Vec<(String, i64)> = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while child.try_wait().expect("try_wait").is_none() && Instant::now() < deadline {
+            let now = zstd_threads(child.id());
+            if now.len() > seen.len() {
+                seen = now;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let out = child.wait_with_output().expect("wait rdlv-snap");
+        assert!(
+            out.status.success(),
+            "{}",
+            describe_output("rdlv-snap", &out)
+        );
+        assert!(!seen.is_empty(), "no rdlv-zstd thread seen ({threads:?})");
+        if want > 0 {
+            assert_eq!(seen.len(), want, "--threads {threads:?}: {seen:?}");
+        }
+        let target_nice: i64 = {
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", target.pid()))
+                .expect("target stat");
+            let after = &stat[stat.rfind(')').expect("comm") + 2..];
+            after
+                .split_whitespace()
+                .nth(16)
+                .and_then(|n| n.parse().ok())
+                .expect("nice")
+        };
+        for (name, nice) in &seen {
+            assert_eq!(*nice, (target_nice + 5).min(19), "{name} of {seen:?}");
+        }
+        let verify = run_rdlv(&["verify".as_ref(), path.as_os_str()]);
+        assert!(
+            verify.status.success(),
+            "{}",
+            describe_output("verify", &verify)
+        );
+    }
+}

@@ -1088,10 +1088,10 @@ fn assert_stops_promptly(container: &Container, what: &str) {
 /// rdlv-snap pre-copies a target under Docker's default profile, and the
 /// snapshot still equals the oracle. Under that profile `userfaultfd` is
 /// EPERM (see `profiles_treat_userfaultfd_as_the_tests_assume`), so this
-/// needs the target's filter suspended for the injected syscalls
-/// (PTRACE_O_SUSPEND_SECCOMP), not only evaluated.
+/// needs the target's filter suspended for the injected userfaultfd()
+/// (PTRACE_O_SUSPEND_SECCOMP), not only evaluated; the close() after it is
+/// allowed by the profile and made as it is.
 #[test]
-#[ignore = "not built yet: needs PTRACE_O_SUSPEND_SECCOMP around the injected syscalls (Docker's default profile answers userfaultfd with EPERM, so evaluating the filter only yields the plain copy); run with --ignored"]
 fn fast_path_precopy_with_sys_admin_under_docker_default_profile() {
     let app = App::start(Profile::DockerDefault);
     let capture = capture_from_host(&app, true);

@@ -115,6 +115,7 @@ fn redacted_snapshot_answers_the_stack_analyses_and_holds_no_secret() {
     for args in [
         &["goroutines"][..],
         &["goroutines", "--format", "go"],
+        &["goroutines", "--group"],
         &["threads", "--stacks"],
         &["sched"],
     ] {

@@ -235,7 +235,14 @@ impl ForkedImage {
             other => CowError::Inject(other),
         })?;
         if proc::seccomp_mode(pid) == 2 {
-            let call = |name, nr, args| crate::seccomp::Planned { name, nr, args };
+            // --cow never suspends filters: its child and the reaping
+            // wait4 must both pass them as they are.
+            let call = |name, nr, args| crate::seccomp::Planned {
+                name,
+                nr,
+                args,
+                suspendable: false,
+            };
             let next_pid = u64::from(reap::last_pid()) + 1;
             let planned = [
                 call("clone", SYS_CLONE, [libc::SIGCHLD as u64, 0, 0, 0, 0, 0]),
@@ -246,7 +253,8 @@ impl ForkedImage {
                 ),
                 call("wait4", SYS_WAIT4, reap::wait4_args(next_pid)),
             ];
-            crate::seccomp::check(host.tid(), host.ip(), &planned).map_err(CowError::Seccomp)?;
+            crate::seccomp::check(host.tid(), host.ip(), &planned, false)
+                .map_err(CowError::Seccomp)?;
         }
         if let Some(sentinel) = sentinel.as_deref_mut() {
             sentinel.send(&format!(

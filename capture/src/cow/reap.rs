@@ -65,8 +65,9 @@ pub fn reap(
                         name: "wait4",
                         nr: SYS_WAIT4,
                         args,
+                        suspendable: false,
                     }];
-                    crate::seccomp::check(host.tid(), host.ip(), &planned)
+                    crate::seccomp::check(host.tid(), host.ip(), &planned, false)
                         .map_err(CowError::Seccomp)?;
                 }
                 let [a0, a1, a2, a3, a4, _] = args;

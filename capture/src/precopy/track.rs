@@ -18,6 +18,7 @@ use crate::freeze::{check_budget, Frozen, ThreadHint};
 use crate::inject::{InjectError, ParkedHost, SYS_CLOSE, SYS_USERFAULTFD};
 use crate::pages::{self, PageRange, PresenceScanner};
 use crate::proc::MapsEntry;
+use crate::seccomp::Admitted;
 use crate::sentinel::Sentinel;
 
 const SYS_PIDFD_OPEN: libc::c_long = 434;
@@ -420,13 +421,20 @@ fn take_userfaultfd(
     };
     let flags = UFFD_USER_MODE_ONLY | O_CLOEXEC | O_NONBLOCK;
     let predicted_fd = crate::proc::lowest_free_fd(pid);
+    let mut admitted = Admitted::Allowed;
     if filtered {
         // Both calls, decided before the first is made.
         let planned = [
             planned_call("userfaultfd", SYS_USERFAULTFD, flags),
             planned_call("close", SYS_CLOSE, predicted_fd),
         ];
-        crate::seccomp::check(host.tid(), host.ip(), &planned).map_err(PrecopyError::Seccomp)?;
+        admitted = crate::seccomp::check(
+            host.tid(),
+            host.ip(),
+            &planned,
+            crate::seccomp::can_suspend(),
+        )
+        .map_err(PrecopyError::Seccomp)?;
     }
     if let Some(sentinel) = sentinel.as_deref_mut() {
         let existing = crate::proc::userfaultfd_fds(pid);
@@ -445,7 +453,25 @@ fn take_userfaultfd(
             host.syscall_addr()
         ));
     }
-    let ret = host.syscall(pid, SYS_USERFAULTFD, [flags, 0, 0, 0, 0]);
+    let ret = match admitted {
+        Admitted::Allowed => host
+            .syscall(pid, SYS_USERFAULTFD, [flags, 0, 0, 0, 0])
+            .map_err(PrecopyError::from),
+        // The filter would answer EPERM-like: made with it suspended for
+        // this one call (the options are reset right after it).
+        Admitted::Suspended => host
+            .syscall_unfiltered(pid, SYS_USERFAULTFD, [flags, 0, 0, 0, 0])
+            .map_err(|error| match error {
+                InjectError::Ptrace {
+                    op: "SETOPTIONS",
+                    errno,
+                    ..
+                } => PrecopyError::Seccomp(format!(
+                    "the target's seccomp filter refuses userfaultfd() and the kernel refused to suspend it (PTRACE_O_SUSPEND_SECCOMP: {errno}; CONFIG_CHECKPOINT_RESTORE?): nothing was injected"
+                )),
+                other => other.into(),
+            }),
+    };
     if let Some(sentinel) = sentinel.as_deref_mut() {
         match ret {
             Ok(fd) if fd >= 0 => sentinel.send(&format!("uffd {fd}")),
@@ -480,7 +506,7 @@ fn take_userfaultfd(
     // descriptor; should another have come, ask again.
     if filtered && remote_fd != predicted_fd {
         let planned = [planned_call("close", SYS_CLOSE, remote_fd)];
-        if let Err(cause) = crate::seccomp::check(host.tid(), host.ip(), &planned) {
+        if let Err(cause) = crate::seccomp::check(host.tid(), host.ip(), &planned, false) {
             return Err(PrecopyError::TargetKeepsDescriptor {
                 fd: remote_fd,
                 cause,
@@ -643,7 +669,8 @@ fn close_while_frozen(
             .iter()
             .map(|&fd| planned_call("close", SYS_CLOSE, fd))
             .collect();
-        crate::seccomp::check(host.tid(), host.ip(), &planned).map_err(PrecopyError::Seccomp)?;
+        crate::seccomp::check(host.tid(), host.ip(), &planned, false)
+            .map_err(PrecopyError::Seccomp)?;
     }
     let mut closed = Vec::new();
     for &fd in fds {
@@ -660,12 +687,15 @@ fn close_while_frozen(
     Ok(closed)
 }
 
-/// A one-argument syscall as the seccomp check sees it.
+/// A one-argument syscall as the seccomp check sees it. Only the
+/// pre-copy's `userfaultfd()` is suspendable: its `close()` may have to be
+/// made again by the sentinel, which never suspends filters.
 fn planned_call(name: &'static str, nr: u64, arg: u64) -> crate::seccomp::Planned {
     crate::seccomp::Planned {
         name,
         nr,
         args: [arg, 0, 0, 0, 0, 0],
+        suspendable: nr == SYS_USERFAULTFD,
     }
 }
 
