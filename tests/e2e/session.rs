@@ -37,7 +37,7 @@ fn dwarf_is_loaded_once_and_each_command_reads_only_its_units() {
     // Every entry point shares the session's parts: no second load.
     for _ in 0..3 {
         rdlv_analyze::runtime::Runtime::new(&session).expect("runtime again");
-        rdlv_analyze::runtime::goroutine_frames(&session, some).expect("frames");
+        rdlv_analyze::present::goroutine_rows(&session, some).expect("frames");
         rdlv_analyze::runtime::runtime_summary(&session).expect("summary");
     }
     assert_eq!(session.dwarf_loads(), 1, "DWARF is loaded at most once");

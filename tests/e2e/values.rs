@@ -132,7 +132,7 @@ fn check_config(go: &str, variant: Variant) -> Report {
                 failures.push("the oracle wrote no locals.json".into());
                 return;
             };
-            let frames = rdlv_analyze::runtime::goroutine_frames(&target, locals.goroutine)
+            let frames = rdlv_analyze::present::goroutine_rows(&target, locals.goroutine)
                 .expect("frames of the parked goroutine");
             let Some(idx) = frames.iter().position(|f| f.function == locals.func) else {
                 failures.push(format!(
@@ -827,7 +827,7 @@ fn frame_of(target: &rdlv_analyze::Target, func: &str) -> Option<(u64, usize)> {
     let rt = rdlv_analyze::runtime::Runtime::new(target).expect("runtime");
     let gs = rt.goroutines().expect("goroutines");
     gs.iter().find_map(|g| {
-        let frames = rdlv_analyze::runtime::frames_of(g);
+        let frames = rdlv_analyze::present::rows_of(g);
         frames
             .iter()
             .position(|f| f.function == func)
@@ -1079,8 +1079,7 @@ fn frame_variables_match_delve_go126_noopt() {
     let oracle = program.oracle();
     let locals = oracle.locals.as_ref().expect("locals.json");
     let target = rdlv_analyze::Target::open(snap.path(), None).expect("open snapshot");
-    let frames =
-        rdlv_analyze::runtime::goroutine_frames(&target, locals.goroutine).expect("frames");
+    let frames = rdlv_analyze::present::goroutine_rows(&target, locals.goroutine).expect("frames");
     let idx = frames
         .iter()
         .position(|f| f.function == locals.func)

@@ -29,7 +29,7 @@ use super::values::{self, FrameRef, LimitArgs};
 use super::words::{nearest, split_first};
 use super::UsageError;
 use crate::error::{NotFound, Unsupported};
-use crate::runtime::Frame;
+use crate::present::StackRow;
 use crate::{AnalyzeError, Target};
 
 /// Flow after a command.
@@ -66,7 +66,7 @@ pub struct Console<'t> {
     selection: Option<Selection>,
     /// The previous non-empty line, repeated by an empty line.
     last_line: Option<String>,
-    frames: HashMap<u64, Arc<Vec<Frame>>>,
+    frames: HashMap<u64, Arc<Vec<StackRow>>>,
 }
 
 impl<'t> Console<'t> {
@@ -452,13 +452,13 @@ impl<'t> Console<'t> {
     fn regs(&mut self, goid: u64, frame: usize, out: &mut dyn Write) -> anyhow::Result<()> {
         let rt = crate::runtime::Runtime::new(self.target)?;
         let g = rt.goroutine(goid)?;
-        let frames = crate::runtime::frames_of(&g);
+        let frames = crate::present::rows_of(&g);
         let f = frames.get(frame).ok_or(AnalyzeError::NoFrame {
             goid,
             frame,
             count: frames.len(),
         })?;
-        if let Some(thread) = crate::value::frame::frame_thread(self.target, &g, f) {
+        if let Some(thread) = crate::value::frame::frame_thread(self.target, &g, f.physical_index) {
             let r = thread.regs;
             writeln!(out, "Thread {} (running goroutine {goid}):", thread.tid)?;
             let named = [
@@ -532,11 +532,11 @@ impl<'t> Console<'t> {
 
     /// The frames of `goid`, computed once. An unknown id is NotFound with
     /// the nearest ids that exist.
-    fn goroutine_frames(&mut self, goid: u64) -> anyhow::Result<Arc<Vec<Frame>>> {
+    fn goroutine_frames(&mut self, goid: u64) -> anyhow::Result<Arc<Vec<StackRow>>> {
         if let Some(frames) = self.frames.get(&goid) {
             return Ok(frames.clone());
         }
-        match crate::runtime::goroutine_frames(self.target, goid) {
+        match crate::present::goroutine_rows(self.target, goid) {
             Ok(frames) => {
                 let frames = Arc::new(frames);
                 self.frames.insert(goid, frames.clone());

@@ -11,10 +11,11 @@ use super::progress::Progress;
 use super::UsageError;
 use crate::error::{AnalyzeError, NotFound};
 use crate::present;
+use crate::present::{rows_of, StackRow};
 use crate::runtime::cframes::ThreadFrame;
 use crate::runtime::format::{Filter, GroupKey, Grouper, LocationKind};
 use crate::runtime::traceback::GOROUTINE_BATCH;
-use crate::runtime::{frames_of, Frame, Goroutine, Runtime};
+use crate::runtime::{Goroutine, Runtime};
 use crate::Target;
 
 /// Output formats of `goroutines`.
@@ -441,7 +442,7 @@ fn digits(n: usize) -> usize {
 }
 
 /// Delve's `printStack`: `0  0x… in func` / `at file:line`, indented.
-fn stack_text(rt: &Runtime<'_>, frames: &[Frame], indent: &str, style: Style) -> String {
+fn stack_text(rt: &Runtime<'_>, frames: &[StackRow], indent: &str, style: Style) -> String {
     let mut s = String::new();
     let d = digits(frames.len().saturating_sub(1));
     let pad = format!("{indent}{}", " ".repeat(d + 2 + indent.len()));
@@ -467,7 +468,7 @@ fn listing_line(rt: &Runtime<'_>, g: &Goroutine, q: &GoroutineQuery, style: Styl
     }
     line.push('\n');
     if let Some(depth) = q.stack_depth {
-        let mut frames = frames_of(g);
+        let mut frames = rows_of(g);
         frames.truncate(depth.saturating_add(1));
         line.push_str(&stack_text(rt, &frames, "\t", style));
     }
@@ -753,7 +754,7 @@ pub fn run_goroutines(
 }
 
 /// JSON of one frame: the CONTRACT keys plus sp, cfa and entry.
-fn frame_json(f: &Frame) -> Value {
+fn frame_json(f: &StackRow) -> Value {
     json!({
         "func": f.function,
         "file": f.file,
@@ -767,7 +768,7 @@ fn frame_json(f: &Frame) -> Value {
 }
 
 /// Logical frames of physical frames not tied to a listed goroutine.
-fn frames_of_phys(rt: &Runtime<'_>, phys: &[crate::runtime::PhysFrame]) -> Vec<Frame> {
+fn frames_of_phys(rt: &Runtime<'_>, phys: &[crate::runtime::PhysFrame]) -> Vec<StackRow> {
     let logical = rt.expand(phys).into();
     let g = Goroutine {
         g: crate::runtime::G::default(),
@@ -776,19 +777,19 @@ fn frames_of_phys(rt: &Runtime<'_>, phys: &[crate::runtime::PhysFrame]) -> Vec<F
         frames: phys.to_vec(),
         logical,
     };
-    frames_of(&g)
+    rows_of(&g)
 }
 
 /// A thread's frames: native ones (function = ELF symbol or `?`, no file)
 /// then Go ones with inlined calls expanded.
-fn thread_stack_frames(rt: &Runtime<'_>, t: &crate::runtime::ThreadState) -> Vec<Frame> {
+fn thread_stack_frames(rt: &Runtime<'_>, t: &crate::runtime::ThreadState) -> Vec<StackRow> {
     let stack = rt.thread_stack(t);
     let mut out = Vec::new();
     let mut go = Vec::new();
     for f in stack {
         match f {
             ThreadFrame::Go(pf) => go.push(pf),
-            ThreadFrame::Native { pc, sp, symbol } => out.push(Frame {
+            ThreadFrame::Native { pc, sp, symbol } => out.push(StackRow {
                 pc,
                 sym_pc: pc,
                 sp,
@@ -821,7 +822,7 @@ pub fn run_bt(
 ) -> anyhow::Result<()> {
     let rt = Runtime::new(target)?;
     let g = rt.goroutine(goid)?;
-    let frames = frames_of(&g);
+    let frames = rows_of(&g);
     match args.format {
         TextOrJson::Json => {
             let v: Vec<Value> = frames.iter().map(frame_json).collect();

@@ -954,8 +954,8 @@ mod tests {
         assert!(!page.contains("http://") && !page.contains("https://"));
     }
 
-    fn frame(function: &str, line: u32) -> crate::runtime::Frame {
-        crate::runtime::Frame {
+    fn frame(function: &str, line: u32) -> crate::present::StackRow {
+        crate::present::StackRow {
             pc: 0x1000,
             sym_pc: 0xfff,
             sp: 0,

@@ -34,7 +34,8 @@
 use std::collections::HashMap;
 
 use crate::error::{Corrupt, Result, Unsupported};
-use crate::runtime::{frames_of, Frame, Goroutine};
+use crate::present::{rows_of, StackRow};
+use crate::runtime::Goroutine;
 
 use super::graph::Marker;
 use super::HeapModel;
@@ -239,7 +240,7 @@ pub struct Leak {
     /// Every object it waits on.
     pub objects: Vec<u64>,
     /// Frames, innermost first, runtime frames included.
-    pub frames: Vec<Frame>,
+    pub frames: Vec<StackRow>,
 }
 
 /// The result of the fixed point.
@@ -317,7 +318,7 @@ pub fn find_leaks(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<LeakRep
                 wait_reason: w.reason.clone(),
                 object: w.objects.first().copied(),
                 objects: w.objects.clone(),
-                frames: frames_of(g),
+                frames: rows_of(g),
             })
         })
         .collect();
@@ -330,7 +331,7 @@ pub fn find_leaks(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<LeakRep
 }
 
 /// CONTRACT.md frame JSON.
-pub fn frame_json(f: &Frame) -> serde_json::Value {
+pub fn frame_json(f: &StackRow) -> serde_json::Value {
     serde_json::json!({
         "func": f.function,
         "file": f.file,

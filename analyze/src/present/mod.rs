@@ -6,7 +6,9 @@
 //! arguments needs, and nothing in `runtime/` formats a listing.
 
 pub mod goroutine;
+pub mod stack;
 pub mod traceback;
 
 pub use goroutine::{goroutine_json, goroutine_json_bytes, group_json, group_text, summary_line};
+pub use stack::{goroutine_rows, rows_of, StackRow};
 pub use traceback::{created_by, go_traceback};

@@ -2,8 +2,9 @@
 //!
 //! Entry point: [`crate::Session::runtime`] (or [`Runtime::new`]). Then
 //! [`Runtime::goroutines`] lists goroutines with their stacks (parsed and
-//! unwound in parallel) and [`goroutine_frames`] gives the frames of one
-//! goroutine for variable evaluation. Nothing here formats a listing:
+//! unwound in parallel) and [`Runtime::goroutine`] gives one, with its
+//! physical frames ([`PhysFrame`]) and logical frames ([`LogicalFrame`],
+//! inlined calls expanded): the two frame types of the stack. Nothing here formats a listing:
 //! [`crate::present::go_traceback`] prints a goroutine exactly as
 //! `runtime.Stack` would, [`crate::present::summary_line`] as Delve does.
 
@@ -30,75 +31,9 @@ pub use traceback::Goroutine;
 use crate::error::Result;
 use crate::session::Session as Target;
 
-/// One logical frame of a goroutine's stack, innermost first, with what a
-/// DWARF location evaluator needs.
-///
-/// Inlined calls share `pc`, `sp` and `cfa` with the physical frame they
-/// were inlined into; `inline_depth` tells them apart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
-    /// PC of the physical frame: a return address (or, for the innermost
-    /// frame of a running thread or a frame interrupted by a signal, the
-    /// trapping PC).
-    pub pc: u64,
-    /// The PC used for symbolization and for DWARF lookups (`pc-1` after a call).
-    pub sym_pc: u64,
-    /// SP of the physical frame at `pc`.
-    pub sp: u64,
-    /// Canonical frame address: the caller's SP, i.e. the runtime's `fp`
-    /// (`sp + pcsp(pc) + 8` on amd64). DWARF `DW_OP_call_frame_cfa` is this.
-    pub cfa: u64,
-    /// Function name as in the binary.
-    pub function: String,
-    /// Entry PC of the physical function.
-    pub entry: u64,
-    /// Source file.
-    pub file: String,
-    /// Line.
-    pub line: u32,
-    /// Whether this logical frame is an inlined call.
-    pub inlined: bool,
-    /// 0 for the physical function, 1.. for inlined calls (1 = inlined
-    /// directly into the physical function).
-    pub inline_depth: u32,
-    /// Index of the physical frame (0 = innermost).
-    pub physical_index: usize,
-}
-
-/// Every logical frame of goroutine `goid`, innermost first, runtime
-/// frames included.
-pub fn goroutine_frames(target: &Target, goid: u64) -> Result<Vec<Frame>> {
-    let rt = Runtime::new(target)?;
-    let g = rt.goroutine(goid)?;
-    Ok(frames_of(&g))
-}
-
 /// Goroutine count and GOMAXPROCS for `info` (no unwinding).
 pub fn runtime_summary(target: &Target) -> Result<RuntimeSummary> {
     Runtime::new(target)?.summary()
-}
-
-/// The [`Frame`]s of a listed goroutine.
-pub fn frames_of(g: &Goroutine) -> Vec<Frame> {
-    g.logical
-        .iter()
-        .filter_map(|lf| {
-            let pf = g.frames.get(lf.phys)?;
-            Some(Frame {
-                pc: pf.pc,
-                sym_pc: pf.sym_pc,
-                sp: pf.sp,
-                cfa: pf.fp,
-                function: lf.name.to_string(),
-                entry: pf.info.entry,
-                file: lf.file.to_string(),
-                line: lf.line,
-                inlined: lf.inlined,
-                inline_depth: lf.inline_depth,
-                physical_index: lf.phys,
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -160,18 +160,21 @@ pub fn goroutine_scope(
 ) -> crate::Result<(String, Vec<ScopeVar>)> {
     let rt = crate::runtime::Runtime::new(target)?;
     let g = rt.goroutine(goid)?;
-    let frames = crate::runtime::frames_of(&g);
-    let f = frames.get(frame).ok_or(crate::AnalyzeError::NoFrame {
-        goid,
-        frame,
-        count: frames.len(),
-    })?;
-    let regs = frame_thread(target, &g, f)
+    let (lf, pf) = g
+        .logical
+        .get(frame)
+        .and_then(|lf| Some((lf, g.frames.get(lf.phys)?)))
+        .ok_or(crate::AnalyzeError::NoFrame {
+            goid,
+            frame,
+            count: g.logical.len(),
+        })?;
+    let regs = frame_thread(target, &g, lf.phys)
         .map(|t| thread_registers(&t.regs))
         .unwrap_or_else(RegisterSet::none);
-    let mut scope = frame_scope_inlined(prog, f.sym_pc, f.inline_depth, f.cfa, &regs)?;
-    if f.line != 0 {
-        scope.retain(|v| visible_at(v, f.line));
+    let mut scope = frame_scope_inlined(prog, pf.sym_pc, lf.inline_depth, pf.fp, &regs)?;
+    if lf.line != 0 {
+        scope.retain(|v| visible_at(v, lf.line));
         // Shadowing among the variables still in scope.
         let names: Vec<(String, u32)> = scope
             .iter()
@@ -183,30 +186,31 @@ pub fn goroutine_scope(
                 .any(|(n, d)| *n == v.name && *d > v.scope_depth);
         }
     }
-    Ok((f.function.clone(), scope))
+    Ok((lf.name.to_string(), scope))
 }
 
-/// The captured thread whose registers are those of frame `f` of `g`, if
-/// any: only the innermost physical frame of a goroutine running on a
-/// thread, when that thread's pc is the frame's. Everywhere else Go keeps
+/// The captured thread whose registers are those of physical frame
+/// `phys` of `g`, if any: only the innermost physical frame of a goroutine
+/// running on a thread, when that thread's pc is the frame's. Everywhere else Go keeps
 /// live values in stack slots (it has no callee-saved registers), so a frame
 /// has only what unwinding recovers (pc, sp, cfa). `print`, `locals` and
 /// the REPL's `regs` all decide with this one rule.
 pub fn frame_thread<'t>(
     target: &'t crate::Target,
     g: &crate::runtime::Goroutine,
-    f: &crate::runtime::Frame,
+    phys: usize,
 ) -> Option<&'t rdlv_format::ThreadInfo> {
-    if f.physical_index != 0 {
+    if phys != 0 {
         return None;
     }
+    let pc = g.frames.first()?.pc;
     let tid = g.thread?;
     target
         .snapshot()
         .metadata()
         .threads
         .iter()
-        .find(|t| t.tid == tid && t.regs.rip == f.pc)
+        .find(|t| t.tid == tid && t.regs.rip == pc)
 }
 
 /// A thread's registers by DWARF number (amd64: rax rdx rcx rbx rsi rdi rbp
@@ -235,7 +239,7 @@ mod dev_tests {
             .expect("goid");
         let target = crate::Target::open(std::path::Path::new(&snap), None).expect("open");
         let info = target.dwarf().expect("dwarf");
-        for f in crate::runtime::goroutine_frames(&target, goid).expect("frames") {
+        for f in crate::present::goroutine_rows(&target, goid).expect("frames") {
             let vars = info.frame_variables_inlined(f.sym_pc - target.bias(), f.inline_depth);
             eprintln!(
                 "{} depth {} sym_pc {:#x}: {:?}",
