@@ -7,7 +7,8 @@
 //! `rdlv verify SNAP` (the floor: every chunk decompressed and checked
 //! once), `rdlv heap SNAP --format json` (the census) and `rdlv heap SNAP
 //! --by root --format json` (census types, object graph, dominators,
-//! retained bytes). Wall time, CPU time and peak RSS come from `wait4`.
+//! retained bytes) and `rdlv export pprof --heap --retained` (the same
+//! dominator tree as a pprof profile of root and type paths). Wall time, CPU time and peak RSS come from `wait4`.
 //! Prints medians, the census/floor ratio, memory per object and issue 14's
 //! targets; nothing here asserts a timing.
 //!
@@ -275,17 +276,29 @@ fn main() -> Result<()> {
     let floor = time(&["verify", &snap_s])?;
     let census_runs = time(&["heap", &snap_s, "--format", "json"])?;
     let root_runs = time(&["heap", &snap_s, "--by", "root", "--format", "json"])?;
+    let retained_out = dir.path().join("retained.pb.gz");
+    let retained_s = retained_out.to_string_lossy().to_string();
+    let retained_runs = time(&[
+        "export",
+        "pprof",
+        &snap_s,
+        "--heap",
+        "--retained",
+        "-o",
+        &retained_s,
+    ])?;
     println!(
-        "\n{:<34} {:>9} {:>9} {:>10}",
+        "\n{:<38} {:>9} {:>9} {:>10}",
         "command (median of runs)", "wall s", "cpu s", "peak MiB"
     );
     for (name, runs) in [
         ("rdlv verify (floor)", &floor),
         ("rdlv heap (census)", &census_runs),
         ("rdlv heap --by root (dominators)", &root_runs),
+        ("rdlv export pprof --heap --retained", &retained_runs),
     ] {
         println!(
-            "{:<34} {:>9.3} {:>9.3} {:>10.0}",
+            "{:<38} {:>9.3} {:>9.3} {:>10.0}",
             name,
             median_wall(runs).as_secs_f64(),
             median_cpu(runs).as_secs_f64(),

@@ -12,11 +12,13 @@
 //! - waits: the lock-order deadlock and the channel cycle are cycles;
 //! - retention (`heap --by root`, `--path`): bytes each global alone
 //!   retains equal the runtime's own count of what building it added to
-//!   the live heap.
+//!   the live heap; `export pprof --heap --retained`, read back by `go tool
+//!   pprof`, gives every root the same cumulative bytes, and its total is
+//!   the reachable heap.
 
 use std::collections::BTreeSet;
 
-use rdlv_e2e::{describe_output, SnapshotFile, Target, Variant};
+use rdlv_e2e::{describe_output, go_toolchain, SnapshotFile, Target, Variant, DEFAULT_GO};
 use serde_json::Value;
 
 /// Releases every test runs on (the minimum set plus the others).
@@ -184,6 +186,7 @@ fn check_retention(zoo: &Zoo, what: &str, version: &str) {
         (objects, bytes) == (20, 20 * 1024) || (objects, bytes) == (21, 20 * 1024 + 160),
         "{what}: the stack holder's frame retains {objects} objects, {bytes} bytes"
     );
+    check_retained_profile(zoo, what, &by_root);
     // The shared *int every 968-byte object points at is retained by none.
     assert!(u(&by_root["shared_bytes"]) >= 16, "{what}: shared bytes");
     if minor(version) >= 22 {
@@ -221,6 +224,74 @@ fn check_retention(zoo: &Zoo, what: &str, version: &str) {
         "{}",
         describe_output("heap --path 0x10", &out)
     );
+}
+
+/// `export pprof --heap --retained` read by `go tool pprof -top`: every
+/// root's cumulative bytes are what `heap --by root` says it retains, and
+/// the profile's total is the reachable heap.
+fn check_retained_profile(zoo: &Zoo, what: &str, by_root: &Value) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("retained.pb.gz");
+    let out = rdlv_e2e::run_rdlv(&[
+        "export".as_ref(),
+        "pprof".as_ref(),
+        zoo.snap.path().as_os_str(),
+        "--heap".as_ref(),
+        "--retained".as_ref(),
+        "-o".as_ref(),
+        file.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        describe_output("export --retained", &out)
+    );
+    let pprof = std::process::Command::new(go_toolchain(DEFAULT_GO))
+        .args(["tool", "pprof", "-top", "-unit=B", "-nodecount=1000000"])
+        .args(["-nodefraction=0", "-edgefraction=0"])
+        .arg(&file)
+        .env("GOTOOLCHAIN", "local")
+        .env("PPROF_TMPDIR", dir.path())
+        .output()
+        .expect("go tool pprof");
+    assert!(
+        pprof.status.success(),
+        "{}",
+        describe_output("go tool pprof", &pprof)
+    );
+    let text = String::from_utf8_lossy(&pprof.stdout);
+    let bytes = |s: &str| -> u64 {
+        s.trim_end_matches('B')
+            .parse()
+            .unwrap_or_else(|_| panic!("{what}: not a byte count {s:?} in\n{text}"))
+    };
+    // `      flat  flat%   sum%        cum   cum%  NAME` (NAME may hold spaces).
+    let mut cum = std::collections::HashMap::new();
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.len() >= 6 && cols[1].ends_with('%') && cols[4].ends_with('%') {
+            cum.insert(cols[5..].join(" "), bytes(cols[3]));
+        }
+    }
+    let total = text
+        .lines()
+        .find_map(|l| l.split(" of ").nth(1)?.strip_suffix(" total").map(bytes))
+        .unwrap_or_else(|| panic!("{what}: no total in\n{text}"));
+    assert_eq!(
+        total,
+        u(&by_root["reachable"]["bytes"]),
+        "{what}: retained profile total"
+    );
+    let roots = by_root["roots"].as_array().expect("roots");
+    assert!(roots.len() >= 8, "{what}: {} roots", roots.len());
+    for r in roots {
+        let name = r["root"].as_str().expect("root name");
+        assert_eq!(
+            cum.get(name).copied(),
+            Some(u(&r["retained_bytes"])),
+            "{what}: cumulative bytes of {name} in the retained profile\n{text}"
+        );
+    }
 }
 
 #[test]

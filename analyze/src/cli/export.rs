@@ -43,6 +43,12 @@ pub struct ExportArgs {
     /// (runtime.MemProfileRate sampling, as the process recorded it) instead of goroutines.
     #[arg(long)]
     pub heap: bool,
+    /// With `pprof --heap`: who retains the heap instead (the dominator
+    /// tree from precise roots, as `heap --by root` computes it): each
+    /// sample a root, then the types of the dominators down to the objects;
+    /// `go tool pprof -http` draws it as a flame graph of retained bytes.
+    #[arg(long, requires = "heap")]
+    pub retained: bool,
 }
 
 /// Options of `rdlv report`.
@@ -112,6 +118,27 @@ pub fn run_export(
     }
     let target = open_target(&args.snap, exe)?;
     match args.kind {
+        ExportKind::Pprof if args.retained => {
+            run_on(&target, "building the retained profile", |rt| {
+                let model = crate::heap::HeapModel::new(rt)?;
+                let gs = rt.goroutines()?;
+                with_output(&args.output, out, |w| {
+                    let s = export::retained::write_retained_profile(&model, &gs, w)?;
+                    Ok(format!(
+                        "retained profile, {} samples, {} objects, {} bytes reachable{}",
+                        s.samples,
+                        s.objects,
+                        s.bytes,
+                        if s.cut {
+                            " (cut at a bound: lower bounds)"
+                        } else {
+                            ""
+                        }
+                    ))
+                })
+            })
+            .map(|()| EXIT_OK)
+        }
         ExportKind::Pprof if args.heap => run_on(&target, "building the heap profile", |rt| {
             with_output(&args.output, out, |w| {
                 let s = export::heapprof::write_heap_profile(rt, w)?;

@@ -14,6 +14,7 @@ pub mod folded;
 pub mod heapprof;
 pub mod pprof;
 pub mod report;
+pub mod retained;
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;

@@ -387,40 +387,10 @@ fn type_retention(
     graph: &ObjectGraph,
     dom: &Dominators,
 ) -> Vec<TypeRetention> {
-    use std::collections::HashMap;
     let n = graph.len();
-    let mut types = model.types();
-    let minor = model.layout.minor;
-    let mut keys: HashMap<TypeKey, u32> = HashMap::new();
-    let mut key_list: Vec<TypeKey> = Vec::new();
-    let mut type_of = vec![u32::MAX; n];
-    for (v, node) in graph.nodes.iter().enumerate() {
-        if let Node::Object(idx, slot) = *node {
-            if dom.idom[v] == u32::MAX {
-                continue;
-            }
-            let Some(s) = model.heap.spans.get(idx as usize) else {
-                continue;
-            };
-            let key =
-                object_type(model.mem(), &mut types, minor, s, slot).unwrap_or(TypeKey::Unknown {
-                    size_class: s.sizeclass(),
-                    elem_size: s.elemsize,
-                });
-            let next = key_list.len() as u32;
-            let id = *keys.entry(key.clone()).or_insert_with(|| {
-                key_list.push(key);
-                next
-            });
-            type_of[v] = id;
-        }
-    }
+    let (type_of, key_list) = object_types(model, graph, dom);
     // Children lists of the dominator tree.
-    let (child_start, children) = adjacency(n, || {
-        (1..n)
-            .filter(|&v| dom.idom[v] != u32::MAX)
-            .map(|v| (dom.idom[v], v as u32))
-    });
+    let (child_start, children) = dominator_children(dom, n);
     let mut active = vec![0u32; key_list.len()];
     let mut objects = vec![0u64; key_list.len()];
     let mut bytes = vec![0u64; key_list.len()];
@@ -460,6 +430,193 @@ fn type_retention(
             .then_with(|| a.key.cmp(&b.key))
     });
     out
+}
+
+/// The children of every node in the dominator tree (adjacency form).
+fn dominator_children(dom: &Dominators, n: usize) -> (Vec<u32>, Vec<u32>) {
+    adjacency(n, || {
+        (1..n)
+            .filter(|&v| dom.idom[v] != u32::MAX)
+            .map(|v| (dom.idom[v], v as u32))
+    })
+}
+
+/// The census type of every reached object node (`u32::MAX` for roots,
+/// the top and unreached nodes), as indexes into the returned key list.
+fn object_types(
+    model: &HeapModel<'_, '_>,
+    graph: &ObjectGraph,
+    dom: &Dominators,
+) -> (Vec<u32>, Vec<TypeKey>) {
+    use std::collections::HashMap;
+    let n = graph.len();
+    let mut types = model.types();
+    let minor = model.layout.minor;
+    let mut keys: HashMap<TypeKey, u32> = HashMap::new();
+    let mut key_list: Vec<TypeKey> = Vec::new();
+    let mut type_of = vec![u32::MAX; n];
+    for (v, node) in graph.nodes.iter().enumerate() {
+        if let Node::Object(idx, slot) = *node {
+            if dom.idom[v] == u32::MAX {
+                continue;
+            }
+            let Some(s) = model.heap.spans.get(idx as usize) else {
+                continue;
+            };
+            let key =
+                object_type(model.mem(), &mut types, minor, s, slot).unwrap_or(TypeKey::Unknown {
+                    size_class: s.sizeclass(),
+                    elem_size: s.elemsize,
+                });
+            let next = key_list.len() as u32;
+            let id = *keys.entry(key.clone()).or_insert_with(|| {
+                key_list.push(key);
+                next
+            });
+            type_of[v] = id;
+        }
+    }
+    (type_of, key_list)
+}
+
+/// Bound on the frames of one retained stack: objects deeper in the
+/// dominator tree count at this depth.
+pub const MAX_RETAINED_DEPTH: usize = 64;
+
+/// Bound on distinct retained stacks (the trie of root and type paths).
+pub const MAX_RETAINED_STACKS: usize = 1 << 20;
+
+/// One stack of the retained profile (`rdlv export pprof --heap
+/// --retained`): outermost first, the root, then the types of the
+/// dominators on the way down (a run of one type, a linked list, is one
+/// frame); with the objects whose own dominator path that is and their
+/// bytes. Summed over the stacks under a frame, the bytes are what the
+/// frame's objects retain, as a flame graph shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetainedStack {
+    /// Root first, then type names.
+    pub frames: Vec<String>,
+    /// Objects at exactly this path.
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// The retained stacks of the whole heap, biggest first. Objects the top
+/// dominates directly (reached from two roots) are under a first frame
+/// `(shared)`. The second value says whether a bound cut something
+/// (graph nodes, [`MAX_RETAINED_STACKS`]).
+pub fn retained_stacks(
+    model: &HeapModel<'_, '_>,
+    gs: &[Goroutine],
+) -> Result<(Vec<RetainedStack>, bool)> {
+    use std::collections::HashMap;
+    let graph = ObjectGraph::build(model, gs)?;
+    let dom = dominators(&graph, &|node| node_size(model, node));
+    let n = graph.len();
+    let (type_of, key_list) = object_types(model, &graph, &dom);
+    let type_labels: Vec<String> = key_list.iter().map(TypeKey::label).collect();
+    // Labels: type names first, then root names and `(shared)`.
+    let mut labels: Vec<String> = type_labels;
+    let mut label_ids: HashMap<String, u32> = HashMap::new();
+    let mut label_of = |name: String, labels: &mut Vec<String>| -> u32 {
+        *label_ids.entry(name.clone()).or_insert_with(|| {
+            labels.push(name);
+            labels.len() as u32 - 1
+        })
+    };
+    let shared = label_of("(shared)".to_string(), &mut labels);
+    // Trie of paths: node 0 is the empty path; (parent, label) -> node.
+    let mut trie: HashMap<(u32, u32), u32> = HashMap::new();
+    let mut trie_parent: Vec<u32> = vec![0];
+    let mut trie_label: Vec<u32> = vec![u32::MAX];
+    let mut trie_depth: Vec<u16> = vec![0];
+    let mut trie_objects: Vec<u64> = vec![0];
+    let mut trie_bytes: Vec<u64> = vec![0];
+    let mut cut = graph.truncated;
+    let mut at = vec![0u32; n];
+    let (child_start, children) = dominator_children(&dom, n);
+    // Preorder from the top: a node's dominator is placed before it.
+    let mut stack: Vec<u32> = vec![0];
+    while let Some(v) = stack.pop() {
+        let vi = v as usize;
+        if v != 0 {
+            let parent = at[dom.idom[vi] as usize];
+            let label = match graph.nodes[vi] {
+                Node::Root(key) => Some(label_of(graph.root_name(key, gs), &mut labels)),
+                Node::Object(..) if dom.idom[vi] == 0 => Some(shared),
+                Node::Object(..) => type_of.get(vi).copied().filter(|&t| t != u32::MAX),
+                Node::Top => None,
+            };
+            let mut here = parent;
+            if let Some(label) = label {
+                let repeat = trie_label[parent as usize] == label;
+                let deep = usize::from(trie_depth[parent as usize]) >= MAX_RETAINED_DEPTH;
+                if !repeat && !deep {
+                    // An object under `(shared)` gets its type frame too.
+                    let next = trie_parent.len() as u32;
+                    match trie.get(&(parent, label)) {
+                        Some(&t) => here = t,
+                        None if trie_parent.len() < MAX_RETAINED_STACKS => {
+                            trie.insert((parent, label), next);
+                            trie_parent.push(parent);
+                            trie_label.push(label);
+                            trie_depth.push(trie_depth[parent as usize] + 1);
+                            trie_objects.push(0);
+                            trie_bytes.push(0);
+                            here = next;
+                        }
+                        None => cut = true,
+                    }
+                }
+                // A shared object: its own type under `(shared)`.
+                if label == shared {
+                    if let Some(t) = type_of.get(vi).copied().filter(|&t| t != u32::MAX) {
+                        let next = trie_parent.len() as u32;
+                        match trie.get(&(here, t)) {
+                            Some(&x) => here = x,
+                            None if trie_parent.len() < MAX_RETAINED_STACKS => {
+                                trie.insert((here, t), next);
+                                trie_parent.push(here);
+                                trie_label.push(t);
+                                trie_depth.push(trie_depth[here as usize] + 1);
+                                trie_objects.push(0);
+                                trie_bytes.push(0);
+                                here = next;
+                            }
+                            None => cut = true,
+                        }
+                    }
+                }
+            }
+            at[vi] = here;
+            if let Node::Object(..) = graph.nodes[vi] {
+                trie_objects[here as usize] += 1;
+                trie_bytes[here as usize] += node_size(model, graph.nodes[vi]);
+            }
+        }
+        let (a, b) = (child_start[vi], child_start[vi + 1]);
+        stack.extend_from_slice(&children[a as usize..b as usize]);
+    }
+    let mut out: Vec<RetainedStack> = (1..trie_parent.len())
+        .filter(|&t| trie_objects[t] > 0)
+        .map(|t| {
+            let mut frames = Vec::new();
+            let mut x = t as u32;
+            while x != 0 {
+                frames.push(labels[trie_label[x as usize] as usize].clone());
+                x = trie_parent[x as usize];
+            }
+            frames.reverse();
+            RetainedStack {
+                frames,
+                objects: trie_objects[t],
+                bytes: trie_bytes[t],
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.frames.cmp(&b.frames)));
+    Ok((out, cut))
 }
 
 impl Retention {
