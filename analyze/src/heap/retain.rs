@@ -526,13 +526,7 @@ pub fn retained_stacks(
         })
     };
     let shared = label_of("(shared)".to_string(), &mut labels);
-    // Trie of paths: node 0 is the empty path; (parent, label) -> node.
-    let mut trie: HashMap<(u32, u32), u32> = HashMap::new();
-    let mut trie_parent: Vec<u32> = vec![0];
-    let mut trie_label: Vec<u32> = vec![u32::MAX];
-    let mut trie_depth: Vec<u16> = vec![0];
-    let mut trie_objects: Vec<u64> = vec![0];
-    let mut trie_bytes: Vec<u64> = vec![0];
+    let mut trie = PathTrie::new();
     let mut cut = graph.truncated;
     let mut at = vec![0u32; n];
     let (child_start, children) = dominator_children(&dom, n);
@@ -550,73 +544,93 @@ pub fn retained_stacks(
             };
             let mut here = parent;
             if let Some(label) = label {
-                let repeat = trie_label[parent as usize] == label;
-                let deep = usize::from(trie_depth[parent as usize]) >= MAX_RETAINED_DEPTH;
-                if !repeat && !deep {
-                    // An object under `(shared)` gets its type frame too.
-                    let next = trie_parent.len() as u32;
-                    match trie.get(&(parent, label)) {
-                        Some(&t) => here = t,
-                        None if trie_parent.len() < MAX_RETAINED_STACKS => {
-                            trie.insert((parent, label), next);
-                            trie_parent.push(parent);
-                            trie_label.push(label);
-                            trie_depth.push(trie_depth[parent as usize] + 1);
-                            trie_objects.push(0);
-                            trie_bytes.push(0);
-                            here = next;
-                        }
-                        None => cut = true,
-                    }
-                }
-                // A shared object: its own type under `(shared)`.
+                here = trie.child(parent, label, &mut cut);
+                // A shared object: its own type under `(shared)` too.
                 if label == shared {
                     if let Some(t) = type_of.get(vi).copied().filter(|&t| t != u32::MAX) {
-                        let next = trie_parent.len() as u32;
-                        match trie.get(&(here, t)) {
-                            Some(&x) => here = x,
-                            None if trie_parent.len() < MAX_RETAINED_STACKS => {
-                                trie.insert((here, t), next);
-                                trie_parent.push(here);
-                                trie_label.push(t);
-                                trie_depth.push(trie_depth[here as usize] + 1);
-                                trie_objects.push(0);
-                                trie_bytes.push(0);
-                                here = next;
-                            }
-                            None => cut = true,
-                        }
+                        here = trie.child(here, t, &mut cut);
                     }
                 }
             }
             at[vi] = here;
             if let Node::Object(..) = graph.nodes[vi] {
-                trie_objects[here as usize] += 1;
-                trie_bytes[here as usize] += node_size(model, graph.nodes[vi]);
+                trie.objects[here as usize] += 1;
+                trie.bytes[here as usize] += node_size(model, graph.nodes[vi]);
             }
         }
         let (a, b) = (child_start[vi], child_start[vi + 1]);
         stack.extend_from_slice(&children[a as usize..b as usize]);
     }
-    let mut out: Vec<RetainedStack> = (1..trie_parent.len())
-        .filter(|&t| trie_objects[t] > 0)
+    let mut out: Vec<RetainedStack> = (1..trie.parent.len())
+        .filter(|&t| trie.objects[t] > 0)
         .map(|t| {
             let mut frames = Vec::new();
             let mut x = t as u32;
             while x != 0 {
-                frames.push(labels[trie_label[x as usize] as usize].clone());
-                x = trie_parent[x as usize];
+                frames.push(labels[trie.label[x as usize] as usize].clone());
+                x = trie.parent[x as usize];
             }
             frames.reverse();
             RetainedStack {
                 frames,
-                objects: trie_objects[t],
-                bytes: trie_bytes[t],
+                objects: trie.objects[t],
+                bytes: trie.bytes[t],
             }
         })
         .collect();
     out.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.frames.cmp(&b.frames)));
     Ok((out, cut))
+}
+
+/// The paths of [`retained_stacks`] as a trie: node 0 is the empty path,
+/// every other node one label below its parent, with the objects and bytes
+/// at exactly that path.
+struct PathTrie {
+    children: std::collections::HashMap<(u32, u32), u32>,
+    parent: Vec<u32>,
+    label: Vec<u32>,
+    depth: Vec<u16>,
+    objects: Vec<u64>,
+    bytes: Vec<u64>,
+}
+
+impl PathTrie {
+    fn new() -> PathTrie {
+        PathTrie {
+            children: std::collections::HashMap::new(),
+            parent: vec![0],
+            label: vec![u32::MAX],
+            depth: vec![0],
+            objects: vec![0],
+            bytes: vec![0],
+        }
+    }
+
+    /// The node for `label` under `parent`: `parent` itself when it already
+    /// ends in `label` (a run of one type is one frame) or is
+    /// [`MAX_RETAINED_DEPTH`] deep, or when the trie is full
+    /// ([`MAX_RETAINED_STACKS`], which sets `cut`).
+    fn child(&mut self, parent: u32, label: u32, cut: &mut bool) -> u32 {
+        let p = parent as usize;
+        if self.label[p] == label || usize::from(self.depth[p]) >= MAX_RETAINED_DEPTH {
+            return parent;
+        }
+        if let Some(&c) = self.children.get(&(parent, label)) {
+            return c;
+        }
+        if self.parent.len() >= MAX_RETAINED_STACKS {
+            *cut = true;
+            return parent;
+        }
+        let c = self.parent.len() as u32;
+        self.children.insert((parent, label), c);
+        self.parent.push(parent);
+        self.label.push(label);
+        self.depth.push(self.depth[p] + 1);
+        self.objects.push(0);
+        self.bytes.push(0);
+        c
+    }
 }
 
 impl Retention {
@@ -820,6 +834,30 @@ pub fn path_json(path: &[PathStep]) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run of one label is one node; paths stop growing at the depth
+    /// bound; the same (parent, label) is the same node.
+    #[test]
+    fn path_trie_collapses_runs_and_bounds_depth() {
+        let mut t = PathTrie::new();
+        let mut cut = false;
+        let root = t.child(0, 7, &mut cut);
+        let a = t.child(root, 1, &mut cut);
+        assert_eq!(t.child(a, 1, &mut cut), a, "a run of one type is one frame");
+        assert_eq!(
+            t.child(root, 1, &mut cut),
+            a,
+            "the same path is the same node"
+        );
+        let b = t.child(a, 2, &mut cut);
+        assert_ne!(b, a);
+        let mut deep = b;
+        for i in 0..2 * MAX_RETAINED_DEPTH as u32 {
+            deep = t.child(deep, 100 + i, &mut cut);
+        }
+        assert_eq!(usize::from(t.depth[deep as usize]), MAX_RETAINED_DEPTH);
+        assert!(!cut);
+    }
 
     /// Sizes: object nodes weigh their slot number (so sums identify sets).
     fn weight(node: Node) -> u64 {
