@@ -16,7 +16,8 @@
 //! --redact` (the full image never touches the disk) and the full snapshot
 //! is redacted offline with `rdlv redact`: their sizes against the full
 //! snapshot are the tickets issue's target (<= 2%), and `rdlv goroutines`
-//! must list the same goroutines from them.
+//! must list the same user goroutines from them (the runtime's own may
+//! differ between two captures).
 //!
 //! Usage: bench-heap [--small N] [--blob MIB] [--runs N] [--go GO] [--redact]
 //! Needs: target/release/{rdlv,rdlv-snap}, Go.
@@ -225,7 +226,7 @@ fn main() -> Result<()> {
             let out = Command::new(&rdlv)
                 .arg("goroutines")
                 .arg(s)
-                .args(["--system", "--format", "json"])
+                .args(["--format", "json"])
                 .output()?;
             if !out.status.success() {
                 bail!(

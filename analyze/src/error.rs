@@ -325,8 +325,9 @@ pub enum NotFound {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Unsupported {
-    /// A stripped binary hides a runtime global the analysis needs.
-    #[error("{symbol} is not known: the binary has no symbols (stripped) and {tried}; pass the unstripped twin with --exe")]
+    /// The executable's symbols do not name a runtime global the analysis
+    /// needs (usually a binary stripped with `-ldflags=-s`).
+    #[error("{symbol} is not known: the executable's symbols do not name it (stripped with -ldflags=-s?) and {tried}; pass the unstripped twin with --exe")]
     Stripped {
         /// The runtime global.
         symbol: &'static str,

@@ -149,9 +149,9 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=19))]
     level: i32,
     /// Compression threads (default: one per CPU). They run after the
-    /// target resumed, at a lower priority than the target (5 nice levels
-    /// below it), so a busy service keeps the CPU; fewer threads leave it
-    /// more at the cost of a longer capture.
+    /// target resumed, 5 nice levels below the target (at most nice 19), so
+    /// a busy service keeps the CPU; fewer threads leave it more at the cost
+    /// of a longer capture.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: Option<u16>,
     /// No progress bar and no summary line.

@@ -62,7 +62,8 @@ impl Drop for Nice {
 }
 
 /// Lowers the calling thread to `COMPRESS_NICE_BELOW` below `target`'s
-/// nice value (at most 19), for the compression after the target resumed;
+/// nice value, at most 19 (a target at nice 15 or more gets compression at
+/// 19, no longer strictly below it), for the compression after the target resumed;
 /// threads it spawns from then on (the compression pool) inherit it.
 /// Lowering needs no privilege; it is not undone (rdlv-snap ends after
 /// writing, and raising it again would need CAP_SYS_NICE). Returns the
@@ -86,8 +87,9 @@ pub fn lower_for_compression(target: u32) -> Option<libc::c_int> {
     if Errno::last_raw() != 0 || ours >= want {
         return None;
     }
-    set_nice(tid, want);
-    Some(want)
+    // SAFETY: plain syscall on ourselves.
+    let set = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, want) };
+    (set == 0).then_some(want)
 }
 
 /// Sets `tid`'s nice value (best effort).

@@ -1,6 +1,6 @@
 //! `rdlv export pprof --heap --retained`: the dominator tree as a pprof
 //! profile, so that `go tool pprof -http` draws who retains the heap as a
-//! flame graph. Each sample is one [`RetainedStack`]: its "call stack" is
+//! flame graph. Each sample is one path of [`RetainedPaths`]: its "call stack" is
 //! the root, then the types of the dominators down to the objects (leaf
 //! first in the encoding, as pprof wants), its values the objects and bytes
 //! at exactly that path; pprof's cumulative figure of a frame is then what
@@ -8,12 +8,11 @@
 //! location is a name (a root as CONTRACT.md writes it, or a type as the
 //! census names it), so pprof shows names and never symbolizes.
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use super::pprof::{proto, write_gzipped};
 use crate::error::Result;
-use crate::heap::retain::{retained_stacks, RetainedStack};
+use crate::heap::retain::{retained_stacks, RetainedPaths};
 use crate::heap::HeapModel;
 use crate::runtime::Goroutine;
 
@@ -35,8 +34,8 @@ pub fn retained_profile(
     model: &HeapModel<'_, '_>,
     gs: &[Goroutine],
 ) -> Result<(proto::Profile, RetainedStats)> {
-    let (stacks, cut) = retained_stacks(model, gs)?;
-    Ok(encode(&stacks, cut, capture_time(model)))
+    let paths = retained_stacks(model, gs)?;
+    Ok(encode(&paths, capture_time(model)))
 }
 
 fn capture_time(model: &HeapModel<'_, '_>) -> i64 {
@@ -50,24 +49,19 @@ fn capture_time(model: &HeapModel<'_, '_>) -> i64 {
     i64::try_from(ns).unwrap_or(i64::MAX)
 }
 
-/// Encodes `stacks` (frames outermost first) as a profile.
-fn encode(stacks: &[RetainedStack], cut: bool, time_nanos: i64) -> (proto::Profile, RetainedStats) {
-    let mut strings: Vec<String> = vec![String::new()];
-    let mut string_ids: HashMap<String, i64> = HashMap::new();
-    let mut string = |s: &str, strings: &mut Vec<String>| -> i64 {
-        if let Some(&i) = string_ids.get(s) {
-            return i;
-        }
-        strings.push(s.to_string());
-        let i = strings.len() as i64 - 1;
-        string_ids.insert(s.to_string(), i);
-        i
-    };
+/// Encodes `paths` as a profile: one sample per path holding objects, one
+/// function and location per label.
+fn encode(paths: &RetainedPaths, time_nanos: i64) -> (proto::Profile, RetainedStats) {
     let mut profile = proto::Profile::default();
-    let objects = string("retained_objects", &mut strings);
-    let count = string("count", &mut strings);
-    let space = string("retained_space", &mut strings);
-    let bytes = string("bytes", &mut strings);
+    let mut strings: Vec<String> = vec![String::new()];
+    let mut add_string = |s: &str| -> i64 {
+        strings.push(s.to_string());
+        strings.len() as i64 - 1
+    };
+    let objects = add_string("retained_objects");
+    let count = add_string("count");
+    let space = add_string("retained_space");
+    let bytes = add_string("bytes");
     profile.sample_type = vec![
         proto::ValueType {
             ty: objects,
@@ -79,55 +73,57 @@ fn encode(stacks: &[RetainedStack], cut: bool, time_nanos: i64) -> (proto::Profi
         },
     ];
     profile.default_sample_type = space;
-    // One function and one location per name.
-    let mut locations: HashMap<String, u64> = HashMap::new();
+    // Location (and function) id of a label, made on first use.
+    let mut location_of: Vec<u64> = vec![0; paths.labels.len()];
     let mut stats = RetainedStats {
-        cut,
+        cut: paths.cut,
         ..RetainedStats::default()
     };
-    for s in stacks {
-        let mut ids = Vec::with_capacity(s.frames.len());
-        for name in s.frames.iter().rev() {
-            let id = match locations.get(name) {
-                Some(&id) => id,
-                None => {
-                    let id = locations.len() as u64 + 1;
-                    let n = string(name, &mut strings);
-                    profile.function.push(proto::Function {
-                        id,
-                        name: n,
-                        system_name: n,
-                        filename: 0,
-                        start_line: 0,
-                    });
-                    profile.location.push(proto::Location {
-                        id,
-                        mapping_id: 0,
-                        address: 0,
-                        line: vec![proto::Line {
-                            function_id: id,
-                            line: 0,
-                            column: 0,
-                        }],
-                        is_folded: false,
-                    });
-                    locations.insert(name.clone(), id);
-                    id
-                }
+    for (n, node) in paths.nodes.iter().enumerate().skip(1) {
+        if node.objects == 0 {
+            continue;
+        }
+        let mut ids = Vec::new();
+        for label in paths.frames(n as u32) {
+            let Some(slot) = location_of.get_mut(label as usize) else {
+                continue;
             };
-            ids.push(id);
+            if *slot == 0 {
+                let id = profile.location.len() as u64 + 1;
+                let name = add_string(&paths.labels[label as usize]);
+                profile.function.push(proto::Function {
+                    id,
+                    name,
+                    system_name: name,
+                    filename: 0,
+                    start_line: 0,
+                });
+                profile.location.push(proto::Location {
+                    id,
+                    mapping_id: 0,
+                    address: 0,
+                    line: vec![proto::Line {
+                        function_id: id,
+                        line: 0,
+                        column: 0,
+                    }],
+                    is_folded: false,
+                });
+                *slot = id;
+            }
+            ids.push(*slot);
         }
         profile.sample.push(proto::Sample {
             location_id: ids,
             value: vec![
-                i64::try_from(s.objects).unwrap_or(i64::MAX),
-                i64::try_from(s.bytes).unwrap_or(i64::MAX),
+                i64::try_from(node.objects).unwrap_or(i64::MAX),
+                i64::try_from(node.bytes).unwrap_or(i64::MAX),
             ],
             label: Vec::new(),
         });
         stats.samples += 1;
-        stats.objects += s.objects;
-        stats.bytes += s.bytes;
+        stats.objects += node.objects;
+        stats.bytes += node.bytes;
     }
     profile.time_nanos = time_nanos;
     profile.string_table = strings;
@@ -148,26 +144,35 @@ pub fn write_retained_profile(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::heap::retain::PathNode;
     use prost::Message;
 
-    fn stack(frames: &[&str], objects: u64, bytes: u64) -> RetainedStack {
-        RetainedStack {
-            frames: frames.iter().map(|s| s.to_string()).collect(),
+    /// Leaf first, one location per label shared by every sample, values
+    /// as given, paths without objects left out, and a round trip through
+    /// the encoding.
+    #[test]
+    fn paths_encode_leaf_first_with_shared_locations() {
+        let node = |parent, label, objects, bytes| PathNode {
+            parent,
+            label,
             objects,
             bytes,
-        }
-    }
-
-    /// Leaf first, one location per name shared by every sample, values
-    /// as given, and a round trip through the encoding.
-    #[test]
-    fn stacks_encode_leaf_first_with_shared_locations() {
-        let stacks = [
-            stack(&["main.cache", "*main.Entry", "[]uint8"], 10, 640),
-            stack(&["main.cache", "*main.Entry"], 10, 480),
-            stack(&["(shared)", "[]uint8"], 1, 64),
-        ];
-        let (p, stats) = encode(&stacks, false, 7);
+        };
+        let paths = RetainedPaths {
+            labels: ["main.cache", "*main.Entry", "[]uint8", "(shared)"]
+                .map(String::from)
+                .to_vec(),
+            nodes: vec![
+                PathNode::default(),
+                node(0, 0, 0, 0),
+                node(1, 1, 10, 480),
+                node(2, 2, 10, 640),
+                node(0, 3, 0, 0),
+                node(4, 2, 1, 64),
+            ],
+            cut: false,
+        };
+        let (p, stats) = encode(&paths, 7);
         assert_eq!(stats.samples, 3);
         assert_eq!((stats.objects, stats.bytes), (21, 1184));
         assert_eq!(p.location.len(), 4);
@@ -175,9 +180,13 @@ mod tests {
             let f = &p.function[(loc - 1) as usize];
             p.string_table[f.name as usize].clone()
         };
-        let first: Vec<String> = p.sample[0].location_id.iter().map(|&l| name(l)).collect();
-        assert_eq!(first, ["[]uint8", "*main.Entry", "main.cache"]);
-        assert_eq!(p.sample[0].value, vec![10, 640]);
+        let deepest = p
+            .sample
+            .iter()
+            .find(|s| s.value == vec![10, 640])
+            .expect("sample");
+        let frames: Vec<String> = deepest.location_id.iter().map(|&l| name(l)).collect();
+        assert_eq!(frames, ["[]uint8", "*main.Entry", "main.cache"]);
         assert_eq!(p.string_table[0], "");
         assert_eq!(
             p.string_table[p.default_sample_type as usize],

@@ -27,8 +27,7 @@ use crate::error::{Result, Unsupported};
 
 /// What [`Unsupported::Stripped`] says was tried for a runtime global of
 /// the heap walk that a stripped binary does not name.
-pub(crate) const HEAP_STRIPPED: &str =
-    "the heap of a binary built with -ldflags=-s cannot be walked yet";
+pub(crate) const HEAP_STRIPPED: &str = "the heap walk has no other way to find it";
 use crate::memory::Memory;
 use crate::runtime::Runtime;
 

@@ -486,38 +486,66 @@ pub const MAX_RETAINED_DEPTH: usize = 64;
 /// Bound on distinct retained stacks (the trie of root and type paths).
 pub const MAX_RETAINED_STACKS: usize = 1 << 20;
 
-/// One stack of the retained profile (`rdlv export pprof --heap
-/// --retained`): outermost first, the root, then the types of the
-/// dominators on the way down (a run of one type, a linked list, is one
-/// frame); with the objects whose own dominator path that is and their
-/// bytes. Summed over the stacks under a frame, the bytes are what the
-/// frame's objects retain, as a flame graph shows them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetainedStack {
-    /// Root first, then type names.
-    pub frames: Vec<String>,
+/// The paths of the retained profile (`rdlv export pprof --heap
+/// --retained`), as a trie kept compact (no path is spelled out): each
+/// path is a root, then the types of the dominators on the way down (a run
+/// of one type, a linked list, is one frame), with the objects whose own
+/// dominator path it is and their bytes. Summed over the paths under a
+/// frame, the bytes are what the frame's objects retain, as a flame graph
+/// shows them. Objects the top dominates directly (reached from two roots)
+/// are under a first frame `(shared)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetainedPaths {
+    /// Frame names by label id: roots as CONTRACT.md writes them, types as
+    /// the census names them.
+    pub labels: Vec<String>,
+    /// Trie nodes; node 0 is the empty path (`parent` and `label` unused).
+    pub nodes: Vec<PathNode>,
+    /// Whether a bound cut something (graph nodes, [`MAX_RETAINED_STACKS`]):
+    /// the figures are then lower bounds.
+    pub cut: bool,
+}
+
+/// One node of [`RetainedPaths`]: a path one label longer than its parent's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathNode {
+    /// The node of the path without this frame.
+    pub parent: u32,
+    /// This frame's label id.
+    pub label: u32,
     /// Objects at exactly this path.
     pub objects: u64,
     /// Their bytes.
     pub bytes: u64,
 }
 
-/// The retained stacks of the whole heap, biggest first. Objects the top
-/// dominates directly (reached from two roots) are under a first frame
-/// `(shared)`. The second value says whether a bound cut something
-/// (graph nodes, [`MAX_RETAINED_STACKS`]).
-pub fn retained_stacks(
-    model: &HeapModel<'_, '_>,
-    gs: &[Goroutine],
-) -> Result<(Vec<RetainedStack>, bool)> {
+impl RetainedPaths {
+    /// The label ids of node `n`'s path, innermost first (pprof's order),
+    /// at most [`MAX_RETAINED_DEPTH`] + 1 of them.
+    pub fn frames(&self, n: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut x = n;
+        while x != 0 && out.len() <= MAX_RETAINED_DEPTH {
+            let Some(node) = self.nodes.get(x as usize) else {
+                break;
+            };
+            out.push(node.label);
+            x = node.parent;
+        }
+        out
+    }
+}
+
+/// The retained paths of the whole heap.
+pub fn retained_stacks(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<RetainedPaths> {
     use std::collections::HashMap;
     let graph = ObjectGraph::build(model, gs)?;
     let dom = dominators(&graph, &|node| node_size(model, node));
     let n = graph.len();
-    let (type_of, key_list) = object_types(model, &graph, &dom);
-    let type_labels: Vec<String> = key_list.iter().map(TypeKey::label).collect();
-    // Labels: type names first, then root names and `(shared)`.
-    let mut labels: Vec<String> = type_labels;
+    let (type_ids, key_list) = object_types(model, &graph, &dom);
+    // Labels by name: every "unknown" size class is one label, so that a
+    // chain of them is one frame.
+    let mut labels: Vec<String> = Vec::new();
     let mut label_ids: HashMap<String, u32> = HashMap::new();
     let mut label_of = |name: String, labels: &mut Vec<String>| -> u32 {
         *label_ids.entry(name.clone()).or_insert_with(|| {
@@ -525,6 +553,14 @@ pub fn retained_stacks(
             labels.len() as u32 - 1
         })
     };
+    let type_label: Vec<u32> = key_list
+        .iter()
+        .map(|k| label_of(k.label(), &mut labels))
+        .collect();
+    let type_of: Vec<u32> = type_ids
+        .iter()
+        .map(|&t| type_label.get(t as usize).copied().unwrap_or(u32::MAX))
+        .collect();
     let shared = label_of("(shared)".to_string(), &mut labels);
     let mut trie = PathTrie::new();
     let mut cut = graph.truncated;
@@ -561,25 +597,15 @@ pub fn retained_stacks(
         let (a, b) = (child_start[vi], child_start[vi + 1]);
         stack.extend_from_slice(&children[a as usize..b as usize]);
     }
-    let mut out: Vec<RetainedStack> = (1..trie.parent.len())
-        .filter(|&t| trie.objects[t] > 0)
-        .map(|t| {
-            let mut frames = Vec::new();
-            let mut x = t as u32;
-            while x != 0 {
-                frames.push(labels[trie.label[x as usize] as usize].clone());
-                x = trie.parent[x as usize];
-            }
-            frames.reverse();
-            RetainedStack {
-                frames,
-                objects: trie.objects[t],
-                bytes: trie.bytes[t],
-            }
+    let nodes = (0..trie.parent.len())
+        .map(|t| PathNode {
+            parent: trie.parent[t],
+            label: trie.label[t],
+            objects: trie.objects[t],
+            bytes: trie.bytes[t],
         })
         .collect();
-    out.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.frames.cmp(&b.frames)));
-    Ok((out, cut))
+    Ok(RetainedPaths { labels, nodes, cut })
 }
 
 /// The paths of [`retained_stacks`] as a trie: node 0 is the empty path,

@@ -475,8 +475,10 @@ fn take_userfaultfd(
     if let Some(sentinel) = sentinel.as_deref_mut() {
         match ret {
             Ok(fd) if fd >= 0 => sentinel.send(&format!("uffd {fd}")),
-            // No descriptor was made.
-            Ok(_) => sentinel.send("uffd-closed"),
+            // No descriptor was made; nor when the kernel refused to
+            // suspend the filter (nothing was injected then: the option is
+            // set before the registers are).
+            Ok(_) | Err(PrecopyError::Seccomp(_)) => sentinel.send("uffd-closed"),
             // The syscall may or may not have run: it stays announced as
             // `uffd-injecting`, and rdlv-snap closes the pipe without
             // `done` on this error (see `stop_and_precopy`).
