@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+#[allow(dead_code)] // Shared with the other benchmarks; this one uses the age helpers.
+mod common;
+
 struct Args {
     mb: u64,
     runs: usize,
@@ -419,21 +422,7 @@ fn main() -> Result<()> {
     // change of machine load hits both alike.
     let mut enc_rows: Vec<(SnapRun, SnapRun)> = Vec::new();
     if args.encrypt {
-        let tools = repo_root().join(".toolchains/bin");
-        let key = work.path().join("age.key");
-        let status = Command::new(tools.join("age-keygen"))
-            .arg("-o")
-            .arg(&key)
-            .stderr(Stdio::null())
-            .status()
-            .context("age-keygen (run .ci/install-toolchains)")?;
-        if !status.success() {
-            bail!("age-keygen failed: {status}");
-        }
-        let recipient = std::fs::read_to_string(&key)?
-            .lines()
-            .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
-            .context("no public key in the age-keygen output")?;
+        let (key, recipient) = common::age_key(work.path())?;
         for i in 0..args.runs {
             let plain_out = work.path().join(format!("d{i}.snap"));
             let enc_out = work.path().join(format!("e{i}.snap"));
@@ -441,7 +430,7 @@ fn main() -> Result<()> {
             let enc = run_snap_with(target.pid, &enc_out, &["--encrypt-to", &recipient])?;
             // The age file must decrypt to a snapshot rdlv verifies.
             let dec = work.path().join("dec.snap");
-            let status = Command::new(tools.join("age"))
+            let status = Command::new(common::age_tool("age"))
                 .args(["-d", "-i"])
                 .arg(&key)
                 .arg("-o")

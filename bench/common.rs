@@ -124,3 +124,27 @@ pub fn pass(ok: bool) -> &'static str {
         "FAIL"
     }
 }
+
+/// Go's age tool `name` (`age`, `age-keygen`) as .ci/install-toolchains installs it.
+#[allow(dead_code)] // bench-capture and bench-goroutines only.
+pub fn age_tool(name: &str) -> PathBuf {
+    root().join(".toolchains/bin").join(name)
+}
+
+/// A fresh age X25519 key pair made by Go's `age-keygen` in `dir`: the
+/// identity file and its `age1...` recipient.
+#[allow(dead_code)] // bench-capture and bench-goroutines only.
+pub fn age_key(dir: &Path) -> Result<(PathBuf, String)> {
+    let key = dir.join("age.key");
+    run_measured(
+        Command::new(age_tool("age-keygen")).arg("-o").arg(&key),
+        Stdio::null(),
+        &dir.join("age-keygen.err"),
+    )
+    .context("age-keygen (run .ci/install-toolchains)")?;
+    let recipient = std::fs::read_to_string(&key)?
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
+        .context("no public key line in the age-keygen output")?;
+    Ok((key, recipient))
+}

@@ -24,7 +24,8 @@ use anyhow::{bail, Context, Result};
 
 mod common;
 use common::{
-    loadavg, median_cpu, median_wall, mib, pass, peak_rss, root, rss_bytes, run_measured, Usage,
+    age_key, age_tool, loadavg, median_cpu, median_wall, mib, pass, peak_rss, root, rss_bytes,
+    run_measured, Usage,
 };
 
 /// Above this many goroutines `dlv core` is skipped unless `--with-dlv`: it
@@ -426,18 +427,7 @@ fn main() -> Result<()> {
     // or not.
     let mut encrypted = None;
     if o.encrypted {
-        let age = |name: &str| root().join(".toolchains/bin").join(name);
-        let key = work.join("age.key");
-        run_measured(
-            Command::new(age("age-keygen")).arg("-o").arg(&key),
-            Stdio::null(),
-            &work.join("keygen.err"),
-        )
-        .context("age-keygen (run .ci/install-toolchains)")?;
-        let recipient = std::fs::read_to_string(&key)?
-            .lines()
-            .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
-            .context("no public key line in the age-keygen output")?;
+        let (key, recipient) = age_key(work)?;
         let enc = work.join("many.snap.age");
         let start = Instant::now();
         run_measured(
@@ -454,7 +444,7 @@ fn main() -> Result<()> {
         let enc_capture = start.elapsed();
         let dec = work.join("many-decrypted.snap");
         run_measured(
-            Command::new(age("age"))
+            Command::new(age_tool("age"))
                 .arg("-d")
                 .arg("-i")
                 .arg(&key)
