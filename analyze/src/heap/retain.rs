@@ -538,30 +538,19 @@ impl RetainedPaths {
 
 /// The retained paths of the whole heap.
 pub fn retained_stacks(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<RetainedPaths> {
-    use std::collections::HashMap;
     let graph = ObjectGraph::build(model, gs)?;
     let dom = dominators(&graph, &|node| node_size(model, node));
     let n = graph.len();
     let (type_ids, key_list) = object_types(model, &graph, &dom);
     // Labels by name: every "unknown" size class is one label, so that a
     // chain of them is one frame.
-    let mut labels: Vec<String> = Vec::new();
-    let mut label_ids: HashMap<String, u32> = HashMap::new();
-    let mut label_of = |name: String, labels: &mut Vec<String>| -> u32 {
-        *label_ids.entry(name.clone()).or_insert_with(|| {
-            labels.push(name);
-            labels.len() as u32 - 1
-        })
-    };
-    let type_label: Vec<u32> = key_list
-        .iter()
-        .map(|k| label_of(k.label(), &mut labels))
-        .collect();
+    let mut labels = Labels::default();
+    let type_label: Vec<u32> = key_list.iter().map(|k| labels.id(k.label())).collect();
     let type_of: Vec<u32> = type_ids
         .iter()
         .map(|&t| type_label.get(t as usize).copied().unwrap_or(u32::MAX))
         .collect();
-    let shared = label_of("(shared)".to_string(), &mut labels);
+    let shared = labels.id("(shared)".to_string());
     let mut trie = PathTrie::new();
     let mut cut = graph.truncated;
     let mut at = vec![0u32; n];
@@ -573,7 +562,7 @@ pub fn retained_stacks(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<Re
         if v != 0 {
             let parent = at[dom.idom[vi] as usize];
             let label = match graph.nodes[vi] {
-                Node::Root(key) => Some(label_of(graph.root_name(key, gs), &mut labels)),
+                Node::Root(key) => Some(labels.id(graph.root_name(key, gs))),
                 Node::Object(..) if dom.idom[vi] == 0 => Some(shared),
                 Node::Object(..) => type_of.get(vi).copied().filter(|&t| t != u32::MAX),
                 Node::Top => None,
@@ -590,45 +579,56 @@ pub fn retained_stacks(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<Re
             }
             at[vi] = here;
             if let Node::Object(..) = graph.nodes[vi] {
-                trie.objects[here as usize] += 1;
-                trie.bytes[here as usize] += node_size(model, graph.nodes[vi]);
+                let node = &mut trie.nodes[here as usize];
+                node.objects += 1;
+                node.bytes += node_size(model, graph.nodes[vi]);
             }
         }
         let (a, b) = (child_start[vi], child_start[vi + 1]);
         stack.extend_from_slice(&children[a as usize..b as usize]);
     }
-    let nodes = (0..trie.parent.len())
-        .map(|t| PathNode {
-            parent: trie.parent[t],
-            label: trie.label[t],
-            objects: trie.objects[t],
-            bytes: trie.bytes[t],
-        })
-        .collect();
-    Ok(RetainedPaths { labels, nodes, cut })
+    Ok(RetainedPaths {
+        labels: labels.names,
+        nodes: trie.nodes,
+        cut,
+    })
 }
 
-/// The paths of [`retained_stacks`] as a trie: node 0 is the empty path,
-/// every other node one label below its parent, with the objects and bytes
-/// at exactly that path.
+/// Frame names interned: the same text is the same label id.
+#[derive(Default)]
+struct Labels {
+    names: Vec<String>,
+    ids: std::collections::HashMap<String, u32>,
+}
+
+impl Labels {
+    fn id(&mut self, name: String) -> u32 {
+        let next = self.names.len() as u32;
+        *self.ids.entry(name).or_insert_with_key(|name| {
+            self.names.push(name.clone());
+            next
+        })
+    }
+}
+
+/// The paths of [`retained_stacks`] being built: the nodes of
+/// [`RetainedPaths`], with each node's depth and the child of every
+/// (node, label) pair.
 struct PathTrie {
-    children: std::collections::HashMap<(u32, u32), u32>,
-    parent: Vec<u32>,
-    label: Vec<u32>,
+    nodes: Vec<PathNode>,
     depth: Vec<u16>,
-    objects: Vec<u64>,
-    bytes: Vec<u64>,
+    children: std::collections::HashMap<(u32, u32), u32>,
 }
 
 impl PathTrie {
     fn new() -> PathTrie {
         PathTrie {
-            children: std::collections::HashMap::new(),
-            parent: vec![0],
-            label: vec![u32::MAX],
+            nodes: vec![PathNode {
+                label: u32::MAX,
+                ..PathNode::default()
+            }],
             depth: vec![0],
-            objects: vec![0],
-            bytes: vec![0],
+            children: std::collections::HashMap::new(),
         }
     }
 
@@ -638,23 +638,25 @@ impl PathTrie {
     /// ([`MAX_RETAINED_STACKS`], which sets `cut`).
     fn child(&mut self, parent: u32, label: u32, cut: &mut bool) -> u32 {
         let p = parent as usize;
-        if self.label[p] == label || usize::from(self.depth[p]) >= MAX_RETAINED_DEPTH {
+        if self.nodes[p].label == label || usize::from(self.depth[p]) >= MAX_RETAINED_DEPTH {
             return parent;
         }
         if let Some(&c) = self.children.get(&(parent, label)) {
             return c;
         }
-        if self.parent.len() >= MAX_RETAINED_STACKS {
+        if self.nodes.len() >= MAX_RETAINED_STACKS {
             *cut = true;
             return parent;
         }
-        let c = self.parent.len() as u32;
+        let c = self.nodes.len() as u32;
         self.children.insert((parent, label), c);
-        self.parent.push(parent);
-        self.label.push(label);
+        self.nodes.push(PathNode {
+            parent,
+            label,
+            objects: 0,
+            bytes: 0,
+        });
         self.depth.push(self.depth[p] + 1);
-        self.objects.push(0);
-        self.bytes.push(0);
         c
     }
 }
