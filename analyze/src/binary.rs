@@ -1,6 +1,13 @@
 //! The Go executable: ELF sections and segments, symbols, build ids and Go
 //! build info. Addresses here are link-time addresses; add the load bias
 //! (see [`Binary::load_bias`]) for addresses in a PIE process.
+//!
+//! The bytes are a [`FileImage`]: the executable embedded in a snapshot is
+//! decompressed a frame at a time as it is read, so a command pays for the
+//! parts it reads (`bt` never touches `.text`). Every read of file bytes
+//! here goes through [`FileImage::get`]; parsing the ELF headers reads them
+//! through [`ImageRef`], so nothing takes the whole file as one slice except
+//! [`Binary::data`], which decompresses it all.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -8,6 +15,8 @@ use std::sync::{Arc, OnceLock};
 
 use object::read::elf::{ElfFile64, FileHeader, ProgramHeader, SectionHeader};
 use object::{elf, Endianness, Object, ObjectSection, ObjectSymbol};
+
+use rdlv_format::FileImage;
 
 use crate::buildinfo::{self, BuildInfoLayout};
 use crate::error::{AnalyzeError, BinaryError, Result, Unsupported};
@@ -90,7 +99,7 @@ const MAX_ZLIB_RATIO: u64 = 1032;
 
 /// A parsed executable. Owns its bytes; cheap to share behind an `Arc`.
 pub struct Binary {
-    data: Arc<[u8]>,
+    data: Arc<FileImage>,
     is_pie: bool,
     entry: u64,
     machine: u16,
@@ -116,11 +125,44 @@ impl std::fmt::Debug for Binary {
     }
 }
 
+/// The file bytes as `object` reads them: each read decompresses what it
+/// covers and no more.
+#[derive(Clone, Copy)]
+pub(crate) struct ImageRef<'a>(pub(crate) &'a FileImage);
+
+fn image_range(offset: u64, size: u64) -> Option<std::ops::Range<usize>> {
+    let start = usize::try_from(offset).ok()?;
+    Some(start..start.checked_add(usize::try_from(size).ok()?)?)
+}
+
+impl<'a> object::ReadRef<'a> for ImageRef<'a> {
+    fn len(self) -> std::result::Result<u64, ()> {
+        Ok(self.0.len() as u64)
+    }
+
+    fn read_bytes_at(self, offset: u64, size: u64) -> std::result::Result<&'a [u8], ()> {
+        image_range(offset, size)
+            .and_then(|r| self.0.get(r))
+            .ok_or(())
+    }
+
+    fn read_bytes_at_until(
+        self,
+        range: std::ops::Range<u64>,
+        delimiter: u8,
+    ) -> std::result::Result<&'a [u8], ()> {
+        let len = range.end.checked_sub(range.start).ok_or(())?;
+        let bytes = self.read_bytes_at(range.start, len)?;
+        let end = memchr::memchr(delimiter, bytes).ok_or(())?;
+        Ok(&bytes[..end])
+    }
+}
+
 /// Reads up to `max` file-backed bytes at link-time address `vaddr` of an
 /// image whose PT_LOAD `segments` are sorted by address; `None` if `vaddr`
 /// is not file-backed.
 pub(crate) fn read_image<'a>(
-    data: &'a [u8],
+    data: &'a FileImage,
     segments: &[LoadSegment],
     vaddr: u64,
     max: usize,
@@ -132,9 +174,7 @@ pub(crate) fn read_image<'a>(
         return None;
     }
     let len = (max as u64).min(seg.filesz - delta);
-    let start = usize::try_from(seg.file_offset.checked_add(delta)?).ok()?;
-    let end = start.checked_add(usize::try_from(len).ok()?)?;
-    data.get(start..end)
+    data.get(image_range(seg.file_offset.checked_add(delta)?, len)?)
 }
 
 fn elf_error(source: object::Error) -> AnalyzeError {
@@ -145,15 +185,24 @@ fn elf_error(source: object::Error) -> AnalyzeError {
 }
 
 impl Binary {
-    /// Parses an ELF executable.
+    /// Parses an ELF executable held in memory (copied into an image).
     pub fn parse(data: Arc<[u8]>) -> Result<Binary> {
-        let bytes: &[u8] = &data;
-        if !bytes.starts_with(b"\x7fELF") {
+        let image = FileImage::from_bytes(&data).map_err(AnalyzeError::from)?;
+        Self::from_image(Arc::new(image))
+    }
+
+    /// Parses an ELF executable from an image whose parts are decompressed
+    /// as they are read: only the headers here.
+    pub fn from_image(data: Arc<FileImage>) -> Result<Binary> {
+        if data.get(0..4) != Some(b"\x7fELF") {
             return Err(BinaryError::NotElf.into());
         }
-        let file = ElfFile64::<Endianness>::parse(bytes).map_err(|source| BinaryError::Elf {
-            context: "not a 64-bit ELF executable rdlv can read",
-            source,
+        let bytes = ImageRef(&data);
+        let file = ElfFile64::<Endianness, ImageRef<'_>>::parse(bytes).map_err(|source| {
+            BinaryError::Elf {
+                context: "not a 64-bit ELF executable rdlv can read",
+                source,
+            }
         })?;
         if !file.is_little_endian() {
             return Err(Unsupported::BigEndian.into());
@@ -257,7 +306,7 @@ impl Binary {
     fn scan_gnu_build_id(&self) -> Option<String> {
         // type NT_GNU_BUILD_ID, then the owner "GNU\0".
         const TAIL: [u8; 8] = [3, 0, 0, 0, b'G', b'N', b'U', 0];
-        let page = self.data.get(..self.data.len().min(4096))?;
+        let page = self.data.get(0..self.data.len().min(4096))?;
         memchr::memmem::find_iter(page, &TAIL)
             .filter(|&pos| pos >= 8 && pos % 4 == 0)
             .find_map(|pos| {
@@ -330,19 +379,23 @@ impl Binary {
         self.read_static(ptr, usize::try_from(len).ok()?)
     }
 
-    fn file_bytes(&self, offset: u64, len: u64) -> Option<&[u8]> {
-        let start = usize::try_from(offset).ok()?;
-        let end = start.checked_add(usize::try_from(len).ok()?)?;
-        self.data.get(start..end)
+    /// File bytes `offset..offset + len`, decompressing what they cover.
+    pub fn file_bytes(&self, offset: u64, len: u64) -> Option<&[u8]> {
+        self.data.get(image_range(offset, len)?)
     }
 
-    /// The whole file.
-    pub fn data(&self) -> &[u8] {
-        &self.data
+    /// The whole file, decompressed (every part of it: for writing it out).
+    pub fn data(&self) -> Result<&[u8]> {
+        self.data.all().map_err(AnalyzeError::from)
     }
 
-    /// The whole file, shared.
-    pub fn data_arc(&self) -> &Arc<[u8]> {
+    /// Size of the file (nothing decompressed).
+    pub fn file_len(&self) -> u64 {
+        self.data.len() as u64
+    }
+
+    /// The file's image, shared (what the pclntab reads from).
+    pub fn image(&self) -> &Arc<FileImage> {
         &self.data
     }
 
@@ -400,7 +453,8 @@ impl Binary {
     pub fn symbols(&self) -> &HashMap<String, Symbol> {
         self.symbols.get_or_init(|| {
             let mut map = HashMap::new();
-            let Ok(file) = ElfFile64::<Endianness>::parse(&*self.data) else {
+            let Ok(file) = ElfFile64::<Endianness, ImageRef<'_>>::parse(ImageRef(&self.data))
+            else {
                 return map;
             };
             for sym in file.symbols() {
@@ -455,7 +509,7 @@ impl Binary {
                 {
                     return None;
                 }
-                let compressed = range.data(&*self.data).ok()?;
+                let compressed = range.data(ImageRef(&self.data)).ok()?;
                 let bytes = compressed.decompress().ok()?;
                 Some((s.addr, Cow::Owned(bytes.into_owned())))
             }
@@ -511,6 +565,15 @@ impl Binary {
     /// file-backed segment when fewer than `max` are available (at least one).
     pub fn read_static_upto(&self, vaddr: u64, max: usize) -> Option<&[u8]> {
         read_image(&self.data, &self.segments, vaddr, max)
+    }
+
+    /// How many file-backed bytes follow link-time address `vaddr` in its
+    /// segment (nothing is read).
+    pub fn file_backed_len(&self, vaddr: u64) -> Option<usize> {
+        let idx = self.segments.partition_point(|s| s.vaddr <= vaddr);
+        let seg = self.segments.get(idx.checked_sub(1)?)?;
+        let delta = vaddr - seg.vaddr;
+        usize::try_from(seg.filesz.checked_sub(delta).filter(|&n| n > 0)?).ok()
     }
 
     /// File offset of link-time address `vaddr`, if it is file-backed.

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use rdlv_format::{FileRole, MappingCapture, Snapshot};
+use rdlv_format::{FileImage, FileRole, MappingCapture, Snapshot};
 
 use crate::binary::Binary;
 use crate::dwarf::{DwarfError, DwarfInfo};
@@ -57,16 +57,19 @@ impl Session {
     /// which must have the same build id.
     pub fn open(snapshot_path: &Path, exe: Option<&Path>) -> Result<Session> {
         let snapshot = crate::keys::open_snapshot(snapshot_path)?;
-        let bytes: Arc<[u8]> = match exe {
-            Some(path) => Arc::from(std::fs::read(path).map_err(|e| BinaryError::Read {
-                path: path.to_path_buf(),
-                source: Arc::new(e),
-            })?),
+        let image = match exe {
+            Some(path) => {
+                let bytes = std::fs::read(path).map_err(|e| BinaryError::Read {
+                    path: path.to_path_buf(),
+                    source: Arc::new(e),
+                })?;
+                FileImage::from_bytes(&bytes)?
+            }
             None => snapshot
-                .embedded_file_shared(FileRole::Executable)?
+                .embedded_image(FileRole::Executable)?
                 .ok_or(BinaryError::NotEmbedded)?,
         };
-        let binary = Binary::parse(bytes)?;
+        let binary = Binary::from_image(Arc::new(image))?;
         Self::check_same_build(&snapshot, &binary, exe)?;
         let at_entry = snapshot
             .metadata()
@@ -217,12 +220,11 @@ impl Session {
                 let Some(file_end) = file_off.checked_add(len) else {
                     return false;
                 };
-                let data = self.binary.data();
                 let (Ok(lo), Ok(hi)) = (usize::try_from(file_off), usize::try_from(file_end))
                 else {
                     return false;
                 };
-                if let Some(src) = data.get(lo..hi) {
+                if let Some(src) = self.binary.image().get(lo..hi) {
                     buf.copy_from_slice(src);
                     return true;
                 }

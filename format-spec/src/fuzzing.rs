@@ -29,6 +29,11 @@ pub fn exercise_reader(path: &Path) -> bool {
     let _ = snap.read_memory(u64::MAX - 3, &mut buf[..8]);
     let _ = snap.embedded_files();
     let _ = snap.embedded_file(FileRole::Executable);
+    if let Ok(Some(image)) = snap.embedded_image(FileRole::Executable) {
+        let mid = image.len() / 2;
+        let _ = image.get(mid..mid.saturating_add(64).min(image.len()));
+        let _ = image.all();
+    }
     let _ = snap.verify();
     true
 }

@@ -17,6 +17,7 @@
 pub mod encryption;
 mod error;
 pub mod fuzzing;
+pub mod image;
 mod layout;
 pub mod meta;
 mod reader;
@@ -25,6 +26,7 @@ mod writer;
 
 pub use encryption::{AgeHeader, AgeSource, FileKeyIdentity, Identities};
 pub use error::{FormatError, Result};
+pub use image::{FileImage, EMBEDDED_FRAME_LEN};
 pub use meta::*;
 pub use reader::{
     EmbeddedFileInfo, MemoryRange, RangeKind, Snapshot, VerifyReport, DEFAULT_CACHE_BYTES,
@@ -35,6 +37,7 @@ pub use writer::{MemoryRegion, SnapshotWriter, WriteOptions, WriteProgress, Writ
 pub const FORMAT_MAJOR: u16 = 1;
 /// Newest minor format version this crate reads and writes. Minor bumps only
 /// add optional block kinds, range kinds or fields. 1.1 adds the Redacted
-/// range kind; the writer puts 1.1 in the header only of files that may hold
-/// one ([`SnapshotWriter::new_redacted`]), so ordinary files stay 1.0.
-pub const FORMAT_MINOR: u16 = 1;
+/// range kind; 1.2 lets an embedded file be several zstd frames (so a reader
+/// decompresses only the parts of the executable it reads), and the writer
+/// puts 1.2 in every header it writes.
+pub const FORMAT_MINOR: u16 = 2;

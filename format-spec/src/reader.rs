@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use rayon::prelude::*;
 
 use crate::encryption::{AgeHeader, AgeSource, AgeStats, Identities};
+use crate::image::read_seek_table;
 use crate::layout::{
     corrupt, crc32, crc_matches, kind, kind_name, range_kind, role, BlockEntry, BlockHeader,
     EndRecord, FileHeader, LeCursor, RangeEntry, BLOCK_ENTRY_LEN, BLOCK_HEADER_LEN,
@@ -18,7 +19,7 @@ use crate::layout::{
     MAX_FILE_NAME_LEN, MAX_INDEX_LEN, MAX_METADATA_LEN, NO_BLOCK, RANGE_ENTRY_LEN,
 };
 use crate::source::{FileSource, Source};
-use crate::{FileRole, FormatError, Metadata, Result, FORMAT_MINOR};
+use crate::{FileImage, FileRole, FormatError, Metadata, Result, FORMAT_MINOR};
 
 /// What the index says about a captured address range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +75,7 @@ pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 /// positional I/O (through a [`Source`]: a plain file or a decrypting age
 /// stream) and a bounded cache of decompressed chunks.
 pub struct Snapshot {
-    source: Box<dyn Source>,
+    source: Arc<dyn Source>,
     file_len: u64,
     version: (u16, u16),
     metadata: Metadata,
@@ -226,6 +227,37 @@ fn decompress_stream(
     std::io::copy(&mut limited, sink).map_err(|e| format!("zstd decompression failed: {e}"))
 }
 
+/// Streams a sequence of zstd frames (an embedded file, SPEC §7: one frame
+/// up to 1.1, one or more since 1.2) like [`decompress_stream`], frame by
+/// frame; an error says at which offset of `frames` the failing frame starts.
+fn decompress_frames(
+    frames: &[u8],
+    limit: u64,
+    sink: &mut impl Write,
+) -> std::result::Result<u64, (u64, String)> {
+    if frames.is_empty() {
+        return Err((0, "no zstd frame".into()));
+    }
+    let (mut pos, mut produced) = (0usize, 0u64);
+    while pos < frames.len() && produced <= limit {
+        let rest = &frames[pos..];
+        let n = zstd::zstd_safe::find_frame_compressed_size(rest).map_err(|code| {
+            (
+                pos as u64,
+                format!(
+                    "not a valid zstd frame: {}",
+                    zstd::zstd_safe::get_error_name(code)
+                ),
+            )
+        })?;
+        let frame = rest.get(..n).unwrap_or(rest);
+        produced +=
+            decompress_stream(frame, limit - produced, sink).map_err(|e| (pos as u64, e))?;
+        pos += n.max(1);
+    }
+    Ok(produced)
+}
+
 impl Snapshot {
     /// Opens a snapshot file: checks header and footer, reads and checks the
     /// index and metadata. Memory chunks are not touched. An age-encrypted
@@ -272,7 +304,7 @@ impl Snapshot {
     pub fn from_source(source: Box<dyn Source>, cache_bytes: u64) -> Result<Snapshot> {
         let file_len = source.len();
         let mut snap = Snapshot {
-            source,
+            source: Arc::from(source),
             file_len,
             version: (0, 0),
             metadata: Metadata::default(),
@@ -435,47 +467,49 @@ impl Snapshot {
         Ok(Some(out))
     }
 
-    /// Like [`Snapshot::embedded_file`], decompressed in one pass straight
-    /// into one shared buffer of the recorded size (no growing `Vec`, no
-    /// copy into the `Arc`): the path for a large executable that every
-    /// command opens.
-    pub fn embedded_file_shared(&self, role: FileRole) -> Result<Option<Arc<[u8]>>> {
+    /// The embedded file with this role as a [`FileImage`]: its block read
+    /// and checksummed now, each frame decompressed when first read (a file
+    /// written as one frame decompresses whole on the first read). The path
+    /// for a large executable that every command opens and few read in full.
+    pub fn embedded_image(&self, role: FileRole) -> Result<Option<FileImage>> {
         let Some(f) = self.files.iter().find(|f| f.info.role == role) else {
             return Ok(None);
         };
         let entry = self.block_entry(f.block)?;
         let section = format!("embedded file {:?} (block #{})", f.info.name, f.block);
+        // With a seek table (1.2), read nothing more now: each frame is read
+        // and checked against its own CRC when first needed.
+        let frames_at = entry.offset + BLOCK_HEADER_LEN + f.frame_start;
+        let frames_len = entry.payload_len.saturating_sub(f.frame_start);
+        if let Some(frames) = read_seek_table(
+            &*self.source,
+            frames_at,
+            f.frame_start,
+            frames_len,
+            f.info.size,
+        ) {
+            return FileImage::from_seek_table(
+                Arc::clone(&self.source),
+                frames,
+                f.info.size,
+                section,
+            )
+            .map(Some);
+        }
         let payload = self.read_block_payload(f.block)?;
-        let frame = payload.get(f.frame_start as usize..).unwrap_or(&[]);
-        let frame_offset = entry.offset + BLOCK_HEADER_LEN + f.frame_start;
         // The size is bounded by MAX_EMBEDDED_FILE_LEN when the index is
         // read; zeroed memory is mapped lazily, so a false claim costs
-        // address space, not memory, before the check below rejects it.
-        let len = usize::try_from(f.info.size)
-            .map_err(|_| corrupt(&section, frame_offset, "size does not fit in memory"))?;
-        let buf: Arc<[std::mem::MaybeUninit<u8>]> = Arc::new_zeroed_slice(len);
-        // SAFETY: the slice was allocated zeroed, and all-zero bytes are
-        // valid `u8`s.
-        let mut buf: Arc<[u8]> = unsafe { buf.assume_init() };
-        let out = Arc::get_mut(&mut buf)
-            .ok_or_else(|| corrupt(&section, frame_offset, "buffer is shared"))?;
-        let produced = zstd::bulk::Decompressor::new()
-            .and_then(|mut d| d.decompress_to_buffer(frame, out))
-            .map_err(|e| {
-                corrupt(
-                    &section,
-                    frame_offset,
-                    format!("zstd decompression failed: {e}"),
-                )
-            })?;
-        if produced as u64 != f.info.size {
-            return Err(corrupt(
-                &section,
-                frame_offset,
-                format!("decompresses to {produced} bytes, expected {}", f.info.size),
-            ));
-        }
-        Ok(Some(buf))
+        // address space, not memory, before a read rejects it.
+        let start = usize::try_from(f.frame_start)
+            .map_err(|_| corrupt(&section, entry.offset, "name does not fit in memory"))?;
+        FileImage::from_frames(
+            payload,
+            start,
+            f.info.size,
+            section,
+            entry.offset + BLOCK_HEADER_LEN,
+        )
+        .map(Some)
     }
 
     /// Compressed and uncompressed sizes of memory: (compressed, uncompressed data, zero).
@@ -633,8 +667,8 @@ impl Snapshot {
         let payload = self.read_block_payload(f.block)?;
         let frame = payload.get(f.frame_start as usize..).unwrap_or(&[]);
         let frame_offset = entry.offset + BLOCK_HEADER_LEN + f.frame_start;
-        let produced = decompress_stream(frame, f.info.size, sink)
-            .map_err(|c| corrupt(&section, frame_offset, c))?;
+        let produced = decompress_frames(frame, f.info.size, sink)
+            .map_err(|(at, c)| corrupt(&section, frame_offset + at, c))?;
         if produced != f.info.size {
             return Err(corrupt(
                 &section,

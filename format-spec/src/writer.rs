@@ -6,13 +6,16 @@ use std::io::{BufWriter, Write};
 
 use rayon::prelude::*;
 
+use crate::image::{SEEK_ENTRY_LEN, SEEK_FOOTER_LEN, SEEK_TABLE_MAGIC, SEEK_TABLE_TAG};
 use crate::layout::{
     crc32, kind, range_kind, role, BlockEntry, BlockHeader, EndRecord, FileHeader, RangeEntry,
     BLOCK_ENTRY_LEN, BLOCK_HEADER_LEN, CHUNK_HEADER_LEN, FILE_HEADER_FIXED_LEN, INDEX_HEADER_LEN,
     MAX_CHUNK_LEN, MAX_EMBEDDED_FILE_LEN, MAX_FILE_NAME_LEN, MAX_INDEX_LEN, MAX_METADATA_LEN,
     NO_BLOCK, PAGE_SIZE, RANGE_ENTRY_LEN,
 };
-use crate::{FileRole, FormatError, Metadata, Result, FORMAT_MAJOR, FORMAT_MINOR};
+use crate::{
+    FileRole, FormatError, Metadata, Result, EMBEDDED_FRAME_LEN, FORMAT_MAJOR, FORMAT_MINOR,
+};
 
 /// Tuning for [`SnapshotWriter`].
 #[derive(Debug, Clone)]
@@ -96,8 +99,9 @@ pub struct SnapshotWriter<W: Write> {
     metadata_written: bool,
     failed: bool,
     stats: WriteStats,
-    /// Minor version in the header: redacted ranges need 1 or more.
-    minor: u16,
+    /// Whether redacted ranges may be written ([`SnapshotWriter::new_redacted`]
+    /// and a header minor of 1 or more).
+    redacting: bool,
 }
 
 /// One compressed memory chunk, ready to be written.
@@ -125,6 +129,31 @@ fn compress_frame(level: i32, data: &[u8]) -> std::io::Result<Vec<u8>> {
         compressor.compress_to_buffer(data, &mut frame)?;
         Ok(frame)
     })
+}
+
+/// The seek table ending an embedded file (SPEC §7.1): a skippable zstd
+/// frame with each frame's compressed length, content length and CRC-32 of
+/// its compressed bytes, then the CRC-32 of `header` (the payload before
+/// the frames), the CRC-32 of the entries, the count and the tag.
+fn seek_table(header: &[u8], frames: &[Vec<u8>], size: usize) -> Vec<u8> {
+    let body_len = frames.len() * SEEK_ENTRY_LEN + SEEK_FOOTER_LEN;
+    let mut t = Vec::with_capacity(8 + body_len);
+    t.extend_from_slice(&SEEK_TABLE_MAGIC.to_le_bytes());
+    t.extend_from_slice(&(body_len as u32).to_le_bytes());
+    let mut left = size;
+    for f in frames {
+        let content = left.min(EMBEDDED_FRAME_LEN);
+        left -= content;
+        t.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        t.extend_from_slice(&(content as u32).to_le_bytes());
+        t.extend_from_slice(&crc32(f).to_le_bytes());
+    }
+    let entries_crc = crc32(&t[8..]);
+    t.extend_from_slice(&crc32(header).to_le_bytes());
+    t.extend_from_slice(&entries_crc.to_le_bytes());
+    t.extend_from_slice(&(frames.len() as u32).to_le_bytes());
+    t.extend_from_slice(&SEEK_TABLE_TAG.to_le_bytes());
+    t
 }
 
 fn compress_chunk(level: i32, addr: u64, data: &[u8]) -> std::io::Result<CompressedChunk> {
@@ -188,19 +217,20 @@ impl<W: Write> SnapshotWriter<W> {
     /// `options.chunk_size` must be a multiple of 4096 between 4 KiB and 16 MiB,
     /// and `options.level` a zstd level.
     pub fn new(out: W, options: WriteOptions) -> Result<Self> {
-        Self::start(out, options, 0)
+        Self::start(out, options, FORMAT_MINOR, false)
     }
 
     /// Starts a snapshot that may hold redacted ranges
-    /// ([`SnapshotWriter::write_redacted`]): the header says format 1.1, so a
+    /// ([`SnapshotWriter::write_redacted`]). The header says format 1.2 as
+    /// every file this writer makes does (1.1 added the Redacted range), so a
     /// 1.0 reader treats those ranges as not captured instead of misreading them.
     pub fn new_redacted(out: W, options: WriteOptions) -> Result<Self> {
-        Self::start(out, options, FORMAT_MINOR.max(1))
+        Self::start(out, options, FORMAT_MINOR, true)
     }
 
     /// [`SnapshotWriter::new`] with a chosen minor version in the header
     /// (tests write files as a newer minor would).
-    fn start(out: W, options: WriteOptions, minor: u16) -> Result<Self> {
+    fn start(out: W, options: WriteOptions, minor: u16, redacting: bool) -> Result<Self> {
         let cs = options.chunk_size as u64;
         if !(PAGE_SIZE..=MAX_CHUNK_LEN).contains(&cs) || !cs.is_multiple_of(PAGE_SIZE) {
             return Err(FormatError::Usage(format!(
@@ -239,7 +269,7 @@ impl<W: Write> SnapshotWriter<W> {
             metadata_written: false,
             failed: false,
             stats: WriteStats::default(),
-            minor,
+            redacting: redacting && minor >= 1,
         };
         let header = FileHeader {
             major: FORMAT_MAJOR,
@@ -417,7 +447,7 @@ impl<W: Write> SnapshotWriter<W> {
     /// must not overlap each other or anything written before.
     pub fn write_redacted(&mut self, ranges: &[(u64, u64)]) -> Result<()> {
         self.check_usable()?;
-        if self.minor < 1 {
+        if !self.redacting {
             return Err(FormatError::Usage(
                 "redacted ranges need a writer from SnapshotWriter::new_redacted".into(),
             ));
@@ -470,8 +500,17 @@ impl<W: Write> SnapshotWriter<W> {
             )));
         }
         let level = self.options.level;
-        let frame = self
-            .run_parallel(|| compress_frame(level, bytes))
+        // Independent frames (SPEC §7), compressed in parallel: a reader
+        // decompresses only those it reads.
+        // An empty file is one empty frame: the payload is never empty.
+        let frames: Vec<Vec<u8>> = self
+            .run_parallel(|| match bytes.is_empty() {
+                true => compress_frame(level, bytes).map(|f| vec![f]),
+                false => bytes
+                    .par_chunks(EMBEDDED_FRAME_LEN)
+                    .map(|c| compress_frame(level, c))
+                    .collect::<std::io::Result<_>>(),
+            })
             .map_err(|e| self.fail(FormatError::Io(e)))?;
         let role_code = match role {
             FileRole::Executable => role::EXECUTABLE,
@@ -485,8 +524,13 @@ impl<W: Write> SnapshotWriter<W> {
         fixed.extend_from_slice(name.as_bytes());
         let mut h = crc32fast::Hasher::new();
         h.update(&fixed);
-        h.update(&frame);
-        self.write_block(kind::EMBEDDED_FILE, &[&fixed, &frame], h.finalize())?;
+        let table = seek_table(&fixed, &frames, bytes.len());
+        let mut parts: Vec<&[u8]> = vec![&fixed];
+        for f in frames.iter().chain([&table]) {
+            h.update(f);
+            parts.push(f);
+        }
+        self.write_block(kind::EMBEDDED_FILE, &parts, h.finalize())?;
         Ok(())
     }
 
@@ -703,8 +747,8 @@ mod tests {
     }
 
     fn write_with_extra_block(minor: u16) -> Vec<u8> {
-        let mut w =
-            SnapshotWriter::start(Vec::new(), WriteOptions::default(), minor).expect("writer");
+        let mut w = SnapshotWriter::start(Vec::new(), WriteOptions::default(), minor, false)
+            .expect("writer");
         w.write_metadata(&Metadata::default()).expect("metadata");
         // A block of a kind this version does not define, between memory chunks.
         let a = [7u8; 5000];
@@ -733,9 +777,9 @@ mod tests {
     /// A file with data, a redacted hole and more data; `minor` forced into
     /// the header so the 1.0 case can be built too.
     fn write_with_redaction(minor: u16) -> Vec<u8> {
-        let mut w =
-            SnapshotWriter::start(Vec::new(), WriteOptions::default(), minor).expect("writer");
-        w.minor = 1;
+        let mut w = SnapshotWriter::start(Vec::new(), WriteOptions::default(), minor, true)
+            .expect("writer");
+        w.redacting = true;
         w.write_metadata(&Metadata::default()).expect("metadata");
         let a = [7u8; 16];
         w.write_memory(
@@ -790,9 +834,9 @@ mod tests {
             Err(FormatError::Unmapped { .. })
         ));
         snap.verify().expect("verify");
-        // Ordinary writers still produce 1.0 files.
+        // Ordinary writers cannot write redacted ranges.
         let plain = SnapshotWriter::new(Vec::new(), WriteOptions::default()).expect("writer");
-        assert!(plain.minor == 0);
+        assert!(!plain.redacting);
     }
 
     #[test]

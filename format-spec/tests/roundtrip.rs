@@ -19,8 +19,8 @@ fn round_trip_metadata_memory_and_file() {
     let snap = Snapshot::open(f.path()).expect("open");
     assert_eq!(
         snap.version(),
-        (FORMAT_MAJOR, 0),
-        "ordinary files stay 1.0 (FORMAT_MINOR is {FORMAT_MINOR})"
+        (FORMAT_MAJOR, FORMAT_MINOR),
+        "files are written in the newest minor (framed embedded files since 1.2)"
     );
     assert_eq!(snap.file_len(), bytes.len() as u64);
     assert_eq!(snap.metadata(), &sample_metadata());
@@ -73,18 +73,18 @@ fn round_trip_metadata_memory_and_file() {
         .expect("exe")
         .expect("present");
     assert_eq!(exe, model.exe);
-    let shared = snap
-        .embedded_file_shared(FileRole::Executable)
+    let image = snap
+        .embedded_image(FileRole::Executable)
         .expect("exe")
         .expect("present");
     assert_eq!(
-        &*shared,
+        image.all().expect("all"),
         &model.exe[..],
-        "one-pass decompression gives the same bytes"
+        "decompression on demand gives the same bytes"
     );
     assert_eq!(snap.embedded_file(FileRole::Other).expect("other"), None);
     assert!(snap
-        .embedded_file_shared(FileRole::Other)
+        .embedded_image(FileRole::Other)
         .expect("other")
         .is_none());
     let files = snap.embedded_files();
@@ -187,6 +187,80 @@ fn empty_and_edge_reads() {
     snap.read_memory(end - 1, &mut b[..1]).expect("last byte");
     assert_eq!(b[0], d[d.len() - 1]);
     assert!(snap.read_memory(end - 1, &mut b[..2]).is_err());
+}
+
+/// A file larger than a frame is written as frames of EMBEDDED_FRAME_LEN
+/// (format 1.2): a read decompresses the frames it covers and no other,
+/// the whole stream still decompresses (and verifies) as one file, and an
+/// empty file is one empty frame.
+#[test]
+fn embedded_files_are_frames_read_on_demand() {
+    let exe: Vec<u8> = (0..3 * EMBEDDED_FRAME_LEN + 12_345)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut w = SnapshotWriter::new(Vec::new(), WriteOptions::default()).expect("writer");
+    w.write_metadata(&Metadata::default()).expect("metadata");
+    w.write_file(FileRole::Executable, "/srv/big", &exe)
+        .expect("file");
+    w.write_file(FileRole::Other, "/srv/empty", &[])
+        .expect("empty");
+    let (bytes, _) = w.finish().expect("finish");
+    let f = temp_file(&bytes);
+    let snap = Snapshot::open(f.path()).expect("open");
+    assert_eq!(snap.version(), (FORMAT_MAJOR, 2));
+    let image = snap
+        .embedded_image(FileRole::Executable)
+        .expect("exe")
+        .expect("present");
+    assert_eq!(image.len(), exe.len());
+    assert_eq!(image.frame_count(), 4);
+    let mid = 2 * EMBEDDED_FRAME_LEN + 100;
+    assert_eq!(image.get(mid..mid + 64), Some(&exe[mid..mid + 64]));
+    assert_eq!(image.frames_done(), 1, "one read, one frame");
+    let edge = EMBEDDED_FRAME_LEN - 8;
+    assert_eq!(image.get(edge..edge + 16), Some(&exe[edge..edge + 16]));
+    assert_eq!(image.frames_done(), 3);
+    assert_eq!(image.all().expect("all"), &exe[..]);
+    assert_eq!(
+        snap.embedded_file(FileRole::Executable)
+            .expect("stream")
+            .as_deref(),
+        Some(&exe[..])
+    );
+    let empty = snap
+        .embedded_image(FileRole::Other)
+        .expect("empty")
+        .expect("present");
+    assert!(empty.is_empty());
+    assert_eq!(empty.all().expect("all"), &[] as &[u8]);
+    snap.verify().expect("verify");
+    drop(snap);
+
+    // Damage inside the third frame: reads elsewhere still work, reads of
+    // that frame fail on its seek-table CRC, verification fails on the block.
+    let name_at = bytes
+        .windows(8)
+        .position(|w| w == b"/srv/big")
+        .expect("name");
+    let mut at = name_at + 8;
+    for _ in 0..2 {
+        at += zstd::zstd_safe::find_frame_compressed_size(&bytes[at..]).expect("frame");
+    }
+    let mut damaged = bytes.clone();
+    damaged[at + 100] ^= 0x40;
+    let f = temp_file(&damaged);
+    let snap = Snapshot::open(f.path()).expect("open");
+    let image = snap
+        .embedded_image(FileRole::Executable)
+        .expect("exe")
+        .expect("present");
+    assert_eq!(image.get(10..20), Some(&exe[10..20]));
+    let err = image
+        .try_get(2 * EMBEDDED_FRAME_LEN..2 * EMBEDDED_FRAME_LEN + 1)
+        .expect_err("damaged frame")
+        .to_string();
+    assert!(err.contains("frame CRC-32 mismatch"), "{err}");
+    assert!(snap.verify().is_err());
 }
 
 #[test]

@@ -202,7 +202,7 @@ fn redacted_snapshot_answers_the_stack_analyses_and_holds_no_secret() {
     // (4) info says so.
     let info = ok(&["info", r]);
     assert!(info.contains("Redacted   by rdlv"), "{info}");
-    assert!(info.contains("format 1.1"), "{info}");
+    assert!(info.contains("format 1.2"), "{info}");
     assert!(!ok(&["info", o]).contains("Redacted"));
 
     // (5) Much smaller.

@@ -319,7 +319,7 @@ pub fn build_report(
                 Some(p) => format!("--exe {}", p.display()),
                 None => "embedded".to_string(),
             },
-            bytes: Some(t.binary().data().len() as u64),
+            bytes: Some(t.binary().file_len()),
             dwarf: Some(t.binary().has_dwarf()),
             pie: Some(t.binary().is_pie()),
             embedded: None,

@@ -331,7 +331,7 @@ pub fn write_core(target: &Target, file: &File) -> Result<CoreStats> {
     let mut data_off = align(notes_off + notes.len() as u64, PAGE);
 
     let exe_path = meta.process.exe_path.trim_end_matches(" (deleted)");
-    let exe_len = target.binary().data().len() as u64;
+    let exe_len = target.binary().file_len();
     let ranges = snapshot.memory_ranges();
     let mut phdrs = vec![0u8; PHDR_LEN as usize * phnum];
     // PT_NOTE.
@@ -416,7 +416,7 @@ pub fn write_core(target: &Target, file: &File) -> Result<CoreStats> {
     file.write_all_at(&ehdr, 0)?;
     file.write_all_at(&phdrs, EHDR_LEN)?;
     file.write_all_at(&notes, notes_off)?;
-    let exe = target.binary().data();
+    let exe = target.binary().image();
     let data_bytes: u64 = jobs
         .par_iter()
         .map(|job| -> Result<u64> {

@@ -321,7 +321,7 @@ fn section_candidate(binary: &Binary) -> Option<Found> {
 
 /// Bytes available from `addr` to the end of its file-backed segment.
 fn available(binary: &Binary, addr: u64) -> Option<usize> {
-    binary.read_static_upto(addr, usize::MAX).map(<[u8]>::len)
+    binary.file_backed_len(addr)
 }
 
 /// Scans the file-backed read-only and relro data for a pcHeader.
@@ -484,7 +484,7 @@ pub(super) fn locate(binary: &Binary, bias: u64) -> Result<Layout> {
         )
     };
     Ok(Layout {
-        data: binary.data_arc().clone(),
+        data: binary.image().clone(),
         header_off,
         len,
         segments: binary.segments().to_vec(),

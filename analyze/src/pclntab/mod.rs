@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::binary::{read_image, Binary, LoadSegment};
 use crate::error::{AnalyzeError, BinaryError, Result};
+use rdlv_format::FileImage;
 
 mod locate;
 mod stackmap;
@@ -100,7 +101,9 @@ const MAX_INLINE_INDEX: i32 = 1 << 20;
 /// The parsed table.
 pub struct Pclntab {
     /// Bytes holding the tables (the whole executable, or a test blob).
-    data: Arc<[u8]>,
+    /// The table's own region is decompressed when the table is assembled;
+    /// funcdata is read by address and decompressed as it is read.
+    data: Arc<FileImage>,
     /// PT_LOAD segments of the image, to read funcdata by address.
     segments: Vec<LoadSegment>,
     bias: u64,
@@ -155,13 +158,31 @@ impl std::fmt::Debug for Func<'_> {
     }
 }
 
-fn u32_at(data: &[u8], off: usize) -> Option<u32> {
-    let b = data.get(off..off.checked_add(4)?)?;
+/// Something `u32_at` and friends read from: a slice or a file image.
+pub(crate) trait Bytes {
+    /// Bytes `range`, or `None` if out of bounds (or not decompressible).
+    fn bytes(&self, range: Range<usize>) -> Option<&[u8]>;
+}
+
+impl Bytes for [u8] {
+    fn bytes(&self, range: Range<usize>) -> Option<&[u8]> {
+        self.get(range)
+    }
+}
+
+impl Bytes for FileImage {
+    fn bytes(&self, range: Range<usize>) -> Option<&[u8]> {
+        self.get(range)
+    }
+}
+
+fn u32_at(data: &(impl Bytes + ?Sized), off: usize) -> Option<u32> {
+    let b = data.bytes(off..off.checked_add(4)?)?;
     Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-fn u64_at(data: &[u8], off: usize) -> Option<u64> {
-    let b = data.get(off..off.checked_add(8)?)?;
+fn u64_at(data: &(impl Bytes + ?Sized), off: usize) -> Option<u64> {
+    let b = data.bytes(off..off.checked_add(8)?)?;
     let mut word = [0u8; 8];
     word.copy_from_slice(b);
     Some(u64::from_le_bytes(word))
@@ -216,7 +237,7 @@ pub fn pcvalue(table: &[u8], entry: u64, target: u64, pc_quantum: u8) -> Option<
 }
 
 /// A NUL-terminated string at `off` in `table`.
-fn c_str<'a>(data: &'a [u8], table: &Range<usize>, off: usize) -> Option<&'a str> {
+fn c_str<'a>(data: &'a FileImage, table: &Range<usize>, off: usize) -> Option<&'a str> {
     let start = table.start.checked_add(off)?;
     if start >= table.end {
         return None;
@@ -230,7 +251,7 @@ fn c_str<'a>(data: &'a [u8], table: &Range<usize>, off: usize) -> Option<&'a str
 /// inputs of [`Pclntab::assemble`].
 pub(crate) struct Layout {
     /// Bytes holding the pclntab.
-    pub data: Arc<[u8]>,
+    pub data: Arc<FileImage>,
     /// Offset of the pcHeader in `data`.
     pub header_off: usize,
     /// Bytes available from `header_off` (end of section, or of the table
@@ -263,7 +284,11 @@ impl Pclntab {
             .checked_add(layout.len)
             .filter(|&e| e <= data.len())
             .ok_or_else(|| corrupt("pclntab extends past the end of the file"))?;
-        let region = &data[layout.header_off..region_end];
+        // The whole table region at once (its frames in parallel): nearly
+        // every command reads much of it.
+        let region = data
+            .get(layout.header_off..region_end)
+            .ok_or_else(|| corrupt("pclntab does not decompress"))?;
         let header = PcHeader::parse(region)?;
         let base = layout.header_off;
         let range = |start: u64, end: u64| -> Result<Range<usize>> {
@@ -370,11 +395,11 @@ impl Pclntab {
             .checked_mul(FTAB_ENTRY_LEN)
             .and_then(|o| o.checked_add(self.pclntable.start))
             .ok_or_else(|| corrupt("function index out of range"))?;
-        u32_at(&self.data, off).ok_or_else(|| corrupt("function table truncated"))
+        u32_at(&*self.data, off).ok_or_else(|| corrupt("function table truncated"))
     }
 
     fn ftab_func_off(&self, i: usize) -> Option<u32> {
-        u32_at(&self.data, self.pclntable.start + i * FTAB_ENTRY_LEN + 4)
+        u32_at(&*self.data, self.pclntable.start + i * FTAB_ENTRY_LEN + 4)
     }
 
     /// The function at table index `index` (`0..len()`).
@@ -499,7 +524,7 @@ impl Pclntab {
         if pos.checked_add(4)? > self.cutab.end {
             return None;
         }
-        let name_off = u32_at(&self.data, pos)?;
+        let name_off = u32_at(&*self.data, pos)?;
         if name_off == u32::MAX {
             return None;
         }
@@ -524,11 +549,12 @@ fn corrupt(detail: &str) -> AnalyzeError {
 impl<'a> Func<'a> {
     fn field_u32(&self, at: usize) -> u32 {
         // `off + FUNC_HEADER_LEN <= pclntable.end` was checked when the Func was made.
-        u32_at(&self.tab.data, self.off + at).unwrap_or(0)
+        u32_at(&*self.tab.data, self.off + at).unwrap_or(0)
     }
 
     fn field_u8(&self, at: usize) -> u8 {
-        self.tab.data.get(self.off + at).copied().unwrap_or(0)
+        let i = self.off + at;
+        self.tab.data.get(i..i + 1).map_or(0, |b| b[0])
     }
 
     /// Index in the function table.
@@ -626,7 +652,7 @@ impl<'a> Func<'a> {
             return None;
         }
         let at = FUNC_HEADER_LEN.checked_add(usize::try_from(table).ok()?.checked_mul(4)?)?;
-        let off = u32_at(&self.tab.data, self.off.checked_add(at)?)?;
+        let off = u32_at(&*self.tab.data, self.off.checked_add(at)?)?;
         self.pcvalue(off, pc)
     }
 
@@ -643,7 +669,7 @@ impl<'a> Func<'a> {
         if pos.checked_add(4)? > self.tab.pclntable.end {
             return None;
         }
-        let off = u32_at(&self.tab.data, pos)?;
+        let off = u32_at(&*self.tab.data, pos)?;
         if off == u32::MAX {
             return None;
         }

@@ -120,7 +120,7 @@ fn check_binary_facts(fx: &Fixture) {
         let entry_file = (text.file_offset + (bin.entry() - text.addr)) as usize;
         assert_eq!(
             bin.read_static(bin.entry(), 16),
-            bin.data().get(entry_file..entry_file + 16),
+            bin.data().expect("data").get(entry_file..entry_file + 16),
             "{what}: read_static"
         );
         if !variant.stripped() {
@@ -693,11 +693,11 @@ fn check_corrupt_tables(fx: &Fixture) {
     let start = bin
         .file_offset(good.moduledata().unwrap().pc_header)
         .unwrap() as usize;
-    let pcln: Vec<u8> = bin.data()[start..good.pclntable.end].to_vec();
+    let pcln: Vec<u8> = bin.data().expect("data")[start..good.pclntable.end].to_vec();
     let exercise = |bytes: Vec<u8>| {
         let n = bytes.len();
         let layout = Layout {
-            data: Arc::from(bytes.into_boxed_slice()),
+            data: Arc::new(rdlv_format::FileImage::from_bytes(&bytes).expect("image")),
             header_off: 0,
             len: n,
             segments: Vec::new(),
@@ -746,7 +746,7 @@ fn check_corrupt_tables(fx: &Fixture) {
     assert!(!exercise(bad));
     // Whole-binary garbling exercises the locate step too.
     for _round in 0..6 {
-        let mut bytes = bin.data().to_vec();
+        let mut bytes = bin.data().expect("data").to_vec();
         for _ in 0..256 {
             let i = next() % bytes.len();
             bytes[i] = next() as u8;

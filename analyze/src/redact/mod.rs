@@ -233,7 +233,7 @@ pub fn write_redacted<W: Write>(
         .find(|f| f.role == FileRole::Executable)
         .map(|f| f.name)
         .unwrap_or_else(|| snapshot.metadata().process.exe_path.clone());
-    w.write_file(FileRole::Executable, &exe_name, session.binary().data())?;
+    w.write_file(FileRole::Executable, &exe_name, session.binary().data()?)?;
     let (out, ws) = w.finish()?;
     Ok((
         out,
