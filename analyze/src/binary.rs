@@ -6,7 +6,7 @@
 //! decompressed a frame at a time as it is read, so a command pays for the
 //! parts it reads (`bt` never touches `.text`). Every read of file bytes
 //! here goes through [`FileImage::get`]; parsing the ELF headers reads them
-//! through [`ImageRef`], so nothing takes the whole file as one slice except
+//! through `ImageRef`, so nothing takes the whole file as one slice except
 //! [`Binary::data`], which decompresses it all.
 
 use std::borrow::Cow;

@@ -4,9 +4,12 @@
 //!
 //! [`DwarfInfo::load`] reads the `.debug_*` sections of a Go executable
 //! (DWARF 4 up to Go 1.24, DWARF 5 from 1.25; the sections arrive already
-//! decompressed from [`crate::binary::Binary::section`]), the unit headers,
-//! and the `runtime` unit, which holds every type DIE (Go's linker puts them
-//! there) for the runtime model's layouts, constants and globals. The first
+//! decompressed from [`crate::binary::Binary::section_shared`]), the unit
+//! headers, and the `runtime` unit, which holds every type DIE (Go's linker
+//! puts them there) for the runtime model's layouts, constants and globals.
+//! Only the sections that needs ([`LOAD_SECTIONS`]) are inflated then; the
+//! range and location lists ([`LATER_SECTIONS`]) on the first lookup by PC
+//! or of a local; `.debug_line` never (the pclntab has the lines). The first
 //! value-level lookup scans every unit once, in parallel (generic code keeps
 //! its shape types inside its function's DIE, so the full type arena needs
 //! every unit), and every type becomes a [`GoType`] in that arena. Locals of
@@ -18,6 +21,8 @@ pub mod location;
 pub mod types;
 
 use std::collections::{BTreeMap, HashMap};
+
+use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -114,6 +119,113 @@ pub struct Variable {
     pub scope_depth: u32,
 }
 
+/// Sections read when DWARF is loaded: DIEs, abbreviations, strings and
+/// addresses (DWARF 5 `addrx`), what indexing types and globals needs.
+pub const LOAD_SECTIONS: [&str; 6] = [
+    ".debug_info",
+    ".debug_abbrev",
+    ".debug_addr",
+    ".debug_str",
+    ".debug_str_offsets",
+    ".debug_line_str",
+];
+
+/// Sections read on the first lookup of PC ranges or location lists
+/// (`function_at`, frame variables): the bulk of Go's DWARF after
+/// `.debug_info`, which `goroutines`, `bt` and `print` of a global never need.
+pub const LATER_SECTIONS: [&str; 4] = [
+    ".debug_loclists",
+    ".debug_rnglists",
+    ".debug_loc",
+    ".debug_ranges",
+];
+
+/// Fetches one section's decompressed bytes by name (`None`: absent).
+type SectionFetch = Box<dyn Fn(&str) -> Option<Arc<[u8]>> + Send + Sync>;
+
+/// A gimli `Dwarf` over the sections in `have` (absent ones empty).
+fn dwarf_from(have: &HashMap<&'static str, Arc<[u8]>>) -> gimli::Dwarf<Reader> {
+    let Ok(dwarf) = gimli::Dwarf::load(
+        |id: gimli::SectionId| -> Result<Reader, std::convert::Infallible> {
+            let bytes = have
+                .get(id.name())
+                .cloned()
+                .unwrap_or_else(|| Arc::from(&[][..]));
+            Ok(Reader::new(bytes, gimli::LittleEndian))
+        },
+    );
+    dwarf
+}
+
+/// Parses unit `header` as gimli's `Unit::new` does (abbreviations, name,
+/// bases, low pc) except for its line program, which rdlv never reads: so
+/// `.debug_line` (the second largest section) is never inflated.
+fn parse_unit(
+    dwarf: &gimli::Dwarf<Reader>,
+    header: gimli::UnitHeader<Reader>,
+) -> gimli::Result<gimli::Unit<Reader>> {
+    let abbreviations = dwarf.abbreviations(&header)?;
+    let encoding = header.encoding();
+    let mut unit = gimli::Unit {
+        abbreviations,
+        name: None,
+        comp_dir: None,
+        low_pc: 0,
+        str_offsets_base: gimli::DebugStrOffsetsBase::default_for_encoding_and_file(
+            encoding,
+            dwarf.file_type,
+        ),
+        addr_base: gimli::DebugAddrBase(0),
+        loclists_base: gimli::DebugLocListsBase::default_for_encoding_and_file(
+            encoding,
+            dwarf.file_type,
+        ),
+        rnglists_base: gimli::DebugRngListsBase::default_for_encoding_and_file(
+            encoding,
+            dwarf.file_type,
+        ),
+        line_program: None,
+        dwo_id: None,
+        header,
+    };
+    let (mut name, mut comp_dir, mut low_pc) = (None, None, None);
+    {
+        let mut cursor = unit.header.entries(&unit.abbreviations);
+        cursor.next_dfs()?;
+        let root = cursor.current().ok_or(gimli::Error::MissingUnitDie)?;
+        for attr in root.attrs() {
+            match (attr.name(), attr.value()) {
+                (gimli::DW_AT_name, v) => name = Some(v),
+                (gimli::DW_AT_comp_dir, v) => comp_dir = Some(v),
+                (gimli::DW_AT_low_pc, v) => low_pc = Some(v),
+                (gimli::DW_AT_str_offsets_base, AttributeValue::DebugStrOffsetsBase(b)) => {
+                    unit.str_offsets_base = b
+                }
+                (
+                    gimli::DW_AT_addr_base | gimli::DW_AT_GNU_addr_base,
+                    AttributeValue::DebugAddrBase(b),
+                ) => unit.addr_base = b,
+                (gimli::DW_AT_loclists_base, AttributeValue::DebugLocListsBase(b)) => {
+                    unit.loclists_base = b
+                }
+                (
+                    gimli::DW_AT_rnglists_base | gimli::DW_AT_GNU_ranges_base,
+                    AttributeValue::DebugRngListsBase(b),
+                ) => unit.rnglists_base = b,
+                _ => {}
+            }
+        }
+    }
+    unit.name = name.and_then(|v| dwarf.attr_string(&unit, v).ok());
+    unit.comp_dir = comp_dir.and_then(|v| dwarf.attr_string(&unit, v).ok());
+    if let Some(v) = low_pc {
+        if let Some(addr) = dwarf.attr_address(&unit, v)? {
+            unit.low_pc = addr;
+        }
+    }
+    Ok(unit)
+}
+
 /// Upper bound on compile units (a Go program has one per package; a
 /// corrupt `.debug_info` must not make us keep millions of headers).
 const MAX_UNITS: usize = 1 << 20;
@@ -149,9 +261,9 @@ struct UnitIndex {
 #[derive(Default)]
 pub(crate) struct TypeIndex {
     types: Vec<GoType>,
-    type_by_die: HashMap<u64, TypeId>,
-    type_by_name: HashMap<String, TypeId>,
-    type_by_runtime: HashMap<u64, TypeId>,
+    type_by_die: FxHashMap<u64, TypeId>,
+    type_by_name: FxHashMap<String, TypeId>,
+    type_by_runtime: FxHashMap<u64, TypeId>,
 }
 
 /// DWARF of one executable: the runtime's part at load, the rest on demand.
@@ -164,7 +276,16 @@ pub(crate) struct TypeIndex {
 /// Every cache is a `OnceLock`: parsed state is shared by all threads and
 /// never rebuilt.
 pub struct DwarfInfo {
+    /// The sections of [`LOAD_SECTIONS`]: enough for DIEs, strings and
+    /// addresses; its range and location lists are empty.
     dwarf: gimli::Dwarf<Reader>,
+    /// The bytes behind `dwarf`, to build `with_lists` from.
+    loaded: HashMap<&'static str, Arc<[u8]>>,
+    /// Fetches a section later (the executable's, decompressed).
+    later: SectionFetch,
+    /// `dwarf` plus [`LATER_SECTIONS`], built on the first lookup of PC
+    /// ranges or location lists.
+    with_lists: OnceLock<gimli::Dwarf<Reader>>,
     units: Vec<UnitSlot>,
     /// Package path (and its `%2e`-escaped symbol form) → units.
     by_name: HashMap<String, Vec<usize>>,
@@ -294,7 +415,8 @@ fn build_types(raw_types: &[(u64, RawType)]) -> TypeIndex {
     for (i, (off, _)) in raw_types.iter().enumerate() {
         ix.type_by_die.insert(*off, TypeId(i as u32));
     }
-    let resolve = |r: Option<u64>, map: &HashMap<u64, TypeId>| r.and_then(|o| map.get(&o).copied());
+    let resolve =
+        |r: Option<u64>, map: &FxHashMap<u64, TypeId>| r.and_then(|o| map.get(&o).copied());
     let mut types = Vec::with_capacity(raw_types.len());
     for (_, raw) in raw_types {
         let t = |r| resolve(r, &ix.type_by_die);
@@ -480,35 +602,27 @@ fn escaped_package(path: &str) -> String {
 impl DwarfInfo {
     /// The DWARF of `binary` (sections decompressed by [`Binary::section`]),
     /// with its types unit indexed. Every other unit is indexed on demand.
-    pub fn for_binary(binary: &Binary) -> Result<DwarfInfo, DwarfError> {
-        Self::load(|name| binary.section_shared(name))
+    pub fn for_binary(binary: &Arc<Binary>) -> Result<DwarfInfo, DwarfError> {
+        let binary = Arc::clone(binary);
+        Self::load(move |name| binary.section_shared(name))
     }
 
     /// Loads DWARF from named sections (`section(".debug_info")` returns the
     /// decompressed bytes, or `None` if absent), reads the unit headers and
-    /// indexes the types unit. The sections are fetched in parallel (each
-    /// one is inflated on its own thread).
+    /// indexes the types unit. Only [`LOAD_SECTIONS`] are fetched now (in
+    /// parallel, each inflated on its own thread); [`LATER_SECTIONS`] on the
+    /// first PC-range or location-list lookup; `.debug_line` never (line
+    /// numbers come from the pclntab), which is why units are parsed by
+    /// `parse_unit` rather than gimli's `Unit::new`.
     pub fn load(
-        section: impl Fn(&str) -> Option<Arc<[u8]>> + Sync,
+        section: impl Fn(&str) -> Option<Arc<[u8]>> + Send + Sync + 'static,
     ) -> Result<DwarfInfo, DwarfError> {
-        let empty = || Reader::new(Arc::from(&[][..]), gimli::LittleEndian);
-        // Which sections gimli reads: ask it once with empty ones.
-        let mut names = Vec::new();
-        gimli::Dwarf::load(|id: gimli::SectionId| -> Result<Reader, DwarfError> {
-            names.push(id.name());
-            Ok(empty())
-        })?;
-        let fetched: HashMap<&str, Arc<[u8]>> = names
+        let fetched: HashMap<&'static str, Arc<[u8]>> = LOAD_SECTIONS
             .par_iter()
             .filter_map(|&name| section(name).map(|bytes| (name, bytes)))
             .collect();
         let have_info = fetched.get(".debug_info").is_some_and(|b| !b.is_empty());
-        let dwarf = gimli::Dwarf::load(|id: gimli::SectionId| -> Result<Reader, DwarfError> {
-            Ok(match fetched.get(id.name()) {
-                Some(bytes) => Reader::new(Arc::clone(bytes), gimli::LittleEndian),
-                None => empty(),
-            })
-        })?;
+        let dwarf = dwarf_from(&fetched);
         if !have_info {
             return Err(DwarfError::Missing);
         }
@@ -558,6 +672,9 @@ impl DwarfInfo {
         let go_minor = producer.as_deref().and_then(parse_go_minor);
         let mut info = DwarfInfo {
             dwarf,
+            loaded: fetched,
+            later: Box::new(section),
+            with_lists: OnceLock::new(),
             units,
             by_name,
             rt_types: TypeIndex::default(),
@@ -639,14 +756,27 @@ impl DwarfInfo {
         self.full_types().ok()
     }
 
-    /// The parsed unit `u` (its abbreviations, line program header, bases).
+    /// The gimli view with range and location lists, their sections
+    /// fetched on first use.
+    fn with_lists(&self) -> &gimli::Dwarf<Reader> {
+        self.with_lists.get_or_init(|| {
+            let mut all = self.loaded.clone();
+            let later: Vec<(&'static str, Arc<[u8]>)> = LATER_SECTIONS
+                .par_iter()
+                .filter_map(|&name| (self.later)(name).map(|bytes| (name, bytes)))
+                .collect();
+            all.extend(later);
+            dwarf_from(&all)
+        })
+    }
+
+    /// The parsed unit `u` (its abbreviations and bases; no line program).
     pub(crate) fn unit(&self, u: usize) -> Result<&gimli::Unit<Reader>, DwarfError> {
         let slot = self.units.get(u).ok_or(DwarfError::NoUnit(u))?;
         slot.unit
             .get_or_init(|| {
                 let unit_off = slot.header.offset().0 as u64;
-                self.dwarf
-                    .unit(slot.header.clone())
+                parse_unit(&self.dwarf, slot.header.clone())
                     .map_err(malformed(".debug_info", unit_off))
             })
             .as_ref()
@@ -936,6 +1066,14 @@ impl DwarfInfo {
         self.rt_index.globals.get(name).map(|g| g.addr)
     }
 
+    /// Size in bytes of a runtime global's type (`runtime.waitReasonStrings`:
+    /// the array), from the `runtime` units alone.
+    pub fn runtime_variable_size(&self, name: &str) -> Option<u64> {
+        let ty = self.rt_index.globals.get(name)?.ty;
+        let (_, t) = underlying_in(&self.rt_types, ty)?;
+        Some(t.size)
+    }
+
     /// Size of the runtime struct named `type_name` (through typedefs).
     pub fn struct_size(&self, type_name: &str) -> Option<u64> {
         let id = *self.rt_types.type_by_name.get(type_name)?;
@@ -966,7 +1104,7 @@ impl DwarfInfo {
             let mut out = Vec::new();
             for u in 0..self.units.len() {
                 let Ok(unit) = self.unit(u) else { continue };
-                let Ok(mut ranges) = self.dwarf.unit_ranges(unit) else {
+                let Ok(mut ranges) = self.with_lists().unit_ranges(unit) else {
                     continue;
                 };
                 while let Ok(Some(r)) = ranges.next() {
@@ -1097,7 +1235,7 @@ impl DwarfInfo {
         entry: &gimli::DebuggingInformationEntry<Reader>,
         pc: u64,
     ) -> gimli::Result<bool> {
-        let mut ranges = self.dwarf.die_ranges(unit, entry)?;
+        let mut ranges = self.with_lists().die_ranges(unit, entry)?;
         while let Some(r) = ranges.next()? {
             if r.begin <= pc && pc < r.end {
                 return Ok(true);
@@ -1208,7 +1346,8 @@ impl DwarfInfo {
                         Some(AttributeValue::Exprloc(e)) => Some(e),
                         Some(v) => {
                             let mut found = None;
-                            if let Some(mut locs) = self.dwarf.attr_locations(unit, v)? {
+                            let lists = self.with_lists();
+                            if let Some(mut locs) = lists.attr_locations(unit, v)? {
                                 while let Some(l) = locs.next()? {
                                     if l.range.begin <= pc && pc < l.range.end {
                                         found = Some(l.data);
@@ -1308,8 +1447,9 @@ pub(crate) mod testprog {
     /// Loads the DWARF of an executable file.
     pub fn load(path: &std::path::Path) -> DwarfInfo {
         let data = std::fs::read(path).expect("read executable");
-        let file = object::File::parse(&*data).expect("parse ELF");
-        DwarfInfo::load(|name| {
+        object::File::parse(&*data).expect("parse ELF");
+        DwarfInfo::load(move |name| {
+            let file = object::File::parse(&*data).ok()?;
             let s = file.section_by_name(name)?;
             s.uncompressed_data()
                 .ok()

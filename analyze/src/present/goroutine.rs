@@ -63,7 +63,7 @@ pub fn goroutine_json(rt: &Runtime<'_>, g: &Goroutine) -> Value {
 }
 
 /// The CONTRACT JSON object of one goroutine, serialized: the same
-/// bytes as [`Runtime::goroutine_json`] without building a tree.
+/// bytes as [`goroutine_json`] without building a tree.
 pub fn goroutine_json_bytes(rt: &Runtime<'_>, g: &Goroutine) -> serde_json::Result<Vec<u8>> {
     serde_json::to_vec(&goroutine_record(rt, g))
 }

@@ -54,7 +54,7 @@ pub struct LogicalFrame {
     pub line: u32,
     /// Inlined into the physical frame `phys`.
     pub inlined: bool,
-    /// Index of the physical frame in [`Goroutine::frames`].
+    /// Index of the physical frame in its goroutine's `frames`.
     pub phys: usize,
     /// `_func.funcID` of the physical function; 0 for inlined frames.
     pub func_id: u8,

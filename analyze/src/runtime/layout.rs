@@ -154,7 +154,7 @@ struct_layout! {
             procid = "procid",
             /// gsignal
             gsignal = "gsignal",
-            /// tls array (TLS g slot lives at tls[0]; fs_base = &tls[1])
+            /// tls array (TLS g slot lives at `tls[0]`; `fs_base = &tls[1]`)
             tls = "tls",
             /// curg
             curg = "curg",
@@ -216,7 +216,7 @@ struct_layout! {
             runqhead = "runqhead",
             /// runqtail (uint32)
             runqtail = "runqtail",
-            /// runq ([256]guintptr)
+            /// runq (`[256]guintptr`)
             runq = "runq",
             /// runnext (guintptr)
             runnext = "runnext",

@@ -137,15 +137,25 @@ impl<'t> Runtime<'t> {
         self.tab
     }
 
-    /// Runtime address of a global variable, from `.symtab` or DWARF.
+    /// Runtime address of a runtime global variable, from DWARF, else from
+    /// `.symtab` (a binary stripped of DWARF only). DWARF first: the symbol
+    /// table is the larger read (every symbol of the program, for one name).
     pub fn global(&self, name: &str) -> Option<u64> {
         let bias = self.target.bias();
-        if let Some(sym) = self.target.binary().symbol(name) {
-            return Some(sym.addr.wrapping_add(bias));
+        if let Some(addr) = self.dwarf.and_then(|d| d.runtime_variable(name)) {
+            return Some(addr.wrapping_add(bias));
         }
+        let sym = self.target.binary().symbol(name)?;
+        Some(sym.addr.wrapping_add(bias))
+    }
+
+    /// Size in bytes of a runtime global variable, from its DWARF type,
+    /// else from its `.symtab` entry.
+    fn global_size(&self, name: &str) -> Option<u64> {
         self.dwarf
-            .and_then(|d| d.runtime_variable(name))
-            .map(|a| a.wrapping_add(bias))
+            .and_then(|d| d.runtime_variable_size(name))
+            .or_else(|| self.target.binary().symbol(name).map(|s| s.size))
+            .filter(|&s| s > 0)
     }
 
     /// Whether the process ran with `GODEBUG=tracebacklabels=1` (Go 1.26+),
@@ -180,12 +190,7 @@ impl<'t> Runtime<'t> {
     /// Reads the binary's own `runtime.waitReasonStrings`.
     fn read_wait_reasons(&self) -> Option<Vec<String>> {
         let addr = self.global("runtime.waitReasonStrings")?;
-        let size = self
-            .target
-            .binary()
-            .symbol("runtime.waitReasonStrings")
-            .map(|s| s.size)
-            .filter(|s| *s > 0)?;
+        let size = self.global_size("runtime.waitReasonStrings")?;
         let n = (size / 16).min(MAX_WAIT_REASONS);
         let mem = self.mem();
         let mut out = Vec::with_capacity(n as usize);

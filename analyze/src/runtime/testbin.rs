@@ -77,5 +77,5 @@ pub fn dwarf_of(elf: &[u8]) -> crate::dwarf::DwarfInfo {
     let binary =
         crate::binary::Binary::parse(std::sync::Arc::from(elf.to_vec().into_boxed_slice()))
             .expect("parse binary");
-    crate::dwarf::DwarfInfo::for_binary(&binary).expect("load DWARF")
+    crate::dwarf::DwarfInfo::for_binary(&std::sync::Arc::new(binary)).expect("load DWARF")
 }
