@@ -73,7 +73,9 @@ pub struct Section {
     pub flags: u64,
     /// `sh_addralign`.
     pub align: u64,
-    compressed: Option<object::CompressedFileRange>,
+    /// SHF_COMPRESSED: the bytes start with an `Elf64_Chdr`, read when the
+    /// section is (so parsing the headers decompresses no DWARF frame).
+    compressed: bool,
 }
 
 /// A PT_LOAD segment.
@@ -177,13 +179,6 @@ pub(crate) fn read_image<'a>(
     data.get(image_range(seg.file_offset.checked_add(delta)?, len)?)
 }
 
-fn elf_error(source: object::Error) -> AnalyzeError {
-    AnalyzeError::Binary(BinaryError::Elf {
-        context: "malformed ELF file",
-        source,
-    })
-}
-
 impl Binary {
     /// Parses an ELF executable held in memory (copied into an image).
     pub fn parse(data: Arc<[u8]>) -> Result<Binary> {
@@ -235,11 +230,7 @@ impl Binary {
         for section in file.sections() {
             let Ok(name) = section.name() else { continue };
             let raw = section.elf_section_header();
-            let compressed = if raw.sh_flags(endian).0 & elf::SHF_COMPRESSED.0 != 0 {
-                Some(section.compressed_file_range().map_err(elf_error)?)
-            } else {
-                None
-            };
+            let compressed = raw.sh_flags(endian).0 & elf::SHF_COMPRESSED.0 != 0;
             sections.push(Section {
                 name: name.to_string(),
                 addr: raw.sh_addr(endian),
@@ -489,13 +480,39 @@ impl Binary {
         &self.segments
     }
 
+    /// Where a SHF_COMPRESSED section's data is and what it inflates to,
+    /// from its `Elf64_Chdr`; `None` for one that is not compressed or
+    /// whose header does not fit in it.
+    fn compression(&self, s: &Section) -> Option<object::CompressedFileRange> {
+        const CHDR_LEN: u64 = 24;
+        if !s.compressed {
+            return None;
+        }
+        let chdr = self.file_bytes(s.file_offset, CHDR_LEN)?;
+        let word = |at: usize| u64::from_le_bytes(chdr[at..at + 8].try_into().unwrap_or([0; 8]));
+        let format = match u32::from_le_bytes([chdr[0], chdr[1], chdr[2], chdr[3]]) {
+            1 => object::CompressionFormat::Zlib,
+            2 => object::CompressionFormat::Zstandard,
+            _ => object::CompressionFormat::Unknown,
+        };
+        Some(object::CompressedFileRange {
+            format,
+            offset: s.file_offset.checked_add(CHDR_LEN)?,
+            compressed_size: s.size.checked_sub(CHDR_LEN)?,
+            uncompressed_size: word(8),
+        })
+    }
+
     /// Section by name: (link-time address, file bytes; decompressed if SHF_COMPRESSED).
     pub fn section(&self, name: &str) -> Option<(u64, std::borrow::Cow<'_, [u8]>)> {
         let s = self.section_info(name)?;
         if s.sh_type == elf::SHT_NOBITS.0 {
             return None;
         }
-        match s.compressed {
+        if s.compressed && self.compression(s).is_none() {
+            return None;
+        }
+        match self.compression(s) {
             Some(range) => {
                 // The header's size is untrusted: zlib cannot expand more than
                 // about 1032:1, so a larger claim is corrupt and must not
@@ -526,7 +543,7 @@ impl Binary {
     /// Safe to call from several threads at once, one section each.
     pub fn section_shared(&self, name: &str) -> Option<Arc<[u8]>> {
         let s = self.section_info(name)?;
-        let Some(range) = s.compressed else {
+        let Some(range) = self.compression(s) else {
             return self.section(name).map(|(_, bytes)| Arc::from(&*bytes));
         };
         if range.format != object::CompressionFormat::Zlib {
@@ -546,12 +563,10 @@ impl Binary {
         // SAFETY: allocated zeroed; all-zero bytes are valid `u8`s.
         let mut buf: Arc<[u8]> = unsafe { buf.assume_init() };
         let out = Arc::get_mut(&mut buf)?;
-        let mut inflate = flate2::Decompress::new(true);
-        let status = inflate
-            .decompress(input, out, flate2::FlushDecompress::Finish)
+        let produced = libdeflater::Decompressor::new()
+            .zlib_decompress(input, out)
             .ok()?;
-        (status == flate2::Status::StreamEnd && inflate.total_out() == range.uncompressed_size)
-            .then_some(buf)
+        (produced as u64 == range.uncompressed_size).then_some(buf)
     }
 
     /// Bytes of the file-backed part of the loaded image at a link-time address

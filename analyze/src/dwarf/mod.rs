@@ -417,102 +417,106 @@ fn build_types(raw_types: &[(u64, RawType)]) -> TypeIndex {
     }
     let resolve =
         |r: Option<u64>, map: &FxHashMap<u64, TypeId>| r.and_then(|o| map.get(&o).copied());
-    let mut types = Vec::with_capacity(raw_types.len());
-    for (_, raw) in raw_types {
-        let t = |r| resolve(r, &ix.type_by_die);
-        let kind = match raw.tag {
-            gimli::DW_TAG_base_type => match (raw.go_kind, raw.encoding) {
-                (types::go_kind::UINTPTR, _) => TypeKind::Uintptr,
-                (types::go_kind::UNSAFE_POINTER, _) => TypeKind::UnsafePointer,
-                (_, 2) => TypeKind::Bool,
-                (_, 4) => TypeKind::Float,
-                (_, 3) => TypeKind::Complex,
-                (_, 5) | (_, 6) => TypeKind::Int,
-                (_, 7) | (_, 8) => TypeKind::Uint,
-                _ => TypeKind::Unknown,
-            },
-            gimli::DW_TAG_pointer_type => match t(raw.type_ref) {
-                None if raw.name == "unsafe.Pointer" => TypeKind::UnsafePointer,
-                elem => TypeKind::Pointer { elem },
-            },
-            gimli::DW_TAG_array_type => match t(raw.type_ref) {
-                Some(elem) => TypeKind::Array {
-                    elem,
-                    len: raw.count.unwrap_or(0),
-                },
-                None => TypeKind::Unknown,
-            },
-            gimli::DW_TAG_subroutine_type => TypeKind::Func,
-            gimli::DW_TAG_structure_type => match raw.go_kind {
-                types::go_kind::STRING => TypeKind::String,
-                types::go_kind::SLICE => {
-                    // The element is go_elem, or else the pointee of `array`.
-                    let elem = t(raw.elem_ref).or_else(|| {
-                        raw.members
-                            .iter()
-                            .find(|m| m.0 == "array")
-                            .and_then(|m| t(m.2))
-                            .and_then(|p| match raw_types.get(p.0 as usize) {
-                                Some((_, r)) => t(r.type_ref),
-                                None => None,
-                            })
-                    });
-                    match elem {
-                        Some(elem) => TypeKind::Slice { elem },
-                        None => TypeKind::Unknown,
-                    }
-                }
-                _ => TypeKind::Struct {
-                    fields: raw
-                        .members
-                        .iter()
-                        .filter_map(|(name, offset, ty, embedded)| {
-                            Some(Field {
-                                name: name.clone(),
-                                offset: *offset,
-                                ty: t(*ty)?,
-                                embedded: *embedded,
-                            })
-                        })
-                        .collect(),
-                },
-            },
-            gimli::DW_TAG_typedef => match (raw.go_kind, t(raw.type_ref)) {
-                (types::go_kind::MAP, header) => match (t(raw.key_ref), t(raw.elem_ref)) {
-                    (Some(key), Some(elem)) => TypeKind::Map { key, elem, header },
+    // Each type resolves on its own (the maps are read-only here): in parallel.
+    let by_die = &ix.type_by_die;
+    let mut types: Vec<GoType> = raw_types
+        .par_iter()
+        .map(|(_, raw)| {
+            let t = |r| resolve(r, by_die);
+            let kind = match raw.tag {
+                gimli::DW_TAG_base_type => match (raw.go_kind, raw.encoding) {
+                    (types::go_kind::UINTPTR, _) => TypeKind::Uintptr,
+                    (types::go_kind::UNSAFE_POINTER, _) => TypeKind::UnsafePointer,
+                    (_, 2) => TypeKind::Bool,
+                    (_, 4) => TypeKind::Float,
+                    (_, 3) => TypeKind::Complex,
+                    (_, 5) | (_, 6) => TypeKind::Int,
+                    (_, 7) | (_, 8) => TypeKind::Uint,
                     _ => TypeKind::Unknown,
                 },
-                (types::go_kind::CHAN, header) => match t(raw.elem_ref) {
-                    Some(elem) => TypeKind::Chan { elem, header },
+                gimli::DW_TAG_pointer_type => match t(raw.type_ref) {
+                    None if raw.name == "unsafe.Pointer" => TypeKind::UnsafePointer,
+                    elem => TypeKind::Pointer { elem },
+                },
+                gimli::DW_TAG_array_type => match t(raw.type_ref) {
+                    Some(elem) => TypeKind::Array {
+                        elem,
+                        len: raw.count.unwrap_or(0),
+                    },
                     None => TypeKind::Unknown,
                 },
-                (types::go_kind::INTERFACE, Some(target)) => TypeKind::Interface {
-                    empty: raw_types
-                        .get(target.0 as usize)
-                        .is_some_and(|(_, r)| r.name == "runtime.eface"),
+                gimli::DW_TAG_subroutine_type => TypeKind::Func,
+                gimli::DW_TAG_structure_type => match raw.go_kind {
+                    types::go_kind::STRING => TypeKind::String,
+                    types::go_kind::SLICE => {
+                        // The element is go_elem, or else the pointee of `array`.
+                        let elem = t(raw.elem_ref).or_else(|| {
+                            raw.members
+                                .iter()
+                                .find(|m| m.0 == "array")
+                                .and_then(|m| t(m.2))
+                                .and_then(|p| match raw_types.get(p.0 as usize) {
+                                    Some((_, r)) => t(r.type_ref),
+                                    None => None,
+                                })
+                        });
+                        match elem {
+                            Some(elem) => TypeKind::Slice { elem },
+                            None => TypeKind::Unknown,
+                        }
+                    }
+                    _ => TypeKind::Struct {
+                        fields: raw
+                            .members
+                            .iter()
+                            .filter_map(|(name, offset, ty, embedded)| {
+                                Some(Field {
+                                    name: name.clone(),
+                                    offset: *offset,
+                                    ty: t(*ty)?,
+                                    embedded: *embedded,
+                                })
+                            })
+                            .collect(),
+                    },
                 },
-                (_, Some(target)) => TypeKind::Typedef(target),
-                (_, None) => TypeKind::Unknown,
-            },
-            _ => TypeKind::Unknown,
-        };
-        // Pointer-shaped DIEs often carry no DW_AT_byte_size.
-        let size = match kind {
-            TypeKind::Pointer { .. } | TypeKind::UnsafePointer | TypeKind::Func
-                if raw.size == 0 =>
-            {
-                8
+                gimli::DW_TAG_typedef => match (raw.go_kind, t(raw.type_ref)) {
+                    (types::go_kind::MAP, header) => match (t(raw.key_ref), t(raw.elem_ref)) {
+                        (Some(key), Some(elem)) => TypeKind::Map { key, elem, header },
+                        _ => TypeKind::Unknown,
+                    },
+                    (types::go_kind::CHAN, header) => match t(raw.elem_ref) {
+                        Some(elem) => TypeKind::Chan { elem, header },
+                        None => TypeKind::Unknown,
+                    },
+                    (types::go_kind::INTERFACE, Some(target)) => TypeKind::Interface {
+                        empty: raw_types
+                            .get(target.0 as usize)
+                            .is_some_and(|(_, r)| r.name == "runtime.eface"),
+                    },
+                    (_, Some(target)) => TypeKind::Typedef(target),
+                    (_, None) => TypeKind::Unknown,
+                },
+                _ => TypeKind::Unknown,
+            };
+            // Pointer-shaped DIEs often carry no DW_AT_byte_size.
+            let size = match kind {
+                TypeKind::Pointer { .. } | TypeKind::UnsafePointer | TypeKind::Func
+                    if raw.size == 0 =>
+                {
+                    8
+                }
+                _ => raw.size,
+            };
+            GoType {
+                name: raw.name.clone(),
+                size,
+                kind,
+                runtime_type: raw.runtime_type,
+                dict_index: raw.dict_index,
             }
-            _ => raw.size,
-        };
-        types.push(GoType {
-            name: raw.name.clone(),
-            size,
-            kind,
-            runtime_type: raw.runtime_type,
-            dict_index: raw.dict_index,
-        });
-    }
+        })
+        .collect();
     // A typedef's size is its target's size.
     for i in 0..types.len() {
         let mut cur = i;
