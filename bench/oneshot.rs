@@ -20,8 +20,14 @@
 //! of the architecture issue (>= 5x faster than before, >= 10x faster than
 //! `dlv core`); nothing here asserts a timing.
 //!
+//! An earlier build may not read the snapshots of this one (format 1.2 cut
+//! the executable into frames): `--rdlv-snap-before OLD/rdlv-snap` captures
+//! the same server once more with the earlier capture tool, and the earlier
+//! `rdlv` runs on that snapshot.
+//!
 //! Usage: bench-oneshot [--runs N (5)] [--exe BIN --args ARGS] [--goroutine N]
-//! [--global EXPR] [--rdlv PATH] [--rdlv-before PATH] [--no-delve]
+//! [--global EXPR] [--rdlv PATH] [--rdlv-before PATH [--rdlv-snap-before PATH]]
+//! [--no-delve]
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -50,12 +56,14 @@ struct Options {
     rdlv: PathBuf,
     before: Option<PathBuf>,
     snap: PathBuf,
+    snap_before: Option<PathBuf>,
     dlv: PathBuf,
     delve: bool,
 }
 
 const USAGE: &str = "bench-oneshot [--runs N (5)] [--exe BIN --args \"ARGS\"] [--goroutine N] \
-[--global EXPR (os.Args)] [--rdlv PATH] [--rdlv-before PATH] [--rdlv-snap PATH] [--dlv PATH] [--no-delve]\n\
+[--global EXPR (os.Args)] [--rdlv PATH] [--rdlv-before PATH] [--rdlv-snap PATH] \
+[--rdlv-snap-before PATH] [--dlv PATH] [--no-delve]\n\
 Without --exe, builds Caddy with go install and serves files on a local port \
 (ARGS may hold {port} and {dir}).";
 
@@ -70,6 +78,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
         rdlv: r.join("target/release/rdlv"),
         before: None,
         snap: r.join("target/release/rdlv-snap"),
+        snap_before: None,
         dlv: r.join(".toolchains/bin/dlv"),
         delve: true,
     };
@@ -85,6 +94,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
             "--rdlv" => o.rdlv = value()?.into(),
             "--rdlv-before" => o.before = Some(value()?.into()),
             "--rdlv-snap" => o.snap = value()?.into(),
+            "--rdlv-snap-before" => o.snap_before = Some(value()?.into()),
             "--dlv" => o.dlv = value()?.into(),
             "--no-delve" => o.delve = false,
             "-h" | "--help" => {
@@ -238,6 +248,23 @@ fn main() -> Result<()> {
         &work.join("snap.err"),
     )
     .context("rdlv-snap")?;
+    let snap_old = match &o.snap_before {
+        Some(old) => {
+            let path = work.join("server-before.snap");
+            run_measured(
+                Command::new(old)
+                    .arg(pid.to_string())
+                    .arg("-o")
+                    .arg(&path)
+                    .arg("-q"),
+                Stdio::null(),
+                &work.join("snap-before.err"),
+            )
+            .context("earlier rdlv-snap")?;
+            path
+        }
+        None => snap.clone(),
+    };
     let mut core = None;
     if o.delve {
         let prefix = work.join("core");
@@ -271,8 +298,8 @@ fn main() -> Result<()> {
         o.global, o.runs
     );
 
-    let rdlv_cmd = |rdlv: &Path, args: Vec<String>| {
-        let (rdlv, snap) = (rdlv.to_path_buf(), snap.clone());
+    let rdlv_on = |rdlv: &Path, snap: &Path, args: Vec<String>| {
+        let (rdlv, snap) = (rdlv.to_path_buf(), snap.to_path_buf());
         move || {
             let mut c = Command::new(&rdlv);
             c.arg(&args[0]).arg(&snap).args(&args[1..]);
@@ -286,13 +313,13 @@ fn main() -> Result<()> {
         &format!("rdlv bt SNAP {goid}"),
         work,
         o.runs,
-        rdlv_cmd(&o.rdlv, bt_args.clone()),
+        rdlv_on(&o.rdlv, &snap, bt_args.clone()),
     )?;
     let print = measure(
         &format!("rdlv print SNAP {}", o.global),
         work,
         o.runs,
-        rdlv_cmd(&o.rdlv, print_args.clone()),
+        rdlv_on(&o.rdlv, &snap, print_args.clone()),
     )?;
     let mut before = None;
     if let Some(old) = &o.before {
@@ -300,13 +327,13 @@ fn main() -> Result<()> {
             &format!("before: rdlv bt SNAP {goid}"),
             work,
             o.runs,
-            rdlv_cmd(old, bt_args),
+            rdlv_on(old, &snap_old, bt_args),
         )?;
         let p = measure(
             &format!("before: rdlv print SNAP {}", o.global),
             work,
             o.runs,
-            rdlv_cmd(old, print_args),
+            rdlv_on(old, &snap_old, print_args),
         )?;
         if b.output != bt.output || p.output != print.output {
             eprintln!("  note: the earlier build prints something else for bt or print");

@@ -19,7 +19,7 @@ use object::{elf, Endianness, Object, ObjectSection, ObjectSymbol};
 use rdlv_format::FileImage;
 
 use crate::buildinfo::{self, BuildInfoLayout};
-use crate::error::{AnalyzeError, BinaryError, Result, Unsupported};
+use crate::error::{AnalyzeError, BinaryError, Result, SectionFault, Unsupported};
 
 /// A Go version, parsed from `.go.buildinfo` (`go1.26.8`, `go1.27rc1`, `devel …`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +177,27 @@ pub(crate) fn read_image<'a>(
     }
     let len = (max as u64).min(seg.filesz - delta);
     data.get(image_range(seg.file_offset.checked_add(delta)?, len)?)
+}
+
+/// Size of an `Elf64_Chdr`.
+const CHDR_LEN: u64 = 24;
+
+/// Where SHF_COMPRESSED section `s`'s data is and what it inflates to, from
+/// its `Elf64_Chdr` bytes; `None` if they are short or the header does not
+/// fit in the section.
+fn parse_chdr(s: &Section, chdr: &[u8]) -> Option<object::CompressedFileRange> {
+    let word = |at: usize| Some(u64::from_le_bytes(chdr.get(at..at + 8)?.try_into().ok()?));
+    let format = match u32::from_le_bytes(chdr.get(0..4)?.try_into().ok()?) {
+        1 => object::CompressionFormat::Zlib,
+        2 => object::CompressionFormat::Zstandard,
+        _ => object::CompressionFormat::Unknown,
+    };
+    Some(object::CompressedFileRange {
+        format,
+        offset: s.file_offset.checked_add(CHDR_LEN)?,
+        compressed_size: s.size.checked_sub(CHDR_LEN)?,
+        uncompressed_size: word(8)?,
+    })
 }
 
 impl Binary {
@@ -484,23 +505,10 @@ impl Binary {
     /// from its `Elf64_Chdr`; `None` for one that is not compressed or
     /// whose header does not fit in it.
     fn compression(&self, s: &Section) -> Option<object::CompressedFileRange> {
-        const CHDR_LEN: u64 = 24;
         if !s.compressed {
             return None;
         }
-        let chdr = self.file_bytes(s.file_offset, CHDR_LEN)?;
-        let word = |at: usize| u64::from_le_bytes(chdr[at..at + 8].try_into().unwrap_or([0; 8]));
-        let format = match u32::from_le_bytes([chdr[0], chdr[1], chdr[2], chdr[3]]) {
-            1 => object::CompressionFormat::Zlib,
-            2 => object::CompressionFormat::Zstandard,
-            _ => object::CompressionFormat::Unknown,
-        };
-        Some(object::CompressedFileRange {
-            format,
-            offset: s.file_offset.checked_add(CHDR_LEN)?,
-            compressed_size: s.size.checked_sub(CHDR_LEN)?,
-            uncompressed_size: word(8),
-        })
+        parse_chdr(s, self.file_bytes(s.file_offset, CHDR_LEN)?)
     }
 
     /// Section by name: (link-time address, file bytes; decompressed if SHF_COMPRESSED).
@@ -509,11 +517,9 @@ impl Binary {
         if s.sh_type == elf::SHT_NOBITS.0 {
             return None;
         }
-        if s.compressed && self.compression(s).is_none() {
-            return None;
-        }
-        match self.compression(s) {
-            Some(range) => {
+        match (s.compressed, self.compression(s)) {
+            (true, None) => None,
+            (_, Some(range)) => {
                 // The header's size is untrusted: zlib cannot expand more than
                 // about 1032:1, so a larger claim is corrupt and must not
                 // decide an allocation.
@@ -530,7 +536,7 @@ impl Binary {
                 let bytes = compressed.decompress().ok()?;
                 Some((s.addr, Cow::Owned(bytes.into_owned())))
             }
-            None => Some((
+            (false, None) => Some((
                 s.addr,
                 Cow::Borrowed(self.file_bytes(s.file_offset, s.size)?),
             )),
@@ -540,33 +546,65 @@ impl Binary {
     /// Like [`Binary::section`], as one shared buffer: a zlib-compressed
     /// section (Go compresses its DWARF) is inflated in one pass straight
     /// into a buffer of its recorded size; an uncompressed one is copied.
-    /// Safe to call from several threads at once, one section each.
-    pub fn section_shared(&self, name: &str) -> Option<Arc<[u8]>> {
-        let s = self.section_info(name)?;
-        let Some(range) = self.compression(s) else {
-            return self.section(name).map(|(_, bytes)| Arc::from(&*bytes));
+    /// `Ok(None)` when there is no such section (or it has no file bytes);
+    /// an error when its bytes are damaged, never a silent `None`. Safe to
+    /// call from several threads at once, one section each.
+    pub fn section_shared(
+        &self,
+        name: &str,
+    ) -> std::result::Result<Option<Arc<[u8]>>, BinaryError> {
+        let Some(s) = self.section_info(name) else {
+            return Ok(None);
         };
-        if range.format != object::CompressionFormat::Zlib {
-            return self.section(name).map(|(_, bytes)| Arc::from(&*bytes));
+        if s.sh_type == elf::SHT_NOBITS.0 {
+            return Ok(None);
         }
+        let fault = |detail| BinaryError::Section {
+            name: name.to_string(),
+            detail,
+        };
+        let bytes = |offset: u64, len: u64| {
+            let range = image_range(offset, len)
+                .filter(|r| r.end <= self.data.len())
+                .ok_or_else(|| fault(SectionFault::Header))?;
+            self.data
+                .try_get(range)
+                .map_err(|e| fault(SectionFault::Snapshot(Arc::new(e))))
+        };
+        if !s.compressed {
+            return bytes(s.file_offset, s.size).map(|b| Some(Arc::from(b)));
+        }
+        let chdr = bytes(s.file_offset, CHDR_LEN)?;
+        let range = parse_chdr(s, chdr).ok_or_else(|| fault(SectionFault::Header))?;
         let plausible = range
             .compressed_size
             .saturating_mul(MAX_ZLIB_RATIO)
             .saturating_add(4096);
         if range.uncompressed_size > MAX_DECOMPRESSED_SECTION || range.uncompressed_size > plausible
         {
-            return None;
+            return Err(fault(SectionFault::Header));
         }
-        let input = self.file_bytes(range.offset, range.compressed_size)?;
-        let len = usize::try_from(range.uncompressed_size).ok()?;
+        let input = bytes(range.offset, range.compressed_size)?;
+        if range.format != object::CompressionFormat::Zlib {
+            // Not Go's choice; `object` knows the others.
+            return self
+                .section(name)
+                .map(|(_, b)| Some(Arc::from(&*b)))
+                .ok_or_else(|| fault(SectionFault::Inflate));
+        }
+        let len =
+            usize::try_from(range.uncompressed_size).map_err(|_| fault(SectionFault::Header))?;
         let buf: Arc<[std::mem::MaybeUninit<u8>]> = Arc::new_zeroed_slice(len);
         // SAFETY: allocated zeroed; all-zero bytes are valid `u8`s.
         let mut buf: Arc<[u8]> = unsafe { buf.assume_init() };
-        let out = Arc::get_mut(&mut buf)?;
+        let out = Arc::get_mut(&mut buf).ok_or_else(|| fault(SectionFault::Inflate))?;
         let produced = libdeflater::Decompressor::new()
             .zlib_decompress(input, out)
-            .ok()?;
-        (produced as u64 == range.uncompressed_size).then_some(buf)
+            .map_err(|_| fault(SectionFault::Inflate))?;
+        if produced as u64 != range.uncompressed_size {
+            return Err(fault(SectionFault::Inflate));
+        }
+        Ok(Some(buf))
     }
 
     /// Bytes of the file-backed part of the loaded image at a link-time address
@@ -588,7 +626,11 @@ impl Binary {
         let idx = self.segments.partition_point(|s| s.vaddr <= vaddr);
         let seg = self.segments.get(idx.checked_sub(1)?)?;
         let delta = vaddr - seg.vaddr;
-        usize::try_from(seg.filesz.checked_sub(delta).filter(|&n| n > 0)?).ok()
+        let in_segment = seg.filesz.checked_sub(delta).filter(|&n| n > 0)?;
+        // A segment the file is too short for holds only what the file has.
+        let at = seg.file_offset.checked_add(delta)?;
+        let in_file = self.file_len().checked_sub(at).filter(|&n| n > 0)?;
+        usize::try_from(in_segment.min(in_file)).ok()
     }
 
     /// File offset of link-time address `vaddr`, if it is file-backed.

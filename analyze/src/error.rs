@@ -127,6 +127,21 @@ impl std::fmt::Display for BuildIdKind {
     }
 }
 
+/// Why a section of the executable cannot be read.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SectionFault {
+    /// The snapshot's copy of the executable is damaged there.
+    #[error("{0}")]
+    Snapshot(Arc<rdlv_format::FormatError>),
+    /// The `Elf64_Chdr` does not fit, or claims an impossible size.
+    #[error("bad compression header")]
+    Header,
+    /// The compressed bytes do not inflate to the size the header claims.
+    #[error("the compressed data is damaged")]
+    Inflate,
+}
+
 /// The executable cannot be read or parsed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -164,6 +179,16 @@ pub enum BinaryError {
         offset: u64,
         /// How many bytes.
         len: u64,
+    },
+    /// A section's bytes cannot be had: the snapshot's copy of the
+    /// executable does not decompress there, or its compression header or
+    /// compressed data is damaged.
+    #[error("executable: section {name} cannot be read: {detail}")]
+    Section {
+        /// The section.
+        name: String,
+        /// What failed.
+        detail: SectionFault,
     },
     /// The pclntab is malformed.
     #[error("executable: corrupt pclntab: {detail}")]

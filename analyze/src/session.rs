@@ -69,7 +69,9 @@ impl Session {
                 .embedded_image(FileRole::Executable)?
                 .ok_or(BinaryError::NotEmbedded)?,
         };
-        let binary = Binary::from_image(Arc::new(image))?;
+        let image = Arc::new(image);
+        let binary = Binary::from_image(Arc::clone(&image))
+            .map_err(|e| image.damage().map_or(e, AnalyzeError::from))?;
         Self::check_same_build(&snapshot, &binary, exe)?;
         let at_entry = snapshot
             .metadata()
@@ -154,7 +156,12 @@ impl Session {
     /// The pclntab, parsed on first use.
     pub fn pclntab(&self) -> Result<&Pclntab> {
         self.pclntab
-            .get_or_init(|| Pclntab::new(&self.binary, self.bias))
+            .get_or_init(|| {
+                // A part of the executable that does not decompress is the
+                // cause, whatever the table made of its absence.
+                Pclntab::new(&self.binary, self.bias)
+                    .map_err(|e| self.binary.image().damage().map_or(e, AnalyzeError::from))
+            })
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -211,32 +218,36 @@ impl Session {
         self
     }
 
-    fn read_from_exe(&self, addr: u64, buf: &mut [u8]) -> bool {
+    /// Fills `buf` from the executable's file-backed mappings: `Ok(false)`
+    /// if no mapping holds it, an error if the executable's bytes there do
+    /// not decompress (a damaged snapshot, never "not captured").
+    fn read_from_exe(&self, addr: u64, buf: &mut [u8]) -> Result<bool> {
         let len = buf.len() as u64;
         let Some(end) = addr.checked_add(len) else {
-            return false;
+            return Ok(false);
         };
         for &(start, map_end, offset) in &self.exe_ranges {
             if addr >= start && end <= map_end {
                 // Mapping offsets come from the snapshot: untrusted, so no
                 // arithmetic on them may overflow.
                 let Some(file_off) = offset.checked_add(addr - start) else {
-                    return false;
+                    return Ok(false);
                 };
                 let Some(file_end) = file_off.checked_add(len) else {
-                    return false;
+                    return Ok(false);
                 };
                 let (Ok(lo), Ok(hi)) = (usize::try_from(file_off), usize::try_from(file_end))
                 else {
-                    return false;
+                    return Ok(false);
                 };
-                if let Some(src) = self.binary.image().get(lo..hi) {
-                    buf.copy_from_slice(src);
-                    return true;
+                let image = self.binary.image();
+                if hi <= image.len() {
+                    buf.copy_from_slice(image.try_get(lo..hi)?);
+                    return Ok(true);
                 }
             }
         }
-        false
+        Ok(false)
     }
 
     fn in_zero_fill(&self, addr: u64, len: u64) -> bool {
@@ -252,7 +263,7 @@ impl Session {
         match self.snapshot.read_memory(addr, buf) {
             Ok(()) => Ok(()),
             Err(rdlv_format::FormatError::Unmapped { .. }) => {
-                if self.read_from_exe(addr, buf) {
+                if self.read_from_exe(addr, buf)? {
                     Ok(())
                 } else if self.in_zero_fill(addr, buf.len() as u64) {
                     buf.fill(0);

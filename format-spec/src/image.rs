@@ -96,7 +96,8 @@ pub struct FileImage {
 // SAFETY: the buffer is owned by the image; writes to it follow the module
 // invariants (each frame once, under its OnceLock, never while referenced).
 unsafe impl Send for FileImage {}
-// SAFETY: as above; shared access only reads completed frames.
+// SAFETY: as above; shared access only reads completed frames, and the
+// store's `Source` is itself `Send + Sync`.
 unsafe impl Sync for FileImage {}
 
 impl Drop for FileImage {
@@ -244,7 +245,10 @@ pub(crate) fn read_seek_table(
             u64::from(le32(&table, e + 4)),
             le32(&table, e + 8),
         );
-        if clen == 0 || ulen == 0 || ulen > MAX_IMAGE_FRAME_LEN {
+        // A frame is never longer than zstd's bound for its content, which
+        // also bounds the buffer `fill` reads it into.
+        let bound = zstd::zstd_safe::compress_bound(ulen as usize) as u64;
+        if clen == 0 || ulen == 0 || ulen > MAX_IMAGE_FRAME_LEN || clen > bound {
             return None;
         }
         let (end, out_end) = (pos.checked_add(clen)?, out.checked_add(ulen)?);
@@ -272,6 +276,25 @@ impl FileImage {
         let at = frames.first().map_or(0, |f| f.compressed.start);
         let len = usize::try_from(size)
             .map_err(|_| corrupt(&section, at, "size does not fit in memory"))?;
+        // The buffer's soundness rests on the frames tiling 0..len.
+        let mut end = 0;
+        for f in &frames {
+            if f.out.start != end || f.out.end <= f.out.start {
+                return Err(corrupt(
+                    &section,
+                    at,
+                    "seek table frames do not tile the file",
+                ));
+            }
+            end = f.out.end;
+        }
+        if end != len {
+            return Err(corrupt(
+                &section,
+                at,
+                "seek table frames do not tile the file",
+            ));
+        }
         let buf = allocate(len, &section, at)?;
         Ok(FileImage {
             buf,
@@ -369,6 +392,16 @@ impl FileImage {
             .count()
     }
 
+    /// The error of the first frame that failed to decompress so far, if
+    /// any: what a caller that only saw `None` from [`FileImage::get`]
+    /// reports instead of "absent".
+    pub fn damage(&self) -> Option<FormatError> {
+        self.frames.iter().find_map(|f| match f.done.get() {
+            Some(Err(e)) => Some(self.frame_error(f, e)),
+            _ => None,
+        })
+    }
+
     /// Bytes `range` of the file, decompressing the frames it covers that
     /// are not yet (several at once, in parallel). `None` if the range is
     /// out of bounds or a frame it needs does not decompress (see
@@ -429,7 +462,8 @@ impl FileImage {
                     .and_then(|(a, b)| bytes.get(a..b))
                     .unwrap_or(&[]),
                 Store::Source(source) => {
-                    // Bounded: the seek table's entries are u32 lengths.
+                    // Bounded by zstd's bound for at most 64 MiB of content
+                    // (checked by `read_seek_table`).
                     let mut buf = vec![0u8; (f.compressed.end - f.compressed.start) as usize];
                     source
                         .read_exact_at(&mut buf, f.compressed.start)

@@ -467,10 +467,13 @@ impl Snapshot {
         Ok(Some(out))
     }
 
-    /// The embedded file with this role as a [`FileImage`]: its block read
-    /// and checksummed now, each frame decompressed when first read (a file
-    /// written as one frame decompresses whole on the first read). The path
-    /// for a large executable that every command opens and few read in full.
+    /// The embedded file with this role as a [`FileImage`], each frame
+    /// decompressed when first read. With a seek table (SPEC §7.1) only the
+    /// table is read now and each frame is read and checked against its CRC
+    /// when first needed; without one the block is read and checksummed now
+    /// (and a file written as one frame decompresses whole on the first
+    /// read). The path for a large executable that every command opens and
+    /// few read in full.
     pub fn embedded_image(&self, role: FileRole) -> Result<Option<FileImage>> {
         let Some(f) = self.files.iter().find(|f| f.info.role == role) else {
             return Ok(None);

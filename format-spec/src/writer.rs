@@ -524,7 +524,11 @@ impl<W: Write> SnapshotWriter<W> {
         fixed.extend_from_slice(name.as_bytes());
         let mut h = crc32fast::Hasher::new();
         h.update(&fixed);
-        let table = seek_table(&fixed, &frames, bytes.len());
+        // An empty file has no frame to seek to: no table (SPEC §7.1).
+        let table = match bytes.is_empty() {
+            true => Vec::new(),
+            false => seek_table(&fixed, &frames, bytes.len()),
+        };
         let mut parts: Vec<&[u8]> = vec![&fixed];
         for f in frames.iter().chain([&table]) {
             h.update(f);

@@ -1770,3 +1770,111 @@ fn hostile_old_go_stripped() {
     ));
     assert_no_failures("go1.21 stripped", failures);
 }
+
+/// The frames of the embedded executable, from the seek table at the end of
+/// its block (SPEC §7.1): (file offset of the frame, compressed length,
+/// first byte of the executable it holds, bytes it holds).
+fn executable_frames(file: &[u8]) -> Vec<(usize, usize, u64, u64)> {
+    let le32 = |at: usize| u32::from_le_bytes(file[at..at + 4].try_into().expect("4 bytes"));
+    let tag = file
+        .windows(4)
+        .rposition(|w| w == b"RSEK")
+        .expect("a seek table");
+    let count = le32(tag - 4) as usize;
+    let table = tag + 4 - (8 + 12 * count + 16);
+    assert_eq!(le32(table), 0x184D_2A5B, "seek table magic");
+    let frames_len: usize = (0..count).map(|i| le32(table + 8 + 12 * i) as usize).sum();
+    let (mut at, mut out) = (table - frames_len, 0u64);
+    (0..count)
+        .map(|i| {
+            let (clen, ulen) = (le32(table + 8 + 12 * i) as usize, le32(table + 12 + 12 * i));
+            let frame = (at, clen, out, u64::from(ulen));
+            (at, out) = (at + clen, out + u64::from(ulen));
+            frame
+        })
+        .collect()
+}
+
+/// A damaged frame of the embedded executable (what a flipped disk or
+/// network byte does to a 1.2 snapshot) is an error that names the damage
+/// wherever it is read, never data and never a misleading absence:
+/// `.debug_info` for `goroutines` (not a silent fall back to the built-in
+/// layouts), the first frame (ELF headers and `.text`) for `goroutines` and
+/// `export core`, and `verify` always.
+#[test]
+fn a_damaged_executable_frame_is_an_error_where_it_is_read() {
+    let base = baseline(DEFAULT_GO, Variant::Default);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clean = dir.path().join("clean.snap");
+    Hostile::from(base, "clean".into()).write(&clean, &base.exe_name);
+    let bytes = std::fs::read(&clean).expect("read snapshot");
+    let frames = executable_frames(&bytes);
+    assert!(
+        frames.len() > 1,
+        "a {}-byte executable is several frames",
+        base.exe.len()
+    );
+    let exe = rdlv_analyze::binary::Binary::parse(std::sync::Arc::from(base.exe.as_slice()))
+        .expect("parse the executable");
+    let section_at = |name: &str| {
+        exe.section_info(name)
+            .map(|s| s.file_offset)
+            .unwrap_or_else(|| panic!("{name} in the executable"))
+    };
+    let damaged = |name: &str| -> PathBuf {
+        let at = section_at(name) + 64;
+        let &(file_at, clen, _, _) = frames
+            .iter()
+            .find(|f| f.2 <= at && at < f.2 + f.3)
+            .expect("a frame holds the section");
+        let mut b = bytes.clone();
+        b[file_at + clen / 2] ^= 0x5a;
+        let path = dir
+            .path()
+            .join(format!("{}.snap", name.trim_start_matches('.')));
+        std::fs::write(&path, b).expect("write damaged snapshot");
+        path
+    };
+    let run = |args: &[&str]| run_bounded(&args.iter().map(OsString::from).collect::<Vec<_>>());
+    let info = damaged(".debug_info");
+    let out = run(&["goroutines", info.to_str().expect("utf-8")]);
+    assert!(
+        matches!(out.exit, Exit::Code(3)),
+        "goroutines on damaged .debug_info: {:?} {}",
+        out.exit,
+        out.stderr
+    );
+    // The frame may hold the end of .data too (a small binary), so the
+    // first reader to meet it may be the pclntab's: the message names the
+    // damage, whichever section it is reported for.
+    assert!(out.stderr.contains("CRC-32 mismatch"), "{}", out.stderr);
+    // The ELF headers share the first frame with .text: damage there is
+    // reported as such, not as "not an ELF file" or a missing pclntab.
+    let text = damaged(".text");
+    let t = text.to_str().expect("utf-8");
+    let out = run(&["goroutines", t]);
+    assert!(
+        matches!(out.exit, Exit::Code(3)) && out.stderr.contains("CRC-32 mismatch"),
+        "goroutines on a damaged first frame: {:?} {}",
+        out.exit,
+        out.stderr
+    );
+    // A core holds the executable's file-backed mappings, .text included.
+    let core = dir.path().join("core");
+    let out = run(&["export", "core", t, "-o", core.to_str().expect("utf-8")]);
+    assert!(
+        matches!(out.exit, Exit::Code(3)) && out.stderr.contains("CRC-32 mismatch"),
+        "export core of damaged .text: {:?} {}",
+        out.exit,
+        out.stderr
+    );
+    for path in [&info, &text] {
+        let out = run(&["verify", path.to_str().expect("utf-8")]);
+        assert!(
+            matches!(out.exit, Exit::Code(3)),
+            "verify: {:?} {}",
+            out.exit,
+            out.stderr
+        );
+    }
+}

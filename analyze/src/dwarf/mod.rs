@@ -70,6 +70,10 @@ pub enum DwarfError {
     /// A unit index past the last compile unit (an internal reference).
     #[error("DWARF has no compile unit #{0}")]
     NoUnit(usize),
+    /// A DWARF section of the executable cannot be read (its bytes in the
+    /// snapshot are damaged): an error, never "no DWARF".
+    #[error("{0}")]
+    Section(crate::error::BinaryError),
     /// A DIE refers to a type that does not exist.
     #[error("DWARF type reference 0x{0:x} points at no type DIE")]
     DanglingType(u64),
@@ -140,8 +144,47 @@ pub const LATER_SECTIONS: [&str; 4] = [
     ".debug_ranges",
 ];
 
-/// Fetches one section's decompressed bytes by name (`None`: absent).
-type SectionFetch = Box<dyn Fn(&str) -> Option<Arc<[u8]>> + Send + Sync>;
+/// What fetching one section gives: its decompressed bytes, `None` if the
+/// executable has no such section, or why its bytes cannot be read.
+pub type Fetched = Result<Option<Arc<[u8]>>, crate::error::BinaryError>;
+
+/// Fetches one section by name.
+type SectionFetch = Box<dyn Fn(&str) -> Fetched + Send + Sync>;
+
+/// The sections of `names` that exist, fetched in parallel; the first
+/// failure if any cannot be read.
+fn fetch_all(
+    names: &[&'static str],
+    section: &(impl Fn(&str) -> Fetched + Sync + ?Sized),
+) -> Result<HashMap<&'static str, Arc<[u8]>>, DwarfError> {
+    let got: Vec<(&'static str, Fetched)> = names
+        .par_iter()
+        .map(|&name| (name, section(name)))
+        .collect();
+    let mut out = HashMap::new();
+    for (name, fetched) in got {
+        if let Some(bytes) = fetched.map_err(DwarfError::Section)? {
+            out.insert(name, bytes);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `entry`'s PC ranges hold `pc`.
+fn die_contains(
+    lists: &gimli::Dwarf<Reader>,
+    unit: &gimli::Unit<Reader>,
+    entry: &gimli::DebuggingInformationEntry<Reader>,
+    pc: u64,
+) -> gimli::Result<bool> {
+    let mut ranges = lists.die_ranges(unit, entry)?;
+    while let Some(r) = ranges.next()? {
+        if r.begin <= pc && pc < r.end {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
 
 /// A gimli `Dwarf` over the sections in `have` (absent ones empty).
 fn dwarf_from(have: &HashMap<&'static str, Arc<[u8]>>) -> gimli::Dwarf<Reader> {
@@ -244,8 +287,20 @@ struct UnitSlot {
     unit: OnceLock<Result<gimli::Unit<Reader>, DwarfError>>,
     /// Set once the full index resolved this unit against the whole arena.
     index: OnceLock<UnitIndex>,
+    /// This unit's globals resolved against the runtime model's arena alone
+    /// (a prefix of the full one), built by the first lookup of a global
+    /// in it: `print pkg.Var` then scans one unit, not all of them.
+    light: OnceLock<Result<LightIndex, DwarfError>>,
     /// Whether this unit's DIEs were read at all.
     scanned: std::sync::atomic::AtomicBool,
+}
+
+/// A unit's globals whose types the runtime units' arena holds, and the
+/// names of those whose types it does not (looked up in the full arena).
+#[derive(Default)]
+struct LightIndex {
+    globals: BTreeMap<String, Global>,
+    unresolved: std::collections::BTreeSet<String>,
 }
 
 /// What one unit declares at its top level.
@@ -285,13 +340,15 @@ pub struct DwarfInfo {
     later: SectionFetch,
     /// `dwarf` plus [`LATER_SECTIONS`], built on the first lookup of PC
     /// ranges or location lists.
-    with_lists: OnceLock<gimli::Dwarf<Reader>>,
+    with_lists: OnceLock<Result<gimli::Dwarf<Reader>, DwarfError>>,
     units: Vec<UnitSlot>,
     /// Package path (and its `%2e`-escaped symbol form) → units.
     by_name: HashMap<String, Vec<usize>>,
     /// The runtime's types, from the `runtime` units alone: enough for the
     /// runtime model's layouts, and built at load.
     rt_types: TypeIndex,
+    /// The units `rt_types` was built from (the `runtime` units).
+    rt_units: Vec<usize>,
     /// Globals and constants of the `runtime` units, against `rt_types`.
     rt_index: UnitIndex,
     /// Every type of every unit (generic code keeps its shape types inside
@@ -410,16 +467,37 @@ fn offset_in(types: &TypeIndex, ty: TypeId, path: &str) -> Option<u64> {
 
 /// Builds the type arena from raw type DIEs (ids follow their order).
 fn build_types(raw_types: &[(u64, RawType)]) -> TypeIndex {
-    let mut ix = TypeIndex::default();
-    // Arena ids follow the order of raw types; resolve references.
+    extend_types(&TypeIndex::default(), raw_types)
+}
+
+/// `base` with the raw type DIEs appended: their ids follow `base`'s, in
+/// their order, and every entry of `base` is kept as it is, so an id of
+/// `base` means the same type in the result (the runtime model's arena is
+/// a prefix of the full one, and ids handed out before the full arena
+/// existed stay valid).
+fn extend_types(base: &TypeIndex, raw_types: &[(u64, RawType)]) -> TypeIndex {
+    let n0 = base.types.len();
+    let mut ix = TypeIndex {
+        types: Vec::new(),
+        type_by_die: base.type_by_die.clone(),
+        type_by_name: base.type_by_name.clone(),
+        type_by_runtime: base.type_by_runtime.clone(),
+    };
     for (i, (off, _)) in raw_types.iter().enumerate() {
-        ix.type_by_die.insert(*off, TypeId(i as u32));
+        ix.type_by_die.insert(*off, TypeId((n0 + i) as u32));
     }
+    // The raw DIE of a new id, the built type of a base id.
+    let raw_of = |id: TypeId| {
+        (id.0 as usize)
+            .checked_sub(n0)
+            .and_then(|i| raw_types.get(i))
+    };
+    let base_of = |id: TypeId| base.types.get(id.0 as usize);
     let resolve =
         |r: Option<u64>, map: &FxHashMap<u64, TypeId>| r.and_then(|o| map.get(&o).copied());
     // Each type resolves on its own (the maps are read-only here): in parallel.
     let by_die = &ix.type_by_die;
-    let mut types: Vec<GoType> = raw_types
+    let types: Vec<GoType> = raw_types
         .par_iter()
         .map(|(_, raw)| {
             let t = |r| resolve(r, by_die);
@@ -455,9 +533,13 @@ fn build_types(raw_types: &[(u64, RawType)]) -> TypeIndex {
                                 .iter()
                                 .find(|m| m.0 == "array")
                                 .and_then(|m| t(m.2))
-                                .and_then(|p| match raw_types.get(p.0 as usize) {
-                                    Some((_, r)) => t(r.type_ref),
-                                    None => None,
+                                .and_then(|p| match (raw_of(p), base_of(p)) {
+                                    (Some((_, r)), _) => t(r.type_ref),
+                                    (None, Some(b)) => match b.kind {
+                                        TypeKind::Pointer { elem } => elem,
+                                        _ => None,
+                                    },
+                                    (None, None) => None,
                                 })
                         });
                         match elem {
@@ -490,9 +572,10 @@ fn build_types(raw_types: &[(u64, RawType)]) -> TypeIndex {
                         None => TypeKind::Unknown,
                     },
                     (types::go_kind::INTERFACE, Some(target)) => TypeKind::Interface {
-                        empty: raw_types
-                            .get(target.0 as usize)
-                            .is_some_and(|(_, r)| r.name == "runtime.eface"),
+                        empty: raw_of(target)
+                            .map(|(_, r)| r.name.as_str())
+                            .or_else(|| base_of(target).map(|b| b.name.as_str()))
+                            == Some("runtime.eface"),
                     },
                     (_, Some(target)) => TypeKind::Typedef(target),
                     (_, None) => TypeKind::Unknown,
@@ -517,8 +600,10 @@ fn build_types(raw_types: &[(u64, RawType)]) -> TypeIndex {
             }
         })
         .collect();
+    // The base's entries are final; the new ones follow them.
+    let mut types: Vec<GoType> = base.types.iter().cloned().chain(types).collect();
     // A typedef's size is its target's size.
-    for i in 0..types.len() {
+    for i in n0..types.len() {
         let mut cur = i;
         for _ in 0..types::MAX_TYPEDEF_CHAIN {
             match types.get(cur).map(|t| &t.kind) {
@@ -546,7 +631,7 @@ fn build_types(raw_types: &[(u64, RawType)]) -> TypeIndex {
             }
         }
     }
-    for (i, ty) in types.iter().enumerate() {
+    for (i, ty) in types.iter().enumerate().skip(n0) {
         let id = TypeId(i as u32);
         // Prefer the outermost named DIE (typedef) over its struct twin:
         // typedefs are what variables reference. A later DIE replaces an
@@ -619,12 +704,9 @@ impl DwarfInfo {
     /// numbers come from the pclntab), which is why units are parsed by
     /// `parse_unit` rather than gimli's `Unit::new`.
     pub fn load(
-        section: impl Fn(&str) -> Option<Arc<[u8]>> + Send + Sync + 'static,
+        section: impl Fn(&str) -> Fetched + Send + Sync + 'static,
     ) -> Result<DwarfInfo, DwarfError> {
-        let fetched: HashMap<&'static str, Arc<[u8]>> = LOAD_SECTIONS
-            .par_iter()
-            .filter_map(|&name| section(name).map(|bytes| (name, bytes)))
-            .collect();
+        let fetched = fetch_all(&LOAD_SECTIONS, &section)?;
         let have_info = fetched.get(".debug_info").is_some_and(|b| !b.is_empty());
         let dwarf = dwarf_from(&fetched);
         if !have_info {
@@ -670,6 +752,7 @@ impl DwarfInfo {
                 name,
                 unit: OnceLock::new(),
                 index: OnceLock::new(),
+                light: OnceLock::new(),
                 scanned: std::sync::atomic::AtomicBool::new(false),
             });
         }
@@ -682,6 +765,7 @@ impl DwarfInfo {
             units,
             by_name,
             rt_types: TypeIndex::default(),
+            rt_units: Vec::new(),
             rt_index: UnitIndex::default(),
             full: OnceLock::new(),
             all_globals: OnceLock::new(),
@@ -714,6 +798,7 @@ impl DwarfInfo {
             raws.push(raw);
         }
         self.rt_types = build_types(&raw_types);
+        self.rt_units = type_units;
         let mut rt_index = UnitIndex::default();
         for raw in raws {
             let index = resolve_unit(&self.rt_types, raw);
@@ -730,12 +815,15 @@ impl DwarfInfo {
         self.full
             .get_or_init(|| {
                 use rayon::prelude::*;
+                // The types units' types are `rt_types` already: the full
+                // arena extends it, so its ids stay valid.
                 let raws: Vec<Result<RawUnit, DwarfError>> = (0..self.units.len())
                     .into_par_iter()
                     .map(|u| {
                         let unit = self.unit(u)?;
                         let unit_off = unit.header.offset().0 as u64;
-                        self.scan_unit(unit, u, true)
+                        let want_types = !self.rt_units.contains(&u);
+                        self.scan_unit(unit, u, want_types)
                             .map_err(malformed(".debug_info", unit_off))
                     })
                     .collect();
@@ -746,7 +834,7 @@ impl DwarfInfo {
                     raw_types.append(&mut raw.types);
                     units.push(raw);
                 }
-                let types = build_types(&raw_types);
+                let types = extend_types(&self.rt_types, &raw_types);
                 for (slot, raw) in self.units.iter().zip(units) {
                     let _ = slot.index.set(resolve_unit(&types, raw));
                 }
@@ -762,16 +850,15 @@ impl DwarfInfo {
 
     /// The gimli view with range and location lists, their sections
     /// fetched on first use.
-    fn with_lists(&self) -> &gimli::Dwarf<Reader> {
-        self.with_lists.get_or_init(|| {
-            let mut all = self.loaded.clone();
-            let later: Vec<(&'static str, Arc<[u8]>)> = LATER_SECTIONS
-                .par_iter()
-                .filter_map(|&name| (self.later)(name).map(|bytes| (name, bytes)))
-                .collect();
-            all.extend(later);
-            dwarf_from(&all)
-        })
+    fn with_lists(&self) -> Result<&gimli::Dwarf<Reader>, DwarfError> {
+        self.with_lists
+            .get_or_init(|| {
+                let mut all = self.loaded.clone();
+                all.extend(fetch_all(&LATER_SECTIONS, &*self.later)?);
+                Ok(dwarf_from(&all))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// The parsed unit `u` (its abbreviations and bases; no line program).
@@ -1006,12 +1093,22 @@ impl DwarfInfo {
 
     /// The type with this id.
     pub fn ty(&self, id: TypeId) -> Option<&GoType> {
-        self.types()?.types.get(id.0 as usize)
+        self.arena_for(id)?.types.get(id.0 as usize)
     }
 
     /// Follows typedefs to the type that says what the value is.
     pub fn underlying(&self, id: TypeId) -> Option<(TypeId, &GoType)> {
-        underlying_in(self.types()?, id)
+        underlying_in(self.arena_for(id)?, id)
+    }
+
+    /// The arena that answers for `id`: the runtime units' one for its ids
+    /// while the full one is not built (the full one keeps them unchanged,
+    /// and their typedef chains stay inside it), else the full one.
+    fn arena_for(&self, id: TypeId) -> Option<&TypeIndex> {
+        match self.full.get() {
+            None if (id.0 as usize) < self.rt_types.types.len() => Some(&self.rt_types),
+            _ => self.types(),
+        }
     }
 
     /// Number of types.
@@ -1032,9 +1129,54 @@ impl DwarfInfo {
     /// A package variable by fully qualified name; scans only the unit(s)
     /// of its package.
     pub fn global(&self, name: &str) -> Option<&Global> {
-        self.units_for_name(name)
+        let units = self.units_for_name(name);
+        if self.full.get().is_none() {
+            // Before the full arena exists: the global's own unit(s),
+            // against the runtime arena, whose ids the full one keeps.
+            for &u in &units {
+                let Ok(light) = self.light_index(u) else {
+                    break;
+                };
+                if let Some(g) = light.globals.get(name) {
+                    return Some(g);
+                }
+                if light.unresolved.contains(name) {
+                    break;
+                }
+            }
+        }
+        units
             .into_iter()
             .find_map(|u| self.unit_index(u).ok()?.globals.get(name))
+    }
+
+    /// Unit `u`'s globals against `rt_types` (see [`UnitSlot::light`]).
+    fn light_index(&self, u: usize) -> Result<&LightIndex, DwarfError> {
+        let slot = self.units.get(u).ok_or(DwarfError::NoUnit(u))?;
+        slot.light
+            .get_or_init(|| {
+                let unit = self.unit(u)?;
+                let unit_off = unit.header.offset().0 as u64;
+                let raw = self
+                    .scan_unit(unit, u, false)
+                    .map_err(malformed(".debug_info", unit_off))?;
+                let mut light = LightIndex::default();
+                for (name, addr, ty_off) in raw.globals {
+                    match self.rt_types.type_by_die.get(&ty_off) {
+                        Some(&ty) => {
+                            light
+                                .globals
+                                .insert(name.clone(), Global { name, addr, ty });
+                        }
+                        None => {
+                            light.unresolved.insert(name);
+                        }
+                    }
+                }
+                Ok(light)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// All package variables, sorted by name (scans every unit once).
@@ -1108,7 +1250,10 @@ impl DwarfInfo {
             let mut out = Vec::new();
             for u in 0..self.units.len() {
                 let Ok(unit) = self.unit(u) else { continue };
-                let Ok(mut ranges) = self.with_lists().unit_ranges(unit) else {
+                // Without readable range lists no unit has ranges:
+                // `function_at` then looks in every unit.
+                let Ok(dwarf) = self.with_lists() else { break };
+                let Ok(mut ranges) = dwarf.unit_ranges(unit) else {
                     continue;
                 };
                 while let Ok(Some(r)) = ranges.next() {
@@ -1192,7 +1337,10 @@ impl DwarfInfo {
         };
         let unit = self.unit(func.unit)?;
         let unit_off = unit.header.offset().0 as u64;
-        self.scan_function(unit, func, pc, inline_depth)
+        // Locals need the range and location lists: say why if they are
+        // unreadable (the scan below then never meets the error).
+        let lists = self.with_lists()?;
+        self.scan_function(lists, unit, func, pc, inline_depth)
             .map_err(malformed(".debug_info", unit_off))
     }
 
@@ -1231,21 +1379,6 @@ impl DwarfInfo {
             }
         }
         out
-    }
-
-    fn die_contains(
-        &self,
-        unit: &gimli::Unit<Reader>,
-        entry: &gimli::DebuggingInformationEntry<Reader>,
-        pc: u64,
-    ) -> gimli::Result<bool> {
-        let mut ranges = self.with_lists().die_ranges(unit, entry)?;
-        while let Some(r) = ranges.next()? {
-            if r.begin <= pc && pc < r.end {
-                return Ok(true);
-            }
-        }
-        Ok(false)
     }
 
     /// Name and type of a variable DIE, through `DW_AT_abstract_origin` for
@@ -1296,6 +1429,7 @@ impl DwarfInfo {
 
     fn scan_function(
         &self,
+        lists: &gimli::Dwarf<Reader>,
         unit: &gimli::Unit<Reader>,
         func: &Function,
         pc: u64,
@@ -1329,14 +1463,14 @@ impl DwarfInfo {
             match entry.tag() {
                 gimli::DW_TAG_inlined_subroutine => {
                     if inlines.len() as u32 >= inline_depth
-                        || !self.die_contains(unit, entry, pc)?
+                        || !die_contains(lists, unit, entry, pc)?
                     {
                         skip_below = Some(depth);
                     } else {
                         inlines.push(depth);
                     }
                 }
-                gimli::DW_TAG_lexical_block if !self.die_contains(unit, entry, pc)? => {
+                gimli::DW_TAG_lexical_block if !die_contains(lists, unit, entry, pc)? => {
                     skip_below = Some(depth);
                 }
                 tag @ (gimli::DW_TAG_formal_parameter | gimli::DW_TAG_variable) => {
@@ -1350,7 +1484,6 @@ impl DwarfInfo {
                         Some(AttributeValue::Exprloc(e)) => Some(e),
                         Some(v) => {
                             let mut found = None;
-                            let lists = self.with_lists();
                             if let Some(mut locs) = lists.attr_locations(unit, v)? {
                                 while let Some(l) = locs.next()? {
                                     if l.range.begin <= pc && pc < l.range.end {
@@ -1417,7 +1550,7 @@ mod tests {
 
     #[test]
     fn missing_dwarf_is_a_clear_error() {
-        let err = DwarfInfo::load(|_| None).err();
+        let err = DwarfInfo::load(|_| Ok(None)).err();
         assert!(matches!(err, Some(DwarfError::Missing)));
     }
 }
@@ -1453,11 +1586,14 @@ pub(crate) mod testprog {
         let data = std::fs::read(path).expect("read executable");
         object::File::parse(&*data).expect("parse ELF");
         DwarfInfo::load(move |name| {
-            let file = object::File::parse(&*data).ok()?;
-            let s = file.section_by_name(name)?;
-            s.uncompressed_data()
-                .ok()
-                .map(|c| std::sync::Arc::from(&*c))
+            let section = || {
+                let file = object::File::parse(&*data).ok()?;
+                let s = file.section_by_name(name)?;
+                s.uncompressed_data()
+                    .ok()
+                    .map(|c| std::sync::Arc::from(&*c))
+            };
+            Ok(section())
         })
         .expect("load DWARF")
     }
@@ -1534,5 +1670,52 @@ func main() {
             info.function_at(main.low_pc).map(|f| f.name.as_str()),
             Some("main.main")
         );
+    }
+
+    /// A global looked up before the full arena exists (its unit alone,
+    /// against the runtime units' arena) has the id and type it has after:
+    /// the full arena extends the runtime one, so an id never changes
+    /// meaning within a session. `print pkg.Var` scans one unit.
+    #[test]
+    fn globals_found_before_the_full_arena_keep_their_types_after() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = testprog::build(SRC, dir.path());
+        let info = testprog::load(&exe);
+        let names = [
+            "main.cfg",
+            "main.m",
+            "main.ch",
+            "main.anyv",
+            "main.err",
+            "main.arr",
+        ];
+        let before: Vec<(Global, GoType, TypeId)> = names
+            .iter()
+            .map(|n| {
+                let g = info.global(n).unwrap_or_else(|| panic!("{n}")).clone();
+                let (u, _) = info.underlying(g.ty).expect("underlying");
+                (g.clone(), info.ty(g.ty).expect("type").clone(), u)
+            })
+            .collect();
+        assert!(
+            info.full.get().is_none(),
+            "no lookup above built the full arena"
+        );
+        let light_units = info.units_scanned();
+        assert!(
+            light_units < info.unit_count(),
+            "{light_units} units scanned"
+        );
+        assert!(
+            info.type_count() > info.rt_types.types.len()
+                || info.rt_units.len() == info.unit_count()
+        );
+        assert!(info.full.get().is_some());
+        for (n, (g, t, u)) in names.iter().zip(before) {
+            let after = info.global(n).expect("after");
+            assert_eq!(after, &g, "{n}");
+            assert_eq!(info.ty(g.ty), Some(&t), "{n}");
+            assert_eq!(info.underlying(g.ty).map(|(id, _)| id), Some(u), "{n}");
+        }
     }
 }

@@ -423,13 +423,15 @@ pub fn write_core(target: &Target, file: &File) -> Result<CoreStats> {
             let len = job.len as usize;
             match job.source {
                 Source::Exe(off) => {
-                    let src = usize::try_from(off)
+                    let range = usize::try_from(off)
                         .ok()
-                        .and_then(|o| exe.get(o..o.checked_add(len)?))
+                        .and_then(|o| Some(o..o.checked_add(len)?))
+                        .filter(|r| r.end <= exe.len())
                         .ok_or(BinaryError::Truncated {
                             offset: off,
                             len: job.len,
                         })?;
+                    let src = exe.try_get(range)?;
                     file.write_all_at(src, job.file_off)?;
                 }
                 Source::Snapshot(addr) => {

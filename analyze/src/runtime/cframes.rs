@@ -60,7 +60,7 @@ impl<'b> NativeUnwinder<'b> {
         symbols.sort_unstable();
         NativeUnwinder {
             eh_frame: binary.section(".eh_frame"),
-            text_addr: binary.section(".text").map(|(a, _)| a).unwrap_or(0),
+            text_addr: binary.section_info(".text").map_or(0, |s| s.addr),
             bias,
             symbols,
         }

@@ -76,7 +76,13 @@ impl RuntimeModel {
         let binary = session.binary();
         let version = binary.go_version().ok_or(Unsupported::NotGo)?;
         let minor = version.minor;
-        let dwarf = session.dwarf().ok().map(|d| &**d);
+        // No DWARF, or DWARF that does not parse: the built-in layouts. A
+        // snapshot whose copy of the DWARF is damaged says so instead.
+        let dwarf = match session.dwarf() {
+            Ok(d) => Some(&**d),
+            Err(e @ crate::dwarf::DwarfError::Section(_)) => return Err(e.into()),
+            Err(_) => None,
+        };
         let layout = match dwarf.map(RuntimeLayout::from_dwarf) {
             Some(Ok(l)) => l,
             _ => RuntimeLayout::for_version(minor)?,
@@ -154,6 +160,7 @@ impl<'t> Runtime<'t> {
     fn global_size(&self, name: &str) -> Option<u64> {
         self.dwarf
             .and_then(|d| d.runtime_variable_size(name))
+            .filter(|&s| s > 0)
             .or_else(|| self.target.binary().symbol(name).map(|s| s.size))
             .filter(|&s| s > 0)
     }
