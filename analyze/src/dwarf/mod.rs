@@ -269,6 +269,10 @@ fn parse_unit(
     Ok(unit)
 }
 
+/// A unit longer than this is scanned on every core
+/// ([`DwarfInfo::scan_unit_in_parallel`]): in practice only Go's types unit.
+const PARALLEL_SCAN_BYTES: usize = 1 << 20;
+
 /// Upper bound on compile units (a Go program has one per package; a
 /// corrupt `.debug_info` must not make us keep millions of headers).
 const MAX_UNITS: usize = 1 << 20;
@@ -940,13 +944,96 @@ impl DwarfInfo {
                 self.scanned.fetch_add(1, Ordering::Relaxed);
             }
         }
+        let big = unit.header.unit_length() > PARALLEL_SCAN_BYTES;
+        if big && rayon::current_num_threads() > 1 {
+            return self.scan_unit_in_parallel(unit, unit_idx, want_types);
+        }
         let mut raw_unit = RawUnit::default();
+        self.scan_entries(
+            unit,
+            unit.entries(),
+            None,
+            0,
+            unit_idx,
+            want_types,
+            &mut raw_unit,
+        )?;
+        Ok(raw_unit)
+    }
+
+    /// [`DwarfInfo::scan_unit`] of a large unit (Go's types unit: every
+    /// type of the program, megabytes of DIEs) on every core: its top-level
+    /// DIEs are found by a skim that parses no attribute, cut into runs,
+    /// and the runs scanned in parallel and joined in order, so the result
+    /// is the serial scan's exactly.
+    fn scan_unit_in_parallel(
+        &self,
+        unit: &gimli::Unit<Reader>,
+        unit_idx: usize,
+        want_types: bool,
+    ) -> gimli::Result<RawUnit> {
+        let mut skim = unit.entries_raw(None)?;
+        let mut tops = Vec::new();
+        while !skim.is_empty() {
+            let (depth, off) = (skim.next_depth(), skim.next_offset());
+            match skim.read_abbreviation()? {
+                Some(abbrev) => {
+                    if depth == 1 {
+                        tops.push(off);
+                    }
+                    skim.skip_attributes(abbrev.attributes())?;
+                }
+                None if skim.next_depth() <= 0 => break,
+                None => {}
+            }
+        }
+        let runs = (rayon::current_num_threads() * 4).max(1);
+        let per = tops.len().div_ceil(runs).max(1);
+        let starts: Vec<usize> = (0..tops.len()).step_by(per).collect();
+        let parts: Vec<gimli::Result<RawUnit>> = starts
+            .par_iter()
+            .map(|&i| {
+                let mut part = RawUnit::default();
+                let cursor = unit.entries_at_offset(tops[i])?;
+                let until = tops.get(i + per).copied();
+                self.scan_entries(unit, cursor, until, 1, unit_idx, want_types, &mut part)?;
+                Ok(part)
+            })
+            .collect();
+        let mut raw_unit = RawUnit::default();
+        // The root's own attributes hold nothing the scan keeps (depth 0).
+        for part in parts {
+            let mut part = part?;
+            raw_unit.types.append(&mut part.types);
+            raw_unit.globals.append(&mut part.globals);
+            raw_unit.constants.append(&mut part.constants);
+            raw_unit.functions.append(&mut part.functions);
+        }
+        Ok(raw_unit)
+    }
+
+    /// Scans the DIEs `cursor` reads, up to the DIE at `until` (the end of
+    /// the unit if `None`), into `raw_unit`. `depth_base` is the depth of
+    /// the cursor's first DIE in the unit (0: the root).
+    #[allow(clippy::too_many_arguments)]
+    fn scan_entries(
+        &self,
+        unit: &gimli::Unit<Reader>,
+        mut cursor: gimli::EntriesCursor<'_, Reader>,
+        until: Option<gimli::UnitOffset<usize>>,
+        depth_base: isize,
+        unit_idx: usize,
+        want_types: bool,
+        raw_unit: &mut RawUnit,
+    ) -> gimli::Result<()> {
         let raw_types = &mut raw_unit.types;
-        let mut cursor = unit.entries();
         // The type whose children (members, subranges) are being read.
         let mut open_type: Option<(usize, isize)> = None;
         while let Some(entry) = cursor.next_dfs()? {
-            let depth = entry.depth();
+            if until.is_some_and(|end| entry.offset() >= end) {
+                break;
+            }
+            let depth = entry.depth() + depth_base;
             if let Some((_, d)) = open_type {
                 if depth <= d {
                     open_type = None;
@@ -1074,7 +1161,7 @@ impl DwarfInfo {
                 _ => {}
             }
         }
-        Ok(raw_unit)
+        Ok(())
     }
 
     /// The address of a `DW_OP_addr`/`DW_OP_addrx` location expression.
@@ -1670,6 +1757,55 @@ func main() {
             info.function_at(main.low_pc).map(|f| f.name.as_str()),
             Some("main.main")
         );
+    }
+
+    /// The parallel scan of a large unit finds exactly what the serial one
+    /// does, in the same order (type ids follow that order).
+    #[test]
+    fn parallel_scan_of_a_unit_equals_the_serial_scan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = testprog::build(SRC, dir.path());
+        let info = testprog::load(&exe);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .expect("pool");
+        let key = |r: &RawUnit| {
+            (
+                r.types
+                    .iter()
+                    .map(|(o, t)| {
+                        (
+                            *o,
+                            t.tag,
+                            t.name.clone(),
+                            t.size,
+                            t.members.clone(),
+                            t.count,
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+                r.globals.clone(),
+                r.constants.clone(),
+                r.functions
+                    .iter()
+                    .map(|f| (f.name.clone(), f.low_pc))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        for &u in &info.rt_units {
+            let unit = info.unit(u).expect("unit");
+            let mut serial = RawUnit::default();
+            info.scan_entries(unit, unit.entries(), None, 0, u, true, &mut serial)
+                .expect("serial");
+            let parallel = pool
+                .install(|| info.scan_unit_in_parallel(unit, u, true))
+                .expect("parallel");
+            assert_eq!(key(&serial), key(&parallel), "unit {u}");
+            if u == *info.rt_units.last().expect("a runtime unit") {
+                assert!(serial.types.len() > 100, "the types unit");
+            }
+        }
     }
 
     /// A global looked up before the full arena exists (its unit alone,

@@ -2527,26 +2527,11 @@ fn package_of(function: &str) -> &str {
 
 /// A type name as DWARF spells it: `byte` is `uint8`, `rune` is `int32`.
 fn canonical_type_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut word = String::new();
-    let flush = |w: &mut String, out: &mut String| {
-        out.push_str(match w.as_str() {
-            "byte" => "uint8",
-            "rune" => "int32",
-            other => other,
-        });
-        w.clear();
-    };
-    for c in name.chars() {
-        if c.is_alphanumeric() || c == '_' || c == '.' || c == '/' {
-            word.push(c);
-        } else {
-            flush(&mut word, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut word, &mut out);
-    out
+    super::map_type_words(name, &[], |word| match word {
+        "byte" => "uint8",
+        "rune" => "int32",
+        other => other,
+    })
 }
 
 fn leftmost(e: &Expr) -> &Expr {

@@ -446,25 +446,32 @@ fn package_of_type(name: &str) -> &str {
 
 /// `map[net/http.Header]*net/url.URL` → `map[http.Header]*url.URL`, as reflect prints.
 pub fn shorten_package_paths(name: &str) -> String {
+    map_type_words(name, &['-'], |word| match word.rfind('/') {
+        Some(slash) => &word[slash + 1..],
+        None => word,
+    })
+}
+
+/// `name` with each word (a run of alphanumerics, `_`, `.`, `/` and the
+/// `extra` characters: a qualified type name such as `net/http.Header`)
+/// replaced by what `f` makes of it; brackets, stars and spaces are kept.
+pub(crate) fn map_type_words(
+    name: &str,
+    extra: &[char],
+    f: impl for<'w> Fn(&'w str) -> &'w str,
+) -> String {
     let mut out = String::with_capacity(name.len());
     let mut word = String::new();
-    let flush = |word: &mut String, out: &mut String| {
-        if let Some(slash) = word.rfind('/') {
-            out.push_str(&word[slash + 1..]);
-        } else {
-            out.push_str(word);
-        }
-        word.clear();
-    };
     for c in name.chars() {
-        if c.is_alphanumeric() || c == '_' || c == '/' || c == '.' || c == '-' {
+        if c.is_alphanumeric() || matches!(c, '_' | '.' | '/') || extra.contains(&c) {
             word.push(c);
         } else {
-            flush(&mut word, &mut out);
+            out.push_str(f(&word));
+            word.clear();
             out.push(c);
         }
     }
-    flush(&mut word, &mut out);
+    out.push_str(f(&word));
     out
 }
 
@@ -508,6 +515,18 @@ mod tests {
             "map[http.Header]*url.URL"
         );
         assert_eq!(shorten_package_paths("main.Config"), "main.Config");
+        assert_eq!(
+            shorten_package_paths("chan<- gopkg.in/yaml-v3.Node"),
+            "chan<- yaml-v3.Node"
+        );
+        let canonical = |n| {
+            map_type_words(n, &[], |w| match w {
+                "byte" => "uint8",
+                other => other,
+            })
+        };
+        assert_eq!(canonical("map[byte][]byte"), "map[uint8][]uint8");
+        assert_eq!(canonical("main.bytes"), "main.bytes");
         assert_eq!(shorten_package_paths("[]*main.Node"), "[]*main.Node");
     }
 }
