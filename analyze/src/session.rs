@@ -188,10 +188,13 @@ impl Session {
     /// reasons, and the per-PC caches the unwinder shares.
     pub fn runtime(&self) -> Result<Runtime<'_>> {
         if self.runtime.get().is_none() && self.binary.has_dwarf() {
-            // The model needs both; DWARF's load is mostly one thread
-            // (inflating .debug_info, scanning the types unit), so the
-            // pclntab's frames decompress beside it.
-            let _ = rayon::join(|| self.pclntab().is_ok(), || self.dwarf().is_ok());
+            // The model needs both, and the walk much of the pclntab;
+            // DWARF's load is mostly one thread (inflating .debug_info), so
+            // the pclntab's frames decompress beside it.
+            let _ = rayon::join(
+                || self.pclntab().is_ok_and(Pclntab::prefetch),
+                || self.dwarf().is_ok(),
+            );
         }
         let tab = self.pclntab()?;
         let model = self

@@ -60,6 +60,12 @@ impl PcHeader {
     /// Parses and sanity-checks a 64-bit pcHeader at the start of `bytes`,
     /// which must hold the whole table (offsets are checked against its length).
     pub fn parse(bytes: &[u8]) -> Result<PcHeader> {
+        Self::parse_within(bytes, bytes.len())
+    }
+
+    /// Like [`PcHeader::parse`] for a table of `len` bytes of which `bytes`
+    /// holds at least the header (the rest need not be read yet).
+    pub fn parse_within(bytes: &[u8], len: usize) -> Result<PcHeader> {
         let head = bytes
             .get(..HEADER_LEN)
             .ok_or_else(|| corrupt("header truncated"))?;
@@ -110,7 +116,7 @@ impl PcHeader {
             header.filetab_offset,
             header.pctab_offset,
             header.pcln_offset,
-            bytes.len() as u64,
+            len as u64,
         ];
         if offsets.windows(2).any(|w| w[0] > w[1]) {
             return Err(corrupt("table offsets out of order or past the end"));
@@ -436,10 +442,11 @@ pub(super) fn locate(binary: &Binary, bias: u64) -> Result<Layout> {
             (found, None)
         }
     };
+    // The header alone: the tables are decompressed as they are read.
     let header_bytes = binary
-        .read_static(found.addr, found.len)
+        .read_static(found.addr, found.len.min(HEADER_LEN))
         .ok_or_else(|| corrupt("pclntab is not file-backed"))?;
-    let header = PcHeader::parse(header_bytes)?;
+    let header = PcHeader::parse_within(header_bytes, found.len)?;
     if let Some(md) = &moduledata {
         let bytes = binary.read_static_upto(md.addr, MD_READ_LEN).unwrap_or(&[]);
         if !md.matches(bytes, found.addr, &header) {

@@ -86,6 +86,10 @@ pub struct InlineFrame {
     pub inlined: bool,
 }
 
+/// Bytes of the pcHeader read when the table is assembled (its fields, all
+/// versions): the tables behind it are read as lookups need them.
+const PCHEADER_READ: usize = 72;
+
 /// Size of `runtime._func` before its pcdata/funcdata arrays.
 const FUNC_HEADER_LEN: usize = 44;
 /// Size of one `functab` entry (`entryoff u32, funcoff u32`).
@@ -101,8 +105,8 @@ const MAX_INLINE_INDEX: i32 = 1 << 20;
 /// The parsed table.
 pub struct Pclntab {
     /// Bytes holding the tables (the whole executable, or a test blob).
-    /// The table's own region is decompressed when the table is assembled;
-    /// funcdata is read by address and decompressed as it is read.
+    /// Every read decompresses the frames of the executable it covers, so a
+    /// command pays for the parts of the table it looks at.
     data: Arc<FileImage>,
     /// PT_LOAD segments of the image, to read funcdata by address.
     segments: Vec<LoadSegment>,
@@ -284,12 +288,12 @@ impl Pclntab {
             .checked_add(layout.len)
             .filter(|&e| e <= data.len())
             .ok_or_else(|| corrupt("pclntab extends past the end of the file"))?;
-        // The whole table region at once (its frames in parallel): nearly
-        // every command reads much of it.
+        // The header only: the tables are read (and their frames of the
+        // executable decompressed) as lookups need them.
         let region = data
-            .get(layout.header_off..region_end)
+            .get(layout.header_off..region_end.min(layout.header_off + PCHEADER_READ))
             .ok_or_else(|| corrupt("pclntab does not decompress"))?;
-        let header = PcHeader::parse(region)?;
+        let header = PcHeader::parse_within(region, layout.len)?;
         let base = layout.header_off;
         let range = |start: u64, end: u64| -> Result<Range<usize>> {
             let s = usize::try_from(start).map_err(|_| corrupt("pclntab offset too large"))?;
@@ -383,6 +387,16 @@ impl Pclntab {
     /// if it was found.
     pub fn moduledata(&self) -> Option<&ModuleData> {
         self.moduledata.as_ref()
+    }
+
+    /// Decompresses the whole table now (its frames in parallel), for a
+    /// caller about to read much of it (the runtime model and the stack
+    /// walk do) while other work runs beside it; `false` if it does not
+    /// decompress (reads report that then).
+    pub fn prefetch(&self) -> bool {
+        let start = self.funcnametab.start.min(self.pclntable.start);
+        let end = self.pclntable.end.max(self.pctab.end);
+        self.data.get(start..end).is_some()
     }
 
     /// Runtime address FUNCDATA offsets are relative to (`moduledata.gofunc`).
