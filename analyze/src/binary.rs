@@ -4,10 +4,14 @@
 //!
 //! The bytes are a [`FileImage`]: the executable embedded in a snapshot is
 //! decompressed a frame at a time as it is read, so a command pays for the
-//! parts it reads (`bt` never touches `.text`). Every read of file bytes
-//! here goes through [`FileImage::get`]; parsing the ELF headers reads them
-//! through `ImageRef`, so nothing takes the whole file as one slice except
-//! [`Binary::data`], which decompresses it all.
+//! parts it reads (`bt` reads of `.text` only the frame it shares with the
+//! headers). Every read of file bytes here goes through [`FileImage::get`];
+//! parsing the ELF (headers, section headers, the symbol and string tables
+//! `object` reads at parse) goes through `ImageRef`, so nothing takes the
+//! whole file as one slice except [`Binary::data`], which decompresses it
+//! all. A frame that does not decompress during the parse fails it: the
+//! build info, the notes and the symbol table would otherwise read as
+//! absent.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -283,6 +287,14 @@ impl Binary {
         };
         binary.read_build_ids(&note_segments);
         binary.read_buildinfo();
+        // The ELF parse (headers, symbol and string tables), the notes and
+        // the build info read frames that answer "absent" when damaged:
+        // a damaged one would make a Go binary "not Go", skip the build-id
+        // check or empty the symbol table. Nothing else has read the image
+        // yet, so any damage now is theirs.
+        if let Some(e) = data.damage() {
+            return Err(e.into());
+        }
         Ok(binary)
     }
 

@@ -153,14 +153,20 @@ impl Session {
         self.bias
     }
 
-    /// The pclntab, parsed on first use.
+    /// The pclntab, parsed on first use, its tables decompressed (an error
+    /// names the frame of the executable that does not).
     pub fn pclntab(&self) -> Result<&Pclntab> {
         self.pclntab
             .get_or_init(|| {
                 // A part of the executable that does not decompress is the
-                // cause, whatever the table made of its absence.
-                Pclntab::new(&self.binary, self.bias)
-                    .map_err(|e| self.binary.image().damage().map_or(e, AnalyzeError::from))
+                // cause, whatever the table made of its absence; an error
+                // that names its frame already is kept as it is.
+                let tab = Pclntab::new(&self.binary, self.bias).map_err(|e| match e {
+                    e @ AnalyzeError::Snapshot(_) => e,
+                    e => self.binary.image().damage().map_or(e, AnalyzeError::from),
+                })?;
+                tab.load_tables()?;
+                Ok(tab)
             })
             .as_ref()
             .map_err(Clone::clone)
@@ -188,13 +194,10 @@ impl Session {
     /// reasons, and the per-PC caches the unwinder shares.
     pub fn runtime(&self) -> Result<Runtime<'_>> {
         if self.runtime.get().is_none() && self.binary.has_dwarf() {
-            // The model needs both, and the walk much of the pclntab;
-            // DWARF's load is mostly one thread (inflating .debug_info), so
-            // the pclntab's frames decompress beside it.
-            let _ = rayon::join(
-                || self.pclntab().is_ok_and(Pclntab::prefetch),
-                || self.dwarf().is_ok(),
-            );
+            // The model needs both; DWARF's load is mostly one thread
+            // (inflating .debug_info), so the pclntab's frames decompress
+            // beside it. Errors are taken from the caches below.
+            let _ = rayon::join(|| self.pclntab().is_ok(), || self.dwarf().is_ok());
         }
         let tab = self.pclntab()?;
         let model = self

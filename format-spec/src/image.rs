@@ -2,7 +2,8 @@
 //!
 //! Why: the executable is the largest thing most snapshots hold (80 MB for a
 //! real service) and a command needs a fraction of it: `rdlv bt` reads the
-//! ELF headers, the pclntab, some funcdata and `.debug_info`, never `.text`.
+//! ELF headers, the pclntab, some funcdata and `.debug_info`, not `.text`
+//! (beyond the first frame, which it shares with the headers).
 //! Since format 1.2 a writer cuts an embedded file into independent frames of
 //! [`EMBEDDED_FRAME_LEN`] bytes, each declaring its content size, so a reader
 //! can decompress only the frames a read touches. A file written as one
@@ -108,6 +109,52 @@ impl Drop for FileImage {
                 std::alloc::dealloc(self.buf.as_ptr(), byte_layout(self.len));
             }
         }
+    }
+}
+
+/// A range of an image whose frames are all decompressed, read as a plain
+/// slice with no per-read lookup of frames (what a table read a million
+/// times, the pclntab, wants). Sound because it holds the image: the
+/// buffer never moves while the image lives, and completed frames are
+/// never written again.
+pub struct LoadedRange {
+    image: Arc<FileImage>,
+    range: Range<usize>,
+}
+
+impl LoadedRange {
+    /// Decompresses `range` of `image` (if not yet) and holds it.
+    pub fn new(image: Arc<FileImage>, range: Range<usize>) -> Result<LoadedRange> {
+        image.try_get(range.clone())?;
+        Ok(LoadedRange { image, range })
+    }
+
+    /// Where the range starts in the file.
+    pub fn start(&self) -> usize {
+        self.range.start
+    }
+
+    /// The range's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        if self.range.is_empty() {
+            return &[];
+        }
+        // SAFETY: `new` checked the range is in bounds and every frame
+        // covering it is complete; `self.image` keeps the buffer alive.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.image.buf.as_ptr().add(self.range.start),
+                self.range.len(),
+            )
+        }
+    }
+}
+
+impl std::fmt::Debug for LoadedRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedRange")
+            .field("range", &self.range)
+            .finish()
     }
 }
 
@@ -429,11 +476,14 @@ impl FileImage {
         let first = self.frames.partition_point(|f| f.out.end <= range.start);
         let last = self.frames.partition_point(|f| f.out.start < range.end);
         let needed = self.frames.get(first..last).unwrap_or(&[]);
-        let pending: Vec<&Frame> = needed.iter().filter(|f| f.done.get().is_none()).collect();
-        match pending.len() {
-            0 => {}
-            1 => self.fill(pending[0])?,
-            _ => pending.par_iter().try_for_each(|f| self.fill(f))?,
+        // Most reads are of frames already done: no allocation for them.
+        if needed.iter().any(|f| f.done.get().is_none()) {
+            let pending: Vec<&Frame> = needed.iter().filter(|f| f.done.get().is_none()).collect();
+            match pending.len() {
+                0 => {}
+                1 => self.fill(pending[0])?,
+                _ => pending.par_iter().try_for_each(|f| self.fill(f))?,
+            }
         }
         // Every frame covering `range` is complete (each `fill` returned Ok
         // or its OnceLock already held Ok), so its bytes are final.
@@ -537,6 +587,31 @@ mod tests {
         assert_eq!(img.frames_done(), 11);
         assert_eq!(img.get(0..data.len() + 1), None);
         assert_eq!(img.get(5..5), Some(&[][..]));
+    }
+
+    #[test]
+    fn a_loaded_range_reads_what_the_image_holds_and_only_when_it_decompresses() {
+        let data = sample(6 * 4096);
+        let img = Arc::new(
+            FileImage::from_frames(framed(&data, 4096), 0, data.len() as u64, "t".into(), 0)
+                .expect("image"),
+        );
+        let r = LoadedRange::new(Arc::clone(&img), 4096 + 7..3 * 4096 + 9).expect("loaded");
+        assert_eq!(r.start(), 4096 + 7);
+        assert_eq!(r.as_bytes(), &data[4096 + 7..3 * 4096 + 9]);
+        assert_eq!(img.frames_done(), 3, "the frames it covers, no more");
+        let empty = LoadedRange::new(Arc::clone(&img), 9..9).expect("empty");
+        assert!(empty.as_bytes().is_empty());
+        assert!(LoadedRange::new(Arc::clone(&img), 0..data.len() + 1).is_err());
+        // A damaged frame in the range: no range.
+        let mut bad = framed(&data, 4096);
+        let second = zstd::zstd_safe::find_frame_compressed_size(&bad).expect("frame");
+        bad[second + 10] ^= 0xff;
+        let img = Arc::new(
+            FileImage::from_frames(bad, 0, data.len() as u64, "t".into(), 0).expect("image"),
+        );
+        assert!(LoadedRange::new(Arc::clone(&img), 0..4096).is_ok());
+        assert!(LoadedRange::new(img, 0..2 * 4096).is_err());
     }
 
     #[test]

@@ -26,7 +26,7 @@ mod writer;
 
 pub use encryption::{AgeHeader, AgeSource, FileKeyIdentity, Identities};
 pub use error::{FormatError, Result};
-pub use image::{FileImage, EMBEDDED_FRAME_LEN};
+pub use image::{FileImage, LoadedRange, EMBEDDED_FRAME_LEN};
 pub use meta::*;
 pub use reader::{
     EmbeddedFileInfo, MemoryRange, RangeKind, Snapshot, VerifyReport, DEFAULT_CACHE_BYTES,
@@ -35,9 +35,11 @@ pub use writer::{MemoryRegion, SnapshotWriter, WriteOptions, WriteProgress, Writ
 
 /// Current major format version. Readers reject any other major version.
 pub const FORMAT_MAJOR: u16 = 1;
-/// Newest minor format version this crate reads and writes. Minor bumps only
-/// add optional block kinds, range kinds or fields. 1.1 adds the Redacted
-/// range kind; 1.2 lets an embedded file be several zstd frames (so a reader
-/// decompresses only the parts of the executable it reads), and the writer
-/// puts 1.2 in every header it writes.
+/// Newest minor format version this crate reads and writes. Minor bumps
+/// add optional block kinds, range kinds or fields, with one exception
+/// (SPEC §1, Evolution): 1.1 adds the Redacted range kind; 1.2 lets an
+/// embedded file be several zstd frames with a seek table (so a reader
+/// decompresses only the parts of the executable it reads), which a 1.0 or
+/// 1.1 reader's `verify` rejects. The writer puts 1.2 in every header it
+/// writes.
 pub const FORMAT_MINOR: u16 = 2;

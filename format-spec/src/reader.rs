@@ -503,8 +503,13 @@ impl Snapshot {
         // The size is bounded by MAX_EMBEDDED_FILE_LEN when the index is
         // read; zeroed memory is mapped lazily, so a false claim costs
         // address space, not memory, before a read rejects it.
-        let start = usize::try_from(f.frame_start)
-            .map_err(|_| corrupt(&section, entry.offset, "name does not fit in memory"))?;
+        let start = usize::try_from(f.frame_start).map_err(|_| {
+            corrupt(
+                &section,
+                entry.offset,
+                "the frames start past what fits in memory",
+            )
+        })?;
         FileImage::from_frames(
             payload,
             start,
@@ -581,7 +586,11 @@ impl Snapshot {
             }
             kind::EMBEDDED_FILE => {
                 match self.files.iter().find(|f| f.block == block) {
-                    Some(f) => self.decompress_file(f, &mut std::io::sink())?,
+                    Some(f) => {
+                        let mut crc = CrcSink(crc32fast::Hasher::new());
+                        self.decompress_file(f, &mut crc)?;
+                        self.verify_seek_table(f, crc.0.finalize())?;
+                    }
                     // A role from a newer minor, skipped at open: check the CRC only.
                     None => drop(self.read_block_payload(block)?),
                 }
@@ -680,6 +689,46 @@ impl Snapshot {
                     "decompresses to {produced} bytes or more, expected {}",
                     f.info.size
                 ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// An embedded file with a seek table is read frame by frame through
+    /// it ([`Snapshot::embedded_image`]), not as the one stream
+    /// [`Snapshot::decompress_file`] checks: a table whose CRCs match
+    /// frames it places or sizes wrongly would pass that check and fail
+    /// (or read other bytes) later. So the file is also read through its
+    /// table and must equal the stream (`stream_crc`, the CRC-32 of it).
+    fn verify_seek_table(&self, f: &EmbeddedFileEntry, stream_crc: u32) -> Result<()> {
+        let entry = self.block_entry(f.block)?;
+        let frames_at = entry.offset + BLOCK_HEADER_LEN + f.frame_start;
+        let frames_len = entry.payload_len.saturating_sub(f.frame_start);
+        let Some(frames) = read_seek_table(
+            &*self.source,
+            frames_at,
+            f.frame_start,
+            frames_len,
+            f.info.size,
+        ) else {
+            // No table (1.0/1.1, an empty file): the stream is how it is read.
+            return Ok(());
+        };
+        let section = format!(
+            "embedded file {:?} (block #{}) seek table",
+            f.info.name, f.block
+        );
+        let image = FileImage::from_seek_table(
+            Arc::clone(&self.source),
+            frames,
+            f.info.size,
+            section.clone(),
+        )?;
+        if crc32fast::hash(image.all()?) != stream_crc {
+            return Err(corrupt(
+                &section,
+                frames_at,
+                "the frames it names read other bytes than the frames in order",
             ));
         }
         Ok(())
@@ -1164,6 +1213,19 @@ fn parse_metadata(payload: &[u8], block_offset: u64) -> Result<Metadata> {
             format!("JSON does not parse as rdlv metadata: {e}"),
         )
     })
+}
+
+/// A sink that keeps only the CRC-32 of what is written to it.
+struct CrcSink(crc32fast::Hasher);
+
+impl Write for CrcSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

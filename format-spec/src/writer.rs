@@ -156,6 +156,22 @@ fn seek_table(header: &[u8], frames: &[Vec<u8>], size: usize) -> Vec<u8> {
     t
 }
 
+/// The fixed part of an embedded file's payload (SPEC §7): role, flags,
+/// name length, size, name.
+fn file_header(role: FileRole, name: &str, size: usize) -> Vec<u8> {
+    let role_code = match role {
+        FileRole::Executable => role::EXECUTABLE,
+        FileRole::Other => role::OTHER,
+    };
+    let mut fixed = Vec::with_capacity(FILE_HEADER_FIXED_LEN as usize + name.len());
+    fixed.extend_from_slice(&role_code.to_le_bytes());
+    fixed.extend_from_slice(&0u16.to_le_bytes());
+    fixed.extend_from_slice(&(name.len() as u32).to_le_bytes());
+    fixed.extend_from_slice(&(size as u64).to_le_bytes());
+    fixed.extend_from_slice(name.as_bytes());
+    fixed
+}
+
 fn compress_chunk(level: i32, addr: u64, data: &[u8]) -> std::io::Result<CompressedChunk> {
     let frame = compress_frame(level, data)?;
     let mut prefix = [0u8; CHUNK_HEADER_LEN as usize];
@@ -512,25 +528,21 @@ impl<W: Write> SnapshotWriter<W> {
                     .collect::<std::io::Result<_>>(),
             })
             .map_err(|e| self.fail(FormatError::Io(e)))?;
-        let role_code = match role {
-            FileRole::Executable => role::EXECUTABLE,
-            FileRole::Other => role::OTHER,
-        };
-        let mut fixed = Vec::with_capacity(FILE_HEADER_FIXED_LEN as usize + name.len());
-        fixed.extend_from_slice(&role_code.to_le_bytes());
-        fixed.extend_from_slice(&0u16.to_le_bytes());
-        fixed.extend_from_slice(&(name.len() as u32).to_le_bytes());
-        fixed.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-        fixed.extend_from_slice(name.as_bytes());
-        let mut h = crc32fast::Hasher::new();
-        h.update(&fixed);
+        let fixed = file_header(role, name, bytes.len());
         // An empty file has no frame to seek to: no table (SPEC §7.1).
         let table = match bytes.is_empty() {
             true => Vec::new(),
             false => seek_table(&fixed, &frames, bytes.len()),
         };
-        let mut parts: Vec<&[u8]> = vec![&fixed];
-        for f in frames.iter().chain([&table]) {
+        self.write_file_block(&fixed, &frames, &table)
+    }
+
+    /// Writes an embedded file's block: its header, frames and seek table.
+    fn write_file_block(&mut self, fixed: &[u8], frames: &[Vec<u8>], table: &[u8]) -> Result<()> {
+        let mut h = crc32fast::Hasher::new();
+        h.update(fixed);
+        let mut parts: Vec<&[u8]> = vec![fixed];
+        for f in frames.iter().map(Vec::as_slice).chain([table]) {
             h.update(f);
             parts.push(f);
         }
@@ -748,6 +760,59 @@ mod tests {
             assert_eq!(next, len, "{addr:#x}+{len}");
         }
         assert_eq!(page_count(0x1ff0, 70), 2);
+    }
+
+    /// A writer whose seek table is self-consistent (its CRCs match) but
+    /// places the frames' contents wrongly passes the block CRC; `verify`
+    /// reads the file through the table too and refuses it.
+    #[test]
+    fn verify_reads_the_file_through_its_seek_table() {
+        let exe: Vec<u8> = (0..2 * EMBEDDED_FRAME_LEN + EMBEDDED_FRAME_LEN / 2)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        let write = |patch: &dyn Fn(&mut Vec<u8>)| {
+            let mut w = SnapshotWriter::new(Vec::new(), WriteOptions::default()).expect("writer");
+            w.write_metadata(&Metadata::default()).expect("metadata");
+            let frames: Vec<Vec<u8>> = exe
+                .chunks(EMBEDDED_FRAME_LEN)
+                .map(|c| compress_frame(3, c).expect("frame"))
+                .collect();
+            let fixed = file_header(FileRole::Executable, "/srv/x", exe.len());
+            let mut table = seek_table(&fixed, &frames, exe.len());
+            patch(&mut table);
+            w.write_file_block(&fixed, &frames, &table).expect("file");
+            w.finish().expect("finish").0
+        };
+        let open = |bytes: &[u8]| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("x.snap");
+            std::fs::write(&path, bytes).expect("write");
+            (dir, Snapshot::open(&path).expect("open"))
+        };
+        let (_d, good) = open(&write(&|_| {}));
+        good.verify().expect("the writer's own table verifies");
+        // Content lengths 1/2, 1, 1 MiB instead of 1, 1, 1/2: they still
+        // tile the file, and the entries' CRC is recomputed to match.
+        let (_d, bad) = open(&write(&|t| {
+            let ulen = |i: usize| 8 + i * SEEK_ENTRY_LEN + 4;
+            let half = (EMBEDDED_FRAME_LEN / 2) as u32;
+            let full = EMBEDDED_FRAME_LEN as u32;
+            for (i, v) in [half, full, full].into_iter().enumerate() {
+                t[ulen(i)..ulen(i) + 4].copy_from_slice(&v.to_le_bytes());
+            }
+            let entries_end = 8 + 3 * SEEK_ENTRY_LEN;
+            let crc = crc32(&t[8..entries_end]);
+            t[entries_end + 4..entries_end + 8].copy_from_slice(&crc.to_le_bytes());
+        }));
+        assert_eq!(
+            bad.embedded_file(FileRole::Executable)
+                .expect("the stream reads")
+                .as_deref(),
+            Some(&exe[..]),
+            "the block and its frames in order are intact"
+        );
+        let err = bad.verify().expect_err("the table is wrong").to_string();
+        assert!(err.contains("seek table"), "{err}");
     }
 
     fn write_with_extra_block(minor: u16) -> Vec<u8> {

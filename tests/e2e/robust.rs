@@ -1821,8 +1821,8 @@ fn a_damaged_executable_frame_is_an_error_where_it_is_read() {
             .map(|s| s.file_offset)
             .unwrap_or_else(|| panic!("{name} in the executable"))
     };
-    let damaged = |name: &str| -> PathBuf {
-        let at = section_at(name) + 64;
+    let damaged_at = |name: &str, within: u64| -> PathBuf {
+        let at = section_at(name) + within;
         let &(file_at, clen, _, _) = frames
             .iter()
             .find(|f| f.2 <= at && at < f.2 + f.3)
@@ -1835,6 +1835,7 @@ fn a_damaged_executable_frame_is_an_error_where_it_is_read() {
         std::fs::write(&path, b).expect("write damaged snapshot");
         path
     };
+    let damaged = |name: &str| damaged_at(name, 64);
     let run = |args: &[&str]| run_bounded(&args.iter().map(OsString::from).collect::<Vec<_>>());
     let info = damaged(".debug_info");
     let out = run(&["goroutines", info.to_str().expect("utf-8")]);
@@ -1868,7 +1869,32 @@ fn a_damaged_executable_frame_is_an_error_where_it_is_read() {
         out.exit,
         out.stderr
     );
-    for path in [&info, &text] {
+    // The middle of the pclntab: a frame no header read touches, read by
+    // name and line lookups of the walk. Damage there is an error, never
+    // a stack cut short or a function without a name.
+    let size = exe.section_info(".gopclntab").expect(".gopclntab").size;
+    let pcln = damaged_at(".gopclntab", size / 2);
+    let p = pcln.to_str().expect("utf-8");
+    for args in [&["goroutines", p][..], &["bt", p, "1"]] {
+        let out = run(args);
+        assert!(
+            matches!(out.exit, Exit::Code(3)) && out.stderr.contains("CRC-32 mismatch"),
+            "{args:?} on a damaged pclntab frame: {:?} {}",
+            out.exit,
+            out.stderr
+        );
+    }
+    // The build info says which Go this is: its damage is named as such,
+    // not answered with "not a Go program".
+    let bi = damaged(".go.buildinfo");
+    let out = run(&["goroutines", bi.to_str().expect("utf-8")]);
+    assert!(
+        matches!(out.exit, Exit::Code(3)) && out.stderr.contains("CRC-32 mismatch"),
+        "goroutines on a damaged .go.buildinfo frame: {:?} {}",
+        out.exit,
+        out.stderr
+    );
+    for path in [&info, &text, &pcln] {
         let out = run(&["verify", path.to_str().expect("utf-8")]);
         assert!(
             matches!(out.exit, Exit::Code(3)),

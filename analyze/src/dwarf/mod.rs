@@ -820,13 +820,20 @@ impl DwarfInfo {
             .get_or_init(|| {
                 use rayon::prelude::*;
                 // The types units' types are `rt_types` already: the full
-                // arena extends it, so its ids stay valid.
+                // arena extends it, so its ids stay valid. (A flag per unit:
+                // without a `runtime` unit every unit is one of them.)
+                let mut in_rt = vec![false; self.units.len()];
+                for &u in &self.rt_units {
+                    if let Some(f) = in_rt.get_mut(u) {
+                        *f = true;
+                    }
+                }
                 let raws: Vec<Result<RawUnit, DwarfError>> = (0..self.units.len())
                     .into_par_iter()
                     .map(|u| {
                         let unit = self.unit(u)?;
                         let unit_off = unit.header.offset().0 as u64;
-                        let want_types = !self.rt_units.contains(&u);
+                        let want_types = !in_rt[u];
                         self.scan_unit(unit, u, want_types)
                             .map_err(malformed(".debug_info", unit_off))
                     })
@@ -1270,10 +1277,12 @@ impl DwarfInfo {
     pub fn globals(&self) -> impl Iterator<Item = &Global> {
         self.all_globals
             .get_or_init(|| {
-                use rayon::prelude::*;
-                (0..self.units.len()).into_par_iter().for_each(|u| {
-                    let _ = self.unit_index(u);
-                });
+                // Building the full arena (in parallel) resolves every
+                // unit's index; from here on they are lookups. (It is not
+                // to be first built from inside a rayon task: a worker
+                // waiting on its lock could steal a task that waits on the
+                // same lock.)
+                let _ = self.full_types();
                 let mut all = BTreeMap::new();
                 for u in 0..self.units.len() {
                     if let Ok(index) = self.unit_index(u) {

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::binary::{read_image, Binary, LoadSegment};
 use crate::error::{AnalyzeError, BinaryError, Result};
-use rdlv_format::FileImage;
+use rdlv_format::{FileImage, LoadedRange};
 
 mod locate;
 mod stackmap;
@@ -105,8 +105,9 @@ const MAX_INLINE_INDEX: i32 = 1 << 20;
 /// The parsed table.
 pub struct Pclntab {
     /// Bytes holding the tables (the whole executable, or a test blob).
-    /// Every read decompresses the frames of the executable it covers, so a
-    /// command pays for the parts of the table it looks at.
+    /// Assembly reads only the header; [`Pclntab::load_tables`]
+    /// decompresses the frames of the tables (not the rest of the
+    /// executable) before the first lookup.
     data: Arc<FileImage>,
     /// PT_LOAD segments of the image, to read funcdata by address.
     segments: Vec<LoadSegment>,
@@ -125,6 +126,8 @@ pub struct Pclntab {
     gofunc: Option<u64>,
     /// Function indexes sorted by name, built on the first lookup by name.
     by_name: OnceLock<Vec<u32>>,
+    /// The tables' bytes, once [`Pclntab::load_tables`] has decompressed them.
+    tables: OnceLock<LoadedRange>,
 }
 
 impl std::fmt::Debug for Pclntab {
@@ -177,6 +180,26 @@ impl Bytes for [u8] {
 impl Bytes for FileImage {
     fn bytes(&self, range: Range<usize>) -> Option<&[u8]> {
         self.get(range)
+    }
+}
+
+/// Reads of the tables: from the loaded range once
+/// [`Pclntab::load_tables`] has run (a slice, no frame lookup per read:
+/// the stack walk makes millions of these), else through the image.
+impl Bytes for Pclntab {
+    fn bytes(&self, range: Range<usize>) -> Option<&[u8]> {
+        if let Some(t) = self.tables.get() {
+            let start = t.start();
+            if range.start >= start {
+                if let Some(b) = t
+                    .as_bytes()
+                    .get(range.start - start..range.end.checked_sub(start)?)
+                {
+                    return Some(b);
+                }
+            }
+        }
+        self.data.get(range)
     }
 }
 
@@ -241,12 +264,12 @@ pub fn pcvalue(table: &[u8], entry: u64, target: u64, pc_quantum: u8) -> Option<
 }
 
 /// A NUL-terminated string at `off` in `table`.
-fn c_str<'a>(data: &'a FileImage, table: &Range<usize>, off: usize) -> Option<&'a str> {
+fn c_str<'a>(data: &'a impl Bytes, table: &Range<usize>, off: usize) -> Option<&'a str> {
     let start = table.start.checked_add(off)?;
     if start >= table.end {
         return None;
     }
-    let bytes = data.get(start..table.end)?;
+    let bytes = data.bytes(start..table.end)?;
     let len = memchr::memchr(0, bytes)?;
     std::str::from_utf8(&bytes[..len]).ok()
 }
@@ -291,8 +314,8 @@ impl Pclntab {
         // The header only: the tables are read (and their frames of the
         // executable decompressed) as lookups need them.
         let region = data
-            .get(layout.header_off..region_end.min(layout.header_off + PCHEADER_READ))
-            .ok_or_else(|| corrupt("pclntab does not decompress"))?;
+            .try_get(layout.header_off..region_end.min(layout.header_off + PCHEADER_READ))
+            .map_err(AnalyzeError::from)?;
         let header = PcHeader::parse_within(region, layout.len)?;
         let base = layout.header_off;
         let range = |start: u64, end: u64| -> Result<Range<usize>> {
@@ -353,6 +376,7 @@ impl Pclntab {
             moduledata,
             gofunc,
             by_name: OnceLock::new(),
+            tables: OnceLock::new(),
         };
         // The sentinel entry must not precede the last function.
         if nfunc > 0 && tab.ftab_entry_off(nfunc)? < tab.ftab_entry_off(nfunc - 1)? {
@@ -389,14 +413,26 @@ impl Pclntab {
         self.moduledata.as_ref()
     }
 
-    /// Decompresses the whole table now (its frames in parallel), for a
-    /// caller about to read much of it (the runtime model and the stack
-    /// walk do) while other work runs beside it; `false` if it does not
-    /// decompress (reads report that then).
-    pub fn prefetch(&self) -> bool {
-        let start = self.funcnametab.start.min(self.pclntable.start);
-        let end = self.pclntable.end.max(self.pctab.end);
-        self.data.get(start..end).is_some()
+    /// Decompresses every table now (their frames in parallel), or says
+    /// which frame of the executable does not. A session calls it once
+    /// before any lookup: the readers below answer "absent" for bytes they
+    /// cannot get, which after this can only mean the table itself says
+    /// so, never that a damaged frame hid them.
+    pub fn load_tables(&self) -> std::result::Result<(), rdlv_format::FormatError> {
+        let tables = [
+            &self.funcnametab,
+            &self.cutab,
+            &self.filetab,
+            &self.pctab,
+            &self.pclntable,
+        ];
+        let start = tables.iter().map(|t| t.start).min().unwrap_or(0);
+        let end = tables.iter().map(|t| t.end).max().unwrap_or(0);
+        if self.tables.get().is_none() {
+            let loaded = LoadedRange::new(Arc::clone(&self.data), start..end)?;
+            let _ = self.tables.set(loaded);
+        }
+        Ok(())
     }
 
     /// Runtime address FUNCDATA offsets are relative to (`moduledata.gofunc`).
@@ -409,11 +445,11 @@ impl Pclntab {
             .checked_mul(FTAB_ENTRY_LEN)
             .and_then(|o| o.checked_add(self.pclntable.start))
             .ok_or_else(|| corrupt("function index out of range"))?;
-        u32_at(&*self.data, off).ok_or_else(|| corrupt("function table truncated"))
+        u32_at(self, off).ok_or_else(|| corrupt("function table truncated"))
     }
 
     fn ftab_func_off(&self, i: usize) -> Option<u32> {
-        u32_at(&*self.data, self.pclntable.start + i * FTAB_ENTRY_LEN + 4)
+        u32_at(self, self.pclntable.start + i * FTAB_ENTRY_LEN + 4)
     }
 
     /// The function at table index `index` (`0..len()`).
@@ -538,19 +574,15 @@ impl Pclntab {
         if pos.checked_add(4)? > self.cutab.end {
             return None;
         }
-        let name_off = u32_at(&*self.data, pos)?;
+        let name_off = u32_at(self, pos)?;
         if name_off == u32::MAX {
             return None;
         }
-        c_str(&self.data, &self.filetab, usize::try_from(name_off).ok()?)
+        c_str(self, &self.filetab, usize::try_from(name_off).ok()?)
     }
 
     fn func_name(&self, name_off: i32) -> Option<&str> {
-        c_str(
-            &self.data,
-            &self.funcnametab,
-            usize::try_from(name_off).ok()?,
-        )
+        c_str(self, &self.funcnametab, usize::try_from(name_off).ok()?)
     }
 }
 
@@ -563,12 +595,12 @@ fn corrupt(detail: &str) -> AnalyzeError {
 impl<'a> Func<'a> {
     fn field_u32(&self, at: usize) -> u32 {
         // `off + FUNC_HEADER_LEN <= pclntable.end` was checked when the Func was made.
-        u32_at(&*self.tab.data, self.off + at).unwrap_or(0)
+        u32_at(self.tab, self.off + at).unwrap_or(0)
     }
 
     fn field_u8(&self, at: usize) -> u8 {
         let i = self.off + at;
-        self.tab.data.get(i..i + 1).map_or(0, |b| b[0])
+        self.tab.bytes(i..i + 1).map_or(0, |b| b[0])
     }
 
     /// Index in the function table.
@@ -643,7 +675,7 @@ impl<'a> Func<'a> {
             .pctab
             .start
             .checked_add(usize::try_from(table_off).ok()?)?;
-        let table = self.tab.data.get(start..self.tab.pctab.end)?;
+        let table = self.tab.bytes(start..self.tab.pctab.end)?;
         pcvalue(table, self.entry, pc, self.tab.header.min_lc)
     }
 
@@ -666,7 +698,7 @@ impl<'a> Func<'a> {
             return None;
         }
         let at = FUNC_HEADER_LEN.checked_add(usize::try_from(table).ok()?.checked_mul(4)?)?;
-        let off = u32_at(&*self.tab.data, self.off.checked_add(at)?)?;
+        let off = u32_at(self.tab, self.off.checked_add(at)?)?;
         self.pcvalue(off, pc)
     }
 
@@ -683,7 +715,7 @@ impl<'a> Func<'a> {
         if pos.checked_add(4)? > self.tab.pclntable.end {
             return None;
         }
-        let off = u32_at(&*self.tab.data, pos)?;
+        let off = u32_at(self.tab, pos)?;
         if off == u32::MAX {
             return None;
         }

@@ -76,11 +76,18 @@ impl RuntimeModel {
         let binary = session.binary();
         let version = binary.go_version().ok_or(Unsupported::NotGo)?;
         let minor = version.minor;
-        // No DWARF, or DWARF that does not parse: the built-in layouts. A
-        // snapshot whose copy of the DWARF is damaged says so instead.
+        // No DWARF, or DWARF that does not parse (a bad compression header
+        // or deflate stream is the binary's own fault): the built-in
+        // layouts. A snapshot whose copy of the DWARF is damaged says so
+        // instead.
         let dwarf = match session.dwarf() {
             Ok(d) => Some(&**d),
-            Err(e @ crate::dwarf::DwarfError::Section(_)) => return Err(e.into()),
+            Err(
+                e @ crate::dwarf::DwarfError::Section(crate::error::BinaryError::Section {
+                    detail: crate::error::SectionFault::Snapshot(_),
+                    ..
+                }),
+            ) => return Err(e.into()),
             Err(_) => None,
         };
         let layout = match dwarf.map(RuntimeLayout::from_dwarf) {
