@@ -140,6 +140,9 @@ enum Shape {
     /// Folded stacks: `root;...;leaf COUNT` lines, counts summing to the
     /// user goroutines.
     Folded,
+    /// `rdlv waits` text: one `goroutine N [...] waits on ...` line per
+    /// wait edge (a select waits on each of its channels).
+    Waits,
     /// Binary output (a gzipped pprof profile): not counted, only timed.
     Opaque,
 }
@@ -190,6 +193,9 @@ fn count_text(reader: impl BufRead, shape: Shape) -> Result<Listed> {
             }
             Shape::Groups => counted += group_size(&line).unwrap_or(0),
             Shape::GoStacks if is_go_stack_header(&line) => counted += 1,
+            Shape::Waits if line.starts_with("goroutine ") && line.contains("] waits on ") => {
+                counted += 1
+            }
             Shape::Folded => {
                 counted += line
                     .rsplit_once(' ')
@@ -554,6 +560,32 @@ fn main() -> Result<()> {
         Shape::Opaque,
         n,
         export("pprof"),
+    )?);
+    // The heap issue's wait graph and leak detector over every goroutine:
+    // a third of them wait on one mutex, two thirds on one channel.
+    let analysis = |cmd: &'static str| {
+        let (rdlv, snap) = (o.rdlv.clone(), snap.clone());
+        move || {
+            let mut c = Command::new(&rdlv);
+            c.arg(cmd).arg(&snap);
+            c
+        }
+    };
+    rows.push(bench(
+        "rdlv waits",
+        work,
+        o.runs,
+        Shape::Waits,
+        n,
+        analysis("waits"),
+    )?);
+    rows.push(bench(
+        "rdlv leaks",
+        work,
+        o.runs,
+        Shape::Opaque,
+        n,
+        analysis("leaks"),
     )?);
     // Encrypted vs its own decryption, right after each other.
     let mut encrypted_rows = None;

@@ -440,6 +440,54 @@ fn waits_find_the_deadlock_and_the_channel_cycle() {
     }
 }
 
+/// Thousands of goroutines waiting on one channel and one mutex: every
+/// one is in the graph, none of the walks is cut (a waiter's reach does
+/// not run along the runtime's wait queue to every other waiter), each
+/// channel waiter is reached by all the others (its frame holds the
+/// channel), and the mutex is named as the global it is.
+#[test]
+fn waits_of_thousands_on_one_object_are_whole() {
+    const N: usize = 6000;
+    let target = Target::start("many", DEFAULT_GO, Variant::Default, &["-n", &N.to_string()]);
+    let snap = target.capture(&[]);
+    let graph = rdlv_json(&snap, &["waits", "--format", "json"]);
+    assert_eq!(graph["truncated"], false, "no walk is cut");
+    let waits = graph["waits"].as_array().expect("waits");
+    let parked: BTreeSet<u64> = waits
+        .iter()
+        .filter(|w| w["wait_reason"] != "select (no cases)")
+        .map(|w| u(&w["goroutine"]))
+        .collect();
+    assert!(parked.len() >= N, "{} waiters of {N}", parked.len());
+    // The object most wait on is `never`: received from by a third of
+    // them, selected on by another third, and each of those frames holds it.
+    let mut by_object: std::collections::BTreeMap<&str, Vec<&Value>> = Default::default();
+    for w in waits {
+        let object = w["object"].as_str().expect("object address");
+        by_object.entry(object).or_default().push(w);
+    }
+    let never = by_object.values().max_by_key(|v| v.len()).expect("objects");
+    assert_eq!(never.len(), 2 * N / 3, "receivers and selects on `never`");
+    for w in never {
+        assert!(
+            u(&w["reached_by_count"]) >= (never.len() - 1) as u64,
+            "goroutine {} on `never`: reached by {}, not by every other waiter",
+            w["goroutine"],
+            w["reached_by_count"]
+        );
+    }
+    let mutex: Vec<&Value> = waits
+        .iter()
+        .filter(|w| w["wait_reason"] == "sync.Mutex.Lock")
+        .collect();
+    assert_eq!(mutex.len(), N / 3);
+    for w in &mutex {
+        let global = w["global"].as_str().unwrap_or_default();
+        assert!(global.starts_with("main.blocked"), "{w:#}");
+    }
+    assert_eq!(graph["cycles"], serde_json::json!([]), "nothing is stuck");
+}
+
 /// Runs the REPL on `snap` with `script` on stdin (no prompts: stdin is not
 /// a terminal), with an empty configuration.
 fn repl_script(snap: &SnapshotFile, script: &str) -> std::process::Output {

@@ -235,6 +235,19 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
         }
     }
 
+    /// Forgets every mark and the budget spent, keeping what it has read
+    /// of the heap (span bitmaps, arenas) and the hidden words: one marker
+    /// then serves many small walks over the same heap.
+    pub fn restart(&mut self) {
+        match &mut self.marks {
+            Marks::Set(s) => s.clear(),
+            Marks::Bits(b) => b.iter_mut().for_each(|v| v.fill(0)),
+        }
+        self.work.clear();
+        self.marked = 0;
+        self.exhausted = false;
+    }
+
     /// A whole-heap marker that also records the object graph (see
     /// [`Recorder`]); roots are named through [`Marker::set_root`].
     pub fn recording(model: &'m HeapModel<'r, 't>) -> Self {

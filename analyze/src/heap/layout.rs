@@ -296,6 +296,19 @@ impl HeapLayout {
         }
         v
     }
+
+    /// Offsets of a sudog's links to other sudogs and to its goroutine
+    /// (`g`, `next`, `prev`, `parent`, `waitlink`, `waittail`): the wait
+    /// queues and semaphore treaps the runtime threads through its sudogs.
+    /// Reach that follows them goes from one waiter to every other waiter
+    /// of the same queue, which is the runtime's bookkeeping, not the
+    /// program's.
+    pub fn sudog_link_words(&self) -> Vec<u64> {
+        ["g", "next", "prev", "parent", "waitlink", "waittail"]
+            .into_iter()
+            .filter_map(|f| self.sudog.opt(f))
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -6,9 +6,14 @@
 //! Wait objects come from [`super::leaks::waits`]. Reach is computed per
 //! goroutine by a bounded mark from its stack alone, scanned with stack
 //! maps as the leak detector scans it ([`super::stacks`]) (at most
-//! [`MAX_REACH_PER_GOROUTINE`] heap objects, sudog `c`/`elem` words hidden
-//! so that a channel's wait queue does not make every waiter reach every
-//! other waiter's channel). A primitive outside the heap (a global) is
+//! [`MAX_REACH_PER_GOROUTINE`] heap objects). The blocked goroutines'
+//! sudogs are opaque to it: their `c`/`elem` words are hidden so that a
+//! channel's wait queue does not make every waiter reach every other
+//! waiter's channel, and their queue links (`next`, `prev`, `waitlink`,
+//! the treap's `parent`, `g`) so that a waiter does not reach every other
+//! waiter of its queue; without them, 10,000 goroutines waiting on one
+//! mutex each marked the bound's worth of sudogs and goroutines, about
+//! four seconds per thousand. A primitive outside the heap (a global) is
 //! reached when a stack word (any word from the innermost SP up)
 //! points within [`NEAR_GLOBAL`] bytes of it.
 //!
@@ -50,8 +55,8 @@ pub struct WaitEdge {
     /// The global variable containing it, when it is not in the heap.
     pub global: Option<String>,
     /// The goroutines whose stacks reach the object, shared by every edge
-    /// to it (so many waiters on one object cost one list); it can include
-    /// the waiter itself: [`WaitEdge::others`] leaves it out.
+    /// to it (so many waiters on one object cost one list), sorted; it can
+    /// include the waiter itself: [`WaitEdge::others`] leaves it out.
     pub reached_by: Arc<[u64]>,
 }
 
@@ -70,9 +75,10 @@ impl WaitEdge {
             .filter(move |&g| g != waiter)
     }
 
-    /// How many [`WaitEdge::others`] there are.
+    /// How many [`WaitEdge::others`] there are (`reached_by` is sorted).
     pub fn others_count(&self) -> usize {
-        self.others().count()
+        let own = self.reached_by.binary_search(&self.waiter).is_ok();
+        self.reached_by.len() - usize::from(own)
     }
 }
 
@@ -107,7 +113,8 @@ pub fn wait_graph(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<WaitGra
     let mem = model.mem();
     let mut types = model.types();
     let elemtype = model.layout.hchan.opt("elemtype");
-    let hidden_words = model.layout.sudog_hidden_words();
+    let mut hidden_words = model.layout.sudog_hidden_words();
+    hidden_words.extend(model.layout.sudog_link_words());
     let sudogs: Vec<u64> = ws.iter().flat_map(|w| w.sudogs.iter().copied()).collect();
     let mut graph = WaitGraph::default();
     // Objects waited on, by address.
@@ -136,14 +143,16 @@ pub fn wait_graph(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<WaitGra
         m.share_hidden()
     };
     let mut reached_lists: HashMap<u64, Vec<u64>> = HashMap::new();
+    // One marker for every walk: what it reads of the heap is kept.
+    let mut m = Marker::bounded(model, MAX_REACH_PER_GOROUTINE);
+    m.set_hidden(hidden);
     for (i, g) in gs.iter().enumerate() {
         let blocked = ws.get(i).is_some_and(|w| w.kind != WaitKind::Runnable);
         if i >= MAX_REACH_GOROUTINES && !blocked {
             graph.truncated = true;
             continue;
         }
-        let mut m = Marker::bounded(model, MAX_REACH_PER_GOROUTINE);
-        m.set_hidden(hidden.clone());
+        m.restart();
         m.scan_goroutine(g);
         m.drain();
         let (lo, hi) = stack_range(g);
@@ -162,9 +171,14 @@ pub fn wait_graph(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<WaitGra
             reached_lists.entry(o).or_default().push(goid);
         }
     }
+    // Objects outside the heap are named once each, however many wait on them.
+    let mut globals: HashMap<u64, Option<String>> = HashMap::new();
     let reached: HashMap<u64, Arc<[u64]>> = reached_lists
         .into_iter()
-        .map(|(o, v)| (o, Arc::from(v)))
+        .map(|(o, mut v)| {
+            v.sort_unstable();
+            (o, Arc::from(v))
+        })
         .collect();
     for w in &ws {
         let Some(g) = gs.get(w.index) else { continue };
@@ -203,7 +217,10 @@ pub fn wait_graph(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<WaitGra
                 Some((base, ty))
             });
             let global = if container.is_none() {
-                global_name(model, o)
+                globals
+                    .entry(o)
+                    .or_insert_with(|| global_name(model, o))
+                    .clone()
             } else {
                 None
             };
@@ -278,67 +295,111 @@ fn global_name(model: &HeapModel<'_, '_>, addr: u64) -> Option<String> {
 /// goroutines in "waiter → goroutine that reaches its object", among the
 /// goroutines in `stuck` (the leaked ones: a cycle that a goroutine able
 /// to run, or a global, can still break is no deadlock).
+///
+/// The graph is walked with the objects as nodes between the goroutines
+/// (waiter → object → each goroutine that reaches it), so its size is the
+/// edges plus the reach lists, not their product: 10,000 goroutines that
+/// wait on one channel and all reach it are 20,000 arcs, not 10^8. A
+/// goroutine reaching the object it waits on itself closes a loop through
+/// one goroutine only, which is no cycle.
 fn cycles(edges: &[WaitEdge], stuck: &HashSet<u64>) -> Vec<Vec<u64>> {
-    let waiters: HashSet<u64> = edges
+    /// A node: a stuck goroutine, or an object some stuck goroutine waits on.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+    enum Node {
+        G(u64),
+        O(u64),
+    }
+    let mut ids: HashMap<Node, usize> = HashMap::new();
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut id = |n: Node, nodes: &mut Vec<Node>| -> usize {
+        *ids.entry(n).or_insert_with(|| {
+            nodes.push(n);
+            nodes.len() - 1
+        })
+    };
+    let mut arcs: Vec<(usize, usize)> = Vec::new();
+    let mut objects_done: HashSet<u64> = HashSet::new();
+    let mut waiters: Vec<u64> = edges
         .iter()
         .map(|e| e.waiter)
         .filter(|w| stuck.contains(w))
         .collect();
-    let mut succ: HashMap<u64, Vec<u64>> = HashMap::new();
-    for e in edges {
-        for r in e.others() {
-            // Only stuck goroutines can be part of a deadlock.
-            if waiters.contains(&e.waiter) && waiters.contains(&r) {
-                succ.entry(e.waiter).or_default().push(r);
+    waiters.sort_unstable();
+    waiters.dedup();
+    for &w in &waiters {
+        id(Node::G(w), &mut nodes);
+    }
+    let is_waiter = |g: u64| waiters.binary_search(&g).is_ok();
+    for e in edges.iter().filter(|e| is_waiter(e.waiter)) {
+        let g = id(Node::G(e.waiter), &mut nodes);
+        let o = id(Node::O(e.object), &mut nodes);
+        arcs.push((g, o));
+        // Every edge to one object shares its reach list: once per object.
+        if objects_done.insert(e.object) {
+            for r in e.reached_by.iter().copied().filter(|&r| is_waiter(r)) {
+                let r = id(Node::G(r), &mut nodes);
+                arcs.push((o, r));
             }
         }
     }
-    let mut nodes: Vec<u64> = waiters.iter().copied().collect();
-    nodes.sort_unstable();
-    let mut index: HashMap<u64, usize> = HashMap::new();
-    let mut low: HashMap<u64, usize> = HashMap::new();
-    let mut on_stack: HashSet<u64> = HashSet::new();
-    let mut stack: Vec<u64> = Vec::new();
+    // Successors in one array (CSR): node v's are succ[start[v]..start[v + 1]].
+    arcs.sort_unstable();
+    arcs.dedup();
+    let n = nodes.len();
+    let mut start = vec![0usize; n + 1];
+    for &(v, _) in &arcs {
+        start[v + 1] += 1;
+    }
+    for v in 0..n {
+        start[v + 1] += start[v];
+    }
+    let succ: Vec<usize> = arcs.iter().map(|&(_, w)| w).collect();
+
+    const UNSEEN: usize = usize::MAX;
+    let mut index = vec![UNSEEN; n];
+    let mut low = vec![0usize; n];
+    let mut on_stack = vec![false; n];
+    let mut stack: Vec<usize> = Vec::new();
     let mut next = 0usize;
     let mut out = Vec::new();
-    for &start in &nodes {
-        if index.contains_key(&start) {
+    for root in 0..n {
+        if index[root] != UNSEEN {
             continue;
         }
-        // (node, next successor position)
-        let mut call: Vec<(u64, usize)> = vec![(start, 0)];
-        index.insert(start, next);
-        low.insert(start, next);
+        // (node, position of its next successor in `succ`)
+        let mut call: Vec<(usize, usize)> = vec![(root, start[root])];
+        index[root] = next;
+        low[root] = next;
         next += 1;
-        stack.push(start);
-        on_stack.insert(start);
+        stack.push(root);
+        on_stack[root] = true;
         while let Some(&mut (v, ref mut pos)) = call.last_mut() {
-            let succs = succ.get(&v).cloned().unwrap_or_default();
-            if let Some(&w) = succs.get(*pos) {
+            if *pos < start[v + 1] {
+                let w = succ[*pos];
                 *pos += 1;
-                if let std::collections::hash_map::Entry::Vacant(e) = index.entry(w) {
-                    e.insert(next);
-                    low.insert(w, next);
+                if index[w] == UNSEEN {
+                    index[w] = next;
+                    low[w] = next;
                     next += 1;
                     stack.push(w);
-                    on_stack.insert(w);
-                    call.push((w, 0));
-                } else if on_stack.contains(&w) {
-                    let lw = index[&w].min(low[&v]);
-                    low.insert(v, lw);
+                    on_stack[w] = true;
+                    call.push((w, start[w]));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
                 }
                 continue;
             }
             call.pop();
             if let Some(&(parent, _)) = call.last() {
-                let lv = low[&v].min(low[&parent]);
-                low.insert(parent, lv);
+                low[parent] = low[parent].min(low[v]);
             }
-            if low[&v] == index[&v] {
+            if low[v] == index[v] {
                 let mut comp = Vec::new();
                 while let Some(w) = stack.pop() {
-                    on_stack.remove(&w);
-                    comp.push(w);
+                    on_stack[w] = false;
+                    if let Node::G(g) = nodes[w] {
+                        comp.push(g);
+                    }
                     if w == v {
                         break;
                     }
@@ -522,5 +583,33 @@ mod tests {
             cycles(&e, &only_one).is_empty(),
             "2 can still run: no deadlock"
         );
+    }
+
+    #[test]
+    fn waiters_of_one_object_that_all_reach_it_are_one_cycle() {
+        // Every waiter reaches the object too: each can wake each other.
+        let n = 3000u64;
+        let all: Arc<[u64]> = (1..=n).collect::<Vec<_>>().into();
+        let stuck: HashSet<u64> = (1..=n).collect();
+        let edges: Vec<WaitEdge> = (1..=n)
+            .map(|g| WaitEdge {
+                reached_by: Arc::clone(&all),
+                ..edge(g, 0xa, &[])
+            })
+            .collect();
+        assert_eq!(cycles(&edges, &stuck), vec![(1..=n).collect::<Vec<_>>()]);
+        assert_eq!(edges[0].others_count(), n as usize - 1);
+        assert_eq!(edges[0].others().count(), n as usize - 1);
+        // Reaching only the object one waits on oneself is no cycle.
+        let alone = vec![edge(1, 0xa, &[1]), edge(2, 0xb, &[2])];
+        assert!(cycles(&alone, &stuck).is_empty());
+        // A cycle through two objects, beside a goroutine that only waits.
+        let two = vec![
+            edge(1, 0xa, &[2, 3]),
+            edge(2, 0xb, &[1]),
+            edge(3, 0xb, &[1]),
+            edge(4, 0xa, &[2, 3]),
+        ];
+        assert_eq!(cycles(&two, &stuck), vec![vec![1, 2, 3]]);
     }
 }
