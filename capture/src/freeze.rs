@@ -214,17 +214,24 @@ pub fn permission_error(pid: u32, what: &str) -> CaptureError {
     let mut hints = Vec::new();
     if let Ok(status) = proc::read_status(pid) {
         if status.tracer_pid != 0 {
-            let comm = std::fs::read_to_string(format!("/proc/{}/comm", status.tracer_pid))
-                .map(|c| format!(" ({})", c.trim()))
-                .unwrap_or_default();
+            let tracer = status.tracer_pid;
             // Permissions are not the problem then; only one tracer is allowed.
+            let hint = if crate::sentinel::sentinels_of(pid).contains(&tracer) {
+                format!(
+                    "process {pid} is traced by PID {tracer}, the clean-up helper of an rdlv-snap                      that was killed; it detaches within seconds: run rdlv-snap again"
+                )
+            } else {
+                let comm = std::fs::read_to_string(format!("/proc/{tracer}/comm"))
+                    .map(|c| format!(" ({})", c.trim()))
+                    .unwrap_or_default();
+                format!(
+                    "process {pid} is already traced by PID {tracer}{comm} (a debugger, strace or agent); detach it first"
+                )
+            };
             return CaptureError::Permission {
                 pid,
                 what: what.to_string(),
-                hint: format!(
-                    "process {pid} is already traced by PID {}{comm} (a debugger, strace or agent); detach it first",
-                    status.tracer_pid
-                ),
+                hint,
             };
         }
         // SAFETY: getuid cannot fail.

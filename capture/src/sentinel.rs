@@ -53,6 +53,51 @@ pub const SENTINEL_ARG: &str = "--sentinel";
 const SENTINEL_PATIENCE: Duration = Duration::from_secs(10);
 /// Bytes of protocol read at most (a capture sends a few lines).
 const SENTINEL_INPUT_MAX: u64 = 1 << 16;
+/// How long a new capture waits for the sentinels of an earlier rdlv-snap
+/// of the same target to finish: their whole patience, and a margin.
+pub const EARLIER_SENTINEL_WAIT: Duration = Duration::from_secs(12);
+
+/// Sentinels of earlier rdlv-snap runs still watching `target` (their
+/// command line is `... --sentinel TARGET`): one whose rdlv-snap was killed
+/// attaches to the target to clean up, so a capture started meanwhile
+/// would find it traced.
+pub fn sentinels_of(target: u32) -> Vec<u32> {
+    let own = std::process::id();
+    let want = target.to_string();
+    proc::all_pids()
+        .into_iter()
+        .filter(|&p| p != own)
+        .filter(|&p| {
+            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
+                let mut args = c.split(|&b| b == 0).skip(1);
+                args.next() == Some(SENTINEL_ARG.as_bytes()) && args.next() == Some(want.as_bytes())
+            })
+        })
+        .collect()
+}
+
+/// Whether sentinel `pid` outlived its rdlv-snap (its parent is no longer
+/// the program it runs: the kernel gave it to init or a subreaper). A
+/// sentinel whose rdlv-snap still runs belongs to a capture in progress.
+fn orphaned(pid: u32) -> bool {
+    let Ok(status) = proc::read_status(pid) else {
+        return false;
+    };
+    let exe = |p: u32| std::fs::read_link(format!("/proc/{p}/exe")).ok();
+    exe(status.ppid) != exe(pid)
+}
+
+/// Waits (at most [`EARLIER_SENTINEL_WAIT`]) until no sentinel of a killed
+/// rdlv-snap watches `target`; returns whether one was waited for.
+pub fn wait_for_earlier_sentinels(target: u32) -> bool {
+    let deadline = Instant::now() + EARLIER_SENTINEL_WAIT;
+    let mut waited = false;
+    while sentinels_of(target).into_iter().any(orphaned) && Instant::now() < deadline {
+        waited = true;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    waited
+}
 
 /// The handle rdlv-snap keeps on its sentinel process (see the module
 /// docs). Dropping it closes the pipe without `done`: the sentinel cleans up
