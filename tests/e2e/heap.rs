@@ -127,15 +127,16 @@ fn check_census(version: &str, variant: Variant) {
     let small = u(&zoo.truth["small"]);
     assert!(unknown(16) >= small, "{what}: 16-byte objects");
     assert!(unknown(24) >= 1000, "{what}: 24-byte objects");
-    check_retention(&zoo, &what, version);
+    check_retention(&zoo, &what, version, variant);
     drop(zoo.target);
 }
 
 /// `heap --by root`: what each global alone retains equals the runtime's
 /// own count of what its construction added to the live heap (heapzoo
-/// measures it), the stack holder's frame retains its 20 objects, shared
+/// measures it), the stack holder's local `local` (or, where DWARF says it
+/// is not in memory at the PC, its frame) retains its 20 objects, shared
 /// objects are retained by no root, and `heap --path` leads from the root.
-fn check_retention(zoo: &Zoo, what: &str, version: &str) {
+fn check_retention(zoo: &Zoo, what: &str, version: &str, variant: Variant) {
     let by_root = rdlv_json(&zoo.snap, &["heap", "--by", "root", "--format", "json"]);
     let roots = by_root["roots"].as_array().expect("roots array");
     let root = |name: &str| -> Option<&Value> { roots.iter().find(|r| r["root"] == name) };
@@ -170,16 +171,28 @@ fn check_retention(zoo: &Zoo, what: &str, version: &str) {
         );
     }
     // The stack holder's locals: its 20 StackMids (1024-byte slots), and
-    // the array of pointers to them when it was not stack-allocated.
+    // the array of pointers to them when it was not stack-allocated. They
+    // are the local's (`goroutine G frame F main.stackHolder.local`) where
+    // DWARF places `local` in memory at the frame's PC, as it always does
+    // without optimization; else the frame's.
     let holder = u(&zoo.truth["scenarios"]["stack holder on global chan"]);
     let prefix = format!("goroutine {holder} frame ");
-    let frame = roots
-        .iter()
-        .find(|r| {
+    let named = |suffix: &str| {
+        roots.iter().find(|r| {
             r["root"]
                 .as_str()
-                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(" main.stackHolder"))
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(suffix))
         })
+    };
+    let local = named(" main.stackHolder.local");
+    if variant == Variant::NoOpt {
+        assert!(
+            local.is_some(),
+            "{what}: no root {prefix}N main.stackHolder.local in {by_root:#}"
+        );
+    }
+    let frame = local
+        .or_else(|| named(" main.stackHolder"))
         .unwrap_or_else(|| panic!("{what}: no root {prefix}N main.stackHolder in {by_root:#}"));
     let (objects, bytes) = (u(&frame["objects"]), u(&frame["retained_bytes"]));
     assert!(
@@ -413,9 +426,35 @@ fn leaks_equal_the_runtime_profile_on_1_26_with_the_experiment() {
 }
 
 /// The wait-for graph's cycles are exactly heapzoo's lock-order deadlock
-/// and channel cycle (each a set of goroutine ids).
-fn check_waits(what: &str, zoo: &Zoo) {
+/// and channel cycle (each a set of goroutine ids), and the waiter's own
+/// variable that names each of their objects is the one the source names
+/// (`second` in `lockBoth`, the closures' `c1` and `c2`): always without
+/// optimization, and never another one with it.
+fn check_waits(what: &str, zoo: &Zoo, variant: Variant) {
     let graph = rdlv_json(&zoo.snap, &["waits", "--format", "json"]);
+    let waits = graph["waits"].as_array().expect("waits");
+    for (scenario, suffix) in [
+        ("deadlock A then B", ".lockBoth.second"),
+        ("deadlock B then A", ".lockBoth.second"),
+        ("chan cycle 1", ".c1"),
+        ("chan cycle 2", ".c2"),
+    ] {
+        let goid = u(&zoo.truth["scenarios"][scenario]);
+        let edge = waits
+            .iter()
+            .find(|w| u(&w["goroutine"]) == goid)
+            .unwrap_or_else(|| panic!("{what}: no wait of goroutine {goid} ({scenario})"));
+        match edge["variable"]["name"].as_str() {
+            Some(name) => assert!(
+                name.ends_with(suffix),
+                "{what}: {scenario} waits on {name}, not on ...{suffix}"
+            ),
+            None => assert!(
+                variant != Variant::NoOpt,
+                "{what}: {scenario}: no variable names its object: {edge:#}"
+            ),
+        }
+    }
     let cycles = |v: &Value| -> BTreeSet<BTreeSet<u64>> {
         v.as_array()
             .expect("array of cycles")
@@ -435,7 +474,7 @@ fn waits_find_the_deadlock_and_the_channel_cycle() {
     for v in VERSIONS {
         for variant in [Variant::Default, Variant::NoOpt] {
             let zoo = start(v, variant);
-            check_waits(&format!("Go {v} {variant:?}"), &zoo);
+            check_waits(&format!("Go {v} {variant:?}"), &zoo, variant);
         }
     }
 }
@@ -448,7 +487,12 @@ fn waits_find_the_deadlock_and_the_channel_cycle() {
 #[test]
 fn waits_of_thousands_on_one_object_are_whole() {
     const N: usize = 6000;
-    let target = Target::start("many", DEFAULT_GO, Variant::Default, &["-n", &N.to_string()]);
+    let target = Target::start(
+        "many",
+        DEFAULT_GO,
+        Variant::Default,
+        &["-n", &N.to_string()],
+    );
     let snap = target.capture(&[]);
     let graph = rdlv_json(&snap, &["waits", "--format", "json"]);
     assert_eq!(graph["truncated"], false, "no walk is cut");

@@ -32,7 +32,7 @@ use std::io::Write;
 use crate::error::{AnalyzeError, Result, Unsupported};
 use crate::heap::census::{self, Census, TypeKey};
 use crate::heap::leaks::{self, LeakReport};
-use crate::heap::waits::{self, WaitEdge, WaitGraph};
+use crate::heap::waits::{self, WaitGraph};
 use crate::heap::HeapModel;
 use crate::runtime::format::{Group, GroupKey, Grouper};
 use crate::runtime::traceback::GOROUTINE_BATCH;
@@ -59,12 +59,12 @@ pub const MAX_CYCLES: usize = 100;
 /// Frames shown per stack of a heap view (leaked goroutines).
 pub const MAX_STACK_FRAMES: usize = 100;
 
-/// Goroutines above which the report leaves the wait-for graph out: the
-/// graph's per-goroutine reach grows faster than linearly with the count
-/// (measured: 2.5 s at 1,000 goroutines, 30 s at 3,000, 4 min at 10,000),
-/// while the rest of the report stays within seconds at 100,000.
-/// `rdlv waits` computes it at any count.
-pub const MAX_WAITS_GOROUTINES: usize = 2_000;
+/// Goroutines above which the report leaves the wait-for graph out. It
+/// grows with the goroutines (`rdlv waits`: 0.25 s at 10,000, 2.2 s and
+/// 380 MiB at 100,000, bench/README.md); past this the report would spend
+/// most of its time and memory on it. `rdlv waits` computes it at any
+/// count.
+pub const MAX_WAITS_GOROUTINES: usize = 200_000;
 
 /// A heap view, or why the snapshot cannot give it (the error's text,
 /// which says what was missing: "redacted", "no heap layout for Go 1.N").
@@ -184,8 +184,8 @@ fn heap_sections(rt: &Runtime<'_>) -> (Section<Census>, Section<LeakReport>, Sec
     let waits = if gs.len() > MAX_WAITS_GOROUTINES {
         Err(format!(
             "the snapshot has {} goroutines, more than the {MAX_WAITS_GOROUTINES} the report \
-             computes the wait-for graph for (its cost grows faster than the goroutine count: \
-             minutes at 10,000)",
+             computes the wait-for graph for (it grows with them: seconds and hundreds of MiB \
+             at 100,000)",
             gs.len()
         ))
     } else {
@@ -749,24 +749,6 @@ fn render_leaks(h: &mut String, leaks: &Section<LeakReport>) {
     );
 }
 
-/// What a wait edge's object is: kind, address, and where it lives.
-fn describe_object(e: &WaitEdge) -> String {
-    let mut s = format!("{} 0x{:x}", e.object_kind, e.object);
-    match &e.container {
-        Some((base, Some(t))) => {
-            let _ = write!(s, " in {t} at 0x{base:x}");
-        }
-        Some((base, None)) => {
-            let _ = write!(s, " in heap object 0x{base:x}");
-        }
-        None => {}
-    }
-    if let Some(g) = &e.global {
-        let _ = write!(s, " (global {g})");
-    }
-    s
-}
-
 /// The wait-for graph as `rdlv waits` prints it, cycles (likely deadlocks)
 /// first, then every edge with its waiter marked when it is in a cycle.
 fn render_waits(h: &mut String, waits: &Section<WaitGraph>) {
@@ -823,7 +805,7 @@ fn render_waits(h: &mut String, waits: &Section<WaitGraph>) {
                 "<tr{mark}><td>{}</td><td>{}</td><td class=\"ty\">{}</td><td>{by}</td></tr>",
                 e.waiter,
                 escape(&e.reason),
-                escape(&describe_object(e))
+                escape(&format!("{}{}", e.object_text(), e.variable_text()))
             );
         }
         h.push_str("</tbody></table>\n");
@@ -905,6 +887,7 @@ pub fn write_report(rt: &Runtime<'_>, out: &mut dyn Write) -> Result<ReportSumma
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::heap::waits::WaitEdge;
 
     fn group(count: usize, frames: &[&str]) -> GroupView {
         GroupView {
@@ -988,6 +971,7 @@ mod tests {
             object_kind: "sync.Mutex".into(),
             container: Some((object - 8, Some("main.Account<T>".into()))),
             global: None,
+            variable: None,
             reached_by: std::sync::Arc::from(by),
         }
     }

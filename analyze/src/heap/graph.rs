@@ -82,6 +82,11 @@ pub struct Marker<'m, 'r, 't> {
     /// When the object graph itself is wanted ([`Marker::recording`]): the
     /// nodes and every edge followed.
     pub(super) recorder: Option<Recorder>,
+    /// While a frame is scanned by a recording marker: its named variables.
+    pub(super) frame_slots: Option<FrameSlots>,
+    /// For the next goroutine scanned by a recording marker: the named
+    /// variables of each physical frame (see [`Marker::name_frame_slots`]).
+    pub(super) goroutine_slots: Vec<Vec<(u64, u64, RootKey)>>,
 }
 
 /// What a root is, for naming it (see [`super::retain`]).
@@ -93,6 +98,10 @@ pub enum RootKey {
     Segment(bool),
     /// A goroutine's frame: goroutine id, logical frame index (as `bt` numbers it).
     Frame(u64, u32),
+    /// A named variable of a goroutine's frame that lives on its stack:
+    /// goroutine id, logical frame index, index into the recorder's
+    /// [`Recorder::locals`] names.
+    Local(u64, u32, u32),
     /// What the runtime scans of a goroutine besides its frames (`sched.ctxt`,
     /// `_defer`, `_panic`, a running thread's registers, the unwalked stack):
     /// goroutine id.
@@ -128,8 +137,11 @@ pub struct Recorder {
     roots: HashMap<RootKey, u32>,
     /// Names of the package variables [`RootKey::Global`] indexes.
     pub globals: Vec<String>,
+    /// Names of the frame variables [`RootKey::Local`] indexes, each once.
+    pub locals: Vec<String>,
+    local_ids: HashMap<String, u32>,
     /// The node whose words are being scanned.
-    source: u32,
+    pub(super) source: u32,
     /// Nodes were dropped at [`MAX_GRAPH_NODES`].
     pub truncated: bool,
 }
@@ -141,6 +153,17 @@ impl Recorder {
             ids: vec![Vec::new(); spans],
             ..Recorder::default()
         }
+    }
+
+    /// The index of frame variable name `name` in [`Recorder::locals`].
+    pub(super) fn local_name(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.local_ids.get(name) {
+            return i;
+        }
+        let i = u32::try_from(self.locals.len()).unwrap_or(u32::MAX);
+        self.locals.push(name.to_string());
+        self.local_ids.insert(name.to_string(), i);
+        i
     }
 
     fn push(&mut self, node: Node) -> Option<u32> {
@@ -197,8 +220,36 @@ pub(super) struct StackSink {
     /// `[lo, hi)` of the stack.
     pub lo: u64,
     pub hi: u64,
-    /// Pointers found so far and not yet looked up.
-    pub ptrs: Vec<u64>,
+    /// Pointers found so far and not yet looked up, each with the node
+    /// whose word held it (when recording: a stack object is charged to
+    /// the slot that reached it).
+    pub ptrs: Vec<(u64, u32)>,
+}
+
+/// The named variables of the frame being scanned, for a recording
+/// marker: a pointer word inside one is charged to that variable's root,
+/// any other word to the frame's.
+#[derive(Debug, Default)]
+pub(super) struct FrameSlots {
+    /// `(lo, hi, root)`, sorted by `lo`, not overlapping.
+    pub slots: Vec<(u64, u64, RootKey)>,
+    /// The frame's own root.
+    pub frame: Option<RootKey>,
+}
+
+impl FrameSlots {
+    /// The root of the named variable holding `addr`, if one does.
+    pub(super) fn slot_at(slots: &[(u64, u64, RootKey)], addr: u64) -> Option<RootKey> {
+        let i = slots.partition_point(|s| s.0 <= addr);
+        match i.checked_sub(1).and_then(|i| slots.get(i)) {
+            Some(&(_, hi, key)) if addr < hi => Some(key),
+            _ => None,
+        }
+    }
+
+    fn root_at(&self, addr: u64) -> Option<RootKey> {
+        Self::slot_at(&self.slots, addr).or(self.frame)
+    }
 }
 
 impl<'m, 'r, 't> Marker<'m, 'r, 't> {
@@ -232,6 +283,8 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
             exhausted: false,
             stack_sink: None,
             recorder: None,
+            frame_slots: None,
+            goroutine_slots: Vec::new(),
         }
     }
 
@@ -273,6 +326,13 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
             }
         };
         rec.source = id;
+    }
+
+    /// Pointers scanned from now on come from node `id` (when recording).
+    pub(super) fn set_source(&mut self, id: u32) {
+        if let Some(rec) = self.recorder.as_mut() {
+            rec.source = id;
+        }
     }
 
     /// The recorded graph (when recording), leaving the marker without it.
@@ -448,6 +508,9 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
                 let mut w = [0u8; 8];
                 w.copy_from_slice(chunk);
                 let p = u64::from_le_bytes(w);
+                if let Some(key) = self.frame_slots.as_ref().and_then(|f| f.root_at(lo + off)) {
+                    self.set_root(key);
+                }
                 self.take_pointer(p);
             }
             at = at.saturating_add(n);
@@ -461,8 +524,9 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
         if p < 4096 {
             return;
         }
+        let source = self.recorder.as_ref().map_or(0, |r| r.source);
         match &mut self.stack_sink {
-            Some(sink) if p >= sink.lo && p < sink.hi => sink.ptrs.push(p),
+            Some(sink) if p >= sink.lo && p < sink.hi => sink.ptrs.push((p, source)),
             _ => self.mark(p),
         }
     }

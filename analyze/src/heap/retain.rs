@@ -4,9 +4,13 @@
 //! The object graph is the one the collector would trace ([`super::graph`]
 //! in recording mode: the same pointer bits, stack maps and stack objects),
 //! with every root a node of its own: each package variable (by `.symtab`
-//! symbol), each goroutine frame (by goroutine id and the frame number
-//! `bt` prints), and per goroutine what the runtime scans besides its
-//! frames. A top node points at every root. An object's *retained* bytes
+//! symbol), each variable of a parked goroutine frame that DWARF places in
+//! memory at the frame's PC (`goroutine 41 frame 2 main.handle.buf`: the
+//! pointer words inside it, and the stack objects it is or first reached),
+//! the rest of each frame (by goroutine id and the frame number `bt`
+//! prints), and per goroutine what the runtime scans besides its frames.
+//! Without DWARF (a stripped binary) frames are roots whole. A top node
+//! points at every root. An object's *retained* bytes
 //! are those of the objects it dominates (every path from the top passes
 //! through it), itself included; a root's retained bytes are what would be
 //! freed if that root alone let go. An object two roots reach is retained
@@ -45,6 +49,8 @@ pub struct ObjectGraph {
     succ: Vec<u32>,
     /// Package variable names ([`RootKey::Global`] indexes).
     globals: Vec<String>,
+    /// Frame variable names ([`RootKey::Local`] indexes).
+    locals: Vec<String>,
     /// Whether nodes were dropped at the node bound (results are then
     /// lower bounds).
     pub truncated: bool,
@@ -52,12 +58,22 @@ pub struct ObjectGraph {
 
 impl ObjectGraph {
     /// Marks the whole heap from every root (globals, every goroutine
-    /// stack) and records the graph.
+    /// stack) and records the graph. With DWARF, the stack variables of
+    /// parked frames are roots of their own (see [`Marker::name_frame_slots`]).
     pub fn build(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<ObjectGraph> {
+        let target = model.rt.target();
+        let prog = target
+            .dwarf()
+            .ok()
+            .map(|d| crate::value::Program::new(d, model.mem(), target.bias()));
+        let mut finder = prog.as_ref().map(crate::value::frame::FrameSlotFinder::new);
         let mut m = Marker::recording(model);
         m.scan_globals();
         m.drain();
         for g in gs {
+            if let Some(f) = finder.as_mut() {
+                m.name_frame_slots(g, f);
+            }
             m.scan_goroutine(g);
             m.drain();
         }
@@ -84,6 +100,7 @@ impl ObjectGraph {
             start,
             succ,
             globals: rec.globals,
+            locals: rec.locals,
             truncated: rec.truncated,
         })
     }
@@ -117,7 +134,8 @@ impl ObjectGraph {
     }
 
     /// The name of root node `key`, as CONTRACT.md writes roots
-    /// (`main.cache`, `goroutine 41 frame 2 main.handle`).
+    /// (`main.cache`, `goroutine 41 frame 2 main.handle`,
+    /// `goroutine 41 frame 2 main.handle.buf`).
     pub fn root_name(&self, key: RootKey, gs: &[Goroutine]) -> String {
         match key {
             RootKey::Global(i) => self
@@ -135,6 +153,13 @@ impl ObjectGraph {
                     .map(|l| l.name.to_string())
                     .unwrap_or_else(|| "?".to_string());
                 format!("goroutine {goid} frame {frame} {func}")
+            }
+            RootKey::Local(goid, frame, name) => {
+                let local = self.locals.get(name as usize).map_or("?", String::as_str);
+                format!(
+                    "{}.{local}",
+                    self.root_name(RootKey::Frame(goid, frame), gs)
+                )
             }
             RootKey::Goroutine(goid) => format!("goroutine {goid}"),
         }

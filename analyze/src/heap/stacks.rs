@@ -41,7 +41,8 @@ use crate::pclntab::{func_flag, Bitmap, Pclntab, StackObjectRecord, ARGS_SIZE_UN
 use crate::runtime::goroutine::G_RUNNING;
 use crate::runtime::{Goroutine, PhysFrame};
 
-use super::graph::{Marker, RootKey, StackSink, MAX_STACK_BYTES};
+use super::graph::{FrameSlots, Marker, RootKey, StackSink, MAX_STACK_BYTES};
+use crate::value::frame::FrameSlotFinder;
 
 /// Bound on the size of a `g` read for pointers into its stack.
 const MAX_G_BYTES: u64 = 4096;
@@ -71,8 +72,8 @@ struct PlacedObject {
     addr: u64,
     rec: StackObjectRecord,
     scanned: bool,
-    /// Logical index of the frame holding it (naming roots).
-    frame: u32,
+    /// Index of the physical frame holding it (naming roots).
+    phys: usize,
 }
 
 /// The logical frame index (as `bt` numbers frames) of physical frame
@@ -104,6 +105,51 @@ fn varp(f: &PhysFrame) -> u64 {
 }
 
 impl Marker<'_, '_, '_> {
+    /// Names the stack variables of `g`'s frames for the next
+    /// [`Marker::scan_goroutine`] of it (recording markers only): a
+    /// pointer held by one is then charged to a root of its own
+    /// (`goroutine 41 frame 2 main.handle.buf`). `finder` gives each
+    /// logical frame's variables that DWARF places in memory; overlapping
+    /// ones (variables of scopes sharing a slot) keep the first.
+    pub fn name_frame_slots(&mut self, g: &Goroutine, finder: &mut FrameSlotFinder<'_>) {
+        let Some(rec) = self.recorder.as_mut() else {
+            return;
+        };
+        let goid = g.g.goid;
+        let mut per_phys: Vec<Vec<(u64, u64, RootKey)>> = vec![Vec::new(); g.frames.len()];
+        for (li, l) in g.logical.iter().enumerate() {
+            let (Some(pf), Some(slots)) = (g.frames.get(l.phys), per_phys.get_mut(l.phys)) else {
+                continue;
+            };
+            let li = u32::try_from(li).unwrap_or(u32::MAX);
+            for s in finder.slots(pf.sym_pc, l.inline_depth, pf.fp) {
+                let Some(hi) = s.addr.checked_add(s.size) else {
+                    continue;
+                };
+                if s.addr < g.g.stack_lo || hi > g.g.stack_hi {
+                    continue;
+                }
+                slots.push((
+                    s.addr,
+                    hi,
+                    RootKey::Local(goid, li, rec.local_name(&s.name)),
+                ));
+            }
+        }
+        for slots in &mut per_phys {
+            slots.sort_by_key(|s| s.0);
+            let mut end = 0;
+            slots.retain(|s| {
+                let keep = s.0 >= end;
+                if keep {
+                    end = s.1;
+                }
+                keep
+            });
+        }
+        self.goroutine_slots = per_phys;
+    }
+
     /// Scans one goroutine's stack as a root (see the module docs).
     pub fn scan_goroutine(&mut self, g: &Goroutine) -> StackScanStats {
         let mut stats = StackScanStats::default();
@@ -127,6 +173,7 @@ impl Marker<'_, '_, '_> {
             hi: g.g.stack_hi,
             ptrs: Vec::new(),
         });
+        let named = std::mem::take(&mut self.goroutine_slots);
         let mut objects = Vec::new();
         let mut conservative = false;
         let mut callee_sigpanic = false;
@@ -134,6 +181,10 @@ impl Marker<'_, '_, '_> {
             let caller_varp = g.frames.get(i + 1).map(varp).unwrap_or(hi);
             let frame = logical_index(g, i);
             self.set_root(RootKey::Frame(goid, frame));
+            self.frame_slots = named.get(i).filter(|s| !s.is_empty()).map(|s| FrameSlots {
+                slots: s.clone(),
+                frame: Some(RootKey::Frame(goid, frame)),
+            });
             let func = tab.find_func(f.info.entry);
             let name = &*f.info.name;
             let injected = saves_registers(name);
@@ -184,7 +235,7 @@ impl Marker<'_, '_, '_> {
                                 addr,
                                 rec,
                                 scanned: false,
-                                frame,
+                                phys: i,
                             });
                         }
                     }
@@ -195,6 +246,7 @@ impl Marker<'_, '_, '_> {
                 }
             }
         }
+        self.frame_slots = None;
         self.set_root(RootKey::Goroutine(goid));
         if let Some(last) = g.frames.last() {
             if last.info.flag & func_flag::TOP_FRAME == 0 && last.fp < hi {
@@ -204,7 +256,7 @@ impl Marker<'_, '_, '_> {
         }
         self.scan_g_roots(g);
         stats.objects = objects.len();
-        stats.objects_scanned = self.scan_stack_objects(tab, &mut objects, goid);
+        stats.objects_scanned = self.scan_stack_objects(tab, &mut objects, &named);
         self.stack_sink = None;
         stats
     }
@@ -320,6 +372,7 @@ impl Marker<'_, '_, '_> {
         let Ok(bytes) = self.model().mem().read_vec(g.g.addr, size as usize) else {
             return;
         };
+        let source = self.recorder.as_ref().map_or(0, |r| r.source);
         let Some(sink) = self.stack_sink.as_mut() else {
             return;
         };
@@ -328,18 +381,20 @@ impl Marker<'_, '_, '_> {
             b.copy_from_slice(w);
             let p = u64::from_le_bytes(b);
             if p >= sink.lo && p < sink.hi {
-                sink.ptrs.push(p);
+                sink.ptrs.push((p, source));
             }
         }
     }
 
     /// Scans every stack object a pointer into the stack reaches, until no
-    /// new one is reached; returns how many were scanned.
+    /// new one is reached; returns how many were scanned. When recording,
+    /// an object is charged to the named variable it is (`named`: each
+    /// physical frame's), else to the root whose word first reached it.
     fn scan_stack_objects(
         &mut self,
         tab: &Pclntab,
         objects: &mut [PlacedObject],
-        goid: u64,
+        named: &[Vec<(u64, u64, RootKey)>],
     ) -> usize {
         objects.sort_by_key(|o| o.addr);
         let (lo, hi) = match &self.stack_sink {
@@ -348,7 +403,7 @@ impl Marker<'_, '_, '_> {
         };
         let mut scanned = 0;
         let mut looked_up = 0usize;
-        while let Some(p) = self.stack_sink.as_mut().and_then(|s| s.ptrs.pop()) {
+        while let Some((p, source)) = self.stack_sink.as_mut().and_then(|s| s.ptrs.pop()) {
             looked_up += 1;
             if looked_up > MAX_STACK_POINTERS {
                 break;
@@ -363,7 +418,9 @@ impl Marker<'_, '_, '_> {
             }
             o.scanned = true;
             scanned += 1;
-            let frame = o.frame;
+            let variable = named
+                .get(o.phys)
+                .and_then(|s| FrameSlots::slot_at(s, o.addr));
             let start = o.addr;
             let end = start
                 .saturating_add(u64::from(o.rec.ptrdata.min(o.rec.size)))
@@ -371,7 +428,10 @@ impl Marker<'_, '_, '_> {
             if start < lo || end <= start {
                 continue;
             }
-            self.set_root(RootKey::Frame(goid, frame));
+            match variable {
+                Some(key) => self.set_root(key),
+                None => self.set_source(source),
+            }
             let words = (end - start).div_ceil(8);
             let mask = (!o.rec.gc_prog)
                 .then(|| tab.rodata_bytes(o.rec.gcdataoff, words.div_ceil(8) as usize))

@@ -28,6 +28,8 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::runtime::Goroutine;
 
+use crate::value::frame::FrameSlotFinder;
+
 use super::graph::Marker;
 use super::leaks::{stack_range, waits, WaitKind};
 use super::HeapModel;
@@ -54,10 +56,70 @@ pub struct WaitEdge {
     pub container: Option<(u64, Option<String>)>,
     /// The global variable containing it, when it is not in the heap.
     pub global: Option<String>,
+    /// The waiter's own frame variable that names it (see [`name_in_frames`]).
+    pub variable: Option<FrameVariable>,
     /// The goroutines whose stacks reach the object, shared by every edge
     /// to it (so many waiters on one object cost one list), sorted; it can
     /// include the waiter itself: [`WaitEdge::others`] leaves it out.
     pub reached_by: Arc<[u64]>,
+}
+
+/// A frame variable: the logical frame index (as `bt` numbers frames) and
+/// `function.variable`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameVariable {
+    /// Logical frame index of the waiter.
+    pub frame: u32,
+    /// `main.lockBoth.second`.
+    pub name: String,
+}
+
+/// Bytes of one frame variable read to look for a pointer to the object.
+const MAX_VARIABLE_BYTES: u64 = 256;
+
+/// The variable of one of `g`'s own frames (innermost first; not the
+/// runtime's, `sync`'s or `internal/`'s, whose parameters name every
+/// primitive) that holds `object` (a primitive on the stack) or a pointer
+/// to it or to `container`, the heap object holding it (`s.mu.Lock()`
+/// names `s`).
+fn name_in_frames(
+    finder: &mut FrameSlotFinder<'_>,
+    mem: &dyn crate::memory::Memory,
+    g: &Goroutine,
+    object: u64,
+    container: Option<u64>,
+) -> Option<FrameVariable> {
+    for (i, l) in g.logical.iter().enumerate() {
+        let func = &*l.name;
+        if func.starts_with("runtime.")
+            || func.starts_with("sync.")
+            || func.starts_with("internal/")
+        {
+            continue;
+        }
+        let Some(pf) = g.frames.get(l.phys) else {
+            continue;
+        };
+        for s in finder.slots(pf.sym_pc, l.inline_depth, pf.fp) {
+            let holds = s.addr <= object && object - s.addr < s.size;
+            let points = || {
+                let len = s.size.min(MAX_VARIABLE_BYTES) as usize;
+                mem.read_vec(s.addr, len).is_ok_and(|b| {
+                    b.chunks_exact(8).any(|w| {
+                        let p = u64::from_le_bytes(w.try_into().unwrap_or_default());
+                        p == object || Some(p) == container
+                    })
+                })
+            };
+            if holds || points() {
+                return Some(FrameVariable {
+                    frame: u32::try_from(i).unwrap_or(u32::MAX),
+                    name: format!("{func}.{}", s.name),
+                });
+            }
+        }
+    }
+    None
 }
 
 /// Goroutines listed per edge in the text, JSON and dot outputs (the
@@ -173,6 +235,12 @@ pub fn wait_graph(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<WaitGra
     }
     // Objects outside the heap are named once each, however many wait on them.
     let mut globals: HashMap<u64, Option<String>> = HashMap::new();
+    let target = model.rt.target();
+    let prog = target
+        .dwarf()
+        .ok()
+        .map(|d| crate::value::Program::new(d, mem, target.bias()));
+    let mut finder = prog.as_ref().map(FrameSlotFinder::new);
     let reached: HashMap<u64, Arc<[u64]>> = reached_lists
         .into_iter()
         .map(|(o, mut v)| {
@@ -224,6 +292,10 @@ pub fn wait_graph(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<WaitGra
             } else {
                 None
             };
+            let variable = match (&global, finder.as_mut()) {
+                (None, Some(f)) => name_in_frames(f, mem, g, o, container.as_ref().map(|c| c.0)),
+                _ => None,
+            };
             let reached_by = reached.get(&o).cloned().unwrap_or_else(|| Arc::from([]));
             graph.edges.push(WaitEdge {
                 waiter: goid,
@@ -232,6 +304,7 @@ pub fn wait_graph(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<WaitGra
                 object_kind,
                 container,
                 global,
+                variable,
                 reached_by,
             });
         }
@@ -415,21 +488,35 @@ fn cycles(edges: &[WaitEdge], stuck: &HashSet<u64>) -> Vec<Vec<u64>> {
     out
 }
 
-impl WaitGraph {
-    fn describe(e: &WaitEdge) -> String {
-        let mut s = format!("{} 0x{:x}", e.object_kind, e.object);
-        if let Some((base, ty)) = &e.container {
+impl WaitEdge {
+    /// What the object is and where it lives: `sync.Mutex 0x.. in
+    /// main.muBox at 0x..`, `chan int 0x.. (global main.jobs)`.
+    pub fn object_text(&self) -> String {
+        let mut s = format!("{} 0x{:x}", self.object_kind, self.object);
+        if let Some((base, ty)) = &self.container {
             match ty {
                 Some(t) => s.push_str(&format!(" in {t} at 0x{base:x}")),
                 None => s.push_str(&format!(" in heap object 0x{base:x}")),
             }
         }
-        if let Some(g) = &e.global {
+        if let Some(g) = &self.global {
             s.push_str(&format!(" (global {g})"));
         }
         s
     }
 
+    /// Which of the waiter's own variables names the object: ` (main.f.mu
+    /// in frame 2)`, or nothing. A waiter's fact, so not part of
+    /// [`WaitEdge::object_text`], which the dot output shares among waiters.
+    pub fn variable_text(&self) -> String {
+        self.variable
+            .as_ref()
+            .map(|v| format!(" ({} in frame {})", v.name, v.frame))
+            .unwrap_or_default()
+    }
+}
+
+impl WaitGraph {
     /// Text report.
     pub fn text(&self) -> String {
         use std::fmt::Write as _;
@@ -454,10 +541,11 @@ impl WaitGraph {
             };
             let _ = writeln!(
                 s,
-                "goroutine {} [{}] waits on {}: {by}",
+                "goroutine {} [{}] waits on {}{}: {by}",
                 e.waiter,
                 e.reason,
-                Self::describe(e)
+                e.object_text(),
+                e.variable_text()
             );
         }
         for (g, r) in &self.never {
@@ -492,6 +580,7 @@ impl WaitGraph {
                 "kind": e.object_kind,
                 "container": e.container.as_ref().map(|(b, t)| json!({"addr": format!("{b:#x}"), "type": t})),
                 "global": e.global,
+                "variable": e.variable.as_ref().map(|v| json!({"frame": v.frame, "name": v.name})),
                 "reached_by": e.others().take(MAX_LISTED_REACHERS).collect::<Vec<_>>(),
                 "reached_by_count": e.others_count(),
             })).collect::<Vec<_>>(),
@@ -527,7 +616,7 @@ impl WaitGraph {
                     s,
                     "  o{:x} [shape=ellipse,label=\"{}\"];",
                     e.object,
-                    Self::describe(e).replace('"', "\\\"")
+                    e.object_text().replace('"', "\\\"")
                 );
             }
             let _ = writeln!(
@@ -560,6 +649,7 @@ mod tests {
             object_kind: "sync.Mutex".into(),
             container: None,
             global: None,
+            variable: None,
             reached_by: Arc::from(by),
         }
     }

@@ -1,7 +1,9 @@
 //! The variables of one stack frame: DWARF locals and arguments at the
 //! frame's PC, located with its CFA (and registers, when known).
 
-use crate::dwarf::{evaluate_location, DwarfError, Location, RegisterSet, TypeId};
+use std::collections::HashMap;
+
+use crate::dwarf::{evaluate_location, DwarfError, Location, RegisterSet, TypeId, Variable};
 
 use super::expr::{ScopeVar, VarSource};
 use super::Program;
@@ -31,25 +33,9 @@ pub fn frame_scope_inlined(
 ) -> Result<Vec<ScopeVar>, DwarfError> {
     let link_pc = sym_pc.wrapping_sub(prog.bias);
     let vars = prog.dwarf.frame_variables_inlined(link_pc, inline_depth)?;
-    let Some(func) = prog.dwarf.function_at(link_pc) else {
-        return Ok(Vec::new());
-    };
-    let Some(encoding) = prog.dwarf.encoding_of(func) else {
-        return Ok(Vec::new());
-    };
-    let mut out: Vec<ScopeVar> = Vec::with_capacity(vars.len());
-    for v in vars {
-        let size = prog.underlying(v.ty).1.size;
-        let src = match &v.location {
-            None => VarSource::Unavailable("optimized away or not live at this PC".into()),
-            Some(expr) => {
-                match evaluate_location(expr, encoding, Some(cfa), regs, size, prog.mem) {
-                    Ok(Location::Address(a)) => VarSource::Memory(a),
-                    Ok(Location::Bytes(b)) => VarSource::Bytes(b),
-                    Err(why) => VarSource::Unavailable(why),
-                }
-            }
-        };
+    let located = located_variables(prog, vars, link_pc, cfa, regs);
+    let mut out: Vec<ScopeVar> = Vec::with_capacity(located.len());
+    for (v, src) in located {
         let (name, ty, src) = match v.name.strip_prefix('&') {
             // An escaped (heap-allocated) variable: DWARF describes a
             // pointer `&x`; Delve shows `x`, the value it points at.
@@ -82,6 +68,102 @@ pub fn frame_scope_inlined(
             .any(|(n, d)| *n == v.name && *d > v.scope_depth);
     }
     Ok(out)
+}
+
+/// `vars` (a logical frame's DWARF variables at link-time `link_pc`) with
+/// where each one is (as DWARF describes them: an escaped `&x` is its
+/// pointer).
+fn located_variables(
+    prog: &Program<'_>,
+    vars: Vec<Variable>,
+    link_pc: u64,
+    cfa: u64,
+    regs: &RegisterSet,
+) -> Vec<(Variable, VarSource)> {
+    let Some(func) = prog.dwarf.function_at(link_pc) else {
+        return Vec::new();
+    };
+    let Some(encoding) = prog.dwarf.encoding_of(func) else {
+        return Vec::new();
+    };
+    vars.into_iter()
+        .map(|v| {
+            let size = prog.underlying(v.ty).1.size;
+            let src = match &v.location {
+                None => VarSource::Unavailable("optimized away or not live at this PC".into()),
+                Some(expr) => {
+                    match evaluate_location(expr, encoding, Some(cfa), regs, size, prog.mem) {
+                        Ok(Location::Address(a)) => VarSource::Memory(a),
+                        Ok(Location::Bytes(b)) => VarSource::Bytes(b),
+                        Err(why) => VarSource::Unavailable(why),
+                    }
+                }
+            };
+            (v, src)
+        })
+        .collect()
+}
+
+/// A variable of a parked frame that lives in memory at this PC: its name
+/// (an escaped `&x` is named `x`, as Delve names it; the slot holds its
+/// pointer) and the bytes `[addr, addr + size)` it occupies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameSlot {
+    /// The variable's name.
+    pub name: String,
+    /// Where it is (a stack address for a parked frame's locals).
+    pub addr: u64,
+    /// Its size in bytes (at least 1).
+    pub size: u64,
+}
+
+/// Finds the variables of parked frames that live in memory, for naming
+/// what a stack word holds (the heap's frame roots). Thousands of
+/// goroutines share a few PCs, so each (PC, inline depth)'s DWARF variables
+/// are looked up once; only their locations are evaluated per frame.
+pub struct FrameSlotFinder<'p> {
+    prog: &'p Program<'p>,
+    vars: HashMap<(u64, u32), Vec<Variable>>,
+}
+
+impl<'p> FrameSlotFinder<'p> {
+    /// A finder over `prog`'s DWARF and memory.
+    pub fn new(prog: &'p Program<'p>) -> Self {
+        FrameSlotFinder {
+            prog,
+            vars: HashMap::new(),
+        }
+    }
+
+    /// The variables of logical frame `inline_depth` of a physical frame at
+    /// runtime `sym_pc` with canonical frame address `cfa` that live in
+    /// memory there (registers unknown: a parked frame). A PC DWARF does not
+    /// describe has none.
+    pub fn slots(&mut self, sym_pc: u64, inline_depth: u32, cfa: u64) -> Vec<FrameSlot> {
+        let prog = self.prog;
+        let link_pc = sym_pc.wrapping_sub(prog.bias);
+        let vars = self
+            .vars
+            .entry((link_pc, inline_depth))
+            .or_insert_with(|| {
+                prog.dwarf
+                    .frame_variables_inlined(link_pc, inline_depth)
+                    .unwrap_or_default()
+            })
+            .clone();
+        located_variables(prog, vars, link_pc, cfa, &RegisterSet::none())
+            .into_iter()
+            .filter_map(|(v, src)| {
+                let VarSource::Memory(addr) = src else {
+                    return None;
+                };
+                let name = v.name.strip_prefix('&').filter(|n| !n.is_empty());
+                let name = name.unwrap_or(&v.name).to_string();
+                let size = prog.underlying(v.ty).1.size.max(1);
+                (name != ".dict").then_some(FrameSlot { name, addr, size })
+            })
+            .collect()
+    }
 }
 
 /// The pointee of an escaped variable's pointer `&x`: its type and where
