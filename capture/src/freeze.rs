@@ -218,7 +218,7 @@ pub fn permission_error(pid: u32, what: &str) -> CaptureError {
             // Permissions are not the problem then; only one tracer is allowed.
             let hint = if crate::sentinel::sentinels_of(pid).contains(&tracer) {
                 format!(
-                    "process {pid} is traced by PID {tracer}, the clean-up helper of an rdlv-snap                      that was killed; it detaches within seconds: run rdlv-snap again"
+                    "process {pid} is traced by PID {tracer}, the clean-up helper of an rdlv-snap that was killed; it detaches within seconds: run rdlv-snap again"
                 )
             } else {
                 let comm = std::fs::read_to_string(format!("/proc/{tracer}/comm"))

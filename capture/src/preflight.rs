@@ -94,7 +94,7 @@ pub fn preflight(options: &Options, abort: &AtomicI32) -> Result<Preflight> {
     // A killed rdlv-snap's sentinel may be about to trace the target (to
     // undo an injection): let it finish rather than fail as "traced" or
     // race it for the target.
-    crate::sentinel::wait_for_earlier_sentinels(pid);
+    crate::sentinel::wait_for_earlier_sentinels(pid, abort);
     let status =
         proc::read_status(pid).map_err(|e| map_proc_err(pid, "read /proc/PID/status", e))?;
     if status.tgid != pid {

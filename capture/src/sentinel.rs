@@ -57,23 +57,30 @@ const SENTINEL_INPUT_MAX: u64 = 1 << 16;
 /// of the same target to finish: their whole patience, and a margin.
 pub const EARLIER_SENTINEL_WAIT: Duration = Duration::from_secs(12);
 
-/// Sentinels of earlier rdlv-snap runs still watching `target` (their
-/// command line is `... --sentinel TARGET`): one whose rdlv-snap was killed
-/// attaches to the target to clean up, so a capture started meanwhile
-/// would find it traced.
+/// Sentinels of earlier rdlv-snap runs still watching `target`: one whose
+/// rdlv-snap was killed attaches to the target to clean up, so a capture
+/// started meanwhile would find it traced. A sentinel runs as
+/// `/proc/self/exe --sentinel TARGET` (so its `comm` is `exe`); `comm` is
+/// read first, as reading another process's command line takes its mmap
+/// lock and an unrelated stuck process would block on it.
 pub fn sentinels_of(target: u32) -> Vec<u32> {
     let own = std::process::id();
-    let want = target.to_string();
     proc::all_pids()
         .into_iter()
-        .filter(|&p| p != own)
-        .filter(|&p| {
-            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
-                let mut args = c.split(|&b| b == 0).skip(1);
-                args.next() == Some(SENTINEL_ARG.as_bytes()) && args.next() == Some(want.as_bytes())
-            })
-        })
+        .filter(|&p| p != own && is_sentinel_of(p, target))
         .collect()
+}
+
+fn is_sentinel_of(pid: u32, target: u32) -> bool {
+    let comm = std::fs::read(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if comm != b"exe\n" {
+        return false;
+    }
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+        let mut args = c.split(|&b| b == 0).skip(1);
+        args.next() == Some(SENTINEL_ARG.as_bytes())
+            && args.next() == Some(target.to_string().as_bytes())
+    })
 }
 
 /// Whether sentinel `pid` outlived its rdlv-snap (its parent is no longer
@@ -87,14 +94,23 @@ fn orphaned(pid: u32) -> bool {
     exe(status.ppid) != exe(pid)
 }
 
-/// Waits (at most [`EARLIER_SENTINEL_WAIT`]) until no sentinel of a killed
-/// rdlv-snap watches `target`; returns whether one was waited for.
-pub fn wait_for_earlier_sentinels(target: u32) -> bool {
+/// Waits (at most [`EARLIER_SENTINEL_WAIT`], and not once `abort` holds a
+/// signal) until no sentinel of a killed rdlv-snap watches `target`;
+/// returns whether one was waited for. The processes are listed once: a
+/// sentinel started later belongs to a capture that started later.
+pub fn wait_for_earlier_sentinels(target: u32, abort: &AtomicI32) -> bool {
     let deadline = Instant::now() + EARLIER_SENTINEL_WAIT;
-    let mut waited = false;
-    while sentinels_of(target).into_iter().any(orphaned) && Instant::now() < deadline {
-        waited = true;
+    let mut waiting: Vec<u32> = sentinels_of(target)
+        .into_iter()
+        .filter(|&p| orphaned(p))
+        .collect();
+    let waited = !waiting.is_empty();
+    while !waiting.is_empty()
+        && Instant::now() < deadline
+        && abort.load(std::sync::atomic::Ordering::Relaxed) == 0
+    {
         std::thread::sleep(Duration::from_millis(10));
+        waiting.retain(|&p| is_sentinel_of(p, target));
     }
     waited
 }

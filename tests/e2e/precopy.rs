@@ -174,6 +174,26 @@ fn spawn_precopy(pid: u32, path: &Path) -> std::process::Child {
         .expect("spawn rdlv-snap")
 }
 
+/// Processes running as the sentinel of a capture of `pid`
+/// (`/proc/self/exe --sentinel PID`, so their `comm` is `exe`).
+fn sentinels_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let want = pid.to_string();
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/comm")).is_ok_and(|c| c == b"exe\n")
+                && std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
+                    let mut args = c.split(|&b| b == 0).skip(1);
+                    args.next() == Some(b"--sentinel".as_slice())
+                        && args.next() == Some(want.as_bytes())
+                })
+        })
+        .collect()
+}
+
 /// Polls until write tracking shows in the target (true) or rdlv-snap ends.
 fn wait_for_tracking(pid: u32, child: &mut std::process::Child) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -261,6 +281,18 @@ fn sigkill_during_precopy_leaves_no_tracking_and_no_stopped_thread() {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        // The killed rdlv-snap's sentinel finishes its clean-up (within its
+        // patience) before the next capture, which would otherwise wait for
+        // it in pre-flight and shift every kill of the next trial.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !sentinels_of(target.pid()).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "trial {trial}: a sentinel of the killed rdlv-snap still runs after 15 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        target.assert_running_untraced();
     }
     eprintln!(
         "{landed} of 24 kills hit a running rdlv-snap --precopy, {while_tracking} while pages were write-protected (full capture {full_us} us, tracking {tracking_us} us)"

@@ -815,44 +815,56 @@ impl DwarfInfo {
 
     /// The whole type arena, scanning every unit (in parallel) on first use
     /// and resolving each unit's index against it.
+    ///
+    /// Built outside the cell's lock: the build runs rayon tasks, and a
+    /// first caller that is itself a rayon task (a goroutine filter, say)
+    /// waiting on the lock could steal a task that waits on the same lock.
+    /// Two first callers may then both build it; the result is the same
+    /// (the build is deterministic) and one is kept.
     fn full_types(&self) -> Result<&TypeIndex, DwarfError> {
-        self.full
-            .get_or_init(|| {
-                use rayon::prelude::*;
-                // The types units' types are `rt_types` already: the full
-                // arena extends it, so its ids stay valid. (A flag per unit:
-                // without a `runtime` unit every unit is one of them.)
-                let mut in_rt = vec![false; self.units.len()];
-                for &u in &self.rt_units {
-                    if let Some(f) = in_rt.get_mut(u) {
-                        *f = true;
-                    }
-                }
-                let raws: Vec<Result<RawUnit, DwarfError>> = (0..self.units.len())
-                    .into_par_iter()
-                    .map(|u| {
-                        let unit = self.unit(u)?;
-                        let unit_off = unit.header.offset().0 as u64;
-                        let want_types = !in_rt[u];
-                        self.scan_unit(unit, u, want_types)
-                            .map_err(malformed(".debug_info", unit_off))
-                    })
-                    .collect();
-                let mut raw_types = Vec::new();
-                let mut units = Vec::with_capacity(raws.len());
-                for raw in raws {
-                    let mut raw = raw?;
-                    raw_types.append(&mut raw.types);
-                    units.push(raw);
-                }
-                let types = extend_types(&self.rt_types, &raw_types);
-                for (slot, raw) in self.units.iter().zip(units) {
-                    let _ = slot.index.set(resolve_unit(&types, raw));
-                }
-                Ok(types)
+        let full = match self.full.get() {
+            Some(full) => full,
+            None => {
+                let built = self.build_full_types();
+                self.full.get_or_init(|| built)
+            }
+        };
+        full.as_ref().map_err(Clone::clone)
+    }
+
+    fn build_full_types(&self) -> Result<TypeIndex, DwarfError> {
+        use rayon::prelude::*;
+        // The types units' types are `rt_types` already: the full
+        // arena extends it, so its ids stay valid. (A flag per unit:
+        // without a `runtime` unit every unit is one of them.)
+        let mut in_rt = vec![false; self.units.len()];
+        for &u in &self.rt_units {
+            if let Some(f) = in_rt.get_mut(u) {
+                *f = true;
+            }
+        }
+        let raws: Vec<Result<RawUnit, DwarfError>> = (0..self.units.len())
+            .into_par_iter()
+            .map(|u| {
+                let unit = self.unit(u)?;
+                let unit_off = unit.header.offset().0 as u64;
+                let want_types = !in_rt[u];
+                self.scan_unit(unit, u, want_types)
+                    .map_err(malformed(".debug_info", unit_off))
             })
-            .as_ref()
-            .map_err(Clone::clone)
+            .collect();
+        let mut raw_types = Vec::new();
+        let mut units = Vec::with_capacity(raws.len());
+        for raw in raws {
+            let mut raw = raw?;
+            raw_types.append(&mut raw.types);
+            units.push(raw);
+        }
+        let types = extend_types(&self.rt_types, &raw_types);
+        for (slot, raw) in self.units.iter().zip(units) {
+            let _ = slot.index.set(resolve_unit(&types, raw));
+        }
+        Ok(types)
     }
 
     pub(crate) fn types(&self) -> Option<&TypeIndex> {

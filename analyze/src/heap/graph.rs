@@ -328,6 +328,16 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
         rec.source = id;
     }
 
+    /// Whether node `id` is a frame variable's root (when recording).
+    pub(super) fn is_local_root(&self, id: u32) -> bool {
+        self.recorder.as_ref().is_some_and(|r| {
+            matches!(
+                r.nodes.get(id as usize),
+                Some(Node::Root(RootKey::Local(..)))
+            )
+        })
+    }
+
     /// Pointers scanned from now on come from node `id` (when recording).
     pub(super) fn set_source(&mut self, id: u32) {
         if let Some(rec) = self.recorder.as_mut() {
@@ -492,6 +502,8 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
         let lo = lo.next_multiple_of(8);
         let mut at = lo;
         let mut buf = Vec::new();
+        // The root last set from the frame's slots: set again only on change.
+        let mut slot_root: Option<RootKey> = None;
         while at < hi {
             let n = (hi - at).min(SCAN_CHUNK);
             buf.resize(n as usize, 0);
@@ -508,8 +520,15 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
                 let mut w = [0u8; 8];
                 w.copy_from_slice(chunk);
                 let p = u64::from_le_bytes(w);
-                if let Some(key) = self.frame_slots.as_ref().and_then(|f| f.root_at(lo + off)) {
-                    self.set_root(key);
+                if p < 4096 {
+                    continue;
+                }
+                let key = self.frame_slots.as_ref().and_then(|f| f.root_at(lo + off));
+                if key.is_some() && key != slot_root {
+                    if let Some(key) = key {
+                        self.set_root(key);
+                    }
+                    slot_root = key;
                 }
                 self.take_pointer(p);
             }

@@ -6,7 +6,7 @@
 //! with every root a node of its own: each package variable (by `.symtab`
 //! symbol), each variable of a parked goroutine frame that DWARF places in
 //! memory at the frame's PC (`goroutine 41 frame 2 main.handle.buf`: the
-//! pointer words inside it, and the stack objects it is or first reached),
+//! pointer words inside it, and the stack objects it is or whose pointer it holds),
 //! the rest of each frame (by goroutine id and the frame number `bt`
 //! prints), and per goroutine what the runtime scans besides its frames.
 //! Without DWARF (a stripped binary) frames are roots whole. A top node
@@ -51,6 +51,9 @@ pub struct ObjectGraph {
     globals: Vec<String>,
     /// Frame variable names ([`RootKey::Local`] indexes).
     locals: Vec<String>,
+    /// Goroutine id -> index in the goroutines [`ObjectGraph::root_name`]
+    /// is given (built on its first call; checked at every use).
+    goroutine_index: std::sync::OnceLock<std::collections::HashMap<u64, usize>>,
     /// Whether nodes were dropped at the node bound (results are then
     /// lower bounds).
     pub truncated: bool,
@@ -101,6 +104,7 @@ impl ObjectGraph {
             succ,
             globals: rec.globals,
             locals: rec.locals,
+            goroutine_index: std::sync::OnceLock::new(),
             truncated: rec.truncated,
         })
     }
@@ -146,9 +150,15 @@ impl ObjectGraph {
             RootKey::Segment(false) => "data (no symbol)".to_string(),
             RootKey::Segment(true) => "bss (no symbol)".to_string(),
             RootKey::Frame(goid, frame) => {
-                let func = gs
-                    .iter()
-                    .find(|g| g.g.goid == goid)
+                // Roots are many (a frame's, its variables'): no linear search each.
+                let index = self
+                    .goroutine_index
+                    .get_or_init(|| gs.iter().enumerate().map(|(i, g)| (g.g.goid, i)).collect());
+                let func = index
+                    .get(&goid)
+                    .and_then(|&i| gs.get(i))
+                    .filter(|g| g.g.goid == goid)
+                    .or_else(|| gs.iter().find(|g| g.g.goid == goid))
                     .and_then(|g| g.logical.get(frame as usize))
                     .map(|l| l.name.to_string())
                     .unwrap_or_else(|| "?".to_string());

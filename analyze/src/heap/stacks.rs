@@ -74,6 +74,8 @@ struct PlacedObject {
     scanned: bool,
     /// Index of the physical frame holding it (naming roots).
     phys: usize,
+    /// Logical index of that frame (naming roots).
+    frame: u32,
 }
 
 /// The logical frame index (as `bt` numbers frames) of physical frame
@@ -153,6 +155,8 @@ impl Marker<'_, '_, '_> {
     /// Scans one goroutine's stack as a root (see the module docs).
     pub fn scan_goroutine(&mut self, g: &Goroutine) -> StackScanStats {
         let mut stats = StackScanStats::default();
+        // Named for this goroutine only, whatever path the scan takes.
+        let named = std::mem::take(&mut self.goroutine_slots);
         let (lo, hi) = super::leaks::stack_range(g);
         if lo == 0 || hi <= lo || hi - lo > MAX_STACK_BYTES {
             return stats;
@@ -173,7 +177,6 @@ impl Marker<'_, '_, '_> {
             hi: g.g.stack_hi,
             ptrs: Vec::new(),
         });
-        let named = std::mem::take(&mut self.goroutine_slots);
         let mut objects = Vec::new();
         let mut conservative = false;
         let mut callee_sigpanic = false;
@@ -236,6 +239,7 @@ impl Marker<'_, '_, '_> {
                                 rec,
                                 scanned: false,
                                 phys: i,
+                                frame,
                             });
                         }
                     }
@@ -256,7 +260,7 @@ impl Marker<'_, '_, '_> {
         }
         self.scan_g_roots(g);
         stats.objects = objects.len();
-        stats.objects_scanned = self.scan_stack_objects(tab, &mut objects, &named);
+        stats.objects_scanned = self.scan_stack_objects(tab, &mut objects, &named, goid);
         self.stack_sink = None;
         stats
     }
@@ -389,12 +393,15 @@ impl Marker<'_, '_, '_> {
     /// Scans every stack object a pointer into the stack reaches, until no
     /// new one is reached; returns how many were scanned. When recording,
     /// an object is charged to the named variable it is (`named`: each
-    /// physical frame's), else to the root whose word first reached it.
+    /// physical frame's), else to the named variable whose word reached it
+    /// (the pointers are taken last found first, so "a" word), else to its
+    /// frame.
     fn scan_stack_objects(
         &mut self,
         tab: &Pclntab,
         objects: &mut [PlacedObject],
         named: &[Vec<(u64, u64, RootKey)>],
+        goid: u64,
     ) -> usize {
         objects.sort_by_key(|o| o.addr);
         let (lo, hi) = match &self.stack_sink {
@@ -430,7 +437,8 @@ impl Marker<'_, '_, '_> {
             }
             match variable {
                 Some(key) => self.set_root(key),
-                None => self.set_source(source),
+                None if self.is_local_root(source) => self.set_source(source),
+                None => self.set_root(RootKey::Frame(goid, o.frame)),
             }
             let words = (end - start).div_ceil(8);
             let mask = (!o.rec.gc_prog)

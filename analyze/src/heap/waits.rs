@@ -101,7 +101,12 @@ fn name_in_frames(
             continue;
         };
         for s in finder.slots(pf.sym_pc, l.inline_depth, pf.fp) {
-            let holds = s.addr <= object && object - s.addr < s.size;
+            // Only a variable on this goroutine's stack holds anything.
+            let on_stack = s.addr >= g.g.stack_lo
+                && s.addr
+                    .checked_add(s.size)
+                    .is_some_and(|e| e <= g.g.stack_hi);
+            let holds = on_stack && s.addr <= object && object - s.addr < s.size;
             let points = || {
                 let len = s.size.min(MAX_VARIABLE_BYTES) as usize;
                 mem.read_vec(s.addr, len).is_ok_and(|b| {

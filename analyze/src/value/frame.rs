@@ -33,9 +33,9 @@ pub fn frame_scope_inlined(
 ) -> Result<Vec<ScopeVar>, DwarfError> {
     let link_pc = sym_pc.wrapping_sub(prog.bias);
     let vars = prog.dwarf.frame_variables_inlined(link_pc, inline_depth)?;
-    let located = located_variables(prog, vars, link_pc, cfa, regs);
+    let located = located_variables(prog, vars.iter(), link_pc, cfa, regs);
     let mut out: Vec<ScopeVar> = Vec::with_capacity(located.len());
-    for (v, src) in located {
+    for (v, src) in vars.into_iter().zip(located) {
         let (name, ty, src) = match v.name.strip_prefix('&') {
             // An escaped (heap-allocated) variable: DWARF describes a
             // pointer `&x`; Delve shows `x`, the value it points at.
@@ -70,38 +70,36 @@ pub fn frame_scope_inlined(
     Ok(out)
 }
 
-/// `vars` (a logical frame's DWARF variables at link-time `link_pc`) with
-/// where each one is (as DWARF describes them: an escaped `&x` is its
-/// pointer).
-fn located_variables(
+/// Where each of `vars` (a logical frame's DWARF variables at link-time
+/// `link_pc`) is, in their order (as DWARF describes them: an escaped `&x`
+/// is its pointer); empty if DWARF has no function there.
+fn located_variables<'v>(
     prog: &Program<'_>,
-    vars: Vec<Variable>,
+    vars: impl Iterator<Item = &'v Variable>,
     link_pc: u64,
     cfa: u64,
     regs: &RegisterSet,
-) -> Vec<(Variable, VarSource)> {
+) -> Vec<VarSource> {
     let Some(func) = prog.dwarf.function_at(link_pc) else {
         return Vec::new();
     };
     let Some(encoding) = prog.dwarf.encoding_of(func) else {
         return Vec::new();
     };
-    vars.into_iter()
-        .map(|v| {
-            let size = prog.underlying(v.ty).1.size;
-            let src = match &v.location {
-                None => VarSource::Unavailable("optimized away or not live at this PC".into()),
-                Some(expr) => {
-                    match evaluate_location(expr, encoding, Some(cfa), regs, size, prog.mem) {
-                        Ok(Location::Address(a)) => VarSource::Memory(a),
-                        Ok(Location::Bytes(b)) => VarSource::Bytes(b),
-                        Err(why) => VarSource::Unavailable(why),
-                    }
+    vars.map(|v| {
+        let size = prog.underlying(v.ty).1.size;
+        match &v.location {
+            None => VarSource::Unavailable("optimized away or not live at this PC".into()),
+            Some(expr) => {
+                match evaluate_location(expr, encoding, Some(cfa), regs, size, prog.mem) {
+                    Ok(Location::Address(a)) => VarSource::Memory(a),
+                    Ok(Location::Bytes(b)) => VarSource::Bytes(b),
+                    Err(why) => VarSource::Unavailable(why),
                 }
-            };
-            (v, src)
-        })
-        .collect()
+            }
+        }
+    })
+    .collect()
 }
 
 /// A variable of a parked frame that lives in memory at this PC: its name
@@ -123,8 +121,15 @@ pub struct FrameSlot {
 /// are looked up once; only their locations are evaluated per frame.
 pub struct FrameSlotFinder<'p> {
     prog: &'p Program<'p>,
-    vars: HashMap<(u64, u32), Vec<Variable>>,
+    /// Per (link-time PC, inline depth): the variables whose location is
+    /// one address (no pieces: a value assembled from parts is in no one
+    /// slot), with their names and sizes.
+    vars: HashMap<(u64, u32), Vec<SlotVariable>>,
 }
+
+/// A variable [`FrameSlotFinder`] may find in memory: the DWARF variable,
+/// its name as rdlv prints it, its size.
+type SlotVariable = (Variable, String, u64);
 
 impl<'p> FrameSlotFinder<'p> {
     /// A finder over `prog`'s DWARF and memory.
@@ -142,28 +147,56 @@ impl<'p> FrameSlotFinder<'p> {
     pub fn slots(&mut self, sym_pc: u64, inline_depth: u32, cfa: u64) -> Vec<FrameSlot> {
         let prog = self.prog;
         let link_pc = sym_pc.wrapping_sub(prog.bias);
-        let vars = self
-            .vars
-            .entry((link_pc, inline_depth))
-            .or_insert_with(|| {
-                prog.dwarf
-                    .frame_variables_inlined(link_pc, inline_depth)
-                    .unwrap_or_default()
-            })
-            .clone();
-        located_variables(prog, vars, link_pc, cfa, &RegisterSet::none())
+        let vars = self.vars.entry((link_pc, inline_depth)).or_insert_with(|| {
+            let encoding = prog
+                .dwarf
+                .function_at(link_pc)
+                .and_then(|f| prog.dwarf.encoding_of(f));
+            let Some(encoding) = encoding else {
+                return Vec::new();
+            };
+            prog.dwarf
+                .frame_variables_inlined(link_pc, inline_depth)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|v| {
+                    v.location
+                        .as_ref()
+                        .is_some_and(|e| !has_pieces(e, encoding))
+                })
+                .filter_map(|v| {
+                    let name = v.name.strip_prefix('&').filter(|n| !n.is_empty());
+                    let name = name.unwrap_or(&v.name).to_string();
+                    let size = prog.underlying(v.ty).1.size.max(1);
+                    (name != ".dict").then_some((v, name, size))
+                })
+                .collect()
+        });
+        let regs = RegisterSet::none();
+        located_variables(prog, vars.iter().map(|(v, _, _)| v), link_pc, cfa, &regs)
             .into_iter()
-            .filter_map(|(v, src)| {
-                let VarSource::Memory(addr) = src else {
-                    return None;
-                };
-                let name = v.name.strip_prefix('&').filter(|n| !n.is_empty());
-                let name = name.unwrap_or(&v.name).to_string();
-                let size = prog.underlying(v.ty).1.size.max(1);
-                (name != ".dict").then_some(FrameSlot { name, addr, size })
+            .zip(vars.iter())
+            .filter_map(|(src, (_, name, size))| match src {
+                VarSource::Memory(addr) => Some(FrameSlot {
+                    name: name.clone(),
+                    addr,
+                    size: *size,
+                }),
+                _ => None,
             })
             .collect()
     }
+}
+
+/// Whether a location expression assembles its value from pieces.
+fn has_pieces(expr: &gimli::Expression<crate::dwarf::Reader>, encoding: gimli::Encoding) -> bool {
+    let mut ops = expr.clone().operations(encoding);
+    while let Ok(Some(op)) = ops.next() {
+        if matches!(op, gimli::Operation::Piece { .. }) {
+            return true;
+        }
+    }
+    false
 }
 
 /// The pointee of an escaped variable's pointer `&x`: its type and where

@@ -224,11 +224,11 @@ func liveHeap() uint64 {
 // the growth of the live heap across its construction (what construction
 // drops, such as outgrown slice arrays, is collected before the reading).
 // The runtime sometimes allocates for itself during a window, which can
-// only add: each global is built again (dropped in between) until the
-// least growth has been read three times (at most maxBuilds builds), and
-// that least growth is kept. A loaded machine made three builds in a row
-// carry 16 bytes of the runtime's own, so agreement, not a fixed count of
-// builds, ends the measurement.
+// only add: each global is built at least minBuilds times (dropped in
+// between), and then until the least growth has been read three times (at
+// most maxBuilds builds); that least growth is kept. A loaded machine made
+// three builds in a row carry 16 bytes of the runtime's own, so neither
+// three builds nor three agreeing ones alone end the measurement.
 func buildHeap(t *truth, small int) {
 	x := new(int)
 	roots := []struct {
@@ -280,10 +280,10 @@ func buildHeap(t *truth, small int) {
 			bigBytes = append(bigBytes, make([]byte, 100000), make([]byte, 200000))
 		}, func() { bigBytes = nil }},
 	}
-	const maxBuilds = 12
+	const minBuilds, maxBuilds = 6, 16
 	for _, r := range roots {
 		least, seen := ^uint64(0), 0
-		for try := 0; try < maxBuilds && seen < 3; try++ {
+		for try := 0; try < maxBuilds && (try < minBuilds || seen < 3); try++ {
 			r.drop()
 			before := liveHeap()
 			r.build()
