@@ -60,10 +60,10 @@ pub const MAX_CYCLES: usize = 100;
 pub const MAX_STACK_FRAMES: usize = 100;
 
 /// Goroutines above which the report leaves the wait-for graph out. It
-/// grows with the goroutines (`rdlv waits`: 0.25 s at 10,000, 2.2 s and
-/// 380 MiB at 100,000, bench/README.md); past this the report would spend
-/// most of its time and memory on it. `rdlv waits` computes it at any
-/// count.
+/// grows with the goroutines (`rdlv waits`: about 0.25 s at 10,000, 2.5 s
+/// and 400 MiB at 100,000, bench/README.md); past this the report would
+/// spend most of its time and memory on it. `rdlv waits` computes it at
+/// any count.
 pub const MAX_WAITS_GOROUTINES: usize = 200_000;
 
 /// A heap view, or why the snapshot cannot give it (the error's text,
