@@ -161,7 +161,7 @@ impl Session {
                 // A part of the executable that does not decompress is the
                 // cause, whatever the table made of its absence; an error
                 // that names its frame already is kept as it is.
-                let tab = Pclntab::new(&self.binary, self.bias).map_err(|e| match e {
+                let mut tab = Pclntab::new(&self.binary, self.bias).map_err(|e| match e {
                     e @ AnalyzeError::Snapshot(_) => e,
                     e => self.binary.image().damage().map_or(e, AnalyzeError::from),
                 })?;

@@ -134,6 +134,14 @@ impl LoadedRange {
         self.range.start
     }
 
+    /// Bytes `range` of the file (offsets in the file, not in the loaded
+    /// range), if the loaded range holds them all.
+    pub fn get(&self, range: Range<usize>) -> Option<&[u8]> {
+        let from = range.start.checked_sub(self.range.start)?;
+        let to = range.end.checked_sub(self.range.start)?;
+        self.as_bytes().get(from..to)
+    }
+
     /// The range's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         if self.range.is_empty() {
@@ -599,6 +607,9 @@ mod tests {
         let r = LoadedRange::new(Arc::clone(&img), 4096 + 7..3 * 4096 + 9).expect("loaded");
         assert_eq!(r.start(), 4096 + 7);
         assert_eq!(r.as_bytes(), &data[4096 + 7..3 * 4096 + 9]);
+        assert_eq!(r.get(5000..5008), Some(&data[5000..5008]));
+        assert_eq!(r.get(4096..5008), None, "starts before the range");
+        assert_eq!(r.get(5000..3 * 4096 + 10), None, "ends past it");
         assert_eq!(img.frames_done(), 3, "the frames it covers, no more");
         let empty = LoadedRange::new(Arc::clone(&img), 9..9).expect("empty");
         assert!(empty.as_bytes().is_empty());

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use rayon::prelude::*;
 
 use crate::encryption::{AgeHeader, AgeSource, AgeStats, Identities};
-use crate::image::read_seek_table;
+use crate::image::{read_seek_table, Frame};
 use crate::layout::{
     corrupt, crc32, crc_matches, kind, kind_name, range_kind, role, BlockEntry, BlockHeader,
     EndRecord, FileHeader, LeCursor, RangeEntry, BLOCK_ENTRY_LEN, BLOCK_HEADER_LEN,
@@ -482,15 +482,7 @@ impl Snapshot {
         let section = format!("embedded file {:?} (block #{})", f.info.name, f.block);
         // With a seek table (1.2), read nothing more now: each frame is read
         // and checked against its own CRC when first needed.
-        let frames_at = entry.offset + BLOCK_HEADER_LEN + f.frame_start;
-        let frames_len = entry.payload_len.saturating_sub(f.frame_start);
-        if let Some(frames) = read_seek_table(
-            &*self.source,
-            frames_at,
-            f.frame_start,
-            frames_len,
-            f.info.size,
-        ) {
+        if let (_, Some(frames)) = self.seek_frames(f)? {
             return FileImage::from_seek_table(
                 Arc::clone(&self.source),
                 frames,
@@ -701,16 +693,7 @@ impl Snapshot {
     /// (or read other bytes) later. So the file is also read through its
     /// table and must equal the stream (`stream_crc`, the CRC-32 of it).
     fn verify_seek_table(&self, f: &EmbeddedFileEntry, stream_crc: u32) -> Result<()> {
-        let entry = self.block_entry(f.block)?;
-        let frames_at = entry.offset + BLOCK_HEADER_LEN + f.frame_start;
-        let frames_len = entry.payload_len.saturating_sub(f.frame_start);
-        let Some(frames) = read_seek_table(
-            &*self.source,
-            frames_at,
-            f.frame_start,
-            frames_len,
-            f.info.size,
-        ) else {
+        let (frames_at, Some(frames)) = self.seek_frames(f)? else {
             // No table (1.0/1.1, an empty file): the stream is how it is read.
             return Ok(());
         };
@@ -732,6 +715,23 @@ impl Snapshot {
             ));
         }
         Ok(())
+    }
+
+    /// Where embedded file `f`'s frames start in the snapshot, and the
+    /// frames its seek table gives (format 1.2) if it has one that is
+    /// consistent with its block.
+    fn seek_frames(&self, f: &EmbeddedFileEntry) -> Result<(u64, Option<Vec<Frame>>)> {
+        let entry = self.block_entry(f.block)?;
+        let frames_at = entry.offset + BLOCK_HEADER_LEN + f.frame_start;
+        let frames_len = entry.payload_len.saturating_sub(f.frame_start);
+        let frames = read_seek_table(
+            &*self.source,
+            frames_at,
+            f.frame_start,
+            frames_len,
+            f.info.size,
+        );
+        Ok((frames_at, frames))
     }
 
     fn block_entry(&self, block: u32) -> Result<BlockEntry> {

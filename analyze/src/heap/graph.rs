@@ -524,11 +524,9 @@ impl<'m, 'r, 't> Marker<'m, 'r, 't> {
                     continue;
                 }
                 let key = self.frame_slots.as_ref().and_then(|f| f.root_at(lo + off));
-                if key.is_some() && key != slot_root {
-                    if let Some(key) = key {
-                        self.set_root(key);
-                    }
-                    slot_root = key;
+                if let Some(key) = key.filter(|&k| Some(k) != slot_root) {
+                    self.set_root(key);
+                    slot_root = Some(key);
                 }
                 self.take_pointer(p);
             }

@@ -76,4 +76,13 @@ impl<'r, 't> HeapModel<'r, 't> {
     pub fn types(&self) -> Types<'t> {
         Types::new(self.mem(), self.types_range.0, self.types_range.1)
     }
+
+    /// The value code's view of the target, for naming frame variables;
+    /// `None` without DWARF (a stripped binary).
+    pub fn program(&self) -> Option<crate::value::Program<'t>> {
+        let bias = self.rt.target().bias();
+        self.rt
+            .dwarf()
+            .map(|d| crate::value::Program::new(d, self.mem(), bias))
+    }
 }

@@ -51,9 +51,9 @@ pub struct ObjectGraph {
     globals: Vec<String>,
     /// Frame variable names ([`RootKey::Local`] indexes).
     locals: Vec<String>,
-    /// Goroutine id -> index in the goroutines [`ObjectGraph::root_name`]
-    /// is given (built on its first call; checked at every use).
-    goroutine_index: std::sync::OnceLock<std::collections::HashMap<u64, usize>>,
+    /// Goroutine id -> index in the goroutines the graph was built from
+    /// (roots are many, a frame's and its variables': no search by id).
+    goroutine_index: std::collections::HashMap<u64, usize>,
     /// Whether nodes were dropped at the node bound (results are then
     /// lower bounds).
     pub truncated: bool,
@@ -64,11 +64,7 @@ impl ObjectGraph {
     /// stack) and records the graph. With DWARF, the stack variables of
     /// parked frames are roots of their own (see [`Marker::name_frame_slots`]).
     pub fn build(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<ObjectGraph> {
-        let target = model.rt.target();
-        let prog = target
-            .dwarf()
-            .ok()
-            .map(|d| crate::value::Program::new(d, model.mem(), target.bias()));
+        let prog = model.program();
         let mut finder = prog.as_ref().map(crate::value::frame::FrameSlotFinder::new);
         let mut m = Marker::recording(model);
         m.scan_globals();
@@ -85,7 +81,9 @@ impl ObjectGraph {
         let rec = m
             .take_recorder()
             .expect("a recording marker holds its recorder");
-        Self::from_recorder(rec)
+        let mut graph = Self::from_recorder(rec)?;
+        graph.goroutine_index = gs.iter().enumerate().map(|(i, g)| (g.g.goid, i)).collect();
+        Ok(graph)
     }
 
     fn from_recorder(rec: Recorder) -> Result<ObjectGraph> {
@@ -104,7 +102,7 @@ impl ObjectGraph {
             succ,
             globals: rec.globals,
             locals: rec.locals,
-            goroutine_index: std::sync::OnceLock::new(),
+            goroutine_index: std::collections::HashMap::new(),
             truncated: rec.truncated,
         })
     }
@@ -139,7 +137,8 @@ impl ObjectGraph {
 
     /// The name of root node `key`, as CONTRACT.md writes roots
     /// (`main.cache`, `goroutine 41 frame 2 main.handle`,
-    /// `goroutine 41 frame 2 main.handle.buf`).
+    /// `goroutine 41 frame 2 main.handle.buf`); `gs` are the goroutines
+    /// the graph was built from.
     pub fn root_name(&self, key: RootKey, gs: &[Goroutine]) -> String {
         match key {
             RootKey::Global(i) => self
@@ -150,15 +149,11 @@ impl ObjectGraph {
             RootKey::Segment(false) => "data (no symbol)".to_string(),
             RootKey::Segment(true) => "bss (no symbol)".to_string(),
             RootKey::Frame(goid, frame) => {
-                // Roots are many (a frame's, its variables'): no linear search each.
-                let index = self
+                let func = self
                     .goroutine_index
-                    .get_or_init(|| gs.iter().enumerate().map(|(i, g)| (g.g.goid, i)).collect());
-                let func = index
                     .get(&goid)
                     .and_then(|&i| gs.get(i))
                     .filter(|g| g.g.goid == goid)
-                    .or_else(|| gs.iter().find(|g| g.g.goid == goid))
                     .and_then(|g| g.logical.get(frame as usize))
                     .map(|l| l.name.to_string())
                     .unwrap_or_else(|| "?".to_string());

@@ -124,16 +124,11 @@ impl Marker<'_, '_, '_> {
                 continue;
             };
             let li = u32::try_from(li).unwrap_or(u32::MAX);
-            for s in finder.slots(pf.sym_pc, l.inline_depth, pf.fp) {
-                let Some(hi) = s.addr.checked_add(s.size) else {
-                    continue;
-                };
-                if s.addr < g.g.stack_lo || hi > g.g.stack_hi {
-                    continue;
-                }
+            let stack = g.g.stack_lo..g.g.stack_hi;
+            for s in finder.slots(pf.sym_pc, l.inline_depth, pf.fp, stack) {
                 slots.push((
                     s.addr,
-                    hi,
+                    s.addr + s.size,
                     RootKey::Local(goid, li, rec.local_name(&s.name)),
                 ));
             }

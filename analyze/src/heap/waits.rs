@@ -100,13 +100,9 @@ fn name_in_frames(
         let Some(pf) = g.frames.get(l.phys) else {
             continue;
         };
-        for s in finder.slots(pf.sym_pc, l.inline_depth, pf.fp) {
-            // Only a variable on this goroutine's stack holds anything.
-            let on_stack = s.addr >= g.g.stack_lo
-                && s.addr
-                    .checked_add(s.size)
-                    .is_some_and(|e| e <= g.g.stack_hi);
-            let holds = on_stack && s.addr <= object && object - s.addr < s.size;
+        let stack = g.g.stack_lo..g.g.stack_hi;
+        for s in finder.slots(pf.sym_pc, l.inline_depth, pf.fp, stack) {
+            let holds = s.addr <= object && object - s.addr < s.size;
             let points = || {
                 let len = s.size.min(MAX_VARIABLE_BYTES) as usize;
                 mem.read_vec(s.addr, len).is_ok_and(|b| {
@@ -240,11 +236,7 @@ pub fn wait_graph(model: &HeapModel<'_, '_>, gs: &[Goroutine]) -> Result<WaitGra
     }
     // Objects outside the heap are named once each, however many wait on them.
     let mut globals: HashMap<u64, Option<String>> = HashMap::new();
-    let target = model.rt.target();
-    let prog = target
-        .dwarf()
-        .ok()
-        .map(|d| crate::value::Program::new(d, mem, target.bias()));
+    let prog = model.program();
     let mut finder = prog.as_ref().map(FrameSlotFinder::new);
     let reached: HashMap<u64, Arc<[u64]>> = reached_lists
         .into_iter()

@@ -87,7 +87,8 @@ pub struct InlineFrame {
 }
 
 /// Bytes of the pcHeader read when the table is assembled (its fields, all
-/// versions): the tables behind it are read as lookups need them.
+/// versions): the tables behind it are read by [`Pclntab::load_tables`]
+/// (or, before it, as lookups need them).
 const PCHEADER_READ: usize = 72;
 
 /// Size of `runtime._func` before its pcdata/funcdata arrays.
@@ -127,7 +128,7 @@ pub struct Pclntab {
     /// Function indexes sorted by name, built on the first lookup by name.
     by_name: OnceLock<Vec<u32>>,
     /// The tables' bytes, once [`Pclntab::load_tables`] has decompressed them.
-    tables: OnceLock<LoadedRange>,
+    tables: Option<LoadedRange>,
 }
 
 impl std::fmt::Debug for Pclntab {
@@ -188,18 +189,10 @@ impl Bytes for FileImage {
 /// the stack walk makes millions of these), else through the image.
 impl Bytes for Pclntab {
     fn bytes(&self, range: Range<usize>) -> Option<&[u8]> {
-        if let Some(t) = self.tables.get() {
-            let start = t.start();
-            if range.start >= start {
-                if let Some(b) = t
-                    .as_bytes()
-                    .get(range.start - start..range.end.checked_sub(start)?)
-                {
-                    return Some(b);
-                }
-            }
+        match self.tables.as_ref().and_then(|t| t.get(range.clone())) {
+            Some(b) => Some(b),
+            None => self.data.get(range),
         }
-        self.data.get(range)
     }
 }
 
@@ -376,7 +369,7 @@ impl Pclntab {
             moduledata,
             gofunc,
             by_name: OnceLock::new(),
-            tables: OnceLock::new(),
+            tables: None,
         };
         // The sentinel entry must not precede the last function.
         if nfunc > 0 && tab.ftab_entry_off(nfunc)? < tab.ftab_entry_off(nfunc - 1)? {
@@ -418,7 +411,7 @@ impl Pclntab {
     /// before any lookup: the readers below answer "absent" for bytes they
     /// cannot get, which after this can only mean the table itself says
     /// so, never that a damaged frame hid them.
-    pub fn load_tables(&self) -> std::result::Result<(), rdlv_format::FormatError> {
+    pub fn load_tables(&mut self) -> std::result::Result<(), rdlv_format::FormatError> {
         let tables = [
             &self.funcnametab,
             &self.cutab,
@@ -428,9 +421,8 @@ impl Pclntab {
         ];
         let start = tables.iter().map(|t| t.start).min().unwrap_or(0);
         let end = tables.iter().map(|t| t.end).max().unwrap_or(0);
-        if self.tables.get().is_none() {
-            let loaded = LoadedRange::new(Arc::clone(&self.data), start..end)?;
-            let _ = self.tables.set(loaded);
+        if self.tables.is_none() {
+            self.tables = Some(LoadedRange::new(Arc::clone(&self.data), start..end)?);
         }
         Ok(())
     }

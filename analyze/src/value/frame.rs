@@ -142,9 +142,16 @@ impl<'p> FrameSlotFinder<'p> {
 
     /// The variables of logical frame `inline_depth` of a physical frame at
     /// runtime `sym_pc` with canonical frame address `cfa` that live in
-    /// memory there (registers unknown: a parked frame). A PC DWARF does not
-    /// describe has none.
-    pub fn slots(&mut self, sym_pc: u64, inline_depth: u32, cfa: u64) -> Vec<FrameSlot> {
+    /// memory there, within `stack` (the goroutine's stack: a location
+    /// DWARF puts elsewhere names nothing of the frame), registers unknown
+    /// (a parked frame). A PC DWARF does not describe has none.
+    pub fn slots(
+        &mut self,
+        sym_pc: u64,
+        inline_depth: u32,
+        cfa: u64,
+        stack: std::ops::Range<u64>,
+    ) -> Vec<FrameSlot> {
         let prog = self.prog;
         let link_pc = sym_pc.wrapping_sub(prog.bias);
         let vars = self.vars.entry((link_pc, inline_depth)).or_insert_with(|| {
@@ -177,11 +184,16 @@ impl<'p> FrameSlotFinder<'p> {
             .into_iter()
             .zip(vars.iter())
             .filter_map(|(src, (_, name, size))| match src {
-                VarSource::Memory(addr) => Some(FrameSlot {
-                    name: name.clone(),
-                    addr,
-                    size: *size,
-                }),
+                VarSource::Memory(addr)
+                    if addr >= stack.start
+                        && addr.checked_add(*size).is_some_and(|e| e <= stack.end) =>
+                {
+                    Some(FrameSlot {
+                        name: name.clone(),
+                        addr,
+                        size: *size,
+                    })
+                }
                 _ => None,
             })
             .collect()
