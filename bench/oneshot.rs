@@ -11,8 +11,9 @@
 //! By default the server is Caddy (`go install
 //! github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9`, kept in
 //! target/bench-bin), serving files with a few idle keep-alive connections
-//! open, so its goroutines include `net/http.(*conn).serve`. `--exe BIN
-//! --args "..."` runs another server instead. It is captured once with
+//! open, so its goroutines include `net/http.(*conn).serve`; `--server nats`
+//! runs the NATS server with JetStream and subscribers held open, and `--exe
+//! BIN --args "..."` another HTTP server. It is captured once with
 //! `rdlv-snap` and once with `gcore` (for Delve). Each command runs once with
 //! its output kept (checked: the stack has the goroutine's functions, the
 //! printed value is Delve's) and then `--runs` times to /dev/null. Prints
@@ -25,7 +26,7 @@
 //! the same server once more with the earlier capture tool, and the earlier
 //! `rdlv` runs on that snapshot.
 //!
-//! Usage: bench-oneshot [--runs N (5)] [--exe BIN --args ARGS] [--goroutine N]
+//! Usage: bench-oneshot [--server caddy|nats] [--runs N (5)] [--exe BIN --args ARGS] [--goroutine N]
 //! [--global EXPR] [--rdlv PATH] [--rdlv-before PATH [--rdlv-snap-before PATH]]
 //! [--no-delve]
 
@@ -37,6 +38,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 mod common;
+// Shared with bench-values; this one puts no load on the server.
+#[allow(dead_code)]
 mod server;
 use common::{
     loadavg, median_cpu, median_wall, mib, pass, peak_rss, root, rss_bytes, run_measured, Usage,
@@ -48,6 +51,7 @@ const TARGET_BEFORE: f64 = 5.0;
 /// Architecture issue: at least this much faster than `dlv core`.
 const TARGET_DELVE: f64 = 10.0;
 struct Options {
+    server: server::Kind,
     runs: usize,
     exe: Option<PathBuf>,
     args: Vec<String>,
@@ -61,7 +65,7 @@ struct Options {
     delve: bool,
 }
 
-const USAGE: &str = "bench-oneshot [--runs N (5)] [--exe BIN --args \"ARGS\"] [--goroutine N] \
+const USAGE: &str = "bench-oneshot [--server caddy|nats] [--runs N (5)] [--exe BIN --args \"ARGS\"] [--goroutine N] \
 [--global EXPR (os.Args)] [--rdlv PATH] [--rdlv-before PATH] [--rdlv-snap PATH] \
 [--rdlv-snap-before PATH] [--dlv PATH] [--no-delve]\n\
 Without --exe, builds Caddy with go install and serves files on a local port \
@@ -71,6 +75,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
     let r = root();
     let mut o = Options {
         runs: 5,
+        server: server::Kind::Caddy,
         exe: None,
         args: Vec::new(),
         goroutine: None,
@@ -87,6 +92,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options> {
         let mut value = || args.next().with_context(|| format!("{a} needs a value"));
         match a.as_str() {
             "--runs" => o.runs = value()?.parse().context("--runs")?,
+            "--server" => o.server = server::Kind::parse(&value()?)?,
             "--exe" => o.exe = Some(value()?.into()),
             "--args" => o.args = value()?.split_whitespace().map(String::from).collect(),
             "--goroutine" => o.goroutine = Some(value()?.parse().context("--goroutine")?),
@@ -231,8 +237,9 @@ fn main() -> Result<()> {
     let load_before = loadavg();
     let dir = tempfile::tempdir()?;
     let work = dir.path();
-    let (server, bin) = start_server(o.exe.as_deref(), &o.args, work)?;
+    let (server, bin) = start_server(o.server, o.exe.as_deref(), &o.args, work)?;
     let pid = server.child.id();
+    let serving = server.kind.serving_func();
     eprintln!("server pid {pid} on port {}", server.port);
     let exe_bytes = std::fs::metadata(&bin)?.len();
     let server_rss = rss_bytes(pid).unwrap_or(0);
@@ -290,8 +297,8 @@ fn main() -> Result<()> {
 
     let goid = match o.goroutine {
         Some(g) => g,
-        None => goroutine_with(&o.rdlv, &snap, "net/http.(*conn).serve")?
-            .context("no goroutine in net/http.(*conn).serve: pass --goroutine N")?,
+        None => goroutine_with(&o.rdlv, &snap, serving)?
+            .with_context(|| format!("no goroutine in {}: pass --goroutine N", serving))?,
     };
     eprintln!(
         "goroutine {goid}, global {}; {} timed runs each (medians)",

@@ -1,9 +1,11 @@
-//! The real server the benchmarks run against: Caddy, built once with `go
-//! install` from the module proxy, serving a directory with keep-alive
-//! connections held open; and reading Delve's coloured output.
+//! The real servers the benchmarks run against, built once with `go install`
+//! from the module proxy: Caddy serving a directory, and the NATS server
+//! with JetStream; each with client connections held open, so a capture
+//! sees serving goroutines; one unit of client load per kind; and reading
+//! Delve's coloured output.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,8 +17,41 @@ use crate::common::root;
 
 /// Caddy release the default run builds.
 pub const CADDY: &str = "github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9";
-/// Idle keep-alive connections held open during the capture.
+/// NATS server release `--server nats` builds.
+pub const NATS: &str = "github.com/nats-io/nats-server/v2@v2.15.3";
+/// Idle client connections held open during the capture.
 pub const IDLE_CONNS: usize = 8;
+
+/// Which real server to run, and so which protocol its clients speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Caddy's `file-server`: HTTP/1.1 keep-alive requests for `/`.
+    Caddy,
+    /// `nats-server -js`: subscribers held open, publishers on fresh
+    /// connections (the NATS text protocol).
+    Nats,
+    /// `--exe BIN --args ..`: a server speaking HTTP on `{port}`.
+    Other,
+}
+
+impl Kind {
+    /// The `--server` value: `caddy` or `nats`.
+    pub fn parse(name: &str) -> Result<Kind> {
+        match name {
+            "caddy" => Ok(Kind::Caddy),
+            "nats" => Ok(Kind::Nats),
+            other => bail!("--server {other}: caddy or nats"),
+        }
+    }
+
+    /// A function on the stack of every goroutine serving a held connection.
+    pub fn serving_func(self) -> &'static str {
+        match self {
+            Kind::Nats => "nats-server/v2/server.(*client).readLoop",
+            Kind::Caddy | Kind::Other => "net/http.(*conn).serve",
+        }
+    }
+}
 
 /// The server under test; killed and reaped on drop.
 pub struct Server {
@@ -24,6 +59,8 @@ pub struct Server {
     pub child: Child,
     /// The local port it serves on.
     pub port: u16,
+    /// The protocol its clients speak.
+    pub kind: Kind,
     /// Connections held open so the capture sees serving goroutines.
     _conns: Vec<TcpStream>,
 }
@@ -35,24 +72,29 @@ impl Drop for Server {
     }
 }
 
-/// Builds Caddy once into target/bench-bin.
-pub fn caddy() -> Result<PathBuf> {
+/// Builds `package@version` once into target/bench-bin as `name`.
+fn go_install(package: &str, name: &str) -> Result<PathBuf> {
     let bin_dir = root().join("target/bench-bin");
-    let bin = bin_dir.join("caddy");
+    let bin = bin_dir.join(name);
     if bin.exists() {
         return Ok(bin);
     }
-    eprintln!("building {CADDY} (once, into {})", bin_dir.display());
+    eprintln!("building {package} (once, into {})", bin_dir.display());
     let status = Command::new("go")
-        .args(["install", CADDY])
+        .args(["install", package])
         .env("GOBIN", &bin_dir)
         .env("GOFLAGS", "-mod=mod")
         .status()
         .context("go install (is Go on PATH?)")?;
     if !status.success() {
-        bail!("go install {CADDY} failed: {status}");
+        bail!("go install {package} failed: {status}");
     }
     Ok(bin)
+}
+
+/// Builds Caddy once into target/bench-bin.
+pub fn caddy() -> Result<PathBuf> {
+    go_install(CADDY, "caddy")
 }
 
 fn free_port() -> Result<u16> {
@@ -68,17 +110,88 @@ pub fn request(conn: &mut TcpStream, path: &str) -> Result<String> {
     Ok(text.lines().next().unwrap_or("").to_string())
 }
 
-/// Starts `exe ARGS` (`{port}` and `{dir}` in ARGS are replaced), or Caddy
-/// serving a small site, and holds [`IDLE_CONNS`] keep-alive connections
-/// open; returns the server and its executable.
-pub fn start_server(exe: Option<&Path>, args: &[String], work: &Path) -> Result<(Server, PathBuf)> {
+/// Opens a NATS client connection: reads the server's `INFO`, sends
+/// `CONNECT` and then `extra` (protocol lines), and waits for the `PONG`
+/// of a final `PING`, so everything sent has been processed.
+fn nats_connect(port: u16, extra: &str) -> Result<TcpStream> {
+    let conn = TcpStream::connect(("127.0.0.1", port))?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    if !line.starts_with("INFO ") {
+        bail!("NATS server greeted with {line:?}");
+    }
+    (&conn).write_all(
+        format!("CONNECT {{\"verbose\":false,\"pedantic\":false,\"name\":\"rdlv-bench\"}}\r\n{extra}PING\r\n")
+            .as_bytes(),
+    )?;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            bail!("NATS server closed the connection");
+        }
+        if line.starts_with("-ERR") {
+            bail!("NATS server answered {}", line.trim_end());
+        }
+        if line.starts_with("PONG") {
+            return Ok(conn);
+        }
+    }
+}
+
+/// One unit of client load on a fresh connection: an HTTP request for `/`,
+/// or a NATS connection publishing a few messages to the held subscribers
+/// and to a JetStream-free subject.
+pub fn load_once(kind: Kind, port: u16) -> Result<()> {
+    match kind {
+        Kind::Caddy | Kind::Other => {
+            let mut c = TcpStream::connect(("127.0.0.1", port))?;
+            c.set_read_timeout(Some(Duration::from_secs(2)))?;
+            let status = request(&mut c, "/")?;
+            if !status.contains("200") {
+                bail!("answered {status:?}");
+            }
+            Ok(())
+        }
+        Kind::Nats => {
+            let mut publish = String::new();
+            for i in 0..4 {
+                let body = format!("order {i} from rdlv-bench");
+                publish.push_str(&format!(
+                    "PUB bench.orders.{i} {}\r\n{body}\r\n",
+                    body.len()
+                ));
+            }
+            nats_connect(port, &publish).map(drop)
+        }
+    }
+}
+
+/// Starts `exe ARGS` (`{port}` and `{dir}` in ARGS are replaced; it must
+/// speak HTTP), or the server of `kind`, and holds [`IDLE_CONNS`] client
+/// connections open; returns the server and its executable.
+pub fn start_server(
+    kind: Kind,
+    exe: Option<&Path>,
+    args: &[String],
+    work: &Path,
+) -> Result<(Server, PathBuf)> {
     let port = free_port()?;
     let site = work.join("site");
     std::fs::create_dir_all(&site)?;
     std::fs::write(site.join("index.html"), "<h1>rdlv bench</h1>\n".repeat(100))?;
-    let (bin, args) = match exe {
-        Some(exe) => (exe.to_path_buf(), args.to_vec()),
-        None => (
+    let (kind, bin, args) = match (exe, kind) {
+        (Some(exe), _) => (Kind::Other, exe.to_path_buf(), args.to_vec()),
+        (None, Kind::Nats) => (
+            Kind::Nats,
+            go_install(NATS, "nats-server")?,
+            ["-a", "127.0.0.1", "-p", "{port}", "-js", "-sd", "{dir}"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        (None, _) => (
+            Kind::Caddy,
             caddy()?,
             [
                 "file-server",
@@ -109,23 +222,50 @@ pub fn start_server(exe: Option<&Path>, args: &[String], work: &Path) -> Result<
     let mut server = Server {
         child,
         port,
+        kind,
         _conns: Vec::new(),
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut conns = Vec::new();
     while conns.len() < IDLE_CONNS {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(mut c) => {
-                c.set_read_timeout(Some(Duration::from_secs(5)))?;
-                let status = request(&mut c, "/")?;
-                if !status.contains("200") {
-                    bail!("{} answered {status:?}", bin.display());
+        let opened = match kind {
+            Kind::Nats => {
+                // Subscribers: a wildcard, a queue group, a plain subject.
+                let sub = match conns.len() % 3 {
+                    0 => "SUB bench.> 1\r\n".to_string(),
+                    1 => format!("SUB bench.orders.* workers {}\r\n", conns.len()),
+                    _ => "SUB bench.orders.1 7\r\n".to_string(),
+                };
+                nats_connect(port, &sub)
+            }
+            Kind::Caddy | Kind::Other => TcpStream::connect(("127.0.0.1", port))
+                .map_err(anyhow::Error::from)
+                .and_then(|mut c| {
+                    c.set_read_timeout(Some(Duration::from_secs(5)))?;
+                    let status = request(&mut c, "/")?;
+                    if !status.contains("200") {
+                        bail!("{} answered {status:?}", bin.display());
+                    }
+                    Ok(c)
+                }),
+        };
+        match opened {
+            Ok(c) => {
+                if kind == Kind::Nats {
+                    // Drain what the subscribers are sent, so the server
+                    // never drops them as slow consumers.
+                    c.set_read_timeout(None)?;
+                    let mut reader = c.try_clone()?;
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
+                    });
                 }
-                conns.push(c);
+                conns.push(c)
             }
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
             Err(e) => bail!(
-                "{} is not listening on port {port}: {e} (see {})",
+                "{} is not serving on port {port}: {e:#} (see {})",
                 bin.display(),
                 work.join("server.err").display()
             ),
@@ -134,7 +274,6 @@ pub fn start_server(exe: Option<&Path>, args: &[String], work: &Path) -> Result<
     server._conns = conns;
     Ok((server, bin))
 }
-
 /// `text` without terminal colour sequences (`ESC [ ... m`; Delve colours
 /// even into a pipe).
 pub fn strip_ansi(text: &str) -> String {
