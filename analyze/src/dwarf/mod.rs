@@ -13,7 +13,7 @@
 //! value-level lookup scans every unit once, in parallel (generic code keeps
 //! its shape types inside its function's DIE, so the full type arena needs
 //! every unit), and every type becomes a [`GoType`] in that arena. Locals of
-//! one function are parsed on demand ([`DwarfInfo::frame_variables`]).
+//! one function are parsed on demand ([`DwarfInfo::frame_variables_inlined`]).
 //!
 //! All addresses here are link-time addresses; callers add the PIE bias.
 
@@ -121,6 +121,9 @@ pub struct Variable {
     pub decl_line: u64,
     /// Lexical nesting depth (deeper shadows shallower with the same name).
     pub scope_depth: u32,
+    /// Whether it is a closure's captured variable
+    /// (`DW_AT_go_closure_offset`): in scope from its declaration line on.
+    pub captured: bool,
 }
 
 /// Sections read when DWARF is loaded: DIEs, abbreviations, strings and
@@ -1424,23 +1427,21 @@ impl DwarfInfo {
         self.unit(f.unit).ok().map(|u| u.encoding())
     }
 
-    /// Arguments and locals of the function containing link-time `pc`, with
-    /// locations resolved for that PC. Variables in lexical blocks that do
-    /// not contain `pc` are left out; inlined calls' variables too (they belong
-    /// to the inlined logical frame, see [`DwarfInfo::frame_variables_inlined`]).
-    pub fn frame_variables(&self, pc: u64) -> Result<Vec<Variable>, DwarfError> {
-        self.frame_variables_inlined(pc, 0)
-    }
-
-    /// Like [`DwarfInfo::frame_variables`] for the logical frame `inline_depth`
-    /// of the physical frame at `pc`: 0 is the physical function, 1 the call
-    /// inlined directly into it, and so on (the runtime's inline tree order).
+    /// Arguments and locals of logical frame `inline_depth` of the physical
+    /// frame at link-time `scope_pc` (0 is the physical function, 1 the call
+    /// inlined directly into it, and so on: the runtime's inline tree order).
+    /// Variables of lexical blocks and inlined calls not containing
+    /// `scope_pc` are left out. Locations are those valid at `loc_pc`: for a
+    /// frame suspended in a call, the return address (what the frame resumes
+    /// with; a register there is not recoverable) while `scope_pc` is the
+    /// call instruction (`pc-1`), as Delve reads them.
     pub fn frame_variables_inlined(
         &self,
-        pc: u64,
+        scope_pc: u64,
+        loc_pc: u64,
         inline_depth: u32,
     ) -> Result<Vec<Variable>, DwarfError> {
-        let Some(func) = self.function_at(pc) else {
+        let Some(func) = self.function_at(scope_pc) else {
             return Ok(Vec::new());
         };
         let unit = self.unit(func.unit)?;
@@ -1448,7 +1449,7 @@ impl DwarfInfo {
         // Locals need the range and location lists: say why if they are
         // unreadable (the scan below then never meets the error).
         let lists = self.with_lists()?;
-        self.scan_function(lists, unit, func, pc, inline_depth)
+        self.scan_function(lists, unit, func, (scope_pc, loc_pc), inline_depth)
             .map_err(malformed(".debug_info", unit_off))
     }
 
@@ -1540,7 +1541,7 @@ impl DwarfInfo {
         lists: &gimli::Dwarf<Reader>,
         unit: &gimli::Unit<Reader>,
         func: &Function,
-        pc: u64,
+        (pc, loc_pc): (u64, u64),
         inline_depth: u32,
     ) -> gimli::Result<Vec<Variable>> {
         let mut out = Vec::new();
@@ -1594,7 +1595,7 @@ impl DwarfInfo {
                             let mut found = None;
                             if let Some(mut locs) = lists.attr_locations(unit, v)? {
                                 while let Some(l) = locs.next()? {
-                                    if l.range.begin <= pc && pc < l.range.end {
+                                    if l.range.begin <= loc_pc && loc_pc < l.range.end {
                                         found = Some(l.data);
                                         break;
                                     }
@@ -1605,6 +1606,7 @@ impl DwarfInfo {
                         None => None,
                     };
                     let location = location.filter(|e| !e.0.is_empty());
+                    let captured = entry.attr_value(DW_AT_GO_CLOSURE_OFFSET).is_some();
                     out.push(Variable {
                         name,
                         ty,
@@ -1617,6 +1619,7 @@ impl DwarfInfo {
                         location,
                         decl_line,
                         scope_depth: depth.max(0) as u32,
+                        captured,
                     });
                 }
                 _ => {}

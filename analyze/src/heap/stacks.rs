@@ -125,7 +125,7 @@ impl Marker<'_, '_, '_> {
             };
             let li = u32::try_from(li).unwrap_or(u32::MAX);
             let stack = g.g.stack_lo..g.g.stack_hi;
-            for s in finder.slots(pf.sym_pc, l.inline_depth, pf.fp, stack) {
+            for s in finder.slots((pf.pc, pf.sym_pc), l.inline_depth, pf.fp, stack) {
                 slots.push((
                     s.addr,
                     s.addr + s.size,

@@ -101,7 +101,7 @@ fn name_in_frames(
             continue;
         };
         let stack = g.g.stack_lo..g.g.stack_hi;
-        for s in finder.slots(pf.sym_pc, l.inline_depth, pf.fp, stack) {
+        for s in finder.slots((pf.pc, pf.sym_pc), l.inline_depth, pf.fp, stack) {
             let holds = s.addr <= object && object - s.addr < s.size;
             let points = || {
                 let len = s.size.min(MAX_VARIABLE_BYTES) as usize;

@@ -786,8 +786,12 @@ pub struct ScopeVar {
     pub decl_line: u64,
     /// Lexical block depth (0 = the function's outermost scope).
     pub scope_depth: u32,
-    /// Whether a variable of a deeper block has the same name: Delve lists
-    /// it as `(name)` and expressions see the deeper one.
+    /// Whether it is a closure's captured variable (in scope from its
+    /// declaration line on, where others start on the next line).
+    pub captured: bool,
+    /// Whether a variable listed after it has the same name (a deeper
+    /// block's, or a duplicate in the same block): Delve lists it as
+    /// `(name)` and expressions see the later one.
     pub shadowed: bool,
 }
 

@@ -8,31 +8,27 @@ use crate::dwarf::{evaluate_location, DwarfError, Location, RegisterSet, TypeId,
 use super::expr::{ScopeVar, VarSource};
 use super::Program;
 
-/// Arguments and locals visible at runtime PC `sym_pc` (the PC used for
-/// lookups: `pc-1` after a call) in a frame whose canonical frame address is
-/// `cfa`. `regs` holds the registers known for this frame (only the innermost
-/// frame of a running thread has any). Arguments come first, in declaration
-/// order, then locals; shadowed names appear once per scope, innermost last.
-pub fn frame_scope(
-    prog: &Program<'_>,
-    sym_pc: u64,
-    cfa: u64,
-    regs: &RegisterSet,
-) -> Result<Vec<ScopeVar>, DwarfError> {
-    frame_scope_inlined(prog, sym_pc, 0, cfa, regs)
-}
-
-/// [`frame_scope`] for logical frame `inline_depth` of a physical frame
-/// (0 = the physical function, 1.. = calls inlined into it).
+/// Arguments and locals of logical frame `inline_depth` (0 = the physical
+/// function, 1.. = calls inlined into it) of a physical frame at runtime
+/// PC `pc` (a return address, or the PC of the innermost frame) with lookup
+/// PC `sym_pc` (`pc-1` after a call) and canonical frame address `cfa`.
+/// Scopes are those containing `sym_pc`; locations are those valid at `pc`,
+/// the PC the frame resumes at (Delve reads them there too). `regs` holds
+/// the registers known for this frame (only the innermost frame of a
+/// running thread has any). Arguments come first, in declaration order,
+/// then locals by block depth and declaration line.
 pub fn frame_scope_inlined(
     prog: &Program<'_>,
-    sym_pc: u64,
+    (pc, sym_pc): (u64, u64),
     inline_depth: u32,
     cfa: u64,
     regs: &RegisterSet,
 ) -> Result<Vec<ScopeVar>, DwarfError> {
     let link_pc = sym_pc.wrapping_sub(prog.bias);
-    let vars = prog.dwarf.frame_variables_inlined(link_pc, inline_depth)?;
+    let loc_pc = pc.wrapping_sub(prog.bias);
+    let vars = prog
+        .dwarf
+        .frame_variables_inlined(link_pc, loc_pc, inline_depth)?;
     let located = located_variables(prog, vars.iter(), link_pc, cfa, regs);
     let mut out: Vec<ScopeVar> = Vec::with_capacity(located.len());
     for (v, src) in vars.into_iter().zip(located) {
@@ -52,22 +48,26 @@ pub fn frame_scope_inlined(
             is_arg: v.is_arg,
             decl_line: v.decl_line,
             scope_depth: v.scope_depth,
+            captured: v.captured,
             shadowed: false,
         });
     }
     resolve_type_parameters(prog, &mut out);
     // Arguments first, then by block depth and declaration line, as Delve lists them.
     out.sort_by_key(|v| (!v.is_arg, v.scope_depth, v.decl_line));
-    let deeper: Vec<(String, u32)> = out
-        .iter()
-        .map(|v| (v.name.clone(), v.scope_depth))
-        .collect();
-    for v in out.iter_mut() {
-        v.shadowed = deeper
-            .iter()
-            .any(|(n, d)| *n == v.name && *d > v.scope_depth);
-    }
+    mark_shadowed(&mut out);
     Ok(out)
+}
+
+/// Delve's shadowing rule over variables in listing order: a variable is
+/// shadowed when one listed after it has the same name (a deeper block's,
+/// or a later one of the same block: a function's duplicate `~r0` results).
+/// Expressions see the last one; `locals` prints the others as `(name)`.
+fn mark_shadowed(vars: &mut [ScopeVar]) {
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for v in vars.iter_mut().rev() {
+        v.shadowed = !seen.insert(v.name.clone());
+    }
 }
 
 /// Where each of `vars` (a logical frame's DWARF variables at link-time
@@ -121,7 +121,7 @@ pub struct FrameSlot {
 /// are looked up once; only their locations are evaluated per frame.
 pub struct FrameSlotFinder<'p> {
     prog: &'p Program<'p>,
-    /// Per (link-time PC, inline depth): the variables whose location is
+    /// Per (runtime PC, inline depth): the variables whose location is
     /// one address (no pieces: a value assembled from parts is in no one
     /// slot), with their names and sizes.
     vars: HashMap<(u64, u32), Vec<SlotVariable>>,
@@ -141,20 +141,22 @@ impl<'p> FrameSlotFinder<'p> {
     }
 
     /// The variables of logical frame `inline_depth` of a physical frame at
-    /// runtime `sym_pc` with canonical frame address `cfa` that live in
+    /// runtime `pc` (lookup PC `sym_pc`, locations at `pc` as in
+    /// [`frame_scope_inlined`]) with canonical frame address `cfa` that live in
     /// memory there, within `stack` (the goroutine's stack: a location
     /// DWARF puts elsewhere names nothing of the frame), registers unknown
     /// (a parked frame). A PC DWARF does not describe has none.
     pub fn slots(
         &mut self,
-        sym_pc: u64,
+        (pc, sym_pc): (u64, u64),
         inline_depth: u32,
         cfa: u64,
         stack: std::ops::Range<u64>,
     ) -> Vec<FrameSlot> {
         let prog = self.prog;
         let link_pc = sym_pc.wrapping_sub(prog.bias);
-        let vars = self.vars.entry((link_pc, inline_depth)).or_insert_with(|| {
+        let loc_pc = pc.wrapping_sub(prog.bias);
+        let vars = self.vars.entry((pc, inline_depth)).or_insert_with(|| {
             let encoding = prog
                 .dwarf
                 .function_at(link_pc)
@@ -163,7 +165,7 @@ impl<'p> FrameSlotFinder<'p> {
                 return Vec::new();
             };
             prog.dwarf
-                .frame_variables_inlined(link_pc, inline_depth)
+                .frame_variables_inlined(link_pc, loc_pc, inline_depth)
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|v| {
@@ -237,9 +239,11 @@ fn escaped_target(prog: &Program<'_>, ty: TypeId, src: &VarSource) -> Option<(Ty
 }
 
 /// Whether a variable declared at `decl_line` is visible at `line` (Delve:
-/// from the line after its declaration; arguments everywhere).
+/// from the line after its declaration, a closure's captured variable from
+/// that line itself; arguments everywhere).
 fn visible_at(v: &ScopeVar, line: u32) -> bool {
-    v.is_arg || v.decl_line == 0 || u64::from(line) > v.decl_line
+    let line = u64::from(line);
+    v.is_arg || v.decl_line == 0 || line > v.decl_line || (v.captured && line == v.decl_line)
 }
 
 /// Gives variables typed by a generic function's type parameters (shape
@@ -299,19 +303,11 @@ pub fn goroutine_scope(
     let regs = frame_thread(target, &g, lf.phys)
         .map(|t| thread_registers(&t.regs))
         .unwrap_or_else(RegisterSet::none);
-    let mut scope = frame_scope_inlined(prog, pf.sym_pc, lf.inline_depth, pf.fp, &regs)?;
+    let mut scope = frame_scope_inlined(prog, (pf.pc, pf.sym_pc), lf.inline_depth, pf.fp, &regs)?;
     if lf.line != 0 {
         scope.retain(|v| visible_at(v, lf.line));
         // Shadowing among the variables still in scope.
-        let names: Vec<(String, u32)> = scope
-            .iter()
-            .map(|v| (v.name.clone(), v.scope_depth))
-            .collect();
-        for v in scope.iter_mut() {
-            v.shadowed = names
-                .iter()
-                .any(|(n, d)| *n == v.name && *d > v.scope_depth);
-        }
+        mark_shadowed(&mut scope);
     }
     Ok((lf.name.to_string(), scope))
 }
@@ -352,29 +348,4 @@ pub fn thread_registers(r: &rdlv_format::X86Regs) -> RegisterSet {
         set.set(n as u16, *v);
     }
     set
-}
-
-#[cfg(test)]
-mod dev_tests {
-    #[test]
-    #[ignore = "development aid: needs RDLV_DEV_SNAP and RDLV_DEV_GOID"]
-    fn frames_of_dev_goroutine() {
-        let snap = std::env::var("RDLV_DEV_SNAP").expect("RDLV_DEV_SNAP");
-        let goid: u64 = std::env::var("RDLV_DEV_GOID")
-            .expect("goid")
-            .parse()
-            .expect("goid");
-        let target = crate::Target::open(std::path::Path::new(&snap), None).expect("open");
-        let info = target.dwarf().expect("dwarf");
-        for f in crate::present::goroutine_rows(&target, goid).expect("frames") {
-            let vars = info.frame_variables_inlined(f.sym_pc - target.bias(), f.inline_depth);
-            eprintln!(
-                "{} depth {} sym_pc {:#x}: {:?}",
-                f.function,
-                f.inline_depth,
-                f.sym_pc,
-                vars.map(|v| v.into_iter().map(|v| v.name).collect::<Vec<_>>())
-            );
-        }
-    }
 }

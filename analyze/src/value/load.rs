@@ -60,6 +60,13 @@ pub const MAX_TOTAL_STRING_BYTES: u64 = 64 << 20;
 /// Linux never maps memory below this address (`vm.mmap_min_addr`).
 const MIN_MAPPABLE: u64 = 0x10000;
 
+/// The reason a func value is unreadable when its code pointer `pc` starts
+/// no function (Delve's words): the closure it points at is not one, as
+/// when a dead stack slot still holds a pointer to a freed closure.
+fn no_function(pc: u64) -> String {
+    format!("could not find function for {pc:#x}")
+}
+
 /// The reason a read failed. An address no process can have mapped is not
 /// a gap in the snapshot: the value leading there is stale (optimized code
 /// keeps dead values in registers and slots) or corrupt.
@@ -188,6 +195,13 @@ impl<'p, 'a> Loader<'p, 'a> {
                 let elem = *elem;
                 let pointee = self.deref(elem, p, recurse);
                 let mut v = mk(ValueKind::Pointer { addr: p, pointee });
+                // A nil pointer prints as `*ELEM nil`; a named pointer type
+                // (`type P *T`, a shape `go.shape.*uint8`) names no ELEM.
+                if let (0, Some(e)) = (p, elem) {
+                    if !type_name.starts_with('*') {
+                        v.display = Some(prog.ty(e).name.clone());
+                    }
+                }
                 v.composite_target = elem.is_some_and(|e| {
                     matches!(
                         prog.underlying(e).1.kind,
@@ -325,14 +339,15 @@ impl<'p, 'a> Loader<'p, 'a> {
                     });
                 }
                 match mem.read_u64(fv) {
-                    Ok(pc) => {
-                        let captured = self.load_captures(pc, fv, recurse);
-                        mk(ValueKind::Func {
-                            pc,
-                            name: prog.function_name(pc),
-                            captured,
-                        })
-                    }
+                    // Code that is no function: a stale closure pointer
+                    // (a dead slot whose object was freed), never a value.
+                    Ok(pc) => match prog.function_name(pc) {
+                        None => mk(ValueKind::Unreadable(no_function(pc))),
+                        name => {
+                            let captured = self.load_captures(pc, fv, recurse);
+                            mk(ValueKind::Func { pc, name, captured })
+                        }
+                    },
                     Err(e) => unreadable(e),
                 }
             }
@@ -736,11 +751,14 @@ impl<'p, 'a> Loader<'p, 'a> {
                         captured: Vec::new(),
                     }),
                     Ok(fv) => match mem.read_u64(fv) {
-                        Ok(pc) => mk(ValueKind::Func {
-                            pc,
-                            name: prog.function_name(pc),
-                            captured: Vec::new(),
-                        }),
+                        Ok(pc) => match prog.function_name(pc) {
+                            None => mk(ValueKind::Unreadable(no_function(pc))),
+                            name => mk(ValueKind::Func {
+                                pc,
+                                name,
+                                captured: Vec::new(),
+                            }),
+                        },
                         Err(e) => mk(ValueKind::Unreadable(err_text(&e))),
                     },
                     Err(e) => mk(ValueKind::Unreadable(err_text(&e))),

@@ -239,7 +239,9 @@ pub struct Value {
     pub addr: Option<u64>,
     /// The value.
     pub kind: ValueKind,
-    /// A readable form Delve prints before a struct (`time.Time(2024-…)`).
+    /// A readable form Delve prints before a struct (`time.Time(2024-…)`),
+    /// a constant's name before an integer, `&` for an address-of, or the
+    /// element type of a nil pointer whose type is named (`type P *T`).
     pub display: Option<String>,
     /// For a pointer: whether its pointee type is an aggregate or a string,
     /// which makes Delve break the enclosing struct over lines even when the
