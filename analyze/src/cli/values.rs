@@ -250,10 +250,17 @@ pub fn run_print(target: &Target, args: &PrintArgs, out: &mut dyn Write) -> anyh
     }
     let cfg = args.limits.config(args.format);
     let format = args.format;
+    let mut waiting = None;
     let rendered = in_scope(target, &args.expr, args.goroutine, args.frame, |ev, src| {
         let v = ev.eval_str(src, cfg).map_err(eval_error)?;
         if let ValueKind::Unreadable(why) = &v.kind {
             return Err(unreadable_value(src, why));
+        }
+        if let ValueKind::Chan {
+            receivers, senders, ..
+        } = &v.kind
+        {
+            waiting = Some((receivers.clone(), senders.clone()));
         }
         Ok(match format {
             ValueFormat::Json => json::to_json(&v),
@@ -261,6 +268,40 @@ pub fn run_print(target: &Target, args: &PrintArgs, out: &mut dyn Write) -> anyh
         })
     })?;
     writeln!(out, "{rendered}")?;
+    if let (ValueFormat::Text, Some((receivers, senders))) = (format, waiting) {
+        write_channel_waiters(target, &receivers, &senders, out)?;
+    }
+    Ok(())
+}
+
+/// Goroutines Delve's `print` lists after a channel (receivers, then
+/// senders).
+const MAX_CHANNEL_WAITERS: usize = 101;
+
+/// What Delve's `print` writes after a channel: a blank line, `Goroutines
+/// waiting on this channel:` and a line per goroutine in its receive queue,
+/// then its send queue.
+fn write_channel_waiters(
+    target: &Target,
+    receivers: &[u64],
+    senders: &[u64],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    writeln!(out, "\nGoroutines waiting on this channel:")?;
+    if receivers.is_empty() && senders.is_empty() {
+        return Ok(());
+    }
+    let rt = crate::runtime::Runtime::new(target)?;
+    for goid in receivers.iter().chain(senders).take(MAX_CHANNEL_WAITERS) {
+        match rt.goroutine(*goid) {
+            Ok(g) => writeln!(
+                out,
+                "  {}",
+                crate::present::goroutine::delve_goroutine_line(&rt, &g)
+            )?,
+            Err(e) => writeln!(out, "  Goroutine (unreadable {e})")?,
+        }
+    }
     Ok(())
 }
 

@@ -57,6 +57,35 @@ pub fn summary_line(rt: &Runtime<'_>, g: &Goroutine, kind: LocationKind, labels:
     s
 }
 
+/// A goroutine exactly as Delve's terminal lists it (`formatGoroutine`
+/// with the user location), as `print CH` lists the goroutines waiting on a
+/// channel: `Goroutine 7 - User: /src/main.go:12 main.f (0x4a1b53) [chan
+/// receive]`. Delve writes the wait reason only for a waiting goroutine or
+/// one in a system call, then `waitsince` as the raw nanotime when set.
+pub fn delve_goroutine_line(rt: &Runtime<'_>, g: &Goroutine) -> String {
+    let mut s = format!("Goroutine {} - User: ", g.g.goid);
+    match rt.location(g, LocationKind::User) {
+        Some(l) => {
+            let _ = write!(s, "{}:{} {} ({:#x})", l.file, l.line, l.func, l.pc);
+        }
+        None => s.push_str("?:-1 ? (0x0)"),
+    }
+    if let Some(tid) = g.thread {
+        let _ = write!(s, " (thread {tid})");
+    }
+    let st = g.g.status();
+    let waiting =
+        st == crate::runtime::goroutine::G_WAITING || st == crate::runtime::goroutine::G_SYSCALL;
+    if waiting && g.g.wait_reason != 0 {
+        let _ = write!(s, " [{}", rt.wait_reason_text(g.g.wait_reason));
+        if g.g.waitsince > 0 {
+            let _ = write!(s, " {}", g.g.waitsince);
+        }
+        s.push(']');
+    }
+    s
+}
+
 /// The CONTRACT JSON object of one goroutine.
 pub fn goroutine_json(rt: &Runtime<'_>, g: &Goroutine) -> Value {
     serde_json::to_value(goroutine_record(rt, g)).unwrap_or(Value::Null)

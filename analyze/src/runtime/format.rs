@@ -74,7 +74,7 @@ fn is_private_runtime(name: &str) -> bool {
         return true;
     }
     if let Some(rest) = name.strip_prefix("runtime.") {
-        return rest.starts_with(|c: char| c.is_ascii_lowercase());
+        return !rest.starts_with(|c: char| c.is_ascii_uppercase());
     }
     name.starts_with("internal/")
         || name.starts_with("runtime/internal")
@@ -145,12 +145,24 @@ impl Runtime<'_> {
         };
         match kind {
             LocationKind::Runtime => frame_loc(0),
+            // Delve looks at physical frames: a user function inlined into
+            // a runtime one does not count, and the name is the physical
+            // function's while the line is the innermost inlined call's.
             LocationKind::User => g
-                .logical
+                .frames
                 .iter()
                 .take(USER_LOCATION_DEPTH)
-                .position(|lf| !is_private_runtime(&lf.name))
-                .and_then(frame_loc)
+                .position(|pf| !is_private_runtime(&pf.info.name))
+                .and_then(|phys| {
+                    let pf = g.frames.get(phys)?;
+                    let lf = g.logical.iter().find(|lf| lf.phys == phys)?;
+                    Some(Location {
+                        pc: pf.pc,
+                        func: self.print_name(&pf.info.name),
+                        file: lf.file.to_string(),
+                        line: lf.line,
+                    })
+                })
                 .or_else(|| frame_loc(0)),
             LocationKind::Go => pc_loc(g.g.gopc, true),
             LocationKind::Start => pc_loc(self.unwrap_go_wrapper(g.g.startpc), false),

@@ -137,6 +137,7 @@ pub fn write_value(out: &mut String, v: &Value) {
             buffer,
             senders,
             receivers,
+            ..
         } => {
             if *addr == 0 {
                 out.push_str("null");

@@ -799,6 +799,7 @@ impl<'p, 'a> Loader<'p, 'a> {
                 buffer: Vec::new(),
                 senders: Vec::new(),
                 receivers: Vec::new(),
+                fields: Vec::new(),
             });
         }
         let st = header
@@ -835,6 +836,11 @@ impl<'p, 'a> Loader<'p, 'a> {
                 buffer.push(self.load_at(mem, elem, a, recurse + 1));
             }
         }
+        let fields = if self.cfg.hchan_fields {
+            self.hchan_fields(mem, st, hchan, elem, dataqsiz, buf)
+        } else {
+            Vec::new()
+        };
         let waiters = |qname: &str| -> Vec<u64> {
             let Some(q) = field(qname) else {
                 return Vec::new();
@@ -853,7 +859,62 @@ impl<'p, 'a> Loader<'p, 'a> {
             buffer,
             senders: waiters("sendq"),
             receivers: waiters("recvq"),
+            fields,
         })
+    }
+
+    /// The fields of the `hchan` at `hchan` (DWARF struct `st`, the
+    /// linker's `hchan<T>`) as Delve loads them for `print`: the struct at
+    /// level 0 with Delve's `print` limits, `buf` as a pointer to the
+    /// `[dataqsiz]T` ring.
+    fn hchan_fields(
+        &mut self,
+        mem: &dyn Memory,
+        st: TypeId,
+        hchan: u64,
+        elem: TypeId,
+        dataqsiz: u64,
+        buf: u64,
+    ) -> Vec<(String, Value)> {
+        let prog = self.prog;
+        let TypeKind::Struct { fields } = &prog.underlying(st).1.kind else {
+            return Vec::new();
+        };
+        let saved = std::mem::replace(&mut self.cfg, LoadConfig::delve_print());
+        let mut out = Vec::with_capacity(fields.len());
+        for f in fields {
+            let at = hchan.wrapping_add(f.offset);
+            let v = if f.name == "buf" {
+                let array = format!("[{dataqsiz}]{}", prog.dwarf_type_string(elem));
+                let pointee = if buf == 0 {
+                    Pointee::Nil
+                } else {
+                    let elems = self.load_elems(mem, elem, buf, dataqsiz, 2);
+                    Pointee::Loaded(Box::new(Value {
+                        display: None,
+                        composite_target: false,
+                        type_name: array.clone(),
+                        addr: Some(buf),
+                        kind: ValueKind::Array {
+                            len: dataqsiz,
+                            elems,
+                        },
+                    }))
+                };
+                Value {
+                    display: None,
+                    composite_target: true,
+                    type_name: format!("*{array}"),
+                    addr: Some(at),
+                    kind: ValueKind::Pointer { addr: buf, pointee },
+                }
+            } else {
+                self.load_at(mem, f.ty, at, 1)
+            };
+            out.push((f.name.clone(), v));
+        }
+        self.cfg = saved;
+        out
     }
 }
 

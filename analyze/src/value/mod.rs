@@ -42,6 +42,9 @@ pub struct LoadConfig {
     /// Most values (nodes of the tree) loaded in total: pointer graphs that
     /// share subtrees (or garbage memory) can otherwise grow exponentially.
     pub max_values: u64,
+    /// Whether a channel also loads its `hchan` fields, as Delve's `print`
+    /// shows them (with Delve's `print` limits, whatever these are).
+    pub hchan_fields: bool,
 }
 
 /// Deepest nesting followed even in "complete" mode; beyond it a value is
@@ -60,6 +63,7 @@ impl LoadConfig {
             max_struct_fields: None,
             detect_cycles: false,
             max_values: 1_000_000,
+            hchan_fields: true,
         }
     }
     /// Delve's `ShortLoadConfig`, used by `locals` and `args`: pointers not
@@ -73,6 +77,7 @@ impl LoadConfig {
             max_struct_fields: Some(3),
             detect_cycles: false,
             max_values: 1_000_000,
+            hchan_fields: false,
         }
     }
     /// Only the top-level scalar or header (lengths), nothing behind it: for
@@ -86,6 +91,7 @@ impl LoadConfig {
             max_struct_fields: Some(0),
             detect_cycles: true,
             max_values: 5_000_000,
+            hchan_fields: false,
         }
     }
     /// The canonical JSON limits: complete up to 1 MiB of string bytes and
@@ -99,6 +105,7 @@ impl LoadConfig {
             max_struct_fields: None,
             detect_cycles: true,
             max_values: 5_000_000,
+            hchan_fields: false,
         }
     }
 }
@@ -207,6 +214,10 @@ pub enum ValueKind {
         senders: Vec<u64>,
         /// Goroutine ids blocked receiving.
         receivers: Vec<u64>,
+        /// The runtime's `hchan` fields as Delve prints a channel on
+        /// multiple lines (`buf` typed `*[dataqsiz]T`), when the load
+        /// configuration asks for them ([`LoadConfig::hchan_fields`]).
+        fields: Vec<(String, Value)>,
     },
     /// An interface; `dyn_type == None` is a nil interface.
     Interface {
@@ -420,6 +431,40 @@ impl<'a> Program<'a> {
     pub fn rtype_dwarf(&self, rtype: u64) -> Option<TypeId> {
         let (types, _) = self.types_range()?;
         self.dwarf.type_by_runtime_offset(rtype.checked_sub(types)?)
+    }
+
+    /// A type as Delve's DWARF reader spells it inside the types it makes
+    /// up (the `*[4]T` of a channel's buffer): `struct main.T` for a
+    /// struct, `*` and `[n]` before their element, the name otherwise.
+    pub fn dwarf_type_string(&self, id: TypeId) -> String {
+        let mut out = String::new();
+        let mut id = id;
+        // Pointer and array chains are short in real types; a hostile
+        // self-referential chain stops at the bound.
+        for _ in 0..64 {
+            let t = self.ty(id);
+            match t.kind {
+                crate::dwarf::TypeKind::Pointer { elem: Some(e) } => {
+                    out.push('*');
+                    id = e;
+                }
+                crate::dwarf::TypeKind::Array { elem, len } => {
+                    let _ = std::fmt::Write::write_fmt(&mut out, format_args!("[{len}]"));
+                    id = elem;
+                }
+                crate::dwarf::TypeKind::Struct { .. } => {
+                    out.push_str("struct ");
+                    out.push_str(&t.name);
+                    return out;
+                }
+                _ => {
+                    out.push_str(&t.name);
+                    return out;
+                }
+            }
+        }
+        out.push_str("...");
+        out
     }
 
     /// The reflect name of a DWARF type: from its runtime type when the binary

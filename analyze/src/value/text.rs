@@ -139,8 +139,18 @@ fn write_to(out: &mut String, v: &Value, flags: Flags, indent: &str) {
         ValueKind::UnsafePointer(p) => {
             let _ = write!(out, "unsafe.Pointer(0x{p:x})");
         }
-        ValueKind::Chan { addr, len, cap, .. } => {
-            if *addr == 0 {
+        // On multiple lines Delve prints the runtime's hchan, a nil
+        // channel as an empty struct; on one line `chan T len/cap`.
+        ValueKind::Chan {
+            addr,
+            len,
+            cap,
+            fields,
+            ..
+        } => {
+            if flags.newlines && (*addr == 0 || !fields.is_empty()) {
+                write_struct(out, v, fields, fields.len(), flags, indent);
+            } else if *addr == 0 {
                 let _ = write!(out, "{} nil", type_str(v));
             } else {
                 let _ = write!(out, "{} {len}/{cap}", type_str(v));

@@ -329,10 +329,18 @@ func parkLocals(id int, name string, opts *Config, done chan int) int {
 		len(fmt.Sprint(boxed, failure, name))
 }
 
+// blockedSender waits forever in emptyChan's send queue.
+func blockedSender() {
+	emptyChan <- "never received"
+}
+
 func main() {
 	register()
 	keepZoo()
 	startZoo()
 	go parkLocals(17, "locals-test", &cfg, make(chan int))
+	// A sender no one receives from: Delve's print of main.emptyChan lists
+	// the goroutines waiting on it.
+	go blockedSender()
 	oracle.ReadyAndPark()
 }
