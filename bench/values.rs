@@ -351,6 +351,22 @@ fn main() -> Result<()> {
         "frame variables Delve prints: {vars}, rdlv prints {vars_equal} identically ({:.1}%)",
         100.0 * vars_equal as f64 / vars.max(1) as f64
     );
+    // The same frames with what two readers may rightly word apart set
+    // aside: why a variable is unreadable, and the fake address of a value
+    // held in registers (Delve numbers them in the order a session meets
+    // them).
+    let same_aside = frame_keys
+        .iter()
+        .filter(|k| {
+            let (t, r) = (theirs.get(*k), ours.get(*k));
+            t.is_some_and(|t| !refused(t)) && t.map(|t| normalize(t)) == r.map(|r| normalize(r))
+        })
+        .count();
+    println!(
+        "frames equal with unreadable reasons and register-value addresses set aside: {same_aside} of {} ({:.1}%)",
+        locals.delve_printed,
+        100.0 * same_aside as f64 / locals.delve_printed.max(1) as f64
+    );
     for (n, t, r) in globals.differ.iter().chain(&locals.differ).take(15) {
         println!(
             "--- {n}\n  dlv:  {}\n  rdlv: {}",
@@ -462,6 +478,37 @@ fn sample_frames(json: &str, n: usize) -> Result<Vec<(u64, usize)>> {
     Ok(out)
 }
 
+/// `answer` with each `(unreadable REASON)` as `(unreadable)` and each
+/// fake address of a register-held value (Delve's `0xbeef…`, rdlv's
+/// `0xffffff…`) as `0xFAKE`.
+fn normalize(answer: &str) -> String {
+    let mut out = String::with_capacity(answer.len());
+    for line in answer.lines() {
+        let line = match line.find("(unreadable ") {
+            Some(at) if line.ends_with(')') => format!("{}(unreadable)", &line[..at]),
+            _ => line.to_string(),
+        };
+        let mut rest = line.as_str();
+        while let Some(at) = rest.find("0x") {
+            out.push_str(&rest[..at]);
+            let digits = rest[at + 2..]
+                .find(|c: char| !c.is_ascii_hexdigit())
+                .map_or(rest.len() - at - 2, |n| n);
+            let hex = &rest[at + 2..at + 2 + digits];
+            let fake = hex.len() == 16 && (hex.starts_with("beef") || hex.starts_with("ffffff"));
+            out.push_str(if fake {
+                "0xFAKE"
+            } else {
+                &rest[at..at + 2 + digits]
+            });
+            rest = &rest[at + 2 + digits..];
+        }
+        out.push_str(rest);
+        out.push('\n');
+    }
+    out
+}
+
 fn first_line(s: &str) -> String {
     let line = s.lines().next().unwrap_or("");
     let mut cut: String = line.chars().take(160).collect();
@@ -499,6 +546,18 @@ mod tests {
             ["v0", "v2", "v4", "v6", "v8"]
         );
         assert_eq!(sample(names, None).len(), 10);
+    }
+
+    #[test]
+    fn normalizing_sets_aside_reasons_and_fake_addresses() {
+        assert_eq!(
+            normalize("x = (unreadable empty OP stack)\nl = net.Listener(*net.TCPListener) 0xbeef000000002308"),
+            "x = (unreadable)\nl = net.Listener(*net.TCPListener) 0xFAKE\n"
+        );
+        assert_eq!(
+            normalize("l = io.Reader(*net.TCPConn) 0xffffff0000000008\np = (*int)(0xc000012345)"),
+            "l = io.Reader(*net.TCPConn) 0xFAKE\np = (*int)(0xc000012345)\n"
+        );
     }
 
     #[test]
