@@ -38,13 +38,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 mod common;
-// Shared with bench-values; this one puts no load on the server.
-#[allow(dead_code)]
-mod server;
 use common::{
     loadavg, median_cpu, median_wall, mib, pass, peak_rss, root, rss_bytes, run_measured, Usage,
 };
-use server::{start_server, strip_ansi};
+use rdlv_e2e::realserver::{self as server, start_server, strip_ansi};
 
 /// Architecture issue: one-shot commands at least this much faster than before.
 const TARGET_BEFORE: f64 = 5.0;

@@ -28,9 +28,15 @@
 //!   [`json_diff`] (canonical values).
 //! * [`tools`]: paths of `rdlv-snap`/`rdlv` (`$RDLV_SNAP`, `$RDLV`, else
 //!   built with cargo once per test process) and runners.
+//! * [`realserver`]: real Go servers from the module proxy (Caddy, NATS)
+//!   started, loaded and frozen for `rdlv-snap` and `gcore` at one instant.
+//! * [`delvecmp`]: rdlv against `dlv core` on that instant, answer for
+//!   answer, and the differences rdlv makes on purpose.
 #![deny(missing_docs)]
 
+pub mod delvecmp;
 pub mod oracle;
+pub mod realserver;
 pub mod target;
 pub mod toolchain;
 pub mod tools;

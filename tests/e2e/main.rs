@@ -12,6 +12,7 @@ mod export;
 mod heap;
 mod http;
 mod precopy;
+mod realserver;
 mod redact;
 mod robust;
 mod session;

@@ -12,7 +12,7 @@ use std::time::Instant;
 use rdlv_analyze::dwarf::DwarfInfo;
 use rdlv_analyze::value::expr::{EvalError, Evaluator, ScopeVar, VarSource};
 use rdlv_analyze::value::{frame, json, LoadConfig, Loader, Program, Value};
-use rdlv_e2e::{describe_output, json_diff, run_rdlv, Oracle, Target, Variant};
+use rdlv_e2e::{delvecmp, describe_output, json_diff, run_rdlv, Oracle, Target, Variant};
 use serde_json::Value as Json;
 
 /// Contract: a `$chan` object may carry more keys than `$chan`, `len` and
@@ -2045,9 +2045,10 @@ fn gonum_matches_go() {
 /// `locals` and `args` of every frame of every goroutine of the optimized
 /// zoo that is not on a thread, rdlv against Delve on the same parked
 /// process: every variable Delve reads from memory rdlv prints identically,
-/// and each it calls unreadable rdlv calls unreadable too (the reasons are
-/// worded apart: Delve names its DWARF evaluator's state, rdlv the
-/// location). Optimized code is where frames suspended in a call need their
+/// and each it calls unreadable rdlv calls unreadable too, or the two differ
+/// for one of the reasons `delvecmp::delve_quirk` names (unreadable reasons
+/// worded apart, fake addresses of register-held values, a missing piece
+/// Delve fills with zeros). Optimized code is where frames suspended in a call need their
 /// variables located at the return address, where captured variables are
 /// in scope from their declaration line, and where a dead slot can hold a
 /// stale closure pointer.
@@ -2066,7 +2067,7 @@ fn every_parked_frame_of_a_server_lists_variables_as_delve_go126_default() {
 }
 
 fn parked_frames_list_variables_as_delve(corpus_program: &str) {
-    const MARK: &str = "@@@@ ";
+    const MARK: &str = delvecmp::MARK;
     let program = Target::start(corpus_program, "1.26", Variant::Default, &[]);
     let snap = program.capture(&[]);
     let listing = run_rdlv(&[
@@ -2130,59 +2131,25 @@ fn parked_frames_list_variables_as_delve(corpus_program: &str) {
             .expect("write");
     }
     let theirs = child.wait_with_output().expect("dlv");
-    // Answers by key: the lines after each printed marker, Delve's prompt
-    // taken off.
-    let split = |text: &str| {
-        let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        let mut current: Option<String> = None;
-        for line in text.lines() {
-            let line = line.trim_start_matches("(dlv) ");
-            let marker = line
-                .strip_prefix('"')
-                .and_then(|l| l.strip_suffix('"'))
-                .and_then(|l| l.strip_prefix(MARK));
-            match (marker, &current) {
-                (Some(k), _) => current = Some(k.to_string()),
-                // Delve's question on `exit` from an attached session.
-                (None, _) if line.starts_with("Would you like to kill") => {}
-                (None, Some(k)) if !line.is_empty() => {
-                    out.entry(k.clone()).or_default().push(line.to_string())
-                }
-                _ => {}
-            }
-        }
-        out
-    };
-    let unreadable_aside = |line: &str| match line.find("(unreadable ") {
-        Some(at) if line.ends_with(')') => format!("{}(unreadable)", &line[..at]),
-        None => line.to_string(),
-        Some(_) => line.to_string(),
-    };
-    let (theirs, ours) = (
-        split(&String::from_utf8_lossy(&theirs.stdout)),
-        split(&String::from_utf8_lossy(&ours.stdout)),
-    );
+    // Delve's prompt and its question on `exit` from an attached session
+    // taken off, both outputs split into answers at the printed markers.
+    let delve_text: String = String::from_utf8_lossy(&theirs.stdout)
+        .lines()
+        .map(|l| l.trim_start_matches("(dlv) "))
+        .filter(|l| !l.starts_with("Would you like to kill"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let theirs = delvecmp::split_answers(&delve_text);
+    let ours = delvecmp::split_answers(&String::from_utf8_lossy(&ours.stdout));
     let (mut failures, mut variables) = (Vec::new(), 0);
     for k in &keys {
-        let raw_want = theirs
+        let want = theirs
             .get(k)
             .unwrap_or_else(|| panic!("Delve answered nothing for {k}"));
-        let raw_got = ours.get(k).cloned().unwrap_or_default();
-        let want: Vec<String> = raw_want.iter().map(|l| unreadable_aside(l)).collect();
-        let got: Vec<String> = raw_got.iter().map(|l| unreadable_aside(l)).collect();
-        variables += want.len();
-        let quirk = want
-            .iter()
-            .zip(&got)
-            .zip(raw_want.iter().zip(&raw_got))
-            .filter(|((w, g), _)| w != g)
-            .all(|(_, (w, g))| DELVE_FRAME_QUIRKS.iter().any(|(q, _)| (q)(w, g)));
-        if want.len() != got.len() || !quirk {
-            failures.push(format!(
-                "{k}:\n  dlv :\n    {}\n  rdlv:\n    {}",
-                raw_want.join("\n    "),
-                raw_got.join("\n    ")
-            ));
+        let got = ours.get(k).map_or("", String::as_str);
+        variables += want.lines().count();
+        if want != got && delvecmp::delve_quirk(want, got).is_none() {
+            failures.push(format!("{k}:\n  dlv :\n{want}\n  rdlv:\n{got}"));
         }
     }
     eprintln!(
@@ -2197,50 +2164,4 @@ fn parked_frames_list_variables_as_delve(corpus_program: &str) {
         keys.len(),
         failures.join("\n")
     );
-}
-
-/// Variable lines of [`parked_frames_list_variables_as_delve`]
-/// where rdlv deliberately differs from Delve: a test on the two lines as
-/// printed (Delve's, rdlv's) and the reason.
-type FrameQuirk = (fn(&str, &str) -> bool, &'static str);
-const DELVE_FRAME_QUIRKS: &[FrameQuirk] = &[
-    (
-        |dlv, rdlv| {
-            rdlv.strip_suffix(" = (unreadable part of the variable is optimized away)")
-                .is_some_and(|name| dlv.starts_with(&format!("{name} = ")))
-        },
-        "DWARF describes the variable in pieces and one is empty at this PC: Delve \
-     fills the missing piece with zeros (`words = []string len: 0, cap: 0, []` \
-     for a slice of 3) or prints the static type before its reason; the issue's \
-     rule is that a missing piece makes the value unavailable, never zero",
-    ),
-    (
-        |dlv, rdlv| fake_addresses_aside(dlv) == fake_addresses_aside(rdlv),
-        "a value held in registers has no address: Delve gives it one in \
-         0xbeef000000000000.., numbered in the order its session meets such \
-         values, rdlv one in 0xffffff0000000000..; the same value either way",
-    ),
-];
-
-/// `line` with each 16-digit fake address (Delve's `0xbeef…`, rdlv's
-/// `0xffffff…`) as `0xFAKE`.
-fn fake_addresses_aside(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(at) = rest.find("0x") {
-        out.push_str(&rest[..at]);
-        let hex: String = rest[at + 2..]
-            .chars()
-            .take_while(char::is_ascii_hexdigit)
-            .collect();
-        let fake = hex.len() == 16 && (hex.starts_with("beef") || hex.starts_with("ffffff"));
-        out.push_str(if fake {
-            "0xFAKE"
-        } else {
-            &rest[at..at + 2 + hex.len()]
-        });
-        rest = &rest[at + 2 + hex.len()..];
-    }
-    out.push_str(rest);
-    out
 }

@@ -1235,8 +1235,10 @@ impl DwarfInfo {
         self.types()?.type_by_runtime.get(&off).copied()
     }
 
-    /// A package variable by fully qualified name; scans only the unit(s)
-    /// of its package.
+    /// A package variable by fully qualified name; scans the unit(s) of its
+    /// package first, every unit only when they do not hold it (a variable
+    /// another package defines by linkname: `runtime.iscgo` is in
+    /// `runtime/cgo`'s unit, `runtime.zeroVal` in the linker's).
     pub fn global(&self, name: &str) -> Option<&Global> {
         let units = self.units_for_name(name);
         if self.full.get().is_none() {
@@ -1257,6 +1259,7 @@ impl DwarfInfo {
         units
             .into_iter()
             .find_map(|u| self.unit_index(u).ok()?.globals.get(name))
+            .or_else(|| self.all_globals_by_name().get(name))
     }
 
     /// Unit `u`'s globals against `rt_types` (see [`UnitSlot::light`]).
@@ -1290,25 +1293,29 @@ impl DwarfInfo {
 
     /// All package variables, sorted by name (scans every unit once).
     pub fn globals(&self) -> impl Iterator<Item = &Global> {
-        self.all_globals
-            .get_or_init(|| {
-                // Building the full arena (in parallel) resolves every
-                // unit's index; from here on they are lookups. (It is not
-                // to be first built from inside a rayon task: a worker
-                // waiting on its lock could steal a task that waits on the
-                // same lock.)
-                let _ = self.full_types();
-                let mut all = BTreeMap::new();
-                for u in 0..self.units.len() {
-                    if let Ok(index) = self.unit_index(u) {
-                        for (name, g) in &index.globals {
-                            all.insert(name.clone(), g.clone());
-                        }
+        self.all_globals_by_name().values()
+    }
+
+    /// Every unit's package variables by name (built once, with the full
+    /// arena).
+    fn all_globals_by_name(&self) -> &BTreeMap<String, Global> {
+        self.all_globals.get_or_init(|| {
+            // Building the full arena (in parallel) resolves every
+            // unit's index; from here on they are lookups. (It is not
+            // to be first built from inside a rayon task: a worker
+            // waiting on its lock could steal a task that waits on the
+            // same lock.)
+            let _ = self.full_types();
+            let mut all = BTreeMap::new();
+            for u in 0..self.units.len() {
+                if let Ok(index) = self.unit_index(u) {
+                    for (name, g) in &index.globals {
+                        all.insert(name.clone(), g.clone());
                     }
                 }
-                all
-            })
-            .values()
+            }
+            all
+        })
     }
 
     /// Value of a runtime constant such as `runtime._Gwaiting` (from the

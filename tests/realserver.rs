@@ -1,8 +1,10 @@
-//! The real servers the benchmarks run against, built once with `go install`
-//! from the module proxy: Caddy serving a directory, and the NATS server
-//! with JetStream; each with client connections held open, so a capture
-//! sees serving goroutines; one unit of client load per kind; and reading
-//! Delve's coloured output.
+//! Real Go servers the value comparison and the benchmarks run against,
+//! built once with `go install` from the module proxy: Caddy serving a
+//! directory, and the NATS server with JetStream; each with client
+//! connections held open, so a capture sees serving goroutines; one unit
+//! of client load per kind; one instant frozen under that load for both
+//! `rdlv-snap` and `gcore` ([`freeze_under_load`]); and reading Delve's
+//! coloured output.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -11,9 +13,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use crate::workspace_root as root;
 
-use crate::common::root;
+/// What these helpers return: I/O errors, and failures said in words.
+pub type Result<T> = std::io::Result<T>;
+
+/// A failure said in words.
+fn fail<T>(msg: impl Into<String>) -> Result<T> {
+    Err(std::io::Error::other(msg.into()))
+}
 
 /// Caddy release the default run builds.
 pub const CADDY: &str = "github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9";
@@ -40,7 +48,7 @@ impl Kind {
         match name {
             "caddy" => Ok(Kind::Caddy),
             "nats" => Ok(Kind::Nats),
-            other => bail!("--server {other}: caddy or nats"),
+            other => fail(format!("--server {other}: caddy or nats")),
         }
     }
 
@@ -80,14 +88,15 @@ fn go_install(package: &str, name: &str) -> Result<PathBuf> {
         return Ok(bin);
     }
     eprintln!("building {package} (once, into {})", bin_dir.display());
-    let status = Command::new("go")
+    let status = Command::new(crate::go_toolchain(crate::DEFAULT_GO))
         .args(["install", package])
         .env("GOBIN", &bin_dir)
         .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
         .status()
-        .context("go install (is Go on PATH?)")?;
+        .map_err(|e| std::io::Error::other(format!("go install {package}: {e}")))?;
     if !status.success() {
-        bail!("go install {package} failed: {status}");
+        return fail(format!("go install {package} failed: {status}"));
     }
     Ok(bin)
 }
@@ -120,7 +129,7 @@ fn nats_connect(port: u16, extra: &str) -> Result<TcpStream> {
     let mut line = String::new();
     reader.read_line(&mut line)?;
     if !line.starts_with("INFO ") {
-        bail!("NATS server greeted with {line:?}");
+        return fail(format!("NATS server greeted with {line:?}"));
     }
     (&conn).write_all(
         format!("CONNECT {{\"verbose\":false,\"pedantic\":false,\"name\":\"rdlv-bench\"}}\r\n{extra}PING\r\n")
@@ -129,10 +138,10 @@ fn nats_connect(port: u16, extra: &str) -> Result<TcpStream> {
     loop {
         line.clear();
         if reader.read_line(&mut line)? == 0 {
-            bail!("NATS server closed the connection");
+            return fail("NATS server closed the connection");
         }
         if line.starts_with("-ERR") {
-            bail!("NATS server answered {}", line.trim_end());
+            return fail(format!("NATS server answered {}", line.trim_end()));
         }
         if line.starts_with("PONG") {
             return Ok(conn);
@@ -150,7 +159,7 @@ pub fn load_once(kind: Kind, port: u16) -> Result<()> {
             c.set_read_timeout(Some(Duration::from_secs(2)))?;
             let status = request(&mut c, "/")?;
             if !status.contains("200") {
-                bail!("answered {status:?}");
+                return fail(format!("answered {status:?}"));
             }
             Ok(())
         }
@@ -218,7 +227,7 @@ pub fn start_server(
         .stdout(File::create(work.join("server.out"))?)
         .stderr(File::create(work.join("server.err"))?)
         .spawn()
-        .with_context(|| format!("start {}", bin.display()))?;
+        .map_err(|e| std::io::Error::other(format!("start {}: {e}", bin.display())))?;
     let mut server = Server {
         child,
         port,
@@ -238,16 +247,16 @@ pub fn start_server(
                 };
                 nats_connect(port, &sub)
             }
-            Kind::Caddy | Kind::Other => TcpStream::connect(("127.0.0.1", port))
-                .map_err(anyhow::Error::from)
-                .and_then(|mut c| {
+            Kind::Caddy | Kind::Other => {
+                TcpStream::connect(("127.0.0.1", port)).and_then(|mut c| {
                     c.set_read_timeout(Some(Duration::from_secs(5)))?;
                     let status = request(&mut c, "/")?;
                     if !status.contains("200") {
-                        bail!("{} answered {status:?}", bin.display());
+                        return fail(format!("{} answered {status:?}", bin.display()));
                     }
                     Ok(c)
-                }),
+                })
+            }
         };
         match opened {
             Ok(c) => {
@@ -264,11 +273,13 @@ pub fn start_server(
                 conns.push(c)
             }
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-            Err(e) => bail!(
-                "{} is not serving on port {port}: {e:#} (see {})",
-                bin.display(),
-                work.join("server.err").display()
-            ),
+            Err(e) => {
+                return fail(format!(
+                    "{} is not serving on port {port}: {e} (see {})",
+                    bin.display(),
+                    work.join("server.err").display()
+                ))
+            }
         }
     }
     server._conns = conns;
@@ -291,4 +302,97 @@ pub fn strip_ansi(text: &str) -> String {
         }
     }
     out
+}
+
+/// One instant of a server under load, frozen for both readers: the
+/// snapshot `rdlv-snap` wrote and the core `gcore` wrote of the same
+/// stopped process (SIGSTOP between the two), and the executable.
+pub struct Frozen {
+    /// The server's executable.
+    pub exe: PathBuf,
+    /// `rdlv-snap`'s snapshot.
+    pub snap: PathBuf,
+    /// `gcore`'s core of the same instant.
+    pub core: PathBuf,
+    /// Units of client load served while the server ran.
+    pub served: u64,
+    /// The protocol its clients spoke.
+    pub kind: Kind,
+}
+
+/// Starts the server of `kind` (or `exe ARGS`, see [`start_server`]) in
+/// `work`, loads it from a client thread (fresh connections, one
+/// [`load_once`] after another) for half a second, stops it with SIGSTOP,
+/// captures it with `snap_tool` and with `gcore`, resumes it, and stops it
+/// for good once the load has run on a little.
+pub fn freeze_under_load(
+    kind: Kind,
+    exe: Option<&Path>,
+    args: &[String],
+    work: &Path,
+    snap_tool: &Path,
+) -> Result<Frozen> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let (server, bin) = start_server(kind, exe, args, work)?;
+    let pid = server.child.id();
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicU64::new(0));
+    let (port, kind) = (server.port, server.kind);
+    let client = {
+        let (stop, served) = (stop.clone(), served.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if load_once(kind, port).is_ok() {
+                    served.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let snap = work.join("server.snap");
+    let core_prefix = work.join("core");
+    let quiet = |cmd: &mut Command, what: &str| -> Result<()> {
+        let out = cmd.stdin(Stdio::null()).output()?;
+        if !out.status.success() {
+            return fail(format!(
+                "{what} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
+    };
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGSTOP) };
+    let captured = quiet(
+        Command::new(snap_tool)
+            .arg(pid.to_string())
+            .arg("-o")
+            .arg(&snap)
+            .arg("-q"),
+        "rdlv-snap",
+    )
+    .and_then(|()| {
+        quiet(
+            Command::new("gcore")
+                .arg("-o")
+                .arg(&core_prefix)
+                .arg(pid.to_string()),
+            "gcore",
+        )
+    });
+    // SAFETY: as above.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let _ = client.join();
+    drop(server);
+    captured?;
+    Ok(Frozen {
+        exe: bin,
+        snap,
+        core: work.join(format!("core.{pid}")),
+        served: served.load(Ordering::Relaxed),
+        kind,
+    })
 }
