@@ -551,18 +551,34 @@ fn bt_full_prints_frame_variables() {
 /// running program (the state rdlv captured just before): one block per
 /// expression, split at the prompts.
 fn delve_prints(pid: u32, exprs: &[String]) -> Vec<String> {
+    let mut script = String::new();
+    for e in exprs {
+        script.push_str(&format!("print {e}\n"));
+    }
+    let text = delve_attached(pid, &script);
+    let blocks: Vec<String> = text
+        .split("(dlv) ")
+        .skip(1)
+        .map(|b| b.trim_end_matches('\n').to_string())
+        .collect();
+    assert!(
+        blocks.len() >= exprs.len(),
+        "dlv printed {} blocks for {} expressions:\n{text}",
+        blocks.len(),
+        exprs.len(),
+    );
+    blocks
+}
+
+/// What Delve prints for `script` (commands, one a line; `exit` and the
+/// `n` that leaves the process running are added) attached to `pid`.
+fn delve_attached(pid: u32, script: &str) -> String {
     let dlv = rdlv_e2e::workspace_root().join(".toolchains/bin/dlv");
     assert!(
         dlv.is_file(),
         "Delve is missing at {}: run .ci/install-toolchains",
         dlv.display()
     );
-    let mut script = String::new();
-    for e in exprs {
-        script.push_str(&format!("print {e}\n"));
-    }
-    // Leave the process running when Delve detaches.
-    script.push_str("exit\nn\n");
     let mut child = std::process::Command::new(&dlv)
         .args([
             "attach",
@@ -578,24 +594,11 @@ fn delve_prints(pid: u32, exprs: &[String]) -> Vec<String> {
         use std::io::Write as _;
         let mut stdin = child.stdin.take().expect("dlv stdin");
         stdin
-            .write_all(script.as_bytes())
+            .write_all(format!("{script}exit\nn\n").as_bytes())
             .expect("write dlv script");
     }
     let out = child.wait_with_output().expect("dlv output");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let blocks: Vec<String> = text
-        .split("(dlv) ")
-        .skip(1)
-        .map(|b| b.trim_end_matches('\n').to_string())
-        .collect();
-    assert!(
-        blocks.len() >= exprs.len(),
-        "dlv printed {} blocks for {} expressions:\n{text}\n{}",
-        blocks.len(),
-        exprs.len(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    blocks
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Differences from Delve that are deliberate, each with its reason; the
@@ -1044,33 +1047,11 @@ fn frame_variables_match_delve_go126_noopt() {
         .iter()
         .position(|f| f.function == locals.func)
         .expect("parkLocals frame");
-    let dlv = rdlv_e2e::workspace_root().join(".toolchains/bin/dlv");
     let script = format!(
-        "goroutine {g} frame {idx} args\ngoroutine {g} frame {idx} locals\nexit\nn\n",
+        "goroutine {g} frame {idx} args\ngoroutine {g} frame {idx} locals\n",
         g = locals.goroutine
     );
-    let mut child = std::process::Command::new(&dlv)
-        .args([
-            "attach",
-            &program.pid().to_string(),
-            "--allow-non-terminal-interactive=true",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn dlv");
-    {
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(script.as_bytes())
-            .expect("write");
-    }
-    let out = child.wait_with_output().expect("dlv");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = delve_attached(program.pid(), &script);
     let blocks: Vec<&str> = text.split("(dlv) ").skip(1).collect();
     assert!(blocks.len() >= 2, "dlv output:\n{text}");
     for (cmd, want) in [("args", blocks[0]), ("locals", blocks[1])] {
@@ -2111,29 +2092,10 @@ fn parked_frames_list_variables_as_delve(corpus_program: &str) {
         "--init".as_ref(),
         init.path().as_os_str(),
     ]);
-    let dlv = rdlv_e2e::workspace_root().join(".toolchains/bin/dlv");
-    let mut child = std::process::Command::new(&dlv)
-        .args([
-            "attach",
-            &program.pid().to_string(),
-            "--allow-non-terminal-interactive=true",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn dlv");
-    {
-        use std::io::Write as _;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all(format!("{script}exit\nn\n").as_bytes())
-            .expect("write");
-    }
-    let theirs = child.wait_with_output().expect("dlv");
+    let theirs = delve_attached(program.pid(), &script);
     // Delve's prompt and its question on `exit` from an attached session
     // taken off, both outputs split into answers at the printed markers.
-    let delve_text: String = String::from_utf8_lossy(&theirs.stdout)
+    let delve_text: String = theirs
         .lines()
         .map(|l| l.trim_start_matches("(dlv) "))
         .filter(|l| !l.starts_with("Would you like to kill"))
