@@ -177,6 +177,7 @@ fn main() -> Result<()> {
     // Every difference on what Delve answered from memory, by the reason
     // rdlv differs (the e2e real-server test fails on "unexplained").
     let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut unexplained = Vec::new();
     for k in a.globals.iter().chain(&a.frames) {
         let (t, r) = (
             theirs.get(k).map_or("", String::as_str),
@@ -192,10 +193,16 @@ fn main() -> Result<()> {
         } else {
             delve_quirk(t, r)
         };
+        if why.is_none() {
+            unexplained.push(k.as_str());
+        }
         *reasons.entry(why.unwrap_or("unexplained")).or_default() += 1;
     }
     for (why, n) in &reasons {
         println!("{n:5}  {}", first_line(why));
+    }
+    if !unexplained.is_empty() {
+        println!("unexplained: {}", unexplained.join(", "));
     }
     for (n, t, r) in globals.differ.iter().chain(&locals.differ).take(15) {
         println!(

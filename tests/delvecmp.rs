@@ -375,11 +375,12 @@ pub fn delve_quirk(theirs: &str, ours: &str) -> Option<&'static str> {
         return Some(QUIRK_FAKE_OR_REASON);
     }
     let (tl, ol): (Vec<&str>, Vec<&str>) = (theirs.lines().collect(), ours.lines().collect());
-    if tl.len() != ol.len() {
-        return None;
-    }
+    let (mut i, mut j) = (0, 0);
     let mut why = None;
-    for (a, b) in tl.iter().zip(&ol) {
+    while i < tl.len() && j < ol.len() {
+        let (a, b) = (tl[i], ol[j]);
+        i += 1;
+        j += 1;
         if normalize(a) == normalize(b) {
             continue;
         }
@@ -392,7 +393,31 @@ pub fn delve_quirk(theirs: &str, ours: &str) -> Option<&'static str> {
         } else {
             return None;
         };
+        // The same field or variable, which Delve expanded over lines:
+        // its deeper lines and the bracket closing them are skipped.
+        let name = |l: &str| {
+            let l = l.trim_start();
+            let at = [l.find(": "), l.find(" = ")].into_iter().flatten().min();
+            at.map(|at| l[..at].to_string())
+        };
+        if name(a) != name(b) {
+            return None;
+        }
+        let indent = |l: &str| l.len() - l.trim_start_matches('\t').len();
+        let depth = indent(a);
+        if a.trim_end().ends_with(['[', '{']) {
+            while i < tl.len() && indent(tl[i]) > depth {
+                i += 1;
+            }
+            if i < tl.len() && indent(tl[i]) == depth && tl[i].trim_start().starts_with([']', '}'])
+            {
+                i += 1;
+            }
+        }
         why = why.or(Some(reason));
+    }
+    if i != tl.len() || j != ol.len() {
+        return None;
     }
     why
 }
@@ -534,6 +559,22 @@ mod tests {
             Some(QUIRK_MISSING_PIECE)
         );
         assert_eq!(delve_quirk("n = 3", "n = 4"), None);
+        assert_eq!(
+            delve_quirk(
+                "T {\n\tcats: []int len: 9, cap: 0, [\n\t\t1,\n\t\t2,\n\t],\n\tn: 1,}",
+                "T {\n\tcats: (unreadable corrupt slice header: len 9 cap 0),\n\tn: 1,}"
+            ),
+            Some(QUIRK_CORRUPT_HEADER),
+            "Delve's expansion of the corrupt slice is skipped"
+        );
+        assert_eq!(
+            delve_quirk(
+                "T {\n\tcats: []int len: 9, cap: 0, [\n\t\t1,\n\t],\n\tn: 1,}",
+                "T {\n\tcats: (unreadable corrupt slice header: len 9 cap 0),\n\tn: 2,}"
+            ),
+            None,
+            "what follows must still be equal"
+        );
         assert_eq!(delve_quirk("a = 1\nb = 2", "a = 1"), None);
         assert_eq!(
             delve_quirk(
