@@ -7,7 +7,10 @@
 //! `before-SYSCALL` (an injected syscall's registers are set, the host
 //! thread not yet resumed: the kernel detaches it and it runs the syscall
 //! untraced) and `after-SYSCALL` (it ran, the registers are restored), for
-//! SYSCALL one of `userfaultfd`, `close`, `clone`, `wait4`. Unset, each
+//! SYSCALL one of `userfaultfd`, `close`, `clone`, `wait4`; and
+//! `target-killed-before-SYSCALL`, where the target (not rdlv-snap) is
+//! killed just before the injection's first ptrace request, and that
+//! request meets a host thread SIGKILL took out of its stop. Unset, each
 //! check is one load of a cached value.
 
 use std::sync::OnceLock;
@@ -45,4 +48,43 @@ pub fn hit_injected(when: &str, nr: u64) {
         _ => return,
     };
     hit(&format!("{when}-{name}"));
+}
+
+/// With `target-killed-before-SYSCALL` armed: kills process `pid`
+/// (SIGKILL) and waits, at most a second, until its host thread `tid` has
+/// left the ptrace stop we hold it in (a request on it fails with ESRCH),
+/// so that the injection's next request meets a thread being killed.
+pub fn kill_target_before_injection(nr: u64, pid: u32, tid: u32) {
+    let Some(armed) = armed() else {
+        return;
+    };
+    let name = match nr {
+        SYS_USERFAULTFD => "userfaultfd",
+        SYS_CLOSE => "close",
+        SYS_CLONE => "clone",
+        SYS_WAIT4 => "wait4",
+        _ => return,
+    };
+    if armed.strip_prefix("target-killed-before-") != Some(name) {
+        return;
+    }
+    // SAFETY: kill(2) of the target, which this failpoint exists to do.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while std::time::Instant::now() < deadline {
+        let mut word: libc::c_long = 0;
+        // SAFETY: PEEKUSER of offset 0 into a local word.
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_PEEKUSER,
+                tid as libc::pid_t,
+                0 as *mut libc::c_void,
+                &mut word as *mut libc::c_long,
+            )
+        };
+        if r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(100));
+    }
 }

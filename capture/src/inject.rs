@@ -341,11 +341,9 @@ fn inject(
     if suspend_seccomp {
         options |= libc::PTRACE_O_SUSPEND_SECCOMP as usize;
     }
-    ptrace(libc::PTRACE_SETOPTIONS, tid, 0, options).map_err(|errno| InjectError::Ptrace {
-        op: "SETOPTIONS",
-        tid,
-        errno,
-    })?;
+    crate::failpoint::kill_target_before_injection(nr, pid, tid);
+    ptrace(libc::PTRACE_SETOPTIONS, tid, 0, options)
+        .map_err(|errno| left_its_stop(pid, tid, "SETOPTIONS", errno))?;
     let mut regs = host.saved;
     regs.rip = host.syscall_addr;
     regs.rax = nr;
@@ -363,7 +361,10 @@ fn inject(
     // Restore on every path: the thread is in a ptrace stop unless it is gone.
     let restored = set_regs(tid, &restart_equivalent(&host.saved, ran));
     let _ = ptrace(libc::PTRACE_SETOPTIONS, tid, 0, FREEZE_OPTIONS);
-    let (injected, foreign) = outcome?;
+    let (injected, foreign) = outcome.map_err(|e| match e {
+        InjectError::Ptrace { op, tid, errno } => left_its_stop(pid, tid, op, errno),
+        other => other,
+    })?;
     // Signals that arrived for the thread meanwhile were suppressed; queue
     // them again so that they are delivered after the detach.
     for signal in foreign {
@@ -401,6 +402,23 @@ pub(crate) fn restart_equivalent(
         regs.orig_rax = u64::MAX;
     }
     regs
+}
+
+/// The error of ptrace request `op` on host thread `tid`, which we hold in
+/// a ptrace stop. ESRCH means it left that stop, which only a SIGKILL of
+/// its process makes it do: when its next report is its exit (or it is
+/// gone) the process exiting is the error, not the request.
+fn left_its_stop(pid: u32, tid: u32, op: &'static str, errno: Errno) -> InjectError {
+    if errno == Errno::ESRCH {
+        match wait_stop(tid, "the exit of a killed thread") {
+            Ok(Waited::Gone) => return InjectError::Exited { pid },
+            Ok(Waited::Stopped { event, .. }) if event == libc::PTRACE_EVENT_EXIT => {
+                return InjectError::Exited { pid }
+            }
+            _ => {}
+        }
+    }
+    InjectError::Ptrace { op, tid, errno }
 }
 
 /// Resumes the host with `PTRACE_SYSCALL` until the injected syscall's

@@ -366,6 +366,35 @@ fn a_kill_between_the_injected_userfaultfd_and_close_leaves_no_descriptor() {
     }
 }
 
+/// The target killed just as rdlv-snap injects userfaultfd() into it (a
+/// failpoint kills it and waits until the host thread has left the stop
+/// rdlv-snap holds it in, a window random kills reach about once in a
+/// hundred captures): the capture ends as a target that exited, with exit
+/// code 1 and nothing written, not as a failed ptrace request.
+#[test]
+fn target_killed_at_the_injection_is_reported_as_exited() {
+    let target = Target::start("heap", DEFAULT_GO, Variant::Default, &["-mb", "16"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("k.snap");
+    let out = Command::new(rdlv_snap_unwrapped_path())
+        .arg(target.pid().to_string())
+        .arg("-o")
+        .arg(&path)
+        .args(["--precopy", "--force"])
+        .env("RDLV_SNAP_FAILPOINT", "target-killed-before-userfaultfd")
+        .stdout(Stdio::null())
+        .output()
+        .expect("spawn rdlv-snap");
+    let what = describe_output("capture of a target killed at the injection", &out);
+    assert_eq!(out.status.code(), Some(1), "{what}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("exited during"),
+        "the message should say the process exited: {what}"
+    );
+    assert!(!path.exists(), "a file was left: {what}");
+}
+
 #[test]
 fn precopy_falls_back_to_the_plain_copy_for_a_non_go_process() {
     let mut sleeper = Command::new("sleep")
