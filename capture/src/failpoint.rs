@@ -72,17 +72,9 @@ pub fn kill_target_before_injection(nr: u64, pid: u32, tid: u32) {
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     while std::time::Instant::now() < deadline {
-        let mut word: libc::c_long = 0;
-        // SAFETY: PEEKUSER of offset 0 into a local word.
-        let r = unsafe {
-            libc::ptrace(
-                libc::PTRACE_PEEKUSER,
-                tid as libc::pid_t,
-                0 as *mut libc::c_void,
-                &mut word as *mut libc::c_long,
-            )
-        };
-        if r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+        // PEEKUSER of offset 0: any request on a thread out of its stop fails.
+        if crate::freeze::ptrace(libc::PTRACE_PEEKUSER, tid, 0, 0) == Err(nix::errno::Errno::ESRCH)
+        {
             return;
         }
         std::thread::sleep(std::time::Duration::from_micros(100));

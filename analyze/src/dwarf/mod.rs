@@ -1456,6 +1456,14 @@ impl DwarfInfo {
         // Locals need the range and location lists: say why if they are
         // unreadable (the scan below then never meets the error).
         let lists = self.with_lists()?;
+        // A call that never returns can end the function: its return
+        // address is the next function's first byte, where this one has no
+        // locations. The frame never resumes, so its state is the call's.
+        let loc_pc = if (func.low_pc..func.high_pc).contains(&loc_pc) {
+            loc_pc
+        } else {
+            scope_pc
+        };
         self.scan_function(lists, unit, func, (scope_pc, loc_pc), inline_depth)
             .map_err(malformed(".debug_info", unit_off))
     }

@@ -155,7 +155,9 @@ pub fn write_value(out: &mut String, v: &Value) {
                 ",\"senders\":{senders:?},\"receivers\":{receivers:?}}}"
             );
         }
-        ValueKind::Interface { dyn_type, value } => match (dyn_type, value) {
+        ValueKind::Interface {
+            dyn_type, value, ..
+        } => match (dyn_type, value) {
             (None, _) => out.push_str("null"),
             (Some(t), v) => {
                 out.push_str("{\"$type\":");

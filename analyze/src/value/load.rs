@@ -493,6 +493,7 @@ impl<'p, 'a> Loader<'p, 'a> {
             return Ok(ValueKind::Interface {
                 dyn_type: None,
                 value: None,
+                pointer_data: false,
             });
         }
         let rtype = if empty {
@@ -514,9 +515,17 @@ impl<'p, 'a> Loader<'p, 'a> {
             None => reflect_name,
         };
         if recurse > self.cfg.max_recurse {
+            let pointer_data = match dwarf_type {
+                Some(dt) => matches!(prog.underlying(dt).1.kind, TypeKind::Pointer { .. }),
+                // abi.Type.Kind_ (low 5 bits) 22 is Pointer.
+                None => mem
+                    .read_u8(rtype.wrapping_add(23))
+                    .is_ok_and(|k| k & 0x1f == 22),
+            };
             return Ok(ValueKind::Interface {
                 dyn_type: Some(dyn_name),
                 value: None,
+                pointer_data,
             });
         }
         let direct = self.direct_iface(rtype);
@@ -535,6 +544,7 @@ impl<'p, 'a> Loader<'p, 'a> {
         Ok(ValueKind::Interface {
             dyn_type: Some(dyn_name),
             value: Some(Box::new(value)),
+            pointer_data: false,
         })
     }
 

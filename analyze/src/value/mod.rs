@@ -225,6 +225,10 @@ pub enum ValueKind {
         dyn_type: Option<String>,
         /// The dynamic value (not loaded beyond the recursion limit).
         value: Option<Box<Value>>,
+        /// Whether the dynamic type is a pointer: past the recursion limit
+        /// Delve elides such data (`...`) and shows other data by the
+        /// interface's own address.
+        pointer_data: bool,
     },
     /// A func value; `pc == 0` is nil.
     Func {

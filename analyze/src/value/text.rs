@@ -164,7 +164,11 @@ fn write_to(out: &mut String, v: &Value, flags: Flags, indent: &str) {
             }
             write_struct(out, v, fields, *total, flags, indent);
         }
-        ValueKind::Interface { dyn_type, value } => {
+        ValueKind::Interface {
+            dyn_type,
+            value,
+            pointer_data,
+        } => {
             let Some(dyn_type) = dyn_type else {
                 if flags.include_type {
                     let _ = write!(out, "{} nil", type_str(v));
@@ -177,7 +181,15 @@ fn write_to(out: &mut String, v: &Value, flags: Flags, indent: &str) {
                 if flags.include_type {
                     let _ = write!(out, "{}({dyn_type}) ", type_str(v));
                 }
-                out.push_str("...");
+                // Past the recursion limit Delve elides a pointer it did
+                // not follow, and shows other data by the interface's own
+                // address: `*(*"io/fs.FS")(0xc000123400)`.
+                if *pointer_data {
+                    out.push_str("...");
+                } else {
+                    out.push('*');
+                    addr_form(out, type_str(v), v.addr.unwrap_or(0), true);
+                }
                 return;
             };
             if flags.include_type {
