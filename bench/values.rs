@@ -18,8 +18,9 @@
 //!   thread, whose frames Delve counts from the thread's registers), each by
 //!   `goroutine G frame F locals` and `... args`.
 //!
-//! Each answer is one of: equal text; both refused (Delve says "Command
-//! failed", so does rdlv); different. Prints the counts, each difference on
+//! Each answer is one of: equal text; both refused (Delve names the failed
+//! command of its script, rdlv writes its error to stderr and answers
+//! nothing); different. Prints the counts, each difference on
 //! what Delve answered from memory by the reason rdlv differs on purpose
 //! (`delvecmp::delve_quirk`; "unexplained" is what the real-server test
 //! fails on), the first differences, and writes every difference to
@@ -186,9 +187,7 @@ fn main() -> Result<()> {
         if t == r || !delve_answered(t) {
             continue;
         }
-        let why = if delvecmp::suffix_shadowed(delvecmp::package_of(k), &a.packages)
-            && a.globals.contains(k)
-        {
+        let why = if delvecmp::suffix_shadowed(k, &a.names) && a.globals.contains(k) {
             Some(delvecmp::QUIRK_SUFFIX_PACKAGE)
         } else {
             delve_quirk(t, r)

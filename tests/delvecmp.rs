@@ -259,8 +259,8 @@ pub struct Answers {
     pub globals: Vec<String>,
     /// The frame listings asked about (keys: `goroutine G frame F locals`).
     pub frames: Vec<String>,
-    /// Packages with variables, for [`suffix_shadowed`].
-    pub packages: Vec<String>,
+    /// Every package variable rdlv lists, for [`suffix_shadowed`].
+    pub names: Vec<String>,
     /// Delve's answers by key.
     pub theirs: BTreeMap<String, String>,
     /// rdlv's answers by key.
@@ -289,9 +289,6 @@ pub fn ask_both(
         false,
     )?;
     let all = var_names(&listing);
-    let mut packages: Vec<String> = all.iter().map(|n| package_of(n).to_string()).collect();
-    packages.sort();
-    packages.dedup();
     let globals = sample(all.clone(), sample_n);
     let listing = run_for_stdout(
         Command::new(rdlv)
@@ -339,7 +336,7 @@ pub fn ask_both(
         package_variables: all.len(),
         globals,
         frames,
-        packages,
+        names: all,
         theirs: split_answers(&theirs),
         ours: split_answers(&ours),
         dlv_time,
@@ -347,23 +344,13 @@ pub fn ask_both(
     })
 }
 
-/// The package of a package variable's name (`net/http.DefaultClient` →
-/// `net/http`).
-pub fn package_of(name: &str) -> &str {
-    let from = name.rfind('/').map_or(0, |s| s + 1);
-    match name[from..].find('.') {
-        Some(dot) => &name[..from + dot],
-        None => name,
-    }
-}
-
-/// Whether Delve may answer `"P".X` for another package: it matches the
-/// quoted path as a suffix, so `"compress/flate"` also finds
-/// `github.com/klauspost/compress/flate` (and a vendored copy `vendor/P`).
-pub fn suffix_shadowed(package: &str, packages: &[String]) -> bool {
-    packages
-        .iter()
-        .any(|p| p != package && p.ends_with(&format!("/{package}")))
+/// Whether Delve may answer `"P".X` for package variable `name` (`P.X`)
+/// with another package's: it matches the quoted path as a suffix, so
+/// `"compress/flate".X` also finds `github.com/klauspost/compress/flate.X`
+/// (and a vendored copy `vendor/P.X`) when that variable exists.
+pub fn suffix_shadowed(name: &str, names: &[String]) -> bool {
+    let suffix = format!("/{name}");
+    names.iter().any(|n| n != name && n.ends_with(&suffix))
 }
 
 /// Why rdlv's `ours` differs from Delve's `theirs` on purpose, if it does,
@@ -384,9 +371,11 @@ pub fn delve_quirk(theirs: &str, ours: &str) -> Option<&'static str> {
         if normalize(a) == normalize(b) {
             continue;
         }
-        let reason = if b.ends_with("(unreadable part of the variable is optimized away)") {
+        let reason = if b.ends_with("(unreadable part of the variable is optimized away)")
+            && zero_filled(a)
+        {
             QUIRK_MISSING_PIECE
-        } else if b.contains("(unreadable corrupt slice header") {
+        } else if b.contains("(unreadable corrupt slice header") && impossible_header(a) {
             QUIRK_CORRUPT_HEADER
         } else if constants_aside(&normalize(a)) == constants_aside(&normalize(b)) {
             QUIRK_CONSTANT_NAME
@@ -445,6 +434,34 @@ pub const QUIRK_CONSTANT_NAME: &str = "several constants of the type share the v
 pub const QUIRK_SUFFIX_PACKAGE: &str = "another package's path ends with this one's \
      (`github.com/klauspost/compress/flate`, `vendor/golang.org/x/net/idna`): Delve matches a \
      quoted package path as a suffix and may answer for the other package";
+
+/// Whether Delve's line shows what filling a missing piece with zeros
+/// gives: a zero length or capacity, a nil, a zero, or a reason of its own.
+fn zero_filled(line: &str) -> bool {
+    ["len: 0", "cap: 0", "nil", "(unreadable "]
+        .iter()
+        .any(|z| line.contains(z))
+        || line.ends_with(" 0")
+        || line.ends_with(": 0,")
+        || line.ends_with(" = 0")
+}
+
+/// Whether Delve's line prints a slice header no slice has: `len: L, cap:
+/// C` with C below L, or a length beyond 2^40 elements.
+fn impossible_header(line: &str) -> bool {
+    let number = |key: &str| -> Option<u64> {
+        let at = line.find(key)? + key.len();
+        let digits: String = line[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    };
+    match (number("len: "), number("cap: ")) {
+        (Some(len), Some(cap)) => cap < len || len > 1 << 40,
+        _ => false,
+    }
+}
 
 /// `line` with each constant name before its value (`pkg.Name (42)`) as
 /// `CONST (42)`.
@@ -513,8 +530,6 @@ mod tests {
             expr_for("crypto/internal/entropy/v1%2e0%2e0._K"),
             "\"crypto/internal/entropy/v1.0.0\"._K"
         );
-        assert_eq!(package_of("net/http.DefaultClient"), "net/http");
-        assert_eq!(package_of("os.Args"), "os");
         let pkgs = [
             "compress/flate",
             "github.com/klauspost/compress/flate",
@@ -566,6 +581,22 @@ mod tests {
             ),
             Some(QUIRK_CORRUPT_HEADER),
             "Delve's expansion of the corrupt slice is skipped"
+        );
+        assert_eq!(
+            delve_quirk(
+                "T {\n\tcats: []int len: 9, cap: 9, [\n\t\t1,\n\t],\n\tn: 1,}",
+                "T {\n\tcats: (unreadable corrupt slice header: len 9 cap 9),\n\tn: 1,}"
+            ),
+            None,
+            "a header Delve shows as possible is no quirk"
+        );
+        assert_eq!(
+            delve_quirk(
+                "n = 3",
+                "n = (unreadable part of the variable is optimized away)"
+            ),
+            None,
+            "a value Delve reads with no zero is no quirk"
         );
         assert_eq!(
             delve_quirk(

@@ -50,7 +50,7 @@ fn nats_server_under_load_prints_as_delve() {
             continue;
         }
         let global = a.globals.contains(k);
-        let why = if global && delvecmp::suffix_shadowed(delvecmp::package_of(k), &a.packages) {
+        let why = if global && delvecmp::suffix_shadowed(k, &a.names) {
             Some(QUIRK_SUFFIX_PACKAGE)
         } else {
             delve_quirk(t, r)

@@ -32,8 +32,9 @@ pub struct LimitArgs {
     /// Most string bytes shown in text (Delve's max-string-len, default 64).
     #[arg(long, value_name = "N")]
     pub max_string_len: Option<u64>,
-    /// Most elements of an array, slice, map or channel shown in text
-    /// (max-array-values, default 64).
+    /// Most elements of an array, slice or map shown in text
+    /// (max-array-values, default 64). A channel's runtime fields are
+    /// shown with the defaults whatever this says, as Delve shows them.
     #[arg(long, value_name = "N")]
     pub max_array_values: Option<u64>,
     /// Nesting levels of structs and maps loaded in text (max-variable-recurse, default 1).
@@ -274,8 +275,9 @@ pub fn run_print(target: &Target, args: &PrintArgs, out: &mut dyn Write) -> anyh
     Ok(())
 }
 
-/// Goroutines Delve's `print` lists after a channel (receivers, then
-/// senders).
+/// Most goroutines Delve's `print` lists after a channel (receivers, then
+/// senders): it asks for 100 and its queue walk stops only once it holds
+/// more than that, so 101.
 const MAX_CHANNEL_WAITERS: usize = 101;
 
 /// What Delve's `print` writes after a channel: a blank line, `Goroutines
@@ -292,15 +294,18 @@ fn write_channel_waiters(
         return Ok(());
     }
     let rt = crate::runtime::Runtime::new(target)?;
-    for goid in receivers.iter().chain(senders).take(MAX_CHANNEL_WAITERS) {
-        match rt.goroutine(*goid) {
-            Ok(g) => writeln!(
-                out,
-                "  {}",
-                crate::present::goroutine::delve_goroutine_line(&rt, &g)
-            )?,
-            Err(e) => writeln!(out, "  Goroutine (unreadable {e})")?,
-        }
+    let ids: Vec<u64> = receivers
+        .iter()
+        .chain(senders)
+        .take(MAX_CHANNEL_WAITERS)
+        .copied()
+        .collect();
+    for g in rt.goroutines_by_id(&ids)? {
+        writeln!(
+            out,
+            "  {}",
+            crate::present::goroutine::delve_goroutine_line(&rt, &g)
+        )?;
     }
     Ok(())
 }
@@ -558,6 +563,11 @@ pub fn frame_locals_lines(target: &Target, goid: u64, frame: usize) -> anyhow::R
     let info = dwarf(target)?;
     let names = func_namer(target);
     let prog = program(target, &info, &names);
+    // One line each: a channel's hchan fields would not be shown.
+    let one_line = LoadConfig {
+        hchan_fields: false,
+        ..LoadConfig::delve_print()
+    };
     let (_, scope) = frame_variables(target, &prog, goid, frame)?;
     with_big_stack(|| {
         scope
@@ -566,7 +576,7 @@ pub fn frame_locals_lines(target: &Target, goid: u64, frame: usize) -> anyhow::R
                 format!(
                     "{} = {}",
                     v.display_name(),
-                    text::render_single_line(&load_var(&prog, v, LoadConfig::delve_print()))
+                    text::render_single_line(&load_var(&prog, v, one_line.clone()))
                 )
             })
             .collect()

@@ -1235,10 +1235,9 @@ impl DwarfInfo {
         self.types()?.type_by_runtime.get(&off).copied()
     }
 
-    /// A package variable by fully qualified name; scans the unit(s) of its
-    /// package first, every unit only when they do not hold it (a variable
-    /// another package defines by linkname: `runtime.iscgo` is in
-    /// `runtime/cgo`'s unit, `runtime.zeroVal` in the linker's).
+    /// A package variable by fully qualified name; scans only the unit(s)
+    /// of its package (see [`DwarfInfo::global_anywhere`] for variables
+    /// another unit defines).
     pub fn global(&self, name: &str) -> Option<&Global> {
         let units = self.units_for_name(name);
         if self.full.get().is_none() {
@@ -1259,6 +1258,14 @@ impl DwarfInfo {
         units
             .into_iter()
             .find_map(|u| self.unit_index(u).ok()?.globals.get(name))
+    }
+
+    /// [`DwarfInfo::global`], then every unit when its package's do not
+    /// hold it: a variable defined through another package's unit
+    /// (`runtime.iscgo` is in `runtime/cgo`'s, `runtime.zeroVal` in the
+    /// linker's). A miss builds the full arena; not for parallel code.
+    pub fn global_anywhere(&self, name: &str) -> Option<&Global> {
+        self.global(name)
             .or_else(|| self.all_globals_by_name().get(name))
     }
 

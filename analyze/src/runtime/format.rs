@@ -151,10 +151,10 @@ impl Runtime<'_> {
             LocationKind::User => g
                 .frames
                 .iter()
+                .enumerate()
                 .take(USER_LOCATION_DEPTH)
-                .position(|pf| !is_private_runtime(&pf.info.name))
-                .and_then(|phys| {
-                    let pf = g.frames.get(phys)?;
+                .filter(|(_, pf)| !is_private_runtime(&pf.info.name))
+                .find_map(|(phys, pf)| {
                     let lf = g.logical.iter().find(|lf| lf.phys == phys)?;
                     Some(Location {
                         pc: pf.pc,

@@ -161,6 +161,30 @@ impl Runtime<'_> {
         Ok(self.build_goroutine(g, &threads, fing_status))
     }
 
+    /// The goroutines with ids `goids` that are not dead, in the order of
+    /// `goids` (an id twice, twice; one not found, left out): one pass over
+    /// `allgs`, only these unwound.
+    pub fn goroutines_by_id(&self, goids: &[u64]) -> Result<Vec<Goroutine>> {
+        let wanted: std::collections::HashSet<u64> = goids.iter().copied().collect();
+        let addrs = self.all_g_addrs()?;
+        let found: std::collections::HashMap<u64, G> = addrs
+            .par_iter()
+            .filter_map(|&a| {
+                let g = self.read_g(a).ok()?;
+                (wanted.contains(&g.goid) && g.status() != G_DEAD).then_some((g.goid, g))
+            })
+            .collect();
+        let threads = self.thread_map();
+        let fing_status = self
+            .global("runtime.fingStatus")
+            .and_then(|a| self.mem().read_u32(a).ok());
+        Ok(goids
+            .iter()
+            .filter_map(|id| found.get(id))
+            .map(|g| self.build_goroutine(g.clone(), &threads, fing_status))
+            .collect())
+    }
+
     fn build_goroutine(&self, g: G, threads: &ThreadMap, fing_status: Option<u32>) -> Goroutine {
         let running_on = threads.running.get(&g.addr);
         let thread = if g.m != 0 {

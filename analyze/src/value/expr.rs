@@ -1425,7 +1425,7 @@ impl<'p, 'a> Evaluator<'p, 'a> {
     /// `github.com/nats-io/nats-server/v2/server.X`).
     fn find_global(&self, name: &str) -> Option<Result<Operand, EvalError>> {
         let d = self.prog.dwarf;
-        let g = d.global(name).or_else(|| {
+        let g = d.global_anywhere(name).or_else(|| {
             name.contains('.')
                 .then(|| {
                     let suffix = format!("/{name}");

@@ -121,10 +121,10 @@ pub struct FrameSlot {
 /// are looked up once; only their locations are evaluated per frame.
 pub struct FrameSlotFinder<'p> {
     prog: &'p Program<'p>,
-    /// Per (runtime PC, inline depth): the variables whose location is
+    /// Per (runtime PC, lookup PC, inline depth): the variables whose location is
     /// one address (no pieces: a value assembled from parts is in no one
     /// slot), with their names and sizes.
-    vars: HashMap<(u64, u32), Vec<SlotVariable>>,
+    vars: HashMap<(u64, u64, u32), Vec<SlotVariable>>,
 }
 
 /// A variable [`FrameSlotFinder`] may find in memory: the DWARF variable,
@@ -156,31 +156,34 @@ impl<'p> FrameSlotFinder<'p> {
         let prog = self.prog;
         let link_pc = sym_pc.wrapping_sub(prog.bias);
         let loc_pc = pc.wrapping_sub(prog.bias);
-        let vars = self.vars.entry((pc, inline_depth)).or_insert_with(|| {
-            let encoding = prog
-                .dwarf
-                .function_at(link_pc)
-                .and_then(|f| prog.dwarf.encoding_of(f));
-            let Some(encoding) = encoding else {
-                return Vec::new();
-            };
-            prog.dwarf
-                .frame_variables_inlined(link_pc, loc_pc, inline_depth)
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|v| {
-                    v.location
-                        .as_ref()
-                        .is_some_and(|e| !has_pieces(e, encoding))
-                })
-                .filter_map(|v| {
-                    let name = v.name.strip_prefix('&').filter(|n| !n.is_empty());
-                    let name = name.unwrap_or(&v.name).to_string();
-                    let size = prog.underlying(v.ty).1.size.max(1);
-                    (name != ".dict").then_some((v, name, size))
-                })
-                .collect()
-        });
+        let vars = self
+            .vars
+            .entry((pc, sym_pc, inline_depth))
+            .or_insert_with(|| {
+                let encoding = prog
+                    .dwarf
+                    .function_at(link_pc)
+                    .and_then(|f| prog.dwarf.encoding_of(f));
+                let Some(encoding) = encoding else {
+                    return Vec::new();
+                };
+                prog.dwarf
+                    .frame_variables_inlined(link_pc, loc_pc, inline_depth)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|v| {
+                        v.location
+                            .as_ref()
+                            .is_some_and(|e| !has_pieces(e, encoding))
+                    })
+                    .filter_map(|v| {
+                        let name = v.name.strip_prefix('&').filter(|n| !n.is_empty());
+                        let name = name.unwrap_or(&v.name).to_string();
+                        let size = prog.underlying(v.ty).1.size.max(1);
+                        (name != ".dict").then_some((v, name, size))
+                    })
+                    .collect()
+            });
         let regs = RegisterSet::none();
         located_variables(prog, vars.iter().map(|(v, _, _)| v), link_pc, cfa, &regs)
             .into_iter()

@@ -60,8 +60,8 @@ pub const MAX_TOTAL_STRING_BYTES: u64 = 64 << 20;
 /// Linux never maps memory below this address (`vm.mmap_min_addr`).
 const MIN_MAPPABLE: u64 = 0x10000;
 
-/// The reason a func value is unreadable when its code pointer `pc` starts
-/// no function (Delve's words): the closure it points at is not one, as
+/// The reason a func value is unreadable when its code pointer `pc` lies
+/// in no function (Delve's words): the closure it points at is not one, as
 /// when a dead stack slot still holds a pointer to a freed closure.
 fn no_function(pc: u64) -> String {
     format!("could not find function for {pc:#x}")

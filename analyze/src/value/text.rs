@@ -5,9 +5,12 @@
 //!
 //! The text is Delve's, character for character, wherever Delve reads the
 //! value from memory (the end-to-end tests compare them on the corpus and
-//! on real servers); where rdlv differs on purpose it is because Delve's
-//! text would be wrong (a missing piece printed as zero) or depends on its
-//! session (the fake addresses of values held in registers).
+//! on a real server). Where rdlv differs on purpose, Delve's text would be
+//! wrong (a missing piece printed as zero, an impossible slice header
+//! printed as a slice), depends on Delve's session (the fake addresses of
+//! values held in registers) or on an unstable sort (which of several
+//! constants of equal value names it), or Delve cannot say (a dynamic type
+//! without DWARF); `rdlv_e2e::delvecmp` lists these with their reasons.
 
 use std::fmt::Write as _;
 
