@@ -389,7 +389,7 @@ pub fn delve_quirk(theirs: &str, ours: &str) -> Option<&'static str> {
             let at = [l.find(": "), l.find(" = ")].into_iter().flatten().min();
             at.map(|at| l[..at].to_string())
         };
-        if name(a) != name(b) {
+        if reason != QUIRK_CONSTANT_NAME && name(a) != name(b) {
             return None;
         }
         let indent = |l: &str| l.len() - l.trim_start_matches('\t').len();
@@ -560,6 +560,14 @@ mod tests {
                 "github.com/x/y.pruneTime (1000000000)"
             ),
             Some(QUIRK_CONSTANT_NAME)
+        );
+        assert_eq!(
+            delve_quirk(
+                "map[T]*E [\n\tStringEscape (3109): (*E)(0x10), \n]",
+                "map[T]*E [\n\tLiteralStringEscape (3109): (*E)(0x10), \n]"
+            ),
+            Some(QUIRK_CONSTANT_NAME),
+            "a constant as a map key"
         );
         assert_eq!(
             delve_quirk("x.A (1)", "x.B (2)"),
