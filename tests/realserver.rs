@@ -80,9 +80,11 @@ impl Drop for Server {
     }
 }
 
-/// Builds `package@version` once into target/bench-bin as `name`.
+/// Builds `package@version` once into target/bench-bin/VERSION as `name`
+/// (a version of its own directory, so that a bump builds anew).
 fn go_install(package: &str, name: &str) -> Result<PathBuf> {
-    let bin_dir = root().join("target/bench-bin");
+    let version = package.rsplit_once('@').map_or("latest", |(_, v)| v);
+    let bin_dir = root().join("target/bench-bin").join(version);
     let bin = bin_dir.join(name);
     if bin.exists() {
         return Ok(bin);
