@@ -666,6 +666,93 @@ impl Binary {
     }
 }
 
+/// Loaded sections whose bytes may differ between builds of the same code:
+/// the build id notes and the build settings (`-ldflags`, VCS stamps).
+const BUILD_METADATA_SECTIONS: [&str; 3] =
+    [".note.go.buildid", ".note.gnu.build-id", ".go.buildinfo"];
+
+/// How two executables' loaded images compare ([`compare_loaded`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadedComparison {
+    /// Every loaded section but the build metadata has the same name,
+    /// address, size and bytes: the same code and data.
+    Same {
+        /// The sections compared byte for byte.
+        sections: usize,
+        /// Their bytes in all.
+        bytes: u64,
+    },
+    /// The first difference in address order.
+    Differs {
+        /// The section it is in (in the first executable, else the second).
+        section: String,
+        /// Its link-time address.
+        addr: u64,
+        /// What differs there.
+        what: String,
+    },
+}
+
+/// Compares the loaded (SHF_ALLOC) sections of `a` and `b`, all but
+/// [`BUILD_METADATA_SECTIONS`]: names, addresses, sizes and bytes (for
+/// SHT_NOBITS sections, names, addresses and sizes). A section present in
+/// one only, or whose bytes cannot be read, is a difference.
+pub fn compare_loaded(a: &Binary, b: &Binary) -> LoadedComparison {
+    let loaded = |bin: &Binary| -> Vec<Section> {
+        let mut v: Vec<Section> = bin
+            .sections()
+            .iter()
+            .filter(|s| s.flags & elf::SHF_ALLOC.0 != 0)
+            .filter(|s| !BUILD_METADATA_SECTIONS.contains(&s.name.as_str()))
+            .cloned()
+            .collect();
+        v.sort_by_key(|s| (s.addr, s.name.clone()));
+        v
+    };
+    let (sa, sb) = (loaded(a), loaded(b));
+    let (mut sections, mut bytes) = (0, 0u64);
+    let differs = |s: &Section, what: String| LoadedComparison::Differs {
+        section: s.name.clone(),
+        addr: s.addr,
+        what,
+    };
+    for x in &sa {
+        let Some(y) = sb.iter().find(|y| y.name == x.name) else {
+            return differs(x, "no such section in the other executable".into());
+        };
+        if (x.addr, x.size) != (y.addr, y.size) {
+            return differs(
+                x,
+                format!(
+                    "at {:#x}, {:#x} bytes, against {:#x}, {:#x} bytes",
+                    x.addr, x.size, y.addr, y.size
+                ),
+            );
+        }
+        if x.sh_type == elf::SHT_NOBITS.0 {
+            continue;
+        }
+        let (Some((_, bx)), Some((_, by))) = (a.section(&x.name), b.section(&y.name)) else {
+            return differs(x, "its bytes cannot be read".into());
+        };
+        if let Some(off) = bx.iter().zip(by.iter()).position(|(p, q)| p != q) {
+            return LoadedComparison::Differs {
+                section: x.name.clone(),
+                addr: x.addr.wrapping_add(off as u64),
+                what: "the bytes differ".into(),
+            };
+        }
+        if bx.len() != by.len() {
+            return differs(x, "its bytes differ in length".into());
+        }
+        sections += 1;
+        bytes += bx.len() as u64;
+    }
+    if let Some(y) = sb.iter().find(|y| !sa.iter().any(|x| x.name == y.name)) {
+        return differs(y, "no such section in the captured executable".into());
+    }
+    LoadedComparison::Same { sections, bytes }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

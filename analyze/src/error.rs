@@ -43,7 +43,7 @@ pub enum AnalyzeError {
     #[error(transparent)]
     HeapLayout(crate::heap::layout::HeapLayoutError),
     /// The executable does not belong to the snapshot.
-    #[error("{exe} is not the binary this snapshot was taken from: {id} build id {got} != {want} recorded at capture")]
+    #[error("{exe} is not the binary this snapshot was taken from: {id} build id {got} != {want} recorded at capture{compared}")]
     Mismatch {
         /// Which executable: a path given with `--exe`, or "the embedded executable".
         exe: String,
@@ -53,6 +53,9 @@ pub enum AnalyzeError {
         got: String,
         /// The build id recorded at capture.
         want: String,
+        /// What comparing it with the captured executable found (`; …`,
+        /// or empty when there was nothing to compare with).
+        compared: String,
     },
     /// Memory of the target is inconsistent with what the runtime model expects.
     #[error(transparent)]

@@ -49,12 +49,16 @@ pub struct Session {
     /// When set (by [`Session::record_reads`]), every read of target memory
     /// is logged here before it is answered: what `rdlv redact` keeps.
     read_log: Option<ReadLog>,
+    /// See [`Session::exe_note`].
+    exe_note: Option<String>,
 }
 
 impl Session {
     /// Opens `snapshot_path`. The executable is the one embedded in the
     /// snapshot, or `exe` (e.g. an unstripped twin of a stripped binary),
-    /// which must have the same build id.
+    /// which must have the same build ids or, failing that, the same bytes
+    /// in every loaded section but the build metadata as the executable
+    /// embedded in the snapshot ([`Session::exe_note`] then says so).
     pub fn open(snapshot_path: &Path, exe: Option<&Path>) -> Result<Session> {
         let snapshot = crate::keys::open_snapshot(snapshot_path)?;
         let image = match exe {
@@ -72,7 +76,7 @@ impl Session {
         let image = Arc::new(image);
         let binary = Binary::from_image(Arc::clone(&image))
             .map_err(|e| image.damage().map_or(e, AnalyzeError::from))?;
-        Self::check_same_build(&snapshot, &binary, exe)?;
+        let exe_note = Self::check_same_build(&snapshot, &binary, exe)?;
         let at_entry = snapshot
             .metadata()
             .auxv
@@ -112,30 +116,81 @@ impl Session {
             exe_ranges,
             zero_fill,
             read_log: None,
+            exe_note,
         })
     }
 
-    fn check_same_build(snapshot: &Snapshot, binary: &Binary, exe: Option<&Path>) -> Result<()> {
+    /// Whether `binary` is the executable the snapshot was taken from: its
+    /// build ids are the ones recorded at capture, or (an `--exe` whose
+    /// build id differs) every loaded section but the build metadata is
+    /// byte for byte the captured executable's. Returns what was compared
+    /// in the second case; the mismatch error says where the two differ.
+    fn check_same_build(
+        snapshot: &Snapshot,
+        binary: &Binary,
+        exe: Option<&Path>,
+    ) -> Result<Option<String>> {
         let process = &snapshot.metadata().process;
-        let mismatch = |id, got: &str, want: &str| AnalyzeError::Mismatch {
-            exe: exe
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "the embedded executable".to_string()),
-            id,
-            got: got.to_string(),
-            want: want.to_string(),
+        let name = exe
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the embedded executable".to_string());
+        let ids = [
+            (BuildIdKind::Go, &process.go_build_id, binary.go_build_id()),
+            (
+                BuildIdKind::Gnu,
+                &process.gnu_build_id,
+                binary.gnu_build_id(),
+            ),
+        ];
+        let Some((id, want, got)) = ids
+            .into_iter()
+            .find_map(|(id, want, got)| match (want, got) {
+                (Some(want), Some(got)) if want != got => Some((id, want.clone(), got.to_string())),
+                _ => None,
+            })
+        else {
+            return Ok(None);
         };
-        if let (Some(want), Some(got)) = (&process.go_build_id, binary.go_build_id()) {
-            if want != got {
-                return Err(mismatch(BuildIdKind::Go, got, want));
-            }
+        let mismatch = |compared: String| AnalyzeError::Mismatch {
+            exe: name.clone(),
+            id,
+            got: got.clone(),
+            want: want.clone(),
+            compared,
+        };
+        // Another build of the same code (another -buildid, VCS stamp)
+        // differs only in its build metadata: compare with the captured
+        // executable, when the snapshot holds it.
+        let captured = match (exe, snapshot.embedded_image(FileRole::Executable)) {
+            (Some(_), Ok(Some(image))) => Binary::from_image(Arc::new(image)).ok(),
+            _ => None,
+        };
+        let Some(captured) = captured else {
+            return Err(mismatch(String::new()));
+        };
+        match crate::binary::compare_loaded(&captured, binary) {
+            crate::binary::LoadedComparison::Same { sections, bytes } => Ok(Some(format!(
+                "{name} has another {id} build id than the captured executable, \
+                 but its {sections} loaded sections ({bytes} bytes, all but the build \
+                 id notes and .go.buildinfo) are the captured executable's, byte for byte"
+            ))),
+            crate::binary::LoadedComparison::Differs {
+                section,
+                addr,
+                what,
+            } => Err(mismatch(format!(
+                "; compared with the executable in the snapshot, the first \
+                     difference is at {addr:#x} in {section} ({what}): another build, \
+                     not the same code (a build with other -ldflags, such as -s -w, \
+                     moves what follows its build settings)"
+            ))),
         }
-        if let (Some(want), Some(got)) = (&process.gnu_build_id, binary.gnu_build_id()) {
-            if want != got {
-                return Err(mismatch(BuildIdKind::Gnu, got, want));
-            }
-        }
-        Ok(())
+    }
+
+    /// When `--exe` was accepted on a comparison of its contents with the
+    /// captured executable (their build ids differ): what was compared.
+    pub fn exe_note(&self) -> Option<&str> {
+        self.exe_note.as_deref()
     }
 
     /// The snapshot.

@@ -1285,3 +1285,64 @@ fn completion_scripts_and_man_pages_come_from_the_definitions() {
         "{goroutines}"
     );
 }
+
+/// `--exe` whose build id differs from the one recorded at capture is
+/// compared with the executable in the snapshot. A copy whose Go build id
+/// alone is changed (another build of the same code, every loaded section
+/// byte for byte) is accepted, and stderr says what was compared. A build
+/// of the same source without `-ldflags=-s -w`, given for a capture of the
+/// `-s -w` build, is refused with the address of the first difference: the
+/// build settings it records move what follows them.
+#[test]
+fn exe_with_another_build_id_is_compared_with_the_captured_executable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = Target::start("parked", DEFAULT_GO, Variant::Default, &[]);
+    let snap = target.capture(&[]);
+    let path = snap.path().to_str().expect("utf-8");
+    let info = rdlv(&["info", path, "--format", "json"]);
+    assert_exit(&info, 0, "info");
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).expect("info json");
+    let id = info["process"]["go_build_id"]
+        .as_str()
+        .expect("a Go build id recorded at capture")
+        .to_string();
+    let mut bytes = std::fs::read(target.binary()).expect("read the binary");
+    let at = bytes
+        .windows(id.len())
+        .position(|w| w == id.as_bytes())
+        .expect("the build id in the binary");
+    let last = at + id.len() - 1;
+    bytes[last] = if bytes[last] == b'x' { b'y' } else { b'x' };
+    let twin = dir.path().join("twin");
+    std::fs::write(&twin, &bytes).expect("write the twin");
+    let twin = twin.to_str().expect("utf-8");
+    let plain = rdlv(&["goroutines", path]);
+    assert_exit(&plain, 0, "goroutines");
+    let out = rdlv(&["--exe", twin, "goroutines", path]);
+    assert_exit(&out, 0, "goroutines with a twin of another build id");
+    assert_eq!(
+        stdout(&out),
+        stdout(&plain),
+        "the twin answers as the binary"
+    );
+    assert!(
+        stderr(&out).contains("byte for byte") && stderr(&out).contains("loaded sections"),
+        "{}",
+        describe_output("twin accepted", &out)
+    );
+
+    let stripped = Target::start("parked", DEFAULT_GO, Variant::Stripped, &[]);
+    let snap = stripped.capture(&[]);
+    let path = snap.path().to_str().expect("utf-8");
+    let unstripped = rdlv_e2e::build_corpus("parked", DEFAULT_GO, Variant::Default);
+    let unstripped = unstripped.to_str().expect("utf-8");
+    let out = rdlv(&["--exe", unstripped, "goroutines", path]);
+    assert_exit(&out, 3, "goroutines with the build without -s -w");
+    let err = stderr(&out);
+    assert!(
+        err.contains("is not the binary this snapshot was taken from")
+            && err.contains("the first difference is at 0x"),
+        "{}",
+        describe_output("-s -w twin refused", &out)
+    );
+}

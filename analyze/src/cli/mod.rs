@@ -75,7 +75,8 @@ pub const EXIT_INTERNAL: i32 = 101;
 )]
 pub struct Cli {
     /// Executable to analyze with instead of the one embedded in the snapshot
-    /// (e.g. an unstripped twin of a stripped binary); must have the same build id.
+    /// (e.g. an unstripped twin of a stripped binary): the same build id, or
+    /// every loaded section the captured executable's byte for byte.
     #[arg(long, global = true, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     pub exe: Option<PathBuf>,
     /// Private key that opens a snapshot `rdlv-snap --encrypt-to` encrypted:
@@ -323,8 +324,12 @@ fn install_panic_hook() {
 /// Opens a snapshot and its executable, mapping failures to a message that
 /// names the file.
 pub fn open_target(snap: &Path, exe: Option<&Path>) -> anyhow::Result<Target> {
-    let target = Target::open(snap, exe);
-    target.with_context(|| format!("cannot open snapshot {}", snap.display()))
+    let target = Target::open(snap, exe)
+        .with_context(|| format!("cannot open snapshot {}", snap.display()))?;
+    if let Some(note) = target.exe_note() {
+        eprintln!("rdlv: {note}");
+    }
+    Ok(target)
 }
 
 /// Opens only the snapshot container (no executable): enough for `info` and `verify`.
@@ -547,6 +552,7 @@ mod tests {
                 id: BuildIdKind::Go,
                 got: "a".into(),
                 want: "b".into(),
+                compared: String::new(),
             },
             AnalyzeError::from(Corrupt::Count {
                 what: "runtime.allglen",
