@@ -35,19 +35,25 @@ pub fn hit(name: &str) {
     }
 }
 
+/// The name failpoints give injected syscall `nr`, if it has one.
+fn syscall_name(nr: u64) -> Option<&'static str> {
+    match nr {
+        SYS_USERFAULTFD => Some("userfaultfd"),
+        SYS_CLOSE => Some("close"),
+        SYS_CLONE => Some("clone"),
+        SYS_WAIT4 => Some("wait4"),
+        _ => None,
+    }
+}
+
 /// The failpoint name of an injected syscall, `before-…` or `after-…`.
 pub fn hit_injected(when: &str, nr: u64) {
     if armed().is_none() {
         return;
     }
-    let name = match nr {
-        SYS_USERFAULTFD => "userfaultfd",
-        SYS_CLOSE => "close",
-        SYS_CLONE => "clone",
-        SYS_WAIT4 => "wait4",
-        _ => return,
-    };
-    hit(&format!("{when}-{name}"));
+    if let Some(name) = syscall_name(nr) {
+        hit(&format!("{when}-{name}"));
+    }
 }
 
 /// With `target-killed-before-SYSCALL` armed: kills process `pid`
@@ -58,14 +64,8 @@ pub fn kill_target_before_injection(nr: u64, pid: u32, tid: u32) {
     let Some(armed) = armed() else {
         return;
     };
-    let name = match nr {
-        SYS_USERFAULTFD => "userfaultfd",
-        SYS_CLOSE => "close",
-        SYS_CLONE => "clone",
-        SYS_WAIT4 => "wait4",
-        _ => return,
-    };
-    if armed.strip_prefix("target-killed-before-") != Some(name) {
+    if syscall_name(nr).is_none() || armed.strip_prefix("target-killed-before-") != syscall_name(nr)
+    {
         return;
     }
     // SAFETY: kill(2) of the target, which this failpoint exists to do.
