@@ -710,6 +710,14 @@ pub fn compare_loaded(a: &Binary, b: &Binary) -> LoadedComparison {
         v
     };
     let (sa, sb) = (loaded(a), loaded(b));
+    // By name: a hostile header table may list many sections.
+    let by_name = |v: &[Section]| -> HashMap<String, usize> {
+        v.iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect()
+    };
+    let (names_a, names_b) = (by_name(&sa), by_name(&sb));
     let (mut sections, mut bytes) = (0, 0u64);
     let differs = |s: &Section, what: String| LoadedComparison::Differs {
         section: s.name.clone(),
@@ -717,7 +725,7 @@ pub fn compare_loaded(a: &Binary, b: &Binary) -> LoadedComparison {
         what,
     };
     for x in &sa {
-        let Some(y) = sb.iter().find(|y| y.name == x.name) else {
+        let Some(y) = names_b.get(&x.name).and_then(|&i| sb.get(i)) else {
             return differs(x, "no such section in the other executable".into());
         };
         if (x.addr, x.size) != (y.addr, y.size) {
@@ -748,7 +756,7 @@ pub fn compare_loaded(a: &Binary, b: &Binary) -> LoadedComparison {
         sections += 1;
         bytes += bx.len() as u64;
     }
-    if let Some(y) = sb.iter().find(|y| !sa.iter().any(|x| x.name == y.name)) {
+    if let Some(y) = sb.iter().find(|y| !names_a.contains_key(&y.name)) {
         return differs(y, "no such section in the captured executable".into());
     }
     LoadedComparison::Same { sections, bytes }
