@@ -15,7 +15,8 @@
 //!   (`--sample N`, or `--all`), each by `print NAME`;
 //! - the frames of goroutines sampled evenly from `rdlv goroutines`
 //!   (`--goroutines N`, at most `delvecmp::MAX_FRAMES` frames each; not those on a
-//!   thread, whose frames Delve counts from the thread's registers), each by
+//!   thread or in a system call, whose frames Delve counts from the thread's
+//!   registers), each by
 //!   `goroutine G frame F locals` and `... args`.
 //!
 //! Each answer is one of: equal text; both refused (Delve names the failed

@@ -172,13 +172,15 @@ impl Comparison {
     }
 }
 
-/// `(goroutine, frame)` pairs: `n` goroutines not on a thread taken evenly
+/// `(goroutine, frame)` pairs: `n` goroutines not on a thread and not in a
+/// system call taken evenly
 /// from `rdlv goroutines --format json` output, and up to [`MAX_FRAMES`] of
 /// each one's frames.
 pub fn sample_frames(json: &str, n: usize) -> std::io::Result<Vec<(u64, usize)>> {
     #[derive(serde::Deserialize)]
     struct G {
         id: u64,
+        status: String,
         thread: Option<u64>,
         frames: Vec<serde::de::IgnoredAny>,
     }
@@ -187,7 +189,10 @@ pub fn sample_frames(json: &str, n: usize) -> std::io::Result<Vec<(u64, usize)>>
     // On a thread, Delve walks the thread's registers (from `runtime.futex`
     // of a blocking syscall) where rdlv, as the runtime's traceback does,
     // walks the goroutine's saved state: frame N is not the same frame.
-    gs.retain(|g| g.thread.is_none());
+    // A goroutine in a system call holds a thread too, even at an instant
+    // when its M is between the two (exitsyscall's slow path drops it),
+    // and Delve may walk that thread.
+    gs.retain(|g| g.thread.is_none() && g.status != "syscall");
     let step = (gs.len() as f64 / n.max(1) as f64).max(1.0);
     let mut out = Vec::new();
     for i in 0..n.min(gs.len()) {
