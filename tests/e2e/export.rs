@@ -496,23 +496,6 @@ fn dlv_path() -> PathBuf {
     p
 }
 
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Runs Delve on a core with `commands` (then `exit`); returns stdout.
 fn dlv_core(exe: &Path, core: &Path, commands: &[String]) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -531,7 +514,7 @@ fn dlv_core(exe: &Path, core: &Path, commands: &[String]) -> String {
         .stdin(Stdio::null())
         .output()
         .expect("spawn dlv");
-    let text = strip_ansi(&String::from_utf8_lossy(&out.stdout));
+    let text = rdlv_e2e::realserver::strip_ansi(&String::from_utf8_lossy(&out.stdout));
     assert!(
         text.contains("Goroutine") || !commands.iter().any(|c| c.starts_with("goroutines")),
         "{}",
